@@ -1,0 +1,28 @@
+//! The shared vocabulary of the mesh-* crates.
+//!
+//! Every mesh-* layer crate (`mesh-balance`, `mesh-retry`, `mesh-tls`, `mesh-observe`) speaks through
+//! this crate, so that they compose without depending on each other:
+//!
+//! - [`Endpoint`] and [`Locality`]: where a request can go, its weight, its zone, the identity it
+//!   must prove;
+//! - [`classify`]: one outcome classification on top of `tower_http::classify`, used alike by circuit
+//!   breakers, retries, outlier ejection and metrics;
+//! - [`error`]: one opaque type per failure ([`error::Timeout`], [`error::NoEndpoints`] …), a cause-chain
+//!   helper, and the layer that maps failures to HTTP and gRPC responses at a proxy edge;
+//! - [`Body`]: the boxed body type used where bodies of different kinds meet;
+//! - [`client`] and [`server`]: HTTP/1.1 and HTTP/2 plumbing on hyper, generic over the transport
+//!   (plain TCP here, TLS from `mesh-tls`);
+//! - [`proxy`]: header rules for forwarding a request (hop-by-hop removal, authority rewrite,
+//!   `Forwarded` / `Via`).
+
+pub mod body;
+pub mod classify;
+pub mod client;
+pub mod endpoint;
+pub mod error;
+pub mod proxy;
+pub mod server;
+
+pub use body::Body;
+pub use endpoint::{Endpoint, EndpointKey, Identity, Locality, Proximity, Weight};
+pub use error::{BoxError, is_caused_by};
