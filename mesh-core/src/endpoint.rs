@@ -379,7 +379,13 @@ mod tests {
     fn identity_outline() {
         assert!(Identity::new("spiffe://td/ns/a").is_ok());
         assert!(Identity::new("SPIFFE://td").is_ok());
-        for bad in ["", "spiffe://", "spiffe:///path", "https://td/x", "spiffe:/"] {
+        for bad in [
+            "",
+            "spiffe://",
+            "spiffe:///path",
+            "https://td/x",
+            "spiffe:/",
+        ] {
             assert!(
                 matches!(Identity::new(bad), Err(InvalidEndpoint::Identity { .. })),
                 "{bad:?}"
@@ -394,15 +400,30 @@ mod tests {
     #[test]
     fn proximity_levels() {
         let local = Locality::new("r1", "z1", "s1");
-        assert_eq!(local.proximity(&Locality::new("r1", "z1", "s1")), Proximity::Subzone);
-        assert_eq!(local.proximity(&Locality::new("r1", "z1", "s2")), Proximity::Zone);
-        assert_eq!(local.proximity(&Locality::new("r1", "z2", "s1")), Proximity::Region);
-        assert_eq!(local.proximity(&Locality::new("r2", "z1", "s1")), Proximity::Any);
+        assert_eq!(
+            local.proximity(&Locality::new("r1", "z1", "s1")),
+            Proximity::Subzone
+        );
+        assert_eq!(
+            local.proximity(&Locality::new("r1", "z1", "s2")),
+            Proximity::Zone
+        );
+        assert_eq!(
+            local.proximity(&Locality::new("r1", "z2", "s1")),
+            Proximity::Region
+        );
+        assert_eq!(
+            local.proximity(&Locality::new("r2", "z1", "s1")),
+            Proximity::Any
+        );
         // Unknown levels never match each other.
         let unknown = Locality::default();
         assert_eq!(unknown.proximity(&Locality::default()), Proximity::Any);
         let no_zone = Locality::new("r1", "", "");
-        assert_eq!(no_zone.proximity(&Locality::new("r1", "", "")), Proximity::Region);
+        assert_eq!(
+            no_zone.proximity(&Locality::new("r1", "", "")),
+            Proximity::Region
+        );
     }
 
     #[test]

@@ -23,10 +23,10 @@ pub use failures::{
     BudgetExhausted, CircuitOpen, ConnectError, NoEndpoints, Overloaded, RateLimited, Timeout,
     Unauthorized, UpstreamError,
 };
-// pub use response::{
-//    ErrorResponse, ErrorResponseFuture, ErrorResponseLayer, FailureResponse, MESH_ERROR_HEADER,
-//    classify_failure,
-// };
+pub use response::{
+    ErrorResponse, ErrorResponseFuture, ErrorResponseLayer, FailureResponse, MESH_ERROR_HEADER,
+    classify_failure,
+};
 
 /// The boxed error every mesh layer returns, as in tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -35,7 +35,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// Mesh layers box their failures, and outer layers may wrap them (a [`ConnectError`] caused by a
 /// [`Timeout`], say), so `err.is::<T>()` only sees the outermost one; this looks at all of them.
-pub fn is_caused_by<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+pub fn is_caused_by<T: std::error::Error + 'static>(
+    err: &(dyn std::error::Error + 'static),
+) -> bool {
     find_cause::<T>(err).is_some()
 }
 

@@ -1,1 +1,343 @@
-//! Work in progress.
+//! The error-to-response layer for proxy edges.
+//!
+//! A proxy cannot return a Rust error to its client; it must answer. [`ErrorResponseLayer`] sits at the
+//! outermost edge and turns every error of the stack below it into a response, by the first failure
+//! type found in the error's cause chain (outermost first):
+//!
+//! | failure              | HTTP status | `grpc-status`           | `mesh-error`       |
+//! |----------------------|-------------|-------------------------|--------------------|
+//! | [`CircuitOpen`]      | 503         | 14 `UNAVAILABLE`        | `circuit-open`     |
+//! | [`NoEndpoints`]      | 503         | 14 `UNAVAILABLE`        | `no-endpoints`     |
+//! | [`BudgetExhausted`]  | 503         | 14 `UNAVAILABLE`        | `budget-exhausted` |
+//! | [`Overloaded`]       | 503         | 14 `UNAVAILABLE`        | `overloaded`       |
+//! | [`Timeout`]          | 504         | 4 `DEADLINE_EXCEEDED`   | `timeout`          |
+//! | [`Unauthorized`]     | 403         | 7 `PERMISSION_DENIED`   | `unauthorized`     |
+//! | [`RateLimited`]      | 429         | 8 `RESOURCE_EXHAUSTED`  | `rate-limited`     |
+//! | [`ConnectError`]     | 502         | 14 `UNAVAILABLE`        | `connect-failed`   |
+//! | [`UpstreamError`]    | 502         | 14 `UNAVAILABLE`        | `upstream-failed`  |
+//! | anything else        | 500         | 13 `INTERNAL`           | `internal`         |
+//!
+//! A [`ConnectError`] caused by a [`Timeout`] is a `connect-failed` 502, not a 504: the outer type
+//! says what the request experienced (it never reached an endpoint).
+//!
+//! When the failure carries a delay ([`RateLimited`], [`Overloaded`]), HTTP responses get
+//! `Retry-After` (whole seconds, rounded up) and gRPC responses `grpc-retry-pushback-ms`.
+//!
+//! Requests whose `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
+//! 200 with `content-type: application/grpc`, `grpc-status` and `grpc-message` in the headers, as gRPC
+//! clients expect. Everyone else gets the status above with a one-line `text/plain` body naming the
+//! cause. Neither ever carries the error's own text (which may name internal hosts or certificates):
+//! only the short cause name leaves the process. The full error is logged at `debug` level.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use pin_project::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{
+    BoxError, BudgetExhausted, CircuitOpen, ConnectError, NoEndpoints, Overloaded, RateLimited,
+    Timeout, Unauthorized, UpstreamError,
+};
+use crate::body::Body;
+
+/// The header that names the cause of a response the mesh produced itself.
+pub const MESH_ERROR_HEADER: HeaderName = HeaderName::from_static("mesh-error");
+
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+const GRPC_PUSHBACK: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
+
+/// What one failure becomes at a proxy edge; see the [module docs](self) for the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureResponse {
+    status: StatusCode,
+    grpc_status: u16,
+    cause: &'static str,
+    retry_after: Option<Duration>,
+}
+
+impl FailureResponse {
+    const fn new(status: StatusCode, grpc_status: u16, cause: &'static str) -> Self {
+        Self {
+            status,
+            grpc_status,
+            cause,
+            retry_after: None,
+        }
+    }
+
+    /// The HTTP status for plain HTTP requests.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The gRPC status code for gRPC requests.
+    pub fn grpc_status(&self) -> u16 {
+        self.grpc_status
+    }
+
+    /// The short, stable cause name sent in the `mesh-error` header.
+    pub fn cause(&self) -> &'static str {
+        self.cause
+    }
+
+    /// The delay the client is told to wait, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Builds the response: a trailers-only gRPC answer when `grpc` is true, else a plain one.
+    pub fn into_response(self, grpc: bool) -> Response<Body> {
+        let cause = HeaderValue::from_static(self.cause);
+        let mut response = if grpc {
+            let mut res = Response::new(Body::empty());
+            let headers = res.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_status));
+            // Cause names are plain tokens, so they need no percent-encoding as a grpc-message.
+            headers.insert(GRPC_MESSAGE, cause.clone());
+            if let Some(delay) = self.retry_after {
+                let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                headers.insert(GRPC_PUSHBACK, HeaderValue::from(ms));
+            }
+            res
+        } else {
+            let mut res = Response::new(Body::from(format!("{}\n", self.cause)));
+            *res.status_mut() = self.status;
+            let headers = res.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            if let Some(delay) = self.retry_after {
+                // Retry-After is whole seconds (RFC 9110 §10.2.3); round up so clients never come early.
+                let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+                headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            res
+        };
+        response.headers_mut().insert(MESH_ERROR_HEADER, cause);
+        response
+    }
+}
+
+/// Maps an error to its [`FailureResponse`] by the first known failure type in its cause chain.
+pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureResponse {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = known_failure(e) {
+            return found;
+        }
+        next = e.source();
+    }
+    FailureResponse::new(StatusCode::INTERNAL_SERVER_ERROR, 13, "internal")
+}
+
+fn known_failure(e: &(dyn std::error::Error + 'static)) -> Option<FailureResponse> {
+    const UNAVAILABLE: u16 = 14;
+    let plain = |status, grpc, cause| Some(FailureResponse::new(status, grpc, cause));
+    let delayed = |status, grpc, cause, retry_after| {
+        Some(FailureResponse {
+            retry_after,
+            ..FailureResponse::new(status, grpc, cause)
+        })
+    };
+    if e.is::<CircuitOpen>() {
+        plain(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "circuit-open")
+    } else if e.is::<NoEndpoints>() {
+        plain(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "no-endpoints")
+    } else if e.is::<BudgetExhausted>() {
+        plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            UNAVAILABLE,
+            "budget-exhausted",
+        )
+    } else if let Some(o) = e.downcast_ref::<Overloaded>() {
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        delayed(status, UNAVAILABLE, "overloaded", o.retry_after())
+    } else if e.is::<Timeout>() {
+        plain(StatusCode::GATEWAY_TIMEOUT, 4, "timeout")
+    } else if e.is::<Unauthorized>() {
+        plain(StatusCode::FORBIDDEN, 7, "unauthorized")
+    } else if let Some(r) = e.downcast_ref::<RateLimited>() {
+        delayed(
+            StatusCode::TOO_MANY_REQUESTS,
+            8,
+            "rate-limited",
+            r.retry_after(),
+        )
+    } else if e.is::<ConnectError>() {
+        plain(StatusCode::BAD_GATEWAY, UNAVAILABLE, "connect-failed")
+    } else if e.is::<UpstreamError>() {
+        plain(StatusCode::BAD_GATEWAY, UNAVAILABLE, "upstream-failed")
+    } else {
+        None
+    }
+}
+
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Turns the errors of the service below into responses; see the [module docs](self).
+///
+/// Holds no configuration today; it exists so the edge reads as a layer in a `ServiceBuilder`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ErrorResponseLayer(());
+
+impl ErrorResponseLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self(())
+    }
+}
+
+impl<S> Layer<S> for ErrorResponseLayer {
+    type Service = ErrorResponse<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ErrorResponse::new(inner)
+    }
+}
+
+/// The service built by [`ErrorResponseLayer`]: never fails, answers every error with a response.
+///
+/// If the inner service fails in `poll_ready`, this service still reports ready and answers the next
+/// request with that failure's response, without calling the inner service; the following
+/// `poll_ready` asks the inner service again. `Clone` gives a clone without a pending failure.
+pub struct ErrorResponse<S> {
+    inner: S,
+    ready_error: Option<BoxError>,
+}
+
+impl<S: Clone> Clone for ErrorResponse<S> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone())
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ErrorResponse<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorResponse")
+            .field("inner", &self.inner)
+            .field("ready_error", &self.ready_error.is_some())
+            .finish()
+    }
+}
+
+impl<S> ErrorResponse<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            ready_error: None,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn respond(err: BoxError, grpc: bool) -> Response<Body> {
+    let failure = classify_failure(&*err);
+    tracing::debug!(error = %err, cause = failure.cause(), "answering a failure at the edge");
+    failure.into_response(grpc)
+}
+
+impl<S, B, ResBody> Service<Request<B>> for ErrorResponse<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ErrorResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        if self.ready_error.is_none() {
+            if let Err(e) = ready!(self.inner.poll_ready(cx)) {
+                self.ready_error = Some(e.into());
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let grpc = is_grpc(&req);
+        let state = match self.ready_error.take() {
+            Some(err) => State::Failed {
+                response: Some(respond(err, grpc)),
+            },
+            None => State::Called {
+                future: self.inner.call(req),
+            },
+        };
+        ErrorResponseFuture { state, grpc }
+    }
+}
+
+/// Response future of [`ErrorResponse`].
+#[pin_project]
+#[derive(Debug)]
+pub struct ErrorResponseFuture<F> {
+    #[pin]
+    state: State<F>,
+    grpc: bool,
+}
+
+#[pin_project(project = StateProj)]
+#[derive(Debug)]
+enum State<F> {
+    Called {
+        #[pin]
+        future: F,
+    },
+    Failed {
+        response: Option<Response<Body>>,
+    },
+}
+
+impl<F, ResBody, E> Future for ErrorResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: Into<BoxError>,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.state.project() {
+            StateProj::Called { future } => match ready!(future.poll(cx)) {
+                Ok(res) => res.map(Body::new),
+                Err(e) => respond(e.into(), *this.grpc),
+            },
+            StateProj::Failed { response } => response
+                .take()
+                .expect("ErrorResponseFuture polled after completion"),
+        };
+        Poll::Ready(Ok(response))
+    }
+}

@@ -1,0 +1,300 @@
+//! The error-to-response table: each failure → HTTP status, gRPC status, `mesh-error`, delay headers.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use mesh_core::Body;
+use mesh_core::error::{
+    BoxError, BudgetExhausted, CircuitOpen, ConnectError, ErrorResponseLayer, MESH_ERROR_HEADER,
+    NoEndpoints, Overloaded, RateLimited, Timeout, Unauthorized, UpstreamError, classify_failure,
+};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+/// A secret that must never leave the process in a response.
+const SECRET: &str = "10.1.2.3:8443 cert CN=internal-db";
+
+fn table() -> Vec<(
+    BoxError,
+    StatusCode,
+    u16,
+    &'static str,
+    Option<&'static str>,
+)> {
+    let io = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, SECRET);
+    vec![
+        (
+            Box::new(CircuitOpen::new()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "circuit-open",
+            None,
+        ),
+        (
+            Box::new(NoEndpoints::new()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "no-endpoints",
+            None,
+        ),
+        (
+            Box::new(BudgetExhausted::new()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "budget-exhausted",
+            None,
+        ),
+        (
+            Box::new(Overloaded::new()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "overloaded",
+            None,
+        ),
+        (
+            Box::new(Overloaded::with_retry_after(Duration::from_millis(1500))),
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "overloaded",
+            Some("2"),
+        ),
+        (
+            Box::new(Timeout::new()),
+            StatusCode::GATEWAY_TIMEOUT,
+            4,
+            "timeout",
+            None,
+        ),
+        (
+            Box::new(Unauthorized::with_source(SECRET)),
+            StatusCode::FORBIDDEN,
+            7,
+            "unauthorized",
+            None,
+        ),
+        (
+            Box::new(RateLimited::new()),
+            StatusCode::TOO_MANY_REQUESTS,
+            8,
+            "rate-limited",
+            None,
+        ),
+        (
+            Box::new(RateLimited::with_retry_after(Duration::from_secs(3))),
+            StatusCode::TOO_MANY_REQUESTS,
+            8,
+            "rate-limited",
+            Some("3"),
+        ),
+        (
+            Box::new(ConnectError::new(io())),
+            StatusCode::BAD_GATEWAY,
+            14,
+            "connect-failed",
+            None,
+        ),
+        // The outer type decides: a connect timeout is a gateway failure, not a request deadline.
+        (
+            Box::new(ConnectError::new(Timeout::new())),
+            StatusCode::BAD_GATEWAY,
+            14,
+            "connect-failed",
+            None,
+        ),
+        (
+            Box::new(UpstreamError::new(io())),
+            StatusCode::BAD_GATEWAY,
+            14,
+            "upstream-failed",
+            None,
+        ),
+        (
+            Box::new(UpstreamError::unsent(io())),
+            StatusCode::BAD_GATEWAY,
+            14,
+            "upstream-failed",
+            None,
+        ),
+        (
+            io().into(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            13,
+            "internal",
+            None,
+        ),
+        // A known failure wrapped by an unknown error is still found in the chain.
+        (
+            Box::new(Wrapped(Box::new(Timeout::new()))),
+            StatusCode::GATEWAY_TIMEOUT,
+            4,
+            "timeout",
+            None,
+        ),
+    ]
+}
+
+#[derive(Debug)]
+struct Wrapped(BoxError);
+
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "wrapped {SECRET}")
+    }
+}
+
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+async fn answer(err: BoxError, content_type: Option<&str>) -> Response<Body> {
+    let err = std::sync::Mutex::new(Some(err));
+    let failing = service_fn(move |_req: Request<Body>| {
+        let err = err.lock().unwrap().take().expect("called once");
+        async move { Err::<Response<Body>, BoxError>(err) }
+    });
+    let mut req = Request::new(Body::empty());
+    if let Some(ct) = content_type {
+        req.headers_mut()
+            .insert("content-type", ct.parse().unwrap());
+    }
+    ErrorResponseLayer::new()
+        .layer(failing)
+        .oneshot(req)
+        .await
+        .unwrap()
+}
+
+async fn body_text(res: Response<Body>) -> String {
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn http_requests_get_status_and_cause() {
+    for (err, status, _grpc, cause, retry_after) in table() {
+        assert_eq!(classify_failure(&*err).cause(), cause);
+        let res = answer(err, Some("application/json")).await;
+        assert_eq!(res.status(), status, "{cause}");
+        assert_eq!(res.headers()[&MESH_ERROR_HEADER], cause);
+        assert_eq!(
+            res.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap()),
+            retry_after,
+            "{cause}"
+        );
+        assert!(res.headers().get("grpc-status").is_none());
+        let headers = format!("{:?}", res.headers());
+        let text = body_text(res).await;
+        assert_eq!(text, format!("{cause}\n"));
+        assert!(!text.contains("10.1.2.3") && !headers.contains("10.1.2.3"));
+    }
+}
+
+#[tokio::test]
+async fn grpc_requests_get_trailers_only_status() {
+    for ct in [
+        "application/grpc",
+        "application/grpc+proto",
+        "application/grpc-web",
+    ] {
+        for (err, _status, grpc, cause, retry_after) in table() {
+            let res = answer(err, Some(ct)).await;
+            assert_eq!(res.status(), StatusCode::OK, "{cause}");
+            let h = res.headers();
+            assert_eq!(h["content-type"], "application/grpc");
+            assert_eq!(h["grpc-status"], grpc.to_string().as_str(), "{cause}");
+            assert_eq!(h["grpc-message"], cause);
+            assert_eq!(h[&MESH_ERROR_HEADER], cause);
+            let pushback = h
+                .get("grpc-retry-pushback-ms")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let expected = retry_after.map(|s| {
+                // The table's delays: 1500 ms (Overloaded) and 3 s (RateLimited).
+                if s == "2" {
+                    "1500".to_owned()
+                } else {
+                    "3000".to_owned()
+                }
+            });
+            assert_eq!(pushback, expected, "{cause}");
+            assert!(body_text(res).await.is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn successful_responses_pass_through() {
+    let ok = service_fn(|_req: Request<Body>| async {
+        let mut res = Response::new(Body::from("fine"));
+        *res.status_mut() = StatusCode::ACCEPTED;
+        Ok::<_, Infallible>(res)
+    });
+    let res = ErrorResponseLayer::new()
+        .layer(ok)
+        .oneshot(Request::new(Body::empty()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert!(res.headers().get(&MESH_ERROR_HEADER).is_none());
+    assert_eq!(body_text(res).await, "fine");
+}
+
+/// A service whose readiness fails once, then recovers.
+#[derive(Debug, Default)]
+struct FlakyReady {
+    failed_once: bool,
+    calls: usize,
+}
+
+impl Service<Request<Body>> for FlakyReady {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response<Body>, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.failed_once {
+            Poll::Ready(Ok(()))
+        } else {
+            self.failed_once = true;
+            Poll::Ready(Err(Box::new(NoEndpoints::new())))
+        }
+    }
+
+    fn call(&mut self, _req: Request<Body>) -> Self::Future {
+        self.calls += 1;
+        std::future::ready(Ok(Response::new(Body::empty())))
+    }
+}
+
+#[tokio::test]
+async fn readiness_failure_answers_next_request_then_recovers() {
+    let mut svc = ErrorResponseLayer::new().layer(FlakyReady::default());
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(Body::empty()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()[&MESH_ERROR_HEADER], "no-endpoints");
+    assert_eq!(
+        svc.get_ref().calls,
+        0,
+        "the inner service is not called after a readiness failure"
+    );
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(Body::empty()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(svc.get_ref().calls, 1);
+}
