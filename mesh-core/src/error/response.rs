@@ -1,33 +1,4 @@
-//! The error-to-response layer for proxy edges.
-//!
-//! A proxy cannot return a Rust error to its client; it must answer. [`ErrorResponseLayer`] sits at the
-//! outermost edge and turns every error of the stack below it into a response, by the first failure
-//! type found in the error's cause chain (outermost first):
-//!
-//! | failure              | HTTP status | `grpc-status`           | `mesh-error`       |
-//! |----------------------|-------------|-------------------------|--------------------|
-//! | [`CircuitOpen`]      | 503         | 14 `UNAVAILABLE`        | `circuit-open`     |
-//! | [`NoEndpoints`]      | 503         | 14 `UNAVAILABLE`        | `no-endpoints`     |
-//! | [`BudgetExhausted`]  | 503         | 14 `UNAVAILABLE`        | `budget-exhausted` |
-//! | [`Overloaded`]       | 503         | 14 `UNAVAILABLE`        | `overloaded`       |
-//! | [`Timeout`]          | 504         | 4 `DEADLINE_EXCEEDED`   | `timeout`          |
-//! | [`Unauthorized`]     | 403         | 7 `PERMISSION_DENIED`   | `unauthorized`     |
-//! | [`RateLimited`]      | 429         | 8 `RESOURCE_EXHAUSTED`  | `rate-limited`     |
-//! | [`ConnectError`]     | 502         | 14 `UNAVAILABLE`        | `connect-failed`   |
-//! | [`UpstreamError`]    | 502         | 14 `UNAVAILABLE`        | `upstream-failed`  |
-//! | anything else        | 500         | 13 `INTERNAL`           | `internal`         |
-//!
-//! A [`ConnectError`] caused by a [`Timeout`] is a `connect-failed` 502, not a 504: the outer type
-//! says what the request experienced (it never reached an endpoint).
-//!
-//! When the failure carries a delay ([`RateLimited`], [`Overloaded`]), HTTP responses get
-//! `Retry-After` (whole seconds, rounded up) and gRPC responses `grpc-retry-pushback-ms`.
-//!
-//! Requests whose `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
-//! 200 with `content-type: application/grpc`, `grpc-status` and `grpc-message` in the headers, as gRPC
-//! clients expect. Everyone else gets the status above with a one-line `text/plain` body naming the
-//! cause. Neither ever carries the error's own text (which may name internal hosts or certificates):
-//! only the short cause name leaves the process. The full error is logged at `debug` level.
+//! The error-to-response layer for proxy edges; the public docs are on [`ErrorResponseLayer`].
 
 use std::convert::Infallible;
 use std::fmt;
@@ -42,51 +13,56 @@ use pin_project::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{
-    BoxError, BudgetExhausted, CircuitOpen, ConnectError, NoEndpoints, Overloaded, RateLimited,
-    Timeout, Unauthorized, UpstreamError,
-};
+use super::{BoxError, Overloaded, RateLimited, find_cause};
 use crate::body::Body;
+use crate::classify::{ErrorKind, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcCode, is_grpc};
 
 /// The header that names the cause of a response the mesh produced itself.
 pub const MESH_ERROR_HEADER: HeaderName = HeaderName::from_static("mesh-error");
 
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
-const GRPC_PUSHBACK: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
 
-/// What one failure becomes at a proxy edge; see the [module docs](self) for the table.
+/// What one failure becomes at a proxy edge; see [`ErrorResponseLayer`] for the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailureResponse {
-    status: StatusCode,
-    grpc_status: u16,
-    cause: &'static str,
+    kind: ErrorKind,
     retry_after: Option<Duration>,
 }
 
 impl FailureResponse {
-    const fn new(status: StatusCode, grpc_status: u16, cause: &'static str) -> Self {
-        Self {
-            status,
-            grpc_status,
-            cause,
-            retry_after: None,
-        }
+    /// The error kind the response was chosen by.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// The HTTP status for plain HTTP requests.
     pub fn status(&self) -> StatusCode {
-        self.status
+        match self.kind {
+            ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Unauthorized => StatusCode::FORBIDDEN,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::CircuitOpen
+            | ErrorKind::NoEndpoints
+            | ErrorKind::BudgetExhausted
+            | ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            // Connect, Upstream, Transport, and kinds added later: nothing valid came from upstream.
+            _ => StatusCode::BAD_GATEWAY,
+        }
     }
 
     /// The gRPC status code for gRPC requests.
-    pub fn grpc_status(&self) -> u16 {
-        self.grpc_status
+    pub fn grpc_status(&self) -> GrpcCode {
+        match self.kind {
+            ErrorKind::Timeout => GrpcCode::DEADLINE_EXCEEDED,
+            ErrorKind::Unauthorized => GrpcCode::PERMISSION_DENIED,
+            ErrorKind::RateLimited => GrpcCode::RESOURCE_EXHAUSTED,
+            _ => GrpcCode::UNAVAILABLE,
+        }
     }
 
-    /// The short, stable cause name sent in the `mesh-error` header.
+    /// The short, stable cause name sent in the `mesh-error` header ([`ErrorKind::as_str`]).
     pub fn cause(&self) -> &'static str {
-        self.cause
+        self.kind.as_str()
     }
 
     /// The delay the client is told to wait, if any.
@@ -96,22 +72,22 @@ impl FailureResponse {
 
     /// Builds the response: a trailers-only gRPC answer when `grpc` is true, else a plain one.
     pub fn into_response(self, grpc: bool) -> Response<Body> {
-        let cause = HeaderValue::from_static(self.cause);
+        let cause = HeaderValue::from_static(self.cause());
         let mut response = if grpc {
             let mut res = Response::new(Body::empty());
             let headers = res.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_status));
+            headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_status().value()));
             // Cause names are plain tokens, so they need no percent-encoding as a grpc-message.
             headers.insert(GRPC_MESSAGE, cause.clone());
             if let Some(delay) = self.retry_after {
                 let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                headers.insert(GRPC_PUSHBACK, HeaderValue::from(ms));
+                headers.insert(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from(ms));
             }
             res
         } else {
-            let mut res = Response::new(Body::from(format!("{}\n", self.cause)));
-            *res.status_mut() = self.status;
+            let mut res = Response::new(Body::from(format!("{}\n", self.cause())));
+            *res.status_mut() = self.status();
             let headers = res.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             if let Some(delay) = self.retry_after {
@@ -126,69 +102,65 @@ impl FailureResponse {
     }
 }
 
-/// Maps an error to its [`FailureResponse`] by the first known failure type in its cause chain.
+/// Maps an error to its [`FailureResponse`]: the first recognised failure in its cause chain decides
+/// (see [`ErrorKind::of_dyn`]).
 pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureResponse {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(found) = known_failure(e) {
-            return found;
-        }
-        next = e.source();
-    }
-    FailureResponse::new(StatusCode::INTERNAL_SERVER_ERROR, 13, "internal")
-}
-
-fn known_failure(e: &(dyn std::error::Error + 'static)) -> Option<FailureResponse> {
-    const UNAVAILABLE: u16 = 14;
-    let plain = |status, grpc, cause| Some(FailureResponse::new(status, grpc, cause));
-    let delayed = |status, grpc, cause, retry_after| {
-        Some(FailureResponse {
-            retry_after,
-            ..FailureResponse::new(status, grpc, cause)
-        })
+    let kind = ErrorKind::of_dyn(err);
+    let retry_after = match kind {
+        ErrorKind::RateLimited => find_cause::<RateLimited>(err).and_then(RateLimited::retry_after),
+        ErrorKind::Overloaded => find_cause::<Overloaded>(err).and_then(Overloaded::retry_after),
+        _ => None,
     };
-    if e.is::<CircuitOpen>() {
-        plain(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "circuit-open")
-    } else if e.is::<NoEndpoints>() {
-        plain(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "no-endpoints")
-    } else if e.is::<BudgetExhausted>() {
-        plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            UNAVAILABLE,
-            "budget-exhausted",
-        )
-    } else if let Some(o) = e.downcast_ref::<Overloaded>() {
-        let status = StatusCode::SERVICE_UNAVAILABLE;
-        delayed(status, UNAVAILABLE, "overloaded", o.retry_after())
-    } else if e.is::<Timeout>() {
-        plain(StatusCode::GATEWAY_TIMEOUT, 4, "timeout")
-    } else if e.is::<Unauthorized>() {
-        plain(StatusCode::FORBIDDEN, 7, "unauthorized")
-    } else if let Some(r) = e.downcast_ref::<RateLimited>() {
-        delayed(
-            StatusCode::TOO_MANY_REQUESTS,
-            8,
-            "rate-limited",
-            r.retry_after(),
-        )
-    } else if e.is::<ConnectError>() {
-        plain(StatusCode::BAD_GATEWAY, UNAVAILABLE, "connect-failed")
-    } else if e.is::<UpstreamError>() {
-        plain(StatusCode::BAD_GATEWAY, UNAVAILABLE, "upstream-failed")
-    } else {
-        None
-    }
+    FailureResponse { kind, retry_after }
 }
 
-fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// Turns the errors of the service below into responses; see the [module docs](self).
+/// The error-to-response layer for proxy edges.
+///
+/// A proxy cannot return a Rust error to its client; it must answer. [`ErrorResponseLayer`] sits at the
+/// outermost edge and turns every error of the stack below it into a response, by the first failure
+/// type found in the error's cause chain (outermost first):
+///
+/// | failure (first found)           | HTTP | `grpc-status`          | `mesh-error`       |
+/// |---------------------------------|------|------------------------|--------------------|
+/// | [`CircuitOpen`]                 | 503  | 14 `UNAVAILABLE`       | `circuit_open`     |
+/// | [`NoEndpoints`]                 | 503  | 14 `UNAVAILABLE`       | `no_endpoints`     |
+/// | [`BudgetExhausted`]             | 503  | 14 `UNAVAILABLE`       | `budget_exhausted` |
+/// | [`Overloaded`]                  | 503  | 14 `UNAVAILABLE`       | `overloaded`       |
+/// | [`Timeout`] (or an I/O timeout) | 504  | 4 `DEADLINE_EXCEEDED`  | `timeout`          |
+/// | [`Unauthorized`]                | 403  | 7 `PERMISSION_DENIED`  | `unauthorized`     |
+/// | [`RateLimited`]                 | 429  | 8 `RESOURCE_EXHAUSTED` | `rate_limited`     |
+/// | [`ConnectError`] (or refused)   | 502  | 14 `UNAVAILABLE`       | `connect`          |
+/// | [`UpstreamError`]               | 502  | 14 `UNAVAILABLE`       | `upstream`         |
+/// | anything else                   | 502  | 14 `UNAVAILABLE`       | `transport`        |
+///
+/// The chain is read by [`ErrorKind::of_dyn`], and the `mesh-error` values are [`ErrorKind::as_str`],
+/// so the header, metrics' `error.type` and logs use one vocabulary. An unrecognised error is a 502:
+/// at a proxy edge it means no valid response came back from upstream (gRPC maps HTTP 502 to
+/// `UNAVAILABLE` too).
+///
+/// A [`ConnectError`] caused by a [`Timeout`] is a `connect` 502, not a 504: the outer type says
+/// what the request experienced (it never reached an endpoint).
+///
+/// When the failure carries a delay ([`RateLimited`], [`Overloaded`]), HTTP responses get
+/// `Retry-After` (whole seconds, rounded up) and gRPC responses `grpc-retry-pushback-ms`.
+///
+/// Requests whose `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
+/// 200 with `content-type: application/grpc`, `grpc-status` and `grpc-message` in the headers, as gRPC
+/// clients expect. Everyone else gets the status above with a one-line `text/plain` body naming the
+/// cause. Neither ever carries the error's own text (which may name internal hosts or certificates):
+/// only the short cause name leaves the process. The full error is logged at `debug` level.
 ///
 /// Holds no configuration today; it exists so the edge reads as a layer in a `ServiceBuilder`.
+///
+/// [`CircuitOpen`]: super::CircuitOpen
+/// [`NoEndpoints`]: super::NoEndpoints
+/// [`BudgetExhausted`]: super::BudgetExhausted
+/// [`Overloaded`]: super::Overloaded
+/// [`Timeout`]: super::Timeout
+/// [`Unauthorized`]: super::Unauthorized
+/// [`RateLimited`]: super::RateLimited
+/// [`ConnectError`]: super::ConnectError
+/// [`UpstreamError`]: super::UpstreamError
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ErrorResponseLayer(());
 
@@ -275,16 +247,16 @@ where
     type Future = ErrorResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        if self.ready_error.is_none() {
-            if let Err(e) = ready!(self.inner.poll_ready(cx)) {
-                self.ready_error = Some(e.into());
-            }
+        if self.ready_error.is_none()
+            && let Err(e) = ready!(self.inner.poll_ready(cx))
+        {
+            self.ready_error = Some(e.into());
         }
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let grpc = is_grpc(&req);
+        let grpc = is_grpc(req.headers());
         let state = match self.ready_error.take() {
             Some(err) => State::Failed {
                 response: Some(respond(err, grpc)),

@@ -1,1 +1,65 @@
-//! Work in progress.
+//! HTTP/1.1 and HTTP/2 serving on hyper, generic over the transport.
+//!
+//! [`Server`] runs a tower service on a [`TcpListener`](tokio::net::TcpListener) with the bounds a
+//! service-mesh edge needs and that hyper leaves to its users:
+//!
+//! - **Transport seam.** An [`Acceptor`] turns each accepted TCP stream into the stream HTTP runs on:
+//!   [`PlainAcceptor`] for plain TCP, `mesh-tls` for TLS. The handshake runs in the connection's own
+//!   task under a timeout, so a slow or failing client never stalls the accept loop.
+//! - **Who is calling.** Every request carries a [`ConnectionInfo`] (peer and local address) and the
+//!   acceptor's per-connection values (such as the verified peer identity) in its extensions.
+//! - **Bounded resources.** At most [`ServerConfig::max_connections`] connections, with backpressure
+//!   on the listener rather than accept-and-drop; a header-read timeout against slow clients; a
+//!   handshake timeout. `accept(2)` failures back off and never end the server.
+//! - **Graceful shutdown.** On the shutdown signal: stop accepting, let in-flight requests finish,
+//!   close what remains after [`ServerConfig::drain_timeout`].
+//!
+//! Each connection speaks HTTP/2 if it opens with the HTTP/2 preface (h2c prior knowledge, or TLS with
+//! ALPN `h2`) and HTTP/1.1 otherwise. [`ServerStats`] counts connections and failures.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use http::{Request, Response};
+//! use hyper::body::Incoming;
+//! use mesh_core::Body;
+//! use mesh_core::server::{ConnectionInfo, Server, ServerConfig};
+//! use tokio::net::TcpListener;
+//! use tokio::sync::oneshot;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let hello = tower::service_fn(|req: Request<Incoming>| async move {
+//!     let info = req.extensions().get::<ConnectionInfo>().copied();
+//!     let caller = info.map(|info| info.peer_addr().to_string()).unwrap_or_default();
+//!     Ok::<_, Infallible>(Response::new(Body::from(format!("hello, {caller}\n"))))
+//! });
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! let server = Server::new(listener).config(ServerConfig::default().max_connections(1_000));
+//! println!("listening on {}", server.local_addr()?);
+//!
+//! // Usually `tokio::signal::ctrl_c()`; here the server is stopped at once.
+//! let (stop, stopped) = oneshot::channel::<()>();
+//! let running = tokio::spawn(server.serve_with_shutdown(hello, async {
+//!     let _ = stopped.await;
+//! }));
+//! let _ = stop.send(());
+//! running.await.expect("server task")?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod acceptor;
+mod config;
+mod connection;
+mod preface_deadline;
+mod serve;
+mod stats;
+
+pub use acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
+pub use config::ServerConfig;
+pub use serve::Server;
+pub use stats::ServerStats;

@@ -73,7 +73,11 @@ impl GrpcClassifier {
     }
 
     /// Judges one `grpc-status` value.
-    fn judge_value(&self, value: &HeaderValue, pushback: Option<Pushback>) -> Result<(), FailureClass> {
+    fn judge_value(
+        &self,
+        value: &HeaderValue,
+        pushback: Option<Pushback>,
+    ) -> Result<(), FailureClass> {
         match GrpcCode::parse(value.as_bytes()) {
             Some(code) => self.judge_code(code, pushback),
             None => Err(FailureClass::Grpc {
@@ -127,7 +131,10 @@ impl ClassifyResponse for GrpcClassifier {
     type FailureClass = FailureClass;
     type ClassifyEos = GrpcEosClassifier;
 
-    fn classify_response<B>(self, res: &Response<B>) -> ClassifiedResponse<FailureClass, GrpcEosClassifier> {
+    fn classify_response<B>(
+        self,
+        res: &Response<B>,
+    ) -> ClassifiedResponse<FailureClass, GrpcEosClassifier> {
         match self.classify_head(res.status(), res.headers()) {
             Some(result) => ClassifiedResponse::Ready(result),
             None => ClassifiedResponse::RequiresEos(self.eos_classifier(res.headers())),

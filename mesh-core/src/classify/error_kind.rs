@@ -1,0 +1,179 @@
+//! What kind of error a service returned instead of a response.
+
+use std::any::Any;
+use std::error::Error;
+use std::fmt;
+
+use crate::error::{
+    BoxError, BudgetExhausted, CircuitOpen, ConnectError, NoEndpoints, Overloaded, RateLimited,
+    Timeout, Unauthorized, UpstreamError,
+};
+
+/// A short, stable name for an error returned instead of a response.
+///
+/// tower-http's `classify_error` only sees the error as `&E` with `E: Display + 'static`, so the
+/// kind is found by downcasting: when `E` is a [`BoxError`] (what every mesh layer returns), one of
+/// mesh-core's failure types, an [`std::io::Error`], a [`hyper::Error`] or a
+/// [`tokio::time::error::Elapsed`], its cause chain is walked from the outside in and the **first**
+/// recognised error decides. So a [`ConnectError`] caused by a [`Timeout`] is [`ErrorKind::Connect`]:
+/// the connection timed out. Errors of other types, or chains with nothing recognised, are
+/// [`ErrorKind::Transport`]. No allocation happens.
+///
+/// I/O errors count when their kind says something: `TimedOut` → `Timeout`, `ConnectionRefused` →
+/// `Connect`; an `io::Error` that wraps another error is looked through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A deadline passed ([`Timeout`], an I/O or hyper timeout, tokio's `Elapsed`).
+    Timeout,
+    /// No connection could be made ([`ConnectError`], connection refused).
+    Connect,
+    /// The exchange with a connected endpoint failed ([`UpstreamError`]).
+    Upstream {
+        /// Whether any of the request may have reached the endpoint
+        /// ([`UpstreamError::request_sent`]).
+        request_sent: bool,
+    },
+    /// A circuit breaker refused the request ([`CircuitOpen`]).
+    CircuitOpen,
+    /// No endpoint could take the request ([`NoEndpoints`]).
+    NoEndpoints,
+    /// The retry budget was exhausted ([`BudgetExhausted`]).
+    BudgetExhausted,
+    /// A rate limit refused the request ([`RateLimited`]).
+    RateLimited,
+    /// A concurrency limit or load shedder refused the request ([`Overloaded`]).
+    Overloaded,
+    /// The peer was not allowed ([`Unauthorized`]).
+    Unauthorized,
+    /// Any other error.
+    Transport,
+}
+
+impl ErrorKind {
+    /// The kind of `error`, for any error type (see the type docs for what is recognised).
+    pub fn of<E: 'static>(error: &E) -> Self {
+        as_dyn_error(error).map_or(Self::Transport, Self::of_dyn)
+    }
+
+    /// The kind of a type-erased error, by walking its cause chain.
+    pub fn of_dyn(error: &(dyn Error + 'static)) -> Self {
+        let mut next = Some(error);
+        while let Some(err) = next {
+            if let Some(kind) = Self::recognise(err) {
+                return kind;
+            }
+            // `io::Error::source` skips the error it wraps; look at that error itself instead.
+            next = match err.downcast_ref::<std::io::Error>() {
+                Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+                None => err.source(),
+            };
+        }
+        Self::Transport
+    }
+
+    fn recognise(err: &(dyn Error + 'static)) -> Option<Self> {
+        if err.is::<Timeout>() || err.is::<tokio::time::error::Elapsed>() {
+            return Some(Self::Timeout);
+        }
+        if err.is::<ConnectError>() {
+            return Some(Self::Connect);
+        }
+        if let Some(upstream) = err.downcast_ref::<UpstreamError>() {
+            return Some(Self::Upstream {
+                request_sent: upstream.request_sent(),
+            });
+        }
+        if err.is::<CircuitOpen>() {
+            return Some(Self::CircuitOpen);
+        }
+        if err.is::<NoEndpoints>() {
+            return Some(Self::NoEndpoints);
+        }
+        if err.is::<BudgetExhausted>() {
+            return Some(Self::BudgetExhausted);
+        }
+        if err.is::<RateLimited>() {
+            return Some(Self::RateLimited);
+        }
+        if err.is::<Overloaded>() {
+            return Some(Self::Overloaded);
+        }
+        if err.is::<Unauthorized>() {
+            return Some(Self::Unauthorized);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::TimedOut => Some(Self::Timeout),
+                std::io::ErrorKind::ConnectionRefused => Some(Self::Connect),
+                _ => None,
+            };
+        }
+        match err.downcast_ref::<hyper::Error>() {
+            Some(hyper) if hyper.is_timeout() => Some(Self::Timeout),
+            _ => None,
+        }
+    }
+
+    /// A short, stable, lower-case name: `"timeout"`, `"connect"`, `"upstream"`, `"circuit_open"`,
+    /// `"no_endpoints"`, `"budget_exhausted"`, `"rate_limited"`, `"overloaded"`, `"unauthorized"`,
+    /// `"transport"`. Suitable as a metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Upstream { .. } => "upstream",
+            Self::CircuitOpen => "circuit_open",
+            Self::NoEndpoints => "no_endpoints",
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::RateLimited => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::Unauthorized => "unauthorized",
+            Self::Transport => "transport",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Views `error` as a `dyn Error` when its concrete type is one we know to be an error.
+fn as_dyn_error<E: 'static>(error: &E) -> Option<&(dyn Error + 'static)> {
+    let any = error as &dyn Any;
+    if let Some(boxed) = any.downcast_ref::<BoxError>() {
+        return Some(&**boxed);
+    }
+    if let Some(boxed) = any.downcast_ref::<Box<dyn Error + Send + 'static>>() {
+        return Some(&**boxed);
+    }
+    if let Some(boxed) = any.downcast_ref::<Box<dyn Error + 'static>>() {
+        return Some(&**boxed);
+    }
+    macro_rules! concrete {
+        ($($ty:ty),* $(,)?) => {
+            $(
+                if let Some(err) = any.downcast_ref::<$ty>() {
+                    return Some(err);
+                }
+            )*
+        };
+    }
+    concrete!(
+        Timeout,
+        ConnectError,
+        UpstreamError,
+        CircuitOpen,
+        NoEndpoints,
+        BudgetExhausted,
+        RateLimited,
+        Overloaded,
+        Unauthorized,
+        std::io::Error,
+        hyper::Error,
+        tokio::time::error::Elapsed,
+    );
+    None
+}

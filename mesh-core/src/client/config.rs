@@ -1,0 +1,110 @@
+//! [`ClientConfig`] and [`Protocol`]: what an [`HttpClient`](super::HttpClient) is told at construction.
+
+use std::time::Duration;
+
+/// The HTTP version an [`HttpClient`](super::HttpClient) speaks to its endpoint.
+///
+/// The choice is fixed per client. Plaintext HTTP/2 uses *prior knowledge* (h2c, RFC 9113 §3.3): the
+/// client starts with the HTTP/2 preface and never tries an HTTP/1.1 `Upgrade`.
+///
+/// Over TLS the version would normally come from ALPN. That negotiation is not built yet: a TLS
+/// connector must today be paired with the protocol the peer is known to speak. The hook for ALPN is the
+/// connector's IO type, which can report the negotiated protocol once a connection exists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// HTTP/1.1 over a bounded pool of keep-alive connections, one request at a time on each.
+    #[default]
+    Http1,
+    /// HTTP/2 over one shared, multiplexed connection.
+    Http2,
+}
+
+/// Settings of an [`HttpClient`](super::HttpClient).
+///
+/// Start from [`ClientConfig::default()`] and change what you need with the builder methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use mesh_core::client::{ClientConfig, Protocol};
+///
+/// let config = ClientConfig::default()
+///     .protocol(Protocol::Http2)
+///     .connect_timeout(Duration::from_millis(500))
+///     .http2_keep_alive_interval(Duration::from_secs(10));
+/// assert_eq!(config.max_connections, 64);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// HTTP/1.1 or HTTP/2. Default [`Protocol::Http1`].
+    pub protocol: Protocol,
+    /// The longest a new connection may take: the connector's work (TCP, and TLS when a TLS connector is
+    /// used) plus the HTTP handshake. Default 1 s: connections inside a mesh are made between nearby
+    /// hosts, so a connect that takes longer than that is better retried on another endpoint.
+    pub connect_timeout: Duration,
+    /// HTTP/1.1 only: the most connections open at once, which is also the most requests in flight,
+    /// since an HTTP/1.1 connection carries one request at a time. Default 64. Values below 1 count as 1.
+    pub max_connections: usize,
+    /// HTTP/1.1 only: an idle connection unused for longer than this is closed instead of reused.
+    /// Default 90 s, below the idle timeouts servers commonly use, so that the client, not the server,
+    /// usually ends an idle connection. Expired connections are dropped when the pool is next used; no
+    /// timer task runs for them.
+    pub idle_timeout: Duration,
+    /// HTTP/2 only: when set, the client sends a PING this often, even while no request is in flight,
+    /// and closes the connection when no acknowledgement arrives within 20 s. Default `None` (off).
+    pub http2_keep_alive_interval: Option<Duration>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::Http1,
+            connect_timeout: Duration::from_secs(1),
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(90),
+            http2_keep_alive_interval: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets [`protocol`](ClientConfig::protocol).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets [`connect_timeout`](ClientConfig::connect_timeout).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_connections`](ClientConfig::max_connections).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Sets [`idle_timeout`](ClientConfig::idle_timeout).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`http2_keep_alive_interval`](ClientConfig::http2_keep_alive_interval).
+    pub fn http2_keep_alive_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.http2_keep_alive_interval = interval.into();
+        self
+    }
+
+    /// The connection limit actually applied: at least 1, at most what a tokio semaphore can count.
+    pub(crate) fn effective_max_connections(&self) -> usize {
+        self.max_connections
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
+    }
+}
+
+/// How long an HTTP/2 keep-alive PING may go unanswered before the connection is closed.
+pub(crate) const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);

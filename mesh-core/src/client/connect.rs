@@ -1,0 +1,269 @@
+//! Transports: the [`Connect`] bound, the plain-TCP [`TcpConnector`], and the dialer that turns a
+//! connector into ready hyper connections.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::Body as HttpBody;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+use tower_service::Service;
+
+use super::config::{ClientConfig, HTTP2_KEEP_ALIVE_TIMEOUT};
+use crate::Endpoint;
+use crate::error::{BoxError, ConnectError, Timeout};
+
+/// A boxed, sendable future; used only where a new connection is made, never per request.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Anything that can open a transport to an [`Endpoint`]: a `tower::Service<Endpoint>` whose response is
+/// a tokio IO object.
+///
+/// This is a shorthand for bounds, implemented for every service that fits; there is nothing to
+/// implement by hand. [`TcpConnector`] is the plaintext one; `mesh-tls` wraps a connector to add TLS.
+///
+/// The client clones the connector for each new connection and drives the clone with
+/// [`ServiceExt::oneshot`], so a connector that is not ready is waited on, never called unready.
+/// Whatever the connector fails with becomes a [`ConnectError`] (unless it already is one).
+pub trait Connect:
+    Service<
+        Endpoint,
+        Response = <Self as Connect>::Io,
+        Error = <Self as Connect>::Failure,
+        Future = <Self as Connect>::Connecting,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The connected transport.
+    type Io: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// Why a connection could not be made.
+    type Failure: Into<BoxError>;
+    /// The connector's future.
+    type Connecting: Future<Output = Result<Self::Io, Self::Failure>> + Send + 'static;
+}
+
+impl<S> Connect for S
+where
+    S: Service<Endpoint> + Clone + Send + 'static,
+    S::Response: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Io = S::Response;
+    type Failure = S::Error;
+    type Connecting = S::Future;
+}
+
+/// Opens plain TCP connections to [`Endpoint::addr`], with `TCP_NODELAY` set.
+///
+/// Nagle's algorithm is turned off because HTTP writes whole messages and waits for answers: delaying
+/// small writes only adds latency. Cloning is free; the connector holds no state.
+#[derive(Clone, Debug, Default)]
+pub struct TcpConnector {
+    _private: (),
+}
+
+impl TcpConnector {
+    /// The connector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Service<Endpoint> for TcpConnector {
+    type Response = TcpStream;
+    type Error = io::Error;
+    type Future = TcpConnectFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, endpoint: Endpoint) -> Self::Future {
+        let addr = endpoint.addr();
+        TcpConnectFuture(Box::pin(async move {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        }))
+    }
+}
+
+/// The future of [`TcpConnector`]. Boxed inside, since it runs once per connection, not per request.
+pub struct TcpConnectFuture(BoxFuture<io::Result<TcpStream>>);
+
+impl Future for TcpConnectFuture {
+    type Output = io::Result<TcpStream>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for TcpConnectFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpConnectFuture").finish_non_exhaustive()
+    }
+}
+
+/// Opens one new connection of a given kind (`S` is hyper's `SendRequest` for HTTP/1.1 or HTTP/2).
+///
+/// Object-safe so that the client's type does not carry the connector's type.
+pub(crate) trait Dial<S>: Send + Sync {
+    fn dial(&self) -> BoxFuture<Result<S, ConnectError>>;
+}
+
+/// Counts connections whose task is running; one [`OpenConnection`] guard per connection.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionCount(AtomicUsize);
+
+impl ConnectionCount {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Held by a connection task while it runs.
+struct OpenConnection(Arc<ConnectionCount>);
+
+impl OpenConnection {
+    fn new(count: &Arc<ConnectionCount>) -> Self {
+        count.0.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connector plus everything needed to turn its IO into a running hyper connection.
+pub(crate) struct Dialer<C> {
+    /// Behind a mutex only so that `Dialer` is `Sync` for any `Send` connector; it is locked just long
+    /// enough to clone the connector.
+    connector: Mutex<C>,
+    endpoint: Endpoint,
+    connect_timeout: Duration,
+    http2_keep_alive_interval: Option<Duration>,
+    open: Arc<ConnectionCount>,
+}
+
+impl<C: Connect> Dialer<C> {
+    pub(crate) fn new(
+        connector: C,
+        endpoint: Endpoint,
+        config: &ClientConfig,
+        open: Arc<ConnectionCount>,
+    ) -> Self {
+        Self {
+            connector: Mutex::new(connector),
+            endpoint,
+            connect_timeout: config.connect_timeout,
+            http2_keep_alive_interval: config.http2_keep_alive_interval,
+            open,
+        }
+    }
+
+    /// Runs `handshake` on a fresh transport, all within the connect timeout.
+    fn dial_with<S, F, Fut>(&self, handshake: F) -> BoxFuture<Result<S, ConnectError>>
+    where
+        S: Send + 'static,
+        F: FnOnce(TokioIo<C::Io>, Arc<ConnectionCount>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<S, BoxError>> + Send,
+    {
+        let connector = self
+            .connector
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let endpoint = self.endpoint.clone();
+        let limit = self.connect_timeout;
+        let open = self.open.clone();
+        Box::pin(async move {
+            let connect = async move {
+                let io = connector.oneshot(endpoint).await.map_err(Into::into)?;
+                handshake(TokioIo::new(io), open).await
+            };
+            match tokio::time::timeout(limit, connect).await {
+                Ok(Ok(sender)) => Ok(sender),
+                Ok(Err(error)) => Err(into_connect_error(error)),
+                Err(_elapsed) => Err(ConnectError::new(Timeout::new())),
+            }
+        })
+    }
+}
+
+/// Keeps a connector's own `ConnectError` as it is instead of wrapping it twice.
+fn into_connect_error(error: BoxError) -> ConnectError {
+    match error.downcast::<ConnectError>() {
+        Ok(error) => *error,
+        Err(other) => ConnectError::new(other),
+    }
+}
+
+impl<C, B> Dial<http1::SendRequest<B>> for Dialer<C>
+where
+    C: Connect,
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn dial(&self) -> BoxFuture<Result<http1::SendRequest<B>, ConnectError>> {
+        self.dial_with(|io, open| async move {
+            let (sender, connection) = http1::handshake(io).await?;
+            tokio::spawn(drive(connection, OpenConnection::new(&open)));
+            Ok(sender)
+        })
+    }
+}
+
+impl<C, B> Dial<http2::SendRequest<B>> for Dialer<C>
+where
+    C: Connect,
+    B: HttpBody + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn dial(&self) -> BoxFuture<Result<http2::SendRequest<B>, ConnectError>> {
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new());
+        if let Some(interval) = self.http2_keep_alive_interval {
+            builder
+                .keep_alive_interval(interval)
+                .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT)
+                .keep_alive_while_idle(true);
+        }
+        self.dial_with(move |io, open| async move {
+            let (sender, connection) = builder.handshake(io).await?;
+            tokio::spawn(drive(connection, OpenConnection::new(&open)));
+            Ok(sender)
+        })
+    }
+}
+
+/// A connection task: runs hyper's connection until it closes.
+///
+/// The open-connection guard is released before the connection (and with it the transport) is dropped,
+/// so whoever sees the transport closed also sees the count lowered.
+async fn drive<F>(connection: F, guard: OpenConnection)
+where
+    F: Future<Output = Result<(), hyper::Error>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    if let Err(error) = connection.as_mut().await {
+        tracing::debug!(%error, "HTTP connection closed with an error");
+    }
+    drop(guard);
+}

@@ -1,0 +1,79 @@
+//! Removing the headers that belong to one connection, not to the message.
+
+use http::HeaderMap;
+use http::header::{CONNECTION, HeaderName, HeaderValue, TE};
+
+/// Hop-by-hop headers removed whether or not `Connection` names them: those RFC 9110 §7.6.1 lists
+/// and those of RFC 2616 §13.5.1 that old agents still send without naming them.
+const ALWAYS_HOP_BY_HOP: [&str; 7] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes the hop-by-hop headers a proxy must not forward (RFC 9110 §7.6.1).
+///
+/// Removed: `Connection` and every header it names (comma-separated, case-insensitive; empty or
+/// malformed names are skipped), then `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,
+/// `Proxy-Authorization`, `Trailer`, `Transfer-Encoding`, `Upgrade` and `TE`.
+///
+/// One exception: `TE` whose value is the single token `trailers` (any case, surrounding whitespace
+/// ignored) is kept, as lowercase `trailers`. gRPC requires it end to end to know that the client
+/// accepts trailers, and HTTP/2 allows `TE` with exactly that value and no other (RFC 9113 §8.2.2).
+///
+/// A proxy that forwards upgrades (WebSocket) must take `Upgrade` and `Connection: upgrade` before
+/// calling this and set them again on the outbound request.
+///
+/// ```
+/// use http::HeaderMap;
+/// use mesh_core::proxy::remove_hop_by_hop_headers;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("connection", "keep-alive, X-Session".parse().unwrap());
+/// headers.insert("x-session", "abc".parse().unwrap());
+/// headers.insert("keep-alive", "timeout=5".parse().unwrap());
+/// headers.insert("te", "trailers".parse().unwrap());
+/// headers.insert("content-type", "application/grpc".parse().unwrap());
+///
+/// remove_hop_by_hop_headers(&mut headers);
+///
+/// assert_eq!(headers.len(), 2);
+/// assert_eq!(headers["te"], "trailers");
+/// assert_eq!(headers["content-type"], "application/grpc");
+/// ```
+pub fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
+    let keep_te_trailers = is_te_trailers(headers);
+
+    // Collect first: the names borrow from the values being removed.
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
+        .collect();
+    headers.remove(CONNECTION);
+    for name in &named {
+        headers.remove(name);
+    }
+    for name in ALWAYS_HOP_BY_HOP {
+        headers.remove(name);
+    }
+
+    headers.remove(TE);
+    if keep_te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Whether the request's `TE` is exactly the one token `trailers`, across all its field lines.
+fn is_te_trailers(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(TE).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"trailers"),
+        _ => false,
+    }
+}

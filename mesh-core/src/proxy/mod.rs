@@ -1,0 +1,83 @@
+//! Header rules for forwarding a request to another server.
+//!
+//! A proxy (sidecar, gateway) forwarding a request must drop the headers that describe its own
+//! connection, point the request at the endpoint it chose, and may record itself on the way. These are
+//! small pure functions over `http` types, to call between receiving a request and handing it to
+//! the client:
+//!
+//! - [`remove_hop_by_hop_headers`]: RFC 9110 §7.6.1, keeping `TE: trailers` for gRPC;
+//! - [`set_endpoint_authority`] (+ [`socket_authority`]): new scheme and authority, same path and
+//!   query, `Host` kept for virtual hosting;
+//! - [`ForwardedElement`]: RFC 7239 `Forwarded` (`for`, `by`, `proto`, `host`);
+//! - [`append_via`]: RFC 9110 `Via`.
+//!
+//! ```
+//! use http::{Request, Version, uri::Scheme};
+//! use mesh_core::proxy::{
+//!     ForwardedElement, ViaName, append_via, remove_hop_by_hop_headers, set_endpoint_authority,
+//!     socket_authority,
+//! };
+//!
+//! let mut req = Request::get("/orders")
+//!     .header("host", "shop.example")
+//!     .header("connection", "close")
+//!     .body(())
+//!     .unwrap();
+//! let client: std::net::SocketAddr = "192.0.2.7:50000".parse().unwrap();
+//! let endpoint: std::net::SocketAddr = "10.0.0.5:8080".parse().unwrap();
+//! let via = ViaName::new("mesh").unwrap();
+//!
+//! remove_hop_by_hop_headers(req.headers_mut());
+//! ForwardedElement::new()
+//!     .for_node(client.ip())
+//!     .proto(Scheme::HTTP)
+//!     .append_to(req.headers_mut());
+//! let version = req.version();
+//! append_via(req.headers_mut(), version, &via);
+//! set_endpoint_authority(&mut req, Scheme::HTTP, socket_authority(endpoint));
+//!
+//! assert_eq!(req.uri(), "http://10.0.0.5:8080/orders");
+//! assert_eq!(req.headers()["host"], "shop.example");
+//! assert_eq!(req.headers()["forwarded"], "for=192.0.2.7;proto=http");
+//! assert_eq!(req.headers()["via"], "1.1 mesh");
+//! assert!(!req.headers().contains_key("connection"));
+//! # let _ = Version::HTTP_11;
+//! ```
+
+mod authority;
+mod forwarded;
+mod hop_by_hop;
+mod via;
+
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+
+pub use authority::{set_endpoint_authority, socket_authority};
+pub use forwarded::{ForwardedElement, ForwardedNode};
+pub use hop_by_hop::remove_hop_by_hop_headers;
+pub use via::{InvalidViaName, ViaName, append_via};
+
+/// Appends `element` to the list header `name`: joined to its last field line with `, `, or as a new
+/// field line when there is none. `element` must be valid header-value bytes.
+fn append_list_element(headers: &mut HeaderMap, name: HeaderName, element: &[u8]) {
+    let joined = headers.get_all(&name).iter().last().and_then(|last| {
+        let mut bytes = Vec::with_capacity(last.len() + 2 + element.len());
+        bytes.extend_from_slice(last.as_bytes());
+        bytes.extend_from_slice(b", ");
+        bytes.extend_from_slice(element);
+        HeaderValue::from_bytes(&bytes).ok()
+    });
+    let Some(joined) = joined.or_else(|| HeaderValue::from_bytes(element).ok()) else {
+        return;
+    };
+    // Replace the last line: drain all lines, put all but the last back, then the joined one.
+    let mut lines: Vec<HeaderValue> = match headers.entry(&name) {
+        http::header::Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
+        http::header::Entry::Vacant(_) => Vec::new(),
+    };
+    lines.pop();
+    for line in lines {
+        headers.append(&name, line);
+    }
+    headers.append(name, joined);
+}

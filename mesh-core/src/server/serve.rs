@@ -1,0 +1,277 @@
+//! [`Server`]: the accept loop, the connection limit and graceful shutdown.
+
+use std::future::{Future, pending, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower_service::Service;
+use tracing::{debug, error, warn};
+
+use super::acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
+use super::config::ServerConfig;
+use super::connection::{Shared, serve_connection};
+use super::stats::ServerStats;
+use crate::error::BoxError;
+
+/// First pause after a failed `accept(2)`; doubled on each consecutive failure up to
+/// [`ACCEPT_BACKOFF_MAX`]. Failures such as EMFILE clear up when connections close, so the loop waits
+/// for that instead of spinning.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// An HTTP/1.1 and HTTP/2 server for one listener, generic over the transport.
+///
+/// Build it from a bound [`TcpListener`], optionally swap the [`Acceptor`] (TLS) and the
+/// [`ServerConfig`], then run [`serve`](Self::serve) or
+/// [`serve_with_shutdown`](Self::serve_with_shutdown). See the [module docs](super) for an example.
+///
+/// Both HTTP versions are served on every connection: HTTP/2 when the client opens with the HTTP/2
+/// preface (prior knowledge, or after ALPN negotiated `h2` in the acceptor), HTTP/1.1 otherwise,
+/// including upgrades (`101 Switching Protocols`, `CONNECT`).
+#[derive(Debug)]
+pub struct Server<A = PlainAcceptor> {
+    listener: TcpListener,
+    acceptor: A,
+    config: ServerConfig,
+    stats: ServerStats,
+}
+
+impl Server<PlainAcceptor> {
+    /// A server for `listener` over plain TCP, with the default [`ServerConfig`].
+    pub fn new(listener: TcpListener) -> Self {
+        Self {
+            listener,
+            acceptor: PlainAcceptor::new(),
+            config: ServerConfig::default(),
+            stats: ServerStats::default(),
+        }
+    }
+}
+
+impl<A: Acceptor> Server<A> {
+    /// Serves connections through `acceptor` instead (TLS from `mesh-tls`, or a test acceptor).
+    pub fn acceptor<A2: Acceptor>(self, acceptor: A2) -> Server<A2> {
+        Server {
+            listener: self.listener,
+            acceptor,
+            config: self.config,
+            stats: self.stats,
+        }
+    }
+
+    /// Replaces the configuration.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The address the listener is bound to; with port 0 this tells which port was picked.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's counters. Take them before serving; they stay live while it runs.
+    pub fn stats(&self) -> ServerStats {
+        self.stats.clone()
+    }
+
+    /// Serves `service` until the future is dropped. See
+    /// [`serve_with_shutdown`](Self::serve_with_shutdown).
+    pub async fn serve<S, B>(self, service: S) -> io::Result<()>
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.serve_with_shutdown(service, pending()).await
+    }
+
+    /// Serves `service` on every accepted connection until `shutdown` completes, then drains.
+    ///
+    /// Each connection runs in its own tokio task, with its own clone of `service`; every request
+    /// gets a [`ConnectionInfo`] and the acceptor's per-connection values in its extensions.
+    ///
+    /// # Shutdown
+    ///
+    /// When `shutdown` completes the listener is closed at once (new connections are refused), every
+    /// connection is told to finish (HTTP/2 `GOAWAY`; HTTP/1.1 closes after the response in
+    /// progress, or at once when idle), and the returned future waits for in-flight requests to
+    /// complete, at most [`ServerConfig::drain_timeout`]; then the remaining connections are closed
+    /// and it returns `Ok(())`. Connections taken over by an HTTP upgrade are no longer the server's
+    /// and are not waited for.
+    ///
+    /// Dropping the returned future instead closes every connection immediately.
+    ///
+    /// # Errors
+    ///
+    /// Only when the listener's local address cannot be read at start. Failures of `accept(2)` (for
+    /// instance running out of file descriptors) are logged and counted, and the server backs off
+    /// briefly and continues; failures of single connections are logged at `debug`.
+    pub async fn serve_with_shutdown<S, B, F>(self, service: S, shutdown: F) -> io::Result<()>
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        F: Future<Output = ()>,
+    {
+        let Server {
+            listener,
+            acceptor,
+            config,
+            stats,
+        } = self;
+        let listen_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            builder: http_builder(&config),
+            handshake_timeout: config.handshake_timeout,
+            header_read_timeout: config.header_read_timeout,
+            tcp_nodelay: config.tcp_nodelay,
+            stats,
+        });
+        let slots = Arc::new(Semaphore::new(
+            config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        ));
+        // Sending (or dropping the sender) tells every connection task to drain.
+        let (drain_tx, drain_rx) = watch::channel(());
+        // Owning the tasks lets the drain deadline (or dropping this future) close what is left.
+        let mut connections = JoinSet::new();
+        let mut shutdown = pin!(shutdown);
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+
+        loop {
+            reap_finished(&mut connections);
+
+            // Backpressure: take a slot before accepting, so that at the limit connections wait in
+            // the listen backlog instead of being accepted and dropped.
+            let Some(permit) = until_shutdown(&mut shutdown, slots.clone().acquire_owned()).await
+            else {
+                break;
+            };
+            let Ok(permit) = permit else {
+                break; // the semaphore is never closed; stop rather than spin
+            };
+            let Some(accepted) = until_shutdown(&mut shutdown, listener.accept()).await else {
+                break;
+            };
+            let (tcp, peer_addr) = match accepted {
+                Ok(accepted) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    accepted
+                }
+                Err(error) => {
+                    shared.stats.record_accept_error();
+                    warn!(%error, ?backoff, "accept failed; backing off");
+                    let pause = tokio::time::sleep(backoff);
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    if until_shutdown(&mut shutdown, pause).await.is_none() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let local_addr = local_addr_of(&tcp).unwrap_or(listen_addr);
+            let info = ConnectionInfo::new(peer_addr, local_addr);
+            connections.spawn(serve_connection(
+                shared.clone(),
+                acceptor.clone(),
+                service.clone(),
+                tcp,
+                info,
+                drain_rx.clone(),
+                permit,
+            ));
+        }
+
+        drop(listener);
+        debug!(connections = connections.len(), "shutting down: draining connections");
+        // No receiver left (every task already ended) is not an error.
+        let _ = drain_tx.send(());
+        let drained = async {
+            while let Some(result) = connections.join_next().await {
+                log_task_end(result);
+            }
+        };
+        match config.drain_timeout {
+            None => drained.await,
+            Some(deadline) => {
+                if tokio::time::timeout(deadline, drained).await.is_err() {
+                    warn!(
+                        remaining = connections.len(),
+                        ?deadline,
+                        "drain deadline passed; closing remaining connections"
+                    );
+                    connections.shutdown().await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The hyper connection builder for `config`: both HTTP versions, tokio timers.
+fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    let mut http2 = builder.http2();
+    http2.timer(TokioTimer::new());
+    if let Some(interval) = config.http2_keep_alive_interval {
+        http2
+            .keep_alive_interval(interval)
+            .keep_alive_timeout(config.http2_keep_alive_timeout);
+    }
+    builder
+}
+
+/// Runs `work` unless `shutdown` completes first (then `None`). `shutdown` wins ties, so no
+/// connection is accepted once shutdown has been signalled.
+async fn until_shutdown<F: Future>(
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    work: F,
+) -> Option<F::Output> {
+    let mut work = pin!(work);
+    poll_fn(|cx| {
+        if shutdown.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        work.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+fn local_addr_of(tcp: &TcpStream) -> Option<SocketAddr> {
+    tcp.local_addr().ok()
+}
+
+/// Collects finished connection tasks so the set only holds live ones.
+fn reap_finished(connections: &mut JoinSet<()>) {
+    while let Some(result) = connections.try_join_next() {
+        log_task_end(result);
+    }
+}
+
+fn log_task_end(result: Result<(), tokio::task::JoinError>) {
+    if let Err(join_error) = result
+        && join_error.is_panic()
+    {
+        error!("a connection task panicked");
+    }
+}
