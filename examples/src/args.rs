@@ -126,7 +126,10 @@ mod tests {
             Err(ArgError::MissingValue("--rate".into()))
         );
         let mut a = args("--rate fast").unwrap();
-        assert!(matches!(a.value("--rate", 1u32), Err(ArgError::Invalid { .. })));
+        assert!(matches!(
+            a.value("--rate", 1u32),
+            Err(ArgError::Invalid { .. })
+        ));
         let a = args("--bogus 1").unwrap();
         assert_eq!(a.finish(), Err(ArgError::Unknown("--bogus".into())));
     }

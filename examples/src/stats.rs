@@ -58,7 +58,9 @@ impl Window {
         let n = self.latencies_us.len();
         // Nearest-rank: the smallest value with at least q·n values at or below it.
         let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as usize).clamp(1, n);
-        Some(Duration::from_micros(u64::from(self.latencies_us[rank - 1])))
+        Some(Duration::from_micros(u64::from(
+            self.latencies_us[rank - 1],
+        )))
     }
 
     /// Adds another window's counts and latencies to this one.
@@ -104,7 +106,10 @@ fn lock(m: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
 
 /// Formats an optional latency in milliseconds with one decimal, or `-`.
 pub fn fmt_ms(d: Option<Duration>) -> String {
-    d.map_or_else(|| "-".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
+    d.map_or_else(
+        || "-".to_owned(),
+        |d| format!("{:.1}", d.as_secs_f64() * 1e3),
+    )
 }
 
 #[cfg(test)]

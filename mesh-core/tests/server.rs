@@ -73,25 +73,43 @@ async fn start_plain(config: ServerConfig, handler: Handler) -> Running {
 }
 
 /// An HTTP/1.1 client connection: the sender, the client socket's address, the connection task.
-async fn connect_h1(addr: SocketAddr) -> (http1::SendRequest<Empty<Bytes>>, SocketAddr, JoinHandle<()>) {
+async fn connect_h1(
+    addr: SocketAddr,
+) -> (http1::SendRequest<Empty<Bytes>>, SocketAddr, JoinHandle<()>) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let local = tcp.local_addr().unwrap();
     let (send, conn) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
-    (send, local, tokio::spawn(async move { let _ = conn.await; }))
+    (
+        send,
+        local,
+        tokio::spawn(async move {
+            let _ = conn.await;
+        }),
+    )
 }
 
 /// An HTTP/2 (prior knowledge) client connection.
-async fn connect_h2(addr: SocketAddr) -> (http2::SendRequest<Empty<Bytes>>, SocketAddr, JoinHandle<()>) {
+async fn connect_h2(
+    addr: SocketAddr,
+) -> (http2::SendRequest<Empty<Bytes>>, SocketAddr, JoinHandle<()>) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let local = tcp.local_addr().unwrap();
     let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
         .await
         .unwrap();
-    (send, local, tokio::spawn(async move { let _ = conn.await; }))
+    (
+        send,
+        local,
+        tokio::spawn(async move {
+            let _ = conn.await;
+        }),
+    )
 }
 
 fn get(addr: SocketAddr) -> Request<Empty<Bytes>> {
-    Request::get(format!("http://{addr}/")).body(Empty::new()).unwrap()
+    Request::get(format!("http://{addr}/"))
+        .body(Empty::new())
+        .unwrap()
 }
 
 async fn body_text(res: Response<Incoming>) -> String {
@@ -102,7 +120,11 @@ async fn body_text(res: Response<Incoming>) -> String {
 /// Reads until the server closes the connection (end of stream or reset).
 async fn wait_closed(tcp: &mut TcpStream) {
     let mut sink = Vec::new();
-    let _ = guarded("the server to close the connection", tcp.read_to_end(&mut sink)).await;
+    let _ = guarded(
+        "the server to close the connection",
+        tcp.read_to_end(&mut sink),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -123,13 +145,12 @@ async fn peer_address_reaches_the_handler_over_http1_and_http2() {
 
 #[tokio::test]
 async fn local_address_is_the_accepting_socket() {
-    let handler = tower::util::BoxCloneService::new(tower::service_fn(
-        |req: Request<Incoming>| async move {
+    let handler =
+        tower::util::BoxCloneService::new(tower::service_fn(|req: Request<Incoming>| async move {
             let info = req.extensions().get::<ConnectionInfo>().copied();
             let body = info.map(|i| i.local_addr().to_string()).unwrap_or_default();
             Ok::<_, Infallible>(Response::new(Full::from(body)))
-        },
-    ));
+        }));
     let server = start_plain(ServerConfig::default(), handler).await;
     let (mut h1, _, _conn) = connect_h1(server.addr).await;
     let res = h1.send_request(get(server.addr)).await.unwrap();
@@ -159,14 +180,13 @@ impl Acceptor for MarkingAcceptor {
 
 #[tokio::test]
 async fn acceptor_values_reach_every_request_of_their_connection() {
-    let handler = tower::util::BoxCloneService::new(tower::service_fn(
-        |req: Request<Incoming>| async move {
+    let handler =
+        tower::util::BoxCloneService::new(tower::service_fn(|req: Request<Incoming>| async move {
             let marker = req.extensions().get::<Marker>().cloned();
             let has_info = req.extensions().get::<ConnectionInfo>().is_some();
             let body = format!("{marker:?} {has_info}");
             Ok::<_, Infallible>(Response::new(Full::from(body)))
-        },
-    ));
+        }));
     let server = start(ServerConfig::default(), MarkingAcceptor::default(), handler).await;
 
     let (mut first, _, _c1) = connect_h1(server.addr).await;
@@ -243,8 +263,8 @@ async fn header_read_timeout_closes_slow_and_silent_clients() {
 #[tokio::test]
 async fn connection_limit_holds_new_connections_until_a_slot_frees() {
     let (calls_tx, mut calls) = mpsc::unbounded_channel::<SocketAddr>();
-    let handler = tower::util::BoxCloneService::new(tower::service_fn(
-        move |req: Request<Incoming>| {
+    let handler =
+        tower::util::BoxCloneService::new(tower::service_fn(move |req: Request<Incoming>| {
             let calls_tx = calls_tx.clone();
             async move {
                 if let Some(info) = req.extensions().get::<ConnectionInfo>() {
@@ -252,8 +272,7 @@ async fn connection_limit_holds_new_connections_until_a_slot_frees() {
                 }
                 Ok::<_, Infallible>(Response::new(Full::default()))
             }
-        },
-    ));
+        }));
     let config = ServerConfig::default().max_connections(1);
     let server = start_plain(config, handler).await;
 
@@ -275,8 +294,13 @@ async fn connection_limit_holds_new_connections_until_a_slot_frees() {
 
     // Closing the first connection frees the slot; only then is the second served.
     drop(first);
-    guarded("the first connection to close", first_conn).await.unwrap();
-    let res = guarded("the second request", second_req).await.unwrap().unwrap();
+    guarded("the first connection to close", first_conn)
+        .await
+        .unwrap();
+    let res = guarded("the second request", second_req)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(calls.recv().await, Some(second_local));
     assert_eq!(server.stats.accepted_connections(), 2);
@@ -331,7 +355,10 @@ async fn graceful_shutdown_finishes_in_flight_request(http2: bool) {
     }
 
     stop.send(()).unwrap();
-    assert!(poll_once(&mut serve).await.is_pending(), "waits for the request");
+    assert!(
+        poll_once(&mut serve).await.is_pending(),
+        "waits for the request"
+    );
     // The listener is closed as soon as the signal is seen.
     let refused = TcpStream::connect(addr).await;
     assert_eq!(
@@ -365,9 +392,16 @@ async fn graceful_shutdown_closes_idle_connections_at_once() {
 
     // With no drain deadline, returning at all means both idle connections were closed.
     server.stop.send(()).unwrap();
-    guarded("the server to stop", server.task).await.unwrap().unwrap();
-    guarded("the HTTP/1.1 connection to close", h1_conn).await.unwrap();
-    guarded("the HTTP/2 connection to close", h2_conn).await.unwrap();
+    guarded("the server to stop", server.task)
+        .await
+        .unwrap()
+        .unwrap();
+    guarded("the HTTP/1.1 connection to close", h1_conn)
+        .await
+        .unwrap();
+    guarded("the HTTP/2 connection to close", h2_conn)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -385,7 +419,15 @@ async fn drain_deadline_closes_connections_still_busy() {
     guarded("the handler", entered.recv()).await;
 
     server.stop.send(()).unwrap();
-    guarded("the server to stop", server.task).await.unwrap().unwrap();
-    let outcome = guarded("the client to see the close", request).await.unwrap();
-    assert!(outcome.is_err(), "the busy connection was closed, not answered");
+    guarded("the server to stop", server.task)
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome = guarded("the client to see the close", request)
+        .await
+        .unwrap();
+    assert!(
+        outcome.is_err(),
+        "the busy connection was closed, not answered"
+    );
 }

@@ -2,9 +2,9 @@
 
 use std::net::SocketAddr;
 
+use http::Request;
 use http::header::{HOST, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use http::Request;
 
 /// Rewrites the request URI's scheme and authority to the chosen endpoint, keeping path and query.
 ///

@@ -73,7 +73,10 @@ pub fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
 fn is_te_trailers(headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(TE).iter();
     match (values.next(), values.next()) {
-        (Some(value), None) => value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"trailers"),
+        (Some(value), None) => value
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"trailers"),
         _ => false,
     }
 }

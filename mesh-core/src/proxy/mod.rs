@@ -50,7 +50,7 @@ mod hop_by_hop;
 mod via;
 
 use http::HeaderMap;
-use http::header::{HeaderName, HeaderValue};
+use http::header::{Entry, HeaderName, HeaderValue};
 
 pub use authority::{set_endpoint_authority, socket_authority};
 pub use forwarded::{ForwardedElement, ForwardedNode};
@@ -58,26 +58,25 @@ pub use hop_by_hop::remove_hop_by_hop_headers;
 pub use via::{InvalidViaName, ViaName, append_via};
 
 /// Appends `element` to the list header `name`: joined to its last field line with `, `, or as a new
-/// field line when there is none. `element` must be valid header-value bytes.
+/// field line when there is none. `element` must be valid header-value bytes; if it is not, nothing
+/// is written.
 fn append_list_element(headers: &mut HeaderMap, name: HeaderName, element: &[u8]) {
-    let joined = headers.get_all(&name).iter().last().and_then(|last| {
-        let mut bytes = Vec::with_capacity(last.len() + 2 + element.len());
-        bytes.extend_from_slice(last.as_bytes());
-        bytes.extend_from_slice(b", ");
-        bytes.extend_from_slice(element);
-        HeaderValue::from_bytes(&bytes).ok()
-    });
-    let Some(joined) = joined.or_else(|| HeaderValue::from_bytes(element).ok()) else {
-        return;
-    };
-    // Replace the last line: drain all lines, put all but the last back, then the joined one.
-    let mut lines: Vec<HeaderValue> = match headers.entry(&name) {
-        http::header::Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
-        http::header::Entry::Vacant(_) => Vec::new(),
-    };
-    lines.pop();
-    for line in lines {
-        headers.append(&name, line);
+    match headers.entry(name) {
+        Entry::Occupied(mut lines) => {
+            if let Some(last) = lines.iter_mut().next_back() {
+                let mut joined = Vec::with_capacity(last.len() + 2 + element.len());
+                joined.extend_from_slice(last.as_bytes());
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(element);
+                if let Ok(joined) = HeaderValue::from_bytes(&joined) {
+                    *last = joined;
+                }
+            }
+        }
+        Entry::Vacant(slot) => {
+            if let Ok(value) = HeaderValue::from_bytes(element) {
+                slot.insert(value);
+            }
+        }
     }
-    headers.append(name, joined);
 }

@@ -146,8 +146,15 @@ mod tests {
     #[tokio::test]
     async fn disarmed_once_the_protocol_is_known() {
         assert!(observed(&[b"GET / HT"]).deadline.is_none(), "HTTP/1.1");
-        assert!(observed(&[b"PRI * HTTP/1.1"]).deadline.is_none(), "not the preface");
-        assert!(observed(&[b"PRI * HTTP/2.0\r\n", b"\r\nSM\r\n\r\n"]).deadline.is_none());
+        assert!(
+            observed(&[b"PRI * HTTP/1.1"]).deadline.is_none(),
+            "not the preface"
+        );
+        assert!(
+            observed(&[b"PRI * HTTP/2.0\r\n", b"\r\nSM\r\n\r\n"])
+                .deadline
+                .is_none()
+        );
         assert!(observed(&[b"PRI", b""]).deadline.is_none(), "end of stream");
     }
 

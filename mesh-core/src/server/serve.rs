@@ -13,7 +13,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tower_service::Service;
@@ -174,6 +174,12 @@ impl<A: Acceptor> Server<A> {
                     backoff = ACCEPT_BACKOFF_MIN;
                     accepted
                 }
+                Err(error) if is_per_connection(&error) => {
+                    // The client gave up before we got to it; the listener itself is fine.
+                    shared.stats.record_accept_error();
+                    debug!(%error, "accept failed for one connection");
+                    continue;
+                }
                 Err(error) => {
                     shared.stats.record_accept_error();
                     warn!(%error, ?backoff, "accept failed; backing off");
@@ -185,7 +191,7 @@ impl<A: Acceptor> Server<A> {
                     continue;
                 }
             };
-            let local_addr = local_addr_of(&tcp).unwrap_or(listen_addr);
+            let local_addr = tcp.local_addr().unwrap_or(listen_addr);
             let info = ConnectionInfo::new(peer_addr, local_addr);
             connections.spawn(serve_connection(
                 shared.clone(),
@@ -199,7 +205,10 @@ impl<A: Acceptor> Server<A> {
         }
 
         drop(listener);
-        debug!(connections = connections.len(), "shutting down: draining connections");
+        debug!(
+            connections = connections.len(),
+            "shutting down: draining connections"
+        );
         // No receiver left (every task already ended) is not an error.
         let _ = drain_tx.send(());
         let drained = async {
@@ -257,8 +266,14 @@ async fn until_shutdown<F: Future>(
     .await
 }
 
-fn local_addr_of(tcp: &TcpStream) -> Option<SocketAddr> {
-    tcp.local_addr().ok()
+/// Accept errors that concern only the connection being accepted, not the listener.
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
 }
 
 /// Collects finished connection tasks so the set only holds live ones.

@@ -35,8 +35,8 @@ impl ServerStats {
         self.counters.active.load(Ordering::Relaxed)
     }
 
-    /// Errors returned by `accept(2)` (out of file descriptors and the like); each was followed by a
-    /// short back-off, not by the end of the server.
+    /// Errors returned by `accept(2)`: a client that gave up before it was accepted, or the process
+    /// out of file descriptors and the like (then the server backs off briefly). None ends the server.
     pub fn accept_errors(&self) -> u64 {
         self.counters.accept_errors.load(Ordering::Relaxed)
     }

@@ -1,0 +1,306 @@
+//! Table tests of `mesh_core::proxy`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Scheme;
+use http::{Request, Version};
+use mesh_core::proxy::{
+    ForwardedElement, ForwardedNode, ViaName, append_via, remove_hop_by_hop_headers,
+    set_endpoint_authority, socket_authority,
+};
+
+/// A header map from `(name, value)` lines, repeated names appended in order.
+fn headers(lines: &[(&str, &[u8])]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in lines {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    map
+}
+
+/// The remaining `(name, value)` lines, sorted by name for comparison.
+fn lines(map: &HeaderMap) -> Vec<(String, String)> {
+    let mut out: Vec<_> = map
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn hop_by_hop_removal() {
+    let cases: &[(&str, &[(&str, &[u8])], &[(&str, &str)])] = &[
+        (
+            "Connection names custom headers, any case, with spaces and empty tokens",
+            &[
+                ("connection", b" X-Trace-Hop ,, KEEP-ALIVE , x-other"),
+                ("x-trace-hop", b"1"),
+                ("x-other", b"2"),
+                ("keep-alive", b"timeout=5"),
+                ("accept", b"*/*"),
+            ],
+            &[("accept", "*/*")],
+        ),
+        (
+            "several Connection lines",
+            &[
+                ("connection", b"x-a"),
+                ("connection", b"x-b"),
+                ("x-a", b"1"),
+                ("x-b", b"2"),
+                ("x-c", b"3"),
+            ],
+            &[("x-c", "3")],
+        ),
+        (
+            "garbage tokens are skipped, valid ones still honoured",
+            &[
+                ("connection", b"bad header, \"quoted\", x-a, \xff\xfe"),
+                ("x-a", b"1"),
+                ("bad", b"kept"),
+            ],
+            &[("bad", "kept")],
+        ),
+        (
+            "the fixed set goes even when not named",
+            &[
+                ("proxy-connection", b"keep-alive"),
+                ("proxy-authenticate", b"Basic"),
+                ("proxy-authorization", b"Basic Zm9vOmJhcg=="),
+                ("trailer", b"grpc-status"),
+                ("transfer-encoding", b"chunked"),
+                ("upgrade", b"websocket"),
+                ("te", b"gzip"),
+                ("content-length", b"3"),
+            ],
+            &[("content-length", "3")],
+        ),
+        (
+            "TE: trailers is kept for gRPC",
+            &[("te", b"trailers"), ("content-type", b"application/grpc")],
+            &[("content-type", "application/grpc"), ("te", "trailers")],
+        ),
+        (
+            "TE: trailers is kept, normalised, even when Connection names it",
+            &[("connection", b"TE"), ("te", b" Trailers ")],
+            &[("te", "trailers")],
+        ),
+        (
+            "TE with other codings is removed",
+            &[("te", b"trailers, deflate")],
+            &[],
+        ),
+        (
+            "TE over several lines is removed",
+            &[("te", b"trailers"), ("te", b"gzip")],
+            &[],
+        ),
+        (
+            "nothing to remove",
+            &[("accept", b"*/*")],
+            &[("accept", "*/*")],
+        ),
+    ];
+    for (case, input, expected) in cases {
+        let mut map = headers(input);
+        remove_hop_by_hop_headers(&mut map);
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(lines(&map), expected, "{case}");
+    }
+}
+
+#[test]
+fn endpoint_authority_rewrite() {
+    // (case, request URI, Host header, endpoint, scheme, expected URI, expected Host)
+    let cases: &[(&str, &str, Option<&str>, &str, Scheme, &str, Option<&str>)] = &[
+        (
+            "origin form with query, Host kept",
+            "/v1/orders?page=2&sort=asc",
+            Some("shop.example"),
+            "10.0.0.5:8080",
+            Scheme::HTTP,
+            "http://10.0.0.5:8080/v1/orders?page=2&sort=asc",
+            Some("shop.example"),
+        ),
+        (
+            "origin form without query",
+            "/healthz",
+            Some("shop.example"),
+            "10.0.0.5:80",
+            Scheme::HTTPS,
+            "https://10.0.0.5:80/healthz",
+            Some("shop.example"),
+        ),
+        (
+            "absolute form without Host: the original authority becomes Host",
+            "https://api.example.com:8443/x?y=1",
+            None,
+            "10.0.0.5:8080",
+            Scheme::HTTP,
+            "http://10.0.0.5:8080/x?y=1",
+            Some("api.example.com:8443"),
+        ),
+        (
+            "IPv6 endpoint is bracketed",
+            "/a",
+            Some("shop.example"),
+            "[2001:db8::5]:9000",
+            Scheme::HTTP,
+            "http://[2001:db8::5]:9000/a",
+            Some("shop.example"),
+        ),
+        (
+            "origin form without Host stays without Host",
+            "/a",
+            None,
+            "10.0.0.5:8080",
+            Scheme::HTTP,
+            "http://10.0.0.5:8080/a",
+            None,
+        ),
+    ];
+    for (case, uri, host, endpoint, scheme, want_uri, want_host) in cases {
+        let mut builder = Request::get(*uri);
+        if let Some(host) = host {
+            builder = builder.header(HOST, *host);
+        }
+        let mut req = builder.body(()).unwrap();
+        let endpoint: SocketAddr = endpoint.parse().unwrap();
+        set_endpoint_authority(&mut req, scheme.clone(), socket_authority(endpoint));
+        assert_eq!(req.uri().to_string(), *want_uri, "{case}");
+        let host = req.headers().get(HOST).map(|h| h.to_str().unwrap());
+        assert_eq!(host, *want_host, "{case}");
+        assert_eq!(
+            req.headers().get_all(HOST).iter().count(),
+            usize::from(want_host.is_some())
+        );
+    }
+}
+
+#[test]
+fn socket_authority_drops_ipv6_zone() {
+    let addr: SocketAddr = "[fe80::1%2]:80".parse().unwrap();
+    assert_eq!(socket_authority(addr).as_str(), "[fe80::1]:80");
+    let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    assert_eq!(socket_authority(addr).as_str(), "127.0.0.1:9");
+}
+
+#[test]
+fn forwarded_elements() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let sock = |s: &str| s.parse::<SocketAddr>().unwrap();
+    let cases: Vec<(&str, ForwardedElement, &str)> = vec![
+        (
+            "IPv4",
+            ForwardedElement::new().for_node(ip("192.0.2.43")),
+            "for=192.0.2.43",
+        ),
+        (
+            "IPv4 with port is quoted",
+            ForwardedElement::new().for_node(sock("192.0.2.43:47011")),
+            r#"for="192.0.2.43:47011""#,
+        ),
+        (
+            "IPv6 is bracketed and quoted",
+            ForwardedElement::new().for_node(ip("2001:db8:cafe::17")),
+            r#"for="[2001:db8:cafe::17]""#,
+        ),
+        (
+            "IPv6 with port",
+            ForwardedElement::new().for_node(sock("[2001:db8:cafe::17]:4711")),
+            r#"for="[2001:db8:cafe::17]:4711""#,
+        ),
+        (
+            "IPv4-mapped IPv6 is written as IPv4",
+            ForwardedElement::new().for_node(ip("::ffff:192.0.2.1")),
+            "for=192.0.2.1",
+        ),
+        (
+            "all parameters, in order",
+            ForwardedElement::new()
+                .host("api.example.com:8443".parse().unwrap())
+                .proto(Scheme::HTTPS)
+                .by_node(sock("10.0.0.1:443"))
+                .for_node(ForwardedNode::unknown()),
+            r#"for=unknown;by="10.0.0.1:443";proto=https;host="api.example.com:8443""#,
+        ),
+    ];
+    for (case, element, want) in cases {
+        let mut map = HeaderMap::new();
+        element.append_to(&mut map);
+        assert_eq!(map["forwarded"], want, "{case}");
+    }
+}
+
+#[test]
+fn forwarded_appends_to_the_last_line() {
+    let mut map = headers(&[
+        ("forwarded", b"for=192.0.2.60;proto=http"),
+        ("forwarded", b"for=198.51.100.17"),
+    ]);
+    ForwardedElement::new()
+        .for_node("2001:db8::1".parse::<IpAddr>().unwrap())
+        .append_to(&mut map);
+    let all: Vec<_> = map.get_all("forwarded").iter().collect();
+    assert_eq!(
+        all,
+        [
+            "for=192.0.2.60;proto=http",
+            r#"for=198.51.100.17, for="[2001:db8::1]""#
+        ]
+    );
+
+    // An empty element is not valid syntax and is not written.
+    let mut empty = HeaderMap::new();
+    ForwardedElement::new().append_to(&mut empty);
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn via_entries() {
+    let name = ViaName::new("mesh").unwrap();
+    let cases = [
+        (Version::HTTP_10, "1.0 mesh"),
+        (Version::HTTP_11, "1.1 mesh"),
+        (Version::HTTP_2, "2 mesh"),
+        (Version::HTTP_3, "3 mesh"),
+    ];
+    for (version, want) in cases {
+        let mut map = HeaderMap::new();
+        append_via(&mut map, version, &name);
+        assert_eq!(map["via"], want, "{version:?}");
+    }
+
+    let mut map = headers(&[("via", b"1.0 fred, 1.1 p.example.net")]);
+    append_via(
+        &mut map,
+        Version::HTTP_11,
+        &ViaName::new("proxy.internal:3128").unwrap(),
+    );
+    assert_eq!(
+        map["via"],
+        "1.0 fred, 1.1 p.example.net, 1.1 proxy.internal:3128"
+    );
+}
+
+#[test]
+fn via_names_are_validated() {
+    assert!(ViaName::new("sidecar-7").is_ok());
+    assert!(ViaName::new("[2001:db8::1]:80").is_ok());
+    for bad in ["", "two words", "a,b", "quote\"", "tab\t"] {
+        assert!(ViaName::new(bad).is_err(), "{bad:?}");
+    }
+}
