@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
 use mesh_core::error::{ConnectError, Timeout, UpstreamError};
 use mesh_core::{Body, BoxError, Endpoint, is_caused_by};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_test::{assert_pending, assert_ready_ok};
@@ -118,7 +118,8 @@ async fn serve(kind: ServerKind, stream: TcpStream, handles: Handles, close: Arc
         ServerKind::Http1 | ServerKind::Http1Close => {
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(kind == ServerKind::Http1)
-                .serve_connection(io, service);
+                .serve_connection(io, service)
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
@@ -143,10 +144,27 @@ async fn serve(kind: ServerKind, stream: TcpStream, handles: Handles, close: Arc
     }
 }
 
-async fn handle(req: Request<Incoming>, handles: Handles) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    mut req: Request<Incoming>,
+    handles: Handles,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let _ = handles.arrivals.send(path.clone());
     let body = match path.as_str() {
+        "/upgrade" => {
+            let upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                if let Ok(upgraded) = upgrade.await {
+                    let _ = TokioIo::new(upgraded).write_all(b"upgraded").await;
+                }
+            });
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = response.headers_mut();
+            headers.insert(http::header::CONNECTION, "upgrade".parse().unwrap());
+            headers.insert(http::header::UPGRADE, "test".parse().unwrap());
+            return Ok(response);
+        }
         "/wait" => {
             if let Ok(permit) = handles.gate.acquire().await {
                 permit.forget();
@@ -175,7 +193,9 @@ impl http_body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
     }
 }
 
@@ -277,6 +297,141 @@ impl Service<Endpoint> for NeverConnector {
     }
 }
 
+/// Connects over TCP; `kill` makes every transport made so far read end-of-stream, as if the server
+/// had closed it, and wakes its reader.
+#[derive(Clone, Default)]
+struct KillableConnector {
+    streams: Arc<std::sync::Mutex<Vec<Arc<KillSwitch>>>>,
+}
+
+#[derive(Default)]
+struct KillSwitch {
+    killed: std::sync::atomic::AtomicBool,
+    reader: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl KillableConnector {
+    fn kill(&self) {
+        for switch in self.streams.lock().unwrap().iter() {
+            switch.killed.store(true, Ordering::SeqCst);
+            if let Some(waker) = switch.reader.lock().unwrap().take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl Service<Endpoint> for KillableConnector {
+    type Response = KillableStream;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<KillableStream>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, endpoint: Endpoint) -> Self::Future {
+        let switch = Arc::new(KillSwitch::default());
+        self.streams.lock().unwrap().push(switch.clone());
+        let connect = TcpConnector::new().call(endpoint);
+        Box::pin(async move {
+            Ok(KillableStream {
+                stream: connect.await?,
+                switch,
+            })
+        })
+    }
+}
+
+struct KillableStream {
+    stream: TcpStream,
+    switch: Arc<KillSwitch>,
+}
+
+impl AsyncRead for KillableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.switch.killed.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        *self.switch.reader.lock().unwrap() = Some(cx.waker().clone());
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves HTTP/1.1 over in-memory pipes instead of sockets, so a test can run on a paused clock; counts
+/// the connections it makes.
+#[derive(Clone, Default)]
+struct InMemoryConnector {
+    made: Arc<AtomicUsize>,
+}
+
+impl Service<Endpoint> for InMemoryConnector {
+    type Response = tokio::io::DuplexStream;
+    type Error = io::Error;
+    type Future = std::future::Ready<io::Result<tokio::io::DuplexStream>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _endpoint: Endpoint) -> Self::Future {
+        self.made.fetch_add(1, Ordering::SeqCst);
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+            TokioIo::new(server),
+            service_fn(|_req| async { Ok::<_, Infallible>(Response::new(Body::from("hello"))) }),
+        ));
+        std::future::ready(Ok(client))
+    }
+}
+
+/// An HTTP/2 server written directly on `h2` that resets every stream: `/refuse` with
+/// `REFUSED_STREAM` (the request was not processed), anything else with `INTERNAL_ERROR`.
+async fn start_resetting_h2_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((request, mut respond))) = conn.accept().await {
+                    let reason = if request.uri().path() == "/refuse" {
+                        h2::Reason::REFUSED_STREAM
+                    } else {
+                        h2::Reason::INTERNAL_ERROR
+                    };
+                    respond.send_reset(reason);
+                }
+            });
+        }
+    });
+    addr
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------------
@@ -334,6 +489,23 @@ async fn http1_sequential_requests_reuse_one_connection() {
 }
 
 #[tokio::test]
+async fn http1_back_to_back_requests_take_the_returning_connection() {
+    let server = TestServer::start(ServerKind::Http1).await;
+    // Many free slots: the next request is sent before the previous connection's return task has
+    // run, and must take that connection (hyper already reports it ready) instead of opening another.
+    let mut client = HttpClient::new(
+        server.endpoint(),
+        TcpConnector::new(),
+        ClientConfig::default(),
+    );
+    for _ in 0..10 {
+        let (status, _) = fetch(&mut client, "/").await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(server.accepted(), 1);
+}
+
+#[tokio::test]
 async fn http1_requests_beyond_max_connections_wait_for_readiness() {
     let mut server = TestServer::start(ServerKind::Http1).await;
     let client = HttpClient::new(server.endpoint(), TcpConnector::new(), http1(2));
@@ -361,11 +533,13 @@ async fn http1_requests_beyond_max_connections_wait_for_readiness() {
     server.gate.add_permits(1);
     assert_eq!(done.recv().await.unwrap(), "done");
     ready.await.unwrap();
-    drop(ready);
 
     // The third request reuses the connection the finished one returned.
     let response = third.call(get("/")).await.unwrap();
-    assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "hello");
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "hello"
+    );
     assert_eq!(server.accepted(), 2);
 
     server.gate.add_permits(1);
@@ -389,6 +563,24 @@ async fn http1_server_closing_idle_connection_is_not_an_error() {
     dropped.recv().await.unwrap();
     assert_eq!(client.open_connections(), 0);
 
+    let response = client.call(get("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.accepted(), 2);
+}
+
+#[tokio::test]
+async fn http1_pooled_connection_closed_at_send_time_is_retried_on_a_new_one() {
+    let server = TestServer::start(ServerKind::Http1).await;
+    let connector = KillableConnector::default();
+    let mut client = HttpClient::new(server.endpoint(), connector.clone(), http1(1));
+
+    fetch(&mut client, "/").await.unwrap();
+    client.ready().await.unwrap();
+    assert_eq!(client.idle_connections(), 1);
+
+    // The pooled connection still looks usable when the request is handed to it, and closes before
+    // hyper writes it.
+    connector.kill();
     let response = client.call(get("/")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(server.accepted(), 2);
@@ -437,7 +629,13 @@ async fn http1_response_body_dropped_early_is_not_reused() {
     let (connector, mut dropped) = TrackingConnector::new();
     let mut client = HttpClient::new(server.endpoint(), connector, http1(1));
 
-    let response = client.ready().await.unwrap().call(get("/stream")).await.unwrap();
+    let response = client
+        .ready()
+        .await
+        .unwrap()
+        .call(get("/stream"))
+        .await
+        .unwrap();
     let feed = server.streams.recv().await.unwrap();
     feed.send(Bytes::from_static(b"first")).await.unwrap();
     let mut body = response.into_body();
@@ -452,6 +650,72 @@ async fn http1_response_body_dropped_early_is_not_reused() {
     assert_eq!(server.next_arrival().await, "/stream");
     assert_eq!(server.next_arrival().await, "/");
     drop(feed);
+}
+
+#[tokio::test]
+async fn http1_connection_lost_mid_request_is_an_upstream_error_sent() {
+    let mut server = TestServer::start(ServerKind::Http1).await;
+    let connector = KillableConnector::default();
+    let mut client = HttpClient::new(server.endpoint(), connector.clone(), http1(1));
+
+    let mut response = client.ready().await.unwrap().call(get("/hang"));
+    tokio::select! {
+        _ = &mut response => panic!("/hang answered"),
+        path = server.next_arrival() => assert_eq!(path, "/hang"),
+    }
+    connector.kill();
+    let err = response.await.unwrap_err();
+    let upstream = err
+        .downcast_ref::<UpstreamError>()
+        .expect("an UpstreamError");
+    assert!(upstream.request_sent());
+    assert_ready_ok!(poll_ready_once(&mut client));
+}
+
+#[tokio::test(start_paused = true)]
+async fn http1_connections_idle_past_idle_timeout_are_not_reused() {
+    let connector = InMemoryConnector::default();
+    let made = connector.made.clone();
+    let config = http1(1).idle_timeout(Duration::from_secs(10));
+    let mut client = HttpClient::new(Endpoint::new(([10, 0, 0, 1], 80).into()), connector, config);
+
+    // With one slot, readiness returns only once the connection is idle in the pool, where its idle
+    // time starts.
+    fetch(&mut client, "/").await.unwrap();
+    client.ready().await.unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    fetch(&mut client, "/").await.unwrap();
+    assert_eq!(made.load(Ordering::SeqCst), 1, "reused at the idle timeout");
+
+    client.ready().await.unwrap();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    fetch(&mut client, "/").await.unwrap();
+    assert_eq!(made.load(Ordering::SeqCst), 2, "replaced after it");
+}
+
+#[tokio::test]
+async fn http1_upgrade_takes_the_connection_out_of_the_pool() {
+    let server = TestServer::start(ServerKind::Http1).await;
+    let mut client = HttpClient::new(server.endpoint(), TcpConnector::new(), http1(1));
+
+    let request = Request::get("/upgrade")
+        .header(http::header::CONNECTION, "upgrade")
+        .header(http::header::UPGRADE, "test")
+        .body(Body::empty())
+        .unwrap();
+    let response = client.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let upgraded = hyper::upgrade::on(response).await.unwrap();
+    let mut tunnel = Vec::new();
+    TokioIo::new(upgraded)
+        .read_to_end(&mut tunnel)
+        .await
+        .unwrap();
+    assert_eq!(tunnel, b"upgraded");
+
+    // The slot is free again and the next request gets a connection of its own.
+    assert_eq!(fetch(&mut client, "/").await.unwrap().1, "hello");
+    assert_eq!(server.accepted(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -504,7 +768,9 @@ async fn http2_reconnects_after_server_closes_connection() {
 #[tokio::test]
 async fn http2_dropped_response_future_keeps_connection() {
     let mut server = TestServer::start(ServerKind::Http2).await;
-    let mut client = HttpClient::new(server.endpoint(), TcpConnector::new(), http2());
+    // Keep-alive PINGs on (their interval never elapses here): the connection works with the timer.
+    let config = http2().http2_keep_alive_interval(Duration::from_secs(30));
+    let mut client = HttpClient::new(server.endpoint(), TcpConnector::new(), config);
 
     let mut response = client.ready().await.unwrap().call(get("/hang"));
     tokio::select! {
@@ -515,6 +781,24 @@ async fn http2_dropped_response_future_keeps_connection() {
 
     assert_eq!(fetch(&mut client, "/").await.unwrap().1, "hello");
     assert_eq!(server.accepted(), 1);
+}
+
+#[tokio::test]
+async fn http2_refused_stream_is_an_upstream_error_not_sent() {
+    let addr = start_resetting_h2_server().await;
+    let mut client = HttpClient::new(Endpoint::new(addr), TcpConnector::new(), http2());
+
+    let err = fetch(&mut client, "/refuse").await.unwrap_err();
+    let upstream = err
+        .downcast_ref::<UpstreamError>()
+        .expect("an UpstreamError");
+    assert!(!upstream.request_sent(), "{err:?}");
+
+    let err = fetch(&mut client, "/fail").await.unwrap_err();
+    let upstream = err
+        .downcast_ref::<UpstreamError>()
+        .expect("an UpstreamError");
+    assert!(upstream.request_sent(), "{err:?}");
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use mesh_core::proxy::{
 };
 
 /// A header map from `(name, value)` lines, repeated names appended in order.
-fn headers(lines: &[(&str, &[u8])]) -> HeaderMap {
+fn headers(lines: RawLines<'_>) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in lines {
         map.append(
@@ -37,9 +37,15 @@ fn lines(map: &HeaderMap) -> Vec<(String, String)> {
     out
 }
 
+/// Header lines as given: name and raw value.
+type RawLines<'a> = &'a [(&'a str, &'a [u8])];
+
+/// One hop-by-hop case: what it checks, the headers before, the headers expected after.
+type HopCase<'a> = (&'a str, RawLines<'a>, &'a [(&'a str, &'a str)]);
+
 #[test]
 fn hop_by_hop_removal() {
-    let cases: &[(&str, &[(&str, &[u8])], &[(&str, &str)])] = &[
+    let cases: &[HopCase<'_>] = &[
         (
             "Connection names custom headers, any case, with spaces and empty tokens",
             &[
@@ -122,71 +128,78 @@ fn hop_by_hop_removal() {
     }
 }
 
+/// One authority-rewrite case.
+struct AuthorityCase {
+    case: &'static str,
+    uri: &'static str,
+    host: Option<&'static str>,
+    endpoint: &'static str,
+    scheme: Scheme,
+    want_uri: &'static str,
+    want_host: Option<&'static str>,
+}
+
 #[test]
 fn endpoint_authority_rewrite() {
-    // (case, request URI, Host header, endpoint, scheme, expected URI, expected Host)
-    let cases: &[(&str, &str, Option<&str>, &str, Scheme, &str, Option<&str>)] = &[
-        (
-            "origin form with query, Host kept",
-            "/v1/orders?page=2&sort=asc",
-            Some("shop.example"),
-            "10.0.0.5:8080",
-            Scheme::HTTP,
-            "http://10.0.0.5:8080/v1/orders?page=2&sort=asc",
-            Some("shop.example"),
-        ),
-        (
-            "origin form without query",
-            "/healthz",
-            Some("shop.example"),
-            "10.0.0.5:80",
-            Scheme::HTTPS,
-            "https://10.0.0.5:80/healthz",
-            Some("shop.example"),
-        ),
-        (
-            "absolute form without Host: the original authority becomes Host",
-            "https://api.example.com:8443/x?y=1",
-            None,
-            "10.0.0.5:8080",
-            Scheme::HTTP,
-            "http://10.0.0.5:8080/x?y=1",
-            Some("api.example.com:8443"),
-        ),
-        (
-            "IPv6 endpoint is bracketed",
-            "/a",
-            Some("shop.example"),
-            "[2001:db8::5]:9000",
-            Scheme::HTTP,
-            "http://[2001:db8::5]:9000/a",
-            Some("shop.example"),
-        ),
-        (
-            "origin form without Host stays without Host",
-            "/a",
-            None,
-            "10.0.0.5:8080",
-            Scheme::HTTP,
-            "http://10.0.0.5:8080/a",
-            None,
-        ),
+    let cases = [
+        AuthorityCase {
+            case: "origin form with query, Host kept",
+            uri: "/v1/orders?page=2&sort=asc",
+            host: Some("shop.example"),
+            endpoint: "10.0.0.5:8080",
+            scheme: Scheme::HTTP,
+            want_uri: "http://10.0.0.5:8080/v1/orders?page=2&sort=asc",
+            want_host: Some("shop.example"),
+        },
+        AuthorityCase {
+            case: "origin form without query",
+            uri: "/healthz",
+            host: Some("shop.example"),
+            endpoint: "10.0.0.5:80",
+            scheme: Scheme::HTTPS,
+            want_uri: "https://10.0.0.5:80/healthz",
+            want_host: Some("shop.example"),
+        },
+        AuthorityCase {
+            case: "absolute form without Host: the original authority becomes Host",
+            uri: "https://api.example.com:8443/x?y=1",
+            host: None,
+            endpoint: "10.0.0.5:8080",
+            scheme: Scheme::HTTP,
+            want_uri: "http://10.0.0.5:8080/x?y=1",
+            want_host: Some("api.example.com:8443"),
+        },
+        AuthorityCase {
+            case: "IPv6 endpoint is bracketed",
+            uri: "/a",
+            host: Some("shop.example"),
+            endpoint: "[2001:db8::5]:9000",
+            scheme: Scheme::HTTP,
+            want_uri: "http://[2001:db8::5]:9000/a",
+            want_host: Some("shop.example"),
+        },
+        AuthorityCase {
+            case: "origin form without Host stays without Host",
+            uri: "/a",
+            host: None,
+            endpoint: "10.0.0.5:8080",
+            scheme: Scheme::HTTP,
+            want_uri: "http://10.0.0.5:8080/a",
+            want_host: None,
+        },
     ];
-    for (case, uri, host, endpoint, scheme, want_uri, want_host) in cases {
-        let mut builder = Request::get(*uri);
-        if let Some(host) = host {
-            builder = builder.header(HOST, *host);
+    for c in cases {
+        let mut builder = Request::get(c.uri);
+        if let Some(host) = c.host {
+            builder = builder.header(HOST, host);
         }
         let mut req = builder.body(()).unwrap();
-        let endpoint: SocketAddr = endpoint.parse().unwrap();
-        set_endpoint_authority(&mut req, scheme.clone(), socket_authority(endpoint));
-        assert_eq!(req.uri().to_string(), *want_uri, "{case}");
-        let host = req.headers().get(HOST).map(|h| h.to_str().unwrap());
-        assert_eq!(host, *want_host, "{case}");
-        assert_eq!(
-            req.headers().get_all(HOST).iter().count(),
-            usize::from(want_host.is_some())
-        );
+        let endpoint: SocketAddr = c.endpoint.parse().unwrap();
+        set_endpoint_authority(&mut req, c.scheme, socket_authority(endpoint));
+        assert_eq!(req.uri().to_string(), c.want_uri, "{}", c.case);
+        let hosts: Vec<_> = req.headers().get_all(HOST).iter().collect();
+        let want: Vec<_> = c.want_host.into_iter().collect();
+        assert_eq!(hosts, want, "{}", c.case);
     }
 }
 

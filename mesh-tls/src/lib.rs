@@ -11,7 +11,7 @@
 //!
 //! ## Crypto provider
 //!
-//! rustls needs a [`CryptoProvider`](rustls::crypto::CryptoProvider). Feature `aws-lc-rs` (default)
+//! rustls needs a [`CryptoProvider`]. Feature `aws-lc-rs` (default)
 //! selects aws-lc-rs, feature `ring` selects *ring*; with both, aws-lc-rs wins. Configurations are built
 //! with an explicit provider from [`crypto_provider`], never from a process-wide default, so both
 //! features can be compiled in together.

@@ -7,9 +7,10 @@ use std::time::Duration;
 /// The choice is fixed per client. Plaintext HTTP/2 uses *prior knowledge* (h2c, RFC 9113 §3.3): the
 /// client starts with the HTTP/2 preface and never tries an HTTP/1.1 `Upgrade`.
 ///
-/// Over TLS the version would normally come from ALPN. That negotiation is not built yet: a TLS
-/// connector must today be paired with the protocol the peer is known to speak. The hook for ALPN is the
-/// connector's IO type, which can report the negotiated protocol once a connection exists.
+/// Not built yet: choosing the version per connection from TLS ALPN. Until it is, pair a TLS connector
+/// with the protocol the peer is known to speak (for HTTP/2, offer only `h2` in ALPN). The natural hook
+/// is the connector's IO type reporting the negotiated protocol, which the dialer would read after
+/// connecting to pick the HTTP/1.1 or HTTP/2 handshake.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Protocol {
@@ -47,8 +48,10 @@ pub struct ClientConfig {
     /// since an HTTP/1.1 connection carries one request at a time. Default 64. Values below 1 count as 1.
     pub max_connections: usize,
     /// HTTP/1.1 only: an idle connection unused for longer than this is closed instead of reused.
-    /// Default 90 s, below the idle timeouts servers commonly use, so that the client, not the server,
-    /// usually ends an idle connection. Expired connections are dropped when the pool is next used; no
+    /// Default 20 s: below the 30 s after which hyper-based servers (mesh-core's among them) close an
+    /// idle HTTP/1.1 connection, so the client, not the server, ends it, and a request is never written
+    /// to a connection the server is closing at that moment. Lower it for servers that close sooner
+    /// (Node.js closes after 5 s by default). Expired connections are dropped when the pool is next used; no
     /// timer task runs for them.
     pub idle_timeout: Duration,
     /// HTTP/2 only: when set, the client sends a PING this often, even while no request is in flight,
@@ -62,7 +65,7 @@ impl Default for ClientConfig {
             protocol: Protocol::Http1,
             connect_timeout: Duration::from_secs(1),
             max_connections: 64,
-            idle_timeout: Duration::from_secs(90),
+            idle_timeout: Duration::from_secs(20),
             http2_keep_alive_interval: None,
         }
     }

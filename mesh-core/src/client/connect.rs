@@ -223,7 +223,12 @@ where
     fn dial(&self) -> BoxFuture<Result<http1::SendRequest<B>, ConnectError>> {
         self.dial_with(|io, open| async move {
             let (sender, connection) = http1::handshake(io).await?;
-            tokio::spawn(drive(connection, OpenConnection::new(&open)));
+            // With upgrades, `hyper::upgrade::on(response)` works for a 101 answer or a `CONNECT`
+            // tunnel; the upgraded connection then leaves the pool (its sender reports closed).
+            tokio::spawn(drive(
+                connection.with_upgrades(),
+                OpenConnection::new(&open),
+            ));
             Ok(sender)
         })
     }

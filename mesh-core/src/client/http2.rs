@@ -66,10 +66,10 @@ impl<B: Send + 'static> Http2Connection<B> {
             if let Some(sender) = slot.live_sender() {
                 return Ok(sender);
             }
-            if let Some((attempt, error)) = &slot.failure {
-                if *attempt > seen {
-                    return Err(ConnectError::new(SharedConnectFailure(error.clone())));
-                }
+            if let Some((attempt, error)) = &slot.failure
+                && *attempt > seen
+            {
+                return Err(ConnectError::new(SharedConnectFailure(error.clone())));
             }
             let result = this.dialer.dial().await;
             let attempt = this.attempts.fetch_add(1, Ordering::AcqRel) + 1;
@@ -94,17 +94,24 @@ impl<B: Send + 'static> Http2Connection<B> {
     where
         B: http_body::Body,
     {
-        let live = self.slot.try_lock().ok().and_then(|slot| slot.live_sender());
-        let step = match live {
-            Some(sender) => Step::send(sender, request),
-            None => Step::Connecting {
-                connect: self.connection(),
-                request: Some(request),
-            },
+        let live = self
+            .slot
+            .try_lock()
+            .ok()
+            .and_then(|slot| slot.live_sender());
+        let (step, waiting) = match live {
+            Some(sender) => (Step::send(sender, request), None),
+            None => (
+                Step::Connecting {
+                    connect: self.connection(),
+                },
+                Some(request),
+            ),
         };
         Http2Exchange {
             connection: self.clone(),
             step,
+            waiting,
             retried: false,
         }
     }
@@ -115,6 +122,8 @@ impl<B: Send + 'static> Http2Connection<B> {
 pub(crate) struct Http2Exchange<B> {
     connection: Arc<Http2Connection<B>>,
     step: Step<B>,
+    /// The request while a connection is awaited (kept here, not in `Step`, so the step stays small).
+    waiting: Option<Request<B>>,
     /// A request handed back unsent by a closing connection is tried once more on a new one.
     retried: bool,
 }
@@ -125,7 +134,6 @@ impl<B> Unpin for Http2Exchange<B> {}
 enum Step<B> {
     Connecting {
         connect: BoxFuture<Result<SendRequest<B>, ConnectError>>,
-        request: Option<Request<B>>,
     },
     Sending {
         send: SendFuture<B>,
@@ -151,9 +159,9 @@ where
         let this = self.get_mut();
         loop {
             match &mut this.step {
-                Step::Connecting { connect, request } => {
+                Step::Connecting { connect } => {
                     let result = ready!(connect.as_mut().poll(cx));
-                    let request = request.take();
+                    let request = this.waiting.take();
                     this.step = Step::Done;
                     match (result, request) {
                         (Ok(sender), Some(request)) => this.step = Step::send(sender, request),
@@ -174,9 +182,9 @@ where
                                      retrying on a new connection"
                                 );
                                 this.retried = true;
+                                this.waiting = Some(request);
                                 this.step = Step::Connecting {
                                     connect: this.connection.connection(),
-                                    request: Some(request),
                                 };
                             }
                             Some(_) => {

@@ -12,6 +12,10 @@
 //!   recent first; those the server closed, or idle for longer than
 //!   [`idle_timeout`](ClientConfig::idle_timeout), are skipped. When a pooled connection turns out to
 //!   be closed before the request was written, the request is sent once more on a new connection.
+//!   A request sent the instant the previous body ended normally takes that connection; on a
+//!   multi-threaded runtime it can lose that race and open a second one (still within the limit).
+//!   Upgrades (`101 Switching Protocols`, `CONNECT`) work through `hyper::upgrade::on`; the upgraded
+//!   connection leaves the pool.
 //! - **HTTP/2** ([`Protocol::Http2`], prior knowledge over plaintext): one multiplexed connection shared
 //!   by every clone, opened by the first request and opened again after it closes (`GOAWAY`, error).
 //!   Requests that arrive while it is being opened wait for that attempt and share its outcome.

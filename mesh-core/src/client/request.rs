@@ -10,7 +10,10 @@ use crate::error::BoxError;
 /// HTTP/1.1: origin-form target (`/path?query`, RFC 9112 §3.2.1) and a `Host` header, taken from the
 /// URI's authority when it has one and from the endpoint address otherwise. `CONNECT` keeps its
 /// authority-form target. Versions other than HTTP/1.0 are sent as HTTP/1.1.
-pub(crate) fn prepare_http1<B>(request: &mut Request<B>, endpoint: &Endpoint) -> Result<(), BoxError> {
+pub(crate) fn prepare_http1<B>(
+    request: &mut Request<B>,
+    endpoint: &Endpoint,
+) -> Result<(), BoxError> {
     if request.version() != Version::HTTP_10 {
         *request.version_mut() = Version::HTTP_11;
     }
@@ -39,7 +42,10 @@ pub(crate) fn prepare_http1<B>(request: &mut Request<B>, endpoint: &Endpoint) ->
 /// HTTP/2: hyper sends the URI's scheme and authority as the `:scheme` and `:authority` pseudo-headers
 /// (RFC 9113 §8.3.1), so both must be present. A missing scheme becomes `http`; a missing authority is
 /// taken from the `Host` header, or else from the endpoint address.
-pub(crate) fn prepare_http2<B>(request: &mut Request<B>, endpoint: &Endpoint) -> Result<(), BoxError> {
+pub(crate) fn prepare_http2<B>(
+    request: &mut Request<B>,
+    endpoint: &Endpoint,
+) -> Result<(), BoxError> {
     *request.version_mut() = Version::HTTP_2;
     let uri = request.uri();
     if uri.scheme().is_some() && uri.authority().is_some() {
@@ -47,7 +53,11 @@ pub(crate) fn prepare_http2<B>(request: &mut Request<B>, endpoint: &Endpoint) ->
     }
     let authority = match uri.authority() {
         Some(authority) => authority.clone(),
-        None => match request.headers().get(HOST).map(|h| Authority::try_from(h.as_bytes())) {
+        None => match request
+            .headers()
+            .get(HOST)
+            .map(|h| Authority::try_from(h.as_bytes()))
+        {
             Some(Ok(authority)) => authority,
             _ => Authority::try_from(endpoint.addr().to_string())?,
         },
@@ -92,7 +102,8 @@ mod tests {
     #[test]
     fn http1_keeps_an_existing_host_and_connect_targets() {
         let mut req = request("http://a.example/x");
-        req.headers_mut().insert(HOST, HeaderValue::from_static("b.example"));
+        req.headers_mut()
+            .insert(HOST, HeaderValue::from_static("b.example"));
         prepare_http1(&mut req, &endpoint()).unwrap();
         assert_eq!(req.headers()[HOST], "b.example");
         assert_eq!(req.uri(), "/x");
@@ -115,7 +126,8 @@ mod tests {
         assert_eq!(req.version(), Version::HTTP_2);
 
         let mut req = request("/p");
-        req.headers_mut().insert(HOST, HeaderValue::from_static("orders.svc"));
+        req.headers_mut()
+            .insert(HOST, HeaderValue::from_static("orders.svc"));
         prepare_http2(&mut req, &endpoint()).unwrap();
         assert_eq!(req.uri(), "http://orders.svc/p");
 

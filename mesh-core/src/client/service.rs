@@ -66,7 +66,12 @@ where
     /// Nothing is connected until the first request.
     pub fn new<C: Connect>(endpoint: Endpoint, connector: C, config: ClientConfig) -> Self {
         let open = Arc::new(ConnectionCount::default());
-        let dialer = Box::new(Dialer::new(connector, endpoint.clone(), &config, open.clone()));
+        let dialer = Box::new(Dialer::new(
+            connector,
+            endpoint.clone(),
+            &config,
+            open.clone(),
+        ));
         let transport = match config.protocol {
             Protocol::Http1 => Transport::Http1(Arc::new(Http1Pool::new(
                 config.effective_max_connections(),
@@ -201,9 +206,9 @@ impl Reservation {
                     self.permit = Some(permit);
                     return Poll::Ready(Ok(()));
                 }
-                Err(TryAcquireError::NoPermits) => {
-                    self.waiting.insert(Box::pin(permits.clone().acquire_owned()))
-                }
+                Err(TryAcquireError::NoPermits) => self
+                    .waiting
+                    .insert(Box::pin(permits.clone().acquire_owned())),
                 Err(TryAcquireError::Closed) => return Poll::Ready(Err(pool_closed())),
             },
         };

@@ -31,11 +31,12 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
 
     /// How long a client may take to send a complete HTTP/1.1 request head, counted from the moment
-    /// the server starts waiting for it. Default 10 s; `None` disables it.
+    /// the server starts waiting for it. Default 30 s (hyper's own default); `None` disables it.
     ///
     /// This is the defence against slow-header ("slowloris") clients, and it also closes HTTP/1.1
     /// keep-alive connections idle for that long between requests (hyper starts the timer as soon as
-    /// it waits for the next head). The same bound applies to the first bytes of every connection,
+    /// it waits for the next head); mesh-core's client therefore closes its idle HTTP/1.1
+    /// connections sooner, after 20 s, so a request never races the server's close. The same bound applies to the first bytes of every connection,
     /// which the server reads to tell HTTP/1.1 from HTTP/2 prior knowledge: a client that connects
     /// and sends nothing, or only part of the HTTP/2 preface, is closed after this long. After the
     /// HTTP/2 preface, HTTP/2 connections are bounded only by
@@ -72,7 +73,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
-            header_read_timeout: Some(Duration::from_secs(10)),
+            header_read_timeout: Some(Duration::from_secs(30)),
             drain_timeout: Some(Duration::from_secs(30)),
             max_connections: 10_000,
             http2_keep_alive_interval: None,

@@ -119,13 +119,13 @@ async fn answer(
 ) -> Response<Body> {
     let (delay, fail) = match behaviour {
         Behaviour::Healthy(delay) => (delay, false),
-        Behaviour::Flaky(delay) => (delay, n % 4 == 0),
+        Behaviour::Flaky(delay) => (delay, n.is_multiple_of(4)),
     };
     tokio::time::sleep(delay).await;
     let mut res = Response::new(Body::from(format!("hello from {name}\n")));
     if fail {
         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        if n % 32 == 0 {
+        if n.is_multiple_of(32) {
             res.headers_mut().insert(
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("1"),

@@ -133,16 +133,16 @@ async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     for second in 1..=seconds {
         tick.tick().await;
         print_table(second, &targets);
-        if second == seconds / 2 {
-            if let Some(slow) = slow.take() {
-                let in_flight = slow.in_flight();
-                println!("\n>>> draining the slow backend ({in_flight} requests in flight)");
-                let report = slow.shutdown().await?;
-                println!(
-                    ">>> slow backend stopped: served {} requests on {} connections, {} failed\n",
-                    report.served, report.connections, report.failed_in_drain
-                );
-            }
+        if second == seconds / 2
+            && let Some(slow) = slow.take()
+        {
+            let in_flight = slow.in_flight();
+            println!("\n>>> draining the slow backend ({in_flight} requests in flight)");
+            let report = slow.shutdown().await?;
+            println!(
+                ">>> slow backend stopped: served {} requests on {} connections, {} failed\n",
+                report.served, report.connections, report.failed_in_drain
+            );
         }
     }
     let sent = load.await?;

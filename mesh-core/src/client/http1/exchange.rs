@@ -1,0 +1,157 @@
+//! The exchange of one request on the HTTP/1.1 pool.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1::SendRequest};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::pool::Http1Pool;
+use crate::client::connect::BoxFuture;
+use crate::error::{BoxError, ConnectError, UpstreamError};
+
+type SendFuture<B> = BoxFuture<Result<Response<Incoming>, TrySendError<Request<B>>>>;
+
+impl<B: http_body::Body + Send + 'static> Http1Pool<B> {
+    /// Starts the exchange of `request`, on a pooled connection when there is one.
+    pub(crate) fn exchange(
+        self: &Arc<Self>,
+        request: Request<B>,
+        permit: OwnedSemaphorePermit,
+    ) -> Http1Exchange<B> {
+        let (step, waiting) = match self.checkout() {
+            Some(sender) => (Step::send(sender, request, true), None),
+            None => (Step::connect(self), Some(request)),
+        };
+        Http1Exchange {
+            pool: self.clone(),
+            permit: Some(permit),
+            step,
+            waiting,
+        }
+    }
+}
+
+/// One request on the pool: connect if needed, send, and hand the connection back once its response
+/// body has been read.
+///
+/// Dropping it before the response arrives drops the request and the connection it was on (hyper
+/// closes an HTTP/1.1 connection whose request was cancelled) and releases the permit.
+pub(crate) struct Http1Exchange<B> {
+    pool: Arc<Http1Pool<B>>,
+    /// `Some` until the response is handed out; then it travels with the connection.
+    permit: Option<OwnedSemaphorePermit>,
+    step: Step<B>,
+    /// The request while a connection is being made (kept here, not in `Step`, so the step stays small).
+    waiting: Option<Request<B>>,
+}
+
+// Nothing in an exchange is pinned in place (the futures are boxed, the request is only moved), so it
+// is `Unpin` whatever the body type.
+impl<B> Unpin for Http1Exchange<B> {}
+
+enum Step<B> {
+    Connecting {
+        connect: BoxFuture<Result<SendRequest<B>, ConnectError>>,
+    },
+    Sending {
+        send: SendFuture<B>,
+        sender: Option<SendRequest<B>>,
+        /// The connection came from the idle list, so it may have been closed by the server before the
+        /// request reached it; such a request is tried once more on a new connection.
+        pooled: bool,
+    },
+    Done,
+}
+
+impl<B: http_body::Body + Send + 'static> Step<B> {
+    fn connect(pool: &Http1Pool<B>) -> Self {
+        Step::Connecting {
+            connect: pool.dialer.dial(),
+        }
+    }
+
+    fn send(mut sender: SendRequest<B>, request: Request<B>, pooled: bool) -> Self {
+        Step::Sending {
+            send: Box::pin(sender.try_send_request(request)),
+            sender: Some(sender),
+            pooled,
+        }
+    }
+}
+
+impl<B> Future for Http1Exchange<B>
+where
+    B: http_body::Body + Send + 'static,
+{
+    type Output = Result<Response<Incoming>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.step {
+                Step::Connecting { connect } => {
+                    let result = ready!(connect.as_mut().poll(cx));
+                    let Some(request) = this.waiting.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    match result {
+                        Ok(sender) => this.step = Step::send(sender, request, false),
+                        Err(error) => {
+                            this.step = Step::Done;
+                            return Poll::Ready(Err(error.into()));
+                        }
+                    }
+                }
+                Step::Sending {
+                    send,
+                    sender,
+                    pooled,
+                } => {
+                    let result = ready!(send.as_mut().poll(cx));
+                    let pooled = *pooled;
+                    let sender = sender.take();
+                    this.step = Step::Done;
+                    match result {
+                        Ok(response) => {
+                            if let (Some(sender), Some(permit)) = (sender, this.permit.take()) {
+                                this.pool.return_when_ready(sender, permit);
+                            }
+                            return Poll::Ready(Ok(response));
+                        }
+                        Err(mut error) => match error.take_message() {
+                            Some(request) if pooled => {
+                                tracing::debug!(
+                                    error = %error.error(),
+                                    "pooled HTTP/1.1 connection closed before the request was written; \
+                                     retrying on a new connection"
+                                );
+                                this.waiting = Some(request);
+                                this.step = Step::connect(&this.pool);
+                            }
+                            Some(_) => {
+                                return Poll::Ready(Err(
+                                    UpstreamError::unsent(error.into_error()).into()
+                                ));
+                            }
+                            None => {
+                                return Poll::Ready(Err(
+                                    UpstreamError::new(error.into_error()).into()
+                                ));
+                            }
+                        },
+                    }
+                }
+                Step::Done => return Poll::Ready(Err(polled_after_completion())),
+            }
+        }
+    }
+}
+
+fn polled_after_completion() -> BoxError {
+    "HTTP client response future polled after completion".into()
+}
