@@ -15,3 +15,6 @@
 //!
 //! Endpoints are [`mesh_core::Endpoint`] values keyed by [`mesh_core::EndpointKey`]; failures are
 //! [`mesh_core::error::NoEndpoints`]; outcomes come from [`mesh_core::classify`].
+
+pub mod discover;
+pub mod hash;

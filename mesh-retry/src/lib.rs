@@ -13,3 +13,6 @@
 //! Failures are mesh-core's types: [`mesh_core::error::BudgetExhausted`],
 //! [`mesh_core::error::CircuitOpen`], [`mesh_core::error::Timeout`],
 //! [`mesh_core::error::RateLimited`] and [`mesh_core::error::Overloaded`].
+
+pub mod breaker;
+pub mod limit;

@@ -13,6 +13,9 @@
 //!   the codes that count as failures form a configurable [`GrpcCodeSet`]; `grpc-retry-pushback-ms`
 //!   is carried as a [`Pushback`].
 //! - [`MeshClassifier`]: the default; picks one of the two per request from its `content-type`.
+//! - [`observe_response`]: wraps a response body so a callback learns the final [`Completion`] when
+//!   the body ends (trailers included), fails or is dropped: what load measurement, breakers and
+//!   metrics wait for.
 //! - [`ErrorKind`]: a stable name for an error returned instead of a response, found by downcasting
 //!   to mesh-core's failure types.
 //!
@@ -62,6 +65,7 @@
 //! assert_eq!(outcome.kind(), "grpc_status");
 //! ```
 
+mod body;
 mod error_kind;
 mod grpc;
 mod http;
@@ -70,6 +74,7 @@ mod outcome;
 mod retry_after;
 
 pub use self::http::HttpClassifier;
+pub use body::{Completion, ObservedBody, observe_response};
 pub use error_kind::ErrorKind;
 pub use grpc::{
     GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcClassifier, GrpcCode, GrpcCodeSet, GrpcEosClassifier,

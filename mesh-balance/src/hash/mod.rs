@@ -1,0 +1,1 @@
+//! Consistent hashing (being written).

@@ -1,0 +1,1 @@
+//! Concurrency, adaptive and rate limits (being written).
