@@ -1,2 +1,143 @@
-//! Benchmarks (being written).
-fn main() {}
+//! Cost of one request through the balancer (`poll_ready` + `call` + the response, dropped) against
+//! a ready no-op endpoint: our `Balance` (PeakEWMA to body end, pending requests, round robin)
+//! versus tower's `p2c::Balance` over `PeakEwmaDiscover` and over `PendingRequestsDiscover`, at 2,
+//! 10, 100 and 1000 endpoints. Run `cargo bench -p mesh-balance`; divan's allocation profiler
+//! reports heap allocations per iteration next to the time.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::hint::black_box;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use divan::Bencher;
+use http::{Request, Response};
+use http_body_util::Empty;
+use mesh_balance::{Balance, BalanceConfig, LoadStrategy};
+use mesh_core::{Endpoint, EndpointKey};
+use tower::discover::{Change, ServiceList};
+use tower::load::{CompleteOnResponse, PeakEwmaDiscover, PendingRequestsDiscover};
+use tower_service::Service;
+
+#[global_allocator]
+static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
+
+const ENDPOINTS: [usize; 4] = [2, 10, 100, 1000];
+
+fn main() {
+    divan::main();
+}
+
+/// An endpoint that is always ready and answers at once.
+#[derive(Clone, Copy, Debug)]
+struct NoOp;
+
+impl Service<Request<()>> for NoOp {
+    type Response = Response<Empty<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Empty<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        ready(Ok(Response::new(Empty::new())))
+    }
+}
+
+/// Our discovery input: the endpoints once, then nothing.
+struct Fixed(VecDeque<Endpoint>);
+
+impl futures_core::Stream for Fixed {
+    type Item = Result<Change<EndpointKey, Endpoint>, Infallible>;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(
+            self.0
+                .pop_front()
+                .map(|ep| Ok(Change::Insert(ep.key(), ep))),
+        )
+    }
+}
+
+fn endpoints(n: usize) -> Fixed {
+    Fixed(
+        (0..n)
+            .map(|i| Endpoint::new(([10, (i >> 8) as u8, i as u8, 1], 80).into()))
+            .collect(),
+    )
+}
+
+/// One request: ready, call, complete, drop the response (which ends the measurement).
+fn one_request<S>(service: &mut S, cx: &mut Context<'_>)
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    match service.poll_ready(cx) {
+        Poll::Ready(Ok(())) => {}
+        other => panic!("endpoint not ready: {:?}", other.map(|r| r.err())),
+    }
+    let future = pin!(service.call(Request::new(())));
+    match future.poll(cx) {
+        Poll::Ready(Ok(response)) => drop(black_box(response)),
+        _ => panic!("no-op endpoint did not answer"),
+    }
+}
+
+fn bench_service<S>(bencher: Bencher<'_, '_>, mut service: S)
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    // Warm up: discovery applied, every endpoint polled once.
+    for _ in 0..2000 {
+        one_request(&mut service, &mut cx);
+    }
+    bencher.bench_local(|| one_request(&mut service, &mut cx));
+}
+
+fn ours(bencher: Bencher<'_, '_>, n: usize, load: LoadStrategy) {
+    let config = BalanceConfig::default().seed(1).load(load);
+    let balance = Balance::new(endpoints(n), |_: &Endpoint| NoOp, config).unwrap();
+    bench_service(bencher, balance);
+}
+
+#[divan::bench(args = ENDPOINTS)]
+fn mesh_peak_ewma(bencher: Bencher<'_, '_>, n: usize) {
+    ours(bencher, n, LoadStrategy::default());
+}
+
+#[divan::bench(args = ENDPOINTS)]
+fn mesh_pending_requests(bencher: Bencher<'_, '_>, n: usize) {
+    ours(bencher, n, LoadStrategy::PendingRequests);
+}
+
+#[divan::bench(args = ENDPOINTS)]
+fn mesh_round_robin(bencher: Bencher<'_, '_>, n: usize) {
+    ours(bencher, n, LoadStrategy::RoundRobin);
+}
+
+#[divan::bench(args = ENDPOINTS)]
+fn tower_peak_ewma(bencher: Bencher<'_, '_>, n: usize) {
+    let discover = PeakEwmaDiscover::new(
+        ServiceList::new(vec![NoOp; n]),
+        Duration::from_millis(30),
+        Duration::from_secs(10),
+        CompleteOnResponse::default(),
+    );
+    bench_service(bencher, tower::balance::p2c::Balance::new(discover));
+}
+
+#[divan::bench(args = ENDPOINTS)]
+fn tower_pending_requests(bencher: Bencher<'_, '_>, n: usize) {
+    let discover = PendingRequestsDiscover::new(
+        ServiceList::new(vec![NoOp; n]),
+        CompleteOnResponse::default(),
+    );
+    bench_service(bencher, tower::balance::p2c::Balance::new(discover));
+}

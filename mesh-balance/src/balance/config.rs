@@ -1,0 +1,159 @@
+//! [`BalanceConfig`] and its validation.
+
+use std::time::Duration;
+
+use crate::eject::OutlierConfig;
+use crate::load::LoadStrategy;
+use crate::locality::LocalityConfig;
+
+/// Everything a [`Balance`](super::Balance) can be tuned with; every field has a documented default.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BalanceConfig {
+    /// How two sampled endpoints are compared. Default: PeakEWMA (30 ms, 10 s).
+    pub load: LoadStrategy,
+    /// How long no endpoint may be ready before requests fail with
+    /// [`NoEndpoints`](mesh_core::error::NoEndpoints) instead of waiting. Default 3 s: longer
+    /// than a connect attempt plus a retry, far shorter than the request timeouts callers usually
+    /// set, so a dead service is reported as such rather than as a timeout.
+    pub fail_fast_after: Duration,
+    /// The most callers that may wait for an endpoint at once; past it, `poll_ready` fails at once
+    /// with `NoEndpoints`. Default 1024 (Envoy's pending-request limit).
+    pub max_waiters: usize,
+    /// Seed of the balancer's random choices (sampling, tier draw, ejection jitter); `None` draws
+    /// one from the OS. Default `None`; set it in tests.
+    pub seed: Option<u64>,
+    /// Outlier ejection. Default: on, see [`OutlierConfig`].
+    pub outliers: OutlierConfig,
+    /// Locality tiers. Default: unknown local locality, so one tier.
+    pub locality: LocalityConfig,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        Self {
+            load: LoadStrategy::default(),
+            fail_fast_after: Duration::from_secs(3),
+            max_waiters: 1024,
+            seed: None,
+            outliers: OutlierConfig::default(),
+            locality: LocalityConfig::default(),
+        }
+    }
+}
+
+impl BalanceConfig {
+    /// Sets [`load`](Self::load).
+    #[must_use]
+    pub fn load(mut self, load: LoadStrategy) -> Self {
+        self.load = load;
+        self
+    }
+
+    /// Sets [`fail_fast_after`](Self::fail_fast_after).
+    #[must_use]
+    pub fn fail_fast_after(mut self, after: Duration) -> Self {
+        self.fail_fast_after = after;
+        self
+    }
+
+    /// Sets [`max_waiters`](Self::max_waiters).
+    #[must_use]
+    pub fn max_waiters(mut self, max: usize) -> Self {
+        self.max_waiters = max;
+        self
+    }
+
+    /// Sets [`seed`](Self::seed).
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets [`outliers`](Self::outliers).
+    #[must_use]
+    pub fn outliers(mut self, outliers: OutlierConfig) -> Self {
+        self.outliers = outliers;
+        self
+    }
+
+    /// Sets [`locality`](Self::locality).
+    #[must_use]
+    pub fn locality(mut self, locality: LocalityConfig) -> Self {
+        self.locality = locality;
+        self
+    }
+
+    /// Checks every value; the error names the first bad key and why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let share = |v: f64| (0.0..=1.0).contains(&v);
+        let checks: [(bool, &'static str, &'static str); 9] = [
+            (
+                !self.fail_fast_after.is_zero(),
+                "fail_fast_after",
+                "must be longer than zero",
+            ),
+            (self.max_waiters > 0, "max_waiters", "must be at least 1"),
+            (
+                !matches!(self.load, crate::LoadStrategy::PeakEwma(c) if c.decay.is_zero()),
+                "load.decay",
+                "must be longer than zero",
+            ),
+            (
+                self.outliers.failure_rate > 0.0 && self.outliers.failure_rate <= 1.0,
+                "outliers.failure_rate",
+                "must be in (0, 1]",
+            ),
+            (
+                (0.0..1.0).contains(&self.outliers.jitter),
+                "outliers.jitter",
+                "must be in [0, 1)",
+            ),
+            (
+                share(self.outliers.max_ejected_share),
+                "outliers.max_ejected_share",
+                "must be in [0, 1]",
+            ),
+            (
+                share(self.outliers.panic_threshold),
+                "outliers.panic_threshold",
+                "must be in [0, 1]",
+            ),
+            (
+                self.outliers.base_ejection <= self.outliers.max_ejection,
+                "outliers.base_ejection",
+                "must not exceed outliers.max_ejection",
+            ),
+            (
+                self.locality.threshold > 0.0 && self.locality.threshold <= 1.0,
+                "locality.threshold",
+                "must be in (0, 1]",
+            ),
+        ];
+        match checks.into_iter().find(|(ok, _, _)| !ok) {
+            Some((_, key, reason)) => Err(ConfigError { key, reason }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A [`BalanceConfig`] value out of range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid balancer setting `{key}`: {reason}")]
+pub struct ConfigError {
+    key: &'static str,
+    reason: &'static str,
+}
+
+impl ConfigError {
+    /// The setting, as a dotted path (`outliers.jitter`).
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// What is wrong with it.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}

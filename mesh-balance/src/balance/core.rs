@@ -1,0 +1,477 @@
+//! The balancer's shared state: the endpoint set, discovery, and the pick.
+//!
+//! Everything here runs under the balancer's mutex, in short, non-blocking sections: polling the
+//! discovery stream, polling endpoint services for readiness, and sampling. Outcomes are recorded
+//! outside it, into each endpoint's own [`EndpointState`].
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use mesh_core::classify::{ErrorKind, FailureClass, Outcome};
+use mesh_core::{BoxError, Endpoint, EndpointKey};
+use tokio::time::Instant;
+use tower::discover::{Change, Discover};
+use tower_service::Service;
+
+use super::endpoint::{EndpointState, Ticket};
+use super::waiters::Waiters;
+use super::{BalanceConfig, BalanceStatus, MakeEndpoint};
+use crate::eject::{Admission, OutlierShared};
+use crate::load::LoadStrategy;
+use crate::locality::{TIERS, TierHealth, tier_loads};
+
+/// Discovery changes applied per poll, so a stream that never returns `Pending` cannot starve
+/// the caller; the rest are applied on the next poll.
+const CHANGES_PER_POLL: usize = 4096;
+
+/// Random draws tried before a linear scan, when sampled endpoints turn out not eligible.
+const SAMPLE_TRIES: usize = 8;
+
+/// A ready endpoint service taken out of the set for one request, with the ticket the request
+/// reports through.
+#[derive(Debug)]
+pub(crate) struct Picked<S> {
+    pub(crate) service: S,
+    pub(crate) ticket: Ticket,
+}
+
+#[derive(Debug)]
+struct Slot<S> {
+    key: EndpointKey,
+    endpoint: Endpoint,
+    service: S,
+    /// `false` once `poll_ready` returned `Pending` (or before the first poll): skipped by the pick
+    /// and re-polled when the set is woken. `true` does not mean polled: the slot's service is a
+    /// fresh clone after every pick, and is polled when picked.
+    ready: bool,
+    /// `None`: outside the allowed failover regions, never used.
+    tier: Option<usize>,
+    state: Arc<EndpointState>,
+}
+
+pub(crate) struct Core<D, M: MakeEndpoint> {
+    discover: Pin<Box<D>>,
+    discover_done: bool,
+    make: M,
+    slots: Vec<Slot<M::Service>>,
+    index: HashMap<EndpointKey, usize>,
+    tiers: [Vec<usize>; TIERS],
+    loads: [f64; TIERS],
+    panic: bool,
+    /// `(topology, outlier generation)` the tier loads were computed at.
+    seen: (u64, u64),
+    topology: u64,
+    unready: usize,
+    /// Unready slots hold a service never polled (new or rebuilt): poll them next time.
+    repoll: bool,
+    /// Since when no pick has succeeded; cleared by every successful pick.
+    pub(crate) unready_since: Option<Instant>,
+    rng: fastrand::Rng,
+    cursor: usize,
+    config: BalanceConfig,
+    outliers: Arc<OutlierShared>,
+    waiters: Arc<Waiters>,
+}
+
+impl<D, M: MakeEndpoint> std::fmt::Debug for Core<D, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("endpoints", &self.slots.len())
+            .field("unready", &self.unready)
+            .field("panic", &self.panic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D, M> Core<D, M>
+where
+    D: Discover<Key = EndpointKey, Service = Endpoint>,
+    D::Error: Into<BoxError>,
+    M: MakeEndpoint,
+{
+    pub(crate) fn new(discover: D, make: M, config: BalanceConfig, waiters: Arc<Waiters>) -> Self {
+        let seed = config.seed.unwrap_or_else(|| fastrand::Rng::new().u64(..));
+        // A distinct stream for ejection jitter, so outcomes recorded from other threads do not
+        // shift the sampling sequence.
+        let outliers = Arc::new(OutlierShared::new(
+            config.outliers,
+            seed ^ 0x9e37_79b9_7f4a_7c15,
+        ));
+        Self {
+            discover: Box::pin(discover),
+            discover_done: false,
+            make,
+            slots: Vec::new(),
+            index: HashMap::new(),
+            tiers: Default::default(),
+            loads: [0.0; TIERS],
+            panic: false,
+            seen: (u64::MAX, u64::MAX),
+            topology: 0,
+            unready: 0,
+            repoll: false,
+            unready_since: None,
+            rng: fastrand::Rng::with_seed(seed),
+            cursor: 0,
+            config,
+            outliers,
+            waiters,
+        }
+    }
+
+    pub(crate) fn status(&self) -> BalanceStatus {
+        BalanceStatus {
+            endpoints: self.slots.len(),
+            ready: self.slots.len() - self.unready,
+            ejected: self.outliers.ejected(),
+            panic: self.panic,
+        }
+    }
+
+    fn poll_discover(&mut self, cx: &mut Context<'_>, now: Instant) {
+        if self.discover_done {
+            return;
+        }
+        for _ in 0..CHANGES_PER_POLL {
+            match self.discover.as_mut().poll_discover(cx) {
+                Poll::Pending => return,
+                Poll::Ready(None) => {
+                    // The set stays as it is: a finished source means "no more changes".
+                    self.discover_done = true;
+                    return;
+                }
+                Poll::Ready(Some(Ok(Change::Insert(key, endpoint)))) => {
+                    self.insert(key, endpoint, now)
+                }
+                Poll::Ready(Some(Ok(Change::Remove(key)))) => self.remove(key),
+                Poll::Ready(Some(Err(error))) => {
+                    let error: BoxError = error.into();
+                    tracing::warn!(%error, "discovery failed; keeping the current endpoints");
+                }
+            }
+        }
+        // More changes may be waiting; make sure somebody polls again.
+        cx.waker().wake_by_ref();
+    }
+
+    fn insert(&mut self, key: EndpointKey, endpoint: Endpoint, now: Instant) {
+        let tier = self.config.locality.tier_of(&endpoint);
+        if let Some(&i) = self.index.get(&key) {
+            let slot = &mut self.slots[i];
+            if slot.endpoint == endpoint {
+                return;
+            }
+            // A changed description: new service, same load and health history. Requests in
+            // flight keep the old service (they own their clone).
+            slot.state.set_weight(&endpoint);
+            slot.service = self.make.make_endpoint(&endpoint);
+            slot.endpoint = endpoint;
+            slot.tier = tier;
+            if std::mem::replace(&mut slot.ready, false) {
+                self.unready += 1;
+            }
+        } else {
+            let state =
+                EndpointState::new(&endpoint, &self.config.load, self.outliers.clone(), now);
+            self.slots.push(Slot {
+                key,
+                service: self.make.make_endpoint(&endpoint),
+                endpoint,
+                ready: false,
+                tier,
+                state: Arc::new(state),
+            });
+            self.index.insert(key, self.slots.len() - 1);
+            self.unready += 1;
+        }
+        self.topology_changed();
+        self.repoll = true;
+    }
+
+    fn remove(&mut self, key: EndpointKey) {
+        let Some(i) = self.index.remove(&key) else {
+            return;
+        };
+        let slot = self.slots.swap_remove(i);
+        if let Some(moved) = self.slots.get(i) {
+            self.index.insert(moved.key, i);
+        }
+        if !slot.ready {
+            self.unready -= 1;
+        }
+        // Dropping the slot drops only the balancer's clone of the service; requests in flight
+        // own theirs and finish.
+        slot.state.health.remove();
+        self.topology_changed();
+    }
+
+    fn topology_changed(&mut self) {
+        self.topology = self.topology.wrapping_add(1);
+        self.outliers.set_total(self.slots.len());
+        for tier in &mut self.tiers {
+            tier.clear();
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(t) = slot.tier {
+                self.tiers[t].push(i);
+            }
+        }
+    }
+
+    /// Recomputes panic mode and tier loads when readiness, the set or an ejection changed.
+    fn refresh_loads(&mut self) {
+        let key = (self.topology, self.outliers.generation());
+        if key == self.seen {
+            return;
+        }
+        self.seen = key;
+        let (mut healthy, mut total) = (0usize, 0usize);
+        let mut ready = [TierHealth::default(); TIERS];
+        let mut in_rotation = [TierHealth::default(); TIERS];
+        for slot in &self.slots {
+            let Some(t) = slot.tier else { continue };
+            total += 1;
+            ready[t].total += 1;
+            in_rotation[t].total += 1;
+            if slot.ready {
+                ready[t].healthy += 1;
+                if !slot.state.health.is_ejected() {
+                    in_rotation[t].healthy += 1;
+                    healthy += 1;
+                }
+            }
+        }
+        let outliers = self.outliers.config();
+        self.panic = outliers.enabled
+            && total > 0
+            && (healthy as f64) < outliers.panic_threshold * total as f64;
+        let counts = if self.panic { &ready } else { &in_rotation };
+        let locality = &self.config.locality;
+        self.loads = tier_loads(counts, locality.threshold, locality.strict);
+    }
+
+    /// Picks a ready endpoint, or returns `None` when none is; see the module docs.
+    pub(crate) fn poll_pick<Req>(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Option<Picked<M::Service>>
+    where
+        M::Service: Service<Req> + Clone,
+        <M::Service as Service<Req>>::Error: Into<BoxError>,
+    {
+        self.poll_discover(cx, now);
+        if self.waiters.take_dirty() | std::mem::take(&mut self.repoll) {
+            self.repoll_unready::<Req>(cx, now);
+        }
+        let mut picked = self.try_pick::<Req>(cx, now);
+        if picked.is_none() {
+            self.repoll_unready::<Req>(cx, now);
+            picked = self.try_pick::<Req>(cx, now);
+        }
+        if picked.is_some() {
+            self.unready_since = None;
+        }
+        picked
+    }
+
+    /// Polls every endpoint not known to be ready; wakes all waiters when one became ready, since
+    /// its own wake-up may have been consumed by the caller now polling.
+    fn repoll_unready<Req>(&mut self, cx: &mut Context<'_>, now: Instant)
+    where
+        M::Service: Service<Req>,
+        <M::Service as Service<Req>>::Error: Into<BoxError>,
+    {
+        if self.unready == 0 {
+            return;
+        }
+        let mut woke = false;
+        for i in 0..self.slots.len() {
+            if self.slots[i].ready {
+                continue;
+            }
+            match self.slots[i].service.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.slots[i].ready = true;
+                    self.unready -= 1;
+                    woke = true;
+                }
+                Poll::Pending => {}
+                Poll::Ready(Err(error)) => self.rebuild(i, error.into(), now),
+            }
+        }
+        if woke {
+            self.topology = self.topology.wrapping_add(1);
+            self.waiters.wake_all();
+        }
+    }
+
+    /// Replaces an endpoint service whose readiness failed, instead of dropping the endpoint as
+    /// tower does; the failure feeds the outlier gate like a failed request. The new service is
+    /// polled on the next poll.
+    fn rebuild(&mut self, i: usize, error: BoxError, now: Instant) {
+        let slot = &mut self.slots[i];
+        tracing::debug!(endpoint = %slot.key, %error, "endpoint service failed; rebuilding it");
+        slot.service = self.make.make_endpoint(&slot.endpoint);
+        let failure = Outcome::Failure(FailureClass::Error(ErrorKind::of_dyn(&*error)));
+        slot.state.health.record(Some(&failure), false, now);
+        self.mark_unready(i);
+        // Never polled, so it holds no waker: have the next poll look at it. (Not through the
+        // waiters' dirty flag, which would make a waiting caller spin on a factory whose
+        // services always fail.)
+        self.repoll = true;
+    }
+
+    fn mark_unready(&mut self, i: usize) {
+        if std::mem::replace(&mut self.slots[i].ready, false) {
+            self.unready += 1;
+            self.topology = self.topology.wrapping_add(1);
+        }
+    }
+
+    fn try_pick<Req>(&mut self, cx: &mut Context<'_>, now: Instant) -> Option<Picked<M::Service>>
+    where
+        M::Service: Service<Req> + Clone,
+        <M::Service as Service<Req>>::Error: Into<BoxError>,
+    {
+        self.refresh_loads();
+        let first = self.draw_tier()?;
+        if let Some(picked) = self.pick_in_tier::<Req>(first, cx, now) {
+            return Some(picked);
+        }
+        if self.config.locality.strict {
+            return None;
+        }
+        // The drawn tier has nothing ready: any ready endpoint beats waiting.
+        (0..TIERS)
+            .filter(|&t| t != first)
+            .find_map(|t| self.pick_in_tier::<Req>(t, cx, now))
+    }
+
+    fn draw_tier(&mut self) -> Option<usize> {
+        let loads = self.loads;
+        if let Some(t) = loads.iter().position(|&l| l >= 1.0) {
+            return Some(t);
+        }
+        let last = loads.iter().rposition(|&l| l > 0.0)?;
+        let mut draw = self.rng.f64();
+        for (t, &load) in loads.iter().enumerate().take(last) {
+            if draw < load {
+                return Some(t);
+            }
+            draw -= load;
+        }
+        Some(last)
+    }
+
+    fn pick_in_tier<Req>(
+        &mut self,
+        tier: usize,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Option<Picked<M::Service>>
+    where
+        M::Service: Service<Req> + Clone,
+        <M::Service as Service<Req>>::Error: Into<BoxError>,
+    {
+        // Every failed attempt marks one endpoint unready, so this ends; the bound is a guard.
+        for _ in 0..=self.tiers[tier].len() + 1 {
+            let (i, admission) = match self.config.load {
+                LoadStrategy::RoundRobin => self.next_in_turn(tier, now)?,
+                _ => self.power_of_two(tier, now)?,
+            };
+            let probe = admission == Admission::Probe;
+            let slot = &mut self.slots[i];
+            if probe && !slot.state.health.claim_probe(now) {
+                continue;
+            }
+            let ticket = Ticket::new(slot.state.clone(), probe);
+            match slot.service.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    // Hand out the service that was polled ready; keep a fresh clone, polled
+                    // before its own first use.
+                    let fresh = slot.service.clone();
+                    let service = std::mem::replace(&mut slot.service, fresh);
+                    return Some(Picked { service, ticket });
+                }
+                Poll::Pending => self.mark_unready(i),
+                Poll::Ready(Err(error)) => self.rebuild(i, error.into(), now),
+            }
+            // `ticket` drops here and gives a claimed probe back.
+        }
+        None
+    }
+
+    /// Power of two choices: two distinct eligible endpoints at random, the cheaper wins; an
+    /// endpoint due for its probe wins outright, so probes are not starved by stale costs.
+    fn power_of_two(&mut self, tier: usize, now: Instant) -> Option<(usize, Admission)> {
+        let a = self.sample(tier, None, now)?;
+        let Some(b) = self.sample(tier, Some(a.0), now) else {
+            return Some(a);
+        };
+        if a.1 == Admission::Probe {
+            return Some(a);
+        }
+        if b.1 == Admission::Probe {
+            return Some(b);
+        }
+        let strategy = &self.config.load;
+        let cost = |i: usize| self.slots[i].state.cost(strategy, now);
+        Some(if cost(b.0) < cost(a.0) { b } else { a })
+    }
+
+    fn next_in_turn(&mut self, tier: usize, now: Instant) -> Option<(usize, Admission)> {
+        let n = self.tiers[tier].len();
+        for k in 0..n {
+            let i = self.tiers[tier][(self.cursor + k) % n];
+            if let Some(admission) = self.eligible(i, now) {
+                self.cursor = (self.cursor + k + 1) % n;
+                return Some((i, admission));
+            }
+        }
+        None
+    }
+
+    /// A uniformly drawn eligible endpoint of `tier` other than `except`. A few random draws, then
+    /// a scan from a random start (slightly biased, and only when most endpoints are ineligible).
+    fn sample(
+        &mut self,
+        tier: usize,
+        except: Option<usize>,
+        now: Instant,
+    ) -> Option<(usize, Admission)> {
+        let n = self.tiers[tier].len();
+        if n == 0 {
+            return None;
+        }
+        for _ in 0..SAMPLE_TRIES {
+            let i = self.tiers[tier][self.rng.usize(..n)];
+            if Some(i) != except
+                && let Some(admission) = self.eligible(i, now)
+            {
+                return Some((i, admission));
+            }
+        }
+        let start = self.rng.usize(..n);
+        (0..n)
+            .map(|k| self.tiers[tier][(start + k) % n])
+            .filter(|&i| Some(i) != except)
+            .find_map(|i| self.eligible(i, now).map(|a| (i, a)))
+    }
+
+    fn eligible(&self, i: usize, now: Instant) -> Option<Admission> {
+        let slot = &self.slots[i];
+        if !slot.ready {
+            return None;
+        }
+        if self.panic {
+            return Some(Admission::Open);
+        }
+        match slot.state.health.admission(now) {
+            Admission::Closed => None,
+            admission => Some(admission),
+        }
+    }
+}

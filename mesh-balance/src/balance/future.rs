@@ -1,0 +1,81 @@
+//! [`ResponseFuture`]: the balancer's response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::Response;
+use mesh_core::BoxError;
+use mesh_core::classify::{ClassifiedResponse, ClassifyResponse, ErrorKind, FailureClass, Outcome};
+use pin_project::pin_project;
+
+use super::MeasuredBody;
+use super::endpoint::Ticket;
+
+/// The future of [`Balance::call`](super::Balance): the endpoint's future, whose response body is
+/// wrapped in a [`MeasuredBody`].
+///
+/// An error ends the request at once and counts as a failure for the endpoint's outlier gate.
+/// Dropping the future before it completes cancels the request: it stops counting as pending and
+/// tells the gate nothing.
+#[pin_project]
+pub struct ResponseFuture<F, C> {
+    #[pin]
+    inner: F,
+    state: Option<(C, Ticket)>,
+}
+
+impl<F, C> fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("done", &self.state.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, C> ResponseFuture<F, C> {
+    pub(crate) fn new(inner: F, classifier: C, ticket: Ticket) -> Self {
+        Self {
+            inner,
+            state: Some((classifier, ticket)),
+        }
+    }
+}
+
+impl<F, C, B, E> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    C: ClassifyResponse<FailureClass = FailureClass>,
+{
+    type Output = Result<Response<MeasuredBody<B, C::ClassifyEos>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let (classifier, mut ticket) = this
+            .state
+            .take()
+            .expect("ResponseFuture polled after completion");
+        match result {
+            Ok(response) => {
+                let classified = classifier.classify_response(&response);
+                Poll::Ready(Ok(response.map(|body| match classified {
+                    ClassifiedResponse::Ready(result) => {
+                        MeasuredBody::decided(body, Outcome::from(result), ticket)
+                    }
+                    ClassifiedResponse::RequiresEos(eos) => {
+                        MeasuredBody::awaiting(body, eos, ticket)
+                    }
+                })))
+            }
+            Err(error) => {
+                let error = error.into();
+                let kind = ErrorKind::of_dyn(&*error);
+                ticket.complete(Some(&Outcome::Failure(FailureClass::Error(kind))));
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! [`Balance`]: the clonable balancer service.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use http::{Request, Response};
+use mesh_core::classify::{ClassifyResponse, FailureClass, MakeClassifier, MeshClassifier};
+use mesh_core::error::NoEndpoints;
+use mesh_core::{BoxError, Endpoint, EndpointKey};
+use tokio::time::{Instant, Sleep};
+use tower::discover::Discover;
+use tower_service::Service;
+
+use super::core::{Core, Picked};
+use super::waiters::Waiters;
+use super::{BalanceConfig, ConfigError, MakeEndpoint, MeasuredBody, ResponseFuture};
+use crate::load::lock;
+
+/// What every clone of one balancer shares.
+struct Shared<D, M: MakeEndpoint> {
+    core: Mutex<Core<D, M>>,
+    waiters: Arc<Waiters>,
+    /// Wakes every waiting caller; the waker all endpoint services and discovery are polled with.
+    fanout: Waker,
+    fail_fast_after: Duration,
+    max_waiters: usize,
+}
+
+/// A snapshot of a balancer's endpoint set, as of its last poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BalanceStatus {
+    /// Endpoints in the set.
+    pub endpoints: usize,
+    /// Endpoints not known to be unready.
+    pub ready: usize,
+    /// Endpoints currently ejected by their outlier gate (probing ones included).
+    pub ejected: usize,
+    /// Whether the balancer is in panic mode (ejection ignored).
+    pub panic: bool,
+}
+
+/// A load balancer over a discovered set of endpoints; see the [module docs](super).
+///
+/// `Balance` is a `Service<http::Request<B>>`. Clones share the endpoint set, loads and health;
+/// each clone has its own reservation, so a clone starts without one, and a clone dropped after
+/// `poll_ready` gives its reservation back (a reserved probe included).
+pub struct Balance<D, M: MakeEndpoint, C = MeshClassifier> {
+    shared: Arc<Shared<D, M>>,
+    classifier: C,
+    reserved: Option<Picked<M::Service>>,
+    fail_fast: Option<Pin<Box<Sleep>>>,
+    waiting: Option<Waker>,
+}
+
+impl<D, M> Balance<D, M>
+where
+    D: Discover<Key = EndpointKey, Service = Endpoint>,
+    D::Error: Into<BoxError>,
+    M: MakeEndpoint,
+{
+    /// A balancer over the endpoints `discover` yields, building one service per endpoint with
+    /// `make`, classifying outcomes with mesh-core's [`MeshClassifier`].
+    ///
+    /// Nothing is polled until the first `poll_ready`. Fails only on an invalid `config`.
+    pub fn new(discover: D, make: M, config: BalanceConfig) -> Result<Self, ConfigError> {
+        Self::with_classifier(discover, make, config, MeshClassifier::new())
+    }
+}
+
+impl<D, M, C> Balance<D, M, C>
+where
+    D: Discover<Key = EndpointKey, Service = Endpoint>,
+    D::Error: Into<BoxError>,
+    M: MakeEndpoint,
+{
+    /// Like [`new`](Balance::new), with another classifier deciding which outcomes are failures.
+    pub fn with_classifier(
+        discover: D,
+        make: M,
+        config: BalanceConfig,
+        classifier: C,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let waiters = Arc::new(Waiters::default());
+        let shared = Shared {
+            fanout: Waker::from(waiters.clone()),
+            fail_fast_after: config.fail_fast_after,
+            max_waiters: config.max_waiters,
+            core: Mutex::new(Core::new(discover, make, config, waiters.clone())),
+            waiters,
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+            classifier,
+            reserved: None,
+            fail_fast: None,
+            waiting: None,
+        })
+    }
+
+    /// The endpoint set as of the last poll of any clone.
+    pub fn status(&self) -> BalanceStatus {
+        lock(&self.shared.core).status()
+    }
+
+    fn stop_waiting(&mut self) {
+        if let Some(waker) = self.waiting.take() {
+            self.shared.waiters.remove(&waker);
+        }
+    }
+
+    fn no_endpoints(&mut self) -> Poll<Result<(), BoxError>> {
+        self.stop_waiting();
+        Poll::Ready(Err(NoEndpoints::new().into()))
+    }
+}
+
+impl<D, M, C, B, RB> Service<Request<B>> for Balance<D, M, C>
+where
+    D: Discover<Key = EndpointKey, Service = Endpoint>,
+    D::Error: Into<BoxError>,
+    M: MakeEndpoint,
+    M::Service: Service<Request<B>, Response = Response<RB>> + Clone,
+    <M::Service as Service<Request<B>>>::Error: Into<BoxError>,
+    C: MakeClassifier<FailureClass = FailureClass>,
+    C::Classifier: ClassifyResponse<FailureClass = FailureClass>,
+{
+    type Response = Response<MeasuredBody<RB, C::ClassifyEos>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<<M::Service as Service<Request<B>>>::Future, C::Classifier>;
+
+    /// Reserves a ready endpoint. Waits while none is ready, for at most `fail_fast_after` since
+    /// the balancer last had one; then fails with [`NoEndpoints`], and keeps failing at once until
+    /// an endpoint is ready again. Also fails at once when `max_waiters` callers already wait.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.reserved.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let now = Instant::now();
+        let shared = Arc::clone(&self.shared);
+        let mut core = lock(&shared.core);
+        let mut fanout = Context::from_waker(&shared.fanout);
+        if let Some(picked) = core.poll_pick::<Request<B>>(&mut fanout, now) {
+            drop(core);
+            self.reserved = Some(picked);
+            self.stop_waiting();
+            return Poll::Ready(Ok(()));
+        }
+        let deadline = *core.unready_since.get_or_insert(now) + shared.fail_fast_after;
+        if now >= deadline || !shared.waiters.register(cx.waker(), shared.max_waiters) {
+            drop(core);
+            return self.no_endpoints();
+        }
+        // Registered while holding the set's lock: every later readiness change is seen. A wake
+        // that fired between our poll and the registration left the set dirty: poll again.
+        if shared.waiters.is_dirty() {
+            cx.waker().wake_by_ref();
+        }
+        drop(core);
+        if !matches!(&self.waiting, Some(waker) if waker.will_wake(cx.waker()))
+            && let Some(old) = self.waiting.replace(cx.waker().clone())
+        {
+            shared.waiters.remove(&old);
+        }
+        let sleep = self
+            .fail_fast
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        if sleep.as_mut().poll(cx).is_ready() {
+            return self.no_endpoints();
+        }
+        Poll::Pending
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let Picked {
+            mut service,
+            mut ticket,
+        } = self
+            .reserved
+            .take()
+            .expect("poll_ready must be called first");
+        let classifier = self.classifier.make_classifier(&request);
+        ticket.start();
+        ResponseFuture::new(service.call(request), classifier, ticket)
+    }
+}
+
+impl<D, M: MakeEndpoint, C: Clone> Clone for Balance<D, M, C> {
+    /// Shares the endpoint set; the clone starts without a reservation.
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            classifier: self.classifier.clone(),
+            reserved: None,
+            fail_fast: None,
+            waiting: None,
+        }
+    }
+}
+
+impl<D, M: MakeEndpoint, C> Drop for Balance<D, M, C> {
+    fn drop(&mut self) {
+        if let Some(waker) = self.waiting.take() {
+            self.shared.waiters.remove(&waker);
+        }
+    }
+}
+
+impl<D, M: MakeEndpoint, C> fmt::Debug for Balance<D, M, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Balance")
+            .field("reserved", &self.reserved.is_some())
+            .field("waiting", &self.waiting.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,286 @@
+//! The per-endpoint outlier gate and the state all gates of one balancer share.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mesh_core::classify::Outcome;
+use tokio::time::Instant;
+
+use super::OutlierConfig;
+use crate::load::lock;
+
+/// What every gate of one balancer shares: the config, the ejection count that enforces
+/// `max_ejected_share`, and a generation number bumped on every ejection or return, so the
+/// balancer knows when its cached health counts are stale.
+#[derive(Debug)]
+pub(crate) struct OutlierShared {
+    config: OutlierConfig,
+    ejected: AtomicUsize,
+    total: AtomicUsize,
+    generation: AtomicU64,
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl OutlierShared {
+    pub(crate) fn new(config: OutlierConfig, seed: u64) -> Self {
+        Self {
+            config,
+            ejected: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &OutlierConfig {
+        &self.config
+    }
+
+    pub(crate) fn set_total(&self, total: usize) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    pub(crate) fn ejected(&self) -> usize {
+        self.ejected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Takes one ejection slot if both bounds allow it: at most `floor(share × total)` ejected, and
+    /// at least one endpoint never ejected.
+    fn try_take_slot(&self) -> bool {
+        let total = self.total.load(Ordering::Relaxed);
+        let cap = (self.config.max_ejected_share * total as f64).floor() as usize;
+        let cap = cap.min(total.saturating_sub(1));
+        self.ejected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back_slot(&self) {
+        let _ = self
+            .ejected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// `base × times`, capped, with jitter; the jitter never takes it above the cap.
+    fn ejection_length(&self, times: u32) -> Duration {
+        let c = &self.config;
+        let plain = c
+            .base_ejection
+            .saturating_mul(times.max(1))
+            .min(c.max_ejection);
+        let spread = lock(&self.rng).f64() * 2.0 - 1.0;
+        plain
+            .mul_f64((1.0 + c.jitter * spread).max(0.0))
+            .min(c.max_ejection)
+    }
+}
+
+/// Whether the gate lets a request through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// In rotation.
+    Open,
+    /// Ejected, its time is up, and no probe is in flight: one request may probe.
+    Probe,
+    /// Ejected (or probing).
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    InRotation,
+    Ejected { until: Instant },
+    Probing,
+}
+
+#[derive(Debug)]
+struct HealthState {
+    gate: Gate,
+    consecutive: u32,
+    window_start: Instant,
+    window_requests: u32,
+    window_failures: u32,
+    times_ejected: u32,
+    returned_at: Option<Instant>,
+    removed: bool,
+}
+
+/// One endpoint's outlier gate; see the [module docs](super).
+#[derive(Debug)]
+pub(crate) struct EndpointHealth {
+    /// Mirrors `gate != InRotation`, so the common case is one atomic load.
+    ejected: AtomicBool,
+    state: Mutex<HealthState>,
+    shared: Arc<OutlierShared>,
+}
+
+enum Verdict {
+    Good,
+    Bad,
+    Neutral,
+}
+
+fn verdict(outcome: Option<&Outcome>) -> Verdict {
+    match outcome {
+        Some(Outcome::Success) => Verdict::Good,
+        Some(Outcome::Failure(class)) if !class.is_overloaded() => Verdict::Bad,
+        _ => Verdict::Neutral,
+    }
+}
+
+impl EndpointHealth {
+    pub(crate) fn new(shared: Arc<OutlierShared>, now: Instant) -> Self {
+        Self {
+            ejected: AtomicBool::new(false),
+            state: Mutex::new(HealthState {
+                gate: Gate::InRotation,
+                consecutive: 0,
+                window_start: now,
+                window_requests: 0,
+                window_failures: 0,
+                times_ejected: 0,
+                returned_at: None,
+                removed: false,
+            }),
+            shared,
+        }
+    }
+
+    pub(crate) fn is_ejected(&self) -> bool {
+        self.ejected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn admission(&self, now: Instant) -> Admission {
+        if !self.is_ejected() {
+            return Admission::Open;
+        }
+        match lock(&self.state).gate {
+            Gate::InRotation => Admission::Open,
+            Gate::Ejected { until } if until <= now => Admission::Probe,
+            Gate::Ejected { .. } | Gate::Probing => Admission::Closed,
+        }
+    }
+
+    /// Claims the single probe of an ejected endpoint whose time is up.
+    pub(crate) fn claim_probe(&self, now: Instant) -> bool {
+        let mut state = lock(&self.state);
+        match state.gate {
+            Gate::Ejected { until } if until <= now => {
+                state.gate = Gate::Probing;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives an unused or undecided probe back: the next pick may probe again.
+    pub(crate) fn release_probe(&self, now: Instant) {
+        let mut state = lock(&self.state);
+        if state.gate == Gate::Probing {
+            state.gate = Gate::Ejected { until: now };
+        }
+    }
+
+    /// Feeds one request's outcome (`None`: cancelled) into the detectors.
+    pub(crate) fn record(&self, outcome: Option<&Outcome>, probe: bool, now: Instant) {
+        let config = *self.shared.config();
+        let mut state = lock(&self.state);
+        if state.removed || !config.enabled {
+            return;
+        }
+        let verdict = verdict(outcome);
+        if probe && state.gate == Gate::Probing {
+            match verdict {
+                Verdict::Good => self.return_to_rotation(&mut state, now),
+                Verdict::Bad => self.eject(&mut state, now),
+                Verdict::Neutral => state.gate = Gate::Ejected { until: now },
+            }
+            return;
+        }
+        if state.gate != Gate::InRotation {
+            // Requests sent before the ejection, or in panic mode, do not decide anything.
+            return;
+        }
+        if now.saturating_duration_since(state.window_start) >= config.failure_rate_window {
+            state.window_start = now;
+            state.window_requests = 0;
+            state.window_failures = 0;
+        }
+        match verdict {
+            Verdict::Neutral => return,
+            Verdict::Good => state.consecutive = 0,
+            Verdict::Bad => {
+                state.consecutive = state.consecutive.saturating_add(1);
+                state.window_failures = state.window_failures.saturating_add(1);
+            }
+        }
+        state.window_requests = state.window_requests.saturating_add(1);
+        let consecutive =
+            config.consecutive_failures > 0 && state.consecutive >= config.consecutive_failures;
+        let rate = config.failure_rate_min_requests > 0
+            && state.window_requests >= config.failure_rate_min_requests
+            && f64::from(state.window_failures)
+                >= config.failure_rate * f64::from(state.window_requests);
+        if (consecutive || rate) && self.shared.try_take_slot() {
+            if let Some(back) = state.returned_at
+                && now.saturating_duration_since(back) >= config.max_ejection
+            {
+                state.times_ejected = 0;
+            }
+            self.eject(&mut state, now);
+        }
+    }
+
+    /// Ejects (again): the caller holds an ejection slot already.
+    fn eject(&self, state: &mut HealthState, now: Instant) {
+        state.times_ejected = state.times_ejected.saturating_add(1);
+        let until = now + self.shared.ejection_length(state.times_ejected);
+        state.gate = Gate::Ejected { until };
+        state.consecutive = 0;
+        state.window_start = now;
+        state.window_requests = 0;
+        state.window_failures = 0;
+        self.ejected.store(true, Ordering::Release);
+        self.shared.bump();
+        tracing::debug!(times = state.times_ejected, "endpoint ejected");
+    }
+
+    fn return_to_rotation(&self, state: &mut HealthState, now: Instant) {
+        state.gate = Gate::InRotation;
+        state.returned_at = Some(now);
+        state.consecutive = 0;
+        state.window_start = now;
+        state.window_requests = 0;
+        state.window_failures = 0;
+        self.ejected.store(false, Ordering::Release);
+        self.shared.give_back_slot();
+        self.shared.bump();
+        tracing::debug!("endpoint back in rotation");
+    }
+
+    /// The endpoint left discovery: it frees its ejection slot and ignores late outcomes.
+    pub(crate) fn remove(&self) {
+        let mut state = lock(&self.state);
+        if state.removed {
+            return;
+        }
+        state.removed = true;
+        if state.gate != Gate::InRotation {
+            state.gate = Gate::InRotation;
+            self.ejected.store(false, Ordering::Release);
+            self.shared.give_back_slot();
+            self.shared.bump();
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Outlier ejection: an endpoint that keeps failing is taken out of rotation for a while.
+//!
+//! Each endpoint has an **outlier gate**, a readiness gate the balancer checks when it picks. It is
+//! fed by mesh-core's classifier with the [`Completion`](mesh_core::classify::Completion) of every
+//! request the endpoint served (when the response body ends), and it closes — the endpoint is
+//! *ejected* — when either detector fires:
+//!
+//! - **consecutive failures**: [`OutlierConfig::consecutive_failures`] failures in a row (default 5,
+//!   Envoy's and Finagle's);
+//! - **failure rate**: at least [`failure_rate`](OutlierConfig::failure_rate) of at least
+//!   [`failure_rate_min_requests`](OutlierConfig::failure_rate_min_requests) requests within one
+//!   [`failure_rate_window`](OutlierConfig::failure_rate_window) (default ≥ 50 % of ≥ 20 in 10 s;
+//!   the window is tumbling: counts restart when a window has passed).
+//!
+//! What counts: a [`Failure`](mesh_core::classify::Outcome::Failure) counts as a failure, except
+//! [overloaded](mesh_core::classify::FailureClass::is_overloaded) answers (429, 503 with
+//! `Retry-After`): a server that sheds load is healthy and asking for less traffic, and ejecting it
+//! would push its load onto its peers. Those, and cancelled requests (the caller gave up before the
+//! outcome was known), count as nothing at all.
+//!
+//! An ejection lasts `base_ejection × times ejected`, capped at `max_ejection`, with a seeded jitter
+//! of ± [`jitter`](OutlierConfig::jitter) (never above the cap) so that endpoints ejected together
+//! do not all come back in the same instant. The count of times ejected restarts once an endpoint
+//! has stayed in rotation for `max_ejection`. When the time is up the endpoint is not simply put
+//! back: **exactly one probe request** is let through. If it succeeds the endpoint is back in; if it
+//! fails, it is ejected again for longer; if the probe is cancelled, or its reservation dropped
+//! unused, or the answer is "overloaded", the probe slot is given back and the next pick may probe.
+//! Requests that were already in flight when an endpoint was ejected do not change its state.
+//!
+//! Two bounds keep ejection from making things worse (Envoy's have changed meaning across
+//! releases; ours are exact):
+//!
+//! - at most `floor(max_ejected_share × endpoints)` endpoints are ejected at once, and never all of
+//!   them: an ejection that would break either bound does not happen (the failures stay counted, so
+//!   the endpoint is ejected as soon as there is room);
+//! - **panic mode**: when the share of healthy endpoints (ready and not ejected) falls below
+//!   [`panic_threshold`](OutlierConfig::panic_threshold), the balancer ignores ejection and uses
+//!   every ready endpoint: spreading load over sick endpoints beats crushing the few healthy ones.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use mesh_balance::{BalanceConfig, OutlierConfig};
+//!
+//! let outliers = OutlierConfig::default()
+//!     .consecutive_failures(3)
+//!     .base_ejection(Duration::from_secs(10))
+//!     .max_ejected_share(0.3);
+//! let config = BalanceConfig::default().outliers(outliers);
+//! assert!(config.validate().is_ok());
+//! ```
+
+mod gate;
+
+use std::time::Duration;
+
+pub(crate) use gate::{Admission, EndpointHealth, OutlierShared};
+
+/// Outlier ejection settings; see the [module docs](self).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct OutlierConfig {
+    /// Whether ejection is on at all. Default `true`.
+    pub enabled: bool,
+    /// Failures in a row that eject; 0 turns the detector off. Default 5 (Envoy, Finagle).
+    pub consecutive_failures: u32,
+    /// The failure share within one window that ejects, in `(0, 1]`. Default 0.5: Envoy's 85 % is
+    /// too lenient for an endpoint that fails every other request.
+    pub failure_rate: f64,
+    /// Requests a window needs before its failure rate counts; 0 turns the detector off.
+    /// Default 20: few enough to react within a window at low traffic, enough not to eject on noise.
+    pub failure_rate_min_requests: u32,
+    /// The length of a failure-rate window. Default 10 s (Envoy's detection interval).
+    pub failure_rate_window: Duration,
+    /// The first ejection's length; the n-th lasts n times as long. Default 30 s (Envoy).
+    pub base_ejection: Duration,
+    /// The longest ejection. Default 300 s (Envoy, Finagle).
+    pub max_ejection: Duration,
+    /// Relative jitter of an ejection's length, in `[0, 1)`. Default 0.1.
+    pub jitter: f64,
+    /// The largest share of endpoints ejected at once, in `[0, 1]`. Default 0.5: Envoy's 10 % can
+    /// leave a bad endpoint in rotation in small sets (it ejects none of fewer than 10).
+    pub max_ejected_share: f64,
+    /// Below this share of healthy endpoints, ejection is ignored (panic mode), in `[0, 1]`.
+    /// Default 0.5 (Envoy's panic threshold).
+    pub panic_threshold: f64,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            consecutive_failures: 5,
+            failure_rate: 0.5,
+            failure_rate_min_requests: 20,
+            failure_rate_window: Duration::from_secs(10),
+            base_ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+            jitter: 0.1,
+            max_ejected_share: 0.5,
+            panic_threshold: 0.5,
+        }
+    }
+}
+
+impl OutlierConfig {
+    /// Ejection turned off: every endpoint stays in rotation whatever it answers.
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`consecutive_failures`](Self::consecutive_failures).
+    #[must_use]
+    pub fn consecutive_failures(mut self, failures: u32) -> Self {
+        self.consecutive_failures = failures;
+        self
+    }
+
+    /// Sets the failure-rate detector: `rate` of at least `min_requests` within `window`.
+    #[must_use]
+    pub fn failure_rate(mut self, rate: f64, min_requests: u32, window: Duration) -> Self {
+        self.failure_rate = rate;
+        self.failure_rate_min_requests = min_requests;
+        self.failure_rate_window = window;
+        self
+    }
+
+    /// Sets [`base_ejection`](Self::base_ejection).
+    #[must_use]
+    pub fn base_ejection(mut self, base: Duration) -> Self {
+        self.base_ejection = base;
+        self
+    }
+
+    /// Sets [`max_ejection`](Self::max_ejection).
+    #[must_use]
+    pub fn max_ejection(mut self, max: Duration) -> Self {
+        self.max_ejection = max;
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter).
+    #[must_use]
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets [`max_ejected_share`](Self::max_ejected_share).
+    #[must_use]
+    pub fn max_ejected_share(mut self, share: f64) -> Self {
+        self.max_ejected_share = share;
+        self
+    }
+
+    /// Sets [`panic_threshold`](Self::panic_threshold).
+    #[must_use]
+    pub fn panic_threshold(mut self, threshold: f64) -> Self {
+        self.panic_threshold = threshold;
+        self
+    }
+}

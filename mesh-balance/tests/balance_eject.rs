@@ -1,0 +1,165 @@
+//! Outlier ejection: consecutive failures and failure rate eject, one probe decides, the
+//! ejection cap and panic mode hold, overloaded answers do not eject.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use mesh_balance::{BalanceConfig, OutlierConfig};
+use support::*;
+use tokio_test::{assert_ready_ok, task};
+use tower_service::Service;
+
+fn seeded(seed: u64) -> BalanceConfig {
+    BalanceConfig::default().seed(seed)
+}
+
+/// Sends one request at a time until `bad` is ejected; the requests `bad` served by then.
+async fn until_ejected(balance: &mut TestBalance, bad: &Behaviour, limit: usize) -> usize {
+    for _ in 0..limit {
+        if balance.status().ejected > 0 {
+            break;
+        }
+        let _ = send(balance).await;
+    }
+    bad.hits()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_503_endpoint_is_ejected_within_five_failures_and_probed_back() {
+    let (mut balance, _d, fakes) = balancer(4, seeded(10));
+    let bad = &fakes[2];
+    bad.set_status(503);
+    let served = until_ejected(&mut balance, bad, 200).await;
+    assert_eq!(served, 5, "ejected after exactly 5 consecutive failures");
+    assert_eq!(balance.status().ejected, 1);
+
+    // Ejected: no traffic for the first ejection (30 s ± 10 %).
+    send_many(&mut balance, 100).await;
+    assert_eq!(bad.hits(), 5);
+
+    // Still broken when its time is up: with four tasks sending, exactly one probe goes out, fails,
+    // and the endpoint is ejected again, for longer (60 s ± 10 %).
+    bad.set_latency(Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_secs(34)).await;
+    send_concurrently(&balance, 4, 25).await;
+    assert_eq!(bad.hits(), 6, "exactly one probe");
+    assert_eq!(balance.status().ejected, 1);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    send_many(&mut balance, 50).await;
+    assert_eq!(
+        bad.hits(),
+        6,
+        "the second ejection is longer than the first"
+    );
+
+    // Recovered: the next probe succeeds and the endpoint is back in rotation.
+    bad.set_status(200);
+    bad.set_latency(Duration::from_millis(10));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    send_many(&mut balance, 100).await;
+    assert_eq!(balance.status().ejected, 0);
+    // The probe, and then ordinary traffic again.
+    assert!(bad.hits() > 7, "back in rotation: {}", bad.hits());
+}
+
+#[tokio::test(start_paused = true)]
+async fn overloaded_answers_do_not_eject() {
+    let (mut balance, _d, fakes) = balancer(4, seeded(11));
+    fakes[0].set_status(503);
+    fakes[0].retry_after.store(true, Ordering::SeqCst);
+    fakes[1].set_status(429);
+    send_many(&mut balance, 200).await;
+    assert_eq!(balance.status().ejected, 0);
+    assert!(fakes[0].hits() > 10 && fakes[1].hits() > 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_high_failure_rate_ejects_without_consecutive_failures() {
+    let (mut balance, _d, fakes) = balancer(3, seeded(12));
+    fakes[1].alternate.store(true, Ordering::SeqCst);
+    let served = until_ejected(&mut balance, &fakes[1], 500).await;
+    assert_eq!(balance.status().ejected, 1);
+    assert!(
+        (20..=21).contains(&served),
+        "ejected at the 20-request minimum: {served}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_most_half_are_ejected_and_one_always_stays() {
+    let (mut balance, _d, fakes) = balancer(4, seeded(13));
+    for f in &fakes {
+        f.set_status(500);
+    }
+    send_many(&mut balance, 200).await;
+    assert_eq!(balance.status().ejected, 2, "floor(50 % of 4)");
+
+    // A single endpoint is never ejected.
+    let (mut single, _d1, lone) = balancer(1, seeded(14));
+    lone[0].set_status(500);
+    send_many(&mut single, 50).await;
+    assert_eq!((single.status().ejected, lone[0].hits()), (0, 50));
+
+    // Even a 100 % share leaves one endpoint in.
+    let all = seeded(15).outliers(
+        OutlierConfig::default()
+            .max_ejected_share(1.0)
+            .panic_threshold(0.0),
+    );
+    let (mut pair, _d2, both) = balancer(2, all);
+    for f in &both {
+        f.set_status(500);
+    }
+    send_many(&mut pair, 100).await;
+    assert_eq!(pair.status().ejected, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn below_the_panic_threshold_every_endpoint_is_used() {
+    let config = seeded(16).outliers(OutlierConfig::default().max_ejected_share(1.0));
+    let (mut balance, _d, fakes) = balancer(4, config);
+    for f in &fakes[..3] {
+        f.set_status(500);
+    }
+    for _ in 0..300 {
+        if balance.status().ejected == 3 {
+            break;
+        }
+        send(&mut balance).await.unwrap();
+    }
+    send(&mut balance).await.unwrap(); // refreshes the status
+    let status = balance.status();
+    assert_eq!(status.ejected, 3);
+    assert!(status.panic, "25 % healthy < 50 %");
+    let before = hits(&fakes);
+    send_many(&mut balance, 200).await;
+    let after = hits(&fakes);
+    for i in 0..3 {
+        assert!(
+            after[i] > before[i] + 20,
+            "ejected endpoint {i} used in panic: {before:?} → {after:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_probe_reservation_is_given_back() {
+    let (mut balance, _d, fakes) = balancer(2, seeded(17));
+    fakes[0].set_status(503);
+    until_ejected(&mut balance, &fakes[0], 100).await;
+    assert_eq!(fakes[0].hits(), 5);
+    fakes[0].set_status(200);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+
+    // A clone reserves (the probe wins any pair it is in) and is dropped unused.
+    let mut clone = balance.clone();
+    let mut t = task::spawn(());
+    assert_ready_ok!(t.enter(|cx, _| clone.poll_ready(cx)));
+    drop(clone);
+    // The probe is available again and brings the endpoint back.
+    send_many(&mut balance, 20).await;
+    assert!(fakes[0].hits() > 5);
+    assert_eq!(balance.status().ejected, 0);
+}
