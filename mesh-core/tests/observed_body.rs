@@ -11,8 +11,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use mesh_core::classify::{
-    Completion, ErrorKind, FailureClass, GrpcCode, MakeClassifier, MeshClassifier, Outcome,
-    observe_response,
+    Completion, ErrorKind, FailureClass, GrpcCode, MakeClassifier, MeshClassifier, OnCompletion,
+    Outcome, observe_response,
 };
 
 /// A body that yields scripted frames (and optionally an error), without claiming its end early.
@@ -187,6 +187,29 @@ async fn unpolled_body_reports_on_drop() {
     let classifier = MeshClassifier::new().make_classifier(&request(false));
     let res = Response::new(Full::new(Bytes::new()));
     drop(observe_response(classifier, res, callback));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Completion::Finished(Outcome::Success)]
+    );
+}
+
+/// A named callback type, as a crate needs when the body type appears in its public API.
+struct Tally(Arc<Mutex<Vec<Completion>>>);
+
+impl OnCompletion for Tally {
+    fn on_completion(self, completion: Completion) {
+        self.0.lock().unwrap().push(completion);
+    }
+}
+
+#[tokio::test]
+async fn named_callback_types_work_like_closures() {
+    let seen: Seen = Arc::default();
+    let classifier = MeshClassifier::new().make_classifier(&request(false));
+    let res = Response::new(Full::new(Bytes::from_static(b"x")));
+    let body: mesh_core::classify::ObservedBody<Full<Bytes>, _, Tally> =
+        observe_response(classifier, res, Tally(seen.clone())).into_body();
+    body.collect().await.unwrap();
     assert_eq!(
         *seen.lock().unwrap(),
         vec![Completion::Finished(Outcome::Success)]

@@ -15,7 +15,10 @@
 //!
 //! The end is noticed as soon as the inner body reports [`is_end_stream`](http_body::Body::is_end_stream)
 //! after a frame, so consumers that stop polling at that point (hyper does) still complete on time.
-//! The wrapper adds no allocation: the callback is a generic `FnOnce`.
+//!
+//! The callback is any [`OnCompletion`]: a closure `FnOnce(Completion)`, or a type of your own when
+//! the body type must be nameable (a closure type cannot appear in a public associated type, and
+//! boxing it would allocate per request). Either way the wrapper adds no allocation.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -73,6 +76,21 @@ impl Completion {
     }
 }
 
+/// What an [`ObservedBody`] calls, once, when the body is done.
+///
+/// Implemented for every `FnOnce(Completion)` closure. Implement it for a named type (a permit, a
+/// load ticket) so that `ObservedBody<B, E, YourType>` can appear in a public API without boxing.
+pub trait OnCompletion {
+    /// Receives the completion. Called exactly once, from `poll_frame` or from `drop`.
+    fn on_completion(self, completion: Completion);
+}
+
+impl<F: FnOnce(Completion)> OnCompletion for F {
+    fn on_completion(self, completion: Completion) {
+        self(completion)
+    }
+}
+
 /// Classifies `response`'s head with `classifier` and wraps its body so that `on_complete` runs once
 /// when the body ends, fails or is dropped.
 pub fn observe_response<C, B, F>(
@@ -82,7 +100,7 @@ pub fn observe_response<C, B, F>(
 ) -> Response<ObservedBody<B, C::ClassifyEos, F>>
 where
     C: ClassifyResponse<FailureClass = FailureClass>,
-    F: FnOnce(Completion),
+    F: OnCompletion,
 {
     let pending = match classifier.classify_response(&response) {
         ClassifiedResponse::Ready(result) => Pending::Decided(Outcome::from(result)),
@@ -98,13 +116,13 @@ where
 
 /// A response body that reports its [`Completion`] once; built by [`observe_response`].
 #[pin_project]
-pub struct ObservedBody<B, E, F: FnOnce(Completion)> {
+pub struct ObservedBody<B, E, F: OnCompletion> {
     #[pin]
     inner: B,
     observer: Observer<E, F>,
 }
 
-impl<B: fmt::Debug, E, F: FnOnce(Completion)> fmt::Debug for ObservedBody<B, E, F> {
+impl<B: fmt::Debug, E, F: OnCompletion> fmt::Debug for ObservedBody<B, E, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ObservedBody")
             .field("inner", &self.inner)
@@ -119,11 +137,11 @@ enum Pending<E> {
 }
 
 /// Holds the pending classification and the callback; reports on drop if nothing else did.
-struct Observer<E, F: FnOnce(Completion)> {
+struct Observer<E, F: OnCompletion> {
     state: Option<(Pending<E>, F)>,
 }
 
-impl<E, F: FnOnce(Completion)> Observer<E, F>
+impl<E, F: OnCompletion> Observer<E, F>
 where
     E: ClassifyEos<FailureClass = FailureClass>,
 {
@@ -133,24 +151,23 @@ where
                 Pending::Decided(outcome) => outcome,
                 Pending::AwaitEos(eos) => Outcome::from(eos.classify_eos(trailers)),
             };
-            callback(Completion::Finished(outcome));
+            callback.on_completion(Completion::Finished(outcome));
         }
     }
 
-    fn fail<Err: fmt::Display + 'static>(&mut self, error: &Err) {
+    fn fail<Err: 'static>(&mut self, error: &Err) {
         if let Some((_, callback)) = self.state.take() {
             let kind = ErrorKind::of(error);
-            callback(Completion::Finished(Outcome::Failure(FailureClass::Error(
-                kind,
-            ))));
+            let outcome = Outcome::Failure(FailureClass::Error(kind));
+            callback.on_completion(Completion::Finished(outcome));
         }
     }
 }
 
-impl<E, F: FnOnce(Completion)> Drop for Observer<E, F> {
+impl<E, F: OnCompletion> Drop for Observer<E, F> {
     fn drop(&mut self) {
         if let Some((pending, callback)) = self.state.take() {
-            callback(match pending {
+            callback.on_completion(match pending {
                 Pending::Decided(outcome) => Completion::Finished(outcome),
                 Pending::AwaitEos(_) => Completion::Cancelled,
             });
@@ -161,9 +178,9 @@ impl<E, F: FnOnce(Completion)> Drop for Observer<E, F> {
 impl<B, E, F> Body for ObservedBody<B, E, F>
 where
     B: Body,
-    B::Error: fmt::Display + 'static,
+    B::Error: 'static,
     E: ClassifyEos<FailureClass = FailureClass>,
-    F: FnOnce(Completion),
+    F: OnCompletion,
 {
     type Data = B::Data;
     type Error = B::Error;

@@ -74,7 +74,7 @@ mod outcome;
 mod retry_after;
 
 pub use self::http::HttpClassifier;
-pub use body::{Completion, ObservedBody, observe_response};
+pub use body::{Completion, ObservedBody, OnCompletion, observe_response};
 pub use error_kind::ErrorKind;
 pub use grpc::{
     GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcClassifier, GrpcCode, GrpcCodeSet, GrpcEosClassifier,
