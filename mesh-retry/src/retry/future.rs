@@ -1,0 +1,275 @@
+//! The retry response future: attempt, decide, back off, attempt again.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body::Body;
+use mesh_core::BoxError;
+use mesh_core::classify::{
+    ClassifiedResponse, ClassifyResponse, FailureClass, MakeClassifier, is_grpc,
+};
+use mesh_core::error::Timeout;
+use pin_project::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
+use tower_service::Service;
+
+use super::layer::Settings;
+use crate::body::ReplayBody;
+use crate::timeout::Deadline;
+use crate::timeout::grpc_timeout::{self, GRPC_TIMEOUT};
+
+/// The future of a [`Retry`](super::Retry) call.
+///
+/// It owns the inner service (polled ready before each retry), the request template and one
+/// timer, reused for the per-try timeout and the backoff. On the success path it allocates
+/// nothing (the timer is inline; a retry only allocates the next request's headers).
+///
+/// Dropping it cancels the attempt in flight; no retry outlives it. If the inner service fails
+/// `poll_ready` before a retry, that error is returned (the service cannot take the retry).
+#[pin_project]
+pub struct ResponseFuture<S, B, C>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    C: MakeClassifier,
+{
+    #[pin]
+    state: State<S::Future, Request<ReplayBody<B>>>,
+    /// The per-try timeout while calling, the backoff while waiting.
+    #[pin]
+    timer: Option<Sleep>,
+    service: S,
+    template: Request<ReplayBody<B>>,
+    classifier: C::Classifier,
+    settings: Arc<Settings<C>>,
+    attempts: u32,
+    retryable: bool,
+}
+
+/// `R` is the next attempt's request, made when the retry is decided (kept in the state so the
+/// future is no larger than it needs to be).
+#[pin_project(project = StateProj)]
+enum State<F, R> {
+    Calling(#[pin] F),
+    Backoff(Option<R>),
+    Ready(Option<R>),
+}
+
+impl<S, B, C> ResponseFuture<S, B, C>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    C: MakeClassifier,
+{
+    pub(super) fn new(
+        future: S::Future,
+        service: S,
+        template: Request<ReplayBody<B>>,
+        classifier: C::Classifier,
+        settings: Arc<Settings<C>>,
+        retryable: bool,
+    ) -> Self {
+        let timer = settings
+            .policy
+            .per_try_timeout
+            .map(|timeout| sleep_until(Instant::now() + timeout));
+        Self {
+            state: State::Calling(future),
+            timer,
+            service,
+            template,
+            classifier,
+            settings,
+            attempts: 1,
+            retryable,
+        }
+    }
+}
+
+impl<S, B, C, RB> Future for ResponseFuture<S, B, C>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    C: MakeClassifier<FailureClass = FailureClass>,
+    C::Classifier: Clone,
+{
+    type Output = Result<Response<RB>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling(future) => {
+                    let result = match future.poll(cx) {
+                        Poll::Ready(result) => result.map_err(Into::into),
+                        Poll::Pending => {
+                            let timed_out = this
+                                .timer
+                                .as_mut()
+                                .as_pin_mut()
+                                .is_some_and(|timer| timer.poll(cx).is_ready());
+                            if !timed_out {
+                                return Poll::Pending;
+                            }
+                            Err(Timeout::new().into())
+                        }
+                    };
+                    let decision = decide(
+                        this.settings,
+                        this.classifier.clone(),
+                        &result,
+                        *this.attempts,
+                        *this.retryable,
+                        this.template,
+                    );
+                    let Some((request, delay)) = decision else {
+                        return Poll::Ready(result);
+                    };
+                    if delay.is_zero() {
+                        this.state.set(State::Ready(Some(request)));
+                    } else {
+                        set_timer(this.timer.as_mut(), delay);
+                        this.state.set(State::Backoff(Some(request)));
+                    }
+                }
+                StateProj::Backoff(request) => {
+                    if let Some(timer) = this.timer.as_mut().as_pin_mut() {
+                        ready!(timer.poll(cx));
+                    }
+                    let request = request.take();
+                    this.state.set(State::Ready(request));
+                }
+                StateProj::Ready(request) => {
+                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    let request = request.take().expect("a retry was decided");
+                    *this.attempts += 1;
+                    let future = this.service.call(request);
+                    match this.settings.policy.per_try_timeout {
+                        Some(timeout) => set_timer(this.timer.as_mut(), timeout),
+                        None => this.timer.set(None),
+                    }
+                    this.state.set(State::Calling(future));
+                }
+            }
+        }
+    }
+}
+
+fn set_timer(mut timer: Pin<&mut Option<Sleep>>, after: Duration) {
+    let at = Instant::now() + after;
+    match timer.as_mut().as_pin_mut() {
+        Some(sleep) => sleep.reset(at),
+        None => timer.set(Some(sleep_until(at))),
+    }
+}
+
+/// Decides whether to retry after an attempt: `Some((next request, delay))` or `None` to return
+/// the result as it is. Budget and metrics are updated here.
+fn decide<B, C, RB>(
+    settings: &Settings<C>,
+    classifier: C::Classifier,
+    result: &Result<Response<RB>, BoxError>,
+    attempts: u32,
+    retryable: bool,
+    template: &Request<ReplayBody<B>>,
+) -> Option<(Request<ReplayBody<B>>, Duration)>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+    C: MakeClassifier<FailureClass = FailureClass>,
+{
+    let class = match result {
+        Ok(response) => match classifier.classify_response(response) {
+            ClassifiedResponse::Ready(Ok(())) => {
+                settings.budget.record(true);
+                return None;
+            }
+            ClassifiedResponse::Ready(Err(class)) => class,
+            // The status is in the trailers: the body goes to the caller, never held back.
+            ClassifiedResponse::RequiresEos(_) => return None,
+        },
+        Err(error) => classifier.classify_error(error),
+    };
+    settings.budget.record(false);
+    let policy = &settings.policy;
+    if attempts >= policy.max_attempts {
+        return None;
+    }
+    let (reason, server_delay) = policy.reason(&class, retryable)?;
+    let sequence = settings.sequence.fetch_add(1, Ordering::Relaxed);
+    let mut rng = fastrand::Rng::with_seed(
+        settings
+            .seed
+            .wrapping_add(sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+    );
+    let delay = policy
+        .backoff
+        .delay(attempts, &mut rng)
+        .max(server_delay.unwrap_or_default());
+    let deadline = template.extensions().get::<Deadline>().copied();
+    if deadline.is_some_and(|deadline| deadline.remaining() <= delay) {
+        return None;
+    }
+    let Some(body) = template.body().replay() else {
+        settings
+            .metrics
+            .not_replayable(template.body().status().as_str());
+        return None;
+    };
+    if !settings.budget.withdraw() {
+        settings.metrics.budget_exhausted(reason);
+        return None;
+    }
+    settings.metrics.retry(reason);
+    let mut request = attempt_request(template, body);
+    if let Some(deadline) = deadline
+        && is_grpc(request.headers())
+        && request.headers().contains_key(GRPC_TIMEOUT)
+    {
+        // The retry starts later than the first attempt: tell the server what is left then.
+        let left = deadline.remaining().saturating_sub(delay);
+        request
+            .headers_mut()
+            .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
+    }
+    Some((request, delay))
+}
+
+/// One attempt's request: the template's head, cloned, with `body`.
+pub(crate) fn attempt_request<B>(
+    template: &Request<ReplayBody<B>>,
+    body: ReplayBody<B>,
+) -> Request<ReplayBody<B>> {
+    let mut request = Request::new(body);
+    *request.method_mut() = template.method().clone();
+    *request.uri_mut() = template.uri().clone();
+    *request.version_mut() = template.version();
+    *request.headers_mut() = template.headers().clone();
+    *request.extensions_mut() = template.extensions().clone();
+    request
+}
+
+impl<S, B, C> std::fmt::Debug for ResponseFuture<S, B, C>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    C: MakeClassifier,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Calling(_) => "calling",
+            State::Backoff(_) => "backoff",
+            State::Ready(_) => "ready",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}

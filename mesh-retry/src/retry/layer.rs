@@ -1,0 +1,122 @@
+//! The retry layer: configuration only.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use mesh_core::classify::MeshClassifier;
+use opentelemetry::metrics::Meter;
+use tower_layer::Layer;
+
+use super::metrics::RetryMetrics;
+use super::{Retry, RetryPolicy};
+use crate::budget::{RetryBudget, WindowBudget};
+
+/// Retries failed requests according to a [`RetryPolicy`], within a [`RetryBudget`]; builds
+/// [`Retry`] services. See the [module docs](super) for the model and an example.
+///
+/// The layer holds configuration only. The budget is shared: every service built by this layer
+/// (and by its clones) draws from the same one, [`WindowBudget::default`] unless
+/// [`with_budget`](Self::with_budget) says otherwise.
+///
+/// Metrics (OpenTelemetry counters, through the configured meter or
+/// `opentelemetry::global::meter("mesh-retry")`):
+///
+/// | Name                          | Attribute | Meaning                                          |
+/// |-------------------------------|-----------|--------------------------------------------------|
+/// | `mesh.retry.retries`          | `reason`: `connect`, `not_sent`, `timeout`, `transport`, `status`, `overloaded`, `grpc_status` | retries sent |
+/// | `mesh.retry.budget_exhausted` | `reason`  | retries the budget refused (the failure was returned) |
+/// | `mesh.retry.not_replayable`   | `status`: `capped`, `body_failed`, `passthrough` | retries impossible because the body could not be replayed |
+#[derive(Clone, Debug)]
+pub struct RetryLayer<C = MeshClassifier> {
+    policy: RetryPolicy,
+    classifier: C,
+    budget: Arc<dyn RetryBudget>,
+    meter: Option<Meter>,
+}
+
+impl RetryLayer {
+    /// A layer with this policy, the default classifier ([`MeshClassifier`]) and a default
+    /// [`WindowBudget`].
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            policy,
+            classifier: MeshClassifier::new(),
+            budget: Arc::new(WindowBudget::default()),
+            meter: None,
+        }
+    }
+}
+
+impl Default for RetryLayer {
+    fn default() -> Self {
+        Self::new(RetryPolicy::default())
+    }
+}
+
+impl<C> RetryLayer<C> {
+    /// Draws retries from `budget` (cloning a [`WindowBudget`] or [`TokenBucketBudget`] shares
+    /// its state, so the same budget can serve several layers).
+    ///
+    /// [`TokenBucketBudget`]: crate::budget::TokenBucketBudget
+    #[must_use]
+    pub fn with_budget(mut self, budget: impl RetryBudget + 'static) -> Self {
+        self.budget = Arc::new(budget);
+        self
+    }
+
+    /// Classifies outcomes with `classifier` (any tower-http `MakeClassifier` whose failure class
+    /// is mesh-core's `FailureClass`, such as a [`MeshClassifier`] with another gRPC failure set).
+    pub fn with_classifier<C2>(self, classifier: C2) -> RetryLayer<C2> {
+        RetryLayer {
+            policy: self.policy,
+            classifier,
+            budget: self.budget,
+            meter: self.meter,
+        }
+    }
+
+    /// Records metrics through `meter`.
+    #[must_use]
+    pub fn with_meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+}
+
+/// What every [`Retry`] service and future built by one `layer` call shares.
+#[derive(Debug)]
+pub(super) struct Settings<C> {
+    pub(super) policy: RetryPolicy,
+    pub(super) classifier: C,
+    pub(super) budget: Arc<dyn RetryBudget>,
+    pub(super) metrics: RetryMetrics,
+    /// Jitter seeds are `seed` mixed with a per-retry sequence number, so a seeded layer gives
+    /// reproducible delays and two requests never share a jitter sequence.
+    pub(super) seed: u64,
+    pub(super) sequence: AtomicU64,
+}
+
+impl<S, C: Clone> Layer<S> for RetryLayer<C> {
+    type Service = Retry<S, C>;
+
+    fn layer(&self, inner: S) -> Retry<S, C> {
+        let meter = self
+            .meter
+            .clone()
+            .unwrap_or_else(|| opentelemetry::global::meter("mesh-retry"));
+        let settings = Settings {
+            policy: self.policy.clone(),
+            classifier: self.classifier.clone(),
+            budget: Arc::clone(&self.budget),
+            metrics: RetryMetrics::new(&meter),
+            seed: self.policy.seed.unwrap_or_else(|| fastrand::u64(..)),
+            sequence: AtomicU64::new(0),
+        };
+        Retry::from_settings(inner, Arc::new(settings))
+    }
+}

@@ -1,0 +1,115 @@
+//! The retry service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use mesh_core::BoxError;
+use mesh_core::classify::{FailureClass, MakeClassifier, MeshClassifier};
+use tower_service::Service;
+
+use super::future::{ResponseFuture, attempt_request};
+use super::layer::Settings;
+use super::{RetryLayer, RetryPolicy};
+use crate::body::ReplayBody;
+
+/// The service built by [`RetryLayer`]: sends a request, and again while the policy, the budget
+/// and the replay buffer allow.
+///
+/// - Readiness is the inner service's. `call` takes the inner service that was polled ready and
+///   leaves a clone in its place; the response future owns the ready one and polls it ready again
+///   before each retry, so a clone that was not polled ready is never called.
+/// - The request body is wrapped in a [`ReplayBody`] (the inner service sees
+///   `Request<ReplayBody<B>>`); the method, URI, version, headers and extensions are cloned once
+///   per request to rebuild each attempt.
+/// - Each request deposits into the budget once; each retry withdraws once.
+/// - `Clone` clones the inner service and shares the policy, classifier, budget and metrics.
+#[derive(Debug)]
+pub struct Retry<S, C = MeshClassifier> {
+    inner: S,
+    settings: Arc<Settings<C>>,
+}
+
+impl<S: Clone, C> Clone for Retry<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            settings: Arc::clone(&self.settings),
+        }
+    }
+}
+
+impl<S> Retry<S> {
+    /// Wraps `inner` with `policy`, the default classifier and a default budget of its own (use
+    /// [`RetryLayer`] to share a budget).
+    pub fn new(inner: S, policy: RetryPolicy) -> Self {
+        tower_layer::Layer::layer(&RetryLayer::new(policy), inner)
+    }
+}
+
+impl<S, C> Retry<S, C> {
+    pub(super) fn from_settings(inner: S, settings: Arc<Settings<C>>) -> Self {
+        Self { inner, settings }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the wrapper.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, B, RB> Service<Request<B>> for Retry<S, C>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    C: MakeClassifier<FailureClass = FailureClass>,
+    C::Classifier: Clone,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let settings = &self.settings;
+        settings.budget.deposit();
+        let retryable = settings.policy.is_retryable(&req);
+        let (parts, body) = req.into_parts();
+        let template =
+            Request::from_parts(parts, ReplayBody::new(body, settings.policy.replay_cap));
+        let first_body = template
+            .body()
+            .replay()
+            .expect("a body nobody has read is replayable");
+        let first = attempt_request(&template, first_body);
+        let classifier = settings.classifier.make_classifier(&template);
+        // The ready service goes with the request; a fresh clone waits for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut service = std::mem::replace(&mut self.inner, clone);
+        let future = service.call(first);
+        ResponseFuture::new(
+            future,
+            service,
+            template,
+            classifier,
+            Arc::clone(settings),
+            retryable,
+        )
+    }
+}

@@ -1,0 +1,130 @@
+//! The request timeout layer and its settings.
+
+use std::time::Duration;
+
+use opentelemetry::metrics::{Counter, Meter};
+use tower_layer::Layer;
+
+use super::RequestTimeout;
+
+/// Settings of a [`RequestTimeoutLayer`].
+///
+/// | Setting              | Default | Why                                                            |
+/// |----------------------|---------|----------------------------------------------------------------|
+/// | `timeout`            | 15 s    | Envoy's route timeout: long enough for normal calls, bounded    |
+/// | `read_grpc_timeout`  | on      | honour the caller's deadline, capped by `timeout`               |
+/// | `write_grpc_timeout` | on      | tell the next hop how much time is left (gRPC requests only)    |
+/// | `meter`              | `global::meter("mesh-retry")` | the application picks the provider  |
+///
+/// The caller's `grpc-timeout` can only shorten the deadline: `timeout` is its cap. With
+/// `timeout` set to `None` the layer sets no deadline of its own and the caller's `grpc-timeout`
+/// is used uncapped.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TimeoutConfig {
+    timeout: Option<Duration>,
+    read_grpc_timeout: bool,
+    write_grpc_timeout: bool,
+    meter: Option<Meter>,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Some(Duration::from_secs(15)),
+            read_grpc_timeout: true,
+            write_grpc_timeout: true,
+            meter: None,
+        }
+    }
+}
+
+impl TimeoutConfig {
+    /// The request timeout, also the cap on an incoming `grpc-timeout` (`None`: no own timeout).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Whether to honour an incoming `grpc-timeout` header.
+    #[must_use]
+    pub fn with_read_grpc_timeout(mut self, read: bool) -> Self {
+        self.read_grpc_timeout = read;
+        self
+    }
+
+    /// Whether to write `grpc-timeout` with the time left on gRPC requests.
+    #[must_use]
+    pub fn with_write_grpc_timeout(mut self, write: bool) -> Self {
+        self.write_grpc_timeout = write;
+        self
+    }
+
+    /// Records metrics through `meter` instead of `opentelemetry::global::meter("mesh-retry")`.
+    #[must_use]
+    pub fn with_meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+}
+
+/// Gives each request a deadline and fails it with [`mesh_core::error::Timeout`] when the deadline
+/// passes; see the [module docs](super).
+///
+/// Metrics (OpenTelemetry counters): `mesh.timeout.expired` (requests failed by this layer),
+/// `mesh.timeout.grpc_timeout_malformed` (incoming `grpc-timeout` values that could not be parsed
+/// and were ignored and removed).
+#[derive(Clone, Debug)]
+pub struct RequestTimeoutLayer {
+    config: TimeoutConfig,
+}
+
+impl RequestTimeoutLayer {
+    /// A layer with these settings.
+    pub fn new(config: TimeoutConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl Default for RequestTimeoutLayer {
+    fn default() -> Self {
+        Self::new(TimeoutConfig::default())
+    }
+}
+
+/// What a [`RequestTimeout`] service keeps from the config.
+#[derive(Clone, Debug)]
+pub(super) struct TimeoutSettings {
+    pub(super) timeout: Option<Duration>,
+    pub(super) read_grpc_timeout: bool,
+    pub(super) write_grpc_timeout: bool,
+    pub(super) expired: Counter<u64>,
+    pub(super) malformed: Counter<u64>,
+}
+
+impl<S> Layer<S> for RequestTimeoutLayer {
+    type Service = RequestTimeout<S>;
+
+    fn layer(&self, inner: S) -> RequestTimeout<S> {
+        let meter = self
+            .config
+            .meter
+            .clone()
+            .unwrap_or_else(|| opentelemetry::global::meter("mesh-retry"));
+        let settings = TimeoutSettings {
+            timeout: self.config.timeout,
+            read_grpc_timeout: self.config.read_grpc_timeout,
+            write_grpc_timeout: self.config.write_grpc_timeout,
+            expired: meter
+                .u64_counter("mesh.timeout.expired")
+                .with_description("Requests failed because their deadline passed")
+                .build(),
+            malformed: meter
+                .u64_counter("mesh.timeout.grpc_timeout_malformed")
+                .with_description("Incoming grpc-timeout headers ignored because malformed")
+                .build(),
+        };
+        RequestTimeout::from_settings(inner, std::sync::Arc::new(settings))
+    }
+}

@@ -1,0 +1,184 @@
+//! Request timeouts and deadlines: the `grpc-timeout` format, reading it (capped), writing the
+//! time left, the `Deadline` extension and the typed `Timeout` error.
+
+use std::time::Duration;
+
+use http::{Request, Response};
+use mesh_core::error::Timeout;
+use mesh_retry::timeout::{Deadline, RequestTimeoutLayer, TimeoutConfig, grpc_timeout};
+use tokio_test::{assert_pending, assert_ready, task};
+use tower::{Layer, ServiceExt};
+use tower_test::mock;
+
+#[test]
+fn grpc_timeout_parse_table() {
+    let ok: &[(&str, Duration)] = &[
+        ("1H", Duration::from_secs(3600)),
+        ("2M", Duration::from_secs(120)),
+        ("3S", Duration::from_secs(3)),
+        ("250m", Duration::from_millis(250)),
+        ("7u", Duration::from_micros(7)),
+        ("9n", Duration::from_nanos(9)),
+        ("0S", Duration::ZERO),
+        ("00000010m", Duration::from_millis(10)),
+        ("99999999H", Duration::from_secs(99_999_999 * 3600)),
+    ];
+    for (text, expected) in ok {
+        assert_eq!(
+            grpc_timeout::parse(text.as_bytes()),
+            Some(*expected),
+            "{text}"
+        );
+    }
+    let malformed: &[&[u8]] = &[
+        b"",
+        b"S",
+        b"10",
+        b"123456789S", // nine digits
+        b"-1S",
+        b"+1S",
+        b"1.5S",
+        b" 1S",
+        b"1S ",
+        b"1s", // units are case-sensitive: `s` is not one
+        b"1h",
+        b"1X",
+        b"1\xffS",
+        b"\xff",
+    ];
+    for text in malformed {
+        assert_eq!(
+            grpc_timeout::parse(text),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+}
+
+#[test]
+fn grpc_timeout_encoding_is_precise_and_rounds_down() {
+    let table: &[(Duration, &str)] = &[
+        (Duration::ZERO, "0n"),
+        (Duration::from_nanos(99_999_999), "99999999n"),
+        (Duration::from_millis(100), "100000u"),
+        (Duration::from_millis(1500), "1500000u"),
+        (Duration::from_secs(30), "30000000u"),
+        (Duration::from_secs(100_000), "100000S"),
+        (Duration::from_secs(100_000_000), "1666666M"),
+        (Duration::from_secs(u64::MAX), "99999999H"),
+    ];
+    for (duration, text) in table {
+        let value = grpc_timeout::encode(*duration);
+        assert_eq!(value, *text);
+        let back = grpc_timeout::parse(value.as_bytes()).unwrap();
+        assert!(back <= *duration);
+    }
+}
+
+type Handle = mock::Handle<Request<()>, Response<()>>;
+type Service = mesh_retry::timeout::RequestTimeout<mock::Mock<Request<()>, Response<()>>>;
+
+fn service(config: TimeoutConfig) -> (Service, Handle) {
+    let (mock, mut handle) = mock::pair();
+    handle.allow(10);
+    (RequestTimeoutLayer::new(config).layer(mock), handle)
+}
+
+fn grpc_request(timeout: Option<&str>) -> Request<()> {
+    let mut builder =
+        Request::post("http://orders/orders.Orders/Get").header("content-type", "application/grpc");
+    if let Some(timeout) = timeout {
+        builder = builder.header("grpc-timeout", timeout);
+    }
+    builder.body(()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_timeout_fails_with_timeout() {
+    let (service, mut handle) =
+        service(TimeoutConfig::default().with_timeout(Some(Duration::from_millis(500))));
+    let mut future = task::spawn(service.oneshot(Request::new(())));
+    assert_pending!(future.poll());
+    let (request, _send) = handle.next_request().await.unwrap();
+    let deadline = request.extensions().get::<Deadline>().copied().unwrap();
+    assert_eq!(deadline.remaining(), Duration::from_millis(500));
+    assert!(
+        request.headers().get("grpc-timeout").is_none(),
+        "not a gRPC request"
+    );
+    tokio::time::advance(Duration::from_millis(499)).await;
+    assert_pending!(future.poll());
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let error = assert_ready!(future.poll()).unwrap_err();
+    assert!(error.is::<Timeout>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn response_before_the_deadline_wins() {
+    let (service, mut handle) = service(TimeoutConfig::default());
+    let mut future = task::spawn(service.oneshot(Request::new(())));
+    assert_pending!(future.poll());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(Response::new(()));
+    assert_ready!(future.poll()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn incoming_grpc_timeout_shortens_the_deadline_and_is_rewritten() {
+    let (service, mut handle) = service(TimeoutConfig::default());
+    let mut future = task::spawn(service.oneshot(grpc_request(Some("100m"))));
+    assert_pending!(future.poll());
+    let (request, _send) = handle.next_request().await.unwrap();
+    assert_eq!(request.headers()["grpc-timeout"], "100000u");
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert!(assert_ready!(future.poll()).unwrap_err().is::<Timeout>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn incoming_grpc_timeout_is_capped_by_the_configured_timeout() {
+    let (service, mut handle) =
+        service(TimeoutConfig::default().with_timeout(Some(Duration::from_secs(2))));
+    let mut future = task::spawn(service.oneshot(grpc_request(Some("1H"))));
+    assert_pending!(future.poll());
+    let (request, _send) = handle.next_request().await.unwrap();
+    assert_eq!(request.headers()["grpc-timeout"], "2000000u");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(assert_ready!(future.poll()).unwrap_err().is::<Timeout>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn malformed_grpc_timeout_is_ignored() {
+    let (service, mut handle) = service(
+        TimeoutConfig::default()
+            .with_timeout(None)
+            .with_write_grpc_timeout(true),
+    );
+    let mut future = task::spawn(service.oneshot(grpc_request(Some("soon"))));
+    assert_pending!(future.poll());
+    let (request, send) = handle.next_request().await.unwrap();
+    assert!(
+        request.headers().get("grpc-timeout").is_none(),
+        "dropped, not forwarded"
+    );
+    assert!(request.extensions().get::<Deadline>().is_none());
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_pending!(future.poll());
+    send.send_response(Response::new(()));
+    assert_ready!(future.poll()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_outer_deadline_is_kept() {
+    let (service, mut handle) = service(TimeoutConfig::default());
+    let mut request = grpc_request(None);
+    let outer = Deadline::after(Duration::from_millis(50));
+    request.extensions_mut().insert(outer);
+    let mut future = task::spawn(service.oneshot(request));
+    assert_pending!(future.poll());
+    let (request, _send) = handle.next_request().await.unwrap();
+    assert_eq!(request.extensions().get::<Deadline>(), Some(&outer));
+    assert_eq!(request.headers()["grpc-timeout"], "50000000n");
+    tokio::time::advance(Duration::from_millis(50)).await;
+    assert!(assert_ready!(future.poll()).unwrap_err().is::<Timeout>());
+}
