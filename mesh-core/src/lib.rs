@@ -9,6 +9,7 @@
 //!   breakers, retries, outlier ejection and metrics;
 //! - [`error`]: one opaque type per failure ([`error::Timeout`], [`error::NoEndpoints`] …), a cause-chain
 //!   helper, and the layer that maps failures to HTTP and gRPC responses at a proxy edge;
+//! - [`PeerIdentity`]: the mTLS-verified peer, carried in request extensions;
 //! - [`Body`]: the boxed body type used where bodies of different kinds meet;
 //! - [`client`] and [`server`]: HTTP/1.1 and HTTP/2 plumbing on hyper, generic over the transport
 //!   (plain TCP here, TLS from `mesh-tls`);
@@ -20,9 +21,11 @@ pub mod classify;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod identity;
 pub mod proxy;
 pub mod server;
 
 pub use body::Body;
 pub use endpoint::{Endpoint, EndpointKey, Identity, Locality, Proximity, Weight};
 pub use error::{BoxError, is_caused_by};
+pub use identity::PeerIdentity;
