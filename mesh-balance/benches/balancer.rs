@@ -3,6 +3,10 @@
 //! versus tower's `p2c::Balance` over `PeakEwmaDiscover` and over `PendingRequestsDiscover`, at 2,
 //! 10, 100 and 1000 endpoints. Run `cargo bench -p mesh-balance`; divan's allocation profiler
 //! reports heap allocations per iteration next to the time.
+//!
+//! The `mesh_*` runs record metrics into the global meter, a no-op as in an application without an
+//! OpenTelemetry provider; `mesh_peak_ewma_sdk_metrics` records into a real SDK provider (its
+//! periodic reader exports to memory once a minute) to show what the balancer's metrics cost when exported.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -18,6 +22,8 @@ use http::{Request, Response};
 use http_body_util::Empty;
 use mesh_balance::{Balance, BalanceConfig, LoadStrategy};
 use mesh_core::{Endpoint, EndpointKey};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use tower::discover::{Change, ServiceList};
 use tower::load::{CompleteOnResponse, PeakEwmaDiscover, PendingRequestsDiscover};
 use tower_service::Service;
@@ -103,6 +109,10 @@ where
 
 fn ours(bencher: Bencher<'_, '_>, n: usize, load: LoadStrategy) {
     let config = BalanceConfig::default().seed(1).load(load);
+    ours_with(bencher, n, config);
+}
+
+fn ours_with(bencher: Bencher<'_, '_>, n: usize, config: BalanceConfig) {
     let balance = Balance::new(endpoints(n), |_: &Endpoint| NoOp, config).unwrap();
     bench_service(bencher, balance);
 }
@@ -110,6 +120,17 @@ fn ours(bencher: Bencher<'_, '_>, n: usize, load: LoadStrategy) {
 #[divan::bench(args = ENDPOINTS)]
 fn mesh_peak_ewma(bencher: Bencher<'_, '_>, n: usize) {
     ours(bencher, n, LoadStrategy::default());
+}
+
+#[divan::bench(args = ENDPOINTS)]
+fn mesh_peak_ewma_sdk_metrics(bencher: Bencher<'_, '_>, n: usize) {
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
+        .build();
+    let config = BalanceConfig::default()
+        .seed(1)
+        .meter(provider.meter("bench"));
+    ours_with(bencher, n, config);
 }
 
 #[divan::bench(args = ENDPOINTS)]

@@ -6,9 +6,11 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use http::Request;
+use http_body_util::BodyExt;
 use mesh_balance::{BalanceConfig, OutlierConfig};
 use support::*;
-use tokio_test::{assert_ready_ok, task};
+use tokio_test::{assert_pending, assert_ready_ok, task};
 use tower_service::Service;
 
 fn seeded(seed: u64) -> BalanceConfig {
@@ -162,4 +164,46 @@ async fn a_dropped_probe_reservation_is_given_back() {
     send_many(&mut balance, 20).await;
     assert!(fakes[0].hits() > 5);
     assert_eq!(balance.status().ejected, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_callers_are_woken_when_an_ejection_ends_and_when_its_probe_succeeds() {
+    // No panic mode, which would use the ejected endpoint as soon as the other is unready.
+    let config = seeded(18)
+        .fail_fast_after(Duration::from_secs(600))
+        .outliers(OutlierConfig::default().panic_threshold(0.0));
+    let (mut balance, _d, fakes) = balancer(2, config);
+    fakes[0].set_status(503);
+    until_ejected(&mut balance, &fakes[0], 100).await;
+    assert_eq!(fakes[0].hits(), 5);
+    fakes[0].set_status(200);
+    // The only endpoint in rotation stops being ready: a caller has to wait.
+    fakes[1].set_ready(false);
+    let mut waiting = balance.clone();
+    let mut t = task::spawn(());
+    assert_pending!(t.enter(|cx, _| waiting.poll_ready(cx)));
+
+    // Nothing happens before the ejection ends (30 s ± 10 %); then the caller is woken, long
+    // before the fail-fast timer, and takes the probe.
+    tokio::time::sleep(Duration::from_secs(26)).await;
+    assert!(!t.is_woken());
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        t.is_woken(),
+        "woken when the ejected endpoint may be probed"
+    );
+    assert_ready_ok!(t.enter(|cx, _| waiting.poll_ready(cx)));
+    let probe = waiting.call(Request::new(()));
+
+    // While the probe is out, another caller waits, and is woken once the probe's body ends.
+    let mut other = balance.clone();
+    let mut t2 = task::spawn(());
+    assert_pending!(t2.enter(|cx, _| other.poll_ready(cx)));
+    let response = probe.await.unwrap();
+    assert!(!t2.is_woken(), "the probe is decided when its body ends");
+    response.into_body().collect().await.unwrap();
+    assert!(t2.is_woken(), "woken when the endpoint is back in rotation");
+    assert_ready_ok!(t2.enter(|cx, _| other.poll_ready(cx)));
+    assert_eq!(balance.status().ejected, 0);
+    assert_eq!(fakes[0].hits(), 6);
 }

@@ -2,12 +2,17 @@
 
 use std::time::Duration;
 
+use opentelemetry::metrics::Meter;
+
 use crate::eject::OutlierConfig;
 use crate::load::LoadStrategy;
 use crate::locality::LocalityConfig;
+use crate::slow_start::SlowStart;
 
 /// Everything a [`Balance`](super::Balance) can be tuned with; every field has a documented default.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// `Clone`, but not `PartialEq`: an OpenTelemetry [`Meter`] cannot be compared.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct BalanceConfig {
     /// How two sampled endpoints are compared. Default: PeakEWMA (30 ms, 10 s).
@@ -27,6 +32,17 @@ pub struct BalanceConfig {
     pub outliers: OutlierConfig,
     /// Locality tiers. Default: unknown local locality, so one tier.
     pub locality: LocalityConfig,
+    /// How a newly discovered endpoint's weight ramps up (see [`slow_start`](crate::slow_start)).
+    /// The ramp starts when discovery first inserts the endpoint; a later update of the same
+    /// endpoint (a new weight) does not restart it. It scales the weight the load is divided by,
+    /// so it has no effect with [`LoadStrategy::RoundRobin`](crate::LoadStrategy::RoundRobin).
+    /// Default: disabled (a zero window), as in Envoy: only the operator knows how long their
+    /// endpoints take to warm up.
+    pub slow_start: SlowStart,
+    /// Where the balancer's metrics go (names in the [crate docs](crate#metrics)). Default `None`:
+    /// `opentelemetry::global::meter("mesh-balance")`, a no-op until the application installs a
+    /// global provider. The instruments are created once, when the balancer is built.
+    pub meter: Option<Meter>,
 }
 
 impl Default for BalanceConfig {
@@ -38,6 +54,8 @@ impl Default for BalanceConfig {
             seed: None,
             outliers: OutlierConfig::default(),
             locality: LocalityConfig::default(),
+            slow_start: SlowStart::default(),
+            meter: None,
         }
     }
 }
@@ -82,6 +100,20 @@ impl BalanceConfig {
     #[must_use]
     pub fn locality(mut self, locality: LocalityConfig) -> Self {
         self.locality = locality;
+        self
+    }
+
+    /// Sets [`slow_start`](Self::slow_start).
+    #[must_use]
+    pub fn slow_start(mut self, slow_start: SlowStart) -> Self {
+        self.slow_start = slow_start;
+        self
+    }
+
+    /// Sets [`meter`](Self::meter).
+    #[must_use]
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
         self
     }
 
@@ -131,10 +163,17 @@ impl BalanceConfig {
                 "must be in (0, 1]",
             ),
         ];
-        match checks.into_iter().find(|(ok, _, _)| !ok) {
-            Some((_, key, reason)) => Err(ConfigError { key, reason }),
-            None => Ok(()),
+        if let Some((_, key, reason)) = checks.into_iter().find(|(ok, _, _)| !ok) {
+            return Err(ConfigError { key, reason });
         }
+        self.slow_start.validate().map_err(|error| ConfigError {
+            key: match error.key() {
+                "aggression" => "slow_start.aggression",
+                "min_weight_percent" => "slow_start.min_weight_percent",
+                _ => "slow_start",
+            },
+            reason: error.reason(),
+        })
     }
 }
 

@@ -5,22 +5,24 @@
 //! outside it, into each endpoint's own [`EndpointState`].
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use mesh_core::classify::{ErrorKind, FailureClass, Outcome};
 use mesh_core::{BoxError, Endpoint, EndpointKey};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tower::discover::{Change, Discover};
 use tower_service::Service;
 
-use super::endpoint::{EndpointState, Ticket};
+use super::endpoint::{EndpointState, EndpointTicket};
 use super::waiters::Waiters;
 use super::{BalanceConfig, BalanceStatus, MakeEndpoint};
 use crate::eject::{Admission, OutlierShared};
 use crate::load::LoadStrategy;
 use crate::locality::{TIERS, TierHealth, tier_loads};
+use crate::metrics::{BalanceMetrics, EndpointCount, ReportedCounts, route};
 
 /// Discovery changes applied per poll, so a stream that never returns `Pending` cannot starve
 /// the caller; the rest are applied on the next poll.
@@ -34,7 +36,7 @@ const SAMPLE_TRIES: usize = 8;
 #[derive(Debug)]
 pub(crate) struct Picked<S> {
     pub(crate) service: S,
-    pub(crate) ticket: Ticket,
+    pub(crate) ticket: EndpointTicket,
 }
 
 #[derive(Debug)]
@@ -59,6 +61,8 @@ pub(crate) struct Core<D, M: MakeEndpoint> {
     index: HashMap<EndpointKey, usize>,
     tiers: [Vec<usize>; TIERS],
     loads: [f64; TIERS],
+    /// The best non-empty tier; requests sent elsewhere count as spilled over.
+    best: usize,
     panic: bool,
     /// `(topology, outlier generation)` the tier loads were computed at.
     seen: (u64, u64),
@@ -73,6 +77,10 @@ pub(crate) struct Core<D, M: MakeEndpoint> {
     config: BalanceConfig,
     outliers: Arc<OutlierShared>,
     waiters: Arc<Waiters>,
+    /// Fires at the earliest ejection expiry while callers wait, through the shared waker: an
+    /// ejected endpoint becoming probe-able is a change nothing else would wake them for.
+    expiry: Option<Pin<Box<Sleep>>>,
+    reported: ReportedCounts,
 }
 
 impl<D, M: MakeEndpoint> std::fmt::Debug for Core<D, M> {
@@ -95,9 +103,12 @@ where
         let seed = config.seed.unwrap_or_else(|| fastrand::Rng::new().u64(..));
         // A distinct stream for ejection jitter, so outcomes recorded from other threads do not
         // shift the sampling sequence.
+        let metrics = BalanceMetrics::new(config.meter.as_ref());
         let outliers = Arc::new(OutlierShared::new(
             config.outliers,
             seed ^ 0x9e37_79b9_7f4a_7c15,
+            metrics.clone(),
+            Waker::from(waiters.clone()),
         ));
         Self {
             discover: Box::pin(discover),
@@ -107,6 +118,7 @@ where
             index: HashMap::new(),
             tiers: Default::default(),
             loads: [0.0; TIERS],
+            best: 0,
             panic: false,
             seen: (u64::MAX, u64::MAX),
             topology: 0,
@@ -118,6 +130,8 @@ where
             config,
             outliers,
             waiters,
+            expiry: None,
+            reported: ReportedCounts::new(metrics),
         }
     }
 
@@ -173,8 +187,14 @@ where
                 self.unready += 1;
             }
         } else {
-            let state =
-                EndpointState::new(&endpoint, &self.config.load, self.outliers.clone(), now);
+            let state = EndpointState::new(
+                &endpoint,
+                &self.config.load,
+                self.config.slow_start,
+                self.outliers.clone(),
+                self.reported.metrics().clone(),
+                now,
+            );
             self.slots.push(Slot {
                 key,
                 service: self.make.make_endpoint(&endpoint),
@@ -230,7 +250,14 @@ where
         let (mut healthy, mut total) = (0usize, 0usize);
         let mut ready = [TierHealth::default(); TIERS];
         let mut in_rotation = [TierHealth::default(); TIERS];
+        let mut counts = [0i64; 3];
         for slot in &self.slots {
+            let state = match (slot.state.health.is_ejected(), slot.ready) {
+                (true, _) => EndpointCount::Ejected,
+                (false, true) => EndpointCount::Ready,
+                (false, false) => EndpointCount::Unready,
+            };
+            counts[state as usize] += 1;
             let Some(t) = slot.tier else { continue };
             total += 1;
             ready[t].total += 1;
@@ -247,9 +274,12 @@ where
         self.panic = outliers.enabled
             && total > 0
             && (healthy as f64) < outliers.panic_threshold * total as f64;
-        let counts = if self.panic { &ready } else { &in_rotation };
+        self.reported.endpoints(counts);
+        self.reported.panic(self.panic);
+        let tiers = if self.panic { &ready } else { &in_rotation };
+        self.best = tiers.iter().position(|t| t.total > 0).unwrap_or(0);
         let locality = &self.config.locality;
-        self.loads = tier_loads(counts, locality.threshold, locality.strict);
+        self.loads = tier_loads(tiers, locality.threshold, locality.strict);
     }
 
     /// Picks a ready endpoint, or returns `None` when none is; see the module docs.
@@ -271,10 +301,32 @@ where
             self.repoll_unready::<Req>(cx, now);
             picked = self.try_pick::<Req>(cx, now);
         }
-        if picked.is_some() {
-            self.unready_since = None;
+        match picked {
+            Some(_) => self.unready_since = None,
+            None => self.arm_ejection_expiry(cx),
         }
         picked
+    }
+
+    /// Schedules a wake-up of every waiting caller for when the earliest ejection of a ready
+    /// endpoint ends, since the endpoint may then take its probe. Only on the no-pick path: the
+    /// timer is allocated once and reset afterwards.
+    fn arm_ejection_expiry(&mut self, cx: &mut Context<'_>) {
+        let next = self
+            .slots
+            .iter()
+            .filter(|slot| slot.ready && slot.tier.is_some())
+            .filter_map(|slot| slot.state.health.ejected_until())
+            .min();
+        let Some(next) = next else { return };
+        let sleep = self
+            .expiry
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(next)));
+        if sleep.deadline() != next {
+            sleep.as_mut().reset(next);
+        }
+        // Ready at once only if the expiry passed already, which the pick has just seen.
+        let _ = sleep.as_mut().poll(cx);
     }
 
     /// Polls every endpoint not known to be ready; wakes all waiters when one became ready, since
@@ -387,7 +439,8 @@ where
             if probe && !slot.state.health.claim_probe(now) {
                 continue;
             }
-            let ticket = Ticket::new(slot.state.clone(), probe);
+            let ticket =
+                EndpointTicket::new(slot.state.clone(), probe, route(tier, tier != self.best));
             match slot.service.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
                     // Hand out the service that was polled ready; keep a fresh clone, polled

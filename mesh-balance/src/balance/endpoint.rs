@@ -1,15 +1,18 @@
 //! What the balancer knows about one endpoint, and the ticket a request carries to report back.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use mesh_core::Endpoint;
-use mesh_core::classify::Outcome;
+use mesh_core::classify::{Completion, OnCompletion, Outcome};
 use tokio::time::Instant;
 
 use crate::eject::{EndpointHealth, OutlierShared};
 use crate::load::{EndpointLoad, LoadStrategy};
+use crate::metrics::{BalanceMetrics, EndpointMetrics};
+use crate::slow_start::SlowStart;
 
 /// Load, health and weight of one endpoint, shared by the balancer and the endpoint's in-flight
 /// requests (which may outlive its removal from discovery).
@@ -17,15 +20,21 @@ use crate::load::{EndpointLoad, LoadStrategy};
 pub(crate) struct EndpointState {
     pub(crate) load: EndpointLoad,
     pub(crate) health: EndpointHealth,
+    pub(crate) metrics: EndpointMetrics,
     weight: AtomicU32,
     decay: Duration,
+    slow_start: SlowStart,
+    /// When discovery first inserted the endpoint: the start of its slow-start ramp.
+    added_at: Instant,
 }
 
 impl EndpointState {
     pub(crate) fn new(
         endpoint: &Endpoint,
         strategy: &LoadStrategy,
+        slow_start: SlowStart,
         outliers: Arc<OutlierShared>,
+        metrics: Arc<BalanceMetrics>,
         now: Instant,
     ) -> Self {
         let (default_rtt, decay) = match strategy {
@@ -35,8 +44,11 @@ impl EndpointState {
         Self {
             load: EndpointLoad::new(default_rtt, now),
             health: EndpointHealth::new(outliers, now),
+            metrics: EndpointMetrics::new(metrics, endpoint.addr()),
             weight: AtomicU32::new(endpoint.weight().get()),
             decay,
+            slow_start,
+            added_at: now,
         }
     }
 
@@ -45,10 +57,15 @@ impl EndpointState {
             .store(endpoint.weight().get(), Ordering::Relaxed);
     }
 
-    /// The weight the cost is divided by. The one place weights are read, so that slow start can
-    /// scale a new endpoint's weight here later.
-    pub(crate) fn effective_weight(&self, _now: Instant) -> f64 {
-        f64::from(self.weight.load(Ordering::Relaxed).max(1))
+    /// The weight the cost is divided by: the endpoint's weight, scaled by the slow-start factor
+    /// while the endpoint is new. The one place weights are read. Never zero (a 0 % slow-start
+    /// floor would otherwise make the cost infinite or NaN): at least a millionth.
+    pub(crate) fn effective_weight(&self, now: Instant) -> f64 {
+        let weight = f64::from(self.weight.load(Ordering::Relaxed).max(1));
+        let factor = self
+            .slow_start
+            .factor(now.saturating_duration_since(self.added_at));
+        (weight * factor).max(1e-6)
     }
 
     /// The cost of sending this endpoint one more request.
@@ -57,24 +74,36 @@ impl EndpointState {
     }
 }
 
-/// Travels with one request from the pick to the end of its response body; reports exactly once.
+/// The balancer's bookkeeping for one request, carried from the pick to the end of the response
+/// body, where it reports exactly once: the request stops counting as pending on its endpoint, its
+/// round-trip time becomes a load sample, and its outcome feeds the endpoint's outlier gate.
 ///
-/// Dropped before [`start`](Self::start): the reservation was never used, so only a claimed probe is
-/// given back. Dropped after it without an outcome: the request was cancelled, which ends it as
-/// pending but tells the outlier gate nothing.
-#[derive(Debug)]
-pub(crate) struct Ticket {
+/// It appears in the public API only as the completion callback of a [`MeasuredBody`]
+/// (an [`ObservedBody`](mesh_core::classify::ObservedBody) whose callback is this ticket); it has
+/// no public constructor or methods. A ticket costs no allocation: it holds one reference count on
+/// the endpoint's state.
+///
+/// Dropped before the request was sent (a reservation given back unused), it only returns a
+/// claimed probe. Dropped after it without an outcome, or completed with
+/// [`Completion::Cancelled`], the request was cancelled: it ends as pending, but tells the outlier
+/// gate nothing.
+///
+/// [`MeasuredBody`]: super::MeasuredBody
+pub struct EndpointTicket {
     state: Arc<EndpointState>,
     probe: bool,
+    /// Locality route of the request, for `mesh.balance.requests`.
+    route: u8,
     started: Option<Instant>,
     done: bool,
 }
 
-impl Ticket {
-    pub(crate) fn new(state: Arc<EndpointState>, probe: bool) -> Self {
+impl EndpointTicket {
+    pub(crate) fn new(state: Arc<EndpointState>, probe: bool, route: u8) -> Self {
         Self {
             state,
             probe,
+            route,
             started: None,
             done: false,
         }
@@ -83,6 +112,8 @@ impl Ticket {
     /// The request is being sent: it is pending from now on.
     pub(crate) fn start(&mut self) {
         self.state.load.start();
+        self.state.metrics.in_flight(1);
+        self.state.metrics.shared().request_sent(self.route);
         self.started = Some(Instant::now());
     }
 
@@ -96,6 +127,7 @@ impl Ticket {
                 let now = Instant::now();
                 let sample = outcome.map(|_| (now.saturating_duration_since(started), now));
                 self.state.load.end(sample, self.state.decay);
+                self.state.metrics.in_flight(-1);
                 self.state.health.record(outcome, self.probe, now);
             }
             None if self.probe => self.state.health.release_probe(Instant::now()),
@@ -104,8 +136,25 @@ impl Ticket {
     }
 }
 
-impl Drop for Ticket {
+impl OnCompletion for EndpointTicket {
+    /// Ends the request: `Finished` with its outcome, `Cancelled` as a cancellation.
+    fn on_completion(mut self, completion: Completion) {
+        self.complete(completion.outcome());
+    }
+}
+
+impl Drop for EndpointTicket {
     fn drop(&mut self) {
         self.complete(None);
+    }
+}
+
+impl fmt::Debug for EndpointTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointTicket")
+            .field("probe", &self.probe)
+            .field("started", &self.started.is_some())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }

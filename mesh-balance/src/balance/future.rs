@@ -7,11 +7,11 @@ use std::task::{Context, Poll, ready};
 
 use http::Response;
 use mesh_core::BoxError;
-use mesh_core::classify::{ClassifiedResponse, ClassifyResponse, ErrorKind, FailureClass, Outcome};
+use mesh_core::classify::{ClassifyResponse, ErrorKind, FailureClass, Outcome, observe_response};
 use pin_project::pin_project;
 
 use super::MeasuredBody;
-use super::endpoint::Ticket;
+use super::endpoint::EndpointTicket;
 
 /// The future of [`Balance::call`](super::Balance): the endpoint's future, whose response body is
 /// wrapped in a [`MeasuredBody`].
@@ -23,7 +23,7 @@ use super::endpoint::Ticket;
 pub struct ResponseFuture<F, C> {
     #[pin]
     inner: F,
-    state: Option<(C, Ticket)>,
+    state: Option<(C, EndpointTicket)>,
 }
 
 impl<F, C> fmt::Debug for ResponseFuture<F, C> {
@@ -35,7 +35,7 @@ impl<F, C> fmt::Debug for ResponseFuture<F, C> {
 }
 
 impl<F, C> ResponseFuture<F, C> {
-    pub(crate) fn new(inner: F, classifier: C, ticket: Ticket) -> Self {
+    pub(crate) fn new(inner: F, classifier: C, ticket: EndpointTicket) -> Self {
         Self {
             inner,
             state: Some((classifier, ticket)),
@@ -59,17 +59,7 @@ where
             .take()
             .expect("ResponseFuture polled after completion");
         match result {
-            Ok(response) => {
-                let classified = classifier.classify_response(&response);
-                Poll::Ready(Ok(response.map(|body| match classified {
-                    ClassifiedResponse::Ready(result) => {
-                        MeasuredBody::decided(body, Outcome::from(result), ticket)
-                    }
-                    ClassifiedResponse::RequiresEos(eos) => {
-                        MeasuredBody::awaiting(body, eos, ticket)
-                    }
-                })))
-            }
+            Ok(response) => Poll::Ready(Ok(observe_response(classifier, response, ticket))),
             Err(error) => {
                 let error = error.into();
                 let kind = ErrorKind::of_dyn(&*error);

@@ -20,6 +20,7 @@ use super::{Balance, BalanceConfig, ConfigError, MakeEndpoint};
 /// use std::time::Duration;
 ///
 /// use http::{Request, Response};
+/// use http_body_util::{BodyExt, Full};
 /// use mesh_balance::discover::StaticDiscover;
 /// use mesh_balance::{BalanceConfig, BalanceLayer};
 /// use mesh_core::Endpoint;
@@ -28,14 +29,16 @@ use super::{Balance, BalanceConfig, ConfigError, MakeEndpoint};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), mesh_core::BoxError> {
 /// let make = |_: &Endpoint| {
-///     service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new("hello")) })
+///     service_fn(|_req: Request<()>| async {
+///         Ok::<_, Infallible>(Response::new(Full::new(bytes::Bytes::from_static(b"hello"))))
+///     })
 /// };
 /// let config = BalanceConfig::default().fail_fast_after(Duration::from_secs(1));
 /// let balance = ServiceBuilder::new()
 ///     .layer(BalanceLayer::new(config, make)?)
 ///     .service(StaticDiscover::new([Endpoint::new("10.0.0.1:80".parse()?)]));
 /// let response = balance.oneshot(Request::new(())).await?;
-/// assert_eq!(*response.body().get_ref(), "hello");
+/// assert_eq!(response.into_body().collect().await?.to_bytes(), "hello");
 /// # Ok(())
 /// # }
 /// ```

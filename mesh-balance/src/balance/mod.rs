@@ -14,9 +14,10 @@
 //!    single probe wins outright;
 //! 4. polls the winner's service ready and reserves it; on `Pending` it tries again without it.
 //!
-//! The response body is wrapped in a [`MeasuredBody`]: the request stays pending, and its
-//! round-trip time keeps running, until the body ends; its classified outcome then feeds the
-//! endpoint's outlier gate.
+//! The response body is wrapped in a [`MeasuredBody`] (mesh-core's
+//! [`ObservedBody`](mesh_core::classify::ObservedBody) with an [`EndpointTicket`] as its
+//! completion callback): the request stays pending, and its round-trip time keeps running, until
+//! the body ends; its classified outcome then feeds the endpoint's outlier gate.
 //!
 //! # Why a shared, locked set (and what it costs)
 //!
@@ -32,7 +33,10 @@
 //!
 //! Endpoint services are polled with one shared waker that wakes *every* caller waiting for an
 //! endpoint, so a readiness change is never lost because the caller that polled a service last
-//! went away. The reserved service is taken out of the set for the request (the set keeps a fresh
+//! went away. The same waker is woken when an ejected endpoint's time is up (a
+//! timer armed for the earliest expiry while callers wait), when an endpoint's probe succeeds, and
+//! when a probe is given back, so a caller waiting behind ejections gets the endpoint as soon as it
+//! may be used rather than when the fail-fast timer fires. The reserved service is taken out of the set for the request (the set keeps a fresh
 //! clone, polled before its own first use), so `poll_ready` on one clone and `call` on another can
 //! never use the same readiness twice. Endpoint services must therefore be `Clone`, as
 //! `mesh_core::client::HttpClient` is.
@@ -53,6 +57,7 @@
 //! use std::convert::Infallible;
 //!
 //! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
 //! use mesh_balance::discover::StaticDiscover;
 //! use mesh_balance::{Balance, BalanceConfig};
 //! use mesh_core::Endpoint;
@@ -67,20 +72,21 @@
 //! let make = |ep: &Endpoint| {
 //!     let addr = ep.addr();
 //!     service_fn(move |_req: Request<()>| async move {
-//!         Ok::<_, Infallible>(Response::new(addr.to_string()))
+//!         Ok::<_, Infallible>(Response::new(Full::new(bytes::Bytes::from(addr.to_string()))))
 //!     })
 //! };
 //! let balance = Balance::new(discover, make, BalanceConfig::default().seed(7))?;
 //!
 //! // Clones share the endpoint set: hand one to each task (or to axum).
 //! let response = balance.clone().oneshot(Request::new(())).await?;
-//! assert!(response.body().get_ref().starts_with("127.0.0.1:808"));
+//! // Reading the body to its end ends the request's measurement.
+//! let body = response.into_body().collect().await?.to_bytes();
+//! assert!(body.starts_with(b"127.0.0.1:808"));
 //! assert_eq!(balance.status().endpoints, 2);
 //! # Ok(())
 //! # }
 //! ```
 
-mod body;
 mod config;
 mod core;
 mod endpoint;
@@ -90,9 +96,20 @@ mod make;
 mod service;
 mod waiters;
 
-pub use body::MeasuredBody;
 pub use config::{BalanceConfig, ConfigError};
+pub use endpoint::EndpointTicket;
 pub use future::ResponseFuture;
 pub use layer::BalanceLayer;
 pub use make::MakeEndpoint;
 pub use service::{Balance, BalanceStatus};
+
+/// A response body from the balancer: the endpoint's body, unchanged, plus the bookkeeping that
+/// ends the request when the body does.
+///
+/// The request counts as pending on its endpoint, and its round-trip time keeps running, until the
+/// body reaches its end (or trailers), returns an error, or is dropped (see
+/// [`ObservedBody`](mesh_core::classify::ObservedBody) for exactly when). Its outcome — from the
+/// response head, or from the trailers for gRPC — feeds the endpoint's outlier gate at that moment.
+/// A body dropped before a trailers-dependent outcome was known counts as cancelled: it ends the
+/// request but tells the gate nothing. No allocation: the [`EndpointTicket`] lives inline.
+pub type MeasuredBody<B, E> = mesh_core::classify::ObservedBody<B, E, EndpointTicket>;

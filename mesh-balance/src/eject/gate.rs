@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Duration;
 
 use mesh_core::classify::Outcome;
@@ -9,6 +10,7 @@ use tokio::time::Instant;
 
 use super::OutlierConfig;
 use crate::load::lock;
+use crate::metrics::{BalanceMetrics, EjectionReason};
 
 /// What every gate of one balancer shares: the config, the ejection count that enforces
 /// `max_ejected_share`, and a generation number bumped on every ejection or return, so the
@@ -20,16 +22,27 @@ pub(crate) struct OutlierShared {
     total: AtomicUsize,
     generation: AtomicU64,
     rng: Mutex<fastrand::Rng>,
+    metrics: Arc<BalanceMetrics>,
+    /// Wakes the balancer's waiting callers when an endpoint may be picked again (back in
+    /// rotation, or its probe slot given back): outcomes arrive outside the balancer's polls.
+    wake: Waker,
 }
 
 impl OutlierShared {
-    pub(crate) fn new(config: OutlierConfig, seed: u64) -> Self {
+    pub(crate) fn new(
+        config: OutlierConfig,
+        seed: u64,
+        metrics: Arc<BalanceMetrics>,
+        wake: Waker,
+    ) -> Self {
         Self {
             config,
             ejected: AtomicUsize::new(0),
             total: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            metrics,
+            wake,
         }
     }
 
@@ -172,6 +185,18 @@ impl EndpointHealth {
         }
     }
 
+    /// When an ejected endpoint's time is up (it may be probed from then on); `None` when it is in
+    /// rotation or its probe is in flight.
+    pub(crate) fn ejected_until(&self) -> Option<Instant> {
+        if !self.is_ejected() {
+            return None;
+        }
+        match lock(&self.state).gate {
+            Gate::Ejected { until } => Some(until),
+            Gate::InRotation | Gate::Probing => None,
+        }
+    }
+
     /// Claims the single probe of an ejected endpoint whose time is up.
     pub(crate) fn claim_probe(&self, now: Instant) -> bool {
         let mut state = lock(&self.state);
@@ -189,6 +214,8 @@ impl EndpointHealth {
         let mut state = lock(&self.state);
         if state.gate == Gate::Probing {
             state.gate = Gate::Ejected { until: now };
+            drop(state);
+            self.shared.wake.wake_by_ref();
         }
     }
 
@@ -203,9 +230,12 @@ impl EndpointHealth {
         if probe && state.gate == Gate::Probing {
             match verdict {
                 Verdict::Good => self.return_to_rotation(&mut state, now),
-                Verdict::Bad => self.eject(&mut state, now),
+                Verdict::Bad => return self.eject(&mut state, now, EjectionReason::Probe),
                 Verdict::Neutral => state.gate = Gate::Ejected { until: now },
             }
+            // The endpoint can be picked again (in rotation, or probed anew).
+            drop(state);
+            self.shared.wake.wake_by_ref();
             return;
         }
         if state.gate != Gate::InRotation {
@@ -238,12 +268,17 @@ impl EndpointHealth {
             {
                 state.times_ejected = 0;
             }
-            self.eject(&mut state, now);
+            let reason = if consecutive {
+                EjectionReason::Consecutive
+            } else {
+                EjectionReason::Rate
+            };
+            self.eject(&mut state, now, reason);
         }
     }
 
     /// Ejects (again): the caller holds an ejection slot already.
-    fn eject(&self, state: &mut HealthState, now: Instant) {
+    fn eject(&self, state: &mut HealthState, now: Instant, reason: EjectionReason) {
         state.times_ejected = state.times_ejected.saturating_add(1);
         let until = now + self.shared.ejection_length(state.times_ejected);
         state.gate = Gate::Ejected { until };
@@ -253,7 +288,8 @@ impl EndpointHealth {
         state.window_failures = 0;
         self.ejected.store(true, Ordering::Release);
         self.shared.bump();
-        tracing::debug!(times = state.times_ejected, "endpoint ejected");
+        self.shared.metrics.ejected(reason);
+        tracing::debug!(times = state.times_ejected, ?reason, "endpoint ejected");
     }
 
     fn return_to_rotation(&self, state: &mut HealthState, now: Instant) {

@@ -16,8 +16,9 @@
 //! [`LoadStrategy::RoundRobin`] are the alternatives for workloads where latency says little about
 //! load (very uneven request sizes) or where predictability matters more than latency.
 //!
-//! Weights are read through one function (`effective_weight`), so slow start can scale them later
-//! without touching the cost formula.
+//! The weight a cost is divided by is the endpoint's weight scaled by
+//! [slow start](crate::slow_start) while the endpoint is new
+//! ([`BalanceConfig::slow_start`](crate::BalanceConfig::slow_start), off by default).
 //!
 //! ```
 //! use std::time::Duration;

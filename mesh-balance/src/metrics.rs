@@ -1,0 +1,226 @@
+//! The balancer's OpenTelemetry instruments; the names are documented in the crate docs.
+//!
+//! Instruments are created once per balancer and every attribute set is built before the first
+//! request: per endpoint when discovery inserts it, per locality tier here. Recording on the
+//! request path is therefore `add` with a borrowed slice: no allocation in this crate (and none in
+//! the OpenTelemetry SDK once an attribute set has been seen).
+
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Meter, UpDownCounter};
+
+use crate::locality::TIERS;
+
+/// `mesh.balance.endpoints`: endpoints in the set, by state.
+pub(crate) const ENDPOINTS: &str = "mesh.balance.endpoints";
+/// `mesh.balance.ejections`: outlier ejections, by reason.
+pub(crate) const EJECTIONS: &str = "mesh.balance.ejections";
+/// `mesh.balance.panic.active`: balancers in panic mode.
+pub(crate) const PANIC_ACTIVE: &str = "mesh.balance.panic.active";
+/// `mesh.balance.panic.entries`: times a balancer entered panic mode.
+pub(crate) const PANIC_ENTRIES: &str = "mesh.balance.panic.entries";
+/// `mesh.balance.requests`: requests sent, by locality tier.
+pub(crate) const REQUESTS: &str = "mesh.balance.requests";
+/// `mesh.balance.endpoint.in_flight`: requests in flight per endpoint.
+pub(crate) const IN_FLIGHT: &str = "mesh.balance.endpoint.in_flight";
+
+const STATE: &str = "mesh.balance.endpoint.state";
+const REASON: &str = "mesh.balance.ejection.reason";
+const TIER: &str = "mesh.balance.locality.tier";
+const SPILLED: &str = "mesh.balance.locality.spilled";
+
+/// The state an endpoint is counted in by `mesh.balance.endpoints`; the states partition the set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EndpointCount {
+    /// Ready and not ejected: the pick may choose it.
+    Ready = 0,
+    /// Ejected by its outlier gate (whatever its readiness).
+    Ejected = 1,
+    /// Not ejected, but its service is not ready (or not polled yet).
+    Unready = 2,
+}
+
+const STATES: [(EndpointCount, &str); 3] = [
+    (EndpointCount::Ready, "ready"),
+    (EndpointCount::Ejected, "ejected"),
+    (EndpointCount::Unready, "unready"),
+];
+
+/// Which detector ejected an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EjectionReason {
+    /// `consecutive_failures` failures in a row.
+    Consecutive = 0,
+    /// The failure-rate window.
+    Rate = 1,
+    /// The single probe after an ejection failed.
+    Probe = 2,
+}
+
+const REASONS: [&str; 3] = ["consecutive", "rate", "probe"];
+const TIER_NAMES: [&str; TIERS] = ["subzone", "zone", "region", "any"];
+
+/// Every instrument of one balancer and the attribute sets that do not depend on an endpoint.
+#[derive(Debug)]
+pub(crate) struct BalanceMetrics {
+    endpoints: UpDownCounter<i64>,
+    ejections: Counter<u64>,
+    panic_active: UpDownCounter<i64>,
+    panic_entries: Counter<u64>,
+    requests: Counter<u64>,
+    in_flight: UpDownCounter<i64>,
+    state_attributes: [[KeyValue; 1]; 3],
+    reason_attributes: [[KeyValue; 1]; 3],
+    /// Indexed by [`route`]: tier × spilled.
+    route_attributes: [[KeyValue; 2]; TIERS * 2],
+}
+
+/// The index of a request's locality route in the `mesh.balance.requests` attribute sets.
+pub(crate) fn route(tier: usize, spilled: bool) -> u8 {
+    (tier * 2 + usize::from(spilled)) as u8
+}
+
+impl BalanceMetrics {
+    /// Instruments from `meter`, or from the global provider's `mesh-balance` meter.
+    pub(crate) fn new(meter: Option<&Meter>) -> Arc<Self> {
+        let global;
+        let meter = match meter {
+            Some(meter) => meter,
+            None => {
+                global = opentelemetry::global::meter("mesh-balance");
+                &global
+            }
+        };
+        Arc::new(Self {
+            endpoints: meter
+                .i64_up_down_counter(ENDPOINTS)
+                .with_description("Endpoints in the balancer's set, by state")
+                .with_unit("{endpoint}")
+                .build(),
+            ejections: meter
+                .u64_counter(EJECTIONS)
+                .with_description("Endpoints ejected by their outlier gate, by detector")
+                .with_unit("{ejection}")
+                .build(),
+            panic_active: meter
+                .i64_up_down_counter(PANIC_ACTIVE)
+                .with_description("Balancers currently in panic mode (ejection ignored)")
+                .with_unit("{balancer}")
+                .build(),
+            panic_entries: meter
+                .u64_counter(PANIC_ENTRIES)
+                .with_description("Times a balancer entered panic mode")
+                .with_unit("{entry}")
+                .build(),
+            requests: meter
+                .u64_counter(REQUESTS)
+                .with_description("Requests sent to an endpoint, by locality tier")
+                .with_unit("{request}")
+                .build(),
+            in_flight: meter
+                .i64_up_down_counter(IN_FLIGHT)
+                .with_description("Requests in flight per endpoint, until the response body ends")
+                .with_unit("{request}")
+                .build(),
+            state_attributes: STATES.map(|(_, name)| [KeyValue::new(STATE, name)]),
+            reason_attributes: REASONS.map(|name| [KeyValue::new(REASON, name)]),
+            route_attributes: std::array::from_fn(|i| {
+                [
+                    KeyValue::new(TIER, TIER_NAMES[i / 2]),
+                    KeyValue::new(SPILLED, i % 2 == 1),
+                ]
+            }),
+        })
+    }
+
+    pub(crate) fn ejected(&self, reason: EjectionReason) {
+        self.ejections
+            .add(1, &self.reason_attributes[reason as usize]);
+    }
+
+    pub(crate) fn request_sent(&self, route: u8) {
+        self.requests
+            .add(1, &self.route_attributes[usize::from(route)]);
+    }
+}
+
+/// One endpoint's `server.address` / `server.port` attributes, built once when it is inserted.
+#[derive(Debug)]
+pub(crate) struct EndpointMetrics {
+    metrics: Arc<BalanceMetrics>,
+    address: [KeyValue; 2],
+}
+
+impl EndpointMetrics {
+    pub(crate) fn new(metrics: Arc<BalanceMetrics>, addr: std::net::SocketAddr) -> Self {
+        let address = [
+            KeyValue::new("server.address", addr.ip().to_string()),
+            KeyValue::new("server.port", i64::from(addr.port())),
+        ];
+        Self { metrics, address }
+    }
+
+    pub(crate) fn shared(&self) -> &BalanceMetrics {
+        &self.metrics
+    }
+
+    pub(crate) fn in_flight(&self, delta: i64) {
+        self.metrics.in_flight.add(delta, &self.address);
+    }
+}
+
+/// What the balancer has reported to the up-down counters, so it reports changes as deltas and
+/// takes its contribution back when it is dropped (several balancers may share a meter, so the
+/// counters sum over all of them).
+#[derive(Debug)]
+pub(crate) struct ReportedCounts {
+    metrics: Arc<BalanceMetrics>,
+    endpoints: [i64; 3],
+    panic: bool,
+}
+
+impl ReportedCounts {
+    pub(crate) fn new(metrics: Arc<BalanceMetrics>) -> Self {
+        Self {
+            metrics,
+            endpoints: [0; 3],
+            panic: false,
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<BalanceMetrics> {
+        &self.metrics
+    }
+
+    /// Reports the current endpoint counts, indexed by [`EndpointCount`].
+    pub(crate) fn endpoints(&mut self, counts: [i64; 3]) {
+        for (i, (&new, old)) in counts.iter().zip(&mut self.endpoints).enumerate() {
+            if new != *old {
+                self.metrics
+                    .endpoints
+                    .add(new - *old, &self.metrics.state_attributes[i]);
+                *old = new;
+            }
+        }
+    }
+
+    pub(crate) fn panic(&mut self, panic: bool) {
+        if panic == std::mem::replace(&mut self.panic, panic) {
+            return;
+        }
+        if panic {
+            self.metrics.panic_active.add(1, &[]);
+            self.metrics.panic_entries.add(1, &[]);
+        } else {
+            self.metrics.panic_active.add(-1, &[]);
+        }
+    }
+}
+
+impl Drop for ReportedCounts {
+    fn drop(&mut self) {
+        self.endpoints([0; 3]);
+        self.panic(false);
+    }
+}
