@@ -1,5 +1,6 @@
 //! Success-path cost of the retry layer against `tower::retry::Retry` with an equivalent policy,
-//! of the hedge layer, and of a budget deposit + withdraw.
+//! of the hedge layer, of a budget deposit + withdraw, and (module `breaker_cases`) of breaker
+//! admit + record and the concurrency and rate limits.
 //!
 //! Run with `cargo bench -p mesh-retry --bench retry`. divan's `AllocProfiler` counts heap
 //! allocations per iteration; request construction is outside the measured closure.
@@ -17,6 +18,8 @@ use mesh_retry::budget::{RetryBudget, TokenBucketBudget, WindowBudget};
 use mesh_retry::retry::{RetryLayer, RetryPolicy};
 use tower::Layer;
 use tower_service::Service;
+
+mod breaker_cases;
 
 #[global_allocator]
 static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
