@@ -1,48 +1,4 @@
-//! [`ObservedBody`]: learn how a response really ended, once, when its body ends.
-//!
-//! A response head is not the end of a request. Load measured "until the body ends" (PeakEWMA), gRPC
-//! statuses that arrive in trailers, and bodies that break half-way (a backend reset mid-stream) are
-//! only known when the body is done. Balancers, circuit breakers, retries and metrics all need that
-//! moment, so mesh-core provides it once: [`observe_response`] classifies the head with any
-//! mesh-core classifier and wraps the body; the callback runs exactly once with a [`Completion`]:
-//!
-//! | how the body ended                             | completion                                    |
-//! |------------------------------------------------|-----------------------------------------------|
-//! | end of stream (or trailers)                    | `Finished`: the head's outcome, or the trailers' (gRPC) |
-//! | the body returned an error                     | `Finished(Failure(Error(kind)))`, whatever the head said |
-//! | dropped early, outcome known from the head     | `Finished`: the head's outcome                |
-//! | dropped early, outcome waited for trailers     | `Cancelled`                                   |
-//!
-//! The end is noticed as soon as the inner body reports [`is_end_stream`](http_body::Body::is_end_stream)
-//! after a frame, so consumers that stop polling at that point (hyper does) still complete on time.
-//!
-//! The callback is any [`OnCompletion`]: a closure `FnOnce(Completion)`, or a type of your own when
-//! the body type must be nameable (a closure type cannot appear in a public associated type, and
-//! boxing it would allocate per request). Either way the wrapper adds no allocation.
-//!
-//! ```
-//! use std::sync::{Arc, Mutex};
-//!
-//! use http::{Request, Response, StatusCode};
-//! use http_body_util::{BodyExt, Full};
-//! use mesh_core::classify::{observe_response, Completion, MakeClassifier, MeshClassifier};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let req = Request::get("/").body(()).unwrap();
-//! let classifier = MeshClassifier::new().make_classifier(&req);
-//! let mut res = Response::new(Full::new(bytes::Bytes::from_static(b"oops")));
-//! *res.status_mut() = StatusCode::BAD_GATEWAY;
-//!
-//! let seen = Arc::new(Mutex::new(None));
-//! let slot = seen.clone();
-//! let res = observe_response(classifier, res, move |c: Completion| *slot.lock().unwrap() = Some(c));
-//! assert!(seen.lock().unwrap().is_none(), "nothing is reported before the body ends");
-//! res.into_body().collect().await.unwrap();
-//! let completion = seen.lock().unwrap().take().unwrap();
-//! assert!(completion.outcome().unwrap().is_failure());
-//! # }
-//! ```
+//! [`ObservedBody`] and [`observe_response`]; the public docs are on [`observe_response`].
 
 use std::fmt;
 use std::pin::Pin;
@@ -55,7 +11,7 @@ use tower_http::classify::{ClassifiedResponse, ClassifyEos, ClassifyResponse};
 
 use super::{ErrorKind, FailureClass, Outcome};
 
-/// How an observed response ended; see the [module docs](self).
+/// How an observed response ended; see [`observe_response`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Completion {
     /// The outcome is known: from the head, the trailers, or a body error.
@@ -93,6 +49,50 @@ impl<F: FnOnce(Completion)> OnCompletion for F {
 
 /// Classifies `response`'s head with `classifier` and wraps its body so that `on_complete` runs once
 /// when the body ends, fails or is dropped.
+///
+/// A response head is not the end of a request. Load measured "until the body ends" (PeakEWMA), gRPC
+/// statuses that arrive in trailers, and bodies that break half-way (a backend reset mid-stream) are
+/// only known when the body is done. Balancers, circuit breakers, retries and metrics all need that
+/// moment, so mesh-core provides it once: [`observe_response`] classifies the head with any
+/// mesh-core classifier and wraps the body; the callback runs exactly once with a [`Completion`]:
+///
+/// | how the body ended                             | completion                                    |
+/// |------------------------------------------------|-----------------------------------------------|
+/// | end of stream (or trailers)                    | `Finished`: the head's outcome, or the trailers' (gRPC) |
+/// | the body returned an error                     | `Finished(Failure(Error(kind)))`, whatever the head said |
+/// | dropped early, outcome known from the head     | `Finished`: the head's outcome                |
+/// | dropped early, outcome waited for trailers     | `Cancelled`                                   |
+///
+/// The end is noticed as soon as the inner body reports [`is_end_stream`](http_body::Body::is_end_stream)
+/// after a frame, so consumers that stop polling at that point (hyper does) still complete on time.
+///
+/// The callback is any [`OnCompletion`]: a closure `FnOnce(Completion)`, or a type of your own when
+/// the body type must be nameable (a closure type cannot appear in a public associated type, and
+/// boxing it would allocate per request). Either way the wrapper adds no allocation.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+///
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::{BodyExt, Full};
+/// use mesh_core::classify::{observe_response, Completion, MakeClassifier, MeshClassifier};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let req = Request::get("/").body(()).unwrap();
+/// let classifier = MeshClassifier::new().make_classifier(&req);
+/// let mut res = Response::new(Full::new(bytes::Bytes::from_static(b"oops")));
+/// *res.status_mut() = StatusCode::BAD_GATEWAY;
+///
+/// let seen = Arc::new(Mutex::new(None));
+/// let slot = seen.clone();
+/// let res = observe_response(classifier, res, move |c: Completion| *slot.lock().unwrap() = Some(c));
+/// assert!(seen.lock().unwrap().is_none(), "nothing is reported before the body ends");
+/// res.into_body().collect().await.unwrap();
+/// let completion = seen.lock().unwrap().take().unwrap();
+/// assert!(completion.outcome().unwrap().is_failure());
+/// # }
+/// ```
 pub fn observe_response<C, B, F>(
     classifier: C,
     response: Response<B>,
