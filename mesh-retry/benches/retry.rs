@@ -210,6 +210,13 @@ mod budget {
         tokio::time::Instant::now()
     }
 
+    /// Baseline: one read of the OS monotonic clock, to tell the cost of the clock itself from
+    /// what tokio's clock (with the `test-util` feature the dev-dependencies turn on) adds to it.
+    #[divan::bench]
+    fn clock_read_std_baseline() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
     /// One outcome recorded and one retry asked of the gRPC token bucket.
     #[divan::bench]
     fn token_bucket_record_withdraw(bencher: divan::Bencher<'_, '_>) {

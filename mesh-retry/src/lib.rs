@@ -61,6 +61,35 @@
 //! assert_eq!(client.oneshot(req).await.unwrap().status(), 200);
 //! # }
 //! ```
+//!
+//! # Metrics
+//!
+//! Every layer records through the OpenTelemetry metrics API, with the `Meter` given in its
+//! configuration (`with_meter` / `meter`) or, without one, `opentelemetry::global::meter("mesh-retry")`
+//! so the application's global provider decides where points go. All instruments are `u64`;
+//! counters only go up, gauges hold the last value recorded. Attribute values are fixed strings
+//! (no per-request cardinality) except the names you configure.
+//!
+//! | Name | Instrument | Unit | Attributes | Meaning |
+//! |------|------------|------|------------|---------|
+//! | `mesh.retry.retries` | counter | `{retry}` | `mesh.retry.reason`: `connect`, `not_sent`, `timeout`, `transport`, `status`, `overloaded`, `grpc_status` | retries sent ([`retry`]) |
+//! | `mesh.retry.budget_exhausted` | counter | `{retry}` | `mesh.retry.reason`, as above | retries the budget refused; the failure went back to the caller as it was |
+//! | `mesh.retry.not_replayable` | counter | `{retry}` | `mesh.retry.replay_status`: `capped`, `body_failed`, `passthrough` ([`ReplayStatus`](body::ReplayStatus)) | retries impossible because the request body could not be replayed |
+//! | `mesh.hedge.sent` | counter | `{hedge}` | | extra attempts sent ([`hedge`]) |
+//! | `mesh.hedge.won` | counter | `{hedge}` | | responses that came from the extra attempt |
+//! | `mesh.hedge.budget_exhausted` | counter | `{hedge}` | | hedges the budget refused |
+//! | `mesh.timeout.expired` | counter | `{request}` | | requests failed with [`Timeout`](mesh_core::error::Timeout) by [`RequestTimeoutLayer`](timeout::RequestTimeoutLayer) (not per-try timeouts of the retry layer, which count as `mesh.retry.retries{reason=timeout}`) |
+//! | `mesh.timeout.grpc_timeout_malformed` | counter | `{request}` | | incoming `grpc-timeout` headers that could not be parsed, ignored and removed |
+//! | `mesh.breaker.transitions` | counter | `{transition}` | `mesh.breaker.from`, `mesh.breaker.to`: `closed`, `open`, `half_open`; `mesh.breaker.name` | state changes ([`breaker`]) |
+//! | `mesh.breaker.state` | gauge | `{state}` | `mesh.breaker.name` | current state: 0 closed, 1 half-open, 2 open |
+//! | `mesh.breaker.rejected` | counter | `{request}` | `mesh.breaker.name` | calls refused with [`CircuitOpen`](mesh_core::error::CircuitOpen) (fail-fast mode; a gate refuses through `poll_ready` and counts nothing) |
+//! | `mesh.limit.rejected` | counter | `{request}` | `mesh.limit.kind`: `concurrency`, `rate`; `mesh.limit.name` | requests refused with [`Overloaded`](mesh_core::error::Overloaded) or [`RateLimited`](mesh_core::error::RateLimited) ([`limit`]) |
+//! | `mesh.limit.concurrency` | gauge | `{request}` | `mesh.limit.kind` = `concurrency`; `mesh.limit.name` | the current concurrency limit; moves with the adaptive ([Vegas](limit::Vegas)) limit |
+//!
+//! `mesh.breaker.name` and `mesh.limit.name` are present only when a name is configured
+//! ([`BreakerConfig::name`](breaker::BreakerConfig::name), `ConcurrencyConfig::name`,
+//! `RateLimitConfig::name`). Give each breaker and limit a name when several share a meter: the
+//! gauges of unnamed ones overwrite each other.
 
 pub mod body;
 pub mod breaker;

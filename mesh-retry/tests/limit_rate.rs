@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 use http::{Extensions, HeaderMap, Request, Response};
-use mesh_core::BoxError;
 use mesh_core::error::RateLimited;
 use mesh_core::server::ConnectionInfo;
-use mesh_retry::limit::rate::{HeaderKey, PeerIp};
+use mesh_core::{BoxError, Identity, PeerIdentity};
+use mesh_retry::limit::rate::{HeaderKey, PeerIdentityKey, PeerIp};
 use mesh_retry::limit::{KeyExtractor, RateLimit, RateLimitConfig, RateLimitLayer};
 use tokio::time::advance;
 use tower::util::ServiceFn;
@@ -153,6 +153,34 @@ async fn peer_ip_keys_on_the_connection_info() {
     // Same IP, other port: same client.
     assert!(send(&svc, from("10.0.0.1:4001")).await.is_err());
     send(&svc, from("10.0.0.2:4000")).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn peer_identity_keys_on_the_verified_peer_and_anonymous_requests_share_a_bucket() {
+    let layer = RateLimitLayer::new(RateLimitConfig::per_second(1.0))
+        .unwrap()
+        .keyed_by(PeerIdentityKey);
+    let svc = limited(&layer);
+    let from = |spiffe_id: Option<&str>| {
+        let mut req = Request::new(());
+        if let Some(id) = spiffe_id {
+            let identity = Identity::new(id).unwrap();
+            req.extensions_mut().insert(PeerIdentity::new(identity));
+        }
+        req
+    };
+    let web = Some("spiffe://prod.example/ns/shop/sa/web");
+    let batch = Some("spiffe://prod.example/ns/shop/sa/batch");
+    send(&svc, from(web)).await.unwrap();
+    let err = send(&svc, from(web)).await.unwrap_err();
+    assert_eq!(retry_after(err), Duration::from_secs(1));
+    send(&svc, from(batch)).await.unwrap();
+    // No identity (plaintext): one shared bucket, separate from every peer's.
+    send(&svc, from(None)).await.unwrap();
+    assert!(send(&svc, from(None)).await.is_err());
+    advance(Duration::from_secs(1)).await;
+    send(&svc, from(web)).await.unwrap();
+    send(&svc, from(None)).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]

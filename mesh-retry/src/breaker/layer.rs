@@ -14,7 +14,7 @@ use super::service::CircuitBreaker;
 /// between services built separately, use [`CircuitBreaker::with_handle`].
 ///
 /// Holds only the validated configuration and the classifier (`C`, [`MeshClassifier`] by default)
-/// that turns responses into outcomes.
+/// that turns responses into outcomes. The [module docs](super) have a compiled example.
 #[derive(Clone, Debug)]
 pub struct CircuitBreakerLayer<C = MeshClassifier> {
     config: Arc<BreakerConfig>,

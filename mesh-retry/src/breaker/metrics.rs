@@ -1,4 +1,5 @@
-//! OpenTelemetry instruments of a breaker. Names are listed in the [module docs](super).
+//! OpenTelemetry instruments of a breaker. Names, units and attributes are in the
+//! [crate's metric table](crate#metrics).
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Meter};
@@ -27,14 +28,17 @@ impl BreakerMetrics {
         let this = Self {
             transitions: meter
                 .u64_counter("mesh.breaker.transitions")
+                .with_unit("{transition}")
                 .with_description("Circuit breaker state changes")
                 .build(),
             state: meter
                 .u64_gauge("mesh.breaker.state")
+                .with_unit("{state}")
                 .with_description("Circuit breaker state: 0 closed, 1 half-open, 2 open")
                 .build(),
             rejected: meter
                 .u64_counter("mesh.breaker.rejected")
+                .with_unit("{request}")
                 .with_description("Requests refused by an open circuit breaker")
                 .build(),
             name: config

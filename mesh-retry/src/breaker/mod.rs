@@ -40,12 +40,9 @@
 //!
 //! **Metrics** (OpenTelemetry, meter from [`BreakerConfig::meter`] or the global
 //! `mesh-retry` meter; every point carries `mesh.breaker.name` when a name is configured):
-//!
-//! | name | instrument | attributes | meaning |
-//! |------|-----------|------------|---------|
-//! | `mesh.breaker.transitions` | counter | `mesh.breaker.from`, `mesh.breaker.to` (`closed`, `open`, `half_open`) | state changes |
-//! | `mesh.breaker.state` | gauge | | 0 closed, 1 half-open, 2 open |
-//! | `mesh.breaker.rejected` | counter | | calls refused with `CircuitOpen` (fail-fast mode) |
+//! `mesh.breaker.transitions`, `mesh.breaker.state` (0 closed, 1 half-open, 2 open) and
+//! `mesh.breaker.rejected`; units and attributes are in the [crate's metric
+//! table](crate#metrics).
 //!
 //! **Cost.** Admission and recording take one short mutex-protected section each; the response
 //! body wrapper carries the recording callback in one small box per response.

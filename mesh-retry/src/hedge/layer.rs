@@ -94,7 +94,7 @@ impl HedgeConfig {
 ///
 /// Metrics (OpenTelemetry counters): `mesh.hedge.sent` (extra attempts sent), `mesh.hedge.won`
 /// (responses that came from the extra attempt), `mesh.hedge.budget_exhausted` (hedges the budget
-/// refused).
+/// refused); see the [crate's metric table](crate#metrics).
 #[derive(Clone, Debug)]
 pub struct HedgeLayer {
     config: HedgeConfig,
@@ -182,14 +182,17 @@ impl<S> Layer<S> for HedgeLayer {
                 .unwrap_or_else(|| LatencyHistogram::new(self.config.window)),
             sent: meter
                 .u64_counter("mesh.hedge.sent")
+                .with_unit("{hedge}")
                 .with_description("Hedged (extra) attempts sent")
                 .build(),
             won: meter
                 .u64_counter("mesh.hedge.won")
+                .with_unit("{hedge}")
                 .with_description("Responses that came from the hedged attempt")
                 .build(),
             budget_exhausted: meter
                 .u64_counter("mesh.hedge.budget_exhausted")
+                .with_unit("{hedge}")
                 .with_description("Hedges refused by the retry budget")
                 .build(),
         };

@@ -1,4 +1,5 @@
-//! OpenTelemetry instruments shared by the limits. Names are listed in the [module docs](super).
+//! OpenTelemetry instruments shared by the limits. Names, units and attributes are in the
+//! [crate's metric table](crate#metrics).
 
 use std::borrow::Cow;
 
@@ -31,10 +32,12 @@ impl LimitMetrics {
         Self {
             rejected: meter
                 .u64_counter("mesh.limit.rejected")
+                .with_unit("{request}")
                 .with_description("Requests refused by a concurrency or rate limit")
                 .build(),
             limit: meter
                 .u64_gauge("mesh.limit.concurrency")
+                .with_unit("{request}")
                 .with_description("Current concurrency limit (changes over time when adaptive)")
                 .build(),
             attributes,

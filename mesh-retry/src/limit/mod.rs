@@ -8,11 +8,9 @@
 //!
 //! **Metrics** (OpenTelemetry, meter from the config or the global `mesh-retry` meter; every point
 //! carries `mesh.limit.kind` = `concurrency` or `rate`, and `mesh.limit.name` when configured):
-//!
-//! | name | instrument | meaning |
-//! |------|-----------|---------|
-//! | `mesh.limit.rejected` | counter | requests refused with `Overloaded` / `RateLimited` |
-//! | `mesh.limit.concurrency` | gauge | the current concurrency limit (moves when adaptive) |
+//! `mesh.limit.rejected` (requests refused with `Overloaded` / `RateLimited`) and
+//! `mesh.limit.concurrency` (the current concurrency limit); units and attributes are in the
+//! [crate's metric table](crate#metrics).
 //!
 //! [`Overloaded`]: mesh_core::error::Overloaded
 //! [`RateLimited`]: mesh_core::error::RateLimited

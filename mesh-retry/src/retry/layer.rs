@@ -18,14 +18,10 @@ use crate::budget::{RetryBudget, WindowBudget};
 /// (and by its clones) draws from the same one, [`WindowBudget::default`] unless
 /// [`with_budget`](Self::with_budget) says otherwise.
 ///
-/// Metrics (OpenTelemetry counters, through the configured meter or
-/// `opentelemetry::global::meter("mesh-retry")`):
-///
-/// | Name                          | Attribute | Meaning                                          |
-/// |-------------------------------|-----------|--------------------------------------------------|
-/// | `mesh.retry.retries`          | `reason`: `connect`, `not_sent`, `timeout`, `transport`, `status`, `overloaded`, `grpc_status` | retries sent |
-/// | `mesh.retry.budget_exhausted` | `reason`  | retries the budget refused (the failure was returned) |
-/// | `mesh.retry.not_replayable`   | `status`: `capped`, `body_failed`, `passthrough` | retries impossible because the body could not be replayed |
+/// Metrics: `mesh.retry.retries` (by reason), `mesh.retry.budget_exhausted` and
+/// `mesh.retry.not_replayable`, through the meter given to [`with_meter`](Self::with_meter) or
+/// the global `mesh-retry` meter; units and attributes are in the [crate's metric
+/// table](crate#metrics).
 #[derive(Clone, Debug)]
 pub struct RetryLayer<C = MeshClassifier> {
     policy: RetryPolicy,

@@ -74,7 +74,7 @@ impl TimeoutConfig {
 ///
 /// Metrics (OpenTelemetry counters): `mesh.timeout.expired` (requests failed by this layer),
 /// `mesh.timeout.grpc_timeout_malformed` (incoming `grpc-timeout` values that could not be parsed
-/// and were ignored and removed).
+/// and were ignored and removed); see the [crate's metric table](crate#metrics).
 #[derive(Clone, Debug)]
 pub struct RequestTimeoutLayer {
     config: TimeoutConfig,
@@ -118,10 +118,12 @@ impl<S> Layer<S> for RequestTimeoutLayer {
             write_grpc_timeout: self.config.write_grpc_timeout,
             expired: meter
                 .u64_counter("mesh.timeout.expired")
+                .with_unit("{request}")
                 .with_description("Requests failed because their deadline passed")
                 .build(),
             malformed: meter
                 .u64_counter("mesh.timeout.grpc_timeout_malformed")
+                .with_unit("{request}")
                 .with_description("Incoming grpc-timeout headers ignored because malformed")
                 .build(),
         };

@@ -9,7 +9,8 @@ use super::limiter::LimitHandle;
 use super::service::ConcurrencyLimit;
 
 /// Wraps services in a [`ConcurrencyLimit`], **one limit per wrapped service** (clones of a wrapped
-/// service share it). Holds only the validated configuration.
+/// service share it). Holds only the validated configuration. The [module docs](super) have a
+/// compiled example.
 #[derive(Clone, Debug)]
 pub struct ConcurrencyLimitLayer {
     config: Arc<ConcurrencyConfig>,

@@ -11,7 +11,8 @@ use super::service::RateLimit;
 use crate::limit::LimitConfigError;
 
 /// Wraps services in a [`RateLimit`], **one set of buckets per wrapped service** (clones of a
-/// wrapped service share it). Holds only the validated configuration and the key extractor.
+/// wrapped service share it). Holds only the validated configuration and the key extractor. The
+/// [module docs](super) have a compiled example.
 #[derive(Clone)]
 pub struct RateLimitLayer<K = Global> {
     config: Arc<RateLimitConfig>,

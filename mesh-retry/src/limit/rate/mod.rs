@@ -1,8 +1,9 @@
 //! Token-bucket rate limit with burst, optionally one bucket per key, that is `Clone`.
 //!
 //! Each request takes a token from its key's bucket ([`KeyExtractor`]: [`Global`] by default,
-//! [`HeaderKey`], [`PeerIp`], or a closure over headers and extensions, e.g. the peer identity
-//! mesh-tls records). A bucket holds up to `burst` tokens and refills continuously at
+//! [`HeaderKey`], [`PeerIp`], [`PeerIdentityKey`] — the mTLS-verified
+//! [`PeerIdentity`](mesh_core::PeerIdentity) mesh-tls records —, or a closure over headers and
+//! extensions). A bucket holds up to `burst` tokens and refills continuously at
 //! `per_second`. With no token, the request fails at once with
 //! [`RateLimited`](mesh_core::error::RateLimited) carrying the exact wait until the next token,
 //! which a proxy edge sends as `Retry-After` with a 429. See [`RateLimit`] for the memory bound.
@@ -47,6 +48,6 @@ mod service;
 
 pub use config::RateLimitConfig;
 pub use future::ResponseFuture;
-pub use key::{Global, HeaderKey, KeyExtractor, PeerIp};
+pub use key::{Global, HeaderKey, KeyExtractor, PeerIdentityKey, PeerIp};
 pub use layer::RateLimitLayer;
 pub use service::RateLimit;
