@@ -63,7 +63,7 @@ where
 
 fn client(endpoint: &Endpoint) -> HttpClient<Empty<Bytes>> {
     // Alternate protocols so both HTTP/1.1 pools and HTTP/2 connections sit under the balancer.
-    let protocol = if endpoint.addr().port() % 2 == 0 {
+    let protocol = if endpoint.addr().port().is_multiple_of(2) {
         Protocol::Http1
     } else {
         Protocol::Http2
