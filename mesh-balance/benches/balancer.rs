@@ -1,7 +1,7 @@
 //! Cost of one request through the balancer (`poll_ready` + `call` + the response, dropped) against
 //! a ready no-op endpoint: our `Balance` (PeakEWMA to body end, pending requests, round robin)
 //! versus tower's `p2c::Balance` over `PeakEwmaDiscover` and over `PendingRequestsDiscover`, at 2,
-//! 10, 100 and 1000 endpoints. Run `cargo bench -p mesh-balance`; divan's allocation profiler
+//! 10, 100 and 1000 endpoints; and our `Balance` in consistent-hash mode (`mesh_hash_path`). Run `cargo bench -p mesh-balance`; divan's allocation profiler
 //! reports heap allocations per iteration next to the time.
 //!
 //! The `mesh_*` runs record metrics into the global meter, a no-op as in an application without an
@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use divan::Bencher;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body_util::Empty;
+use mesh_balance::hash::{HashConfig, HashKey, HashRing};
 use mesh_balance::{Balance, BalanceConfig, LoadStrategy};
-use mesh_core::{Endpoint, EndpointKey};
+use mesh_core::{Endpoint, EndpointKey, Weight};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use tower::discover::{Change, ServiceList};
@@ -83,11 +84,19 @@ where
     S: Service<Request<()>>,
     S::Error: std::fmt::Debug,
 {
+    request(service, cx, Request::new(()));
+}
+
+fn request<S>(service: &mut S, cx: &mut Context<'_>, request: Request<()>)
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
     match service.poll_ready(cx) {
         Poll::Ready(Ok(())) => {}
         other => panic!("endpoint not ready: {:?}", other.map(|r| r.err())),
     }
-    let future = pin!(service.call(Request::new(())));
+    let future = pin!(service.call(request));
     match future.poll(cx) {
         Poll::Ready(Ok(response)) => drop(black_box(response)),
         _ => panic!("no-op endpoint did not answer"),
@@ -141,6 +150,49 @@ fn mesh_pending_requests(bencher: Bencher<'_, '_>, n: usize) {
 #[divan::bench(args = ENDPOINTS)]
 fn mesh_round_robin(bencher: Bencher<'_, '_>, n: usize) {
     ours(bencher, n, LoadStrategy::RoundRobin);
+}
+
+/// Paths the hash-mode bench keys on. `Uri::from_static` borrows, so building a request with
+/// one costs no allocation and the figure is the balancer's alone.
+const PATHS: [&str; 16] = [
+    "/a", "/b", "/c", "/d", "/e", "/f", "/g", "/h", "/i", "/j", "/k", "/l", "/m", "/n", "/o", "/p",
+];
+
+/// Consistent hashing on the path (PeakEWMA for the reservation): the P2C reservation, then the
+/// ring pick with bounded load over the in-flight counts, which scans the tier (O(n)).
+#[divan::bench(args = ENDPOINTS)]
+fn mesh_hash_path(bencher: Bencher<'_, '_>, n: usize) {
+    let config = BalanceConfig::default()
+        .seed(1)
+        .hash(HashConfig::new(HashKey::path()));
+    let mut balance = Balance::new(endpoints(n), |_: &Endpoint| NoOp, config).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let keyed = |i: usize| {
+        Request::builder()
+            .uri(Uri::from_static(PATHS[i % PATHS.len()]))
+            .body(())
+            .unwrap()
+    };
+    for i in 0..2000 {
+        request(&mut balance, &mut cx, keyed(i));
+    }
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i += 1;
+        request(&mut balance, &mut cx, keyed(i));
+    });
+}
+
+/// Building the ring, which hash mode does under the balancer's lock on the first hashed request
+/// after a discovery change (every caller waits for it meanwhile).
+#[divan::bench(args = ENDPOINTS)]
+fn hash_ring_rebuild(bencher: Bencher<'_, '_>, n: usize) {
+    let endpoints: Vec<(EndpointKey, Weight)> = endpoints(n)
+        .0
+        .into_iter()
+        .map(|ep| (ep.key(), ep.weight()))
+        .collect();
+    bencher.bench_local(|| HashRing::build(black_box(&endpoints)));
 }
 
 #[divan::bench(args = ENDPOINTS)]

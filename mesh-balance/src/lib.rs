@@ -1,4 +1,5 @@
-//! Load balancing for the mesh-* stack: discovery, P2C over PeakEWMA, outlier ejection, locality tiers.
+//! Load balancing for the mesh-* stack: discovery, P2C over PeakEWMA, outlier ejection, locality
+//! tiers, consistent hashing.
 //!
 //! Data flow, from discovery to a connection:
 //!
@@ -8,6 +9,8 @@
 //!   → locality tier selection (best tier while its healthy share ≥ threshold, spill over below)
 //!   → power-of-two-choices among eligible endpoints (ready, outlier gate open), by load ÷ weight,
 //!     seeded RNG
+//!   → hash mode: a request carrying the key moves to its ring endpoint in that tier
+//!     (bounded load by requests in flight); without the key it keeps the P2C pick
 //!   → the response body is measured until it ends: PeakEWMA and pending count, outcome → gate
 //!   → fail fast with NoEndpoints when nothing has been ready for a bounded time
 //! ```
@@ -17,7 +20,10 @@
 //! - [`eject`]: outlier ejection ([`OutlierConfig`]);
 //! - [`locality`]: locality tiers and spill-over ([`LocalityConfig`]);
 //! - [`slow_start`]: a new endpoint's weight ramps up ([`BalanceConfig::slow_start`]);
-//! - [`discover`]: discovery sources; [`hash`]: consistent hashing; [`health`]: active health checks.
+//! - [`hash`]: consistent hashing for stickiness by header, cookie or path, with bounded load
+//!   ([`BalanceConfig::hash`], [`HashConfig`]; see
+//!   [Consistent hashing](balance#consistent-hashing));
+//! - [`discover`]: discovery sources; [`health`]: active health checks.
 //!
 //! Endpoints are [`mesh_core::Endpoint`] values keyed by [`mesh_core::EndpointKey`]; failures are
 //! [`mesh_core::error::NoEndpoints`]; outcomes come from [`mesh_core::classify`].
@@ -67,6 +73,7 @@ pub use balance::{
     MeasuredBody,
 };
 pub use eject::OutlierConfig;
+pub use hash::HashConfig;
 pub use load::{LoadStrategy, PeakEwmaConfig};
 pub use locality::LocalityConfig;
 pub mod health;

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use http::Request;
-use mesh_balance::hash::{HashKey, HashRing, RingConfig, hash_bytes};
+use mesh_balance::hash::{HashKey, HashRing, LoadView, RingConfig, hash_bytes};
 use mesh_core::{EndpointKey, Weight};
 use proptest::prelude::*;
 
@@ -135,6 +135,64 @@ fn bounded_load_respects_weights_and_returns_home_when_drained() {
     assert!(loads[0] <= 125 && loads[1] >= 275, "{loads:?}");
     let home = ring.pick_unbounded(hash_bytes(b"hot")).unwrap();
     assert_eq!(ring.pick(hash_bytes(b"hot"), &[0u64, 0]), Some(home));
+}
+
+/// Loads with some endpoints ineligible, as a balancer reports ejected or unready ones.
+struct Partly {
+    loads: Vec<u64>,
+    out: Vec<usize>,
+}
+
+impl LoadView for Partly {
+    fn load(&self, index: usize) -> u64 {
+        self.loads[index]
+    }
+    fn total(&self) -> u64 {
+        self.loads.iter().sum()
+    }
+    fn eligible(&self, index: usize) -> bool {
+        !self.out.contains(&index)
+    }
+    fn eligible_weight(&self) -> Option<u64> {
+        Some((self.loads.len() - self.out.len()) as u64)
+    }
+}
+
+#[test]
+fn ineligible_endpoints_are_walked_past_and_share_no_capacity() {
+    let ids: Vec<u32> = (0..5).collect();
+    let ring = HashRing::build(&equal(&ids));
+    let homes: Vec<usize> = (0..2000u64)
+        .map(|k| ring.pick_unbounded(hash_bytes(&k.to_le_bytes())).unwrap())
+        .collect();
+    let gone = homes[0];
+    let view = Partly {
+        loads: vec![0; 5],
+        out: vec![gone],
+    };
+    for (k, &home) in homes.iter().enumerate() {
+        let now = ring
+            .pick(hash_bytes(&(k as u64).to_le_bytes()), &view)
+            .unwrap();
+        if home == gone {
+            assert_ne!(now, gone, "key {k} went to an ineligible endpoint");
+        } else {
+            assert_eq!(now, home, "key {k} moved although its endpoint is eligible");
+        }
+    }
+    // Capacity is shared over the 4 eligible endpoints: 40 hot requests, at most ⌈1.25 × 40 / 4⌉
+    // = 13 each (the total weight of 5 would allow only 10, and spread them wider).
+    let mut view = view;
+    for _ in 0..40 {
+        let i = ring.pick(hash_bytes(b"hot"), &view).unwrap();
+        assert_ne!(i, gone);
+        view.loads[i] += 1;
+    }
+    assert!(view.loads.iter().all(|&l| l <= 13), "{:?}", view.loads);
+    assert!(view.loads.iter().any(|&l| l > 10), "{:?}", view.loads);
+    // Nothing eligible: nothing picked.
+    view.out = (0..5).collect();
+    assert_eq!(ring.pick(hash_bytes(b"hot"), &view), None);
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 use opentelemetry::metrics::Meter;
 
 use crate::eject::OutlierConfig;
+use crate::hash::HashConfig;
 use crate::load::LoadStrategy;
 use crate::locality::LocalityConfig;
 use crate::slow_start::SlowStart;
@@ -43,6 +44,11 @@ pub struct BalanceConfig {
     /// `opentelemetry::global::meter("mesh-balance")`, a no-op until the application installs a
     /// global provider. The instruments are created once, when the balancer is built.
     pub meter: Option<Meter>,
+    /// Consistent hashing: requests carrying the configured key stick to one endpoint (see
+    /// [Consistent hashing](super#consistent-hashing)). Default `None`: every request is balanced
+    /// by [`load`](Self::load); stickiness trades balance for locality of state, which only the
+    /// application can decide to want.
+    pub hash: Option<HashConfig>,
 }
 
 impl Default for BalanceConfig {
@@ -56,6 +62,7 @@ impl Default for BalanceConfig {
             locality: LocalityConfig::default(),
             slow_start: SlowStart::default(),
             meter: None,
+            hash: None,
         }
     }
 }
@@ -117,10 +124,18 @@ impl BalanceConfig {
         self
     }
 
+    /// Sets [`hash`](Self::hash): sticky requests by the key of `hash`.
+    #[must_use]
+    pub fn hash(mut self, hash: HashConfig) -> Self {
+        self.hash = Some(hash);
+        self
+    }
+
     /// Checks every value; the error names the first bad key and why.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let share = |v: f64| (0.0..=1.0).contains(&v);
-        let checks: [(bool, &'static str, &'static str); 9] = [
+        let load_factor = self.hash.as_ref().map_or(2.0, |h| h.ring.load_factor);
+        let checks: [(bool, &'static str, &'static str); 10] = [
             (
                 !self.fail_fast_after.is_zero(),
                 "fail_fast_after",
@@ -161,6 +176,11 @@ impl BalanceConfig {
                 self.locality.threshold > 0.0 && self.locality.threshold <= 1.0,
                 "locality.threshold",
                 "must be in (0, 1]",
+            ),
+            (
+                load_factor > 1.0 && load_factor.is_finite(),
+                "hash.ring.load_factor",
+                "must be finite and above 1",
             ),
         ];
         if let Some((_, key, reason)) = checks.into_iter().find(|(ok, _, _)| !ok) {

@@ -16,10 +16,11 @@ use tokio::time::{Instant, Sleep};
 use tower::discover::{Change, Discover};
 use tower_service::Service;
 
-use super::endpoint::{EndpointState, EndpointTicket};
+use super::endpoint::{EndpointState, EndpointTicket, TierInFlight};
 use super::waiters::Waiters;
 use super::{BalanceConfig, BalanceStatus, MakeEndpoint};
 use crate::eject::{Admission, OutlierShared};
+use crate::hash::{HashRing, LoadView, RingConfig};
 use crate::load::LoadStrategy;
 use crate::locality::{TIERS, TierHealth, tier_loads};
 use crate::metrics::{BalanceMetrics, EndpointCount, ReportedCounts, route};
@@ -37,6 +38,9 @@ const SAMPLE_TRIES: usize = 8;
 pub(crate) struct Picked<S> {
     pub(crate) service: S,
     pub(crate) ticket: EndpointTicket,
+    /// The endpoint, and the locality tier it was picked in: hashing stays in that tier.
+    pub(crate) key: EndpointKey,
+    pub(crate) tier: usize,
 }
 
 #[derive(Debug)]
@@ -81,6 +85,22 @@ pub(crate) struct Core<D, M: MakeEndpoint> {
     /// ejected endpoint becoming probe-able is a change nothing else would wake them for.
     expiry: Option<Pin<Box<Sleep>>>,
     reported: ReportedCounts,
+    /// Hash mode only: the ring over `slots` (ring index = slot index) as of set version
+    /// `ring_version`, rebuilt outside the lock by the first hashed request after the set changed
+    /// (see [`RingJob`]).
+    /// hashed request after the set changed.
+    ring: Option<HashRing>,
+    ring_config: Option<RingConfig>,
+    ring_version: u64,
+    /// Bumped by every change of the endpoint set (insert, update, removal).
+    set_version: u64,
+    /// A caller is building the ring for the current set: others do not start another.
+    ring_building: bool,
+    /// Hash mode only: requests in flight per tier, kept by the tickets.
+    tier_in_flight: Option<Arc<TierInFlight>>,
+    /// Summed weight of the endpoints in rotation (panic: ready) per tier, as of the last
+    /// `refresh_loads`: the `Σw` bounded load shares capacity over.
+    tier_weight: [u64; TIERS],
 }
 
 impl<D, M: MakeEndpoint> std::fmt::Debug for Core<D, M> {
@@ -110,6 +130,7 @@ where
             metrics.clone(),
             Waker::from(waiters.clone()),
         ));
+        let ring_config = config.hash.as_ref().map(|h| h.ring.clone());
         Self {
             discover: Box::pin(discover),
             discover_done: false,
@@ -132,6 +153,13 @@ where
             waiters,
             expiry: None,
             reported: ReportedCounts::new(metrics),
+            ring: None,
+            tier_in_flight: ring_config.as_ref().map(|_| Arc::new(Default::default())),
+            ring_config,
+            ring_version: u64::MAX,
+            set_version: 0,
+            ring_building: false,
+            tier_weight: [0; TIERS],
         }
     }
 
@@ -193,6 +221,7 @@ where
                 self.config.slow_start,
                 self.outliers.clone(),
                 self.reported.metrics().clone(),
+                self.tier_in_flight.clone(),
                 now,
             );
             self.slots.push(Slot {
@@ -229,6 +258,7 @@ where
 
     fn topology_changed(&mut self) {
         self.topology = self.topology.wrapping_add(1);
+        self.set_version = self.set_version.wrapping_add(1);
         self.outliers.set_total(self.slots.len());
         for tier in &mut self.tiers {
             tier.clear();
@@ -251,6 +281,7 @@ where
         let mut ready = [TierHealth::default(); TIERS];
         let mut in_rotation = [TierHealth::default(); TIERS];
         let mut counts = [0i64; 3];
+        let (mut ready_weight, mut rotation_weight) = ([0u64; TIERS], [0u64; TIERS]);
         for slot in &self.slots {
             let state = match (slot.state.health.is_ejected(), slot.ready) {
                 (true, _) => EndpointCount::Ejected,
@@ -263,9 +294,12 @@ where
             ready[t].total += 1;
             in_rotation[t].total += 1;
             if slot.ready {
+                let weight = u64::from(slot.endpoint.weight().get());
                 ready[t].healthy += 1;
+                ready_weight[t] += weight;
                 if !slot.state.health.is_ejected() {
                     in_rotation[t].healthy += 1;
+                    rotation_weight[t] += weight;
                     healthy += 1;
                 }
             }
@@ -277,6 +311,11 @@ where
         self.reported.endpoints(counts);
         self.reported.panic(self.panic);
         let tiers = if self.panic { &ready } else { &in_rotation };
+        self.tier_weight = if self.panic {
+            ready_weight
+        } else {
+            rotation_weight
+        };
         self.best = tiers.iter().position(|t| t.total > 0).unwrap_or(0);
         let locality = &self.config.locality;
         self.loads = tier_loads(tiers, locality.threshold, locality.strict);
@@ -447,7 +486,13 @@ where
                     // before its own first use.
                     let fresh = slot.service.clone();
                     let service = std::mem::replace(&mut slot.service, fresh);
-                    return Some(Picked { service, ticket });
+                    let key = slot.key;
+                    return Some(Picked {
+                        service,
+                        ticket,
+                        key,
+                        tier,
+                    });
                 }
                 Poll::Pending => self.mark_unready(i),
                 Poll::Ready(Err(error)) => self.rebuild(i, error.into(), now),
@@ -514,6 +559,88 @@ where
             .find_map(|i| self.eligible(i, now).map(|a| (i, a)))
     }
 
+    /// Hash mode: the inputs for a ring over the current set, when the ring is out of date and
+    /// no other caller is building one. The caller builds it *without* the lock (a ring of 1000
+    /// endpoints takes milliseconds) and hands it to [`install_ring`](Self::install_ring).
+    pub(crate) fn ring_job(&mut self) -> Option<RingJob> {
+        let config = self.ring_config.as_ref()?;
+        if self.ring_version == self.set_version || self.ring_building {
+            return None;
+        }
+        self.ring_building = true;
+        Some(RingJob {
+            endpoints: (self.slots.iter())
+                .map(|slot| (slot.key, slot.endpoint.weight()))
+                .collect(),
+            config: config.clone(),
+            version: self.set_version,
+        })
+    }
+
+    /// Installs a ring built from a [`RingJob`]; it is used only while the set is still the one it
+    /// was built for (otherwise the next hashed request builds another).
+    pub(crate) fn install_ring(&mut self, ring: HashRing, version: u64) {
+        self.ring_building = false;
+        self.ring = Some(ring);
+        self.ring_version = version;
+    }
+
+    /// Hash mode: the endpoint of `hash` on the ring, within the tier `reserved` was picked in,
+    /// under bounded load by requests in flight; ejected, unready and out-of-tier endpoints are
+    /// walked past. `None`: keep `reserved` (it is the ring's choice, or nothing else is
+    /// eligible and ready). Polls the chosen service once, with the shared waker; one that is not
+    /// ready is marked unready and the walk goes on, so this never waits.
+    pub(crate) fn pick_hashed<Req>(
+        &mut self,
+        hash: u64,
+        reserved: &Picked<M::Service>,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Option<Picked<M::Service>>
+    where
+        M::Service: Service<Req> + Clone,
+        <M::Service as Service<Req>>::Error: Into<BoxError>,
+    {
+        if self.ring_version != self.set_version {
+            // Being rebuilt by another caller (or the set changed while this caller built it):
+            // slot indexes may not match the ring's, so keep the balanced pick for now.
+            return None;
+        }
+        let tier = reserved.tier;
+        self.refresh_loads();
+        // Every failed attempt makes one endpoint ineligible, so this ends; the bound is a guard.
+        for _ in 0..=self.tiers[tier].len() + 1 {
+            let view = RingView::new(self, tier, reserved.key, now);
+            let i = self.ring.as_ref()?.pick(hash, &view)?;
+            let slot = &mut self.slots[i];
+            if slot.key == reserved.key {
+                return None;
+            }
+            let probe = !self.panic && slot.state.health.admission(now) == Admission::Probe;
+            if probe && !slot.state.health.claim_probe(now) {
+                continue;
+            }
+            let ticket =
+                EndpointTicket::new(slot.state.clone(), probe, route(tier, tier != self.best));
+            match slot.service.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    let fresh = slot.service.clone();
+                    let service = std::mem::replace(&mut slot.service, fresh);
+                    let key = slot.key;
+                    return Some(Picked {
+                        service,
+                        ticket,
+                        key,
+                        tier,
+                    });
+                }
+                Poll::Pending => self.mark_unready(i),
+                Poll::Ready(Err(error)) => self.rebuild(i, error.into(), now),
+            }
+        }
+        None
+    }
+
     fn eligible(&self, i: usize, now: Instant) -> Option<Admission> {
         let slot = &self.slots[i];
         if !slot.ready {
@@ -526,5 +653,80 @@ where
             Admission::Closed => None,
             admission => Some(admission),
         }
+    }
+}
+
+/// What building a ring needs, taken out of the lock; see [`Core::ring_job`].
+#[derive(Debug)]
+pub(crate) struct RingJob {
+    endpoints: Vec<(EndpointKey, mesh_core::Weight)>,
+    config: RingConfig,
+    pub(crate) version: u64,
+}
+
+impl RingJob {
+    pub(crate) fn build(&self) -> HashRing {
+        HashRing::with_config(&self.endpoints, &self.config)
+    }
+}
+
+/// The ring's view of one tier: in-flight requests as the load, and which endpoints may take a
+/// hashed request. The reserved endpoint counts as eligible (it is ready and was admitted, its
+/// probe perhaps claimed already).
+///
+/// The totals bounded load needs are kept, not computed, so a hashed pick costs no scan of the
+/// tier: in-flight by the tickets (all the tier's requests, including those still finishing on an
+/// endpoint that has left rotation since) and the weight in rotation as of the last
+/// readiness or ejection change. Both can be slightly off for a moment; that only moves a
+/// capacity by a fraction of a request, and the walk still ends at an eligible endpoint.
+struct RingView<'a, S> {
+    slots: &'a [Slot<S>],
+    tier: usize,
+    reserved: EndpointKey,
+    panic: bool,
+    now: Instant,
+    total: u64,
+    weight: u64,
+}
+
+impl<'a, S> RingView<'a, S> {
+    fn new<D, M>(core: &'a Core<D, M>, tier: usize, reserved: EndpointKey, now: Instant) -> Self
+    where
+        M: MakeEndpoint<Service = S>,
+    {
+        let total = (core.tier_in_flight.as_ref()).map_or(0, |counts| {
+            counts[tier].load(std::sync::atomic::Ordering::Relaxed)
+        });
+        Self {
+            slots: &core.slots,
+            tier,
+            reserved,
+            panic: core.panic,
+            now,
+            total,
+            weight: core.tier_weight[tier].max(1),
+        }
+    }
+}
+
+impl<S> LoadView for RingView<'_, S> {
+    fn load(&self, index: usize) -> u64 {
+        u64::from(self.slots[index].state.load.pending())
+    }
+
+    fn total(&self) -> u64 {
+        self.total
+    }
+
+    fn eligible(&self, index: usize) -> bool {
+        let slot = &self.slots[index];
+        slot.tier == Some(self.tier)
+            && (slot.key == self.reserved
+                || (slot.ready
+                    && (self.panic || slot.state.health.admission(self.now) != Admission::Closed)))
+    }
+
+    fn eligible_weight(&self) -> Option<u64> {
+        Some(self.weight)
     }
 }

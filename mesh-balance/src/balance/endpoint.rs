@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mesh_core::Endpoint;
@@ -11,8 +11,14 @@ use tokio::time::Instant;
 
 use crate::eject::{EndpointHealth, OutlierShared};
 use crate::load::{EndpointLoad, LoadStrategy};
+use crate::locality::TIERS;
 use crate::metrics::{BalanceMetrics, EndpointMetrics};
 use crate::slow_start::SlowStart;
+
+/// Requests in flight per locality tier (by the tier they were picked in), shared by a
+/// balancer's endpoints; kept only in hash mode, where bounded load needs the tier's total without
+/// a scan.
+pub(crate) type TierInFlight = [AtomicU64; TIERS];
 
 /// Load, health and weight of one endpoint, shared by the balancer and the endpoint's in-flight
 /// requests (which may outlive its removal from discovery).
@@ -26,6 +32,8 @@ pub(crate) struct EndpointState {
     slow_start: SlowStart,
     /// When discovery first inserted the endpoint: the start of its slow-start ramp.
     added_at: Instant,
+    /// Hash mode only: the balancer's in-flight count per tier.
+    tier_in_flight: Option<Arc<TierInFlight>>,
 }
 
 impl EndpointState {
@@ -35,6 +43,7 @@ impl EndpointState {
         slow_start: SlowStart,
         outliers: Arc<OutlierShared>,
         metrics: Arc<BalanceMetrics>,
+        tier_in_flight: Option<Arc<TierInFlight>>,
         now: Instant,
     ) -> Self {
         let (default_rtt, decay) = match strategy {
@@ -49,6 +58,7 @@ impl EndpointState {
             decay,
             slow_start,
             added_at: now,
+            tier_in_flight,
         }
     }
 
@@ -112,6 +122,7 @@ impl EndpointTicket {
     /// The request is being sent: it is pending from now on.
     pub(crate) fn start(&mut self) {
         self.state.load.start();
+        self.count_in_tier(true);
         self.state.metrics.in_flight(1);
         self.state.metrics.shared().request_sent(self.route);
         self.started = Some(Instant::now());
@@ -127,11 +138,26 @@ impl EndpointTicket {
                 let now = Instant::now();
                 let sample = outcome.map(|_| (now.saturating_duration_since(started), now));
                 self.state.load.end(sample, self.state.decay);
+                self.count_in_tier(false);
                 self.state.metrics.in_flight(-1);
                 self.state.health.record(outcome, self.probe, now);
             }
             None if self.probe => self.state.health.release_probe(Instant::now()),
             None => {}
+        }
+    }
+}
+
+impl EndpointTicket {
+    fn count_in_tier(&self, started: bool) {
+        if let Some(counts) = &self.state.tier_in_flight {
+            // The route encodes the tier the request was picked in (see `metrics::route`).
+            let count = &counts[usize::from(self.route / 2) % TIERS];
+            if started {
+                count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                count.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 }

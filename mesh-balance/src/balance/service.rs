@@ -18,6 +18,7 @@ use tower_service::Service;
 use super::core::{Core, Picked};
 use super::waiters::Waiters;
 use super::{BalanceConfig, ConfigError, MakeEndpoint, MeasuredBody, ResponseFuture};
+use crate::hash::HashKey;
 use crate::load::lock;
 
 /// What every clone of one balancer shares.
@@ -28,6 +29,8 @@ struct Shared<D, M: MakeEndpoint> {
     fanout: Waker,
     fail_fast_after: Duration,
     max_waiters: usize,
+    /// Hash mode: the request part that keys the ring.
+    hash_key: Option<HashKey>,
 }
 
 /// A snapshot of a balancer's endpoint set, as of its last poll.
@@ -91,6 +94,7 @@ where
             fanout: Waker::from(waiters.clone()),
             fail_fast_after: config.fail_fast_after,
             max_waiters: config.max_waiters,
+            hash_key: config.hash.as_ref().map(|h| h.key.clone()),
             core: Mutex::new(Core::new(discover, make, config, waiters.clone())),
             waiters,
         };
@@ -179,14 +183,43 @@ where
         Poll::Pending
     }
 
+    /// Sends `request` to the reserved endpoint. In [hash mode](super#consistent-hashing), a
+    /// request carrying the key goes to the ring's endpoint for it instead when that endpoint is
+    /// ready now, and the reservation is given back; `call` never waits.
+    ///
+    /// # Panics
+    ///
+    /// When `poll_ready` has not returned `Ready(Ok(()))` since the last `call`.
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Picked {
-            mut service,
-            mut ticket,
-        } = self
+        let mut picked = self
             .reserved
             .take()
             .expect("poll_ready must be called first");
+        if let Some(key) = &self.shared.hash_key
+            && let Some(hash) = key.hash(&request)
+        {
+            let mut core = lock(&self.shared.core);
+            if let Some(job) = core.ring_job() {
+                drop(core);
+                let ring = job.build();
+                core = lock(&self.shared.core);
+                core.install_ring(ring, job.version);
+            }
+            let mut fanout = Context::from_waker(&self.shared.fanout);
+            let now = Instant::now();
+            if let Some(home) = core.pick_hashed::<Request<B>>(hash, &picked, &mut fanout, now) {
+                let unused = std::mem::replace(&mut picked, home);
+                drop(core);
+                // Outside the lock: gives back a claimed probe (which wakes waiters) and drops
+                // the reserved service, releasing whatever its readiness held.
+                drop(unused);
+            }
+        }
+        let Picked {
+            mut service,
+            mut ticket,
+            ..
+        } = picked;
         let classifier = self.classifier.make_classifier(&request);
         ticket.start();
         ResponseFuture::new(service.call(request), classifier, ticket)

@@ -1,6 +1,8 @@
 //! Consistent hashing for stickiness: the same request key goes to the same endpoint.
 //!
-//! Three pieces, usable on their own and meant for a balancer to combine:
+//! A [`Balance`](crate::Balance) uses them when configured with a [`HashConfig`]
+//! ([`BalanceConfig::hash`](crate::BalanceConfig::hash); see the
+//! [balancer docs](crate::balance#consistent-hashing)). The pieces are usable on their own too:
 //!
 //! - [`HashKey`] takes the key from a request (a header, a cookie or the path);
 //! - [`hash_bytes`] / [`StableHasher`] hash it with a fixed algorithm, so every process agrees;
@@ -31,10 +33,12 @@
 //! # let _: EndpointKey = ring.key(index).unwrap(); let _ = Weight::DEFAULT;
 //! ```
 
+mod config;
 mod key;
 mod ring;
 mod stable;
 
+pub use self::config::HashConfig;
 pub use self::key::HashKey;
 pub use self::ring::{HashRing, LoadView, RingConfig};
 pub use self::stable::{BuildStableHasher, StableHasher, hash_bytes};

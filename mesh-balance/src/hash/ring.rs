@@ -61,15 +61,29 @@ impl RingConfig {
 }
 
 /// What [`HashRing::pick`] needs to know about current load: requests in flight per endpoint
-/// index (the order given to [`HashRing::build`]) and their sum.
+/// index (the order given to [`HashRing::build`]) and their sum, and optionally which endpoints
+/// may take a request at all.
 ///
 /// A balancer that already tracks the sum implements this directly; a plain slice works too (its
-/// `total` sums the slice, O(n)).
+/// `total` sums the slice, O(n); every endpoint eligible).
 pub trait LoadView {
     /// Requests in flight at endpoint `index`.
     fn load(&self, index: usize) -> u64;
-    /// Requests in flight over all endpoints.
+    /// Requests in flight over the eligible endpoints.
     fn total(&self) -> u64;
+    /// Whether endpoint `index` may take the request (a balancer says no for an ejected, unready
+    /// or out-of-tier endpoint). [`HashRing::pick`] walks past an ineligible endpoint as if it
+    /// were full, so its keys go to the next endpoints clockwise and come back when it is
+    /// eligible again. Default: every endpoint.
+    fn eligible(&self, index: usize) -> bool {
+        let _ = index;
+        true
+    }
+    /// The summed weight of the eligible endpoints, over which capacity is shared; `None` (the
+    /// default) means every endpoint of the ring. Must agree with [`eligible`](Self::eligible).
+    fn eligible_weight(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl LoadView for [u64] {
@@ -166,23 +180,34 @@ impl HashRing {
         } else {
             1.0
         };
-        let mut points: Vec<(u64, EndpointKey, u32)> = Vec::new();
+        let mut points: Vec<(u64, u32)> = Vec::new();
         let mut label = String::new();
         for (index, (key, weight)) in endpoints.iter().enumerate() {
             let count = ((u64::from(weight.get()) * per_weight) as f64 * scale).max(1.0) as u64;
+            points.reserve(count as usize);
+            // The label of point i is "<addr>-<i>"; hash the "<addr>-" prefix once and continue
+            // from a copy of that state for each i (the same bytes, so the same hash, as hashing
+            // the whole label).
+            label.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(label, "{}-", key.0);
+            let mut prefix = StableHasher::default();
+            prefix.write(label.as_bytes());
+            let mut digits = [0u8; 20];
             for point in 0..count {
-                label.clear();
-                // Writing to a String cannot fail.
-                let _ = write!(label, "{}-{point}", key.0);
-                let mut hasher = StableHasher::default();
-                hasher.write(label.as_bytes());
-                points.push((hasher.finish(), *key, index as u32));
+                let mut hasher = prefix;
+                hasher.write(decimal(point, &mut digits));
+                points.push((hasher.finish(), index as u32));
             }
         }
-        points.sort_unstable();
+        // Ties (equal hashes) go to the smaller address, so the order endpoints were given in
+        // never matters.
+        points.sort_unstable_by(|a, b| {
+            (a.0.cmp(&b.0)).then_with(|| endpoints[a.1 as usize].0.cmp(&endpoints[b.1 as usize].0))
+        });
         Self {
             hashes: points.iter().map(|p| p.0).collect(),
-            owners: points.iter().map(|p| p.2).collect(),
+            owners: points.iter().map(|p| p.1).collect(),
             keys: endpoints.iter().map(|(k, _)| *k).collect(),
             weights: endpoints.iter().map(|(_, w)| w.get()).collect(),
             total_weight: endpoints.iter().map(|(_, w)| u64::from(w.get())).sum(),
@@ -220,16 +245,21 @@ impl HashRing {
         Some(self.owners[start] as usize)
     }
 
-    /// The endpoint for `hash` under bounded load: the owner of `hash` if its load is below its
-    /// capacity, else the next endpoint clockwise with room. `None` only for an empty ring.
+    /// The endpoint for `hash` under bounded load: the owner of `hash` if it is eligible and its
+    /// load is below its capacity, else the next eligible endpoint clockwise with room. `None` for
+    /// an empty ring or when no endpoint is [eligible](LoadView::eligible).
     ///
-    /// Capacity of endpoint *i* is `⌈c × (loads.total() + 1) × wᵢ ÷ Σw⌉` (the `+ 1` counts the
-    /// request being placed). Since `c > 1` the capacities add up to more than the total load, so
-    /// some endpoint always has room; the walk visits at most every point once.
+    /// Capacity of endpoint *i* is `⌈c × (loads.total() + 1) × wᵢ ÷ Σw⌉`, `Σw` over the eligible
+    /// endpoints (the `+ 1` counts the request being placed). Since `c > 1` the capacities add up
+    /// to more than the total load, so some eligible endpoint always has room; the walk visits at
+    /// most every point once. Should the loads be inconsistent (a load above the total), the first
+    /// eligible endpoint clockwise is returned.
     pub fn pick<L: LoadView + ?Sized>(&self, hash: u64, loads: &L) -> Option<usize> {
         let start = self.start(hash)?;
-        let budget = self.load_factor * (loads.total() as f64 + 1.0) / self.total_weight as f64;
+        let weight = loads.eligible_weight().unwrap_or(self.total_weight).max(1);
+        let budget = self.load_factor * (loads.total() as f64 + 1.0) / weight as f64;
         let mut last = u32::MAX;
+        let mut first_eligible = None;
         for offset in 0..self.owners.len() {
             let owner = self.owners[(start + offset) % self.owners.len()];
             if owner == last {
@@ -237,13 +267,16 @@ impl HashRing {
             }
             last = owner;
             let index = owner as usize;
+            if !loads.eligible(index) {
+                continue;
+            }
+            first_eligible.get_or_insert(index);
             let capacity = (budget * f64::from(self.weights[index])).ceil();
             if (loads.load(index) as f64) < capacity {
                 return Some(index);
             }
         }
-        // Unreachable with c > 1 unless `loads` is inconsistent (a load above its total).
-        Some(self.owners[start] as usize)
+        first_eligible
     }
 
     /// Index of the first point at or after `hash`, wrapping.
@@ -253,5 +286,31 @@ impl HashRing {
         }
         let at = self.hashes.partition_point(|&h| h < hash);
         Some(if at == self.hashes.len() { 0 } else { at })
+    }
+}
+
+/// `n` in decimal ASCII, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_matches_display() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 10, 159, 1_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 }
