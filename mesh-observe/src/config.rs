@@ -1,0 +1,93 @@
+//! [`TraceConfig`]: what both trace layers share.
+
+use std::fmt;
+use std::sync::Arc;
+
+use mesh_core::classify::MeshClassifier;
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::metrics::Meter;
+use opentelemetry::trace::Tracer;
+
+use crate::propagation::Propagation;
+
+/// Configuration of [`ServerTraceLayer`](crate::ServerTraceLayer) and
+/// [`ClientTraceLayer`](crate::ClientTraceLayer).
+///
+/// Every field has a default that needs no setup; the tracer and meter defaults read the
+/// OpenTelemetry global providers **when the layer is built**, so install the providers first (an
+/// application choice; until then both are no-ops and cost little). Clones share the tracer.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct TraceConfig {
+    pub(crate) tracer: Option<Arc<BoxedTracer>>,
+    pub(crate) meter: Option<Meter>,
+    pub(crate) classifier: MeshClassifier,
+    pub(crate) propagation: Propagation,
+}
+
+impl TraceConfig {
+    /// The defaults: global tracer and meter named `mesh-observe`, [`MeshClassifier::new`], W3C
+    /// propagation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records spans with `tracer` (e.g. `provider.tracer("my-service")`) instead of
+    /// `opentelemetry::global::tracer("mesh-observe")`. The tracer is boxed once, here.
+    #[must_use]
+    pub fn tracer<T>(mut self, tracer: T) -> Self
+    where
+        T: Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        self.tracer = Some(Arc::new(BoxedTracer::new(Box::new(tracer))));
+        self
+    }
+
+    /// Records metrics on `meter` instead of `opentelemetry::global::meter("mesh-observe")`.
+    #[must_use]
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Classifies outcomes (span status, `error.type`) with `classifier`. Default:
+    /// [`MeshClassifier::new`], the same default as every other mesh layer, so dashboards and
+    /// breakers agree on what a failure is.
+    #[must_use]
+    pub fn classifier(mut self, classifier: MeshClassifier) -> Self {
+        self.classifier = classifier;
+        self
+    }
+
+    /// The formats outgoing requests carry (client layer only). Default: W3C Trace Context only;
+    /// see [`Propagation`].
+    #[must_use]
+    pub fn propagation(mut self, propagation: Propagation) -> Self {
+        self.propagation = propagation;
+        self
+    }
+
+    pub(crate) fn resolve_tracer(&self) -> Arc<BoxedTracer> {
+        self.tracer
+            .clone()
+            .unwrap_or_else(|| Arc::new(opentelemetry::global::tracer("mesh-observe")))
+    }
+
+    pub(crate) fn resolve_meter(&self) -> Meter {
+        self.meter
+            .clone()
+            .unwrap_or_else(|| opentelemetry::global::meter("mesh-observe"))
+    }
+}
+
+impl fmt::Debug for TraceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceConfig")
+            .field("tracer", &self.tracer.as_ref().map(|_| "custom"))
+            .field("meter", &self.meter.as_ref().map(|_| "custom"))
+            .field("classifier", &self.classifier)
+            .field("propagation", &self.propagation)
+            .finish()
+    }
+}

@@ -1,0 +1,207 @@
+//! Trace context in and out of an [`http::HeaderMap`], without going through string maps.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::trace::{SpanContext, TraceState};
+
+use super::b3::{self, MultiHeaders};
+use super::w3c;
+use super::{Propagation, RejectReason, Rejection, TraceHeader};
+
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+pub(crate) const B3: HeaderName = HeaderName::from_static("b3");
+pub(crate) const X_B3_TRACE_ID: HeaderName = HeaderName::from_static("x-b3-traceid");
+pub(crate) const X_B3_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-spanid");
+pub(crate) const X_B3_PARENT_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-parentspanid");
+pub(crate) const X_B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
+pub(crate) const X_B3_FLAGS: HeaderName = HeaderName::from_static("x-b3-flags");
+
+/// Every header [`inject`] may write; all are removed before injecting so that a forwarded request
+/// never carries a stale context in a format that was not re-injected.
+const ALL: [HeaderName; 8] = [
+    TRACEPARENT,
+    TRACESTATE,
+    B3,
+    X_B3_TRACE_ID,
+    X_B3_SPAN_ID,
+    X_B3_PARENT_SPAN_ID,
+    X_B3_SAMPLED,
+    X_B3_FLAGS,
+];
+
+/// Reads the remote parent of an incoming request from its headers.
+///
+/// Formats are tried in order — W3C `traceparent` (with `tracestate`), then B3 `b3`, then the
+/// `X-B3-*` headers — and the first valid one wins. Every header that is present but invalid is
+/// passed to `on_reject` and otherwise ignored; nothing here fails or panics, whatever the bytes.
+/// A rejected `traceparent` drops `tracestate` too (W3C: a new trace starts); a valid
+/// `traceparent` with a rejected `tracestate` is kept with an empty trace state. The returned
+/// context is marked remote.
+///
+/// ```
+/// use http::HeaderMap;
+/// use mesh_observe::propagation::extract;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(
+///     "traceparent",
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap(),
+/// );
+/// headers.insert("tracestate", "congo=t61rcWkgMzE".parse().unwrap());
+/// let parent = extract(&headers, |rejection| panic!("{rejection}")).unwrap();
+/// assert!(parent.is_sampled() && parent.is_remote());
+/// assert_eq!(parent.trace_state().get("congo"), Some("t61rcWkgMzE"));
+///
+/// headers.insert("traceparent", "00-zz".parse().unwrap());
+/// let mut rejected = Vec::new();
+/// assert!(extract(&headers, |r| rejected.push(r)).is_none());
+/// assert_eq!(rejected[0].header().as_str(), "traceparent");
+/// ```
+pub fn extract(headers: &HeaderMap, mut on_reject: impl FnMut(Rejection)) -> Option<SpanContext> {
+    let mut reject = |header, reason| on_reject(Rejection::new(header, reason));
+
+    match single(headers, &TRACEPARENT).map_parse(w3c::parse_traceparent) {
+        None => {}
+        Some(Ok(parent)) => {
+            let lines = headers
+                .get_all(&TRACESTATE)
+                .iter()
+                .map(HeaderValue::as_bytes);
+            let state = w3c::parse_tracestate(lines).unwrap_or_else(|reason| {
+                reject(TraceHeader::Tracestate, reason);
+                TraceState::NONE
+            });
+            return Some(with_state(parent, state));
+        }
+        Some(Err(reason)) => reject(TraceHeader::Traceparent, reason),
+    }
+
+    match single(headers, &B3).map_parse(b3::parse_single) {
+        None | Some(Ok(None)) => {}
+        Some(Ok(Some(parent))) => return Some(parent),
+        Some(Err(reason)) => reject(TraceHeader::B3, reason),
+    }
+
+    let mut duplicate = false;
+    let mut one = |name: &HeaderName| match single(headers, name) {
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => {
+            duplicate = true;
+            None
+        }
+        None => None,
+    };
+    let multi = MultiHeaders {
+        trace_id: one(&X_B3_TRACE_ID),
+        span_id: one(&X_B3_SPAN_ID),
+        sampled: one(&X_B3_SAMPLED),
+        flags: one(&X_B3_FLAGS),
+    };
+    if duplicate {
+        reject(TraceHeader::B3Multi, RejectReason::Duplicate);
+        return None;
+    }
+    b3::parse_multi(multi).unwrap_or_else(|reason| {
+        reject(TraceHeader::B3Multi, reason);
+        None
+    })
+}
+
+/// The value of a header that must appear at most once: `None` when absent, `Some(Err)` when
+/// repeated. The `Err` case is mapped by callers to [`RejectReason::Duplicate`].
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Result<&'a [u8], RejectReason>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    match values.next() {
+        None => Some(Ok(first.as_bytes())),
+        Some(_) => Some(Err(RejectReason::Duplicate)),
+    }
+}
+
+/// Runs a parser on a header found exactly once, keeping "absent" and "repeated" apart.
+trait ParseFound<T> {
+    fn map_parse<U>(
+        self,
+        parse: impl FnOnce(T) -> Result<U, RejectReason>,
+    ) -> Option<Result<U, RejectReason>>;
+}
+
+impl<T> ParseFound<T> for Option<Result<T, RejectReason>> {
+    fn map_parse<U>(
+        self,
+        parse: impl FnOnce(T) -> Result<U, RejectReason>,
+    ) -> Option<Result<U, RejectReason>> {
+        self.map(|found| found.and_then(parse))
+    }
+}
+
+pub(crate) fn with_state(parent: SpanContext, state: TraceState) -> SpanContext {
+    SpanContext::new(
+        parent.trace_id(),
+        parent.span_id(),
+        parent.trace_flags(),
+        parent.is_remote(),
+        state,
+    )
+}
+
+/// Writes `span` into `headers` in the formats `propagation` selects, after removing every trace
+/// header already there (a forwarded request must not carry its caller's context as well).
+///
+/// An invalid `span` (no trace, e.g. no provider installed and no incoming parent) writes nothing.
+/// Costs: one small allocation per header written (each [`HeaderValue`] owns its bytes), plus the
+/// `tracestate` text when the trace state is not empty.
+///
+/// ```
+/// use http::HeaderMap;
+/// use mesh_observe::propagation::{B3Encoding, Propagation, inject};
+/// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+///
+/// let span = SpanContext::new(
+///     TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736),
+///     SpanId::from(0x00f067aa0ba902b7),
+///     TraceFlags::SAMPLED,
+///     false,
+///     TraceState::NONE,
+/// );
+/// let mut headers = HeaderMap::new();
+/// inject(&span, Propagation::default().b3(Some(B3Encoding::Single)), &mut headers);
+/// assert_eq!(headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// assert_eq!(headers["b3"], "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1");
+/// ```
+pub fn inject(span: &SpanContext, propagation: Propagation, headers: &mut HeaderMap) {
+    for name in &ALL {
+        headers.remove(name);
+    }
+    if !span.is_valid() {
+        return;
+    }
+    if propagation.w3c_enabled() {
+        let traceparent = w3c::encode_traceparent(span);
+        headers.insert(TRACEPARENT, ascii_value(&traceparent));
+        let state = span.trace_state().header();
+        if !state.is_empty()
+            && let Ok(value) = HeaderValue::try_from(state)
+        {
+            headers.insert(TRACESTATE, value);
+        }
+    }
+    match propagation.b3_encoding() {
+        None => {}
+        Some(super::B3Encoding::Single) => {
+            headers.insert(B3, ascii_value(&b3::encode_single(span)));
+        }
+        Some(super::B3Encoding::Multi) => {
+            let (trace, id) = b3::encode_ids(span);
+            headers.insert(X_B3_TRACE_ID, ascii_value(&trace));
+            headers.insert(X_B3_SPAN_ID, ascii_value(&id));
+            let sampled = if span.is_sampled() { "1" } else { "0" };
+            headers.insert(X_B3_SAMPLED, HeaderValue::from_static(sampled));
+        }
+    }
+}
+
+/// A header value from bytes this module produced (hex digits and `-`), always valid.
+fn ascii_value(bytes: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
+}

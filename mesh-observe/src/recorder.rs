@@ -1,0 +1,220 @@
+//! [`RequestRecorder`]: ends a request's span and records its metrics, exactly once.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{Method, StatusCode, Version};
+use mesh_core::classify::{Completion, OnCompletion, Outcome};
+use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue, StringValue};
+use tokio::time::Instant;
+
+use crate::metrics::RequestInstruments;
+
+/// The low-cardinality attributes shared by a request's metrics (and, at its end, its span).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MetricAttributes {
+    pub(crate) method: &'static str,
+    pub(crate) scheme: Option<&'static str>,
+    pub(crate) route: Option<StringValue>,
+    pub(crate) server_address: Option<StringValue>,
+    pub(crate) server_port: Option<i64>,
+    pub(crate) protocol: Option<&'static str>,
+}
+
+/// How many attributes a duration point can carry: the six above, status code and `error.type`.
+const MAX_ATTRIBUTES: usize = 8;
+
+/// Ends the span and records the duration of one request when its response body ends; the
+/// [`OnCompletion`] callback the trace layers hand to mesh-core's `observe_response`.
+///
+/// It is public only so that [`TracedBody`](crate::TracedBody) can be named. It runs exactly once:
+/// at the end of the body (trailers included, so a gRPC status in trailers decides the span
+/// status), when the inner service fails, or when it is dropped unfinished — a response future or
+/// body dropped early is recorded with `error.type = "cancelled"`.
+pub struct RequestRecorder {
+    state: Option<State>,
+}
+
+struct State {
+    cx: Context,
+    recording: bool,
+    start: Instant,
+    instruments: Arc<RequestInstruments>,
+    attributes: MetricAttributes,
+    status: Option<StatusCode>,
+}
+
+impl fmt::Debug for RequestRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestRecorder")
+            .field("finished", &self.state.is_none())
+            .finish()
+    }
+}
+
+/// How a request ended, as far as the recorder is concerned.
+pub(crate) enum Ended {
+    Outcome(Outcome),
+    Cancelled,
+}
+
+impl RequestRecorder {
+    /// Starts timing a request whose span lives in `cx`; counts it as active.
+    pub(crate) fn start(
+        cx: Context,
+        instruments: Arc<RequestInstruments>,
+        attributes: MetricAttributes,
+    ) -> Self {
+        let recording = cx.span().is_recording();
+        let (active, n) = active_attributes(&attributes);
+        instruments.active.add(1, &active[..n]);
+        Self {
+            state: Some(State {
+                cx,
+                recording,
+                start: Instant::now(),
+                instruments,
+                attributes,
+                status: None,
+            }),
+        }
+    }
+
+    /// Notes the response status, once the head has arrived.
+    pub(crate) fn set_status(&mut self, status: StatusCode) {
+        if let Some(state) = &mut self.state {
+            state.status = Some(status);
+        }
+    }
+
+    pub(crate) fn finish(&mut self, ended: Ended) {
+        let Some(state) = self.state.take() else {
+            return;
+        };
+        let elapsed = state.start.elapsed().as_secs_f64();
+        let error_type = match &ended {
+            Ended::Outcome(Outcome::Success) => None,
+            Ended::Outcome(outcome) => Some(outcome.kind()),
+            Ended::Cancelled => Some("cancelled"),
+        };
+        let attrs = &state.attributes;
+        let mut points: [KeyValue; MAX_ATTRIBUTES] = std::array::from_fn(|_| KeyValue::new("", ""));
+        let mut n = 0;
+        let mut push = |kv: KeyValue| {
+            points[n] = kv;
+            n += 1;
+        };
+        push(KeyValue::new("http.request.method", attrs.method));
+        if let Some(scheme) = attrs.scheme {
+            push(KeyValue::new("url.scheme", scheme));
+        }
+        if let Some(route) = &attrs.route {
+            push(KeyValue::new("http.route", route.clone()));
+        }
+        if let Some(address) = &attrs.server_address {
+            push(KeyValue::new("server.address", address.clone()));
+        }
+        if let Some(port) = attrs.server_port {
+            push(KeyValue::new("server.port", port));
+        }
+        if let Some(protocol) = attrs.protocol {
+            push(KeyValue::new("network.protocol.version", protocol));
+        }
+        if let Some(status) = state.status {
+            push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+        }
+        if let Some(error_type) = error_type {
+            push(KeyValue::new("error.type", error_type));
+        }
+        state.instruments.duration.record(elapsed, &points[..n]);
+        let (active, n) = active_attributes(&state.attributes);
+        state.instruments.active.add(-1, &active[..n]);
+
+        let span = state.cx.span();
+        if state.recording {
+            if let Some(status) = state.status {
+                let code = i64::from(status.as_u16());
+                span.set_attribute(KeyValue::new("http.response.status_code", code));
+            }
+            if let Some(error_type) = error_type {
+                span.set_attribute(KeyValue::new("error.type", error_type));
+            }
+            if let Ended::Outcome(Outcome::Failure(class)) = &ended {
+                if let Some(code) = class.grpc_code() {
+                    let code = i64::from(code.value());
+                    span.set_attribute(KeyValue::new("rpc.grpc.status_code", code));
+                }
+                span.set_status(Status::error(class.kind()));
+            }
+        }
+        span.end();
+    }
+}
+
+impl OnCompletion for RequestRecorder {
+    fn on_completion(mut self, completion: Completion) {
+        self.finish(match completion {
+            Completion::Finished(outcome) => Ended::Outcome(outcome),
+            Completion::Cancelled => Ended::Cancelled,
+        });
+    }
+}
+
+impl Drop for RequestRecorder {
+    fn drop(&mut self) {
+        self.finish(Ended::Cancelled);
+    }
+}
+
+/// `http.*.active_requests` carries only attributes known when the request starts (method, and
+/// `url.scheme` when the URI names it, as the duration histogram does). Returns the array and how
+/// many of its entries are used.
+fn active_attributes(attrs: &MetricAttributes) -> ([KeyValue; 2], usize) {
+    let method = KeyValue::new("http.request.method", attrs.method);
+    match attrs.scheme {
+        Some(scheme) => ([method, KeyValue::new("url.scheme", scheme)], 2),
+        None => ([method, KeyValue::new("", "")], 1),
+    }
+}
+
+/// The method as the semantic conventions name it: one of the nine standard methods, else
+/// `_OTHER` (so a client cannot create metric series by inventing methods).
+pub(crate) fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+/// `network.protocol.version` for an HTTP version.
+pub(crate) fn protocol_version(version: Version) -> Option<&'static str> {
+    match version {
+        Version::HTTP_09 => Some("0.9"),
+        Version::HTTP_10 => Some("1.0"),
+        Version::HTTP_11 => Some("1.1"),
+        Version::HTTP_2 => Some("2"),
+        Version::HTTP_3 => Some("3"),
+        _ => None,
+    }
+}
+
+/// `url.scheme` when the URI says it.
+pub(crate) fn scheme_name(uri: &http::Uri) -> Option<&'static str> {
+    match uri.scheme_str() {
+        Some("http") => Some("http"),
+        Some("https") => Some("https"),
+        _ => None,
+    }
+}

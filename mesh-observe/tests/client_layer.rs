@@ -1,0 +1,233 @@
+//! ClientTraceLayer: parent selection, injection of the child span, attributes and metrics,
+//! failures, and pass-through with no provider.
+
+mod common;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use common::{Telemetry, attr, attr_str};
+use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, Full};
+use mesh_observe::metrics::{HTTP_CLIENT_ACTIVE_REQUESTS, HTTP_CLIENT_REQUEST_DURATION};
+use mesh_observe::propagation::{B3Encoding, Propagation, extract};
+use mesh_observe::{ClientTraceLayer, TraceConfig};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+    Tracer, TracerProvider,
+};
+use opentelemetry::{Context, Value};
+use tokio::sync::mpsc;
+use tower::{Layer, Service, ServiceExt};
+
+/// A transport that answers 200 and hands the request headers it saw to the test.
+fn recording_transport() -> (
+    impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone,
+    mpsc::UnboundedReceiver<HeaderMap>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let service = tower::service_fn(move |req: Request<()>| {
+        let _ = tx.send(req.headers().clone());
+        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok")))) }
+    });
+    (service, rx)
+}
+
+fn remote_parent() -> SpanContext {
+    SpanContext::new(
+        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        SpanId::from(0x00f0_67aa_0ba9_02b7),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::from_key_value([("vendor", "x")]).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn child_span_of_the_extension_parent_is_injected() {
+    let telemetry = Telemetry::new();
+    let (transport, mut seen) = recording_transport();
+    let mut client = ClientTraceLayer::new(telemetry.config()).layer(transport);
+
+    let mut req = Request::post("http://inventory.shop:9000/stock?sku=1")
+        .header("b3", "stale-from-the-caller")
+        .body(())
+        .unwrap();
+    req.extensions_mut()
+        .insert(Context::new().with_remote_span_context(remote_parent()));
+    let res = client.ready().await.unwrap().call(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+
+    let sent = seen.recv().await.unwrap();
+    assert!(!sent.contains_key("b3"), "stale trace headers are removed");
+    assert_eq!(sent["tracestate"], "vendor=x");
+    let injected = extract(&sent, |r| panic!("{r}")).unwrap();
+
+    let spans = telemetry.finished_spans();
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    assert_eq!(span.span_kind, SpanKind::Client);
+    assert_eq!(span.name, "POST");
+    assert_eq!(span.span_context.trace_id(), remote_parent().trace_id());
+    assert_eq!(span.parent_span_id, remote_parent().span_id());
+    assert_eq!(
+        injected.trace_id(),
+        remote_parent().trace_id(),
+        "same trace"
+    );
+    assert_eq!(
+        injected.span_id(),
+        span.span_context.span_id(),
+        "the new span is the parent"
+    );
+    assert_ne!(injected.span_id(), remote_parent().span_id());
+    assert!(injected.is_sampled(), "the sampling decision travels");
+    let a = &span.attributes;
+    assert_eq!(
+        attr_str(a, "server.address").as_deref(),
+        Some("inventory.shop")
+    );
+    assert_eq!(attr(a, "server.port"), Some(Value::I64(9000)));
+    assert_eq!(
+        attr_str(a, "url.full").as_deref(),
+        Some("http://inventory.shop:9000/stock?sku=1")
+    );
+    assert_eq!(attr(a, "http.response.status_code"), Some(Value::I64(200)));
+
+    let points = telemetry.histogram(HTTP_CLIENT_REQUEST_DURATION);
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].count(), 1);
+    let attrs: Vec<_> = points[0].attributes().cloned().collect();
+    assert_eq!(
+        attr_str(&attrs, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        attr_str(&attrs, "server.address").as_deref(),
+        Some("inventory.shop")
+    );
+    assert_eq!(attr(&attrs, "server.port"), Some(Value::I64(9000)));
+    assert_eq!(
+        attr(&attrs, "http.response.status_code"),
+        Some(Value::I64(200))
+    );
+    assert_eq!(attr(&attrs, "url.full"), None);
+    let active = telemetry.sums(HTTP_CLIENT_ACTIVE_REQUESTS);
+    assert_eq!(active.iter().map(|(_, n)| n).sum::<i128>(), 0);
+}
+
+#[tokio::test]
+async fn current_context_is_the_parent_when_the_request_has_none() {
+    let telemetry = Telemetry::new();
+    let (transport, mut seen) = recording_transport();
+    let mut client = ClientTraceLayer::new(telemetry.config()).layer(transport);
+    let tracer = telemetry.tracer_provider.tracer("outer");
+    let outer = tracer.start("outer");
+    let outer_cx = Context::current_with_span(outer);
+    let outer_id = outer_cx.span().span_context().clone();
+
+    let future = {
+        let _attached = outer_cx.clone().attach();
+        client
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::get("http://a/").body(()).unwrap())
+    };
+    future.await.unwrap().into_body().collect().await.unwrap();
+    let injected = extract(&seen.recv().await.unwrap(), |r| panic!("{r}")).unwrap();
+    assert_eq!(injected.trace_id(), outer_id.trace_id());
+
+    let span = &telemetry.finished_spans()[0];
+    assert_eq!(span.parent_span_id, outer_id.span_id());
+    assert_eq!(
+        attr(&span.attributes, "server.port"),
+        Some(Value::I64(80)),
+        "port from scheme"
+    );
+}
+
+#[tokio::test]
+async fn b3_formats_are_injected_when_configured() {
+    let telemetry = Telemetry::new();
+    for (encoding, header) in [
+        (B3Encoding::Single, "b3"),
+        (B3Encoding::Multi, "x-b3-spanid"),
+    ] {
+        let (transport, mut seen) = recording_transport();
+        let config = telemetry
+            .config()
+            .propagation(Propagation::default().w3c(false).b3(Some(encoding)));
+        let mut client = ClientTraceLayer::new(config).layer(transport);
+        let res = client
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+        drop(res);
+        let sent = seen.recv().await.unwrap();
+        assert!(sent.contains_key(header), "{encoding:?}");
+        assert!(!sent.contains_key("traceparent"), "{encoding:?}");
+        assert!(extract(&sent, |r| panic!("{r}")).is_some());
+    }
+}
+
+#[tokio::test]
+async fn transport_errors_fail_the_span_with_their_kind() {
+    let telemetry = Telemetry::new();
+    let transport = tower::service_fn(|_req: Request<()>| async {
+        let cause = mesh_core::error::Timeout::new();
+        Err::<Response<Full<Bytes>>, mesh_core::BoxError>(Box::new(
+            mesh_core::error::ConnectError::new(cause),
+        ))
+    });
+    let mut client = ClientTraceLayer::new(telemetry.config()).layer(transport);
+    let err = client
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::get("http://down:81/").body(()).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        err.is::<mesh_core::error::ConnectError>(),
+        "errors pass through unchanged"
+    );
+
+    let span = &telemetry.finished_spans()[0];
+    assert_eq!(span.status, Status::error("connect"));
+    let points = telemetry.histogram(HTTP_CLIENT_REQUEST_DURATION);
+    let attrs: Vec<_> = points[0].attributes().cloned().collect();
+    assert_eq!(attr_str(&attrs, "error.type").as_deref(), Some("connect"));
+    assert_eq!(attr(&attrs, "http.response.status_code"), None);
+}
+
+#[tokio::test]
+async fn without_a_provider_the_incoming_context_is_forwarded_unchanged() {
+    // The default configuration uses the global providers; no test installs one, so both are
+    // OpenTelemetry's no-ops.
+    let (transport, mut seen) = recording_transport();
+    let mut client = ClientTraceLayer::new(TraceConfig::new()).layer(transport);
+
+    let mut req = Request::new(());
+    req.extensions_mut()
+        .insert(Context::new().with_remote_span_context(remote_parent()));
+    drop(client.ready().await.unwrap().call(req).await.unwrap());
+    let forwarded = extract(&seen.recv().await.unwrap(), |r| panic!("{r}")).unwrap();
+    assert_eq!(forwarded.trace_id(), remote_parent().trace_id());
+    assert_eq!(forwarded.span_id(), remote_parent().span_id());
+
+    // No parent, no provider: nothing to propagate, and stale headers are still removed.
+    let req = Request::get("/")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(())
+        .unwrap();
+    drop(client.ready().await.unwrap().call(req).await.unwrap());
+    let sent = seen.recv().await.unwrap();
+    assert!(!sent.contains_key("traceparent"), "{sent:?}");
+}
