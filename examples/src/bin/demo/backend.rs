@@ -1,4 +1,5 @@
-//! The demo's backends: mesh-core servers answering after a delay, some of them failing on purpose.
+//! The demo's backends: mesh-core servers behind mesh-tls mTLS and mesh-observe's server layer, each answering with its name in the
+//! `x-backend` header after a delay, some slow or failing on purpose.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -6,137 +7,107 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_core::Body;
-use mesh_core::server::{Server, ServerConfig, ServerStats};
+use mesh_core::server::{Server, ServerConfig};
+use mesh_observe::{ServerTraceLayer, TraceConfig};
+use mesh_tls::TlsAcceptor;
+use opentelemetry::metrics::Meter;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tower::Layer;
+
+/// The response header naming the backend that answered.
+pub(crate) const BACKEND_HEADER: HeaderName = HeaderName::from_static("x-backend");
 
 /// How a backend answers.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Behaviour {
     /// 200 after the delay.
     Healthy(Duration),
-    /// After the delay, every 4th answer is a 503; every 8th of those carries `Retry-After: 1`.
+    /// 200 after the delay; every 10th answer takes `slow` instead (a long tail).
+    Slow { delay: Duration, slow: Duration },
+    /// 200 after the delay, except in bursts: for 0.8 s of every 4 s (from 1.5 s after start on)
+    /// every answer is a 503 without `Retry-After`, enough in a row for outlier ejection and the
+    /// breaker to notice. Time-based, so an ejected backend has recovered when it is probed.
     Flaky(Duration),
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    served: AtomicU64,
-    in_flight: AtomicU64,
 }
 
 /// A running backend.
 pub(crate) struct Backend {
-    name: &'static str,
     addr: SocketAddr,
-    stats: ServerStats,
-    counters: Arc<Counters>,
+    served: Arc<AtomicU64>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
-/// What a backend did by the time it stopped.
-pub(crate) struct StopReport {
-    pub(crate) served: u64,
-    pub(crate) connections: u64,
-    /// Requests still in flight after the drain (should be 0: graceful shutdown finishes them).
-    pub(crate) failed_in_drain: u64,
-}
-
 impl Backend {
-    pub(crate) async fn start(name: &'static str, behaviour: Behaviour) -> std::io::Result<Self> {
+    /// Binds 127.0.0.1:0 and serves over mTLS with `acceptor`.
+    pub(crate) async fn start(
+        name: &'static str,
+        behaviour: Behaviour,
+        acceptor: TlsAcceptor,
+        meter: &Meter,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let server = Server::new(listener).config(ServerConfig::default());
+        let server = Server::new(listener)
+            .acceptor(acceptor)
+            .config(ServerConfig::default().drain_timeout(Some(Duration::from_secs(2))));
         let addr = server.local_addr()?;
-        let stats = server.stats();
-        let counters = Arc::new(Counters::default());
-        let service_counters = counters.clone();
-        let service = tower::service_fn(move |req: Request<Incoming>| {
-            let counters = service_counters.clone();
-            async move {
-                counters.in_flight.fetch_add(1, Ordering::Relaxed);
-                let n = counters.served.fetch_add(1, Ordering::Relaxed) + 1;
-                let res = answer(name, behaviour, n, req).await;
-                counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-                Ok::<_, Infallible>(res)
-            }
+        let served = Arc::new(AtomicU64::new(0));
+        let counter = served.clone();
+        let started = Instant::now();
+        let handler = tower::service_fn(move |_req: Request<Incoming>| {
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            let up = started.elapsed();
+            async move { Ok::<_, Infallible>(answer(name, behaviour, n, up).await) }
         });
+        // Server spans and `http.server.request.duration`, on the demo's meter.
+        let service = ServerTraceLayer::new(TraceConfig::new().meter(meter.clone())).layer(handler);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve_with_shutdown(service, async {
             let _ = stopped.await;
         }));
         Ok(Self {
-            name,
             addr,
-            stats,
-            counters,
+            served,
             stop,
             task,
         })
-    }
-
-    pub(crate) fn name(&self) -> &'static str {
-        self.name
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    pub(crate) fn served(&self) -> u64 {
-        self.counters.served.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn in_flight(&self) -> u64 {
-        self.counters.in_flight.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn connections(&self) -> u64 {
-        self.stats.accepted_connections()
-    }
-
-    /// Stops accepting, lets in-flight requests finish, and reports.
-    pub(crate) async fn shutdown(self) -> Result<StopReport, Box<dyn std::error::Error>> {
+    /// Stops accepting, lets in-flight requests finish (mesh-core's graceful shutdown), and
+    /// returns the number of requests served.
+    pub(crate) async fn shutdown(self) -> Result<u64, mesh_core::BoxError> {
         let _ = self.stop.send(());
         self.task.await??;
-        Ok(StopReport {
-            served: self.counters.served.load(Ordering::Relaxed),
-            connections: self.stats.accepted_connections(),
-            failed_in_drain: self.counters.in_flight.load(Ordering::Relaxed),
-        })
+        Ok(self.served.load(Ordering::Relaxed))
     }
 }
 
-async fn answer(
-    name: &'static str,
-    behaviour: Behaviour,
-    n: u64,
-    _req: Request<Incoming>,
-) -> Response<Body> {
+/// Answer number `n`, `up` after the backend started.
+async fn answer(name: &'static str, behaviour: Behaviour, n: u64, up: Duration) -> Response<Body> {
     let (delay, fail) = match behaviour {
         Behaviour::Healthy(delay) => (delay, false),
-        Behaviour::Flaky(delay) => (delay, n.is_multiple_of(4)),
+        Behaviour::Slow { delay, slow } => (if n.is_multiple_of(10) { slow } else { delay }, false),
+        Behaviour::Flaky(delay) => {
+            let phase = (up.as_millis() + 2500) % 4000;
+            (delay, phase < 800)
+        }
     };
     tokio::time::sleep(delay).await;
     let mut res = Response::new(Body::from(format!("hello from {name}\n")));
+    res.headers_mut()
+        .insert(BACKEND_HEADER, HeaderValue::from_static(name));
     if fail {
         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        if n.is_multiple_of(32) {
-            res.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            );
-        }
     }
     res
-}
-
-/// A loopback address where nothing listens: bound, read, and released.
-pub(crate) async fn unused_address() -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    listener.local_addr()
 }

@@ -1,75 +1,135 @@
-//! `demo`: a small mesh on loopback, driven by the mesh-core client and server.
+//! `demo`: a small multicloud mesh in one process, on loopback, with every mesh-* crate in the path.
 //!
-//! It starts three backends with [`mesh_core::server::Server`] (one fast, one slow, one that fails
-//! now and then), plus one address where nothing listens. A load generator sends requests at a fixed
-//! rate, round robin, through one [`mesh_core::client::HttpClient`] per endpoint (HTTP/2 to the fast
-//! one, pooled HTTP/1.1 to the others) behind mesh-core's error-to-response layer, and classifies every
-//! answer with mesh-core's classifier. Every second it prints a table per endpoint; halfway through
-//! it shuts the slow backend down gracefully (its in-flight requests still complete) and the table shows
-//! its traffic turning into `502 connect` answers. At the end it prints a summary.
+//! # Topology
 //!
-//! Balancing, retries, mTLS and telemetry join this demo as their crates land.
+//! Two clouds, each a region with one zone and its own SPIFFE trust domain, with roots from
+//! mesh-tls's test CA: **cloud A** (`cloud-a.example`, local to the client) runs three backends —
+//! `a1` (fast), `a2-slow` (8 ms, and a long tail: every 10th answer takes 100 ms) and `a3-flaky`
+//! (`503`s for 0.8 s of every 4 s) — and **cloud B** (`cloud-b.example`) runs two, `b1` and `b2`, a
+//! few milliseconds further away. Every backend is a mesh-core [`Server`]
+//! behind a mesh-tls [`TlsAcceptor`](mesh_tls::TlsAcceptor) that trusts both domains' roots and
+//! requires a client SVID; each answers with its name in the `x-backend` header.
+//!
+//! # The client stack
+//!
+//! ```text
+//! ClientTraceLayer (mesh-observe: spans, http.client.request.duration)
+//!   → RequestTimeoutLayer (1 s overall)
+//!   → RetryLayer (3 attempts, 300 ms per try, WindowBudget: 20 % of requests + 10/s over 10 s)
+//!   → Balance (P2C over PeakEWMA, locality tiers from cloud A, outlier ejection, seeded)
+//!   → per endpoint, built by the balancer's factory:
+//!       Tally (the demo's attempt counter) → CircuitBreaker in gate mode → HttpClient over
+//!       TlsConnector (HTTP/2, checks the endpoint's expected SPIFFE ID)
+//! ```
+//!
+//! **Breaker placement.** The breakers are per endpoint, in [gate
+//! mode](mesh_retry::breaker::BreakerMode::Gate), inside the balancer's factory: an open breaker
+//! makes its endpoint unready, the balancer routes around it, and the locality tiers count it as
+//! unhealthy. This composes cleanly because mesh-balance polls each endpoint's readiness and its
+//! factory can reuse a [`BreakerHandle`](mesh_retry::breaker::BreakerHandle) created in advance
+//! (the balancer rebuilds a service whose readiness failed; the breaker state must survive that).
+//! A route-level breaker in fail-fast mode would have turned a local-cloud outage into failed
+//! requests instead of a failover.
+//!
+//! # What it shows
+//!
+//! Load runs open-loop at `--rate`. Every second a table shows, per endpoint, its share of the
+//! attempts, their outcomes, p50 / p99 to the response head and its breaker state; above it, the
+//! zone the answers came from, the requests' outcomes, retries (attempts beyond the first) and the
+//! retry budget left, and the balancer's ejected count and panic mode. Halfway, cloud A's three
+//! backends shut down gracefully and the table shows traffic failing over to cloud B. The run
+//! ends with a summary. Prometheus `/metrics` (everything the layers record, through the
+//! OpenTelemetry SDK and mesh-observe's exporter) is served on a loopback port meanwhile; its
+//! retry counter is scraped once at the end.
+//!
+//! Not shown: the retry budget's remaining capacity is computed from its window counts
+//! ([`WindowBudget::requests`](mesh_retry::budget::WindowBudget::requests) and `retries`) and the
+//! configured ratio, since the budget does not expose it directly; per-endpoint ejection is not
+//! exposed by mesh-balance, so the table shows the balancer-wide ejected count.
 
 mod backend;
 mod load;
+mod mesh;
+mod table;
+mod tally;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mesh_core::Endpoint;
-use mesh_core::client::{ClientConfig, Protocol};
+use http::Request;
+use http_body_util::BodyExt;
+use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
+use mesh_core::server::Server;
+use mesh_core::{Body, Endpoint};
 use mesh_examples::args::{ArgError, Args};
-use mesh_examples::stats::fmt_ms;
+use mesh_observe::prometheus::prometheus_endpoint;
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
 
-use crate::backend::{Backend, Behaviour};
-use crate::load::{Target, probe, run_load};
+use crate::backend::Backend;
+use crate::load::{Board, run_load};
+use crate::mesh::{CLOUDS, INSTANCES, Identities, LOCAL, build_stack, locality, spiffe_id};
 
 const USAGE: &str = "\
-demo: a small mesh on loopback, driven by the mesh-core HTTP client and server
+demo: a small multicloud service mesh in one process, on loopback, built from the mesh-* crates
 
 USAGE:
     cargo run --release -p mesh-examples --bin demo -- [OPTIONS]
 
 OPTIONS:
-    --duration <SECONDS>   how long to send load, in seconds (default 10, at least 2)
-    --rate <PER_SECOND>    requests per second, sent round robin over the endpoints (default 200)
-    --help                 print this text
+    --duration <SECONDS>    how long to send load (default 20, at least 4); cloud A's backends
+                            are stopped halfway through
+    --rate <PER_SECOND>     requests per second, open loop (default 200, 1 to 5000)
+    --seed <N>              seed of the balancer, retry jitter and breaker jitter (default 42)
+    --metrics-port <PORT>   loopback port for Prometheus /metrics (default 0: any free port)
+    --help                  print this text
 
 WHAT HAPPENS:
-    Three backends start on 127.0.0.1 (fast 2 ms, slow 25 ms, flaky: every 4th answer is a 503, every
-    8th of those with Retry-After), and one endpoint has nothing listening. Requests go through one
-    mesh-core client per endpoint (HTTP/2 to the fast backend, pooled HTTP/1.1 to the others) behind
-    the error-to-response layer. Each second a table shows, per endpoint, the requests, their outcome
-    by mesh-core's classifier, p50/p99 latency to the end of the body, and connections. Halfway, the
-    slow backend drains and stops.";
+    Cloud A (local; trust domain cloud-a.example) runs a1 (fast), a2-slow (8 ms, every 10th
+    answer 100 ms) and a3-flaky (503s for 0.8 s of every 4 s); cloud B (cloud-b.example) runs b1 and b2, 8 ms away.
+    All talk mTLS with SPIFFE IDs from two federated test CAs. The client sends through
+    observe -> timeout -> retry + budget -> balancer (locality tiers, ejection) -> per-endpoint
+    breaker -> mTLS client. Every second a table shows per-endpoint share, outcomes, p50/p99,
+    breaker state, plus the zone in use, retries, budget left, ejections and panic mode.
+    Halfway, cloud A's backends shut down and traffic fails over to cloud B. A summary ends
+    the run; /metrics is served on 127.0.0.1 while it runs.";
 
 struct Options {
     duration: Duration,
     rate: u32,
+    seed: u64,
+    metrics_port: u16,
 }
 
 fn options() -> Result<Options, ArgError> {
     let mut args = Args::parse(std::env::args().skip(1))?;
-    let seconds: u64 = args.value("--duration", 10)?;
+    let seconds: u64 = args.value("--duration", 20)?;
     let rate: u32 = args.value("--rate", 200)?;
+    let seed: u64 = args.value("--seed", 42)?;
+    let metrics_port: u16 = args.value("--metrics-port", 0)?;
     args.finish()?;
-    if seconds < 2 {
+    if !(4..=3600).contains(&seconds) {
         return Err(ArgError::Invalid {
             flag: "--duration".into(),
             value: seconds.to_string(),
-            reason: "must be at least 2 seconds".into(),
+            reason: "must be between 4 and 3600 seconds".into(),
         });
     }
-    if !(1..=20_000).contains(&rate) {
+    if !(1..=5_000).contains(&rate) {
         return Err(ArgError::Invalid {
             flag: "--rate".into(),
             value: rate.to_string(),
-            reason: "must be between 1 and 20000".into(),
+            reason: "must be between 1 and 5000".into(),
         });
     }
     Ok(Options {
         duration: Duration::from_secs(seconds),
         rate,
+        seed,
+        metrics_port,
     })
 }
 
@@ -93,135 +153,135 @@ async fn main() {
 }
 
 async fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    let fast = Backend::start("fast", Behaviour::Healthy(Duration::from_millis(2))).await?;
-    let slow = Backend::start("slow", Behaviour::Healthy(Duration::from_millis(25))).await?;
-    let flaky = Backend::start("flaky", Behaviour::Flaky(Duration::from_millis(2))).await?;
-    let gone = backend::unused_address().await?;
+    // Metrics: one SDK provider, read by the Prometheus exporter, its meter handed to every layer.
+    let (reader, metrics) = prometheus_endpoint()?;
+    let provider = SdkMeterProvider::builder().with_reader(reader).build();
+    let meter = provider.meter("mesh-demo");
+    let metrics_listener = TcpListener::bind(("127.0.0.1", options.metrics_port)).await?;
+    let metrics_server = Server::new(metrics_listener);
+    let metrics_addr = metrics_server.local_addr()?;
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_task = tokio::spawn(metrics_server.serve_with_shutdown(metrics, async {
+        let _ = metrics_stopped.await;
+    }));
 
-    let h1 = ClientConfig::default().max_connections(16);
-    let targets = vec![
-        Target::new(
-            "fast",
-            Endpoint::new(fast.addr()),
-            h1.clone().protocol(Protocol::Http2),
-        ),
-        Target::new("slow", Endpoint::new(slow.addr()), h1.clone()),
-        Target::new("flaky", Endpoint::new(flaky.addr()), h1.clone()),
-        Target::new("gone", Endpoint::new(gone), h1),
-    ];
-    let targets: Arc<[Target]> = targets.into();
+    let identities = Identities::new();
+    let mut backends = Vec::new();
+    let mut endpoints = Vec::new();
+    for (i, instance) in INSTANCES.iter().enumerate() {
+        let backend = Backend::start(
+            instance.name,
+            instance.behaviour,
+            identities.acceptor(i),
+            &meter,
+        )
+        .await?;
+        endpoints.push(
+            Endpoint::builder(backend.addr())
+                .locality(locality(instance.cloud))
+                .identity(&spiffe_id(i))
+                .build()?,
+        );
+        backends.push(Some(backend));
+    }
+    let stack =
+        build_stack(&endpoints, &identities, &meter, options.seed).map_err(|e| e.to_string())?;
+
     println!(
-        "mesh demo: {} req/s for {} s over {} endpoints (fast {} h2, slow {} h1, flaky {} h1, gone {} h1)\n",
+        "mesh demo: {} req/s for {} s, seed {}; client in {} ({}); Prometheus metrics at http://{metrics_addr}/metrics",
         options.rate,
         options.duration.as_secs(),
-        targets.len(),
-        fast.addr(),
-        slow.addr(),
-        flaky.addr(),
-        gone
+        options.seed,
+        CLOUDS[LOCAL].name,
+        CLOUDS[LOCAL].trust_domain,
     );
-
-    for target in targets.iter() {
-        println!("probe {:<6} -> {}", target.name, probe(target).await);
+    for (i, ep) in endpoints.iter().enumerate() {
+        println!(
+            "  {:<9} {:<8} {}  {}",
+            INSTANCES[i].name,
+            CLOUDS[INSTANCES[i].cloud].name,
+            ep.addr(),
+            spiffe_id(i)
+        );
     }
     println!();
-    let load = tokio::spawn(run_load(targets.clone(), options.rate, options.duration));
+
+    let board = Arc::new(Board::default());
+    let load = tokio::spawn(run_load(
+        stack.client.clone(),
+        board.clone(),
+        options.rate,
+        options.duration,
+    ));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
-    let mut slow = Some(slow);
     let seconds = options.duration.as_secs();
+    let kill_at = seconds / 2;
+    let mut last_zones = [0; 2];
+    let mut stopping = Vec::new();
     for second in 1..=seconds {
         tick.tick().await;
-        print_table(second, &targets);
-        if second == seconds / 2
-            && let Some(slow) = slow.take()
-        {
-            let in_flight = slow.in_flight();
-            println!("\n>>> draining the slow backend ({in_flight} requests in flight)");
-            let report = slow.shutdown().await?;
-            println!(
-                ">>> slow backend stopped: served {} requests on {} connections, {} failed\n",
-                report.served, report.connections, report.failed_in_drain
-            );
+        let up: Vec<bool> = backends.iter().map(Option::is_some).collect();
+        last_zones = table::print_second(second, &board, &stack, &up);
+        if second == kill_at {
+            println!("\n>>> t={second}s: stopping cloud A's backends (graceful shutdown)\n");
+            board.after_kill.store(true, Ordering::Relaxed);
+            for (i, slot) in backends.iter_mut().enumerate() {
+                if INSTANCES[i].cloud == LOCAL
+                    && let Some(backend) = slot.take()
+                {
+                    stopping.push(tokio::spawn(backend.shutdown()));
+                }
+            }
         }
     }
-    let sent = load.await?;
-    print_summary(sent, &targets, [&fast, &flaky]);
-    fast.shutdown().await?;
-    flaky.shutdown().await?;
+    load.await?;
+    let mut served_by_local = Vec::new();
+    for stop in stopping {
+        served_by_local.push(stop.await?.map_err(|e| e.to_string())?);
+    }
+    let scraped = scrape_retries(metrics_addr).await;
+    table::print_summary(
+        &board,
+        &stack.probes,
+        last_zones,
+        kill_at,
+        scraped,
+        &metrics_addr,
+    );
+    println!("  cloud A's backends served {served_by_local:?} requests before they stopped");
+    for backend in backends.into_iter().flatten() {
+        backend.shutdown().await.map_err(|e| e.to_string())?;
+    }
+    let _ = stop_metrics.send(());
+    metrics_task.await??;
     Ok(())
 }
 
-fn print_table(second: u64, targets: &[Target]) {
-    println!(
-        "t={second:>3}s  {:<6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
-        "target", "reqs", "ok", "5xx", "ovld", "local", "p50 ms", "p99 ms", "conns"
+/// Fetches `/metrics` over plain HTTP and sums the `mesh_retry_retries` samples: `(families,
+/// retries)`, or the error.
+async fn scrape_retries(addr: std::net::SocketAddr) -> Result<(usize, f64), String> {
+    let client = HttpClient::<Body>::new(
+        Endpoint::new(addr),
+        TcpConnector::new(),
+        ClientConfig::default(),
     );
-    for t in targets {
-        let mut w = t.stats.rotate();
-        let (p50, p99) = (fmt_ms(w.quantile(0.5)), fmt_ms(w.quantile(0.99)));
-        println!(
-            "        {:<6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
-            t.name,
-            w.total(),
-            w.success,
-            w.failure,
-            w.overloaded,
-            w.error,
-            p50,
-            p99,
-            t.open_connections(),
-        );
-    }
-}
-
-fn print_summary(sent: u64, targets: &[Target], backends: [&Backend; 2]) {
-    println!("\nsummary: {sent} requests sent");
-    println!(
-        "  {:<6} {:>6} {:>8} {:>8} {:>8} {:>8}",
-        "target", "reqs", "ok %", "p50 ms", "p99 ms", "p99.9 ms"
-    );
-    let mut all = mesh_examples::stats::Window::default();
-    for t in targets {
-        t.stats.rotate();
-        let mut w = t.stats.total();
-        all.merge(&w);
-        let p50 = fmt_ms(w.quantile(0.5));
-        let p99 = fmt_ms(w.quantile(0.99));
-        let p999 = fmt_ms(w.quantile(0.999));
-        println!(
-            "  {:<6} {:>6} {:>8.2} {:>8} {:>8} {:>8}",
-            t.name,
-            w.total(),
-            percent(w.success, w.total()),
-            p50,
-            p99,
-            p999,
-        );
-    }
-    println!(
-        "  {:<6} {:>6} {:>8.2}   (ok = 2xx-4xx except 429, by mesh-core's classifier)",
-        "all",
-        all.total(),
-        percent(all.success, all.total())
-    );
-    for b in backends {
-        println!(
-            "  backend {:<5} served {:>6} requests on {} connection(s)",
-            b.name(),
-            b.served(),
-            b.connections()
-        );
-    }
-    println!(
-        "  'local' answers were produced by the error-to-response layer (mesh-error header), e.g. 502 connect"
-    );
-}
-
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
-    }
+    let req = Request::get(format!("http://{addr}/metrics"))
+        .body(Body::empty())
+        .map_err(|e| e.to_string())?;
+    let res = client.oneshot(req).await.map_err(|e| e.to_string())?;
+    let text = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    let families = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+    let retries = text
+        .lines()
+        .filter(|l| l.starts_with("mesh_retry_retries"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    Ok((families, retries))
 }
