@@ -196,6 +196,34 @@ fn updates(
 }
 
 #[tokio::test]
+async fn a_certificate_not_yet_valid_is_checked_again_at_every_poll() {
+    let ca = TestCa::new("prod.example");
+    let files = Files::new("early");
+    let good = ca.issue("/server");
+    files.write_svid(&good);
+    files.write("bundle.pem", ca.root_pem().as_bytes());
+    let source = FileSource::load(files.config()).await.unwrap();
+
+    // Issued by a CA whose clock runs ahead: refused now, but the same files become valid with
+    // time alone, so they must not be skipped as "already refused".
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    files.write_svid(
+        &ca.svid("/server")
+            .not_before(now + hour)
+            .not_after(now + 2 * hour)
+            .build(),
+    );
+    for _ in 0..2 {
+        assert!(matches!(
+            source.reload().await.unwrap_err(),
+            RotationError::NotYetValid
+        ));
+    }
+    assert_eq!(source.current().svid().chain()[0], good.chain()[0]);
+}
+
+#[tokio::test]
 async fn bad_files_are_refused_and_the_last_good_identity_stays() {
     let exporter = InMemoryMetricExporter::default();
     let provider = SdkMeterProvider::builder()

@@ -173,7 +173,8 @@ impl HashRing {
         let wanted: u64 = endpoints
             .iter()
             .map(|(_, w)| u64::from(w.get()) * per_weight)
-            .sum();
+            // Weights come from discovery: saturate rather than overflow on absurd ones.
+            .fold(0, u64::saturating_add);
         let max = config.max_points.max(endpoints.len()) as u64;
         let scale = if wanted > max {
             max as f64 / wanted as f64

@@ -182,6 +182,11 @@ where
     }
 
     fn push(&mut self, chunk: Bytes) {
+        // An empty chunk carries nothing to replay; keeping it would let a stream of empty frames
+        // grow `frames` without bound while the byte cap never trips.
+        if chunk.is_empty() {
+            return;
+        }
         let len = chunk.len() as u64;
         self.pulled_frames += 1;
         self.pulled_bytes += len;

@@ -128,7 +128,9 @@ impl RotationError {
 /// key matching the leaf, the same local ID, the leaf valid now, every bundle usable) and publishes
 /// it, or refuses it with a [`RotationError`], a `warn` log line and a count in the
 /// `mesh.tls.identity.updates` counter (attributes `outcome` = `applied` / `rejected` and `reason`),
-/// keeping the last good identity. The same bad contents are reported once, not at every poll.
+/// keeping the last good identity. The same bad contents are reported once, not at every poll —
+/// except a certificate that is not valid yet (a CA clock running ahead of ours), which is checked
+/// again at every poll and applied as soon as its validity starts.
 /// [`run`](Self::run) calls it every [`poll_interval`](FileSourceConfig::poll_interval).
 ///
 /// Write new files atomically (write elsewhere, then rename); a poll that sees a new certificate
@@ -188,7 +190,17 @@ impl FileSource {
                 tracing::info!(id = %self.local_id, "applied a new SVID and trust bundles");
                 Ok(true)
             }
-            Err(error) => Err(self.reject(error)),
+            Err(error) => {
+                if matches!(error, RotationError::NotYetValid) {
+                    // Unchanged files become valid with time alone: forget them so the next poll
+                    // checks them again instead of skipping them as already refused.
+                    self.last_seen
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clear();
+                }
+                Err(self.reject(error))
+            }
         }
     }
 

@@ -133,14 +133,17 @@ pub(crate) fn validity(
     certificate: &CertificateDer<'_>,
 ) -> Result<(std::time::SystemTime, std::time::SystemTime), SvidError> {
     let cert = parse(certificate)?;
+    // Checked: a date the platform's `SystemTime` cannot hold (before 1601 on Windows) is a
+    // malformed certificate, not a panic.
     let at = |time: x509_parser::time::ASN1Time| {
         let secs = time.timestamp();
         let offset = std::time::Duration::from_secs(secs.unsigned_abs());
         match secs >= 0 {
-            true => std::time::SystemTime::UNIX_EPOCH + offset,
-            false => std::time::SystemTime::UNIX_EPOCH - offset,
+            true => std::time::SystemTime::UNIX_EPOCH.checked_add(offset),
+            false => std::time::SystemTime::UNIX_EPOCH.checked_sub(offset),
         }
+        .ok_or_else(|| malformed("validity date out of range"))
     };
     let validity = cert.validity();
-    Ok((at(validity.not_before), at(validity.not_after)))
+    Ok((at(validity.not_before)?, at(validity.not_after)?))
 }

@@ -48,7 +48,11 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+            // A tiny `per_second` can make the wait too long for a `Duration`: saturate, never panic.
+            Err(
+                Duration::try_from_secs_f64((1.0 - bucket.tokens) / per_second)
+                    .unwrap_or(Duration::MAX),
+            )
         }
     }
 
