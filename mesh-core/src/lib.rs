@@ -13,6 +13,7 @@
 //! - [`Body`]: the boxed body type used where bodies of different kinds meet;
 //! - [`client`] and [`server`]: HTTP/1.1 and HTTP/2 plumbing on hyper, generic over the transport
 //!   (plain TCP here, TLS from `mesh-tls`);
+//! - [`time`]: deadline arithmetic that cannot panic;
 //! - [`proxy`]: header rules for forwarding a request (hop-by-hop removal, authority rewrite,
 //!   `Forwarded` / `Via`).
 
@@ -24,6 +25,7 @@ pub mod error;
 pub mod identity;
 pub mod proxy;
 pub mod server;
+pub mod time;
 
 pub use body::Body;
 pub use endpoint::{Endpoint, EndpointKey, Identity, Locality, Proximity, Weight};

@@ -1,5 +1,6 @@
 //! The per-endpoint outlier gate and the state all gates of one balancer share.
 
+use mesh_core::time::deadline_after;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
@@ -93,8 +94,11 @@ impl OutlierShared {
             .saturating_mul(times.max(1))
             .min(c.max_ejection);
         let spread = lock(&self.rng).f64() * 2.0 - 1.0;
-        plain
-            .mul_f64((1.0 + c.jitter * spread).max(0.0))
+        // Through f64 with a fallible conversion: `mul_f64` panics if a huge configured maximum
+        // overflows once jittered upward.
+        let factor = (1.0 + c.jitter * spread).max(0.0);
+        Duration::try_from_secs_f64(plain.as_secs_f64() * factor)
+            .unwrap_or(Duration::MAX)
             .min(c.max_ejection)
     }
 }
@@ -280,7 +284,7 @@ impl EndpointHealth {
     /// Ejects (again): the caller holds an ejection slot already.
     fn eject(&self, state: &mut HealthState, now: Instant, reason: EjectionReason) {
         state.times_ejected = state.times_ejected.saturating_add(1);
-        let until = now + self.shared.ejection_length(state.times_ejected);
+        let until = deadline_after(now, self.shared.ejection_length(state.times_ejected));
         state.gate = Gate::Ejected { until };
         state.consecutive = 0;
         state.window_start = now;

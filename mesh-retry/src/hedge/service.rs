@@ -1,5 +1,6 @@
 //! The hedge service.
 
+use mesh_core::time::deadline_after;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -112,7 +113,7 @@ where
             template,
             Arc::clone(settings),
             start,
-            start + delay,
+            deadline_after(start, delay),
         )
     }
 }

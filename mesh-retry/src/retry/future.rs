@@ -1,5 +1,6 @@
 //! The retry response future: attempt, decide, back off, attempt again.
 
+use mesh_core::time::deadline_after;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ where
         let timer = settings
             .policy
             .per_try_timeout
-            .map(|timeout| sleep_until(Instant::now() + timeout));
+            .map(|timeout| sleep_until(deadline_after(Instant::now(), timeout)));
         Self {
             state: State::Calling(future),
             timer,
@@ -163,7 +164,7 @@ where
 }
 
 fn set_timer(mut timer: Pin<&mut Option<Sleep>>, after: Duration) {
-    let at = Instant::now() + after;
+    let at = deadline_after(Instant::now(), after);
     match timer.as_mut().as_pin_mut() {
         Some(sleep) => sleep.reset(at),
         None => timer.set(Some(sleep_until(at))),

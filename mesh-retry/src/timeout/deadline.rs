@@ -1,5 +1,6 @@
 //! The request deadline, as a request extension.
 
+use mesh_core::time::deadline_after;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -19,9 +20,10 @@ impl Deadline {
         Self(at)
     }
 
-    /// A deadline `timeout` from now.
+    /// A deadline `timeout` from now; a timeout beyond about 30 years is capped there
+    /// ([`deadline_after`]) instead of overflowing.
     pub fn after(timeout: Duration) -> Self {
-        Self(Instant::now() + timeout)
+        Self(deadline_after(Instant::now(), timeout))
     }
 
     /// The instant itself.

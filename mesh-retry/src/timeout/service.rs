@@ -1,5 +1,6 @@
 //! The request timeout service.
 
+use mesh_core::time::deadline_after;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -65,12 +66,12 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let settings = &*self.settings;
         let now = Instant::now();
-        let mut deadline = settings.timeout.map(|timeout| now + timeout);
+        let mut deadline = settings.timeout.map(|timeout| deadline_after(now, timeout));
         if settings.read_grpc_timeout
             && let Some(value) = req.headers().get(GRPC_TIMEOUT)
         {
             match grpc_timeout::parse(value.as_bytes()) {
-                Some(timeout) => deadline = earliest(deadline, Some(now + timeout)),
+                Some(timeout) => deadline = earliest(deadline, Some(deadline_after(now, timeout))),
                 None => {
                     settings.malformed.add(1, &[]);
                     req.headers_mut().remove(GRPC_TIMEOUT);

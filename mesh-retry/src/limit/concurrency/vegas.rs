@@ -1,5 +1,6 @@
 //! [`Vegas`]: the adaptive limit algorithm, on its own so it can be simulated.
 
+use mesh_core::time::deadline_after;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -207,7 +208,7 @@ impl Vegas {
                         self.rtt_min = *lowest;
                         self.limit = *restore;
                         self.phase = Phase::Adapting {
-                            next_probe: now + self.config.probe_interval,
+                            next_probe: deadline_after(now, self.config.probe_interval),
                             changed: now,
                         };
                     }
