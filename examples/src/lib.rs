@@ -1,7 +1,10 @@
-//! Pieces shared by the example programs: command-line flags and per-endpoint traffic statistics.
+//! Pieces shared by the example programs: command-line flags, per-endpoint traffic statistics,
+//! the sidecar's TOML configuration and the outbound client stack.
 //!
 //! The programs themselves are the binaries of this package (`demo`, and later the sidecar, the
 //! gateway and the scenario tools); see the package README.
 
 pub mod args;
+pub mod config;
+pub mod stack;
 pub mod stats;

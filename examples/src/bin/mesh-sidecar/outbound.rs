@@ -1,0 +1,83 @@
+//! Outbound: plaintext requests from the local app, routed by `:authority` / `Host` to a
+//! configured service's client stack.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::HOST;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use mesh_core::proxy::remove_hop_by_hop_headers;
+use mesh_core::{Body, BoxError};
+use mesh_examples::stack::Client;
+use tower::{Service, ServiceExt};
+
+/// Routes each request to the client of the service owning its authority. Clones share the table.
+#[derive(Clone)]
+pub(crate) struct Router {
+    /// Lower-cased authority (`host` or `host:port`) → client.
+    routes: Arc<HashMap<String, Client>>,
+}
+
+impl Router {
+    pub(crate) fn new(routes: HashMap<String, Client>) -> Self {
+        Self {
+            routes: Arc::new(routes),
+        }
+    }
+
+    /// The client for `authority`: an exact match first, then the host without its port.
+    fn route(&self, authority: &str) -> Option<Client> {
+        let authority = authority.to_ascii_lowercase();
+        if let Some(client) = self.routes.get(&authority) {
+            return Some(client.clone());
+        }
+        let host = authority.rsplit_once(':').map(|(host, _)| host)?;
+        self.routes.get(host).cloned()
+    }
+}
+
+/// The authority the app addressed: the URI's (HTTP/2, absolute-form) or else `Host`.
+fn authority_of<B>(req: &Request<B>) -> Option<String> {
+    if let Some(authority) = req.uri().authority() {
+        return Some(authority.as_str().to_owned());
+    }
+    req.headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn no_route(authority: Option<&str>) -> Response<Body> {
+    let mut res = Response::new(Body::from(format!(
+        "mesh-sidecar: no outbound service for authority {:?}\n",
+        authority.unwrap_or("")
+    )));
+    *res.status_mut() = StatusCode::NOT_FOUND;
+    res
+}
+
+impl Service<Request<Incoming>> for Router {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Each request readies its own clone of its service's client in `oneshot`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let authority = authority_of(&req);
+        let Some(client) = authority.as_deref().and_then(|a| self.route(a)) else {
+            let res = no_route(authority.as_deref());
+            return Box::pin(async move { Ok::<_, BoxError>(res) });
+        };
+        let mut req = req.map(Body::new);
+        remove_hop_by_hop_headers(req.headers_mut());
+        Box::pin(client.oneshot(req))
+    }
+}

@@ -1,0 +1,328 @@
+//! The TOML shape of the sidecar configuration, as serde structs. Every table rejects unknown keys,
+//! so a typo is an error naming the key instead of a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarConfig {
+    /// The three listening addresses.
+    pub listeners: Listeners,
+    /// The local application the inbound side forwards to.
+    pub app: AppConfig,
+    /// This workload's SVID and the trust bundles, as PEM files.
+    pub identity: IdentityConfig,
+    /// Where this sidecar runs; outbound balancing prefers endpoints close to it.
+    #[serde(default)]
+    pub locality: LocalityConfig,
+    /// Per-request authorization of inbound requests. Absent: every peer that passed mTLS is
+    /// allowed.
+    #[serde(default)]
+    pub authorization: AuthorizationConfig,
+    /// Outbound services by name.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// `[listeners]`: socket addresses (`ip:port`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    /// mTLS from peer sidecars, forwarded to the local app.
+    pub inbound: String,
+    /// Plaintext from the local app, routed to outbound services.
+    pub outbound: String,
+    /// `/live`, `/ready`, `/metrics` (plaintext; bind it to loopback).
+    pub admin: String,
+}
+
+/// `[app]`: the local application.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Its address, `ip:port`.
+    pub address: String,
+    /// `"http1"` (default) or `"http2"` (gRPC apps).
+    #[serde(default)]
+    pub protocol: ProtocolName,
+    /// At most this many inbound requests in flight to the app; beyond it, `503` at once.
+    /// Default 1024: a fail-fast guard against overload, not a tuning knob.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+}
+
+fn default_max_concurrency() -> u32 {
+    1024
+}
+
+/// An HTTP version on a hop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolName {
+    /// HTTP/1.1.
+    #[default]
+    Http1,
+    /// HTTP/2 (needed for gRPC).
+    Http2,
+}
+
+/// `[identity]`: PEM files, read once at start and re-read every few seconds (rotation).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key of the leaf.
+    pub key: PathBuf,
+    /// Trust bundles: trust domain → PEM file of its roots.
+    pub bundles: BTreeMap<String, PathBuf>,
+}
+
+/// `[locality]`: region / zone / subzone, all optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalityConfig {
+    /// The region.
+    #[serde(default)]
+    pub region: String,
+    /// The zone.
+    #[serde(default)]
+    pub zone: String,
+    /// The subzone.
+    #[serde(default)]
+    pub subzone: String,
+}
+
+/// `[authorization]`: rules over the peer's SPIFFE ID, method, path prefix and host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// Log and count denials without enforcing them.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Deny rules win over allow rules; with any allow rule, the default is deny.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+/// One `[[authorization.rules]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// `"allow"` or `"deny"`.
+    pub action: RuleAction,
+    /// Exact SPIFFE IDs of the peers this rule names.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Trust domains whose every workload this rule names.
+    #[serde(default)]
+    pub trust_domains: Vec<String>,
+    /// Methods (any when empty).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// A path prefix (any path when absent).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Hosts (any when empty).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// What a rule does when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    /// Let the request through.
+    Allow,
+    /// Refuse it with `403`.
+    Deny,
+}
+
+/// `[services.NAME]`: one outbound service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The authorities (`host` or `host:port`) the local app uses for it; matched against the
+    /// request's `:authority` / `Host`, case-insensitively.
+    pub authorities: Vec<String>,
+    /// Where its endpoints (the peers' inbound listeners) are.
+    pub discovery: DiscoveryConfig,
+    /// The SPIFFE ID every endpoint must present (overrides a per-endpoint identity when set).
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// Overall deadline of one request, retries included, in milliseconds. Default 15 000
+    /// (Envoy's default route timeout; not in REFERENCE.md).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retries.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The retry budget.
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    /// The per-endpoint circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
+    /// Outlier ejection.
+    #[serde(default)]
+    pub ejection: EjectionConfig,
+}
+
+fn default_timeout_ms() -> u64 {
+    15_000
+}
+
+/// `discovery = { kind = "static" | "file" | "dns", ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DiscoveryConfig {
+    /// A fixed list.
+    Static {
+        /// The endpoints.
+        endpoints: Vec<EndpointConfig>,
+    },
+    /// A TOML or JSON file in mesh-balance's endpoint-file format, re-read when it changes.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A/AAAA records of `host`, with `port`, re-resolved at their TTL.
+    Dns {
+        /// The name.
+        host: String,
+        /// The port of every endpoint.
+        port: u16,
+        /// The name server (`ip:port`); default: the first `nameserver` of `/etc/resolv.conf`,
+        /// port 53.
+        #[serde(default)]
+        nameserver: Option<String>,
+    },
+}
+
+/// One static endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// `ip:port` of the peer sidecar's inbound listener.
+    pub address: String,
+    /// Its SPIFFE ID.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// Load-balancing weight (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Its region.
+    #[serde(default)]
+    pub region: String,
+    /// Its zone.
+    #[serde(default)]
+    pub zone: String,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// `[services.NAME.retry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts including the first (1 disables retries). Default 3.
+    pub max_attempts: u32,
+    /// Deadline of each attempt, in milliseconds; 0 for none. Default 0.
+    pub per_try_timeout_ms: u64,
+    /// First backoff, in milliseconds. Default 25 (Envoy's base interval, REFERENCE.md).
+    pub backoff_base_ms: u64,
+    /// Backoff cap, in milliseconds. Default 250 (10 × base, as Envoy).
+    pub backoff_max_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            per_try_timeout_ms: 0,
+            backoff_base_ms: 25,
+            backoff_max_ms: 250,
+        }
+    }
+}
+
+/// `[services.NAME.budget]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Retries allowed as a share of requests. Default 0.2 (Linkerd's budget).
+    pub ratio: f64,
+    /// Retries always allowed per second. Default 10 (Linkerd).
+    pub min_per_sec: u32,
+    /// Window, in seconds. Default 10 (Linkerd).
+    pub window_secs: u64,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            ratio: 0.2,
+            min_per_sec: 10,
+            window_secs: 10,
+        }
+    }
+}
+
+/// `[services.NAME.breaker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Opens at this failure share over the last `window_calls` calls. Default 0.5.
+    pub failure_rate: f64,
+    /// The window of calls. Default 20.
+    pub window_calls: u32,
+    /// Calls needed in the window before it may open. Default 10.
+    pub minimum_calls: u32,
+    /// How long it stays open first, in milliseconds (doubling per re-open). Default 5000.
+    pub open_ms: u64,
+    /// Upper bound of the open time, in milliseconds. Default 60 000.
+    pub max_open_ms: u64,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failure_rate: 0.5,
+            window_calls: 20,
+            minimum_calls: 10,
+            open_ms: 5000,
+            max_open_ms: 60_000,
+        }
+    }
+}
+
+/// `[services.NAME.ejection]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EjectionConfig {
+    /// Consecutive failures that eject an endpoint. Default 5 (Envoy's `consecutive_5xx`).
+    pub consecutive_failures: u32,
+    /// First ejection, in milliseconds. Default 30 000 (Envoy's `base_ejection_time`).
+    pub base_ejection_ms: u64,
+    /// Longest ejection, in milliseconds. Default 300 000 (Envoy's `max_ejection_time`).
+    pub max_ejection_ms: u64,
+    /// Largest share of endpoints ejected at once. Default 0.1 (Envoy's 10 %).
+    pub max_ejected_share: f64,
+}
+
+impl Default for EjectionConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection_ms: 30_000,
+            max_ejection_ms: 300_000,
+            max_ejected_share: 0.1,
+        }
+    }
+}

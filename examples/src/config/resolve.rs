@@ -1,0 +1,459 @@
+//! Semantic checks: from the parsed [`SidecarConfig`] to a [`Sidecar`] of ready-to-use values, or a
+//! [`ConfigError::Invalid`] naming the dotted key path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Method;
+use http::uri::Authority;
+use mesh_balance::{BalanceConfig, OutlierConfig};
+use mesh_core::client::Protocol;
+use mesh_core::{Endpoint, Locality};
+use mesh_retry::breaker::{BreakerConfig, BreakerMode, SlidingWindow};
+use mesh_retry::budget::WindowBudgetConfig;
+use mesh_retry::retry::{ExponentialBackoff, RetryPolicy};
+use mesh_tls::authz::{AuthzPolicy, AuthzRule};
+use mesh_tls::{Authorizer, SpiffeId, TrustDomain};
+
+use super::ConfigError;
+use super::model::{
+    AuthorizationConfig, DiscoveryConfig, IdentityConfig, ProtocolName, RuleAction, RuleConfig,
+    ServiceConfig, SidecarConfig,
+};
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Sidecar {
+    /// mTLS listener for peer sidecars.
+    pub inbound: SocketAddr,
+    /// Plaintext listener for the local app's outbound calls.
+    pub outbound: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+    /// The local app.
+    pub app: App,
+    /// Identity files.
+    pub identity: Identity,
+    /// This sidecar's locality.
+    pub locality: Locality,
+    /// Inbound per-request authorization.
+    pub authz: AuthzPolicy,
+    /// Outbound services, in name order.
+    pub services: Vec<Service>,
+}
+
+/// The local app.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct App {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The HTTP version it speaks.
+    pub protocol: Protocol,
+    /// Inbound concurrency limit.
+    pub max_concurrency: u32,
+}
+
+/// Identity files, checked to exist (their contents are checked when loaded).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Identity {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// One roots file per trust domain.
+    pub bundles: Vec<(TrustDomain, PathBuf)>,
+}
+
+/// One outbound service.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Service {
+    /// Its name (the key under `[services]`).
+    pub name: String,
+    /// Lower-cased authorities that route to it.
+    pub authorities: Vec<String>,
+    /// Where its endpoints are.
+    pub discovery: Discovery,
+    /// Overall deadline per request.
+    pub timeout: Duration,
+    /// Retry policy (seed it before use).
+    pub retry: RetryPolicy,
+    /// Retry budget.
+    pub budget: WindowBudgetConfig,
+    /// Per-endpoint breaker, in gate mode (name, seed and meter set by the stack).
+    pub breaker: BreakerConfig,
+    /// Outlier ejection.
+    pub outliers: OutlierConfig,
+}
+
+/// Where a service's endpoints come from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Discovery {
+    /// A fixed list.
+    Static(Vec<Endpoint>),
+    /// An endpoint file, re-read when it changes; `identity` is applied to every endpoint without one.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The SPIFFE ID expected of every endpoint, from the service's `identity`.
+        identity: Option<String>,
+    },
+    /// A/AAAA records.
+    Dns {
+        /// The name.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The name server asked.
+        nameserver: SocketAddr,
+        /// The SPIFFE ID expected of every endpoint, from the service's `identity`.
+        identity: Option<String>,
+    },
+}
+
+fn addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|e| {
+        ConfigError::invalid(
+            key,
+            format!("{value:?} is not a socket address (ip:port): {e}"),
+        )
+    })
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn existing_file(key: &str, base: &Path, path: &Path) -> Result<PathBuf, ConfigError> {
+    let full = base.join(path);
+    if full.is_file() {
+        Ok(full)
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("file {} does not exist", full.display()),
+        ))
+    }
+}
+
+fn spiffe_id(key: &str, value: &str) -> Result<SpiffeId, ConfigError> {
+    value
+        .parse()
+        .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a SPIFFE ID: {e}")))
+}
+
+fn trust_domain(key: &str, value: &str) -> Result<TrustDomain, ConfigError> {
+    value
+        .parse()
+        .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a trust domain: {e}")))
+}
+
+pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, ConfigError> {
+    let inbound = addr("listeners.inbound", &raw.listeners.inbound)?;
+    let outbound = addr("listeners.outbound", &raw.listeners.outbound)?;
+    let admin = addr("listeners.admin", &raw.listeners.admin)?;
+    if raw.app.max_concurrency == 0 {
+        return Err(ConfigError::invalid(
+            "app.max_concurrency",
+            "must be at least 1",
+        ));
+    }
+    let app = App {
+        addr: addr("app.address", &raw.app.address)?,
+        protocol: match raw.app.protocol {
+            ProtocolName::Http1 => Protocol::Http1,
+            ProtocolName::Http2 => Protocol::Http2,
+        },
+        max_concurrency: raw.app.max_concurrency,
+    };
+    let identity = identity(&raw.identity, base)?;
+    let locality = Locality::new(
+        &raw.locality.region,
+        &raw.locality.zone,
+        &raw.locality.subzone,
+    );
+    let authz = authorization(&raw.authorization)?;
+    let mut services = Vec::new();
+    let mut owners: HashMap<String, String> = HashMap::new();
+    for (name, config) in &raw.services {
+        let service = service(name, config, base)?;
+        for (i, authority) in service.authorities.iter().enumerate() {
+            if let Some(other) = owners.insert(authority.clone(), name.clone()) {
+                return Err(ConfigError::invalid(
+                    format!("services.{name}.authorities[{i}]"),
+                    format!("{authority:?} already routes to service {other:?}"),
+                ));
+            }
+        }
+        services.push(service);
+    }
+    Ok(Sidecar {
+        inbound,
+        outbound,
+        admin,
+        app,
+        identity,
+        locality,
+        authz,
+        services,
+    })
+}
+
+fn identity(raw: &IdentityConfig, base: &Path) -> Result<Identity, ConfigError> {
+    let cert = existing_file("identity.cert", base, &raw.cert)?;
+    let key = existing_file("identity.key", base, &raw.key)?;
+    if raw.bundles.is_empty() {
+        return Err(ConfigError::invalid(
+            "identity.bundles",
+            "needs at least one trust domain's roots",
+        ));
+    }
+    let mut bundles = Vec::new();
+    for (domain, path) in &raw.bundles {
+        let key = format!("identity.bundles.{domain}");
+        bundles.push((
+            trust_domain(&key, domain)?,
+            existing_file(&key, base, path)?,
+        ));
+    }
+    Ok(Identity { cert, key, bundles })
+}
+
+fn authorization(raw: &AuthorizationConfig) -> Result<AuthzPolicy, ConfigError> {
+    let mut policy = AuthzPolicy::new().dry_run(raw.dry_run);
+    for (i, rule_config) in raw.rules.iter().enumerate() {
+        let rule = rule(&format!("authorization.rules[{i}]"), rule_config)?;
+        policy = match rule_config.action {
+            RuleAction::Allow => policy.allow(rule),
+            RuleAction::Deny => policy.deny(rule),
+        };
+    }
+    Ok(policy)
+}
+
+fn rule(key: &str, raw: &RuleConfig) -> Result<AuthzRule, ConfigError> {
+    let mut authorizers = Vec::new();
+    if !raw.peers.is_empty() {
+        let ids = raw
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, id)| spiffe_id(&format!("{key}.peers[{i}]"), id))
+            .collect::<Result<Vec<_>, _>>()?;
+        authorizers.push(Authorizer::ids(ids));
+    }
+    if !raw.trust_domains.is_empty() {
+        let domains = raw
+            .trust_domains
+            .iter()
+            .enumerate()
+            .map(|(i, d)| trust_domain(&format!("{key}.trust_domains[{i}]"), d))
+            .collect::<Result<Vec<_>, _>>()?;
+        authorizers.push(Authorizer::trust_domains(domains));
+    }
+    let mut rule = if authorizers.is_empty() {
+        AuthzRule::any_authenticated()
+    } else {
+        AuthzRule::peers(Authorizer::any_of(authorizers))
+    };
+    if !raw.methods.is_empty() {
+        let methods = raw
+            .methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Method::from_bytes(m.as_bytes()).map_err(|_| {
+                    ConfigError::invalid(
+                        format!("{key}.methods[{i}]"),
+                        format!("{m:?} is not an HTTP method"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rule = rule.methods(methods);
+    }
+    if let Some(prefix) = &raw.path_prefix {
+        if !prefix.starts_with('/') {
+            return Err(ConfigError::invalid(
+                format!("{key}.path_prefix"),
+                format!("{prefix:?} must start with '/'"),
+            ));
+        }
+        rule = rule.path_prefix(prefix.clone());
+    }
+    if !raw.hosts.is_empty() {
+        rule = rule.hosts(raw.hosts.iter().cloned());
+    }
+    Ok(rule)
+}
+
+fn service(name: &str, raw: &ServiceConfig, base: &Path) -> Result<Service, ConfigError> {
+    let key = format!("services.{name}");
+    if raw.authorities.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.authorities"),
+            "needs at least one authority (host or host:port)",
+        ));
+    }
+    let mut authorities = Vec::new();
+    for (i, authority) in raw.authorities.iter().enumerate() {
+        if authority.is_empty() || authority.parse::<Authority>().is_err() {
+            return Err(ConfigError::invalid(
+                format!("{key}.authorities[{i}]"),
+                format!("{authority:?} is not a host or host:port"),
+            ));
+        }
+        authorities.push(authority.to_ascii_lowercase());
+    }
+    if let Some(id) = &raw.identity {
+        spiffe_id(&format!("{key}.identity"), id)?;
+    }
+    let discovery = discovery(&key, raw, base)?;
+    if raw.timeout_ms == 0 {
+        return Err(ConfigError::invalid(
+            format!("{key}.timeout_ms"),
+            "must be at least 1",
+        ));
+    }
+    let r = &raw.retry;
+    let retry_key = format!("{key}.retry");
+    let retry = RetryPolicy::default()
+        .with_max_attempts(r.max_attempts)
+        .and_then(|p| {
+            Ok(p.with_backoff(ExponentialBackoff::new(
+                ms(r.backoff_base_ms),
+                ms(r.backoff_max_ms),
+            )?))
+        })
+        .map_err(|e| ConfigError::invalid(&retry_key, e))?
+        .with_per_try_timeout((r.per_try_timeout_ms > 0).then(|| ms(r.per_try_timeout_ms)));
+    let b = &raw.budget;
+    let budget = WindowBudgetConfig::default()
+        .with_ratio(b.ratio)
+        .map_err(|e| ConfigError::invalid(format!("{key}.budget.ratio"), e))?
+        .with_min_per_sec(b.min_per_sec)
+        .with_window(Duration::from_secs(b.window_secs));
+    if b.window_secs == 0 {
+        return Err(ConfigError::invalid(
+            format!("{key}.budget.window_secs"),
+            "must be at least 1",
+        ));
+    }
+    let k = &raw.breaker;
+    let breaker = BreakerConfig::new()
+        .failure_rate(
+            SlidingWindow::Calls(k.window_calls),
+            k.minimum_calls,
+            k.failure_rate,
+        )
+        .open_duration(ms(k.open_ms), 2.0, ms(k.max_open_ms))
+        .mode(BreakerMode::Gate);
+    breaker
+        .validate()
+        .map_err(|e| ConfigError::invalid(format!("{key}.breaker"), e))?;
+    let e = &raw.ejection;
+    let outliers = OutlierConfig::default()
+        .consecutive_failures(e.consecutive_failures)
+        .base_ejection(ms(e.base_ejection_ms))
+        .max_ejection(ms(e.max_ejection_ms))
+        .max_ejected_share(e.max_ejected_share);
+    BalanceConfig::default()
+        .outliers(outliers)
+        .validate()
+        .map_err(|err| {
+            ConfigError::invalid(
+                format!("{key}.ejection"),
+                format!("`{}`: {}", err.key(), err.reason()),
+            )
+        })?;
+    Ok(Service {
+        name: name.to_owned(),
+        authorities,
+        discovery,
+        timeout: ms(raw.timeout_ms),
+        retry,
+        budget,
+        breaker,
+        outliers,
+    })
+}
+
+fn discovery(key: &str, raw: &ServiceConfig, base: &Path) -> Result<Discovery, ConfigError> {
+    let key = format!("{key}.discovery");
+    Ok(match &raw.discovery {
+        DiscoveryConfig::Static { endpoints } => {
+            if endpoints.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.endpoints"),
+                    "needs at least one endpoint",
+                ));
+            }
+            let mut list = Vec::new();
+            for (i, ep) in endpoints.iter().enumerate() {
+                let key = format!("{key}.endpoints[{i}]");
+                let address = addr(&format!("{key}.address"), &ep.address)?;
+                let mut builder = Endpoint::builder(address)
+                    .weight(ep.weight)
+                    .locality(Locality::new(&ep.region, &ep.zone, ""));
+                if let Some(id) = raw.identity.as_ref().or(ep.identity.as_ref()) {
+                    spiffe_id(&format!("{key}.identity"), id)?;
+                    builder = builder.identity(id);
+                }
+                list.push(builder.build().map_err(|e| ConfigError::invalid(&key, e))?);
+            }
+            Discovery::Static(list)
+        }
+        DiscoveryConfig::File { path } => Discovery::File {
+            path: existing_file(&format!("{key}.path"), base, path)?,
+            identity: raw.identity.clone(),
+        },
+        DiscoveryConfig::Dns {
+            host,
+            port,
+            nameserver,
+        } => {
+            if host.is_empty() || host.parse::<Authority>().is_err() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.host"),
+                    format!("{host:?} is not a DNS name"),
+                ));
+            }
+            if *port == 0 {
+                return Err(ConfigError::invalid(format!("{key}.port"), "must not be 0"));
+            }
+            let nameserver = match nameserver {
+                Some(value) => addr(&format!("{key}.nameserver"), value)?,
+                None => system_nameserver().ok_or_else(|| {
+                    ConfigError::invalid(
+                        format!("{key}.nameserver"),
+                        "not set, and /etc/resolv.conf names no name server",
+                    )
+                })?,
+            };
+            Discovery::Dns {
+                host: host.clone(),
+                port: *port,
+                nameserver,
+                identity: raw.identity.clone(),
+            }
+        }
+    })
+}
+
+/// The first `nameserver` of `/etc/resolv.conf`, on port 53.
+fn system_nameserver() -> Option<SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("nameserver"))
+            .then(|| words.next()?.parse().ok())
+            .flatten()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
+}

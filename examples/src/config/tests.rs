@@ -1,0 +1,172 @@
+use std::path::{Path, PathBuf};
+
+use super::{ConfigError, Discovery, parse};
+
+/// A directory with empty identity files (existence is all the loader checks).
+fn dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mesh-sidecar-config-{}-{}",
+        std::process::id(),
+        next_dir_number()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["cert.pem", "key.pem", "bundle.pem"] {
+        std::fs::write(dir.join(f), "").unwrap();
+    }
+    dir
+}
+
+fn next_dir_number() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+const BASE: &str = r#"
+[listeners]
+inbound = "127.0.0.1:4143"
+outbound = "127.0.0.1:4140"
+admin = "127.0.0.1:4191"
+
+[app]
+address = "127.0.0.1:8080"
+
+[identity]
+cert = "cert.pem"
+key = "key.pem"
+bundles = { "prod.example" = "bundle.pem" }
+"#;
+
+fn check(extra: &str) -> Result<super::Sidecar, ConfigError> {
+    let dir = dir();
+    let result = parse(&format!("{BASE}{extra}"), &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn invalid(extra: &str) -> (String, String) {
+    match check(extra) {
+        Err(ConfigError::Invalid { key, reason }) => (key, reason),
+        other => panic!("expected an invalid key, got {other:?}"),
+    }
+}
+
+fn syntax(text: &str) -> String {
+    match parse(text, Path::new("/")) {
+        Err(ConfigError::Syntax(message)) => message,
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+}
+
+const SERVICE: &str = r#"
+[services.orders]
+authorities = ["Orders.Svc:80", "orders"]
+identity = "spiffe://prod.example/orders"
+discovery = { kind = "static", endpoints = [{ address = "10.0.0.1:4143", zone = "z1" }] }
+"#;
+
+#[test]
+fn a_full_config_resolves() {
+    let sidecar = check(&format!(
+        "{SERVICE}\n[[authorization.rules]]\naction = \"allow\"\ntrust_domains = [\"prod.example\"]\nmethods = [\"GET\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(sidecar.inbound.port(), 4143);
+    assert_eq!(sidecar.services.len(), 1);
+    let orders = &sidecar.services[0];
+    assert_eq!(orders.authorities, ["orders.svc:80", "orders"]);
+    let Discovery::Static(endpoints) = &orders.discovery else {
+        panic!("static discovery expected");
+    };
+    assert_eq!(
+        endpoints[0].identity().map(|id| id.as_str()),
+        Some("spiffe://prod.example/orders")
+    );
+    assert_eq!(orders.timeout.as_millis(), 15_000);
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let message = syntax(&format!("{BASE}\n[app2]\nx = 1\n"));
+    assert!(message.contains("unknown field `app2`"), "{message}");
+    assert!(message.contains("line"), "{message}");
+}
+
+#[test]
+fn a_missing_key_is_named() {
+    let message = syntax("[listeners]\ninbound = \"127.0.0.1:1\"\n");
+    assert!(message.contains("missing field"), "{message}");
+}
+
+#[test]
+fn a_bad_address_names_the_key() {
+    let dir = dir();
+    let text = BASE.replace("127.0.0.1:8080", "localhost");
+    match parse(&text, &dir) {
+        Err(ConfigError::Invalid { key, reason }) => {
+            assert_eq!(key, "app.address");
+            assert!(reason.contains("\"localhost\""), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_identity_file_names_the_key() {
+    let dir = dir();
+    std::fs::remove_file(dir.join("key.pem")).unwrap();
+    let err = parse(BASE, &dir).unwrap_err();
+    assert_eq!(err.key(), Some("identity.key"));
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
+fn an_unknown_discovery_kind_is_refused() {
+    let message = syntax(&format!(
+        "{BASE}\n[services.a]\nauthorities = [\"a\"]\ndiscovery = {{ kind = \"consul\" }}\n"
+    ));
+    assert!(message.contains("unknown variant `consul`"), "{message}");
+}
+
+#[test]
+fn semantic_errors_name_the_key_path() {
+    let cases = [
+        (
+            SERVICE.replace("10.0.0.1:4143", "nope"),
+            "services.orders.discovery.endpoints[0].address",
+        ),
+        (
+            format!("{SERVICE}[services.orders.retry]\nmax_attempts = 0\n"),
+            "services.orders.retry",
+        ),
+        (
+            format!("{SERVICE}[services.orders.budget]\nratio = -1.0\n"),
+            "services.orders.budget.ratio",
+        ),
+        (
+            format!("{SERVICE}[services.orders.ejection]\nmax_ejected_share = 2.0\n"),
+            "services.orders.ejection",
+        ),
+        (
+            SERVICE.replace("spiffe://prod.example/orders", "orders"),
+            "services.orders.identity",
+        ),
+        (
+            format!("{SERVICE}[services.copy]\nauthorities = [\"ORDERS\"]\ndiscovery = {{ kind = \"dns\", host = \"orders.internal\", port = 80, nameserver = \"127.0.0.1:53\" }}\n"),
+            "services.orders.authorities[1]",
+        ),
+        (
+            "[[authorization.rules]]\naction = \"deny\"\npath_prefix = \"admin\"\n".to_owned(),
+            "authorization.rules[0].path_prefix",
+        ),
+        (
+            "[services.a]\nauthorities = [\"a\"]\ndiscovery = { kind = \"dns\", host = \"a.internal\", port = 0, nameserver = \"127.0.0.1:53\" }\n".to_owned(),
+            "services.a.discovery.port",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let (key, reason) = invalid(&extra);
+        assert_eq!(key, expected, "{reason}");
+        assert!(!reason.is_empty());
+    }
+}

@@ -1,0 +1,290 @@
+//! End-to-end checks of the `mesh-sidecar` binary: configuration errors, the admin endpoints, a
+//! request through two sidecars (app → outbound of A → mTLS → inbound of B → backend), and a
+//! graceful stop on SIGTERM.
+//!
+//! Every listener is configured on `127.0.0.1:0`; the sidecar prints the addresses it bound on its
+//! `ready` line, so there is no race for free ports.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::header::HOST;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
+use mesh_core::server::Server;
+use mesh_core::{Body, Endpoint};
+use mesh_tls::test_ca::TestCa;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mesh-sidecar");
+
+/// A fresh directory under the system temp dir, unique per process and call.
+fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mesh-sidecar-test-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `name`'s SVID, key and the CA's roots into `dir`; returns the `[identity]` table.
+fn write_identity(dir: &Path, ca: &TestCa, name: &str) -> String {
+    let svid = ca.issue(&format!("/{name}"));
+    std::fs::write(dir.join(format!("{name}-cert.pem")), svid.chain_pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}-key.pem")), svid.key_pem()).unwrap();
+    std::fs::write(dir.join("roots.pem"), ca.root_pem()).unwrap();
+    format!(
+        "[identity]\ncert = \"{name}-cert.pem\"\nkey = \"{name}-key.pem\"\nbundles = {{ \"{}\" = \"roots.pem\" }}\n",
+        ca.trust_domain()
+    )
+}
+
+fn listeners(app: SocketAddr) -> String {
+    format!(
+        "[listeners]\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n[app]\naddress = \"{app}\"\n\n"
+    )
+}
+
+/// A running sidecar; killed when dropped (a failed test must not leave it behind).
+struct Sidecar {
+    child: Child,
+    inbound: SocketAddr,
+    outbound: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on `config` and waits for its `ready` line.
+async fn start(dir: &Path, config: &str) -> Sidecar {
+    let path = dir.join(format!("sidecar-{}.toml", config_tag(config)));
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let addr = |name: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    Sidecar {
+        inbound: addr("inbound"),
+        outbound: addr("outbound"),
+        admin: addr("admin"),
+        child,
+    }
+}
+
+/// A short, deterministic file name from the config text (several sidecars share a directory).
+fn config_tag(config: &str) -> u64 {
+    config.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// One plaintext HTTP/1.1 request; returns the status and the body.
+async fn get(addr: SocketAddr, host: &str, path: &str) -> (StatusCode, String) {
+    get_with(addr, host, path, Protocol::Http1).await
+}
+
+/// One plaintext request in `protocol` (HTTP/2 with prior knowledge); returns status and body.
+async fn get_with(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    protocol: Protocol,
+) -> (StatusCode, String) {
+    let client = HttpClient::<Body>::new(
+        Endpoint::new(addr),
+        TcpConnector::new(),
+        ClientConfig::default().protocol(protocol),
+    );
+    // The client connects to `addr` whatever the URI says; the URI carries the name the app
+    // addressed, as an app's HTTP/2 `:authority` would.
+    let req = Request::get(format!("http://{host}{path}"))
+        .header(HOST, host)
+        .body(Body::empty())
+        .unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Runs the binary on a config expected to be refused; returns its stderr.
+fn refused(config: &str) -> String {
+    let dir = temp_dir("refused");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "a broken config must fail");
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_address_exits_non_zero_naming_the_key() {
+    let dir = temp_dir("bad-address");
+    let ca = TestCa::new("test.example");
+    let identity = write_identity(&dir, &ca, "a");
+    let config = format!("{}{identity}", listeners("127.0.0.1:9".parse().unwrap()))
+        .replace("admin = \"127.0.0.1:0\"", "admin = \"localhost:99999\"");
+    // Identity paths are relative to the config file: write it next to them.
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`listeners.admin`"), "{stderr}");
+    assert!(stderr.contains("not a socket address"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_key_exits_non_zero_naming_it() {
+    let stderr = refused("[listeners]\ninbound = \"127.0.0.1:0\"\ninbund = 1\n");
+    assert!(stderr.contains("inbund"), "{stderr}");
+}
+
+#[test]
+fn a_missing_identity_file_exits_non_zero_naming_the_key() {
+    let stderr = refused(&format!(
+        "{}[identity]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\nbundles = {{ \"x.example\" = \"/nonexistent/b.pem\" }}\n",
+        listeners("127.0.0.1:9".parse().unwrap())
+    ));
+    assert!(stderr.contains("`identity.cert`"), "{stderr}");
+}
+
+/// The local app behind sidecar B: answers with the path and the `Host` it saw.
+async fn start_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::new(listener);
+    let addr = server.local_addr().unwrap();
+    let app = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
+        let host = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = format!("backend saw {} host={host}", req.uri().path());
+        Ok::<_, Infallible>(Response::new(Body::from(body)))
+    });
+    tokio::spawn(server.serve(app));
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_crosses_two_sidecars_and_sigterm_drains() {
+    let dir = temp_dir("e2e");
+    let ca = TestCa::new("test.example");
+    let backend = start_backend().await;
+
+    // B: in front of the backend; only workloads of test.example may call it, and not /admin.
+    let b_config = format!(
+        "{}{}[[authorization.rules]]\naction = \"allow\"\ntrust_domains = [\"test.example\"]\n\
+         [[authorization.rules]]\naction = \"deny\"\npath_prefix = \"/admin\"\n",
+        listeners(backend),
+        write_identity(&dir, &ca, "b")
+    );
+    let b = start(&dir, &b_config).await;
+
+    // A: the caller's sidecar, with one outbound service pointing at B's inbound listener.
+    let a_config = format!(
+        "{}{}[services.orders]\nauthorities = [\"orders\", \"orders.svc:8080\"]\nidentity = \"spiffe://test.example/b\"\ndiscovery = {{ kind = \"static\", endpoints = [{{ address = \"{}\" }}] }}\n",
+        listeners("127.0.0.1:9".parse().unwrap()),
+        write_identity(&dir, &ca, "a"),
+        b.inbound
+    );
+    let a = start(&dir, &a_config).await;
+
+    assert_eq!(get(a.admin, "admin", "/live").await.0, StatusCode::OK);
+    assert_eq!(get(a.admin, "admin", "/ready").await.0, StatusCode::OK);
+    assert_eq!(
+        get(a.admin, "admin", "/nope").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (status, body) = get(a.outbound, "orders", "/items/1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "backend saw /items/1 host=orders");
+    let (status, body) = get(a.outbound, "ORDERS.svc:8080", "/x").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // HTTP/2 from the app works the same way (the authority comes from `:authority`).
+    let (status, body) = get_with(a.outbound, "orders", "/h2", Protocol::Http2).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.starts_with("backend saw /h2"), "{body}");
+
+    // B's authorization refuses /admin for everyone.
+    let (status, _) = get(a.outbound, "orders", "/admin/users").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, _) = get(a.outbound, "unknown.svc", "/").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Both sides recorded the traffic.
+    let (status, metrics) = get(a.admin, "admin", "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains("http_client_request_duration"),
+        "{metrics}"
+    );
+    let (_, metrics) = get(b.admin, "admin", "/metrics").await;
+    assert!(
+        metrics.contains("http_server_request_duration"),
+        "{metrics}"
+    );
+
+    // SIGTERM: the process drains and exits 0.
+    let mut a = a;
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(a.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || a.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
