@@ -36,6 +36,7 @@ pub use model::{
     RuleAction, RuleConfig, ServiceConfig, SidecarConfig,
 };
 pub use resolve::{App, Discovery, Identity, Service, Sidecar};
+pub(crate) use resolve::{identity as resolve_identity, service as resolve_service};
 
 /// Why a configuration was refused.
 #[derive(Debug)]

@@ -147,7 +147,9 @@ pub enum RuleAction {
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// The authorities (`host` or `host:port`) the local app uses for it; matched against the
-    /// request's `:authority` / `Host`, case-insensitively.
+    /// request's `:authority` / `Host`, case-insensitively. Required by the sidecar (at least
+    /// one); the gateway routes by `[[routes]]` instead and refuses it.
+    #[serde(default)]
     pub authorities: Vec<String>,
     /// Where its endpoints (the peers' inbound listeners) are.
     pub discovery: DiscoveryConfig,

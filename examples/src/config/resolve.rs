@@ -205,7 +205,7 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
     })
 }
 
-fn identity(raw: &IdentityConfig, base: &Path) -> Result<Identity, ConfigError> {
+pub(crate) fn identity(raw: &IdentityConfig, base: &Path) -> Result<Identity, ConfigError> {
     let cert = existing_file("identity.cert", base, &raw.cert)?;
     let key = existing_file("identity.key", base, &raw.key)?;
     if raw.bundles.is_empty() {
@@ -293,7 +293,11 @@ fn rule(key: &str, raw: &RuleConfig) -> Result<AuthzRule, ConfigError> {
     Ok(rule)
 }
 
-fn service(name: &str, raw: &ServiceConfig, base: &Path) -> Result<Service, ConfigError> {
+pub(crate) fn service(
+    name: &str,
+    raw: &ServiceConfig,
+    base: &Path,
+) -> Result<Service, ConfigError> {
     let key = format!("services.{name}");
     if raw.authorities.is_empty() {
         return Err(ConfigError::invalid(

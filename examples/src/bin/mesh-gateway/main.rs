@@ -1,0 +1,222 @@
+//! `mesh-gateway`: an edge gateway built from the mesh-* crates, configured by one TOML file.
+//!
+//! ```text
+//! public (plaintext HTTP/1.1 and HTTP/2)
+//!   x-request-id → ErrorResponse → RateLimit (per client IP or header; 429 + Retry-After)
+//!   → route by host, then longest path prefix (404 if none) → header add / remove
+//!   → the service's client stack (ClientTrace → RequestTimeout → Retry + budget → Balance
+//!     → per-endpoint breaker → HTTP/2 over mTLS with the gateway's mesh identity)
+//! admin  (plaintext) /live, /ready, /metrics
+//! ```
+//!
+//! Request ids: a client's `x-request-id` of 1 to 128 visible ASCII characters is kept, anything
+//! else replaced by 128 random bits in hex; the id goes upstream and is echoed on the response.
+//!
+//! SIGTERM or Ctrl-C: `/ready` turns 503, the listeners stop accepting, in-flight requests finish,
+//! the process exits 0. A configuration error prints the key and the reason and exits 2.
+//!
+//! Once both listeners are bound, one line goes to stdout:
+//! `mesh-gateway: ready public=<addr> admin=<addr>`.
+//!
+//! Not yet: TLS termination on the public listener. `[tls]` is parsed and checked, but the binary
+//! refuses to start with it (exit 2) until this package depends on tokio-rustls.
+//!
+//! The configuration format is documented on [`mesh_examples::gateway_config`].
+
+#[path = "../mesh-sidecar/admin.rs"]
+mod admin;
+mod request_id;
+mod router;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use mesh_core::error::ErrorResponseLayer;
+use mesh_core::server::Server;
+use mesh_core::{Body, BoxError};
+use mesh_examples::args::{ArgError, Args};
+use mesh_examples::gateway_config::{self, Gateway, RateKey};
+use mesh_examples::stack::build_client;
+use mesh_observe::prometheus::prometheus_endpoint;
+use mesh_retry::limit::rate::{HeaderKey, PeerIp};
+use mesh_retry::limit::{RateLimitConfig, RateLimitLayer};
+use mesh_tls::TlsConnector;
+use mesh_tls::rotation::{FileSource, FileSourceConfig};
+use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::util::BoxCloneService;
+use tower::{Layer, ServiceBuilder};
+
+use crate::router::Router;
+
+const USAGE: &str = "\
+mesh-gateway: an edge gateway (routing, rate limits, request ids, mTLS to upstreams)
+
+USAGE:
+    mesh-gateway --config <FILE> [--seed <N>]
+
+OPTIONS:
+    --config <FILE>   the TOML configuration (see the mesh_examples::gateway_config docs)
+    --seed <N>        seed of the balancers, retry jitter and request ids (default: random)
+    --help            print this text";
+
+/// How often the identity files are checked for rotation.
+const IDENTITY_POLL: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() {
+    let (path, seed) = match options() {
+        Ok(options) => options,
+        Err(ArgError::Help) => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("mesh-gateway: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let config = match gateway_config::load(std::path::Path::new(&path)) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mesh-gateway: configuration error in {path}: {e}");
+            std::process::exit(2);
+        }
+    };
+    if config.tls.is_some() {
+        eprintln!(
+            "mesh-gateway: configuration error in {path}: `tls`: TLS termination is not available in this version"
+        );
+        std::process::exit(2);
+    }
+    if let Err(e) = run(config, seed).await {
+        eprintln!("mesh-gateway: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn options() -> Result<(String, u64), ArgError> {
+    let mut args = Args::parse(std::env::args().skip(1))?;
+    let path: String = args.value("--config", String::new())?;
+    // Request ids must differ between gateway instances, so the default seed is random.
+    let seed: u64 = args.value("--seed", fastrand::u64(..))?;
+    args.finish()?;
+    if path.is_empty() {
+        return Err(ArgError::MissingValue("--config".into()));
+    }
+    Ok((path, seed))
+}
+
+type Routed = BoxCloneService<Request<Incoming>, Response<Body>, BoxError>;
+
+/// The router behind the configured rate limit (if any).
+fn limited(config: &Gateway, router: Router, meter: &Meter) -> Result<Routed, BoxError> {
+    let Some(limit) = &config.rate_limit else {
+        return Ok(BoxCloneService::new(router));
+    };
+    let mut settings = RateLimitConfig::per_second(limit.per_second)
+        .name("gateway")
+        .meter(meter.clone());
+    if let Some(burst) = limit.burst {
+        settings = settings.burst(burst);
+    }
+    let layer = RateLimitLayer::new(settings)?;
+    Ok(match &limit.key {
+        RateKey::Header(name) => {
+            BoxCloneService::new(layer.keyed_by(HeaderKey(name.clone())).layer(router))
+        }
+        _ => BoxCloneService::new(layer.keyed_by(PeerIp).layer(router)),
+    })
+}
+
+async fn run(config: Gateway, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let (reader, metrics) = prometheus_endpoint()?;
+    let provider = SdkMeterProvider::builder().with_reader(reader).build();
+    let meter = provider.meter("mesh-gateway");
+
+    let mut identity = FileSourceConfig::new(&config.identity.cert, &config.identity.key)
+        .poll_interval(IDENTITY_POLL)
+        .meter(meter.clone());
+    for (domain, path) in &config.identity.bundles {
+        identity = identity.bundle(domain.clone(), path);
+    }
+    let source = Arc::new(
+        FileSource::load(identity)
+            .await
+            .map_err(|e| format!("identity files: {e}"))?,
+    );
+    let rotation = tokio::spawn({
+        let source = source.clone();
+        async move { source.run().await }
+    });
+    let connector = TlsConnector::from_source(&*source);
+
+    let mut clients = Vec::new();
+    for service in &config.services {
+        let client = build_client(service, &config.locality, connector.clone(), &meter, seed)
+            .map_err(|e| format!("service {}: {e}", service.name))?;
+        clients.push(client);
+    }
+    let router = Router::new(config.routes.clone(), clients);
+    let edge = ServiceBuilder::new()
+        .layer(ErrorResponseLayer::new())
+        .service(limited(&config, router, &meter).map_err(|e| format!("rate_limit: {e}"))?);
+    let edge = request_id::layer(BoxCloneService::new(edge), seed);
+
+    let bind = |addr, name: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} ({name}): {e}"))
+    };
+    let public = Server::new(bind(config.public, "listeners.public").await?);
+    let admin = Server::new(bind(config.admin, "listeners.admin").await?);
+    let addrs = (public.local_addr()?, admin.local_addr()?);
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let tasks = [
+        tokio::spawn(public.serve_with_shutdown(edge, until_stopped())),
+        tokio::spawn(
+            admin.serve_with_shutdown(admin::build(metrics, ready.clone()), until_stopped()),
+        ),
+    ];
+    ready.store(true, Ordering::Release);
+    println!("mesh-gateway: ready public={} admin={}", addrs.0, addrs.1);
+
+    shutdown_signal().await?;
+    eprintln!("mesh-gateway: draining");
+    ready.store(false, Ordering::Release);
+    let _ = stop.send(true);
+    for task in tasks {
+        task.await??;
+    }
+    rotation.abort();
+    let _ = provider.shutdown();
+    eprintln!("mesh-gateway: stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}

@@ -1,0 +1,126 @@
+//! Edge routing: host, then the longest path prefix, to an upstream service's client stack, with
+//! the route's header edits applied to the upstream request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::HOST;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use mesh_core::proxy::remove_hop_by_hop_headers;
+use mesh_core::{Body, BoxError};
+use mesh_examples::gateway_config::Route;
+use mesh_examples::stack::Client;
+use tower::{Service, ServiceExt};
+
+/// The route table and one client per service. Clones share both.
+#[derive(Clone)]
+pub(crate) struct Router {
+    routes: Arc<[Route]>,
+    clients: Arc<[Client]>,
+}
+
+impl Router {
+    /// `clients[i]` serves the service each route names by index `i`.
+    pub(crate) fn new(routes: Vec<Route>, clients: Vec<Client>) -> Self {
+        Self {
+            routes: routes.into(),
+            clients: clients.into(),
+        }
+    }
+
+    /// Routes naming `host` win over host-less routes; within each group the longest matching
+    /// prefix wins (file order breaks ties).
+    fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        let best = |want: Option<&str>| {
+            self.routes
+                .iter()
+                .filter(|r| r.host.as_deref() == want && prefix_matches(&r.path_prefix, path))
+                .fold(None::<&Route>, |best, r| match best {
+                    Some(b) if b.path_prefix.len() >= r.path_prefix.len() => Some(b),
+                    _ => Some(r),
+                })
+        };
+        host.and_then(|h| best(Some(h))).or_else(|| best(None))
+    }
+}
+
+/// `prefix` matches whole path segments: `/api` matches `/api` and `/api/x`, not `/apix`.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix == "/" || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// The host the client addressed, lower-cased, without port: the URI's authority (HTTP/2) or
+/// else `Host`.
+fn host_of<B>(req: &Request<B>) -> Option<String> {
+    let authority = match req.uri().authority() {
+        Some(authority) => authority.host().to_owned(),
+        None => {
+            let host = req.headers().get(HOST)?.to_str().ok()?;
+            // `[v6]:port`, `name:port` or `name`.
+            match host.rsplit_once(':') {
+                Some((name, port))
+                    if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    name.to_owned()
+                }
+                _ => host.to_owned(),
+            }
+        }
+    };
+    Some(authority.to_ascii_lowercase())
+}
+
+fn not_found() -> Response<Body> {
+    let mut res = Response::new(Body::from("mesh-gateway: no route\n"));
+    *res.status_mut() = StatusCode::NOT_FOUND;
+    res
+}
+
+impl Service<Request<Incoming>> for Router {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Each request readies its own clone of its service's client in `oneshot`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let host = host_of(&req);
+        let Some(route) = self.route(host.as_deref(), req.uri().path()) else {
+            return Box::pin(async { Ok(not_found()) });
+        };
+        let client = self.clients[route.service].clone();
+        let mut req = req.map(Body::new);
+        let headers = req.headers_mut();
+        remove_hop_by_hop_headers(headers);
+        for name in &route.remove_headers {
+            headers.remove(name);
+        }
+        for (name, value) in &route.add_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        Box::pin(client.oneshot(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_matches;
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        assert!(prefix_matches("/", "/anything"));
+        assert!(prefix_matches("/api", "/api"));
+        assert!(prefix_matches("/api", "/api/x"));
+        assert!(!prefix_matches("/api", "/apix"));
+        assert!(!prefix_matches("/api", "/"));
+    }
+}

@@ -1,0 +1,285 @@
+//! End-to-end checks of the `mesh-gateway` binary: configuration errors, routing by host and path
+//! prefix to an mTLS backend, request ids, per-route header edits, the rate limit's 429 with
+//! `Retry-After`, and a graceful stop on SIGTERM.
+//!
+//! Every listener is on `127.0.0.1:0`; the gateway prints the addresses it bound on its `ready`
+//! line.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::header::{HOST, RETRY_AFTER};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
+use mesh_core::server::Server;
+use mesh_core::{Body, Endpoint};
+use mesh_tls::TlsAcceptor;
+use mesh_tls::test_ca::TestCa;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mesh-gateway");
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mesh-gateway-test-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Listeners and the gateway's `[identity]` (an SVID of `ca`), written next to the config.
+fn preamble(dir: &Path, ca: &TestCa) -> String {
+    let svid = ca.issue("/gateway");
+    std::fs::write(dir.join("gw-cert.pem"), svid.chain_pem()).unwrap();
+    std::fs::write(dir.join("gw-key.pem"), svid.key_pem()).unwrap();
+    std::fs::write(dir.join("roots.pem"), ca.root_pem()).unwrap();
+    format!(
+        "[listeners]\npublic = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [identity]\ncert = \"gw-cert.pem\"\nkey = \"gw-key.pem\"\nbundles = {{ \"{}\" = \"roots.pem\" }}\n\n",
+        ca.trust_domain()
+    )
+}
+
+fn service(name: &str, backend: SocketAddr) -> String {
+    format!(
+        "[services.{name}]\nidentity = \"spiffe://test.example/backend\"\n\
+         discovery = {{ kind = \"static\", endpoints = [{{ address = \"{backend}\" }}] }}\n\n"
+    )
+}
+
+/// A running gateway; killed when dropped.
+struct Gateway {
+    child: Child,
+    public: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(dir: &Path, name: &str, config: &str) -> Gateway {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "--seed", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let addr = |name: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    Gateway {
+        public: addr("public"),
+        admin: addr("admin"),
+        child,
+    }
+}
+
+/// An mTLS backend with SVID `spiffe://test.example/backend`: answers with the path and the
+/// request headers it saw, one `name: value` per line.
+async fn start_backend(ca: &TestCa) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let acceptor = TlsAcceptor::new(ca.issue("/backend").svid(), TestCa::bundles([ca]));
+    let server = Server::new(listener).acceptor(acceptor);
+    let addr = server.local_addr().unwrap();
+    let app = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
+        let mut body = format!("path {}\n", req.uri().path());
+        for (name, value) in req.headers() {
+            body.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("?")));
+        }
+        Ok::<_, Infallible>(Response::new(Body::from(body)))
+    });
+    tokio::spawn(server.serve(app));
+    addr
+}
+
+/// One plaintext HTTP/1.1 request with `headers`; returns status, response headers and body.
+async fn send(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, String) {
+    let client = HttpClient::<Body>::new(
+        Endpoint::new(addr),
+        TcpConnector::new(),
+        ClientConfig::default(),
+    );
+    let mut req = Request::get(path).header(HOST, host);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = client
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[test]
+fn a_route_to_an_unknown_service_exits_2_naming_the_key() {
+    let dir = temp_dir("bad-route");
+    let ca = TestCa::new("test.example");
+    let config = format!(
+        "{}[[routes]]\npath_prefix = \"/\"\nservice = \"nope\"\n",
+        preamble(&dir, &ca)
+    );
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`routes[0].service`"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_host_and_prefix_with_request_ids_and_header_edits_then_drains() {
+    let dir = temp_dir("e2e");
+    let ca = TestCa::new("test.example");
+    let backend = start_backend(&ca).await;
+    let config = format!(
+        "{}{}{}\
+         [[routes]]\nhost = \"api.example\"\npath_prefix = \"/orders\"\nservice = \"orders\"\n\
+         add_headers = {{ \"x-route\" = \"orders\" }}\nremove_headers = [\"cookie\"]\n\n\
+         [[routes]]\nhost = \"api.example\"\npath_prefix = \"/\"\nservice = \"other\"\n\
+         add_headers = {{ \"x-route\" = \"api-root\" }}\n\n\
+         [[routes]]\npath_prefix = \"/public\"\nservice = \"other\"\n\
+         add_headers = {{ \"x-route\" = \"any-host\" }}\n",
+        preamble(&dir, &ca),
+        service("orders", backend),
+        service("other", backend),
+    );
+    let gw = start(&dir, "e2e", &config).await;
+
+    // Host + longest prefix; the route's header edits reach the backend.
+    let (status, headers, body) = send(
+        gw.public,
+        "API.example:8443",
+        "/orders/7",
+        &[("cookie", "secret=1"), ("x-keep", "yes")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.starts_with("path /orders/7\n"), "{body}");
+    assert!(body.contains("x-route: orders\n"), "{body}");
+    assert!(body.contains("x-keep: yes\n"), "{body}");
+    assert!(!body.contains("cookie"), "{body}");
+    // A generated request id: 32 hex digits, echoed, and the one the backend saw.
+    let id = headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert!(body.contains(&format!("x-request-id: {id}\n")), "{body}");
+
+    // Segment-aware prefix: /ordersx falls to the host's `/` route.
+    let (_, _, body) = send(gw.public, "api.example", "/ordersx", &[]).await;
+    assert!(body.contains("x-route: api-root\n"), "{body}");
+    // A host-less route serves other hosts.
+    let (status, _, body) = send(gw.public, "else.example", "/public/a", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("x-route: any-host\n"), "{body}");
+
+    // A sane client id is kept; an insane one is replaced.
+    let (_, headers, body) =
+        send(gw.public, "api.example", "/", &[("x-request-id", "abc-1")]).await;
+    assert_eq!(headers["x-request-id"], "abc-1");
+    assert!(body.contains("x-request-id: abc-1\n"), "{body}");
+    let long = "a".repeat(129);
+    let (_, headers, _) = send(gw.public, "api.example", "/", &[("x-request-id", &long)]).await;
+    assert_eq!(headers["x-request-id"].len(), 32);
+
+    // No route: 404, still with a request id.
+    let (status, headers, _) = send(gw.public, "else.example", "/orders", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(headers.contains_key("x-request-id"));
+
+    let (status, _, metrics) = send(gw.admin, "admin", "/metrics", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains("http_client_request_duration"),
+        "{metrics}"
+    );
+    assert_eq!(
+        send(gw.admin, "admin", "/ready", &[]).await.0,
+        StatusCode::OK
+    );
+
+    // SIGTERM: drains and exits 0.
+    let mut gw = gw;
+    let killed = Command::new("kill")
+        .args(["-TERM", &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = tokio::task::spawn_blocking(move || gw.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_answers_429_with_retry_after_per_key() {
+    let dir = temp_dir("limit");
+    let ca = TestCa::new("test.example");
+    let backend = start_backend(&ca).await;
+    // 0.01 per second: no token comes back during the test.
+    let config = format!(
+        "{}{}[rate_limit]\nper_second = 0.01\nburst = 2\nkey = \"header:x-api-key\"\n\n\
+         [[routes]]\npath_prefix = \"/\"\nservice = \"orders\"\n",
+        preamble(&dir, &ca),
+        service("orders", backend),
+    );
+    let gw = start(&dir, "limit", &config).await;
+    let alice = [("x-api-key", "alice")];
+    for _ in 0..2 {
+        let (status, _, body) = send(gw.public, "a", "/", &alice).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, headers, _) = send(gw.public, "a", "/", &alice).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = headers[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=100).contains(&retry_after), "{retry_after}");
+    assert!(headers.contains_key("x-request-id"));
+    // Another key has its own bucket.
+    let (status, _, _) = send(gw.public, "a", "/", &[("x-api-key", "bob")]).await;
+    assert_eq!(status, StatusCode::OK);
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
