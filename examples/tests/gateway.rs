@@ -283,3 +283,71 @@ async fn the_rate_limit_answers_429_with_retry_after_per_key() {
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminates_tls_with_an_ordinary_server_certificate() {
+    let dir = temp_dir("tls");
+    let ca = TestCa::new("test.example");
+    let backend = start_backend(&ca).await;
+    // An ordinary server certificate: a DNS name, no SPIFFE URI.
+    let server_cert = ca
+        .svid("/unused")
+        .uri_sans(Vec::<String>::new())
+        .dns_sans(["gateway.test"])
+        .build();
+    std::fs::write(dir.join("server-cert.pem"), server_cert.chain_pem()).unwrap();
+    std::fs::write(dir.join("server-key.pem"), server_cert.key_pem()).unwrap();
+    let config = format!(
+        "{}[tls]\ncert = \"server-cert.pem\"\nkey = \"server-key.pem\"\n\n{}\
+         [[routes]]\npath_prefix = \"/\"\nservice = \"orders\"\n",
+        preamble(&dir, &ca),
+        service("orders", backend),
+    );
+    let gw = start(&dir, "tls", &config).await;
+
+    // A client that verifies the gateway by DNS name against the CA's root, as a browser would.
+    let mut roots = rustls::RootCertStore::empty();
+    for root in ca.roots() {
+        roots.add(root).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(mesh_tls::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let connector = tower::service_fn(move |endpoint: Endpoint| {
+        let tls = tls.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(endpoint.addr()).await?;
+            let name = rustls_pki_types::ServerName::try_from("gateway.test")
+                .map_err(std::io::Error::other)?;
+            tls.connect(name, tcp).await
+        }
+    });
+    let client =
+        HttpClient::<Body>::new(Endpoint::new(gw.public), connector, ClientConfig::default());
+    let req = Request::get("/over-tls")
+        .header(HOST, "gateway.test")
+        .body(Body::empty())
+        .unwrap();
+    let res = client.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().contains_key("x-request-id"));
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).starts_with("path /over-tls"));
+
+    // A plaintext request to the TLS port gets no HTTP answer.
+    let plain = HttpClient::<Body>::new(
+        Endpoint::new(gw.public),
+        TcpConnector::new(),
+        ClientConfig::default(),
+    );
+    let req = Request::get("/")
+        .header(HOST, "a")
+        .body(Body::empty())
+        .unwrap();
+    assert!(plain.oneshot(req).await.is_err());
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,7 @@
 //! `mesh-gateway`: an edge gateway built from the mesh-* crates, configured by one TOML file.
 //!
 //! ```text
-//! public (plaintext HTTP/1.1 and HTTP/2)
+//! public (HTTP/1.1 and HTTP/2; TLS with an ordinary server certificate when `[tls]` is set)
 //!   x-request-id → ErrorResponse → RateLimit (per client IP or header; 429 + Retry-After)
 //!   → route by host, then longest path prefix (404 if none) → header add / remove
 //!   → the service's client stack (ClientTrace → RequestTimeout → Retry + budget → Balance
@@ -18,8 +18,8 @@
 //! Once both listeners are bound, one line goes to stdout:
 //! `mesh-gateway: ready public=<addr> admin=<addr>`.
 //!
-//! Not yet: TLS termination on the public listener. `[tls]` is parsed and checked, but the binary
-//! refuses to start with it (exit 2) until this package depends on tokio-rustls.
+//! TLS termination (`[tls]`, PEM chain and key): TLS 1.3 and 1.2, ALPN `h2` and `http/1.1`; a chain
+//! and key that cannot be read or do not fit together are a configuration error (exit 2).
 //!
 //! The configuration format is documented on [`mesh_examples::gateway_config`].
 
@@ -27,6 +27,7 @@
 mod admin;
 mod request_id;
 mod router;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,13 +89,17 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    if config.tls.is_some() {
-        eprintln!(
-            "mesh-gateway: configuration error in {path}: `tls`: TLS termination is not available in this version"
-        );
-        std::process::exit(2);
-    }
-    if let Err(e) = run(config, seed).await {
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => match tls::ServerTlsAcceptor::from_pem_files(&files.cert, &files.key) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                eprintln!("mesh-gateway: configuration error in {path}: {e}");
+                std::process::exit(2);
+            }
+        },
+    };
+    if let Err(e) = run(config, tls, seed).await {
         eprintln!("mesh-gateway: {e}");
         std::process::exit(1);
     }
@@ -134,7 +139,11 @@ fn limited(config: &Gateway, router: Router, meter: &Meter) -> Result<Routed, Bo
     })
 }
 
-async fn run(config: Gateway, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    config: Gateway,
+    tls: Option<tls::ServerTlsAcceptor>,
+    seed: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let (reader, metrics) = prometheus_endpoint()?;
     let provider = SdkMeterProvider::builder().with_reader(reader).build();
     let meter = provider.meter("mesh-gateway");
@@ -185,8 +194,16 @@ async fn run(config: Gateway, seed: u64) -> Result<(), Box<dyn std::error::Error
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
+    let public_task = match tls {
+        Some(acceptor) => tokio::spawn(
+            public
+                .acceptor(acceptor)
+                .serve_with_shutdown(edge, until_stopped()),
+        ),
+        None => tokio::spawn(public.serve_with_shutdown(edge, until_stopped())),
+    };
     let tasks = [
-        tokio::spawn(public.serve_with_shutdown(edge, until_stopped())),
+        public_task,
         tokio::spawn(
             admin.serve_with_shutdown(admin::build(metrics, ready.clone()), until_stopped()),
         ),
