@@ -1,9 +1,11 @@
 //! Pieces shared by the example programs: command-line flags, per-endpoint traffic statistics,
-//! the sidecar's and the gateway's TOML configurations and the outbound client stack.
+//! the sidecar's and the gateway's TOML configurations, the outbound client stack and the admin
+//! listener.
 //!
-//! The programs themselves are the binaries of this package (`demo`, and later the sidecar, the
-//! gateway and the scenario tools); see the package README.
+//! The programs themselves are the binaries of this package (`demo`, `mesh-sidecar`,
+//! `mesh-gateway`); see the package README.
 
+pub mod admin;
 pub mod args;
 pub mod config;
 pub mod gateway_config;

@@ -23,8 +23,6 @@
 //!
 //! The configuration format is documented on [`mesh_examples::gateway_config`].
 
-#[path = "../mesh-sidecar/admin.rs"]
-mod admin;
 mod request_id;
 mod router;
 mod tls;
@@ -204,14 +202,15 @@ async fn run(
     };
     let tasks = [
         public_task,
-        tokio::spawn(
-            admin.serve_with_shutdown(admin::build(metrics, ready.clone()), until_stopped()),
-        ),
+        tokio::spawn(admin.serve_with_shutdown(
+            mesh_examples::admin::build(metrics, ready.clone()),
+            until_stopped(),
+        )),
     ];
     ready.store(true, Ordering::Release);
     println!("mesh-gateway: ready public={} admin={}", addrs.0, addrs.1);
 
-    shutdown_signal().await?;
+    mesh_examples::admin::shutdown_signal().await?;
     eprintln!("mesh-gateway: draining");
     ready.store(false, Ordering::Release);
     let _ = stop.send(true);
@@ -222,18 +221,4 @@ async fn run(
     let _ = provider.shutdown();
     eprintln!("mesh-gateway: stopped");
     Ok(())
-}
-
-/// Completes on SIGTERM or Ctrl-C (SIGINT).
-async fn shutdown_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await
 }

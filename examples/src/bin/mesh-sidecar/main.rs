@@ -21,7 +21,6 @@
 //!
 //! The configuration format is documented on [`mesh_examples::config::SidecarConfig`].
 
-mod admin;
 mod inbound;
 mod outbound;
 
@@ -156,9 +155,10 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), Box<dyn std::error::Error
             ErrorResponseLayer::new().layer(outbound::Router::new(routes)),
             until_stopped(),
         )),
-        tokio::spawn(
-            admin.serve_with_shutdown(admin::build(metrics, ready.clone()), until_stopped()),
-        ),
+        tokio::spawn(admin.serve_with_shutdown(
+            mesh_examples::admin::build(metrics, ready.clone()),
+            until_stopped(),
+        )),
     ];
     ready.store(true, Ordering::Release);
     println!(
@@ -166,7 +166,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), Box<dyn std::error::Error
         addrs.0, addrs.1, addrs.2
     );
 
-    shutdown_signal().await?;
+    mesh_examples::admin::shutdown_signal().await?;
     eprintln!("mesh-sidecar: draining");
     ready.store(false, Ordering::Release);
     let _ = stop.send(true);
@@ -177,18 +177,4 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), Box<dyn std::error::Error
     let _ = provider.shutdown();
     eprintln!("mesh-sidecar: stopped");
     Ok(())
-}
-
-/// Completes on SIGTERM or Ctrl-C (SIGINT).
-async fn shutdown_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await
 }

@@ -1,4 +1,5 @@
-//! The admin listener: `/live`, `/ready`, `/metrics`.
+//! The admin listener of the sidecar and the gateway (`/live`, `/ready`, `/metrics`) and the signal
+//! that starts their graceful drain.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
 
 /// The admin service.
-pub(crate) type Admin = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
+pub type Admin = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut res = Response::new(Body::from(body));
@@ -22,7 +23,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 
 /// `/live`: 200 while the process runs. `/ready`: 200 while `ready` is set (listeners up, not
 /// draining), else 503. `/metrics`: Prometheus text. Anything else: 404.
-pub(crate) fn build(metrics: MetricsService, ready: Arc<AtomicBool>) -> Admin {
+pub fn build(metrics: MetricsService, ready: Arc<AtomicBool>) -> Admin {
     let service = ServiceBuilder::new().service_fn(move |req: Request<Incoming>| {
         let metrics = metrics.clone();
         let ready = ready.load(Ordering::Acquire);
@@ -41,4 +42,18 @@ pub(crate) fn build(metrics: MetricsService, ready: Arc<AtomicBool>) -> Admin {
         }
     });
     BoxCloneService::new(service)
+}
+
+/// Waits for SIGTERM or Ctrl-C (Ctrl-C only where there are no Unix signals): the proxies' cue to drain.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
