@@ -39,6 +39,7 @@ use mesh_tls::rotation::{FileSource, FileSourceConfig};
 use mesh_tls::{TlsAcceptor, TlsConnector};
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::Layer;
@@ -98,6 +99,11 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), Box<dyn std::error::Error
     let (reader, metrics) = prometheus_endpoint()?;
     let provider = SdkMeterProvider::builder().with_reader(reader).build();
     let meter = provider.meter("mesh-sidecar");
+    // Spans are not exported, but each hop needs its own span id so that the `traceparent` it
+    // sends names this sidecar as the parent. Set before any trace layer is built: the layers
+    // read the global tracer then.
+    let tracer_provider = SdkTracerProvider::builder().build();
+    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
 
     let mut identity = FileSourceConfig::new(&config.identity.cert, &config.identity.key)
         .poll_interval(IDENTITY_POLL)
@@ -175,6 +181,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), Box<dyn std::error::Error
     }
     rotation.abort();
     let _ = provider.shutdown();
+    let _ = tracer_provider.shutdown();
     eprintln!("mesh-sidecar: stopped");
     Ok(())
 }
