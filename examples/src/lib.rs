@@ -3,7 +3,7 @@
 //! listener.
 //!
 //! The programs themselves are the binaries of this package (`demo`, `mesh-sidecar`,
-//! `mesh-gateway`); see the package README.
+//! `mesh-gateway`, `embedded-axum`, `embedded-tonic`); see the package README.
 
 pub mod admin;
 pub mod args;

@@ -192,3 +192,27 @@ fn with_identity(ep: &Endpoint, identity: Option<&str>) -> Endpoint {
         _ => ep.clone(),
     }
 }
+
+/// Makes the trace context a request arrived with (W3C or B3 headers) the parent of the client span
+/// [`build_client`]'s stack opens, which then replaces those headers with its own. A malformed
+/// context is ignored, so the client span starts a new trace.
+///
+/// Proxies call this on each forwarded request: without it the client span has no parent and the
+/// caller's trace id is lost at the proxy.
+pub fn adopt_trace_context<B>(req: &mut Request<B>) {
+    use opentelemetry::trace::TraceContextExt;
+    if let Some(parent) = mesh_observe::propagation::extract(req.headers(), |_| {}) {
+        let context = opentelemetry::Context::new().with_remote_span_context(parent);
+        req.extensions_mut().insert(context);
+    }
+}
+
+/// Installs a tracer provider without an exporter as the global one, so that each proxy hop has
+/// span ids of its own to send in `traceparent` (with no provider, OpenTelemetry's spans are
+/// invalid and the client layer can only forward the caller's ids). Call it before building any
+/// trace layer; shut the returned provider down at exit.
+pub fn install_tracer_provider() -> opentelemetry_sdk::trace::SdkTracerProvider {
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    provider
+}

@@ -351,3 +351,35 @@ async fn terminates_tls_with_an_ordinary_server_certificate() {
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_trace_id_reaches_the_backend() {
+    let dir = temp_dir("trace");
+    let ca = TestCa::new("test.example");
+    let backend = start_backend(&ca).await;
+    let config = format!(
+        "{}{}[[routes]]\npath_prefix = \"/\"\nservice = \"orders\"\n",
+        preamble(&dir, &ca),
+        service("orders", backend),
+    );
+    let gw = start(&dir, "trace", &config).await;
+    let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (status, _, body) = send(gw.public, "a", "/t", &[("traceparent", sent)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = body
+        .lines()
+        .find_map(|line| line.strip_prefix("traceparent: "))
+        .unwrap_or_else(|| panic!("no traceparent reached the backend: {body}"));
+    let fields: Vec<&str> = seen.split('-').collect();
+    assert_eq!(fields.len(), 4, "{seen}");
+    assert_eq!(
+        fields[1], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "same trace id"
+    );
+    assert_ne!(
+        fields[2], "00f067aa0ba902b7",
+        "the gateway's own span is the parent"
+    );
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}

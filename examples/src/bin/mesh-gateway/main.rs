@@ -144,6 +144,8 @@ async fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let (reader, metrics) = prometheus_endpoint()?;
     let provider = SdkMeterProvider::builder().with_reader(reader).build();
+    // Before any trace layer is built: each request's client span gets ids of its own.
+    let tracer_provider = mesh_examples::stack::install_tracer_provider();
     let meter = provider.meter("mesh-gateway");
 
     let mut identity = FileSourceConfig::new(&config.identity.cert, &config.identity.key)
@@ -219,6 +221,7 @@ async fn run(
     }
     rotation.abort();
     let _ = provider.shutdown();
+    let _ = tracer_provider.shutdown();
     eprintln!("mesh-gateway: stopped");
     Ok(())
 }

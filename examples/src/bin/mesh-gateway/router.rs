@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use mesh_core::proxy::remove_hop_by_hop_headers;
 use mesh_core::{Body, BoxError};
 use mesh_examples::gateway_config::Route;
-use mesh_examples::stack::Client;
+use mesh_examples::stack::{Client, adopt_trace_context};
 use tower::{Service, ServiceExt};
 
 /// The route table and one client per service. Clones share both.
@@ -99,6 +99,7 @@ impl Service<Request<Incoming>> for Router {
         };
         let client = self.clients[route.service].clone();
         let mut req = req.map(Body::new);
+        adopt_trace_context(&mut req);
         let headers = req.headers_mut();
         remove_hop_by_hop_headers(headers);
         for name in &route.remove_headers {

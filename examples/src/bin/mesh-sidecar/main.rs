@@ -39,7 +39,6 @@ use mesh_tls::rotation::{FileSource, FileSourceConfig};
 use mesh_tls::{TlsAcceptor, TlsConnector};
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::Layer;
@@ -102,8 +101,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), Box<dyn std::error::Error
     // Spans are not exported, but each hop needs its own span id so that the `traceparent` it
     // sends names this sidecar as the parent. Set before any trace layer is built: the layers
     // read the global tracer then.
-    let tracer_provider = SdkTracerProvider::builder().build();
-    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+    let tracer_provider = mesh_examples::stack::install_tracer_provider();
 
     let mut identity = FileSourceConfig::new(&config.identity.cert, &config.identity.key)
         .poll_interval(IDENTITY_POLL)

@@ -12,10 +12,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_core::proxy::remove_hop_by_hop_headers;
 use mesh_core::{Body, BoxError};
-use mesh_examples::stack::Client;
-use mesh_observe::propagation;
-use opentelemetry::Context as TraceContext;
-use opentelemetry::trace::TraceContextExt;
+use mesh_examples::stack::{Client, adopt_trace_context};
 use tower::{Service, ServiceExt};
 
 /// Routes each request to the client of the service owning its authority. Clones share the table.
@@ -81,12 +78,7 @@ impl Service<Request<Incoming>> for Router {
         };
         let mut req = req.map(Body::new);
         remove_hop_by_hop_headers(req.headers_mut());
-        // The app's trace context becomes the parent of the client span, which then replaces
-        // the app's `traceparent` with its own; a malformed one starts a new trace.
-        if let Some(parent) = propagation::extract(req.headers(), |_| {}) {
-            req.extensions_mut()
-                .insert(TraceContext::new().with_remote_span_context(parent));
-        }
+        adopt_trace_context(&mut req);
         Box::pin(client.oneshot(req))
     }
 }
