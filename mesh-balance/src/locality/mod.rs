@@ -47,7 +47,7 @@ pub struct LocalityConfig {
     /// Where this balancer runs. Default: unknown, which puts every endpoint in one tier.
     pub local: Locality,
     /// The healthy share at or above which a tier takes all its traffic, in `(0, 1]`. Default 0.7
-    /// (Envoy's overprovisioning factor 1.4, rounded to the share the issue asks for).
+    /// (Envoy's overprovisioning factor 1.4, i.e. 1 / 1.4 ≈ 71 %, rounded to 70 %).
     pub threshold: f64,
     /// Never leave the best non-empty tier. Default `false`.
     pub strict: bool,
