@@ -5,12 +5,13 @@
 //! Every listener is on `127.0.0.1:0`; the gateway prints the addresses it bound on its `ready`
 //! line.
 
+mod support;
+
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::process::{Child, Command};
 
 use http::header::{HOST, RETRY_AFTER};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -24,17 +25,6 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mesh-gateway");
-
-fn temp_dir(tag: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "mesh-gateway-test-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Listeners and the gateway's `[identity]` (an SVID of `ca`), written next to the config.
 fn preamble(dir: &Path, ca: &TestCa) -> String {
@@ -73,27 +63,9 @@ impl Drop for Gateway {
 async fn start(dir: &Path, name: &str, config: &str) -> Gateway {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--config", path.to_str().unwrap(), "--seed", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let addr = |name: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
-            .parse()
-            .unwrap()
-    };
+    let (child, line) =
+        support::spawn_ready(BIN, ["--config", path.to_str().unwrap(), "--seed", "1"]).await;
+    let addr = |name: &str| support::ready_addr(&line, name);
     Gateway {
         public: addr("public"),
         admin: addr("admin"),
@@ -150,7 +122,7 @@ async fn send(
 
 #[test]
 fn a_route_to_an_unknown_service_exits_2_naming_the_key() {
-    let dir = temp_dir("bad-route");
+    let dir = support::temp_dir("mesh-gateway-test", "bad-route");
     let ca = TestCa::new("test.example");
     let config = format!(
         "{}[[routes]]\npath_prefix = \"/\"\nservice = \"nope\"\n",
@@ -171,7 +143,7 @@ fn a_route_to_an_unknown_service_exits_2_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_and_prefix_with_request_ids_and_header_edits_then_drains() {
-    let dir = temp_dir("e2e");
+    let dir = support::temp_dir("mesh-gateway-test", "e2e");
     let ca = TestCa::new("test.example");
     let backend = start_backend(&ca).await;
     let config = format!(
@@ -256,7 +228,7 @@ async fn routes_by_host_and_prefix_with_request_ids_and_header_edits_then_drains
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_answers_429_with_retry_after_per_key() {
-    let dir = temp_dir("limit");
+    let dir = support::temp_dir("mesh-gateway-test", "limit");
     let ca = TestCa::new("test.example");
     let backend = start_backend(&ca).await;
     // 0.01 per second: no token comes back during the test.
@@ -286,7 +258,7 @@ async fn the_rate_limit_answers_429_with_retry_after_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminates_tls_with_an_ordinary_server_certificate() {
-    let dir = temp_dir("tls");
+    let dir = support::temp_dir("mesh-gateway-test", "tls");
     let ca = TestCa::new("test.example");
     let backend = start_backend(&ca).await;
     // An ordinary server certificate: a DNS name, no SPIFFE URI.
@@ -354,7 +326,7 @@ async fn terminates_tls_with_an_ordinary_server_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callers_trace_id_reaches_the_backend() {
-    let dir = temp_dir("trace");
+    let dir = support::temp_dir("mesh-gateway-test", "trace");
     let ca = TestCa::new("test.example");
     let backend = start_backend(&ca).await;
     let config = format!(

@@ -7,13 +7,15 @@
 //! Every listener is bound on `127.0.0.1:0`; each sidecar prints the addresses it bound on its
 //! `ready` line, so there is no race for free ports.
 
+mod support;
+
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::header::{CONTENT_TYPE, HOST};
@@ -31,30 +33,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_mesh-sidecar");
 
 /// Upper bound of any single request in these tests: a request still pending after it has hung.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
-
-/// A fresh directory under the system temp dir, unique per process and call.
-fn temp_dir(tag: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "mesh-e2e-test-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Writes `name`'s SVID, key and the CA's roots into `dir`; returns the `[identity]` table.
-fn write_identity(dir: &Path, ca: &TestCa, name: &str) -> String {
-    let svid = ca.issue(&format!("/{name}"));
-    std::fs::write(dir.join(format!("{name}-cert.pem")), svid.chain_pem()).unwrap();
-    std::fs::write(dir.join(format!("{name}-key.pem")), svid.key_pem()).unwrap();
-    std::fs::write(dir.join("roots.pem"), ca.root_pem()).unwrap();
-    format!(
-        "[identity]\ncert = \"{name}-cert.pem\"\nkey = \"{name}-key.pem\"\nbundles = {{ \"{}\" = \"roots.pem\" }}\n",
-        ca.trust_domain()
-    )
-}
 
 /// `[listeners]` on free loopback ports and `[app]` at `app` speaking `protocol`.
 fn listeners(app: SocketAddr, protocol: &str) -> String {
@@ -82,28 +60,8 @@ impl Drop for Sidecar {
 async fn start(dir: &Path, name: &str, config: &str) -> Sidecar {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let addr = |key: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-            .parse()
-            .unwrap()
-    };
+    let (child, line) = support::spawn_ready(BIN, ["--config".as_ref(), path.as_os_str()]).await;
+    let addr = |key: &str| support::ready_addr(&line, key);
     Sidecar {
         inbound: addr("inbound"),
         outbound: addr("outbound"),
@@ -117,7 +75,7 @@ fn b_config(dir: &Path, ca: &TestCa, name: &str, app: SocketAddr, protocol: &str
     format!(
         "{}{}[[authorization.rules]]\naction = \"allow\"\ntrust_domains = [\"{}\"]\n",
         listeners(app, protocol),
-        write_identity(dir, ca, name),
+        support::write_identity(dir, ca, name),
         ca.trust_domain()
     )
 }
@@ -137,7 +95,7 @@ fn a_config(dir: &Path, ca: &TestCa, peers: &[(&str, SocketAddr)]) -> String {
     format!(
         "{}{}[services.orders]\nauthorities = [\"orders\"]\ndiscovery = {{ kind = \"static\", endpoints = [{}] }}\n",
         listeners("127.0.0.1:9".parse().unwrap(), "http1"),
-        write_identity(dir, ca, "a"),
+        support::write_identity(dir, ca, "a"),
         endpoints.join(", ")
     )
 }
@@ -249,7 +207,7 @@ fn trace_parts(traceparent: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traceparent_keeps_its_trace_id_through_two_sidecars() {
-    let dir = temp_dir("trace");
+    let dir = support::temp_dir("mesh-e2e-test", "trace");
     let ca = TestCa::new("test.example");
     let backend = start_backend("backend").await;
     let b = start(&dir, "b", &b_config(&dir, &ca, "b", backend, "http1")).await;
@@ -284,7 +242,7 @@ async fn a_peer_killed_mid_run_leaves_no_request_without_a_response() {
     const WORKERS: usize = 4;
     const KILL_AFTER: usize = 20;
 
-    let dir = temp_dir("kill");
+    let dir = support::temp_dir("mesh-e2e-test", "kill");
     let ca = TestCa::new("test.example");
     let backend1 = start_backend("one").await;
     let backend2 = start_backend("two").await;
@@ -396,7 +354,7 @@ async fn assert_metrics(admin: SocketAddr, names: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_carry_the_documented_names_after_traffic() {
-    let dir = temp_dir("metrics");
+    let dir = support::temp_dir("mesh-e2e-test", "metrics");
     let ca = TestCa::new("test.example");
     let backend = start_backend("backend").await;
     let b = start(&dir, "b", &b_config(&dir, &ca, "b", backend, "http1")).await;
@@ -488,7 +446,7 @@ async fn start_grpc_backend() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grpc_unary_call_keeps_its_trailers_through_two_sidecars() {
-    let dir = temp_dir("grpc");
+    let dir = support::temp_dir("mesh-e2e-test", "grpc");
     let ca = TestCa::new("test.example");
     let backend = start_grpc_backend().await;
     let b = start(&dir, "b", &b_config(&dir, &ca, "b", backend, "http2")).await;
@@ -516,14 +474,14 @@ async fn a_grpc_unary_call_keeps_its_trailers_through_two_sidecars() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_with_an_unauthorized_spiffe_id_gets_403() {
-    let dir = temp_dir("authz");
+    let dir = support::temp_dir("mesh-e2e-test", "authz");
     let ca = TestCa::new("test.example");
     let backend = start_backend("backend").await;
     // B admits only `/billing`: A (`/a`) passes mTLS but not authorization.
     let b_config = format!(
         "{}{}[[authorization.rules]]\naction = \"allow\"\npeers = [\"spiffe://{}/billing\"]\n",
         listeners(backend, "http1"),
-        write_identity(&dir, &ca, "b"),
+        support::write_identity(&dir, &ca, "b"),
         ca.trust_domain()
     );
     let b = start(&dir, "b", &b_config).await;

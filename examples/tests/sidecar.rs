@@ -5,12 +5,13 @@
 //! Every listener is configured on `127.0.0.1:0`; the sidecar prints the addresses it bound on its
 //! `ready` line, so there is no race for free ports.
 
+mod support;
+
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::process::{Child, Command};
 
 use http::header::HOST;
 use http::{Request, Response, StatusCode};
@@ -23,30 +24,6 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mesh-sidecar");
-
-/// A fresh directory under the system temp dir, unique per process and call.
-fn temp_dir(tag: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "mesh-sidecar-test-{tag}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Writes `name`'s SVID, key and the CA's roots into `dir`; returns the `[identity]` table.
-fn write_identity(dir: &Path, ca: &TestCa, name: &str) -> String {
-    let svid = ca.issue(&format!("/{name}"));
-    std::fs::write(dir.join(format!("{name}-cert.pem")), svid.chain_pem()).unwrap();
-    std::fs::write(dir.join(format!("{name}-key.pem")), svid.key_pem()).unwrap();
-    std::fs::write(dir.join("roots.pem"), ca.root_pem()).unwrap();
-    format!(
-        "[identity]\ncert = \"{name}-cert.pem\"\nkey = \"{name}-key.pem\"\nbundles = {{ \"{}\" = \"roots.pem\" }}\n",
-        ca.trust_domain()
-    )
-}
 
 fn listeners(app: SocketAddr) -> String {
     format!(
@@ -73,28 +50,8 @@ impl Drop for Sidecar {
 async fn start(dir: &Path, config: &str) -> Sidecar {
     let path = dir.join(format!("sidecar-{}.toml", config_tag(config)));
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let addr = |name: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
-            .parse()
-            .unwrap()
-    };
+    let (child, line) = support::spawn_ready(BIN, ["--config".as_ref(), path.as_os_str()]).await;
+    let addr = |key: &str| support::ready_addr(&line, key);
     Sidecar {
         inbound: addr("inbound"),
         outbound: addr("outbound"),
@@ -141,7 +98,7 @@ async fn get_with(
 
 /// Runs the binary on a config expected to be refused; returns its stderr.
 fn refused(config: &str) -> String {
-    let dir = temp_dir("refused");
+    let dir = support::temp_dir("mesh-sidecar-test", "refused");
     let path = dir.join("bad.toml");
     std::fs::write(&path, config).unwrap();
     let out = Command::new(BIN)
@@ -157,9 +114,9 @@ fn refused(config: &str) -> String {
 
 #[test]
 fn a_bad_address_exits_non_zero_naming_the_key() {
-    let dir = temp_dir("bad-address");
+    let dir = support::temp_dir("mesh-sidecar-test", "bad-address");
     let ca = TestCa::new("test.example");
-    let identity = write_identity(&dir, &ca, "a");
+    let identity = support::write_identity(&dir, &ca, "a");
     let config = format!("{}{identity}", listeners("127.0.0.1:9".parse().unwrap()))
         .replace("admin = \"127.0.0.1:0\"", "admin = \"localhost:99999\"");
     // Identity paths are relative to the config file: write it next to them.
@@ -213,7 +170,7 @@ async fn start_backend() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_crosses_two_sidecars_and_sigterm_drains() {
-    let dir = temp_dir("e2e");
+    let dir = support::temp_dir("mesh-sidecar-test", "e2e");
     let ca = TestCa::new("test.example");
     let backend = start_backend().await;
 
@@ -222,7 +179,7 @@ async fn a_request_crosses_two_sidecars_and_sigterm_drains() {
         "{}{}[[authorization.rules]]\naction = \"allow\"\ntrust_domains = [\"test.example\"]\n\
          [[authorization.rules]]\naction = \"deny\"\npath_prefix = \"/admin\"\n",
         listeners(backend),
-        write_identity(&dir, &ca, "b")
+        support::write_identity(&dir, &ca, "b")
     );
     let b = start(&dir, &b_config).await;
 
@@ -230,7 +187,7 @@ async fn a_request_crosses_two_sidecars_and_sigterm_drains() {
     let a_config = format!(
         "{}{}[services.orders]\nauthorities = [\"orders\", \"orders.svc:8080\"]\nidentity = \"spiffe://test.example/b\"\ndiscovery = {{ kind = \"static\", endpoints = [{{ address = \"{}\" }}] }}\n",
         listeners("127.0.0.1:9".parse().unwrap()),
-        write_identity(&dir, &ca, "a"),
+        support::write_identity(&dir, &ca, "a"),
         b.inbound
     );
     let a = start(&dir, &a_config).await;

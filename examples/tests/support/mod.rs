@@ -1,0 +1,68 @@
+//! Helpers shared by the tests that run the example binaries as processes.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mesh_tls::test_ca::TestCa;
+
+/// A fresh directory under the system temp dir, unique per process and call.
+pub(crate) fn temp_dir(prefix: &str, tag: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `bin` with `args` and waits for the first line it prints (the `ready` line naming its
+/// listeners); returns the child and that line.
+pub(crate) async fn spawn_ready<I, S>(bin: &str, args: I) -> (Child, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    (child, line)
+}
+
+/// The address a `ready` line gives for `key` (`key=<addr>`).
+pub(crate) fn ready_addr(line: &str, key: &str) -> SocketAddr {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Writes `name`'s SVID, key and the CA's roots into `dir`; returns the `[identity]` table.
+pub(crate) fn write_identity(dir: &Path, ca: &TestCa, name: &str) -> String {
+    let svid = ca.issue(&format!("/{name}"));
+    std::fs::write(dir.join(format!("{name}-cert.pem")), svid.chain_pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}-key.pem")), svid.key_pem()).unwrap();
+    std::fs::write(dir.join("roots.pem"), ca.root_pem()).unwrap();
+    format!(
+        "[identity]\ncert = \"{name}-cert.pem\"\nkey = \"{name}-key.pem\"\nbundles = {{ \"{}\" = \"roots.pem\" }}\n",
+        ca.trust_domain()
+    )
+}
