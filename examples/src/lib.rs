@@ -9,5 +9,6 @@ pub mod admin;
 pub mod args;
 pub mod config;
 pub mod gateway_config;
+pub mod scenario;
 pub mod stack;
 pub mod stats;

@@ -1,0 +1,1 @@
+//! The S1–S4 fault scenarios of the `scenario` binary (work in progress).

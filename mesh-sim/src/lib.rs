@@ -1,0 +1,1 @@
+//! A deterministic scenario kit for tower services (work in progress).
