@@ -9,12 +9,15 @@
 //!   → per endpoint: CircuitBreaker in gate mode → HttpClient over mTLS (HTTP/2)
 //! ```
 //!
+//! A service configured with `transport = "plaintext"` (one outside the mesh) is reached over plain
+//! TCP instead, in the HTTP version it is configured with.
+//!
 //! The breakers live in gate mode inside the balancer's factory, as in the `demo` binary: an open
 //! breaker makes its endpoint unready and the balancer routes around it. Each endpoint address
 //! keeps one breaker for the life of the stack, so a rebuilt endpoint service keeps its state.
 //!
-//! Peer sidecars are always reached over HTTP/2: one multiplexed mTLS connection carries the
-//! local app's HTTP/1.1 and gRPC requests alike, and each side converts at its edge.
+//! Peer sidecars are reached over HTTP/2 (the default `protocol`): one multiplexed mTLS connection
+//! carries the local app's HTTP/1.1 and gRPC requests alike, and each side converts at its edge.
 //!
 //! [`config::Service`]: crate::config::Service
 
@@ -29,7 +32,7 @@ use mesh_balance::discover::{
 };
 use mesh_balance::{Balance, BalanceConfig, LocalityConfig};
 use mesh_core::classify::MeshClassifier;
-use mesh_core::client::{ClientConfig, HttpClient, Protocol};
+use mesh_core::client::{ClientConfig, Connect, HttpClient, Protocol, TcpConnector};
 use mesh_core::{Body, BoxError, Endpoint, Locality};
 use mesh_observe::{ClientTraceLayer, TraceConfig};
 use mesh_retry::body::ReplayBody;
@@ -43,22 +46,22 @@ use tower::ServiceBuilder;
 use tower::discover::Discover;
 use tower::util::BoxCloneSyncService;
 
-use crate::config::{Discovery, Service};
+use crate::config::{Discovery, Service, Transport};
 
 /// A whole client, boxed: mesh-core [`Body`] both ways. Clones share the balancer, budget and
 /// breakers (they are one client); each clone must be polled ready before it is called.
 pub type Client = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
-/// Connection settings to a peer sidecar: HTTP/2, 1 s to connect (a peer that does not accept a
-/// TCP connection in a second is treated as down, and the retry layer moves on).
-fn peer_client_config() -> ClientConfig {
+/// Connection settings to an endpoint: the service's HTTP version, 1 s to connect (a peer that does
+/// not accept a TCP connection in a second is treated as down, and the retry layer moves on).
+fn peer_client_config(protocol: Protocol) -> ClientConfig {
     ClientConfig::default()
-        .protocol(Protocol::Http2)
+        .protocol(protocol)
         .connect_timeout(Duration::from_secs(1))
 }
 
-/// Builds `service`'s client: discovery as configured, mTLS through `connector`, locality tiers
-/// around `local`, metrics on `meter`, randomness from `seed`.
+/// Builds `service`'s client: discovery as configured, mTLS through `connector` (or plain TCP for a
+/// `plaintext` service), locality tiers around `local`, metrics on `meter`, randomness from `seed`.
 ///
 /// Must run inside a tokio runtime (file and DNS discovery start timers when first polled).
 ///
@@ -127,6 +130,28 @@ where
     D: Discover<Key = mesh_core::EndpointKey, Service = Endpoint> + Send + Unpin + 'static,
     D::Error: Into<BoxError>,
 {
+    match service.transport {
+        Transport::Mtls => with_connector(discover, identity, service, local, connector, meter, seed),
+        Transport::Plaintext => {
+            with_connector(discover, None, service, local, TcpConnector::new(), meter, seed)
+        }
+    }
+}
+
+fn with_connector<D, C>(
+    discover: D,
+    identity: Option<String>,
+    service: &Service,
+    local: &Locality,
+    connector: C,
+    meter: &Meter,
+    seed: u64,
+) -> Result<Client, BoxError>
+where
+    D: Discover<Key = mesh_core::EndpointKey, Service = Endpoint> + Send + Unpin + 'static,
+    D::Error: Into<BoxError>,
+    C: Connect + Sync,
+{
     let breaker_config = service
         .breaker
         .clone()
@@ -136,7 +161,7 @@ where
     // Checked once here, so the factory below cannot fail.
     let first = BreakerHandle::new(&breaker_config)?;
     let breakers: Mutex<HashMap<SocketAddr, BreakerHandle>> = Mutex::default();
-    let client_config = peer_client_config();
+    let client_config = peer_client_config(service.protocol);
     let make = move |ep: &Endpoint| {
         let breaker = breakers
             .lock()

@@ -245,3 +245,24 @@ async fn a_request_crosses_two_sidecars_and_sigterm_drains() {
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_service_is_reached_over_http1_without_tls() {
+    let dir = support::temp_dir("mesh-sidecar-test", "plaintext");
+    let ca = TestCa::new("test.example");
+    let backend = start_backend().await;
+    // The backend speaks plain HTTP; the sidecar reaches it without mTLS, over pooled HTTP/1.1.
+    let config = format!(
+        "{}{}[services.web]\nauthorities = [\"web\"]\ntransport = \"plaintext\"\nprotocol = \"http1\"\ndiscovery = {{ kind = \"static\", endpoints = [{{ address = \"{backend}\" }}] }}\n",
+        listeners("127.0.0.1:9".parse().unwrap()),
+        support::write_identity(&dir, &ca, "a"),
+    );
+    let a = start(&dir, &config).await;
+    for i in 0..3 {
+        let (status, body) = get(a.outbound, "web", &format!("/p{i}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, format!("backend saw /p{i} host=web"));
+    }
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -33,9 +33,9 @@ use std::path::{Path, PathBuf};
 pub use model::{
     AppConfig, AuthorizationConfig, BreakerSettings, BudgetConfig, DiscoveryConfig, EjectionConfig,
     EndpointConfig, IdentityConfig, Listeners, LocalityConfig, ProtocolName, RetryConfig,
-    RuleAction, RuleConfig, ServiceConfig, SidecarConfig,
+    RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
 };
-pub use resolve::{App, Discovery, Identity, Service, Sidecar};
+pub use resolve::{App, Discovery, Identity, Service, Sidecar, Transport};
 pub(crate) use resolve::{identity as resolve_identity, service as resolve_service};
 
 /// Why a configuration was refused.

@@ -70,6 +70,17 @@ pub enum ProtocolName {
     Http2,
 }
 
+/// How a service's endpoints are reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportName {
+    /// Mutual TLS with SPIFFE identities (peer sidecars).
+    #[default]
+    Mtls,
+    /// Plain TCP (a service outside the mesh).
+    Plaintext,
+}
+
 /// `[identity]`: PEM files, read once at start and re-read every few seconds (rotation).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +167,14 @@ pub struct ServiceConfig {
     /// The SPIFFE ID every endpoint must present (overrides a per-endpoint identity when set).
     #[serde(default)]
     pub identity: Option<String>,
+    /// How its endpoints are reached: `"mtls"` (default: peer sidecars) or `"plaintext"` (a
+    /// service outside the mesh; no identity is checked, so `identity` must not be set).
+    #[serde(default)]
+    pub transport: TransportName,
+    /// The HTTP version spoken to its endpoints: `"http2"` (default; what peer sidecars expect)
+    /// or `"http1"` (pooled keep-alive connections, for plaintext HTTP/1.1-only services).
+    #[serde(default)]
+    pub protocol: Option<ProtocolName>,
     /// Overall deadline of one request, retries included, in milliseconds. Default 15 000
     /// (Envoy's default route timeout; not in REFERENCE.md).
     #[serde(default = "default_timeout_ms")]

@@ -20,7 +20,7 @@ use mesh_tls::{Authorizer, SpiffeId, TrustDomain};
 use super::ConfigError;
 use super::model::{
     AuthorizationConfig, DiscoveryConfig, IdentityConfig, ProtocolName, RuleAction, RuleConfig,
-    ServiceConfig, SidecarConfig,
+    ServiceConfig, SidecarConfig, TransportName,
 };
 
 /// A checked configuration.
@@ -79,6 +79,10 @@ pub struct Service {
     pub authorities: Vec<String>,
     /// Where its endpoints are.
     pub discovery: Discovery,
+    /// mTLS (peer sidecars) or plaintext.
+    pub transport: Transport,
+    /// The HTTP version spoken to its endpoints.
+    pub protocol: Protocol,
     /// Overall deadline per request.
     pub timeout: Duration,
     /// Retry policy (seed it before use).
@@ -89,6 +93,17 @@ pub struct Service {
     pub breaker: BreakerConfig,
     /// Outlier ejection.
     pub outliers: OutlierConfig,
+}
+
+/// How a service's endpoints are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Mutual TLS: each endpoint must present an SVID of a configured trust domain (and the
+    /// expected SPIFFE ID when one is set).
+    Mtls,
+    /// Plain TCP, for a service outside the mesh.
+    Plaintext,
 }
 
 /// Where a service's endpoints come from.
@@ -318,6 +333,24 @@ pub(crate) fn service(
     if let Some(id) = &raw.identity {
         spiffe_id(&format!("{key}.identity"), id)?;
     }
+    let transport = match raw.transport {
+        TransportName::Mtls => Transport::Mtls,
+        TransportName::Plaintext => Transport::Plaintext,
+    };
+    let per_endpoint_identity = match &raw.discovery {
+        DiscoveryConfig::Static { endpoints } => endpoints.iter().any(|ep| ep.identity.is_some()),
+        _ => false,
+    };
+    if transport == Transport::Plaintext && (raw.identity.is_some() || per_endpoint_identity) {
+        return Err(ConfigError::invalid(
+            format!("{key}.transport"),
+            "\"plaintext\" checks no identity: remove the service's and its endpoints' `identity`, or use \"mtls\"",
+        ));
+    }
+    let protocol = match raw.protocol.unwrap_or(ProtocolName::Http2) {
+        ProtocolName::Http1 => Protocol::Http1,
+        ProtocolName::Http2 => Protocol::Http2,
+    };
     let discovery = discovery(&key, raw, base)?;
     if raw.timeout_ms == 0 {
         return Err(ConfigError::invalid(
@@ -380,6 +413,8 @@ pub(crate) fn service(
         name: name.to_owned(),
         authorities,
         discovery,
+        transport,
+        protocol,
         timeout: ms(raw.timeout_ms),
         retry,
         budget,

@@ -170,3 +170,39 @@ fn semantic_errors_name_the_key_path() {
         assert!(!reason.is_empty());
     }
 }
+
+#[test]
+fn a_plaintext_service_resolves_with_its_protocol() {
+    let sidecar = check(
+        "[services.web]\nauthorities = [\"web\"]\ntransport = \"plaintext\"\nprotocol = \"http1\"\n\
+         discovery = { kind = \"static\", endpoints = [{ address = \"127.0.0.1:8081\" }] }\n",
+    )
+    .unwrap();
+    let web = &sidecar.services[0];
+    assert_eq!(web.transport, super::Transport::Plaintext);
+    assert_eq!(web.protocol, mesh_core::client::Protocol::Http1);
+    // Without the keys: mTLS over HTTP/2, what peer sidecars speak.
+    let sidecar = check(SERVICE).unwrap();
+    assert_eq!(sidecar.services[0].transport, super::Transport::Mtls);
+    assert_eq!(
+        sidecar.services[0].protocol,
+        mesh_core::client::Protocol::Http2
+    );
+}
+
+#[test]
+fn a_plaintext_service_with_an_identity_is_refused() {
+    let (key, reason) = invalid(&format!("{SERVICE}transport = \"plaintext\"\n"));
+    assert_eq!(key, "services.orders.transport");
+    assert!(reason.contains("identity"), "{reason}");
+    let (key, _) = invalid(
+        "[services.web]\nauthorities = [\"web\"]\ntransport = \"plaintext\"\n\
+         discovery = { kind = \"static\", endpoints = [{ address = \"127.0.0.1:8081\", identity = \"spiffe://prod.example/web\" }] }\n",
+    );
+    assert_eq!(key, "services.web.transport");
+    let message = syntax(&format!(
+        "{BASE}[services.web]\nauthorities = [\"web\"]\ntransport = \"tls\"\n\
+         discovery = {{ kind = \"static\", endpoints = [{{ address = \"127.0.0.1:8081\" }}] }}\n"
+    ));
+    assert!(message.contains("unknown variant `tls`"), "{message}");
+}
