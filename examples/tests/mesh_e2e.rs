@@ -1,8 +1,8 @@
 //! End-to-end tests of the mesh through the real `mesh-sidecar` binary: an app's request goes to
 //! the outbound listener of sidecar A, over mTLS to the inbound listener of a sidecar B, and on to
-//! the backend behind B. Checked here: trace context crosses both sidecars, a peer killed mid-run
-//! leaves no request without a response, the documented metric names appear, and a gRPC unary
-//! call keeps its trailers.
+//! the backend behind B. Checked here: trace context crosses both sidecars, a peer sidecar or a
+//! backend process killed mid-run leaves no request without a response, the documented metric
+//! names appear, and a gRPC unary call keeps its trailers.
 //!
 //! Every listener is bound on `127.0.0.1:0`; each sidecar prints the addresses it bound on its
 //! `ready` line, so there is no race for free ports.
@@ -236,6 +236,12 @@ async fn traceparent_keeps_its_trace_id_through_two_sidecars() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A peer *sidecar* dies (compare with the backend kill below, where B2 stays up and answers for
+/// its dead app). Requests the dead peer had not answered yet are retried on the other; but a
+/// response whose head the peer had already relayed can only be cut: A streams response bodies
+/// without buffering them, so once the head went on to the client its status can no longer change,
+/// and the peer's death between the head and the end of the body ends the stream with an error (as
+/// with any streaming proxy). Such cut bodies are counted and bounded by the requests in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_killed_mid_run_leaves_no_request_without_a_response() {
     const REQUESTS: usize = 60;
@@ -328,6 +334,142 @@ async fn a_peer_killed_mid_run_leaves_no_request_without_a_response() {
     assert!(seen[0] > 0, "the surviving peer served nothing: {seen:?}");
 
     // After the kill, the surviving peer still answers.
+    let answer = send(outbound, Protocol::Http1, get("orders", "/after"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    drop((a, b1, b2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The sum of every sample of `name` (a counter, over all its label sets) in `admin`'s `/metrics`.
+async fn metric_sum(admin: SocketAddr, name: &str) -> f64 {
+    let answer = send(admin, Protocol::Http1, get("admin", "/metrics"))
+        .await
+        .unwrap();
+    answer
+        .body
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let value = if rest.starts_with('{') {
+                rest.rsplit_once("} ")?.1
+            } else {
+                rest.strip_prefix(' ')?
+            };
+            value.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// A *backend process* dies mid-run behind peer B2 (`SIGKILL`, requests in flight there), while
+/// workers send HTTP/1.1 and HTTP/2 GETs through A to B1 and B2. Strict: every request gets either
+/// a `200` with the whole body of a backend, or a 5xx carrying `mesh-error`; no transport error, no
+/// cut body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_killed_mid_run_leaves_no_request_without_a_complete_answer() {
+    const WORKERS: usize = 6;
+    /// Workers below this index speak HTTP/1.1 to A, the others HTTP/2.
+    const HTTP1_WORKERS: usize = 4;
+    const PER_WORKER: usize = 25;
+    const KILL_AFTER: usize = 40;
+
+    let dir = support::temp_dir("mesh-e2e-test", "backend-kill");
+    let ca = TestCa::new("test.example");
+    // A small delay keeps requests in flight at the backends when one is killed.
+    let (_backend1, app1) = support::spawn_backend("one", 15).await;
+    let (mut backend2, app2) = support::spawn_backend("two", 15).await;
+    let b1 = start(&dir, "b1", &b_config(&dir, &ca, "b1", app1, "http1")).await;
+    let b2 = start(&dir, "b2", &b_config(&dir, &ca, "b2", app2, "http1")).await;
+    let a = start(
+        &dir,
+        "a",
+        &a_config(&dir, &ca, &[("b1", b1.inbound), ("b2", b2.inbound)]),
+    )
+    .await;
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+    let kill_tx = Arc::new(std::sync::Mutex::new(Some(kill_tx)));
+    let outbound = a.outbound;
+    let mut workers = Vec::new();
+    for worker in 0..WORKERS {
+        let done = done.clone();
+        let kill_tx = kill_tx.clone();
+        let protocol = if worker < HTTP1_WORKERS {
+            Protocol::Http1
+        } else {
+            Protocol::Http2
+        };
+        workers.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..PER_WORKER {
+                let path = format!("/w{worker}/r{i}");
+                let answer = send_partial(outbound, protocol, get("orders", &path)).await;
+                answers.push((path, answer));
+                if done.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER
+                    && let Some(tx) = kill_tx.lock().unwrap().take()
+                {
+                    let _ = tx.send(());
+                }
+            }
+            answers
+        }));
+    }
+    kill_rx.await.unwrap();
+    // SIGKILL: the backend's connections are reset, requests in flight there get no answer.
+    backend2.kill();
+
+    let (mut from_one, mut from_two, mut mesh_errors) = (0, 0, 0);
+    for worker in workers {
+        for (path, answer) in worker.await.unwrap() {
+            // No transport error, no truncated body: every request got a complete answer.
+            let answer = answer.unwrap_or_else(|e| panic!("{path}: no answer: {e}"));
+            if let Some(e) = &answer.body_error {
+                panic!("{path}: body cut after {}: {e}", answer.status);
+            }
+            if answer.status == StatusCode::OK {
+                let backend = answer.body.split(' ').next().unwrap_or("");
+                assert_eq!(
+                    answer.body,
+                    format!("{backend} {path}\n"),
+                    "{path}: not a whole answer of a backend"
+                );
+                match backend {
+                    "one" => from_one += 1,
+                    "two" => from_two += 1,
+                    _ => panic!("{path}: unexpected body {:?}", answer.body),
+                }
+            } else {
+                assert!(
+                    answer.status.is_server_error()
+                        && answer.headers.contains_key(MESH_ERROR_HEADER),
+                    "{path}: {} {:?} {:?}",
+                    answer.status,
+                    answer.headers,
+                    answer.body
+                );
+                eprintln!(
+                    "{path}: {} mesh-error={:?}",
+                    answer.status, answer.headers[MESH_ERROR_HEADER]
+                );
+                mesh_errors += 1;
+            }
+        }
+    }
+    assert_eq!(from_one + from_two + mesh_errors, WORKERS * PER_WORKER);
+    assert!(from_one > 0, "the live backend served nothing");
+    // What B2's inbound could not get from its dead app (connection reset or refused) it answered
+    // with a 502 + `mesh-error`; A retried those GETs, and outlier ejection took B2 out of rotation.
+    // B2 keeps failing until it is ejected, so retries did happen.
+    let retries = metric_sum(a.admin, "mesh_retry_retries_total").await;
+    eprintln!(
+        "backend kill: one={from_one} two={from_two} mesh_errors={mesh_errors} retries={retries}"
+    );
+    assert!(retries >= 1.0, "no retry after the kill");
+
+    // After the kill, requests still succeed (on the surviving backend).
     let answer = send(outbound, Protocol::Http1, get("orders", "/after"))
         .await
         .unwrap();

@@ -333,7 +333,9 @@ pub struct EjectionConfig {
     pub base_ejection_ms: u64,
     /// Longest ejection, in milliseconds. Default 300 000 (Envoy's `max_ejection_time`).
     pub max_ejection_ms: u64,
-    /// Largest share of endpoints ejected at once. Default 0.1 (Envoy's 10 %).
+    /// Largest share of endpoints ejected at once (rounded down, and never all of them).
+    /// Default 0.5, mesh-balance's: Envoy's 10 % ejects nothing from fewer than ten endpoints, so
+    /// a dead endpoint of a small service would stay in rotation.
     pub max_ejected_share: f64,
 }
 
@@ -343,7 +345,7 @@ impl Default for EjectionConfig {
             consecutive_failures: 5,
             base_ejection_ms: 30_000,
             max_ejection_ms: 300_000,
-            max_ejected_share: 0.1,
+            max_ejected_share: 0.5,
         }
     }
 }

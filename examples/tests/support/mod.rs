@@ -46,6 +46,35 @@ where
     (child, line)
 }
 
+/// A child process killed (and reaped) when dropped, so a failed test leaves nothing behind.
+pub(crate) struct KillOnDrop(pub(crate) Child);
+
+impl KillOnDrop {
+    /// Kills the process now (SIGKILL on Unix) and waits for it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts the `backend` binary named `name`, answering after `delay_ms`; returns it and its address.
+pub(crate) async fn spawn_backend(name: &str, delay_ms: u64) -> (KillOnDrop, SocketAddr) {
+    let delay = delay_ms.to_string();
+    let (child, line) = spawn_ready(
+        env!("CARGO_BIN_EXE_backend"),
+        ["--name", name, "--delay-ms", delay.as_str()],
+    )
+    .await;
+    let child = KillOnDrop(child);
+    (child, ready_addr(&line, "listen"))
+}
+
 /// The address a `ready` line gives for `key` (`key=<addr>`).
 pub(crate) fn ready_addr(line: &str, key: &str) -> SocketAddr {
     line.split_whitespace()
