@@ -2,6 +2,7 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -172,15 +173,20 @@ impl Driver {
             Done(RequestRecord),
             Running(JoinHandle<RequestRecord>),
         }
+        let uri = Uri::from_static(REQUEST_URI);
         let mut pending = Vec::with_capacity(usize::try_from(self.arrivals).unwrap_or(0));
         for i in 0..self.arrivals {
             let due = start + self.arrival(i);
             let deadline = due + self.request_timeout;
             sleep_until(due).await;
-            let ready = timeout_at(deadline, poll_fn(|cx| service.poll_ready(cx))).await;
+            // Most of the time the service is ready at once: only arm a timer when it is not.
+            let ready = match poll_fn(|cx| Poll::Ready(service.poll_ready(cx))).await {
+                Poll::Ready(ready) => Ok(ready),
+                Poll::Pending => timeout_at(deadline, poll_fn(|cx| service.poll_ready(cx))).await,
+            };
             let failed = match ready {
                 Ok(Ok(())) => {
-                    let future = service.call(request());
+                    let future = service.call(request(&uri));
                     pending.push(Pending::Running(tokio::spawn(complete(
                         future, start, due, deadline,
                     ))));
@@ -211,9 +217,10 @@ impl Driver {
     }
 }
 
-fn request() -> Request<Empty<Bytes>> {
+fn request(uri: &Uri) -> Request<Empty<Bytes>> {
     let mut request = Request::new(Empty::new());
-    *request.uri_mut() = Uri::from_static(REQUEST_URI);
+    // Cloning a parsed static URI copies no bytes; parsing it for every request would.
+    *request.uri_mut() = uri.clone();
     request
 }
 
