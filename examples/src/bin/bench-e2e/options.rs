@@ -1,0 +1,271 @@
+//! The command line of a benchmark run, and the prose of its method for the report.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use mesh_examples::args::{ArgError, Args};
+
+/// A section of the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Fixed-rate latency, CPU and memory.
+    Latency,
+    /// Closed-loop ceiling.
+    Ceiling,
+    /// mTLS handshakes per second.
+    Handshake,
+    /// Memory per idle connection.
+    Idle,
+    /// `cargo bench` of the crates.
+    Micro,
+}
+
+impl FromStr for Part {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "latency" => Part::Latency,
+            "ceiling" => Part::Ceiling,
+            "handshake" => Part::Handshake,
+            "idle" => Part::Idle,
+            "micro" => Part::Micro,
+            other => {
+                return Err(format!(
+                    "unknown part {other:?} (latency, ceiling, handshake, idle, micro)"
+                ));
+            }
+        })
+    }
+}
+
+/// Everything `--help` lists.
+#[derive(Debug)]
+pub(crate) struct Options {
+    /// Smoke mode.
+    pub(crate) quick: bool,
+    /// Length of every oha / handshake run.
+    pub(crate) duration: Duration,
+    /// Repeats of the fixed-rate, ceiling and handshake parts.
+    pub(crate) repeats: u32,
+    /// Fixed rates, req/s.
+    pub(crate) rates: Vec<u32>,
+    /// oha connections at a fixed rate.
+    pub(crate) connections: usize,
+    /// oha connections in the closed loop.
+    pub(crate) ceiling_connections: usize,
+    /// Concurrent handshake tasks.
+    pub(crate) handshake_concurrency: usize,
+    /// Idle-connection levels.
+    pub(crate) idle_levels: Vec<usize>,
+    /// The sections to run, in the order they run.
+    pub(crate) parts: Vec<Part>,
+    /// Install missing tools.
+    pub(crate) install: bool,
+    /// Keep the work directory (configs, logs).
+    pub(crate) keep_work: bool,
+    /// Report file; default `BENCHMARKS.md` at the workspace root.
+    pub(crate) output: Option<PathBuf>,
+    /// The arguments as given, for the report.
+    pub(crate) command_line: String,
+}
+
+/// A comma-separated list: `1000,5000` → `[1000, 5000]`.
+pub(crate) fn parse_list<T: FromStr>(text: &str, flag: &str) -> Result<Vec<T>, ArgError>
+where
+    T::Err: std::fmt::Display,
+{
+    let items: Result<Vec<T>, ArgError> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().map_err(|e: T::Err| ArgError::Invalid {
+                flag: flag.to_owned(),
+                value: text.to_owned(),
+                reason: e.to_string(),
+            })
+        })
+        .collect();
+    let items = items?;
+    if items.is_empty() {
+        return Err(ArgError::Invalid {
+            flag: flag.to_owned(),
+            value: text.to_owned(),
+            reason: "empty list".into(),
+        });
+    }
+    Ok(items)
+}
+
+impl Options {
+    /// Reads the command line (without the program name).
+    pub(crate) fn parse(argv: Vec<String>) -> Result<Self, ArgError> {
+        let command_line = argv.join(" ");
+        // Switches without a value are taken out first: the flag reader expects values.
+        let mut switches = Vec::new();
+        let rest: Vec<String> = argv
+            .into_iter()
+            .filter(|a| {
+                let switch = matches!(
+                    a.as_str(),
+                    "--quick" | "--skip-micro" | "--no-install" | "--keep-work"
+                );
+                if switch {
+                    switches.push(a.clone());
+                }
+                !switch
+            })
+            .collect();
+        let has = |s: &str| switches.iter().any(|x| x == s);
+        let quick = has("--quick");
+        let mut args = Args::parse(rest)?;
+        let duration: u64 = args.value("--duration", if quick { 2 } else { 10 })?;
+        let repeats: u32 = args.value("--repeats", if quick { 1 } else { 5 })?;
+        let rates: String = args.value("--rates", "1000,5000,10000".to_owned())?;
+        let connections: usize = args.value("--connections", 32)?;
+        let ceiling_connections: usize = args.value("--ceiling-connections", 64)?;
+        let handshake_concurrency: usize = args.value("--handshake-concurrency", 32)?;
+        let idle: String = args.value(
+            "--idle-levels",
+            if quick { "1000" } else { "1000,5000,10000" }.to_owned(),
+        )?;
+        let default_parts = if quick || has("--skip-micro") {
+            "latency,ceiling,handshake,idle"
+        } else {
+            "latency,ceiling,handshake,idle,micro"
+        };
+        let parts: String = args.value("--parts", default_parts.to_owned())?;
+        let output: String = args.value("--output", String::new())?;
+        args.finish()?;
+        let mut parts: Vec<Part> = parse_list(&parts, "--parts")?;
+        if has("--skip-micro") {
+            parts.retain(|p| *p != Part::Micro);
+        }
+        let positive = |flag: &str, v: u64| {
+            if v == 0 {
+                Err(ArgError::Invalid {
+                    flag: flag.into(),
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("--duration", duration)?;
+        positive("--repeats", repeats.into())?;
+        positive("--connections", connections as u64)?;
+        positive("--ceiling-connections", ceiling_connections as u64)?;
+        positive("--handshake-concurrency", handshake_concurrency as u64)?;
+        Ok(Options {
+            quick,
+            duration: Duration::from_secs(duration),
+            repeats,
+            rates: parse_list(&rates, "--rates")?,
+            connections,
+            ceiling_connections,
+            handshake_concurrency,
+            idle_levels: parse_list(&idle, "--idle-levels")?,
+            parts,
+            install: !has("--no-install"),
+            keep_work: has("--keep-work"),
+            output: (!output.is_empty()).then(|| PathBuf::from(output)),
+            command_line,
+        })
+    }
+
+    /// Expected wall time of the measurements (microbenchmarks: a rough 10 minutes including
+    /// their compilation). Each run adds about 1.5 s of starting, warming up and stopping.
+    pub(crate) fn estimate(&self) -> Duration {
+        let run = self.duration.as_secs_f64() + 1.5;
+        let r = f64::from(self.repeats);
+        let mut secs = 0.0;
+        for part in &self.parts {
+            secs += match part {
+                Part::Latency => r * self.rates.len() as f64 * 4.0 * run,
+                Part::Ceiling => r * 4.0 * run,
+                Part::Handshake => r * 2.0 * run,
+                Part::Idle => 3.0 * self.idle_levels.len() as f64 * 5.0,
+                Part::Micro => 600.0,
+            };
+        }
+        Duration::from_secs_f64(secs)
+    }
+
+    /// The method, as lines for the report.
+    pub(crate) fn method(&self) -> Vec<String> {
+        let secs = self.duration.as_secs();
+        vec![
+            "Everything on 127.0.0.1. Load generators (oha, the handshake client) pinned to CPU 0 with `taskset -c 0`; the proxy under test and the backend pinned to CPU 1 with `taskset -c 1`.".into(),
+            "One worker each: mesh-sidecar with `TOKIO_WORKER_THREADS=1` (its `#[tokio::main]` runtime reads it), HAProxy `nbthread 1`, nginx `worker_processes 1`, the backend `--workers 1` (a current-thread runtime). Thread counts observed at run time are listed below.".into(),
+            format!("Path: oha → proxy → backend over HTTP/1.1 keep-alive on both hops (mesh-sidecar: outbound listener, service with `transport = \"plaintext\"`, `protocol = \"http1\"`, through its full client stack: trace, timeout, retry + budget, balancer, breaker; HAProxy `http-reuse always`; nginx upstream `keepalive` with `proxy_http_version 1.1` and an empty `Connection` header). Access logs off everywhere. `direct` is oha → backend. The backend answers `200` with a body of about 10 bytes."),
+            format!("Every run starts a fresh backend and a fresh proxy, sends 200 warm-up requests, then measures; targets are interleaved: for each of {} repeat(s), for each rate, every target in turn.", self.repeats),
+            format!("Fixed rates {} req/s: `oha -q RATE --latency-correction -z {secs}s -c {}` (latency counted from when each request was due, so stalls are not hidden). Added latency = the target's percentile − the `direct` percentile at the same rate in the same repeat. Tables give the median over repeats and (min–max).", self.rates.iter().map(u32::to_string).collect::<Vec<_>>().join(", "), self.connections),
+            "CPU: utime + stime of the proxy's process tree (nginx: master and worker) from `/proc/<pid>/stat` before and after the oha run, divided by `getconf CLK_TCK`, per 100 000 successful requests; the backend's separately. Peak RSS: `VmHWM` from `/proc/<pid>/status` at the end of the run, summed over the tree (for `direct`, the backend's).".into(),
+            format!("Ceiling: oha closed loop, `-c {}`, no rate limit, {secs} s per run.", self.ceiling_connections),
+            format!("mTLS handshakes: the `bench-e2e --handshake-client` child on CPU 0, {} concurrent tasks for {secs} s, each looping TCP connect → TLS 1.3 handshake (X25519, ECDSA P-256 certificates from one test CA, client certificate required, no session resumption) → `GET /` with `Connection: close` → read to the end. Targets: the mesh-sidecar inbound listener (SPIFFE verification, authorization, then the backend as local app) and an HAProxy frontend `bind … ssl crt … ca-file … verify required ssl-min-ver TLSv1.3` to the same backend. Proxy CPU per handshake from `/proc` as above.", self.handshake_concurrency),
+            format!("Idle connections at {}: a freshly started proxy, 200 warm-up requests, `VmRSS` of its tree; then that many plaintext connections (64 being opened at a time), one keep-alive request answered on each, held idle for 2 s; `VmRSS` again; (after − before) / connections still open. mesh-sidecar closes idle connections after 30 s and serves 10 000 at once by default, so levels stay within both; HAProxy `maxconn 30000`, nginx `worker_connections 30000`.", self.idle_levels.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+            "The load generators share the machine's other CPU with nothing else of ours, but not with the rest of the system: on a busy machine the figures are noisy.".into(),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Options, ArgError> {
+        Options::parse(s.split_whitespace().map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn defaults_full_and_quick() {
+        let full = parse("").unwrap();
+        assert_eq!((full.duration.as_secs(), full.repeats), (10, 5));
+        assert_eq!(full.rates, vec![1000, 5000, 10000]);
+        assert!(full.parts.contains(&Part::Micro) && full.install);
+        let quick = parse("--quick").unwrap();
+        assert_eq!((quick.duration.as_secs(), quick.repeats), (2, 1));
+        assert_eq!(quick.idle_levels, vec![1000]);
+        assert!(!quick.parts.contains(&Part::Micro));
+        let over =
+            parse("--quick --repeats 2 --rates 500 --skip-micro --parts idle,micro --no-install")
+                .unwrap();
+        assert_eq!(
+            (over.repeats, over.rates.clone(), over.parts.clone()),
+            (2, vec![500], vec![Part::Idle])
+        );
+        assert!(!over.install);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(matches!(
+            parse("--rates 1000,x"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--parts latency,speed"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--duration 0"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(parse("--rates ,"), Err(ArgError::Invalid { .. })));
+        assert_eq!(
+            parse("--bogus 1").unwrap_err(),
+            ArgError::Unknown("--bogus".into())
+        );
+        assert_eq!(parse("--help").unwrap_err(), ArgError::Help);
+    }
+
+    #[test]
+    fn the_full_run_takes_about_half_an_hour() {
+        let full = parse("").unwrap();
+        let minutes = full.estimate().as_secs() / 60;
+        assert!((25..=35).contains(&minutes), "{minutes}");
+    }
+}

@@ -1,0 +1,374 @@
+//! The systems under test and how each is started: the backend alone (`direct`), `mesh-sidecar`,
+//! HAProxy and nginx, each pinned to CPU 1 with one worker and proxying to the backend over
+//! HTTP/1.1 keep-alive. The proxy configurations are generated here, one file per start, into the
+//! run's work directory.
+
+use std::fmt;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mesh_tls::test_ca::TestCa;
+
+use crate::children::{Proc, Spawn};
+
+/// The CPU the proxies and the backend run on; the load generators run on CPU 0.
+pub(crate) const SERVER_CPU: u32 = 1;
+
+/// How long a child may take to print its ready line or to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The `Host` every load generator sends; the sidecar routes it to the backend service.
+pub(crate) const HOST: &str = "backend";
+
+/// One system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Target {
+    /// The backend, no proxy: the baseline the "added" latency is measured against.
+    Direct,
+    /// Ours.
+    Sidecar,
+    /// HAProxy.
+    Haproxy,
+    /// nginx.
+    Nginx,
+}
+
+impl Target {
+    /// All four, in the order of the tables.
+    pub(crate) const ALL: [Target; 4] = [
+        Target::Direct,
+        Target::Sidecar,
+        Target::Haproxy,
+        Target::Nginx,
+    ];
+    /// The three proxies.
+    pub(crate) const PROXIES: [Target; 3] = [Target::Sidecar, Target::Haproxy, Target::Nginx];
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Target::Direct => "direct",
+            Target::Sidecar => "mesh-sidecar",
+            Target::Haproxy => "haproxy",
+            Target::Nginx => "nginx",
+        })
+    }
+}
+
+/// Where the binaries and files of one benchmark run are.
+#[derive(Debug)]
+pub(crate) struct Env {
+    /// Our release binaries (`backend`, `mesh-sidecar`).
+    pub(crate) bin_dir: PathBuf,
+    /// Configs, identities and logs.
+    pub(crate) work: PathBuf,
+    /// `haproxy`.
+    pub(crate) haproxy: PathBuf,
+    /// `nginx`.
+    pub(crate) nginx: PathBuf,
+}
+
+/// A started backend.
+#[derive(Debug)]
+pub(crate) struct Backend {
+    /// Its process.
+    pub(crate) proc: Proc,
+    /// Its listener.
+    pub(crate) addr: SocketAddr,
+}
+
+/// A started system under test (for `direct`: no process of its own).
+#[derive(Debug)]
+pub(crate) struct Running {
+    /// The proxy process (`None` for `direct`).
+    pub(crate) proc: Option<Proc>,
+    /// Plaintext HTTP listener the load generator uses (the sidecar's outbound).
+    pub(crate) plain: SocketAddr,
+    /// mTLS listener (the sidecar's inbound, HAProxy's `ssl` bind), if configured.
+    pub(crate) tls: Option<SocketAddr>,
+}
+
+/// The address after `key=` in a ready line.
+pub(crate) fn ready_addr(line: &str, key: &str) -> Option<SocketAddr> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}
+
+/// Starts the backend pinned to the server CPU with one worker.
+pub(crate) fn start_backend(env: &Env) -> Result<Backend, String> {
+    let (proc, line) = Spawn::new("backend", env.bin_dir.join("backend"), &env.work)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--max-connections",
+            "30000",
+        ])
+        .cpu(SERVER_CPU)
+        .ready_line("backend: ready", START_TIMEOUT)?;
+    let addr =
+        ready_addr(&line, "listen").ok_or_else(|| format!("unexpected ready line {line:?}"))?;
+    Ok(Backend { proc, addr })
+}
+
+/// Starts `target` in front of `backend`.
+pub(crate) fn start(env: &Env, target: Target, backend: &Backend) -> Result<Running, String> {
+    match target {
+        Target::Direct => Ok(Running {
+            proc: None,
+            plain: backend.addr,
+            tls: None,
+        }),
+        Target::Sidecar => start_sidecar(env, backend.addr),
+        Target::Haproxy | Target::Nginx => start_with_free_ports(env, target, backend.addr),
+    }
+}
+
+/// The test-CA identities: `proxy` (the sidecar's SVID and HAProxy's server certificate) and
+/// `loadgen` (the handshake client's certificate), plus `roots.pem` and `haproxy.pem` (chain and
+/// key in one file, as HAProxy's `crt` wants).
+pub(crate) fn write_identities(dir: &Path) -> Result<String, String> {
+    let ca = TestCa::new("bench.example");
+    let write = |name: &str, text: String| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
+    };
+    for name in ["proxy", "loadgen"] {
+        let svid = ca.issue(&format!("/{name}"));
+        write(&format!("{name}-cert.pem"), svid.chain_pem())?;
+        write(&format!("{name}-key.pem"), svid.key_pem())?;
+        if name == "proxy" {
+            write(
+                "haproxy.pem",
+                format!("{}{}", svid.chain_pem(), svid.key_pem()),
+            )?;
+        }
+    }
+    write("roots.pem", ca.root_pem())?;
+    Ok(ca.trust_domain().to_string())
+}
+
+/// The sidecar configuration: outbound routes `Host: backend` to the backend over plaintext
+/// HTTP/1.1 (pooled keep-alive); inbound (mTLS) forwards to the backend as the local app.
+pub(crate) fn sidecar_config(backend: SocketAddr, trust_domain: &str) -> String {
+    format!(
+        "[listeners]\n\
+         inbound = \"127.0.0.1:0\"\n\
+         outbound = \"127.0.0.1:0\"\n\
+         admin = \"127.0.0.1:0\"\n\
+         \n\
+         [app]\n\
+         address = \"{backend}\"\n\
+         protocol = \"http1\"\n\
+         \n\
+         [identity]\n\
+         cert = \"proxy-cert.pem\"\n\
+         key = \"proxy-key.pem\"\n\
+         bundles = {{ \"{trust_domain}\" = \"roots.pem\" }}\n\
+         \n\
+         [services.backend]\n\
+         authorities = [\"{HOST}\"]\n\
+         transport = \"plaintext\"\n\
+         protocol = \"http1\"\n\
+         discovery = {{ kind = \"static\", endpoints = [{{ address = \"{backend}\" }}] }}\n"
+    )
+}
+
+fn start_sidecar(env: &Env, backend: SocketAddr) -> Result<Running, String> {
+    let trust_domain = std::fs::read_to_string(env.work.join("trust-domain"))
+        .map_err(|e| format!("identities not written: {e}"))?;
+    let path = env.work.join("sidecar.toml");
+    std::fs::write(&path, sidecar_config(backend, trust_domain.trim()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let (proc, line) = Spawn::new("mesh-sidecar", env.bin_dir.join("mesh-sidecar"), &env.work)
+        .args(["--config".into(), path.into_os_string()])
+        // `#[tokio::main]` reads TOKIO_WORKER_THREADS for its worker count.
+        .env("TOKIO_WORKER_THREADS", "1")
+        .cpu(SERVER_CPU)
+        .ready_line("mesh-sidecar: ready", START_TIMEOUT)?;
+    let addr =
+        |key| ready_addr(&line, key).ok_or_else(|| format!("unexpected ready line {line:?}"));
+    Ok(Running {
+        plain: addr("outbound")?,
+        tls: Some(addr("inbound")?),
+        proc: Some(proc),
+    })
+}
+
+/// HAProxy and nginx cannot bind port 0 and report it, so ask the OS for a free port, release it
+/// and start the proxy on it; if the proxy exits at once (someone took the port in between), try
+/// again with new ports.
+fn start_with_free_ports(
+    env: &Env,
+    target: Target,
+    backend: SocketAddr,
+) -> Result<Running, String> {
+    for _ in 0..5 {
+        let plain = free_port()?;
+        let tls = free_port()?;
+        let spawn = match target {
+            Target::Haproxy => {
+                let path = env.work.join("haproxy.cfg");
+                std::fs::write(&path, haproxy_config(plain, tls, backend, &env.work))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                Spawn::new("haproxy", &env.haproxy, &env.work).args([
+                    "-db".into(),
+                    "-f".into(),
+                    path.into_os_string(),
+                ])
+            }
+            _ => {
+                let dir = env.work.join("nginx");
+                std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+                let path = dir.join("nginx.conf");
+                std::fs::write(&path, nginx_config(plain, backend, &dir))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                let error_log = dir.join("error.log");
+                Spawn::new("nginx", &env.nginx, &env.work).args([
+                    "-p".into(),
+                    dir.clone().into_os_string(),
+                    "-e".into(),
+                    error_log.into_os_string(),
+                    "-c".into(),
+                    path.into_os_string(),
+                    "-g".into(),
+                    "daemon off;".into(),
+                ])
+            }
+        };
+        match spawn.cpu(SERVER_CPU).listening(plain, START_TIMEOUT) {
+            Ok(proc) => {
+                return Ok(Running {
+                    proc: Some(proc),
+                    plain,
+                    tls: (target == Target::Haproxy).then_some(tls),
+                });
+            }
+            Err(Some(e)) => return Err(e),
+            Err(None) => continue,
+        }
+    }
+    Err(format!(
+        "{target} would not start on a free port (5 attempts); see its log"
+    ))
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("cannot find a free loopback port: {e}"))
+}
+
+/// HAProxy: one thread, no logs, keep-alive on both sides with `http-reuse always`, a plaintext
+/// frontend and a TLS 1.3 frontend that requires a client certificate from the test CA.
+pub(crate) fn haproxy_config(
+    plain: SocketAddr,
+    tls: SocketAddr,
+    backend: SocketAddr,
+    dir: &Path,
+) -> String {
+    let crt = dir.join("haproxy.pem");
+    let roots = dir.join("roots.pem");
+    format!(
+        "global\n\
+         \x20   nbthread 1\n\
+         \x20   maxconn 30000\n\
+         \n\
+         defaults\n\
+         \x20   mode http\n\
+         \x20   maxconn 30000\n\
+         \x20   option http-keep-alive\n\
+         \x20   http-reuse always\n\
+         \x20   timeout connect 5s\n\
+         \x20   timeout client 60s\n\
+         \x20   timeout server 60s\n\
+         \x20   timeout http-keep-alive 60s\n\
+         \n\
+         frontend plain\n\
+         \x20   bind {plain}\n\
+         \x20   default_backend app\n\
+         \n\
+         frontend mtls\n\
+         \x20   bind {tls} ssl crt {crt} ca-file {roots} verify required ssl-min-ver TLSv1.3\n\
+         \x20   default_backend app\n\
+         \n\
+         backend app\n\
+         \x20   server backend {backend}\n",
+        crt = crt.display(),
+        roots = roots.display(),
+    )
+}
+
+/// nginx: one worker process, no access log, upstream keep-alive (`keepalive` +
+/// `proxy_http_version 1.1` + an empty `Connection` header), and no per-connection request cap so
+/// no proxy closes a keep-alive connection during a run.
+pub(crate) fn nginx_config(plain: SocketAddr, backend: SocketAddr, dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 1;\n\
+         worker_rlimit_nofile 65536;\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\n\
+         events {{ worker_connections 30000; }}\n\
+         http {{\n\
+         \x20   access_log off;\n\
+         \x20   client_body_temp_path {d}/tmp/body;\n\
+         \x20   proxy_temp_path {d}/tmp/proxy;\n\
+         \x20   fastcgi_temp_path {d}/tmp/fastcgi;\n\
+         \x20   uwsgi_temp_path {d}/tmp/uwsgi;\n\
+         \x20   scgi_temp_path {d}/tmp/scgi;\n\
+         \x20   keepalive_timeout 60s;\n\
+         \x20   keepalive_requests 1000000000;\n\
+         \x20   upstream app {{\n\
+         \x20       server {backend};\n\
+         \x20       keepalive 128;\n\
+         \x20       keepalive_requests 1000000000;\n\
+         \x20   }}\n\
+         \x20   server {{\n\
+         \x20       listen {plain};\n\
+         \x20       location / {{\n\
+         \x20           proxy_pass http://app;\n\
+         \x20           proxy_http_version 1.1;\n\
+         \x20           proxy_set_header Connection \"\";\n\
+         \x20       }}\n\
+         \x20   }}\n\
+         }}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_lines_give_addresses() {
+        let line = "mesh-sidecar: ready inbound=127.0.0.1:1 outbound=127.0.0.1:2 admin=127.0.0.1:3";
+        assert_eq!(
+            ready_addr(line, "outbound"),
+            Some("127.0.0.1:2".parse().unwrap())
+        );
+        assert_eq!(ready_addr(line, "in"), None);
+        assert_eq!(ready_addr("backend: ready listen=x", "listen"), None);
+    }
+
+    #[test]
+    fn configs_name_loopback_addresses_and_one_worker() {
+        let p: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2000".parse().unwrap();
+        let h = haproxy_config(p, "127.0.0.1:1001".parse().unwrap(), b, Path::new("/tmp/x"));
+        assert!(h.contains("nbthread 1") && h.contains("bind 127.0.0.1:1000\n"));
+        assert!(h.contains("verify required") && h.contains("server backend 127.0.0.1:2000"));
+        assert!(!h.contains("log "), "no logging");
+        let n = nginx_config(p, b, Path::new("/tmp/x"));
+        assert!(n.contains("worker_processes 1;") && n.contains("access_log off;"));
+        assert!(n.contains("listen 127.0.0.1:1000;") && n.contains("server 127.0.0.1:2000;"));
+        assert!(n.contains("proxy_set_header Connection \"\";"));
+        let s = sidecar_config(b, "bench.example");
+        assert!(s.contains("transport = \"plaintext\"") && s.contains("protocol = \"http1\""));
+        assert!(s.contains("address = \"127.0.0.1:2000\""));
+    }
+}

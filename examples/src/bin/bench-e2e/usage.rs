@@ -1,0 +1,61 @@
+//! The `--help` text.
+
+/// What `bench-e2e --help` prints.
+pub(crate) const USAGE: &str = "\
+bench-e2e: end-to-end comparison of mesh-sidecar with HAProxy and nginx (loopback, one machine)
+
+USAGE:
+    cargo run --release -p mesh-examples --bin bench-e2e -- [OPTIONS]
+
+    Full run (the published figures; about 30 min, of which ~10 min fixed-rate runs, ~4 min
+    ceiling, ~2 min handshakes, ~1 min idle connections, ~10 min microbenchmarks with their
+    compilation; plus the first-time installs):
+        cargo run --release -p mesh-examples --bin bench-e2e
+    Smoke test of the tooling (about 2 min; figures not to be quoted):
+        cargo run --release -p mesh-examples --bin bench-e2e -- --quick
+
+WHAT IT DOES
+    Installs what is missing: HAProxy and nginx with `apt-get update && apt-get install -y
+    haproxy nginx` (needs root; otherwise it prints the command and stops), and oha with
+    `cargo install oha --locked` (this compiles oha: several minutes). Builds `backend` and
+    `mesh-sidecar` in release. Needs `taskset` and at least 2 CPUs; uses `prlimit`, when
+    installed, to raise its own open-file limit (children get `ulimit -n 65536`).
+
+    Load generators run on CPU 0, each proxy and the backend on CPU 1 (`taskset`), every server
+    with one worker (mesh-sidecar: TOKIO_WORKER_THREADS=1; HAProxy: nbthread 1; nginx:
+    worker_processes 1; backend: --workers 1), HTTP/1.1 keep-alive to the backend, no access
+    logs. Every measurement starts a fresh backend and proxy on 127.0.0.1 ports chosen at run
+    time; every child process is killed at the end, on error and on Ctrl-C.
+
+    Parts (--parts):
+      latency    for each repeat, each rate, each target (direct, mesh-sidecar, haproxy, nginx):
+                 oha at a fixed rate with latency correction; p50/p99/p99.9, latency added over
+                 direct in the same repeat, proxy and backend CPU-seconds per 100k requests
+                 (/proc), peak RSS (VmHWM), errors
+      ceiling    for each repeat, each target: oha closed loop; requests/s and CPU per 100k
+      handshake  for each repeat: TLS 1.3 handshakes/s with a client certificate, no keep-alive,
+                 against the mesh-sidecar inbound listener and HAProxy `ssl ... verify required`
+      idle       for each proxy and level: RSS per idle keep-alive connection
+      micro      cargo bench of mesh-balance (balancer), mesh-retry (retry), mesh-tls (handshake)
+
+    The report replaces the generated section of BENCHMARKS.md at the workspace root (between
+    its markers; text around it is kept): date, machine, tool versions, method, one table per
+    part, and the ratios mesh-sidecar / HAProxy and mesh-sidecar / nginx.
+
+OPTIONS:
+    --quick                      smoke mode: --duration 2, --repeats 1, --idle-levels 1000, no
+                                 micro part (any option given explicitly still applies)
+    --duration <SECS>            length of every oha and handshake run (default 10)
+    --repeats <N>                repeats of latency, ceiling and handshake (default 5)
+    --rates <LIST>               fixed rates in req/s, comma-separated (default 1000,5000,10000)
+    --connections <N>            oha connections at a fixed rate (default 32)
+    --ceiling-connections <N>    oha connections in the closed loop (default 64)
+    --handshake-concurrency <N>  concurrent handshake tasks (default 32)
+    --idle-levels <LIST>         idle connection counts (default 1000,5000,10000)
+    --parts <LIST>               parts to run, comma-separated, from latency, ceiling,
+                                 handshake, idle, micro (default: all)
+    --skip-micro                 leave out the micro part
+    --no-install                 fail instead of installing missing tools
+    --keep-work                  keep the temporary directory with configs and logs
+    --output <FILE>              report file (default BENCHMARKS.md at the workspace root)
+    --help                       print this text";
