@@ -27,10 +27,6 @@ mod request_id;
 mod router;
 mod tls;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use http::{Request, Response};
 use hyper::body::Incoming;
 use mesh_core::error::ErrorResponseLayer;
@@ -38,16 +34,11 @@ use mesh_core::server::Server;
 use mesh_core::{Body, BoxError};
 use mesh_examples::args::{ArgError, Args};
 use mesh_examples::gateway_config::{self, Gateway, RateKey};
+use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind};
 use mesh_examples::stack::build_client;
-use mesh_observe::prometheus::prometheus_endpoint;
 use mesh_retry::limit::rate::{HeaderKey, PeerIp};
 use mesh_retry::limit::{RateLimitConfig, RateLimitLayer};
-use mesh_tls::TlsConnector;
-use mesh_tls::rotation::{FileSource, FileSourceConfig};
-use opentelemetry::metrics::{Meter, MeterProvider};
-use opentelemetry_sdk::metrics::SdkMeterProvider;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use opentelemetry::metrics::Meter;
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceBuilder};
 
@@ -63,9 +54,6 @@ OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::gateway_config docs)
     --seed <N>        seed of the balancers, retry jitter and request ids (default: random)
     --help            print this text";
-
-/// How often the identity files are checked for rotation.
-const IDENTITY_POLL: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() {
@@ -141,34 +129,22 @@ async fn run(
     config: Gateway,
     tls: Option<tls::ServerTlsAcceptor>,
     seed: u64,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let (reader, metrics) = prometheus_endpoint()?;
-    let provider = SdkMeterProvider::builder().with_reader(reader).build();
+) -> Result<(), BoxError> {
     // Before any trace layer is built: each request's client span gets ids of its own.
-    let tracer_provider = mesh_examples::stack::install_tracer_provider();
-    let meter = provider.meter("mesh-gateway");
-
-    let mut identity = FileSourceConfig::new(&config.identity.cert, &config.identity.key)
-        .poll_interval(IDENTITY_POLL)
-        .meter(meter.clone());
-    for (domain, path) in &config.identity.bundles {
-        identity = identity.bundle(domain.clone(), path);
-    }
-    let source = Arc::new(
-        FileSource::load(identity)
-            .await
-            .map_err(|e| format!("identity files: {e}"))?,
-    );
-    let rotation = tokio::spawn({
-        let source = source.clone();
-        async move { source.run().await }
-    });
-    let connector = TlsConnector::from_source(&*source);
+    let telemetry = Telemetry::install("mesh-gateway")?;
+    let meter = telemetry.meter().clone();
+    let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
     let mut clients = Vec::new();
     for service in &config.services {
-        let client = build_client(service, &config.locality, connector.clone(), &meter, seed)
-            .map_err(|e| format!("service {}: {e}", service.name))?;
+        let client = build_client(
+            service,
+            &config.locality,
+            identity.connector(),
+            &meter,
+            seed,
+        )
+        .map_err(|e| format!("service {}: {e}", service.name))?;
         clients.push(client);
     }
     let router = Router::new(config.routes.clone(), clients);
@@ -177,51 +153,29 @@ async fn run(
         .service(limited(&config, router, &meter).map_err(|e| format!("rate_limit: {e}"))?);
     let edge = request_id::layer(BoxCloneService::new(edge), seed);
 
-    let bind = |addr, name: &'static str| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} ({name}): {e}"))
-    };
     let public = Server::new(bind(config.public, "listeners.public").await?);
     let admin = Server::new(bind(config.admin, "listeners.admin").await?);
     let addrs = (public.local_addr()?, admin.local_addr()?);
 
-    let ready = Arc::new(AtomicBool::new(false));
-    let (stop, stopped) = watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
-    let public_task = match tls {
-        Some(acceptor) => tokio::spawn(
+    let mut drain = Drain::new();
+    match tls {
+        Some(acceptor) => drain.spawn(
             public
                 .acceptor(acceptor)
-                .serve_with_shutdown(edge, until_stopped()),
+                .serve_with_shutdown(edge, drain.stopped()),
         ),
-        None => tokio::spawn(public.serve_with_shutdown(edge, until_stopped())),
-    };
-    let tasks = [
-        public_task,
-        tokio::spawn(admin.serve_with_shutdown(
-            mesh_examples::admin::build(metrics, ready.clone()),
-            until_stopped(),
-        )),
-    ];
-    ready.store(true, Ordering::Release);
+        None => drain.spawn(public.serve_with_shutdown(edge, drain.stopped())),
+    }
+    drain.spawn(admin.serve_with_shutdown(
+        mesh_examples::admin::build(telemetry.metrics(), drain.ready_flag()),
+        drain.stopped(),
+    ));
+    drain.set_ready();
     println!("mesh-gateway: ready public={} admin={}", addrs.0, addrs.1);
 
-    mesh_examples::admin::shutdown_signal().await?;
-    eprintln!("mesh-gateway: draining");
-    ready.store(false, Ordering::Release);
-    let _ = stop.send(true);
-    for task in tasks {
-        task.await??;
-    }
-    rotation.abort();
-    let _ = provider.shutdown();
-    let _ = tracer_provider.shutdown();
+    drain.run_until_signal("mesh-gateway").await?;
+    drop(identity);
+    telemetry.shutdown();
     eprintln!("mesh-gateway: stopped");
     Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! inbound  (mTLS, from peer sidecars)
-//!   TlsAcceptor → ErrorResponse → AuthzLayer → ServerTraceLayer → ConcurrencyLimit → local app
+//!   TlsAcceptor → ErrorResponse → AuthzLayer → ServerTraceLayer → ConcurrencyLimit (fixed or
+//!   Vegas) → local app, whose trace context names the inbound server span as its parent
 //! outbound (plaintext, from the local app)
 //!   route by :authority / Host → ClientTrace → RequestTimeout → Retry + WindowBudget → Balance
 //!   (locality, ejection; static / file / DNS discovery) → per-endpoint breaker → HTTP/2 over mTLS
@@ -25,22 +26,14 @@ mod inbound;
 mod outbound;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
+use mesh_core::BoxError;
 use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::Server;
 use mesh_examples::args::{ArgError, Args};
 use mesh_examples::config::{self, Sidecar};
+use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind};
 use mesh_examples::stack::build_client;
-use mesh_observe::prometheus::prometheus_endpoint;
-use mesh_tls::rotation::{FileSource, FileSourceConfig};
-use mesh_tls::{TlsAcceptor, TlsConnector};
-use opentelemetry::metrics::MeterProvider;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tower::Layer;
 
 const USAGE: &str = "\
@@ -53,9 +46,6 @@ OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::config docs)
     --seed <N>        seed of the balancers, retry and breaker jitter (default 0)
     --help            print this text";
-
-/// How often the identity files are checked for rotation.
-const IDENTITY_POLL: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() {
@@ -94,48 +84,30 @@ fn options() -> Result<(String, u64), ArgError> {
     Ok((path, seed))
 }
 
-async fn run(config: Sidecar, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let (reader, metrics) = prometheus_endpoint()?;
-    let provider = SdkMeterProvider::builder().with_reader(reader).build();
-    let meter = provider.meter("mesh-sidecar");
+async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     // Spans are not exported, but each hop needs its own span id so that the `traceparent` it
-    // sends names this sidecar as the parent. Set before any trace layer is built: the layers
-    // read the global tracer then.
-    let tracer_provider = mesh_examples::stack::install_tracer_provider();
-
-    let mut identity = FileSourceConfig::new(&config.identity.cert, &config.identity.key)
-        .poll_interval(IDENTITY_POLL)
-        .meter(meter.clone());
-    for (domain, path) in &config.identity.bundles {
-        identity = identity.bundle(domain.clone(), path);
-    }
-    let source = Arc::new(
-        FileSource::load(identity)
-            .await
-            .map_err(|e| format!("identity files: {e}"))?,
-    );
-    let rotation = tokio::spawn({
-        let source = source.clone();
-        async move { source.run().await }
-    });
-    let connector = TlsConnector::from_source(&*source);
-    let acceptor = TlsAcceptor::from_source(&*source);
+    // sends names this sidecar as the parent; the trace layers below read the tracer set here.
+    let telemetry = Telemetry::install("mesh-sidecar")?;
+    let meter = telemetry.meter().clone();
+    let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
     let mut routes = HashMap::new();
     for service in &config.services {
-        let client = build_client(service, &config.locality, connector.clone(), &meter, seed)
-            .map_err(|e| format!("service {}: {e}", service.name))?;
+        let client = build_client(
+            service,
+            &config.locality,
+            identity.connector(),
+            &meter,
+            seed,
+        )
+        .map_err(|e| format!("service {}: {e}", service.name))?;
         for authority in &service.authorities {
             routes.insert(authority.clone(), client.clone());
         }
     }
 
-    let bind = |addr, name: &'static str| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} ({name}): {e}"))
-    };
-    let inbound = Server::new(bind(config.inbound, "listeners.inbound").await?).acceptor(acceptor);
+    let inbound =
+        Server::new(bind(config.inbound, "listeners.inbound").await?).acceptor(identity.acceptor());
     let outbound = Server::new(bind(config.outbound, "listeners.outbound").await?);
     let admin = Server::new(bind(config.admin, "listeners.admin").await?);
     let addrs = (
@@ -144,42 +116,26 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), Box<dyn std::error::Error
         admin.local_addr()?,
     );
 
-    let ready = Arc::new(AtomicBool::new(false));
-    let (stop, stopped) = watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
     let inbound_service = inbound::build(&config, &meter).map_err(|e| e.to_string())?;
-    let tasks = [
-        tokio::spawn(inbound.serve_with_shutdown(inbound_service, until_stopped())),
-        tokio::spawn(outbound.serve_with_shutdown(
-            ErrorResponseLayer::new().layer(outbound::Router::new(routes)),
-            until_stopped(),
-        )),
-        tokio::spawn(admin.serve_with_shutdown(
-            mesh_examples::admin::build(metrics, ready.clone()),
-            until_stopped(),
-        )),
-    ];
-    ready.store(true, Ordering::Release);
+    let mut drain = Drain::new();
+    drain.spawn(inbound.serve_with_shutdown(inbound_service, drain.stopped()));
+    drain.spawn(outbound.serve_with_shutdown(
+        ErrorResponseLayer::new().layer(outbound::Router::new(routes)),
+        drain.stopped(),
+    ));
+    drain.spawn(admin.serve_with_shutdown(
+        mesh_examples::admin::build(telemetry.metrics(), drain.ready_flag()),
+        drain.stopped(),
+    ));
+    drain.set_ready();
     println!(
         "mesh-sidecar: ready inbound={} outbound={} admin={}",
         addrs.0, addrs.1, addrs.2
     );
 
-    mesh_examples::admin::shutdown_signal().await?;
-    eprintln!("mesh-sidecar: draining");
-    ready.store(false, Ordering::Release);
-    let _ = stop.send(true);
-    for task in tasks {
-        task.await??;
-    }
-    rotation.abort();
-    let _ = provider.shutdown();
-    let _ = tracer_provider.shutdown();
+    drain.run_until_signal("mesh-sidecar").await?;
+    drop(identity);
+    telemetry.shutdown();
     eprintln!("mesh-sidecar: stopped");
     Ok(())
 }
