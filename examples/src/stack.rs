@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use mesh_balance::discover::{
-    DnsDiscover, DnsDiscoverConfig, DnsTarget, FileDiscover, StaticDiscover,
+    DnsDiscover, DnsDiscoverConfig, DnsTarget, FileDiscover, FileDiscoverConfig, StaticDiscover,
 };
 use mesh_balance::{Balance, BalanceConfig, LocalityConfig};
 use mesh_core::classify::MeshClassifier;
@@ -86,8 +86,17 @@ pub fn build_client(
             meter,
             seed,
         ),
-        Discovery::File { path, identity } => finish(
-            FileDiscover::new(path.clone())?,
+        Discovery::File {
+            path,
+            interval,
+            identity,
+        } => finish(
+            FileDiscover::with_config(
+                path.clone(),
+                FileDiscoverConfig::default()
+                    .interval(*interval)
+                    .meter(meter.clone()),
+            )?,
             identity.clone(),
             service,
             local,
@@ -131,10 +140,18 @@ where
     D::Error: Into<BoxError>,
 {
     match service.transport {
-        Transport::Mtls => with_connector(discover, identity, service, local, connector, meter, seed),
-        Transport::Plaintext => {
-            with_connector(discover, None, service, local, TcpConnector::new(), meter, seed)
+        Transport::Mtls => {
+            with_connector(discover, identity, service, local, connector, meter, seed)
         }
+        Transport::Plaintext => with_connector(
+            discover,
+            None,
+            service,
+            local,
+            TcpConnector::new(),
+            meter,
+            seed,
+        ),
     }
 }
 

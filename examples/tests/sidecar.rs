@@ -1,6 +1,6 @@
 //! End-to-end checks of the `mesh-sidecar` binary: configuration errors, the admin endpoints, a
-//! request through two sidecars (app → outbound of A → mTLS → inbound of B → backend), and a
-//! graceful stop on SIGTERM.
+//! request through two sidecars (app → outbound of A → mTLS → inbound of B → backend), a graceful
+//! stop on SIGTERM, and outbound endpoints found through an endpoint file and through DNS.
 //!
 //! Every listener is configured on `127.0.0.1:0`; the sidecar prints the addresses it bound on its
 //! `ready` line, so there is no race for free ports.
@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::time::Duration;
 
 use http::header::HOST;
 use http::{Request, Response, StatusCode};
@@ -264,5 +265,189 @@ async fn a_plaintext_service_is_reached_over_http1_without_tls() {
         assert_eq!(body, format!("backend saw /p{i} host=web"));
     }
     drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Upper bound on waiting for an observable change (a discovery update reaching the balancer); a
+/// safety net on a loaded machine, not a delay.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Sends GETs of `path` through `addr` until an answer satisfies `wanted` or [`PATIENCE`] passes;
+/// returns the last answer. Attempts are paced a few milliseconds apart so the loop does not
+/// monopolise the machine.
+async fn get_until(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    wanted: impl Fn(StatusCode, &str) -> bool,
+) -> (StatusCode, String) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut pace = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        pace.tick().await;
+        let (status, body) = get(addr, host, path).await;
+        if wanted(status, &body) || tokio::time::Instant::now() >= deadline {
+            return (status, body);
+        }
+    }
+}
+
+/// Writes mesh-balance's endpoint file at `path` naming one endpoint, atomically (write, then
+/// rename), so the sidecar never reads half a file.
+fn write_endpoint_file(path: &Path, endpoint: SocketAddr) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, format!("[[endpoints]]\naddr = \"{endpoint}\"\n")).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_discovery_follows_the_endpoint_file() {
+    let dir = support::temp_dir("mesh-sidecar-test", "file-discovery");
+    let ca = TestCa::new("test.example");
+    let (_one, app_one) = support::spawn_backend("one", 0).await;
+    let (_two, app_two) = support::spawn_backend("two", 0).await;
+    // B and B' present the same SPIFFE ID: the one A's service expects of every endpoint.
+    let identity_b = support::write_identity(&dir, &ca, "b");
+    let b = start(&dir, &format!("{}{identity_b}", listeners(app_one))).await;
+    let b_prime = start(&dir, &format!("{}{identity_b}", listeners(app_two))).await;
+
+    let endpoints = dir.join("orders-endpoints.toml");
+    write_endpoint_file(&endpoints, b.inbound);
+    let a_config = format!(
+        "{}{}[services.orders]\nauthorities = [\"orders\"]\nidentity = \"spiffe://test.example/b\"\n\
+         discovery = {{ kind = \"file\", path = \"orders-endpoints.toml\", interval_ms = 100 }}\n",
+        listeners("127.0.0.1:9".parse().unwrap()),
+        support::write_identity(&dir, &ca, "a"),
+    );
+    let a = start(&dir, &a_config).await;
+
+    let (status, body) = get_until(a.outbound, "orders", "/first", |status, _| {
+        status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "one /first\n");
+
+    // The file now names B' only: once a request has reached B', B is out of the set.
+    write_endpoint_file(&endpoints, b_prime.inbound);
+    let (status, body) = get_until(a.outbound, "orders", "/moved", |status, body| {
+        status == StatusCode::OK && body.starts_with("two ")
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "two /moved\n", "the file change never took effect");
+    for i in 0..3 {
+        let (status, body) = get(a.outbound, "orders", &format!("/after{i}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, format!("two /after{i}\n"));
+    }
+    drop((a, b, b_prime));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A DNS server on 127.0.0.1 (UDP, port 0) with one zone, `mesh.test.`, where `name` has an A
+/// record 127.0.0.1. Served until the returned server is dropped.
+async fn start_dns(
+    name: &str,
+) -> (
+    hickory_server::Server<hickory_server::zone_handler::Catalog>,
+    SocketAddr,
+) {
+    use std::str::FromStr;
+    use std::sync::Arc;
+
+    use hickory_server::proto::rr::rdata::{A, SOA};
+    use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+    use hickory_server::store::in_memory::InMemoryZoneHandler;
+    use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+
+    let origin = Name::from_str("mesh.test.").unwrap();
+    let mut zone: InMemoryZoneHandler =
+        InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+    let soa = SOA::new(
+        Name::from_str("ns.mesh.test.").unwrap(),
+        Name::from_str("admin.mesh.test.").unwrap(),
+        1,
+        60,
+        60,
+        60,
+        0,
+    );
+    assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1));
+    let a = RData::A(A(std::net::Ipv4Addr::LOCALHOST));
+    assert!(zone.upsert_mut(Record::from_rdata(Name::from_str(name).unwrap(), 60, a), 1));
+    let mut catalog = Catalog::new();
+    catalog.upsert(
+        LowerName::new(&origin),
+        vec![Arc::new(zone) as Arc<dyn ZoneHandler>],
+    );
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let mut server = hickory_server::Server::new(catalog);
+    server.register_socket(socket);
+    (server, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_discovery_reaches_the_peer_the_name_resolves_to() {
+    let dir = support::temp_dir("mesh-sidecar-test", "dns-discovery");
+    let ca = TestCa::new("test.example");
+    let (_app, app) = support::spawn_backend("dns-backend", 0).await;
+    let b = start(
+        &dir,
+        &format!(
+            "{}{}",
+            listeners(app),
+            support::write_identity(&dir, &ca, "b")
+        ),
+    )
+    .await;
+    let (_dns, nameserver) = start_dns("orders.mesh.test.").await;
+    let a_config = format!(
+        "{}{}[services.orders]\nauthorities = [\"orders\"]\nidentity = \"spiffe://test.example/b\"\n\
+         discovery = {{ kind = \"dns\", host = \"orders.mesh.test\", port = {}, nameserver = \"{nameserver}\" }}\n",
+        listeners("127.0.0.1:9".parse().unwrap()),
+        support::write_identity(&dir, &ca, "a"),
+        b.inbound.port(),
+    );
+    let a = start(&dir, &a_config).await;
+    let (status, body) = get_until(a.outbound, "orders", "/dns", |status, _| {
+        status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "dns-backend /dns\n");
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_with_an_adaptive_inbound_limit_serves() {
+    let dir = support::temp_dir("mesh-sidecar-test", "vegas");
+    let ca = TestCa::new("test.example");
+    let backend = start_backend().await;
+    // B limits its inbound requests with Vegas, up to 64 in flight.
+    let b_config = format!(
+        "{}limit = \"vegas\"\nmax_concurrency = 64\n\n{}[app.vegas]\nmin_limit = 2\nprobe_samples = 5\n",
+        listeners(backend),
+        support::write_identity(&dir, &ca, "b"),
+    );
+    let b = start(&dir, &b_config).await;
+    let a_config = format!(
+        "{}{}[services.orders]\nauthorities = [\"orders\"]\nidentity = \"spiffe://test.example/b\"\ndiscovery = {{ kind = \"static\", endpoints = [{{ address = \"{}\" }}] }}\n",
+        listeners("127.0.0.1:9".parse().unwrap()),
+        support::write_identity(&dir, &ca, "a"),
+        b.inbound
+    );
+    let a = start(&dir, &a_config).await;
+    // Past the first minimum-latency measurement (5 samples) and on.
+    for i in 0..10 {
+        let (status, body) = get(a.outbound, "orders", &format!("/v{i}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, format!("backend saw /v{i} host=orders"));
+    }
+    let (_, metrics) = get(b.admin, "admin", "/metrics").await;
+    assert!(metrics.contains("mesh_limit_concurrency"), "{metrics}");
+    drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }

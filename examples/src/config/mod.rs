@@ -32,8 +32,9 @@ use std::path::{Path, PathBuf};
 
 pub use model::{
     AppConfig, AuthorizationConfig, BreakerSettings, BudgetConfig, DiscoveryConfig, EjectionConfig,
-    EndpointConfig, IdentityConfig, Listeners, LocalityConfig, ProtocolName, RetryConfig,
-    RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
+    EndpointConfig, IdentityConfig, LimitName, Listeners, LocalityConfig, ProtocolName,
+    RetryConfig, RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
+    VegasSettings,
 };
 pub use resolve::{App, Discovery, Identity, Service, Sidecar, Transport};
 pub(crate) use resolve::{identity as resolve_identity, service as resolve_service};

@@ -49,14 +49,50 @@ pub struct AppConfig {
     /// `"http1"` (default) or `"http2"` (gRPC apps).
     #[serde(default)]
     pub protocol: ProtocolName,
-    /// At most this many inbound requests in flight to the app; beyond it, `503` at once.
-    /// Default 1024: a fail-fast guard against overload, not a tuning knob.
+    /// How the inbound concurrency limit is set: `"fixed"` (default) at `max_concurrency`, or
+    /// `"vegas"`, adapted to the app's latency (mesh-retry's Vegas) up to `max_concurrency`.
+    #[serde(default)]
+    pub limit: LimitName,
+    /// At most this many inbound requests in flight to the app; beyond it, `503` at once. With
+    /// `limit = "vegas"`, the upper bound of the adaptive limit. Default 1024: a fail-fast guard
+    /// against overload, not a tuning knob.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: u32,
+    /// `[app.vegas]`: the adaptive limit's settings; only with `limit = "vegas"`.
+    #[serde(default)]
+    pub vegas: Option<VegasSettings>,
 }
 
 fn default_max_concurrency() -> u32 {
     1024
+}
+
+/// How the inbound concurrency limit is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitName {
+    /// A fixed limit, `max_concurrency`.
+    #[default]
+    Fixed,
+    /// An adaptive limit (TCP Vegas applied to requests): it grows while the app's latency stays
+    /// near its minimum and shrinks when requests start to queue.
+    Vegas,
+}
+
+/// `[app.vegas]`: settings of the adaptive inbound limit. Every key is optional; the defaults are
+/// mesh-retry's `VegasConfig` defaults, lowered to `max_concurrency` when that is smaller.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VegasSettings {
+    /// The limit once the first minimum-latency measurement is done. Default 20.
+    pub initial_limit: Option<u32>,
+    /// The limit never goes below this; it is also the limit while the minimum latency is
+    /// measured. Default 3.
+    pub min_limit: Option<u32>,
+    /// How often the minimum latency is measured again, in milliseconds. Default 60 000.
+    pub probe_interval_ms: Option<u64>,
+    /// Requests measured per minimum-latency measurement. Default 50.
+    pub probe_samples: Option<u32>,
 }
 
 /// An HTTP version on a hop.
@@ -210,6 +246,11 @@ pub enum DiscoveryConfig {
     File {
         /// The file.
         path: PathBuf,
+        /// How often the file is checked for changes, in milliseconds (at least 100). Default
+        /// 5000, mesh-balance's: quick enough for an edit by hand, and a `stat` every 5 s costs
+        /// nothing.
+        #[serde(default = "default_file_interval_ms")]
+        interval_ms: u64,
     },
     /// A/AAAA records of `host`, with `port`, re-resolved at their TTL.
     Dns {
@@ -222,6 +263,10 @@ pub enum DiscoveryConfig {
         #[serde(default)]
         nameserver: Option<String>,
     },
+}
+
+fn default_file_interval_ms() -> u64 {
+    5000
 }
 
 /// One static endpoint.

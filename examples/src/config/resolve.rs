@@ -13,14 +13,15 @@ use mesh_core::client::Protocol;
 use mesh_core::{Endpoint, Locality};
 use mesh_retry::breaker::{BreakerConfig, BreakerMode, SlidingWindow};
 use mesh_retry::budget::WindowBudgetConfig;
+use mesh_retry::limit::{ConcurrencyConfig, LimitAlgorithm, VegasConfig};
 use mesh_retry::retry::{ExponentialBackoff, RetryPolicy};
 use mesh_tls::authz::{AuthzPolicy, AuthzRule};
 use mesh_tls::{Authorizer, SpiffeId, TrustDomain};
 
 use super::ConfigError;
 use super::model::{
-    AuthorizationConfig, DiscoveryConfig, IdentityConfig, ProtocolName, RuleAction, RuleConfig,
-    ServiceConfig, SidecarConfig, TransportName,
+    AppConfig, AuthorizationConfig, DiscoveryConfig, IdentityConfig, LimitName, ProtocolName,
+    RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
 };
 
 /// A checked configuration.
@@ -53,8 +54,10 @@ pub struct App {
     pub addr: SocketAddr,
     /// The HTTP version it speaks.
     pub protocol: Protocol,
-    /// Inbound concurrency limit.
+    /// Inbound concurrency limit (the upper bound of an adaptive one).
     pub max_concurrency: u32,
+    /// How the inbound limit is set: fixed at `max_concurrency`, or adaptive (Vegas).
+    pub limit: LimitAlgorithm,
 }
 
 /// Identity files, checked to exist (their contents are checked when loaded).
@@ -116,6 +119,8 @@ pub enum Discovery {
     File {
         /// The file.
         path: PathBuf,
+        /// How often it is checked for changes.
+        interval: Duration,
         /// The SPIFFE ID expected of every endpoint, from the service's `identity`.
         identity: Option<String>,
     },
@@ -173,12 +178,6 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
     let inbound = addr("listeners.inbound", &raw.listeners.inbound)?;
     let outbound = addr("listeners.outbound", &raw.listeners.outbound)?;
     let admin = addr("listeners.admin", &raw.listeners.admin)?;
-    if raw.app.max_concurrency == 0 {
-        return Err(ConfigError::invalid(
-            "app.max_concurrency",
-            "must be at least 1",
-        ));
-    }
     let app = App {
         addr: addr("app.address", &raw.app.address)?,
         protocol: match raw.app.protocol {
@@ -186,6 +185,7 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
             ProtocolName::Http2 => Protocol::Http2,
         },
         max_concurrency: raw.app.max_concurrency,
+        limit: inbound_limit(&raw.app)?,
     };
     let identity = identity(&raw.identity, base)?;
     let locality = Locality::new(
@@ -218,6 +218,55 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
         authz,
         services,
     })
+}
+
+/// The inbound limit of `[app]`, checked by mesh-retry; its keys are reported under `app.`.
+fn inbound_limit(raw: &AppConfig) -> Result<LimitAlgorithm, ConfigError> {
+    let max = raw.max_concurrency;
+    if max == 0 {
+        return Err(ConfigError::invalid(
+            "app.max_concurrency",
+            "must be at least 1",
+        ));
+    }
+    let algorithm = match (raw.limit, &raw.vegas) {
+        (LimitName::Fixed, None) => LimitAlgorithm::Fixed(max),
+        (LimitName::Fixed, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "app.vegas",
+                "only used with `app.limit = \"vegas\"`",
+            ));
+        }
+        (LimitName::Vegas, settings) => {
+            let settings = settings.clone().unwrap_or_default();
+            let defaults = VegasConfig::default();
+            let mut vegas = VegasConfig::default().limits(
+                settings
+                    .initial_limit
+                    .unwrap_or(defaults.initial_limit.min(max)),
+                settings.min_limit.unwrap_or(defaults.min_limit.min(max)),
+                max,
+            );
+            if let Some(ms) = settings.probe_interval_ms {
+                vegas.probe_interval = Duration::from_millis(ms);
+            }
+            if let Some(samples) = settings.probe_samples {
+                vegas.probe_samples = samples;
+            }
+            LimitAlgorithm::Vegas(vegas)
+        }
+    };
+    let mut check = ConcurrencyConfig::fixed(1);
+    check.algorithm = algorithm;
+    check.validate().map_err(|e| {
+        let key = match e.key() {
+            "vegas.max_limit" => "app.max_concurrency".to_owned(),
+            "vegas.probe_interval" => "app.vegas.probe_interval_ms".to_owned(),
+            key => format!("app.{key}"),
+        };
+        ConfigError::invalid(key, e.reason())
+    })?;
+    Ok(algorithm)
 }
 
 pub(crate) fn identity(raw: &IdentityConfig, base: &Path) -> Result<Identity, ConfigError> {
@@ -448,10 +497,19 @@ fn discovery(key: &str, raw: &ServiceConfig, base: &Path) -> Result<Discovery, C
             }
             Discovery::Static(list)
         }
-        DiscoveryConfig::File { path } => Discovery::File {
-            path: existing_file(&format!("{key}.path"), base, path)?,
-            identity: raw.identity.clone(),
-        },
+        DiscoveryConfig::File { path, interval_ms } => {
+            if *interval_ms < MIN_FILE_INTERVAL_MS {
+                return Err(ConfigError::invalid(
+                    format!("{key}.interval_ms"),
+                    format!("must be at least {MIN_FILE_INTERVAL_MS}"),
+                ));
+            }
+            Discovery::File {
+                path: existing_file(&format!("{key}.path"), base, path)?,
+                interval: ms(*interval_ms),
+                identity: raw.identity.clone(),
+            }
+        }
         DiscoveryConfig::Dns {
             host,
             port,
@@ -484,6 +542,10 @@ fn discovery(key: &str, raw: &ServiceConfig, base: &Path) -> Result<Discovery, C
         }
     })
 }
+
+/// The shortest endpoint-file check interval: mesh-balance raises anything shorter to it, so a
+/// smaller value in the file would not mean what it says.
+const MIN_FILE_INTERVAL_MS: u64 = 100;
 
 /// The first `nameserver` of `/etc/resolv.conf`, on port 53.
 fn system_nameserver() -> Option<SocketAddr> {

@@ -215,3 +215,141 @@ fn the_default_ejection_can_take_one_of_two_endpoints_out() {
     let share = sidecar.services[0].outliers.max_ejected_share;
     assert!((share * 2.0).floor() >= 1.0, "{share}");
 }
+
+#[test]
+fn file_discovery_takes_an_interval() {
+    let file = |extra: &str| {
+        format!(
+            "[services.a]\nauthorities = [\"a\"]\ndiscovery = {{ kind = \"file\", path = \"bundle.pem\"{extra} }}\n"
+        )
+    };
+    let interval = |sidecar: &super::Sidecar| match &sidecar.services[0].discovery {
+        Discovery::File { interval, .. } => *interval,
+        other => panic!("file discovery expected, got {other:?}"),
+    };
+    assert_eq!(interval(&check(&file("")).unwrap()).as_millis(), 5000);
+    assert_eq!(
+        interval(&check(&file(", interval_ms = 250")).unwrap()).as_millis(),
+        250
+    );
+    let (key, reason) = invalid(&file(", interval_ms = 10"));
+    assert_eq!(key, "services.a.discovery.interval_ms");
+    assert!(reason.contains("100"), "{reason}");
+    let (key, _) = invalid(
+        "[services.a]\nauthorities = [\"a\"]\ndiscovery = { kind = \"file\", path = \"missing.toml\" }\n",
+    );
+    assert_eq!(key, "services.a.discovery.path");
+}
+
+#[test]
+fn the_inbound_limit_is_fixed_by_default() {
+    use mesh_retry::limit::LimitAlgorithm;
+    let sidecar = check("").unwrap();
+    assert_eq!(sidecar.app.max_concurrency, 1024);
+    assert_eq!(sidecar.app.limit, LimitAlgorithm::Fixed(1024));
+    // The key alone, as before the adaptive option existed.
+    let text = BASE.replace(
+        "address = \"127.0.0.1:8080\"",
+        "address = \"127.0.0.1:8080\"\nmax_concurrency = 7",
+    );
+    let dir = dir();
+    let sidecar = parse(&text, &dir).unwrap();
+    assert_eq!(sidecar.app.limit, LimitAlgorithm::Fixed(7));
+}
+
+/// `BASE` with `lines` added to its `[app]` table.
+fn with_app(lines: &str) -> Result<super::Sidecar, ConfigError> {
+    let dir = dir();
+    let text = BASE.replace(
+        "address = \"127.0.0.1:8080\"",
+        &format!("address = \"127.0.0.1:8080\"\n{lines}"),
+    );
+    let result = parse(&text, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+#[test]
+fn a_vegas_limit_resolves_with_its_defaults_and_bounds() {
+    use mesh_retry::limit::LimitAlgorithm;
+    let vegas = |sidecar: super::Sidecar| match sidecar.app.limit {
+        LimitAlgorithm::Vegas(vegas) => vegas,
+        other => panic!("vegas expected, got {other:?}"),
+    };
+    let defaults = vegas(with_app("limit = \"vegas\"").unwrap());
+    assert_eq!(defaults.max_limit, 1024);
+    assert_eq!((defaults.initial_limit, defaults.min_limit), (20, 3));
+    assert_eq!(defaults.probe_interval.as_secs(), 60);
+    assert_eq!(defaults.probe_samples, 50);
+    // The defaults stay within a small `max_concurrency`.
+    let small = vegas(with_app("limit = \"vegas\"\nmax_concurrency = 2").unwrap());
+    assert_eq!(
+        (small.initial_limit, small.min_limit, small.max_limit),
+        (2, 2, 2)
+    );
+    let set = vegas(
+        with_app(
+            "limit = \"vegas\"\nmax_concurrency = 100\n[app.vegas]\ninitial_limit = 10\nmin_limit = 5\nprobe_interval_ms = 500\nprobe_samples = 7",
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        (set.initial_limit, set.min_limit, set.max_limit),
+        (10, 5, 100)
+    );
+    assert_eq!(set.probe_interval.as_millis(), 500);
+    assert_eq!(set.probe_samples, 7);
+}
+
+#[test]
+fn a_bad_limit_names_the_key() {
+    let cases = [
+        ("max_concurrency = 0", "app.max_concurrency"),
+        (
+            "limit = \"vegas\"\nmax_concurrency = 0",
+            "app.max_concurrency",
+        ),
+        ("[app.vegas]\nmin_limit = 2", "app.vegas"),
+        (
+            "limit = \"vegas\"\n[app.vegas]\nmin_limit = 0",
+            "app.vegas.min_limit",
+        ),
+        (
+            "limit = \"vegas\"\nmax_concurrency = 10\n[app.vegas]\nmin_limit = 11",
+            "app.max_concurrency",
+        ),
+        (
+            "limit = \"vegas\"\nmax_concurrency = 10\n[app.vegas]\ninitial_limit = 50",
+            "app.vegas.initial_limit",
+        ),
+        (
+            "limit = \"vegas\"\n[app.vegas]\nprobe_interval_ms = 0",
+            "app.vegas.probe_interval_ms",
+        ),
+        (
+            "limit = \"vegas\"\n[app.vegas]\nprobe_samples = 0",
+            "app.vegas.probe_samples",
+        ),
+    ];
+    for (lines, expected) in cases {
+        match with_app(lines) {
+            Err(ConfigError::Invalid { key, reason }) => {
+                assert_eq!(key, expected, "{lines}: {reason}");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{lines}: expected an invalid key, got {other:?}"),
+        }
+    }
+    let dir = dir();
+    let text = BASE.replace(
+        "address = \"127.0.0.1:8080\"",
+        "address = \"127.0.0.1:8080\"\nlimit = \"gradient\"",
+    );
+    match parse(&text, &dir) {
+        Err(ConfigError::Syntax(message)) => {
+            assert!(message.contains("unknown variant `gradient`"), "{message}");
+            assert!(message.contains("limit"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
