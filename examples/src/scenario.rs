@@ -36,6 +36,21 @@
 //!
 //! Every random choice (endpoint latencies, balancer picks, ejection jitter, retry jitter) is
 //! seeded from the one `--seed`, so each figure is reproducible.
+//!
+//! # What it shows
+//!
+//! With seed 1, as of this writing: round robin's p99 goes from 17 ms to about 150 ms in S1
+//! (a twentieth of all requests hit the slow endpoint), and it fails the faulty endpoints' whole
+//! share in S2 and S4. Both P2C + PeakEWMA stacks hold S1's tail at the healthy p99 and p99.9:
+//! the slow endpoint's estimate jumps on its first slow answer and it gets a few requests in the
+//! next 30 s. tower's balancer, with no ejection, sends the fast-failing `503` endpoint about
+//! 17 % of the traffic in S2 (a failure is its cheapest answer) and the refusing endpoints over
+//! half of it in S4. The mesh stack ejects them after five failures in a row (tens of
+//! milliseconds), retries those few failures within its budget, and in S4 spills the local
+//! zone's excess to the other zone.
+//!
+//! Latencies are whole milliseconds: tokio's timers (and so the simulated endpoints) have
+//! millisecond resolution (see [`mesh_sim`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -421,5 +436,47 @@ mod tests {
                     .all(|s| s.faults().is_empty())
             );
         }
+    }
+
+    #[test]
+    fn json_lines_have_exactly_the_issue_fields() {
+        // A one-second run is enough to get real reports.
+        let tiny = Scenario::new(50.0, Duration::from_secs(1))
+            .endpoints(ScenarioId::S2.scenario(1).endpoint_specs().to_vec());
+        let report = Stack::Mesh.run(&tiny, 1).unwrap();
+        let outcome = Outcome {
+            scenario: ScenarioId::S2,
+            stack: Stack::Mesh,
+            healthy: report.clone(),
+            report,
+        };
+        let json = outcome.to_json();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "bad_endpoint_share",
+                "healthy_p99_ms",
+                "p50_ms",
+                "p999_ms",
+                "p99_ms",
+                "retry_amplification",
+                "scenario",
+                "stack",
+                "success_rate",
+            ]
+        );
+        assert_eq!(json["scenario"], "S2");
+        assert_eq!(json["stack"], "mesh");
+        assert_eq!(json["success_rate"], 1.0);
+        // No attempt fell in a fault window (the fault starts at 15 s).
+        assert!(json["bad_endpoint_share"].is_null());
+        assert!(!json.to_string().contains('\n'));
     }
 }
