@@ -90,6 +90,23 @@ impl Args {
         })
     }
 
+    /// Takes a flag without a value (`--json`): whether it was given. `--json=yes` or `--json yes`
+    /// is an error, so a value meant for another flag is not silently dropped.
+    pub fn flag(&mut self, flag: &str) -> Result<bool, ArgError> {
+        let Some(pos) = self.pairs.iter().position(|(f, _)| f == flag) else {
+            return Ok(false);
+        };
+        let (flag, value) = self.pairs.remove(pos).expect("position is in range");
+        match value {
+            None => Ok(true),
+            Some(value) => Err(ArgError::Invalid {
+                flag,
+                value,
+                reason: "this option takes no value".into(),
+            }),
+        }
+    }
+
     /// Fails on the first flag nobody asked for.
     pub fn finish(mut self) -> Result<(), ArgError> {
         match self.pairs.pop_front() {
@@ -132,5 +149,18 @@ mod tests {
         ));
         let a = args("--bogus 1").unwrap();
         assert_eq!(a.finish(), Err(ArgError::Unknown("--bogus".into())));
+    }
+
+    #[test]
+    fn flags_without_values() {
+        let mut a = args("--json --seed 3").unwrap();
+        assert_eq!(a.flag("--json"), Ok(true));
+        assert_eq!(a.flag("--detail"), Ok(false));
+        assert_eq!(a.value("--seed", 1u64), Ok(3));
+        assert_eq!(a.finish(), Ok(()));
+        let mut a = args("--json yes").unwrap();
+        assert!(matches!(a.flag("--json"), Err(ArgError::Invalid { .. })));
+        let mut a = args("--json=1").unwrap();
+        assert!(matches!(a.flag("--json"), Err(ArgError::Invalid { .. })));
     }
 }

@@ -55,16 +55,9 @@ struct Options {
 }
 
 fn options() -> Result<Options, ArgError> {
-    let mut raw: Vec<String> = std::env::args().skip(1).collect();
-    // Flags without a value, which `Args` does not take.
-    let mut flag = |name: &str| {
-        let before = raw.len();
-        raw.retain(|a| a != name);
-        raw.len() != before
-    };
-    let json = flag("--json");
-    let detail = flag("--detail");
-    let mut args = Args::parse(raw)?;
+    let mut args = Args::parse(std::env::args().skip(1))?;
+    let json = args.flag("--json")?;
+    let detail = args.flag("--detail")?;
     let scenario: String = args.value("--scenario", "all".to_owned())?;
     let stack: String = args.value("--stack", "all".to_owned())?;
     let seed: u64 = args.value("--seed", 1)?;
