@@ -18,8 +18,16 @@ use std::time::{Duration, Instant};
 
 use crate::procfs;
 
-/// Open-file limit given to every child (10 000 idle connections plus their upstream side).
-pub(crate) const NOFILE: u64 = 65_536;
+/// The open-file limit wanted for this process and every child (10 000 idle connections plus
+/// their upstream side, with room). Where the hard limit is lower and cannot be raised, children
+/// get the hard limit ([`nofile`]).
+pub(crate) const NOFILE_WANTED: u64 = 65_536;
+
+/// The open-file limit children run with: [`NOFILE_WANTED`], or this process's soft limit if
+/// lower (set by `setup::raise_own_nofile` as high as allowed).
+pub(crate) fn nofile() -> u64 {
+    procfs::own_nofile().0.min(NOFILE_WANTED)
+}
 
 static LIVE: Mutex<BTreeMap<u32, Child>> = Mutex::new(BTreeMap::new());
 
@@ -109,7 +117,7 @@ impl Spawn {
         let log = self.log_dir.join(format!("{}.log", self.name));
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
-            .arg(format!("ulimit -n {NOFILE} 2>/dev/null; exec \"$@\""))
+            .arg(format!("ulimit -n {} 2>/dev/null; exec \"$@\"", nofile()))
             .arg("sh");
         if let Some(cpu) = self.cpu {
             cmd.args(["taskset", "-c", &cpu.to_string()]);

@@ -125,6 +125,10 @@ fn run(options: &Options) -> Result<(), String> {
     eprintln!("bench-e2e: configs and logs in {}", work.display());
 
     let nofile = setup::raise_own_nofile();
+    let mut notes = vec![format!(
+        "Open-file limit of bench-e2e and every child: {}.",
+        children::nofile()
+    )];
     let mut bench = Bench {
         options,
         env: Env {
@@ -135,7 +139,7 @@ fn run(options: &Options) -> Result<(), String> {
         },
         oha: tools.oha.clone(),
         ticks: setup::clock_ticks(),
-        notes: Vec::new(),
+        notes: std::mem::take(&mut notes),
     };
     bench.check_workers()?;
 
@@ -225,8 +229,15 @@ impl Bench<'_> {
                 Target::Direct => "backend".to_owned(),
                 _ => target.to_string(),
             };
+            let remark = match target {
+                Target::Sidecar => {
+                    "; tokio gives its blocking-pool threads (file reads) the same name as its one worker"
+                }
+                Target::Nginx => "; master and one worker",
+                _ => "",
+            };
             self.notes.push(format!(
-                "{what}: {} process(es), {} thread(s) at run time ({})",
+                "{what}: {} process(es), {} thread(s) at run time ({}){remark}.",
                 pids.len(),
                 threads.len(),
                 procfs::summarize_names(&threads)

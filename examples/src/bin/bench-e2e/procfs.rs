@@ -129,14 +129,26 @@ pub(crate) fn summarize_names(names: &[String]) -> String {
         .join(", ")
 }
 
-/// The soft `Max open files` limit from the text of `/proc/<pid>/limits`.
-pub(crate) fn limits_nofile(limits: &str) -> Option<u64> {
+/// The soft and hard `Max open files` limits from the text of `/proc/<pid>/limits`
+/// (`unlimited` reads as `u64::MAX`).
+pub(crate) fn limits_nofile(limits: &str) -> Option<(u64, u64)> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
+    let mut values = line["Max open files".len()..].split_whitespace().map(|v| {
+        if v == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            v.parse().ok()
+        }
+    });
+    Some((values.next()??, values.next()??))
+}
+
+/// This process's open-file limits (soft, hard); (1024, 1024) if unreadable.
+pub(crate) fn own_nofile() -> (u64, u64) {
+    std::fs::read_to_string("/proc/self/limits")
         .ok()
+        .and_then(|l| limits_nofile(&l))
+        .unwrap_or((1024, 1024))
 }
 
 /// The CPU model from the text of `/proc/cpuinfo` (`model name`, or `Model` on some ARM boards).
@@ -181,7 +193,7 @@ mod tests {
     fn limits_and_cpuinfo() {
         let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
                       Max open files            1024                 524288               files\n";
-        assert_eq!(limits_nofile(limits), Some(1024));
+        assert_eq!(limits_nofile(limits), Some((1024, 524288)));
         assert_eq!(
             cpu_model("processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\n").as_deref(),
             Some("Some CPU @ 2.0GHz")

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::children::{NOFILE, find_in_path};
+use crate::children::{NOFILE_WANTED, find_in_path};
 use crate::procfs;
 
 /// The external tools a run uses.
@@ -122,20 +122,27 @@ pub(crate) fn build_binaries(cargo: &str, workspace: &Path) -> Result<(), String
     )
 }
 
-/// Raises this process's open-file limit with `prlimit` if it is installed (the children get
-/// theirs from a `ulimit` in their wrapper); returns the soft limit in force afterwards.
+/// Raises this process's open-file limit with `prlimit` if it is installed: to
+/// [`NOFILE_WANTED`] if allowed (root with `CAP_SYS_RESOURCE`), else the soft limit up to the
+/// hard one. The children inherit it (their wrapper's `ulimit` only sets what is allowed).
+/// Returns the soft limit in force afterwards.
 pub(crate) fn raise_own_nofile() -> u64 {
     if let Some(prlimit) = find_in_path("prlimit") {
-        let _ = Command::new(prlimit)
-            .arg(format!("--pid={}", std::process::id()))
-            .arg(format!("--nofile={NOFILE}:{NOFILE}"))
-            .stderr(Stdio::null())
-            .status();
+        let pid = format!("--pid={}", std::process::id());
+        let (_, hard) = procfs::own_nofile();
+        for limit in [NOFILE_WANTED, hard.min(NOFILE_WANTED)] {
+            let ok = Command::new(&prlimit)
+                .arg(&pid)
+                .arg(format!("--nofile={limit}:{limit}"))
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                break;
+            }
+        }
     }
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|l| procfs::limits_nofile(&l))
-        .unwrap_or(1024)
+    procfs::own_nofile().0
 }
 
 /// The clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 if unknown).

@@ -213,7 +213,9 @@ fn start_with_free_ports(
         let spawn = match target {
             Target::Haproxy => {
                 let path = env.work.join("haproxy.cfg");
-                std::fs::write(&path, haproxy_config(plain, tls, backend, &env.work))
+                let config =
+                    haproxy_config(plain, tls, backend, &env.work, crate::children::nofile());
+                std::fs::write(&path, config)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 Spawn::new("haproxy", &env.haproxy, &env.work).args([
                     "-db".into(),
@@ -225,8 +227,11 @@ fn start_with_free_ports(
                 let dir = env.work.join("nginx");
                 std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
                 let path = dir.join("nginx.conf");
-                std::fs::write(&path, nginx_config(plain, backend, &dir))
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                std::fs::write(
+                    &path,
+                    nginx_config(plain, backend, &dir, crate::children::nofile()),
+                )
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 let error_log = dir.join("error.log");
                 Spawn::new("nginx", &env.nginx, &env.work).args([
                     "-p".into(),
@@ -265,22 +270,31 @@ fn free_port() -> Result<SocketAddr, String> {
 
 /// HAProxy: one thread, no logs, keep-alive on both sides with `http-reuse always`, a plaintext
 /// frontend and a TLS 1.3 frontend that requires a client certificate from the test CA.
+///
+/// `nofile` is the open-file limit it gets. HAProxy reserves two descriptors per `maxconn` (client
+/// and server side) and by default refuses to start when the limit is lower; with keep-alive
+/// reuse, idle client connections hold no server connection, so `maxconn` is set to the limit
+/// minus a margin and `no strict-limits` lets it start with a warning.
 pub(crate) fn haproxy_config(
     plain: SocketAddr,
     tls: SocketAddr,
     backend: SocketAddr,
     dir: &Path,
+    nofile: u64,
 ) -> String {
+    let maxconn = nofile.saturating_sub(1000).clamp(1000, 30_000);
     let crt = dir.join("haproxy.pem");
     let roots = dir.join("roots.pem");
     format!(
         "global\n\
          \x20   nbthread 1\n\
-         \x20   maxconn 30000\n\
+         \x20   ulimit-n {nofile}\n\
+         \x20   no strict-limits\n\
+         \x20   maxconn {maxconn}\n\
          \n\
          defaults\n\
          \x20   mode http\n\
-         \x20   maxconn 30000\n\
+         \x20   maxconn {maxconn}\n\
          \x20   option http-keep-alive\n\
          \x20   http-reuse always\n\
          \x20   timeout connect 5s\n\
@@ -305,15 +319,22 @@ pub(crate) fn haproxy_config(
 
 /// nginx: one worker process, no access log, upstream keep-alive (`keepalive` +
 /// `proxy_http_version 1.1` + an empty `Connection` header), and no per-connection request cap so
-/// no proxy closes a keep-alive connection during a run.
-pub(crate) fn nginx_config(plain: SocketAddr, backend: SocketAddr, dir: &Path) -> String {
+/// no proxy closes a keep-alive connection during a run. `worker_connections` (client and
+/// upstream connections together) fits in the open-file limit `nofile`.
+pub(crate) fn nginx_config(
+    plain: SocketAddr,
+    backend: SocketAddr,
+    dir: &Path,
+    nofile: u64,
+) -> String {
     let d = dir.display();
+    let connections = nofile.saturating_sub(100).clamp(1000, 30_000);
     format!(
         "worker_processes 1;\n\
-         worker_rlimit_nofile 65536;\n\
+         worker_rlimit_nofile {nofile};\n\
          pid {d}/nginx.pid;\n\
          error_log {d}/error.log warn;\n\
-         events {{ worker_connections 30000; }}\n\
+         events {{ worker_connections {connections}; }}\n\
          http {{\n\
          \x20   access_log off;\n\
          \x20   client_body_temp_path {d}/tmp/body;\n\
@@ -359,11 +380,21 @@ mod tests {
     fn configs_name_loopback_addresses_and_one_worker() {
         let p: SocketAddr = "127.0.0.1:1000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:2000".parse().unwrap();
-        let h = haproxy_config(p, "127.0.0.1:1001".parse().unwrap(), b, Path::new("/tmp/x"));
+        let h = haproxy_config(
+            p,
+            "127.0.0.1:1001".parse().unwrap(),
+            b,
+            Path::new("/tmp/x"),
+            20_000,
+        );
+        assert!(h.contains("ulimit-n 20000") && h.contains("maxconn 19000"));
         assert!(h.contains("nbthread 1") && h.contains("bind 127.0.0.1:1000\n"));
         assert!(h.contains("verify required") && h.contains("server backend 127.0.0.1:2000"));
         assert!(!h.contains("log "), "no logging");
-        let n = nginx_config(p, b, Path::new("/tmp/x"));
+        let n = nginx_config(p, b, Path::new("/tmp/x"), 20_000);
+        assert!(
+            n.contains("worker_connections 19900;") && n.contains("worker_rlimit_nofile 20000;")
+        );
         assert!(n.contains("worker_processes 1;") && n.contains("access_log off;"));
         assert!(n.contains("listen 127.0.0.1:1000;") && n.contains("server 127.0.0.1:2000;"));
         assert!(n.contains("proxy_set_header Connection \"\";"));

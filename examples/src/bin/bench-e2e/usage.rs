@@ -19,7 +19,8 @@ WHAT IT DOES
     haproxy nginx` (needs root; otherwise it prints the command and stops), and oha with
     `cargo install oha --locked` (this compiles oha: several minutes). Builds `backend` and
     `mesh-sidecar` in release. Needs `taskset` and at least 2 CPUs; uses `prlimit`, when
-    installed, to raise its own open-file limit (children get `ulimit -n 65536`).
+    installed, to raise its open-file limit (to 65536, or to the hard limit if that cannot be
+    raised); the children inherit it.
 
     Load generators run on CPU 0, each proxy and the backend on CPU 1 (`taskset`), every server
     with one worker (mesh-sidecar: TOKIO_WORKER_THREADS=1; HAProxy: nbthread 1; nginx:
