@@ -103,24 +103,11 @@ impl Options {
     /// Reads the command line (without the program name).
     pub(crate) fn parse(argv: Vec<String>) -> Result<Self, ArgError> {
         let command_line = argv.join(" ");
-        // Switches without a value are taken out first: the flag reader expects values.
-        let mut switches = Vec::new();
-        let rest: Vec<String> = argv
-            .into_iter()
-            .filter(|a| {
-                let switch = matches!(
-                    a.as_str(),
-                    "--quick" | "--skip-micro" | "--no-install" | "--keep-work"
-                );
-                if switch {
-                    switches.push(a.clone());
-                }
-                !switch
-            })
-            .collect();
-        let has = |s: &str| switches.iter().any(|x| x == s);
-        let quick = has("--quick");
-        let mut args = Args::parse(rest)?;
+        let mut args = Args::parse(argv)?;
+        let quick = args.flag("--quick")?;
+        let skip_micro = args.flag("--skip-micro")?;
+        let no_install = args.flag("--no-install")?;
+        let keep_work = args.flag("--keep-work")?;
         let duration: u64 = args.value("--duration", if quick { 2 } else { 10 })?;
         let repeats: u32 = args.value("--repeats", if quick { 1 } else { 5 })?;
         let rates: String = args.value("--rates", "1000,5000,10000".to_owned())?;
@@ -131,7 +118,7 @@ impl Options {
             "--idle-levels",
             if quick { "1000" } else { "1000,5000,10000" }.to_owned(),
         )?;
-        let default_parts = if quick || has("--skip-micro") {
+        let default_parts = if quick || skip_micro {
             "latency,ceiling,handshake,idle"
         } else {
             "latency,ceiling,handshake,idle,micro"
@@ -140,7 +127,7 @@ impl Options {
         let output: String = args.value("--output", String::new())?;
         args.finish()?;
         let mut parts: Vec<Part> = parse_list(&parts, "--parts")?;
-        if has("--skip-micro") {
+        if skip_micro {
             parts.retain(|p| *p != Part::Micro);
         }
         let positive = |flag: &str, v: u64| {
@@ -169,8 +156,8 @@ impl Options {
             handshake_concurrency,
             idle_levels: parse_list(&idle, "--idle-levels")?,
             parts,
-            install: !has("--no-install"),
-            keep_work: has("--keep-work"),
+            install: !no_install,
+            keep_work,
             output: (!output.is_empty()).then(|| PathBuf::from(output)),
             command_line,
         })
