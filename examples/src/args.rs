@@ -43,6 +43,22 @@ impl fmt::Display for ArgError {
 
 impl std::error::Error for ArgError {}
 
+/// The parsed options, or the end of the program: on `--help` prints `usage` and exits 0; on any
+/// other error prints `program: <error>` and `usage` to stderr and exits 2 (a usage error).
+pub fn or_exit<T>(parsed: Result<T, ArgError>, program: &str, usage: &str) -> T {
+    match parsed {
+        Ok(options) => options,
+        Err(ArgError::Help) => {
+            println!("{usage}");
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("{program}: {e}\n\n{usage}");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// The flags of one command line, consumed one by one.
 #[derive(Debug)]
 pub struct Args {

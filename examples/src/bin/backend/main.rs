@@ -77,17 +77,7 @@ fn options() -> Result<Options, ArgError> {
 }
 
 fn main() {
-    let options = match options() {
-        Ok(options) => options,
-        Err(ArgError::Help) => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("backend: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let options = mesh_examples::args::or_exit(options(), "backend", USAGE);
     let runtime = if options.workers == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -40,17 +40,7 @@ fn main() {
     if argv.first().map(String::as_str) == Some("--handshake-client") {
         std::process::exit(handshake_client(argv[1..].to_vec()));
     }
-    let options = match Options::parse(argv) {
-        Ok(options) => options,
-        Err(ArgError::Help) => {
-            println!("{}", usage::USAGE);
-            return;
-        }
-        Err(e) => {
-            eprintln!("bench-e2e: {e}\n\nRun with --help for the options.");
-            std::process::exit(2);
-        }
-    };
+    let options = mesh_examples::args::or_exit(Options::parse(argv), "bench-e2e", usage::USAGE);
     let guard = KillAllOnDrop;
     children::kill_all_on_signal();
     let result = run(&options);

@@ -135,17 +135,7 @@ fn options() -> Result<Options, ArgError> {
 
 #[tokio::main]
 async fn main() {
-    let options = match options() {
-        Ok(options) => options,
-        Err(ArgError::Help) => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("demo: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let options = mesh_examples::args::or_exit(options(), "demo", USAGE);
     if let Err(e) = run(options).await {
         eprintln!("demo: {e}");
         std::process::exit(1);

@@ -57,17 +57,7 @@ OPTIONS:
 
 #[tokio::main]
 async fn main() {
-    let (path, seed) = match options() {
-        Ok(options) => options,
-        Err(ArgError::Help) => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("mesh-gateway: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let (path, seed) = mesh_examples::args::or_exit(options(), "mesh-gateway", USAGE);
     let config = match gateway_config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
         Err(e) => {

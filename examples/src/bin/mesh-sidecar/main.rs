@@ -49,17 +49,7 @@ OPTIONS:
 
 #[tokio::main]
 async fn main() {
-    let (path, seed) = match options() {
-        Ok(options) => options,
-        Err(ArgError::Help) => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("mesh-sidecar: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let (path, seed) = mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
     let config = match config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
         Err(e) => {

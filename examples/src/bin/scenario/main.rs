@@ -91,17 +91,7 @@ fn options() -> Result<Options, ArgError> {
 }
 
 fn main() {
-    let options = match options() {
-        Ok(options) => options,
-        Err(ArgError::Help) => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("scenario: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let options = mesh_examples::args::or_exit(options(), "scenario", USAGE);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let outcomes = match run_all(&options.scenarios, &options.stacks, options.seed, threads) {
         Ok(outcomes) => outcomes,
