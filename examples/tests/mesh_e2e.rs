@@ -100,6 +100,21 @@ fn a_config(dir: &Path, ca: &TestCa, peers: &[(&str, SocketAddr)]) -> String {
     )
 }
 
+/// Sidecars B1 and B2 in front of `app1` and `app2` (HTTP/1.1), and A whose `orders` service has
+/// both as endpoints.
+async fn two_peers(
+    dir: &Path,
+    ca: &TestCa,
+    app1: SocketAddr,
+    app2: SocketAddr,
+) -> (Sidecar, Sidecar, Sidecar) {
+    let b1 = start(dir, "b1", &b_config(dir, ca, "b1", app1, "http1")).await;
+    let b2 = start(dir, "b2", &b_config(dir, ca, "b2", app2, "http1")).await;
+    let peers = [("b1", b1.inbound), ("b2", b2.inbound)];
+    let a = start(dir, "a", &a_config(dir, ca, &peers)).await;
+    (a, b1, b2)
+}
+
 /// The local app behind a sidecar B: answers `200` with `<tag> traceparent=<the one it got>`.
 async fn start_backend(tag: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -252,14 +267,7 @@ async fn a_peer_killed_mid_run_leaves_no_request_without_a_response() {
     let ca = TestCa::new("test.example");
     let backend1 = start_backend("one").await;
     let backend2 = start_backend("two").await;
-    let b1 = start(&dir, "b1", &b_config(&dir, &ca, "b1", backend1, "http1")).await;
-    let b2 = start(&dir, "b2", &b_config(&dir, &ca, "b2", backend2, "http1")).await;
-    let a = start(
-        &dir,
-        "a",
-        &a_config(&dir, &ca, &[("b1", b1.inbound), ("b2", b2.inbound)]),
-    )
-    .await;
+    let (a, b1, b2) = two_peers(&dir, &ca, backend1, backend2).await;
 
     // Workers share one counter of finished requests; the one finishing request KILL_AFTER
     // signals the main task, which kills b2 while the others keep sending.
@@ -380,14 +388,7 @@ async fn a_backend_killed_mid_run_leaves_no_request_without_a_complete_answer() 
     // A small delay keeps requests in flight at the backends when one is killed.
     let (_backend1, app1) = support::spawn_backend("one", 15).await;
     let (mut backend2, app2) = support::spawn_backend("two", 15).await;
-    let b1 = start(&dir, "b1", &b_config(&dir, &ca, "b1", app1, "http1")).await;
-    let b2 = start(&dir, "b2", &b_config(&dir, &ca, "b2", app2, "http1")).await;
-    let a = start(
-        &dir,
-        "a",
-        &a_config(&dir, &ca, &[("b1", b1.inbound), ("b2", b2.inbound)]),
-    )
-    .await;
+    let (a, b1, b2) = two_peers(&dir, &ca, app1, app2).await;
 
     let done = Arc::new(AtomicUsize::new(0));
     let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
