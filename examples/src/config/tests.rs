@@ -353,3 +353,34 @@ fn a_bad_limit_names_the_key() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_readme_sample_is_a_valid_configuration() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```toml\n[listeners]")
+        .expect("the README has a sidecar sample")
+        + "```toml\n".len();
+    let len = readme[start..].find("```").expect("the sample ends");
+    let dir = dir();
+    for f in [
+        "svid.pem",
+        "svid-key.pem",
+        "prod-roots.pem",
+        "partner-roots.pem",
+    ] {
+        std::fs::write(dir.join(f), "").unwrap();
+    }
+    // DNS discovery needs a name server; the sample leaves it to /etc/resolv.conf.
+    let sample = readme[start..start + len].replace(
+        "port = 4143 }",
+        "port = 4143, nameserver = \"127.0.0.1:53\" }",
+    );
+    let sidecar = parse(&sample, &dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(sidecar.services.len(), 1);
+    assert_eq!(
+        sidecar.services[0].authorities,
+        ["orders", "orders.svc:8080"]
+    );
+}
