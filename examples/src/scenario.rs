@@ -46,7 +46,8 @@
 //! next 30 s. tower's balancer, with no ejection, sends the fast-failing `503` endpoint about
 //! 17 % of the traffic in S2 (a failure is its cheapest answer) and the refusing endpoints over
 //! half of it in S4. The mesh stack ejects them after five failures in a row (tens of
-//! milliseconds), retries those few failures within its budget, and in S4 spills the local
+//! milliseconds), retries those few failures within its budget (each retry on an endpoint the
+//! request has not tried: mesh-core's `TriedEndpoints`), and in S4 spills the local
 //! zone's excess to the other zone.
 //!
 //! Latencies are whole milliseconds: tokio's timers (and so the simulated endpoints) have

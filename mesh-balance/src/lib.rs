@@ -11,6 +11,8 @@
 //!     seeded RNG
 //!   → hash mode: a request carrying the key moves to its ring endpoint in that tier
 //!     (bounded load by requests in flight); without the key it keeps the P2C pick
+//!   → a retry (mesh_core::attempts::TriedEndpoints in the request, put there by mesh-retry)
+//!     moves off an endpoint it already tried to an untried ready one, if any
 //!   → the response body is measured until it ends: PeakEWMA and pending count, outcome → gate
 //!   → fail fast with NoEndpoints when nothing has been ready for a bounded time
 //! ```

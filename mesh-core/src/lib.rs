@@ -10,6 +10,8 @@
 //! - [`error`]: one opaque type per failure ([`error::Timeout`], [`error::NoEndpoints`] …), a cause-chain
 //!   helper, and the layer that maps failures to HTTP and gRPC responses at a proxy edge;
 //! - [`PeerIdentity`]: the mTLS-verified peer, carried in request extensions;
+//! - [`attempts`]: the endpoints a request's attempts went to, shared by a retry layer and a
+//!   balancer so that a retry goes somewhere else;
 //! - [`Body`]: the boxed body type used where bodies of different kinds meet;
 //! - [`client`] and [`server`]: HTTP/1.1 and HTTP/2 plumbing on hyper, generic over the transport
 //!   (plain TCP here, TLS from `mesh-tls`);
@@ -17,6 +19,7 @@
 //! - [`proxy`]: header rules for forwarding a request (hop-by-hop removal, authority rewrite,
 //!   `Forwarded` / `Via`).
 
+pub mod attempts;
 pub mod body;
 pub mod classify;
 pub mod client;

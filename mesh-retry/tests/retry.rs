@@ -518,3 +518,43 @@ impl http_body::Body for Chunked {
         self.0.is_empty()
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_attempt_shares_one_record_of_tried_endpoints() {
+    use mesh_core::EndpointKey;
+    use mesh_core::attempts::TriedEndpoints;
+    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
+    assert_pending!(future.poll());
+    let (first, send) = take(&mut handle).unwrap();
+    // What a balancer below does: note the endpoint that took the attempt.
+    let endpoint = EndpointKey("10.0.0.1:80".parse().unwrap());
+    first
+        .extensions()
+        .get::<TriedEndpoints>()
+        .expect("the retry layer puts a record in the request")
+        .record(endpoint);
+    send.send_response(status(503));
+    assert_pending!(future.poll());
+    let (second, send) = take(&mut handle).expect("a retry");
+    let tried = second.extensions().get::<TriedEndpoints>().unwrap();
+    assert!(
+        tried.contains(&endpoint),
+        "the retry does not know the first endpoint"
+    );
+    send.send_response(status(200));
+    assert_eq!(assert_ready!(future.poll()).unwrap().status(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_retries_no_record_is_added() {
+    use mesh_core::attempts::TriedEndpoints;
+    let single = policy().with_max_attempts(1).unwrap();
+    let (service, mut handle) = setup(RetryLayer::new(single));
+    let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
+    assert_pending!(future.poll());
+    let (first, send) = take(&mut handle).unwrap();
+    assert!(first.extensions().get::<TriedEndpoints>().is_none());
+    send.send_response(status(200));
+    assert_ready!(future.poll()).unwrap();
+}

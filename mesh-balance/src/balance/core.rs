@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use mesh_core::attempts::TriedEndpoints;
 use mesh_core::classify::{ErrorKind, FailureClass, Outcome};
 use mesh_core::{BoxError, Endpoint, EndpointKey};
 use tokio::time::{Instant, Sleep};
@@ -471,42 +472,73 @@ where
         for _ in 0..=self.tiers[tier].len() + 1 {
             let (i, admission) = match self.config.load {
                 LoadStrategy::RoundRobin => self.next_in_turn(tier, now)?,
-                _ => self.power_of_two(tier, now)?,
+                _ => self.power_of_two(tier, now, None)?,
             };
-            let probe = admission == Admission::Probe;
-            let slot = &mut self.slots[i];
-            if probe && !slot.state.health.claim_probe(now) {
-                continue;
+            if let Some(picked) = self.take::<Req>(i, admission, tier, cx, now) {
+                return Some(picked);
             }
-            let ticket =
-                EndpointTicket::new(slot.state.clone(), probe, route(tier, tier != self.best));
-            match slot.service.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    // Hand out the service that was polled ready; keep a fresh clone, polled
-                    // before its own first use.
-                    let fresh = slot.service.clone();
-                    let service = std::mem::replace(&mut slot.service, fresh);
-                    let key = slot.key;
-                    return Some(Picked {
-                        service,
-                        ticket,
-                        key,
-                        tier,
-                    });
-                }
-                Poll::Pending => self.mark_unready(i),
-                Poll::Ready(Err(error)) => self.rebuild(i, error.into(), now),
-            }
-            // `ticket` drops here and gives a claimed probe back.
         }
         None
     }
 
+    /// Takes slot `i` (picked in `tier` with `admission`) for one request: claims its probe if it
+    /// is due one, polls its service once with the shared waker and, when ready, hands out the
+    /// service that was polled ready, keeping a fresh clone (polled before its own first use).
+    /// `None` when the probe was taken by another caller or the service is not ready (then marked
+    /// unready, or rebuilt after an error): the caller picks again.
+    fn take<Req>(
+        &mut self,
+        i: usize,
+        admission: Admission,
+        tier: usize,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Option<Picked<M::Service>>
+    where
+        M::Service: Service<Req> + Clone,
+        <M::Service as Service<Req>>::Error: Into<BoxError>,
+    {
+        let probe = admission == Admission::Probe;
+        let slot = &mut self.slots[i];
+        if probe && !slot.state.health.claim_probe(now) {
+            return None;
+        }
+        let ticket = EndpointTicket::new(slot.state.clone(), probe, route(tier, tier != self.best));
+        match slot.service.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                let fresh = slot.service.clone();
+                let service = std::mem::replace(&mut slot.service, fresh);
+                let key = slot.key;
+                Some(Picked {
+                    service,
+                    ticket,
+                    key,
+                    tier,
+                })
+            }
+            Poll::Pending => {
+                self.mark_unready(i);
+                None
+            }
+            Poll::Ready(Err(error)) => {
+                self.rebuild(i, error.into(), now);
+                None
+            }
+        }
+        // On `None`, `ticket` is dropped and gives a claimed probe back.
+    }
+
     /// Power of two choices: two distinct eligible endpoints at random, the cheaper wins; an
     /// endpoint due for its probe wins outright, so probes are not starved by stale costs.
-    fn power_of_two(&mut self, tier: usize, now: Instant) -> Option<(usize, Admission)> {
-        let a = self.sample(tier, None, now)?;
-        let Some(b) = self.sample(tier, Some(a.0), now) else {
+    /// With `avoid`, endpoints it names are not drawn.
+    fn power_of_two(
+        &mut self,
+        tier: usize,
+        now: Instant,
+        avoid: Option<&TriedEndpoints>,
+    ) -> Option<(usize, Admission)> {
+        let a = self.sample(tier, None, avoid, now)?;
+        let Some(b) = self.sample(tier, Some(a.0), avoid, now) else {
             return Some(a);
         };
         if a.1 == Admission::Probe {
@@ -538,15 +570,19 @@ where
         &mut self,
         tier: usize,
         except: Option<usize>,
+        avoid: Option<&TriedEndpoints>,
         now: Instant,
     ) -> Option<(usize, Admission)> {
         let n = self.tiers[tier].len();
         if n == 0 {
             return None;
         }
+        let allowed = |slots: &[Slot<M::Service>], i: usize| {
+            Some(i) != except && avoid.is_none_or(|tried| !tried.contains(&slots[i].key))
+        };
         for _ in 0..SAMPLE_TRIES {
             let i = self.tiers[tier][self.rng.usize(..n)];
-            if Some(i) != except
+            if allowed(&self.slots, i)
                 && let Some(admission) = self.eligible(i, now)
             {
                 return Some((i, admission));
@@ -555,8 +591,42 @@ where
         let start = self.rng.usize(..n);
         (0..n)
             .map(|k| self.tiers[tier][(start + k) % n])
-            .filter(|&i| Some(i) != except)
+            .filter(|&i| allowed(&self.slots, i))
             .find_map(|i| self.eligible(i, now).map(|a| (i, a)))
+    }
+
+    /// An endpoint the request has not tried, for a request whose reserved endpoint it has: P2C
+    /// among the untried eligible endpoints of the reserved endpoint's tier, then (unless
+    /// locality is strict) of the other tiers, best first. `None`: keep `reserved` (nothing
+    /// untried is eligible and ready). Never waits: each candidate's service is polled once.
+    pub(crate) fn pick_untried<Req>(
+        &mut self,
+        tried: &TriedEndpoints,
+        reserved: &Picked<M::Service>,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Option<Picked<M::Service>>
+    where
+        M::Service: Service<Req> + Clone,
+        <M::Service as Service<Req>>::Error: Into<BoxError>,
+    {
+        self.refresh_loads();
+        let strict = self.config.locality.strict;
+        let tiers = std::iter::once(reserved.tier)
+            .chain((0..TIERS).filter(|&t| !strict && t != reserved.tier));
+        for tier in tiers {
+            // Every failed attempt makes one endpoint ineligible, so this ends; the bound is a
+            // guard.
+            for _ in 0..=self.tiers[tier].len() + 1 {
+                let Some((i, admission)) = self.power_of_two(tier, now, Some(tried)) else {
+                    break;
+                };
+                if let Some(picked) = self.take::<Req>(i, admission, tier, cx, now) {
+                    return Some(picked);
+                }
+            }
+        }
+        None
     }
 
     /// Hash mode: the inputs for a ring over the current set, when the ring is out of date and
@@ -612,30 +682,17 @@ where
         for _ in 0..=self.tiers[tier].len() + 1 {
             let view = RingView::new(self, tier, reserved.key, now);
             let i = self.ring.as_ref()?.pick(hash, &view)?;
-            let slot = &mut self.slots[i];
+            let slot = &self.slots[i];
             if slot.key == reserved.key {
                 return None;
             }
-            let probe = !self.panic && slot.state.health.admission(now) == Admission::Probe;
-            if probe && !slot.state.health.claim_probe(now) {
-                continue;
-            }
-            let ticket =
-                EndpointTicket::new(slot.state.clone(), probe, route(tier, tier != self.best));
-            match slot.service.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    let fresh = slot.service.clone();
-                    let service = std::mem::replace(&mut slot.service, fresh);
-                    let key = slot.key;
-                    return Some(Picked {
-                        service,
-                        ticket,
-                        key,
-                        tier,
-                    });
-                }
-                Poll::Pending => self.mark_unready(i),
-                Poll::Ready(Err(error)) => self.rebuild(i, error.into(), now),
+            let admission = if self.panic {
+                Admission::Open
+            } else {
+                slot.state.health.admission(now)
+            };
+            if let Some(picked) = self.take::<Req>(i, admission, tier, cx, now) {
+                return Some(picked);
             }
         }
         None

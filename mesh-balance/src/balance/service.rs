@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http::{Request, Response};
+use mesh_core::attempts::TriedEndpoints;
 use mesh_core::classify::{ClassifyResponse, FailureClass, MakeClassifier, MeshClassifier};
 use mesh_core::error::NoEndpoints;
 use mesh_core::{BoxError, Endpoint, EndpointKey};
@@ -185,7 +186,10 @@ where
 
     /// Sends `request` to the reserved endpoint. In [hash mode](super#consistent-hashing), a
     /// request carrying the key goes to the ring's endpoint for it instead when that endpoint is
-    /// ready now, and the reservation is given back; `call` never waits.
+    /// ready now, and the reservation is given back. A retried request (one carrying
+    /// [`TriedEndpoints`], which mesh-retry's layer inserts) whose reserved endpoint it already
+    /// tried goes to an untried eligible endpoint instead when one is ready now, and the
+    /// endpoint that takes it is recorded there. `call` never waits.
     ///
     /// # Panics
     ///
@@ -214,6 +218,22 @@ where
                 // the reserved service, releasing whatever its readiness held.
                 drop(unused);
             }
+        }
+        if let Some(tried) = request.extensions().get::<TriedEndpoints>() {
+            if tried.contains(&picked.key) {
+                let mut core = lock(&self.shared.core);
+                let mut fanout = Context::from_waker(&self.shared.fanout);
+                let now = Instant::now();
+                if let Some(other) =
+                    core.pick_untried::<Request<B>>(tried, &picked, &mut fanout, now)
+                {
+                    let unused = std::mem::replace(&mut picked, other);
+                    drop(core);
+                    // Outside the lock, as above.
+                    drop(unused);
+                }
+            }
+            tried.record(picked.key);
         }
         let Picked {
             mut service,

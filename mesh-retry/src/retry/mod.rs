@@ -12,6 +12,13 @@
 //! codes from configurable sets; 429/503 after the server's `Retry-After` or
 //! `grpc-retry-pushback-ms`, if that is short enough; 3 attempts at most by default.
 //!
+//! When more than one attempt is allowed, the layer puts a
+//! [`TriedEndpoints`](mesh_core::attempts::TriedEndpoints) record in the request (unless an outer
+//! layer already did), shared by all its attempts. mesh-balance's balancer reads it: a retry goes
+//! to an endpoint the request has not tried yet whenever one is eligible and ready, so an endpoint
+//! that fails fast cannot take every attempt before outlier ejection notices it. Other balancers
+//! ignore it. Cost: one small allocation per request.
+//!
 //! ```
 //! use std::time::Duration;
 //! use http::{Request, Response, StatusCode};

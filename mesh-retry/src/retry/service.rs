@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use http_body::Body;
 use mesh_core::BoxError;
+use mesh_core::attempts::TriedEndpoints;
 use mesh_core::classify::{FailureClass, MakeClassifier, MeshClassifier};
 use tower_service::Service;
 
@@ -90,7 +91,12 @@ where
         let settings = &self.settings;
         settings.budget.deposit();
         let retryable = settings.policy.is_retryable(&req);
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        if settings.policy.max_attempts > 1 && parts.extensions.get::<TriedEndpoints>().is_none() {
+            // Shared by every attempt: a balancer below sends a retry to an endpoint this request
+            // has not tried yet, when one is ready (see mesh_core::attempts).
+            parts.extensions.insert(TriedEndpoints::new());
+        }
         let template =
             Request::from_parts(parts, ReplayBody::new(body, settings.policy.replay_cap));
         let first_body = template
