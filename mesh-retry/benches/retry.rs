@@ -136,6 +136,19 @@ mod success_path {
             .bench_local_values(|req| call_once(&mut service, req));
     }
 
+    /// The same with [`RetryPolicy::with_avoid_tried_endpoints`] off: no `TriedEndpoints`
+    /// record in the request (what that record costs).
+    #[divan::bench]
+    fn get_mesh_retry_no_tried_record(bencher: divan::Bencher<'_, '_>) {
+        let policy = RetryPolicy::default()
+            .with_seed(1)
+            .with_avoid_tried_endpoints(false);
+        let mut service = RetryLayer::new(policy).layer(Ok200);
+        bencher
+            .with_inputs(get)
+            .bench_local_values(|req| call_once(&mut service, req));
+    }
+
     /// The same through `tower::retry::Retry`.
     #[divan::bench]
     fn get_tower_retry(bencher: divan::Bencher<'_, '_>) {

@@ -547,14 +547,17 @@ async fn every_attempt_shares_one_record_of_tried_endpoints() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_retries_no_record_is_added() {
+async fn without_retries_or_when_turned_off_no_record_is_added() {
     use mesh_core::attempts::TriedEndpoints;
     let single = policy().with_max_attempts(1).unwrap();
-    let (service, mut handle) = setup(RetryLayer::new(single));
-    let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
-    assert_pending!(future.poll());
-    let (first, send) = take(&mut handle).unwrap();
-    assert!(first.extensions().get::<TriedEndpoints>().is_none());
-    send.send_response(status(200));
-    assert_ready!(future.poll()).unwrap();
+    let off = policy().with_avoid_tried_endpoints(false);
+    for policy in [single, off] {
+        let (service, mut handle) = setup(RetryLayer::new(policy));
+        let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
+        assert_pending!(future.poll());
+        let (first, send) = take(&mut handle).unwrap();
+        assert!(first.extensions().get::<TriedEndpoints>().is_none());
+        send.send_response(status(200));
+        assert_ready!(future.poll()).unwrap();
+    }
 }

@@ -92,7 +92,10 @@ where
         settings.budget.deposit();
         let retryable = settings.policy.is_retryable(&req);
         let (mut parts, body) = req.into_parts();
-        if settings.policy.max_attempts > 1 && parts.extensions.get::<TriedEndpoints>().is_none() {
+        if settings.policy.avoid_tried
+            && settings.policy.max_attempts > 1
+            && parts.extensions.get::<TriedEndpoints>().is_none()
+        {
             // Shared by every attempt: a balancer below sends a retry to an endpoint this request
             // has not tried yet, when one is ready (see mesh_core::attempts).
             parts.extensions.insert(TriedEndpoints::new());
