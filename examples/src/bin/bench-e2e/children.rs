@@ -129,6 +129,10 @@ impl Spawn {
         cmd.stdin(Stdio::null())
             .stdout(stdout)
             .stderr(std::fs::File::create(&log)?);
+        // Its own process group, killed as a whole: a worker that a master forks while the tree
+        // is being listed (nginx respawns them) cannot be left behind.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         Ok((cmd, log))
     }
 
@@ -251,6 +255,12 @@ impl Spawn {
 fn kill(pid: u32) {
     let tree = procfs::process_tree(pid);
     let child = LIVE.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    // The child leads its own process group (see `command`): kill the group, then any
+    // descendant that left it.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
     let others: Vec<String> = tree.iter().skip(1).map(u32::to_string).collect();
     if !others.is_empty() {
         let _ = Command::new("kill")
