@@ -1,6 +1,7 @@
 //! Outbound: plaintext requests from the local app, routed by `:authority` / `Host` to a
 //! configured service's client stack.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -29,10 +30,16 @@ impl Router {
         }
     }
 
-    /// The client for `authority`: an exact match first, then the host without its port.
+    /// The client for `authority`: an exact match first, then the host without its port. Table
+    /// keys are lower-case; an authority that already is (the usual case) is looked up without
+    /// copying it.
     fn route(&self, authority: &str) -> Option<Client> {
-        let authority = authority.to_ascii_lowercase();
-        if let Some(client) = self.routes.get(&authority) {
+        let authority = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(authority.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(authority)
+        };
+        if let Some(client) = self.routes.get(authority.as_ref()) {
             return Some(client.clone());
         }
         let host = authority.rsplit_once(':').map(|(host, _)| host)?;
@@ -41,14 +48,11 @@ impl Router {
 }
 
 /// The authority the app addressed: the URI's (HTTP/2, absolute-form) or else `Host`.
-fn authority_of<B>(req: &Request<B>) -> Option<String> {
+fn authority_of<B>(req: &Request<B>) -> Option<&str> {
     if let Some(authority) = req.uri().authority() {
-        return Some(authority.as_str().to_owned());
+        return Some(authority.as_str());
     }
-    req.headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
+    req.headers().get(HOST).and_then(|h| h.to_str().ok())
 }
 
 fn no_route(authority: Option<&str>) -> Response<Body> {
@@ -72,8 +76,8 @@ impl Service<Request<Incoming>> for Router {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let authority = authority_of(&req);
-        let Some(client) = authority.as_deref().and_then(|a| self.route(a)) else {
-            let res = no_route(authority.as_deref());
+        let Some(client) = authority.and_then(|a| self.route(a)) else {
+            let res = no_route(authority);
             return Box::pin(async move { Ok::<_, BoxError>(res) });
         };
         let mut req = req.map(Body::new);
