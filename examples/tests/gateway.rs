@@ -11,7 +11,7 @@ use std::convert::Infallible;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 
 use http::header::{HOST, RETRY_AFTER};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -48,16 +48,9 @@ fn service(name: &str, backend: SocketAddr) -> String {
 
 /// A running gateway; killed when dropped.
 struct Gateway {
-    child: Child,
+    child: support::KillOnDrop,
     public: SocketAddr,
     admin: SocketAddr,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn start(dir: &Path, name: &str, config: &str) -> Gateway {
@@ -69,7 +62,7 @@ async fn start(dir: &Path, name: &str, config: &str) -> Gateway {
     Gateway {
         public: addr("public"),
         admin: addr("admin"),
-        child,
+        child: support::KillOnDrop(child),
     }
 }
 
@@ -128,16 +121,7 @@ fn a_route_to_an_unknown_service_exits_2_naming_the_key() {
         "{}[[routes]]\npath_prefix = \"/\"\nservice = \"nope\"\n",
         preamble(&dir, &ca)
     );
-    let path = dir.join("bad.toml");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = support::refused_config(BIN, &dir, &config);
     assert!(stderr.contains("`routes[0].service`"), "{stderr}");
 }
 
@@ -215,11 +199,11 @@ async fn routes_by_host_and_prefix_with_request_ids_and_header_edits_then_drains
     // SIGTERM: drains and exits 0.
     let mut gw = gw;
     let killed = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
+        .args(["-TERM", &gw.child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let exit = tokio::task::spawn_blocking(move || gw.child.wait().unwrap())
+    let exit = tokio::task::spawn_blocking(move || gw.child.0.wait().unwrap())
         .await
         .unwrap();
     assert!(exit.success(), "{exit:?}");

@@ -9,11 +9,12 @@
 
 mod support;
 
+use support::Sidecar;
+
 use std::convert::Infallible;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -29,8 +30,6 @@ use mesh_tls::test_ca::TestCa;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mesh-sidecar");
-
 /// Upper bound of any single request in these tests: a request still pending after it has hung.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -41,33 +40,9 @@ fn listeners(app: SocketAddr, protocol: &str) -> String {
     )
 }
 
-/// A running sidecar; killed when dropped (a failed test must not leave it behind).
-struct Sidecar {
-    child: Child,
-    inbound: SocketAddr,
-    outbound: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the binary on `config` (written as `dir/<name>.toml`) and waits for its `ready` line.
 async fn start(dir: &Path, name: &str, config: &str) -> Sidecar {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, config).unwrap();
-    let (child, line) = support::spawn_ready(BIN, ["--config".as_ref(), path.as_os_str()]).await;
-    let addr = |key: &str| support::ready_addr(&line, key);
-    Sidecar {
-        inbound: addr("inbound"),
-        outbound: addr("outbound"),
-        admin: addr("admin"),
-        child,
-    }
+    support::start_sidecar(&dir.join(format!("{name}.toml")), config).await
 }
 
 /// Sidecar B's configuration: in front of `app`, allowing every workload of the test CA.
@@ -296,8 +271,7 @@ async fn a_peer_killed_mid_run_leaves_no_request_without_a_response() {
     }
     kill_rx.await.unwrap();
     let mut b2 = b2;
-    b2.child.kill().unwrap();
-    b2.child.wait().unwrap();
+    b2.child.kill();
 
     let mut seen = [0_usize; 2];
     let mut mesh_errors = 0;

@@ -7,11 +7,13 @@
 
 mod support;
 
+use support::Sidecar;
+
 use std::convert::Infallible;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use http::header::HOST;
@@ -32,33 +34,10 @@ fn listeners(app: SocketAddr) -> String {
     )
 }
 
-/// A running sidecar; killed when dropped (a failed test must not leave it behind).
-struct Sidecar {
-    child: Child,
-    inbound: SocketAddr,
-    outbound: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the binary on `config` and waits for its `ready` line.
 async fn start(dir: &Path, config: &str) -> Sidecar {
     let path = dir.join(format!("sidecar-{}.toml", config_tag(config)));
-    std::fs::write(&path, config).unwrap();
-    let (child, line) = support::spawn_ready(BIN, ["--config".as_ref(), path.as_os_str()]).await;
-    let addr = |key: &str| support::ready_addr(&line, key);
-    Sidecar {
-        inbound: addr("inbound"),
-        outbound: addr("outbound"),
-        admin: addr("admin"),
-        child,
-    }
+    support::start_sidecar(&path, config).await
 }
 
 /// A short, deterministic file name from the config text (several sidecars share a directory).
@@ -100,17 +79,7 @@ async fn get_with(
 /// Runs the binary on a config expected to be refused; returns its stderr.
 fn refused(config: &str) -> String {
     let dir = support::temp_dir("mesh-sidecar-test", "refused");
-    let path = dir.join("bad.toml");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(!out.status.success(), "a broken config must fail");
-    assert_eq!(out.status.code(), Some(2));
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    support::refused_config(BIN, &dir, config)
 }
 
 #[test]
@@ -120,17 +89,8 @@ fn a_bad_address_exits_non_zero_naming_the_key() {
     let identity = support::write_identity(&dir, &ca, "a");
     let config = format!("{}{identity}", listeners("127.0.0.1:9".parse().unwrap()))
         .replace("admin = \"127.0.0.1:0\"", "admin = \"localhost:99999\"");
-    // Identity paths are relative to the config file: write it next to them.
-    let path = dir.join("bad.toml");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Identity paths are relative to the config file: written next to them.
+    let stderr = support::refused_config(BIN, &dir, &config);
     assert!(stderr.contains("`listeners.admin`"), "{stderr}");
     assert!(stderr.contains("not a socket address"), "{stderr}");
 }
@@ -235,11 +195,11 @@ async fn a_request_crosses_two_sidecars_and_sigterm_drains() {
     let mut a = a;
     let status = Command::new("kill")
         .arg("-TERM")
-        .arg(a.child.id().to_string())
+        .arg(a.child.0.id().to_string())
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || a.child.wait().unwrap())
+    let exit = tokio::task::spawn_blocking(move || a.child.0.wait().unwrap())
         .await
         .unwrap();
     assert!(exit.success(), "{exit:?}");

@@ -63,6 +63,46 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Writes `config` as `dir/bad.toml`, runs `bin` on it, asserts that it exits with 2 (a
+/// configuration error), removes `dir` and returns what it printed on stderr.
+pub(crate) fn refused_config(bin: &str, dir: &Path, config: &str) -> String {
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(out.status.code(), Some(2), "a broken config must exit 2");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A running `mesh-sidecar` and the addresses from its `ready` line; killed when dropped.
+pub(crate) struct Sidecar {
+    pub(crate) child: KillOnDrop,
+    pub(crate) inbound: SocketAddr,
+    pub(crate) outbound: SocketAddr,
+    pub(crate) admin: SocketAddr,
+}
+
+/// Writes `config` to `path`, starts `mesh-sidecar` on it and waits for its `ready` line.
+pub(crate) async fn start_sidecar(path: &Path, config: &str) -> Sidecar {
+    std::fs::write(path, config).unwrap();
+    let (child, line) = spawn_ready(
+        env!("CARGO_BIN_EXE_mesh-sidecar"),
+        ["--config".as_ref(), path.as_os_str()],
+    )
+    .await;
+    let addr = |key: &str| ready_addr(&line, key);
+    Sidecar {
+        inbound: addr("inbound"),
+        outbound: addr("outbound"),
+        admin: addr("admin"),
+        child: KillOnDrop(child),
+    }
+}
+
 /// Starts the `backend` binary named `name`, answering after `delay_ms`; returns it and its address.
 pub(crate) async fn spawn_backend(name: &str, delay_ms: u64) -> (KillOnDrop, SocketAddr) {
     let delay = delay_ms.to_string();
