@@ -126,6 +126,27 @@ pub fn build_client(
     }
 }
 
+/// [`build_client`] for each of `services`, in order; an error names the service.
+///
+/// # Errors
+///
+/// As [`build_client`], prefixed with `service <name>:`.
+pub fn build_clients(
+    services: &[Service],
+    local: &Locality,
+    connector: &TlsConnector,
+    meter: &Meter,
+    seed: u64,
+) -> Result<Vec<Client>, BoxError> {
+    services
+        .iter()
+        .map(|service| {
+            build_client(service, local, connector.clone(), meter, seed)
+                .map_err(|e| format!("service {}: {e}", service.name).into())
+        })
+        .collect()
+}
+
 fn finish<D>(
     discover: D,
     identity: Option<String>,

@@ -35,7 +35,7 @@ use mesh_core::{Body, BoxError};
 use mesh_examples::args::{ArgError, Args};
 use mesh_examples::gateway_config::{self, Gateway, RateKey};
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind};
-use mesh_examples::stack::build_client;
+use mesh_examples::stack::build_clients;
 use mesh_retry::limit::rate::{HeaderKey, PeerIp};
 use mesh_retry::limit::{RateLimitConfig, RateLimitLayer};
 use opentelemetry::metrics::Meter;
@@ -125,18 +125,8 @@ async fn run(
     let meter = telemetry.meter().clone();
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
-    let mut clients = Vec::new();
-    for service in &config.services {
-        let client = build_client(
-            service,
-            &config.locality,
-            identity.connector(),
-            &meter,
-            seed,
-        )
-        .map_err(|e| format!("service {}: {e}", service.name))?;
-        clients.push(client);
-    }
+    let connector = identity.connector();
+    let clients = build_clients(&config.services, &config.locality, &connector, &meter, seed)?;
     let router = Router::new(config.routes.clone(), clients);
     let edge = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())

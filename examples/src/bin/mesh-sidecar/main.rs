@@ -33,7 +33,7 @@ use mesh_core::server::Server;
 use mesh_examples::args::{ArgError, Args};
 use mesh_examples::config::{self, Sidecar};
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind};
-use mesh_examples::stack::build_client;
+use mesh_examples::stack::build_clients;
 use tower::Layer;
 
 const USAGE: &str = "\
@@ -81,16 +81,10 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     let meter = telemetry.meter().clone();
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
+    let connector = identity.connector();
+    let clients = build_clients(&config.services, &config.locality, &connector, &meter, seed)?;
     let mut routes = HashMap::new();
-    for service in &config.services {
-        let client = build_client(
-            service,
-            &config.locality,
-            identity.connector(),
-            &meter,
-            seed,
-        )
-        .map_err(|e| format!("service {}: {e}", service.name))?;
+    for (service, client) in config.services.iter().zip(clients) {
         for authority in &service.authorities {
             routes.insert(authority.clone(), client.clone());
         }
