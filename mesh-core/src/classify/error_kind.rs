@@ -5,8 +5,8 @@ use std::error::Error;
 use std::fmt;
 
 use crate::error::{
-    BoxError, BudgetExhausted, CircuitOpen, ConnectError, NoEndpoints, Overloaded, RateLimited,
-    Timeout, Unauthorized, UpstreamError,
+    BadRequest, BoxError, BudgetExhausted, CircuitOpen, ConnectError, MethodNotAllowed,
+    NoEndpoints, Overloaded, RateLimited, Timeout, Unauthorized, UpstreamError,
 };
 
 /// A short, stable name for an error returned instead of a response.
@@ -46,6 +46,10 @@ pub enum ErrorKind {
     Overloaded,
     /// The peer was not allowed ([`Unauthorized`]).
     Unauthorized,
+    /// The request itself was malformed ([`BadRequest`]): the client's fault, not an endpoint's.
+    BadRequest,
+    /// The request's method is not served ([`MethodNotAllowed`]).
+    MethodNotAllowed,
     /// Any other error.
     Transport,
 }
@@ -57,22 +61,23 @@ impl ErrorKind {
     }
 
     /// The kind of a type-erased error, by walking its cause chain.
+    ///
+    /// One exception to "outermost first": a [`BadRequest`] anywhere in the chain decides, because a
+    /// request that broke on the client's side (a malformed request body, say) stays the client's
+    /// fault even when the upstream exchange failed because of it.
     pub fn of_dyn(error: &(dyn Error + 'static)) -> Self {
-        let mut next = Some(error);
-        while let Some(err) = next {
-            if let Some(kind) = Self::recognise(err) {
-                return kind;
-            }
-            // `io::Error::source` skips the error it wraps; look at that error itself instead.
-            next = match err.downcast_ref::<std::io::Error>() {
-                Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
-                None => err.source(),
-            };
+        if chain(error).any(|err| err.is::<BadRequest>()) {
+            return Self::BadRequest;
         }
-        Self::Transport
+        chain(error)
+            .find_map(Self::recognise)
+            .unwrap_or(Self::Transport)
     }
 
     fn recognise(err: &(dyn Error + 'static)) -> Option<Self> {
+        if err.is::<MethodNotAllowed>() {
+            return Some(Self::MethodNotAllowed);
+        }
         if err.is::<Timeout>() || err.is::<tokio::time::error::Elapsed>() {
             return Some(Self::Timeout);
         }
@@ -117,7 +122,7 @@ impl ErrorKind {
 
     /// A short, stable, lower-case name: `"timeout"`, `"connect"`, `"upstream"`, `"circuit_open"`,
     /// `"no_endpoints"`, `"budget_exhausted"`, `"rate_limited"`, `"overloaded"`, `"unauthorized"`,
-    /// `"transport"`. Suitable as a metric label.
+    /// `"bad_request"`, `"method_not_allowed"`, `"transport"`. Suitable as a metric label.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
@@ -129,6 +134,8 @@ impl ErrorKind {
             Self::RateLimited => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Unauthorized => "unauthorized",
+            Self::BadRequest => "bad_request",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Transport => "transport",
         }
     }
@@ -138,6 +145,17 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// `error` and its causes, outermost first. `io::Error::source` skips the error it wraps, so an
+/// `io::Error` is followed by that error itself.
+fn chain<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(error), |&err: &&'a (dyn Error + 'static)| match err
+        .downcast_ref::<std::io::Error>()
+    {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+        None => err.source(),
+    })
 }
 
 /// Views `error` as a `dyn Error` when its concrete type is one we know to be an error.
@@ -171,6 +189,8 @@ fn as_dyn_error<E: 'static>(error: &E) -> Option<&(dyn Error + 'static)> {
         RateLimited,
         Overloaded,
         Unauthorized,
+        BadRequest,
+        MethodNotAllowed,
         std::io::Error,
         hyper::Error,
         tokio::time::error::Elapsed,

@@ -144,6 +144,46 @@ impl std::error::Error for Unauthorized {
     }
 }
 
+/// The request itself is malformed, so no endpoint was asked: an ambiguous or invalid target
+/// (path or host), or a request body whose framing broke while it was being read from the client.
+///
+/// Maps to `400 Bad Request` at a proxy edge (gRPC `INVALID_ARGUMENT`). It is the client's fault, not
+/// the endpoint's: retries, breakers and outlier ejection must not count it against an endpoint. The
+/// reason travels as the [`source`](std::error::Error::source), for logs; the response names only the
+/// cause (`bad_request`).
+#[derive(Debug)]
+pub struct BadRequest {
+    source: BoxError,
+}
+
+impl BadRequest {
+    /// The failure, caused by `reason` (a typed error saying what is wrong with the request).
+    pub fn new(reason: impl Into<BoxError>) -> Self {
+        Self {
+            source: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for BadRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad request: {}", self.source)
+    }
+}
+
+impl std::error::Error for BadRequest {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+unit_failure!(
+    /// The request's method is not served here, such as `CONNECT` at a proxy that does not tunnel.
+    /// Maps to `405 Method Not Allowed` at a proxy edge (gRPC `UNIMPLEMENTED`).
+    MethodNotAllowed,
+    "method not allowed"
+);
+
 /// A connection to the endpoint could not be made (refused, unreachable, connect timeout, TLS
 /// handshake failure). The request was never sent, so it is always safe to retry elsewhere.
 #[derive(Debug)]

@@ -20,8 +20,8 @@ mod failures;
 mod response;
 
 pub use failures::{
-    BudgetExhausted, CircuitOpen, ConnectError, NoEndpoints, Overloaded, RateLimited, Timeout,
-    Unauthorized, UpstreamError,
+    BadRequest, BudgetExhausted, CircuitOpen, ConnectError, MethodNotAllowed, NoEndpoints,
+    Overloaded, RateLimited, Timeout, Unauthorized, UpstreamError,
 };
 pub use response::{
     ErrorResponse, ErrorResponseFuture, ErrorResponseLayer, FailureResponse, MESH_ERROR_HEADER,

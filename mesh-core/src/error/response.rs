@@ -41,6 +41,8 @@ impl FailureResponse {
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unauthorized => StatusCode::FORBIDDEN,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::CircuitOpen
             | ErrorKind::NoEndpoints
             | ErrorKind::BudgetExhausted
@@ -56,6 +58,8 @@ impl FailureResponse {
             ErrorKind::Timeout => GrpcCode::DEADLINE_EXCEEDED,
             ErrorKind::Unauthorized => GrpcCode::PERMISSION_DENIED,
             ErrorKind::RateLimited => GrpcCode::RESOURCE_EXHAUSTED,
+            ErrorKind::BadRequest => GrpcCode::INVALID_ARGUMENT,
+            ErrorKind::MethodNotAllowed => GrpcCode::UNIMPLEMENTED,
             _ => GrpcCode::UNAVAILABLE,
         }
     }
@@ -97,6 +101,12 @@ impl FailureResponse {
             }
             res
         };
+        if self.kind == ErrorKind::MethodNotAllowed && !grpc {
+            response.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH"),
+            );
+        }
         response.headers_mut().insert(MESH_ERROR_HEADER, cause);
         response
     }
@@ -129,6 +139,8 @@ pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureRespo
 /// | [`Timeout`] (or an I/O timeout) | 504  | 4 `DEADLINE_EXCEEDED`  | `timeout`          |
 /// | [`Unauthorized`]                | 403  | 7 `PERMISSION_DENIED`  | `unauthorized`     |
 /// | [`RateLimited`]                 | 429  | 8 `RESOURCE_EXHAUSTED` | `rate_limited`     |
+/// | [`BadRequest`]                  | 400  | 3 `INVALID_ARGUMENT`   | `bad_request`      |
+/// | [`MethodNotAllowed`]            | 405  | 12 `UNIMPLEMENTED`     | `method_not_allowed` |
 /// | [`ConnectError`] (or refused)   | 502  | 14 `UNAVAILABLE`       | `connect`          |
 /// | [`UpstreamError`]               | 502  | 14 `UNAVAILABLE`       | `upstream`         |
 /// | anything else                   | 502  | 14 `UNAVAILABLE`       | `transport`        |
@@ -161,6 +173,13 @@ pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureRespo
 /// [`RateLimited`]: super::RateLimited
 /// [`ConnectError`]: super::ConnectError
 /// [`UpstreamError`]: super::UpstreamError
+/// [`BadRequest`]: super::BadRequest
+/// [`MethodNotAllowed`]: super::MethodNotAllowed
+///
+/// A [`BadRequest`] anywhere in the chain wins over the transport errors around it: a request body
+/// that broke while it was read from the client is the client's fault (`400`), even when the
+/// upstream exchange failed because of it. A `405` carries an `Allow` header listing the standard
+/// methods other than `CONNECT`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ErrorResponseLayer(());
 
