@@ -9,7 +9,10 @@
 //! - [`set_endpoint_authority`] (+ [`socket_authority`]): new scheme and authority, same path and
 //!   query, `Host` kept for virtual hosting;
 //! - [`ForwardedElement`]: RFC 7239 `Forwarded` (`for`, `by`, `proto`, `host`);
-//! - [`append_via`]: RFC 9110 `Via`.
+//! - [`append_via`]: RFC 9110 `Via`;
+//! - [`normalize_target`] and [`NormalizeTargetLayer`]: one host and one normalised path before
+//!   authorization and routing decide on them (and forwarded as such), so that `/x/../admin` or a
+//!   second `Host` header cannot slip past a rule.
 //!
 //! ```
 //! use http::{Request, Version, uri::Scheme};
@@ -47,6 +50,7 @@
 mod authority;
 mod forwarded;
 mod hop_by_hop;
+mod target;
 mod via;
 
 use http::HeaderMap;
@@ -55,6 +59,10 @@ use http::header::{Entry, HeaderName, HeaderValue};
 pub use authority::{set_endpoint_authority, socket_authority};
 pub use forwarded::{ForwardedElement, ForwardedNode};
 pub use hop_by_hop::remove_hop_by_hop_headers;
+pub use target::{
+    EscapedSlashes, NormalizeTarget, NormalizeTargetFuture, NormalizeTargetLayer, TargetError,
+    TargetRules, canonical_host, normalize_path, normalize_target, request_host, same_host,
+};
 pub use via::{InvalidViaName, ViaName, append_via};
 
 /// Appends `element` to the list header `name`: joined to its last field line with `, `, or as a new

@@ -6,7 +6,15 @@
 //! prefix and the host. Deny rules win, then allow rules, then the default (deny when any allow
 //! rule exists). Unauthenticated (plaintext) peers match only rules that name them. A dry-run mode
 //! logs and counts denials without enforcing them. Every decision is counted in
-//! `mesh.tls.authz.decisions` (attribute `decision` = `allow`, `deny` or `dry_run_deny`).
+//! `mesh.tls.authz.decisions` (attribute `decision` = `allow`, `deny`, `dry_run_deny` or
+//! `bad_request`).
+//!
+//! Rules are read on the **normalised** request target, and the request is forwarded with it
+//! (mesh-core's `normalize_target`: dot segments, repeated slashes, escapes of unreserved
+//! characters, one unambiguous host), so a deny rule on `/admin` also covers `/x/../admin`,
+//! `//admin` and `/%61dmin`, and a host rule cannot be dodged by a second `Host` header, an
+//! absolute-form URI or a trailing dot. Ambiguous targets are refused with `400` even in dry-run
+//! mode: they are malformed requests, not policy decisions.
 //!
 //! A denial is [`mesh_core::error::Unauthorized`] caused by [`AuthzDenied`]; put mesh-core's
 //! `ErrorResponseLayer` outside to answer `403`:

@@ -1,6 +1,7 @@
 //! [`AuthzPolicy`]: deny rules, then allow rules, then a default.
 
 use http::Request;
+use mesh_core::proxy::TargetRules;
 use opentelemetry::metrics::Meter;
 
 use super::AuthzRule;
@@ -15,7 +16,7 @@ use crate::SpiffeId;
 ///
 /// With [`dry_run`](Self::dry_run), denials are logged and counted but the request goes through,
 /// to try a policy on live traffic before enforcing it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct AuthzPolicy {
     /// Rules that deny. Default none.
@@ -26,6 +27,11 @@ pub struct AuthzPolicy {
     pub dry_run: bool,
     /// Where decisions are counted. Default `opentelemetry::global::meter("mesh-tls")`.
     pub meter: Option<Meter>,
+    /// How the request target is normalised before the rules are read (and forwarded so). Default
+    /// mesh-core's [`TargetRules::default`] with `CONNECT` let through and no host required:
+    /// whether to tunnel, and whether a host-less HTTP/1.1 request is acceptable, are the edge's
+    /// decisions (a missing host cannot make a host rule match); ambiguity is always refused.
+    pub target: TargetRules,
 }
 
 /// The outcome of one policy evaluation.
@@ -55,6 +61,20 @@ impl Decision {
     }
 }
 
+impl Default for AuthzPolicy {
+    fn default() -> Self {
+        Self {
+            deny: Vec::new(),
+            allow: Vec::new(),
+            dry_run: false,
+            meter: None,
+            target: TargetRules::default()
+                .allow_connect(true)
+                .require_host(false),
+        }
+    }
+}
+
 impl AuthzPolicy {
     /// An empty policy: allows everything.
     pub fn new() -> Self {
@@ -79,13 +99,21 @@ impl AuthzPolicy {
         self
     }
 
+    /// Sets [`target`](Self::target).
+    pub fn target(mut self, rules: TargetRules) -> Self {
+        self.target = rules;
+        self
+    }
+
     /// Sets [`meter`](Self::meter).
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
     }
 
-    /// Evaluates the rules for a request from `peer` (`None`: unauthenticated).
+    /// Evaluates the rules for a request from `peer` (`None`: unauthenticated), as the request is:
+    /// normalise its target first ([`mesh_core::proxy::normalize_target`] with
+    /// [`target`](Self::target)), as [`Authz`](super::Authz) does, or rules can be bypassed.
     pub fn decide<B>(&self, peer: Option<&SpiffeId>, request: &Request<B>) -> Decision {
         if let Some(rule) = self.deny.iter().position(|r| r.matches(peer, request)) {
             return Decision::Denied { rule };

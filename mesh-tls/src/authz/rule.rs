@@ -1,6 +1,7 @@
 //! [`AuthzRule`]: what one allow or deny rule matches.
 
 use http::{Method, Request};
+use mesh_core::proxy::{request_host, same_host};
 
 use crate::{Authorizer, SpiffeId};
 
@@ -78,7 +79,10 @@ impl AuthzRule {
     }
 
     /// Only paths under `prefix`, by whole segments: `/admin` matches `/admin` and `/admin/users`,
-    /// not `/administrator` (default: any path).
+    /// not `/administrator` (default: any path). Rules see the normalised path (see
+    /// [`Authz`](super::Authz)), so `/x/../admin`, `//admin` and `/%61dmin` are all under `/admin`;
+    /// write prefixes in normal form (no `.`/`..` segments, no `//`, unreserved characters
+    /// unescaped).
     pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
         let prefix = prefix.strip_suffix('/').unwrap_or(&prefix).to_owned();
@@ -86,7 +90,9 @@ impl AuthzRule {
         self
     }
 
-    /// Only requests for one of these hosts, compared without port and case (default: any host).
+    /// Only requests for one of these hosts, compared without port, case or a trailing dot
+    /// (`Secret.Example.` is `secret.example`; default: any host). The host is the request's one
+    /// host, which [`Authz`](super::Authz) has checked is unambiguous before any rule is read.
     pub fn hosts<S: Into<String>>(mut self, hosts: impl IntoIterator<Item = S>) -> Self {
         self.hosts = hosts
             .into_iter()
@@ -110,25 +116,12 @@ impl AuthzRule {
                 .as_deref()
                 .is_none_or(|prefix| path_under(request.uri().path(), prefix))
             && (self.hosts.is_empty()
-                || host_of(request)
-                    .is_some_and(|host| self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))))
+                || request_host(request)
+                    .is_some_and(|host| self.hosts.iter().any(|h| same_host(h, host))))
     }
 }
 
 fn path_under(path: &str, prefix: &str) -> bool {
     path.strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// The request's host, without port: from the URI (HTTP/2, absolute form), else the `Host` header.
-fn host_of<B>(request: &Request<B>) -> Option<&str> {
-    if let Some(host) = request.uri().host() {
-        return Some(host);
-    }
-    let value = request.headers().get(http::header::HOST)?.to_str().ok()?;
-    let authority: &str = value;
-    Some(match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => authority,
-    })
 }

@@ -5,6 +5,7 @@ use std::task::{Context, Poll};
 
 use http::Request;
 use mesh_core::error::Unauthorized;
+use mesh_core::proxy::normalize_target;
 use mesh_core::{BoxError, PeerIdentity};
 use opentelemetry::KeyValue;
 use tower_service::Service;
@@ -65,7 +66,16 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let policy = &self.shared.policy;
+        // Decide on the target the application will see, and only on an unambiguous one.
+        if let Err(refused) = normalize_target(&mut request, &policy.target) {
+            tracing::debug!(method = %request.method(), uri = %request.uri(), %refused, "authorization: request target refused");
+            self.shared
+                .decisions
+                .add(1, &[KeyValue::new("decision", "bad_request")]);
+            return ResponseFuture::denied(refused.into_failure());
+        }
         let extensions = request.extensions();
         let parsed;
         let peer = match extensions.get::<SpiffeId>() {
@@ -77,7 +87,6 @@ where
                 parsed.as_ref()
             }
         };
-        let policy = &self.shared.policy;
         let decision = policy.decide(peer, &request);
         let outcome = match (decision.is_allowed(), policy.dry_run) {
             (true, _) => "allow",

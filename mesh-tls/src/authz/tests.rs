@@ -190,3 +190,76 @@ async fn dry_run_lets_denials_through() {
         .await;
     assert!(response.is_ok());
 }
+
+/// The bypasses found end to end: each request below was answered 200 by the application while a
+/// deny rule covered it. Each must now be denied (403) or refused as ambiguous (400), and an
+/// allowed request must reach the service with the path that was authorised.
+#[tokio::test]
+async fn path_and_host_tricks_do_not_bypass_deny_rules() {
+    use http::Version;
+    use mesh_core::error::{BadRequest, ErrorResponseLayer};
+
+    let policy = AuthzPolicy::new()
+        .deny(AuthzRule::anyone().path_prefix("/admin"))
+        .deny(AuthzRule::anyone().hosts(["secret.example"]));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    let app = tower::ServiceBuilder::new()
+        .layer(ErrorResponseLayer::new())
+        .layer(AuthzLayer::new(policy))
+        .service_fn(move |req: Request<()>| {
+            record.lock().unwrap().push(req.uri().path().to_owned());
+            async { Ok::<_, Infallible>(Response::new(mesh_core::Body::empty())) }
+        });
+    let status = |req: Request<()>| {
+        let app = app.clone();
+        async move { app.oneshot(req).await.unwrap().status().as_u16() }
+    };
+    let get = |uri: &str, host: &str| request(Method::GET, uri, Some(host));
+
+    for path in [
+        "/admin/users",
+        "/x/../admin/users",
+        "//admin/users",
+        "/./admin",
+        "/%61dmin/users",
+    ] {
+        assert_eq!(status(get(path, "public.example")).await, 403, "{path}");
+    }
+    assert_eq!(status(get("/admin%2Fusers", "public.example")).await, 400);
+    assert_eq!(status(get("/", "secret.example")).await, 403);
+    assert_eq!(status(get("/", "Secret.Example.")).await, 403);
+
+    let mut two_hosts = get("/", "public.example");
+    two_hosts
+        .headers_mut()
+        .append(http::header::HOST, "secret.example".parse().unwrap());
+    assert_eq!(status(two_hosts).await, 400);
+    assert_eq!(
+        status(get("http://public.example/", "secret.example")).await,
+        400
+    );
+    let mut h2 = get("https://public.example/", "secret.example");
+    *h2.version_mut() = Version::HTTP_2;
+    assert_eq!(status(h2).await, 400);
+    let mut h2_alone = request(Method::GET, "https://secret.example./", None);
+    *h2_alone.version_mut() = Version::HTTP_2;
+    assert_eq!(status(h2_alone).await, 403);
+
+    // None of the above reached the application; an allowed request reaches it normalised.
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(
+        status(get("/x/../public//page", "public.example")).await,
+        200
+    );
+    assert_eq!(*seen.lock().unwrap(), ["/public/page"]);
+
+    // Without the edge layer, the refusal is a typed BadRequest.
+    let service =
+        tower::service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+    let error = Authz::new(service, AuthzPolicy::new())
+        .oneshot(get("/a%5cb", "x"))
+        .await
+        .unwrap_err();
+    assert!(error.is::<BadRequest>());
+}
