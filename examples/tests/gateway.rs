@@ -339,3 +339,50 @@ async fn the_callers_trace_id_reaches_the_backend() {
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Routing decides on the normalised target and the backend gets that same target: an
+/// absolute-form URI naming the internal host while `Host` names the public one is refused (it
+/// used to route to the internal route while the backend saw the public `Host`), as are two
+/// `Host` headers; dot segments cannot climb out of a route's prefix; `CONNECT` gets 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_decides_on_one_host_and_the_normalised_path() {
+    let dir = support::temp_dir("mesh-gateway-test", "target");
+    let ca = TestCa::new("test.example");
+    let backend = start_backend(&ca).await;
+    let config = format!(
+        "{}{}{}\
+         [[routes]]\nhost = \"internal.example\"\npath_prefix = \"/\"\nservice = \"internal\"\n\
+         add_headers = {{ \"x-route\" = \"internal\" }}\n\n\
+         [[routes]]\nhost = \"public.example\"\npath_prefix = \"/public\"\nservice = \"public\"\n\
+         add_headers = {{ \"x-route\" = \"public\" }}\n",
+        preamble(&dir, &ca),
+        service("internal", backend),
+        service("public", backend),
+    );
+    let gw = start(&dir, "gw", &config).await;
+    let at = |head: &str| support::raw_http1(gw.public, head.to_owned());
+
+    let (status, body) = at("GET /public/a HTTP/1.1\r\nHost: Public.Example.\r\n").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("x-route: public"), "{body}");
+    let (status, body) = at("GET /public/../internal HTTP/1.1\r\nHost: public.example\r\n").await;
+    assert_eq!(
+        status, 404,
+        "a dot segment must not leave the route's prefix: {body}"
+    );
+    let (status, body) = at("GET /x/..//public/b HTTP/1.1\r\nHost: public.example\r\n").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("path /public/b\n"), "{body}");
+
+    let (status, body) =
+        at("GET http://internal.example/ HTTP/1.1\r\nHost: public.example\r\n").await;
+    assert_eq!(status, 400, "absolute-form URI naming another host: {body}");
+    let (status, body) =
+        at("GET /public/a HTTP/1.1\r\nHost: public.example\r\nHost: internal.example\r\n").await;
+    assert_eq!(status, 400, "two Host headers: {body}");
+    let (status, _) =
+        at("CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n").await;
+    assert_eq!(status, 405);
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}

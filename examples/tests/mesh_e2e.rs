@@ -616,3 +616,85 @@ async fn a_peer_with_an_unauthorized_spiffe_id_gets_403() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The local app behind B for the target tests: answers `200` with the path and host it got.
+async fn start_echo_target_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::new(listener);
+    let addr = server.local_addr().unwrap();
+    let app = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
+        let host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
+        let body = format!("path={} host={}", req.uri().path(), host.unwrap_or("-"));
+        Ok::<_, Infallible>(Response::new(Body::from(body)))
+    });
+    tokio::spawn(server.serve(app));
+    addr
+}
+
+/// The authorization bypasses reported against the sidecar, end to end (app → A's outbound →
+/// mTLS → B's inbound → app): B denies `/admin` and the host `secret.example`, and A routes both
+/// `orders` and `secret.example` to B. Every trick must be denied (403) or refused as ambiguous
+/// (400) before the backend is reached, and an allowed request must reach the backend with the
+/// normalised path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_and_host_tricks_do_not_bypass_authorization_through_two_sidecars() {
+    let dir = support::temp_dir("mesh-e2e-test", "target");
+    let ca = TestCa::new("test.example");
+    let backend = start_echo_target_backend().await;
+    let b_config = format!(
+        "{}[[authorization.rules]]\naction = \"deny\"\npath_prefix = \"/admin\"\n\n[[authorization.rules]]\naction = \"deny\"\nhosts = [\"secret.example\"]\n",
+        b_config(&dir, &ca, "b", backend, "http1"),
+    );
+    let b = start(&dir, "b", &b_config).await;
+    let a_config = a_config(&dir, &ca, &[("b", b.inbound)]).replace(
+        "authorities = [\"orders\"]",
+        "authorities = [\"orders\", \"secret.example\"]",
+    );
+    let a = start(&dir, "a", &a_config).await;
+    let at_a = |head: String| support::raw_http1(a.outbound, head);
+
+    // Allowed, and the backend sees the normalised path.
+    let (status, body) = at_a("GET /x/../public//page HTTP/1.1\r\nHost: orders\r\n".into()).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "path=/public/page host=orders")
+    );
+
+    for path in [
+        "/admin/users",
+        "/x/../admin/users",
+        "//admin/users",
+        "/./admin",
+        "/%61dmin/users",
+    ] {
+        let (status, body) = at_a(format!("GET {path} HTTP/1.1\r\nHost: orders\r\n")).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, _) = at_a("GET /admin%2Fusers HTTP/1.1\r\nHost: orders\r\n".into()).await;
+    assert_eq!(status, 400);
+
+    for host in ["secret.example", "Secret.Example.", "secret.example."] {
+        let (status, body) = at_a(format!("GET / HTTP/1.1\r\nHost: {host}\r\n")).await;
+        assert_eq!(status, 403, "{host}: {body}");
+    }
+    let (status, _) =
+        at_a("GET / HTTP/1.1\r\nHost: orders\r\nHost: secret.example\r\n".into()).await;
+    assert_eq!(status, 400, "two Host headers");
+    let (status, _) = at_a("GET http://orders/ HTTP/1.1\r\nHost: secret.example\r\n".into()).await;
+    assert_eq!(status, 400, "absolute-form URI naming another host");
+    let (status, _) = at_a("CONNECT orders:443 HTTP/1.1\r\nHost: orders:443\r\n".into()).await;
+    assert_eq!(status, 405, "CONNECT");
+
+    // HTTP/2: `:authority` and a `host` header naming different hosts.
+    let h2 = Request::get("http://orders/")
+        .header(HOST, "secret.example")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(a.outbound, Protocol::Http2, h2).await.unwrap();
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+
+    // The same tricks sent straight to B's inbound would need B's client certificate; B's own
+    // normalisation is covered by mesh-tls's authorization tests.
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,7 +69,7 @@ pub enum RateKey {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Route {
-    /// Lower-cased host without port, or `None` for any host.
+    /// Host without port, lower-cased and without a trailing dot, or `None` for any host.
     pub host: Option<String>,
     /// The path prefix (starts with `/`; a trailing `/` is removed unless it is the whole prefix).
     pub path_prefix: String,
@@ -204,7 +204,9 @@ fn route(
                 format!("{host:?} is not a host name (no port, no path)"),
             ));
         }
-        host => host.as_ref().map(|h| h.to_ascii_lowercase()),
+        host => host
+            .as_ref()
+            .map(|h| mesh_core::proxy::canonical_host(h).into_owned()),
     };
     if !raw.path_prefix.starts_with('/') {
         return Err(ConfigError::invalid(

@@ -135,3 +135,30 @@ pub(crate) fn write_identity(dir: &Path, ca: &TestCa, name: &str) -> String {
         ca.trust_domain()
     )
 }
+
+/// Writes `head` (a whole HTTP/1.1 request without body, `Connection: close` added) to `addr`
+/// and returns the status code and the body of the answer.
+pub(crate) async fn raw_http1(addr: SocketAddr, head: String) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("{head}Connection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), exchange)
+        .await
+        .expect("no answer in time");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -1,15 +1,22 @@
 //! Edge routing: host, then the longest path prefix, to an upstream service's client stack, with
 //! the route's header edits applied to the upstream request.
+//!
+//! Routing decides on the normalised target (mesh-core's `normalize_target`), and the upstream
+//! gets that same target: one host (a second `Host`, or a `Host` differing from an absolute-form
+//! URI or HTTP/2 `:authority`, is answered `400`), compared without case or trailing dot, and the
+//! path without dot segments or repeated slashes. So a request cannot be routed by one host or
+//! path while the backend reads another. `CONNECT` is answered `405`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::HOST;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use mesh_core::proxy::remove_hop_by_hop_headers;
+use mesh_core::proxy::{
+    TargetRules, canonical_host, normalize_target, remove_hop_by_hop_headers, request_host,
+};
 use mesh_core::{Body, BoxError};
 use mesh_examples::gateway_config::Route;
 use mesh_examples::stack::{Client, adopt_trace_context};
@@ -20,6 +27,7 @@ use tower::{Service, ServiceExt};
 pub(crate) struct Router {
     routes: Arc<[Route]>,
     clients: Arc<[Client]>,
+    target: Arc<TargetRules>,
 }
 
 impl Router {
@@ -28,6 +36,7 @@ impl Router {
         Self {
             routes: routes.into(),
             clients: clients.into(),
+            target: Arc::new(TargetRules::default()),
         }
     }
 
@@ -55,25 +64,10 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// The host the client addressed, lower-cased, without port: the URI's authority (HTTP/2) or
-/// else `Host`.
+/// The host the client addressed, in canonical form (lower case, no trailing dot), without port.
+/// Only meaningful once `normalize_target` has accepted the request (one unambiguous host).
 fn host_of<B>(req: &Request<B>) -> Option<String> {
-    let authority = match req.uri().authority() {
-        Some(authority) => authority.host().to_owned(),
-        None => {
-            let host = req.headers().get(HOST)?.to_str().ok()?;
-            // `[v6]:port`, `name:port` or `name`.
-            match host.rsplit_once(':') {
-                Some((name, port))
-                    if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    name.to_owned()
-                }
-                _ => host.to_owned(),
-            }
-        }
-    };
-    Some(authority.to_ascii_lowercase())
+    request_host(req).map(|host| canonical_host(host).into_owned())
 }
 
 fn not_found() -> Response<Body> {
@@ -92,7 +86,11 @@ impl Service<Request<Incoming>> for Router {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        if let Err(refused) = normalize_target(&mut req, &self.target) {
+            let failure = refused.into_failure();
+            return Box::pin(async move { Err(failure) });
+        }
         let host = host_of(&req);
         let Some(route) = self.route(host.as_deref(), req.uri().path()) else {
             return Box::pin(async { Ok(not_found()) });

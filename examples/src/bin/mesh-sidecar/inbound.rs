@@ -11,7 +11,7 @@ use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
 use mesh_core::error::ErrorResponseLayer;
-use mesh_core::proxy::remove_hop_by_hop_headers;
+use mesh_core::proxy::{NormalizeTargetLayer, TargetRules, remove_hop_by_hop_headers};
 use mesh_core::{Body, BoxError, Endpoint};
 use mesh_examples::config::Sidecar;
 use mesh_observe::propagation::{self, B3Encoding, Propagation};
@@ -40,7 +40,7 @@ pub(crate) fn build(config: &Sidecar, meter: &Meter) -> Result<Inbound, BoxError
     stack(config, meter, app)
 }
 
-/// ErrorResponse → Authz → ServerTrace → ConcurrencyLimit → hop-by-hop removal and trace context
+/// ErrorResponse → NormalizeTarget → Authz → ServerTrace → ConcurrencyLimit → hop-by-hop removal and trace context
 /// of the server span → `app`.
 fn stack<B, A, AB>(config: &Sidecar, meter: &Meter, app: A) -> Result<InboundOf<B>, BoxError>
 where
@@ -59,6 +59,9 @@ where
     let service = ServiceBuilder::new()
         .map_response(|res: Response<_>| res.map(Body::new))
         .layer(ErrorResponseLayer::new())
+        // One host and a normalised path (CONNECT refused) before authorization reads them; the
+        // app gets the same target the rules saw.
+        .layer(NormalizeTargetLayer::new(TargetRules::default()))
         .layer(AuthzLayer::new(config.authz.clone().meter(meter.clone())))
         .layer(ServerTraceLayer::new(
             TraceConfig::new().meter(meter.clone()),

@@ -1,5 +1,9 @@
 //! Outbound: plaintext requests from the local app, routed by `:authority` / `Host` to a
 //! configured service's client stack.
+//!
+//! Before routing, the request target is normalised once (mesh-core's `normalize_target`): one
+//! unambiguous host, the path without dot segments or repeated slashes, `CONNECT` refused with
+//! `405`. The peer's authorization rules then see the same path and host this router used.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -11,7 +15,7 @@ use std::task::{Context, Poll};
 use http::header::HOST;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use mesh_core::proxy::remove_hop_by_hop_headers;
+use mesh_core::proxy::{TargetRules, canonical_host, normalize_target, remove_hop_by_hop_headers};
 use mesh_core::{Body, BoxError};
 use mesh_examples::stack::{Client, adopt_trace_context};
 use tower::{Service, ServiceExt};
@@ -21,29 +25,43 @@ use tower::{Service, ServiceExt};
 pub(crate) struct Router {
     /// Lower-cased authority (`host` or `host:port`) → client.
     routes: Arc<HashMap<String, Client>>,
+    target: Arc<TargetRules>,
 }
 
 impl Router {
     pub(crate) fn new(routes: HashMap<String, Client>) -> Self {
         Self {
             routes: Arc::new(routes),
+            target: Arc::new(TargetRules::default()),
         }
     }
 
     /// The client for `authority`: an exact match first, then the host without its port. Table
-    /// keys are lower-case; an authority that already is (the usual case) is looked up without
-    /// copying it.
+    /// keys are lower-case without a trailing dot; an authority that already is (the usual case)
+    /// is looked up without copying it.
     fn route(&self, authority: &str) -> Option<Client> {
-        let authority = if authority.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(authority.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(authority)
-        };
+        let authority = canonical_authority(authority);
         if let Some(client) = self.routes.get(authority.as_ref()) {
             return Some(client.clone());
         }
         let host = authority.rsplit_once(':').map(|(host, _)| host)?;
         self.routes.get(host).cloned()
+    }
+}
+
+/// `authority` with its host in canonical form (lower case, no trailing dot); borrowed when it
+/// already is.
+fn canonical_authority(authority: &str) -> Cow<'_, str> {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, Some(port))
+        }
+        _ => (authority, None),
+    };
+    match (canonical_host(host), port) {
+        (Cow::Borrowed(same), _) if same.len() == host.len() => Cow::Borrowed(authority),
+        (canonical, Some(port)) => Cow::Owned(format!("{canonical}:{port}")),
+        (canonical, None) => Cow::Owned(canonical.into_owned()),
     }
 }
 
@@ -74,7 +92,11 @@ impl Service<Request<Incoming>> for Router {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        if let Err(refused) = normalize_target(&mut req, &self.target) {
+            let failure = refused.into_failure();
+            return Box::pin(async move { Err(failure) });
+        }
         let authority = authority_of(&req);
         let Some(client) = authority.and_then(|a| self.route(a)) else {
             let res = no_route(authority);
@@ -84,5 +106,22 @@ impl Service<Request<Incoming>> for Router {
         remove_hop_by_hop_headers(req.headers_mut());
         adopt_trace_context(&mut req);
         Box::pin(client.oneshot(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_authority;
+
+    #[test]
+    fn authorities_are_looked_up_in_canonical_form() {
+        assert_eq!(canonical_authority("reviews:8080"), "reviews:8080");
+        assert!(matches!(
+            canonical_authority("reviews:8080"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(canonical_authority("Reviews.:8080"), "reviews:8080");
+        assert_eq!(canonical_authority("REVIEWS."), "reviews");
+        assert_eq!(canonical_authority("[::1]:80"), "[::1]:80");
     }
 }
