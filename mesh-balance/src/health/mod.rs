@@ -48,7 +48,9 @@
 //! | `mesh.balance.health.transitions` | `{transition}` | `mesh.balance.health.state` = `healthy` \| `unhealthy` (the state entered) |
 //! | `mesh.balance.health.probes` | `{probe}` | `mesh.balance.health.result` = `success` \| `timeout` \| `error` \| `status` \| `not_serving` \| `malformed` |
 //!
-//! Transitions are also logged (`tracing` `warn!` when turning unhealthy, `info!` when
+//! Every series of both counters is recorded with 0 when the checker starts, so each exists
+//! before its first event (Prometheus' `increase()` needs an earlier sample to count the first
+//! one). Transitions are also logged (`tracing` `warn!` when turning unhealthy, `info!` when
 //! recovering), and each failed probe at `debug!`.
 //!
 //! # Example
