@@ -135,7 +135,7 @@ impl BalanceConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let share = |v: f64| (0.0..=1.0).contains(&v);
         let load_factor = self.hash.as_ref().map_or(2.0, |h| h.ring.load_factor);
-        let checks: [(bool, &'static str, &'static str); 10] = [
+        let checks: [(bool, &'static str, &'static str); 11] = [
             (
                 !self.fail_fast_after.is_zero(),
                 "fail_fast_after",
@@ -171,6 +171,11 @@ impl BalanceConfig {
                 self.outliers.base_ejection <= self.outliers.max_ejection,
                 "outliers.base_ejection",
                 "must not exceed outliers.max_ejection",
+            ),
+            (
+                !self.outliers.multiplier_decay.is_zero(),
+                "outliers.multiplier_decay",
+                "must be longer than zero",
             ),
             (
                 self.locality.threshold > 0.0 && self.locality.threshold <= 1.0,
