@@ -337,3 +337,14 @@ async fn failures_that_continue_still_lengthen_the_ejection() {
     send_many(&mut balance, 50).await;
     assert_eq!(balance.status().ejected, 0);
 }
+
+#[test]
+fn a_zero_multiplier_decay_is_refused_by_name() {
+    let config = BalanceConfig::default()
+        .outliers(OutlierConfig::default().multiplier_decay(Duration::ZERO));
+    assert_eq!(
+        config.validate().unwrap_err().key(),
+        "outliers.multiplier_decay"
+    );
+    assert!(BalanceConfig::default().validate().is_ok());
+}

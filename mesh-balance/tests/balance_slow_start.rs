@@ -144,11 +144,12 @@ async fn a_short_unready_spell_does_not_restart_the_ramp() {
     assert!((0.42..0.58).contains(&share), "still warm: {share}");
 }
 
+type MakeChecked = Box<dyn Fn(&Endpoint) -> HealthChecked<Fake> + Send + Sync>;
+type Checked = Balance<Discovery, MakeChecked>;
+
 /// A balancer over two endpoints whose services are gated by active health checks (every 2 s,
 /// 3 failures to turn unhealthy, 2 passes to turn healthy); the flags say whether each
 /// endpoint's health path passes.
-type Checked = Balance<Discovery, Box<dyn Fn(&Endpoint) -> HealthChecked<Fake> + Send + Sync>>;
-
 fn health_checked(
     config: BalanceConfig,
 ) -> (
@@ -174,21 +175,20 @@ fn health_checked(
         .jitter(0.0)
         .seed(3);
     let make = fleet.make();
-    let make: Box<dyn Fn(&Endpoint) -> HealthChecked<Fake> + Send + Sync> =
-        Box::new(move |ep: &Endpoint| {
-            let pass = by_port[&ep.addr().port()].clone();
-            let probe = tower::service_fn(move |_: Request<Body>| {
-                let status = if pass.load(Ordering::SeqCst) {
-                    200
-                } else {
-                    503
-                };
-                let mut response = Response::new(Body::empty());
-                *response.status_mut() = StatusCode::from_u16(status).unwrap();
-                async move { Ok::<_, Infallible>(response) }
-            });
-            HealthChecked::with_probe(make(ep), probe, &checks).unwrap()
+    let make: MakeChecked = Box::new(move |ep: &Endpoint| {
+        let pass = by_port[&ep.addr().port()].clone();
+        let probe = tower::service_fn(move |_: Request<Body>| {
+            let status = if pass.load(Ordering::SeqCst) {
+                200
+            } else {
+                503
+            };
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            async move { Ok::<_, Infallible>(response) }
         });
+        HealthChecked::with_probe(make(ep), probe, &checks).unwrap()
+    });
     let balance = Balance::new(discover, make, config).unwrap();
     (balance, handle, fakes, passes)
 }

@@ -35,7 +35,9 @@ pub struct BalanceConfig {
     pub locality: LocalityConfig,
     /// How a newly discovered endpoint's weight ramps up (see [`slow_start`](crate::slow_start)).
     /// The ramp starts when discovery first inserts the endpoint; a later update of the same
-    /// endpoint (a new weight) does not restart it. It scales the weight the load is divided by,
+    /// endpoint (a new weight) does not restart it, but coming back cold does: after an outlier
+    /// ejection or a spell of not being ready (failing health checks) of at least
+    /// [`cold_after`](SlowStart::cold_after). It scales the weight the load is divided by,
     /// so it has no effect with [`LoadStrategy::RoundRobin`](crate::LoadStrategy::RoundRobin).
     /// Default: disabled (a zero window), as in Envoy: only the operator knows how long their
     /// endpoints take to warm up.

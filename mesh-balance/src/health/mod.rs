@@ -9,7 +9,10 @@
 //! endpoint (in the [`MakeEndpoint`](crate::MakeEndpoint) factory) in a [`HealthChecked`] gate.
 //! Readiness is the whole contract with the balancer: while the endpoint is unhealthy,
 //! `poll_ready` is `Pending`, so the balancer picks among the others, and the balancer's task is
-//! woken when the endpoint turns healthy again. No change to the balancer is needed. When every
+//! woken when the endpoint turns healthy again. No change to the balancer is needed; with
+//! [slow start](crate::slow_start) on, an endpoint back from a spell of failed checks ramps up
+//! again (the balancer restarts the ramp of an endpoint that was not ready for at least
+//! [`cold_after`](crate::slow_start::SlowStart::cold_after)). When every
 //! endpoint is unhealthy, the balancer fails fast with `NoEndpoints` after its bounded wait;
 //! there is no "panic mode" that sends traffic to unhealthy endpoints anyway.
 //!
