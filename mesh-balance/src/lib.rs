@@ -36,7 +36,10 @@
 //! [`meter`](BalanceConfig::meter) of its config (default: the global provider's `mesh-balance`
 //! meter, a no-op until the application installs one). Instruments are created once per balancer
 //! and every attribute set is built in advance (per endpoint when discovery inserts it), so
-//! recording allocates nothing per request.
+//! recording allocates nothing per request. Each of those series is recorded once with 0 when it
+//! is built (every ejection reason, tier route and state at the balancer's start; an endpoint's
+//! `in_flight` when it is inserted): a series that appeared only at its first increment would
+//! lose that increment to Prometheus' `increase()` and `rate()`, which need an earlier sample.
 //!
 //! | Name | Instrument | Unit | Attributes | Meaning |
 //! |------|------------|------|------------|---------|

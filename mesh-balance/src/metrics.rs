@@ -4,6 +4,11 @@
 //! request: per endpoint when discovery inserts it, per locality tier here. Recording on the
 //! request path is therefore `add` with a borrowed slice: no allocation in this crate (and none in
 //! the OpenTelemetry SDK once an attribute set has been seen).
+//!
+//! Every series is also *recorded* once, with 0, when its attribute set is built. A series that
+//! first appears at its first increment has no earlier sample, so Prometheus' `increase()` and
+//! `rate()` take that first increment as the baseline and lose it: six retries in a fresh series
+//! would read as about one. Starting at 0 costs one `add` per series, at construction.
 
 use std::sync::Arc;
 
@@ -92,7 +97,7 @@ impl BalanceMetrics {
                 &global
             }
         };
-        Arc::new(Self {
+        let metrics = Self {
             endpoints: meter
                 .i64_up_down_counter(ENDPOINTS)
                 .with_description("Endpoints in the balancer's set, by state")
@@ -131,7 +136,25 @@ impl BalanceMetrics {
                     KeyValue::new(SPILLED, i % 2 == 1),
                 ]
             }),
-        })
+        };
+        metrics.start_at_zero();
+        Arc::new(metrics)
+    }
+
+    /// Records 0 for every attribute set known in advance, so each series exists from the start
+    /// (see the module docs).
+    fn start_at_zero(&self) {
+        for attributes in &self.state_attributes {
+            self.endpoints.add(0, attributes);
+        }
+        for attributes in &self.reason_attributes {
+            self.ejections.add(0, attributes);
+        }
+        for attributes in &self.route_attributes {
+            self.requests.add(0, attributes);
+        }
+        self.panic_active.add(0, &[]);
+        self.panic_entries.add(0, &[]);
     }
 
     pub(crate) fn ejected(&self, reason: EjectionReason) {
@@ -158,6 +181,8 @@ impl EndpointMetrics {
             KeyValue::new("server.address", addr.ip().to_string()),
             KeyValue::new("server.port", i64::from(addr.port())),
         ];
+        // The series starts at 0 when discovery inserts the endpoint (see the module docs).
+        metrics.in_flight.add(0, &address);
         Self { metrics, address }
     }
 

@@ -207,3 +207,144 @@ async fn waiting_callers_are_woken_when_an_ejection_ends_and_when_its_probe_succ
     assert_eq!(balance.status().ejected, 0);
     assert_eq!(fakes[0].hits(), 6);
 }
+
+/// Sends `each` requests every 10 s for `secs` seconds of virtual time.
+async fn traffic_for(balance: &mut TestBalance, secs: u64, each: usize) {
+    for _ in 0..secs / 10 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        send_many(balance, each).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn panic_mode_ends_once_every_ejected_endpoint_heals() {
+    // Three of four may be ejected: 25 % healthy is below the 50 % panic threshold.
+    let config = seeded(19).outliers(OutlierConfig::default().max_ejected_share(1.0));
+    let (mut balance, _d, fakes) = balancer(4, config);
+    for f in &fakes[..3] {
+        f.set_status(500);
+    }
+    for _ in 0..300 {
+        if balance.status().ejected == 3 {
+            break;
+        }
+        send(&mut balance).await.unwrap();
+    }
+    send(&mut balance).await.unwrap(); // refreshes the status
+    assert_eq!(balance.status().ejected, 3);
+    assert!(balance.status().panic);
+
+    // Everything heals. Panic traffic reaches the ejected endpoints all along; once each one's
+    // ejection (30 s ± 10 %) is over, its next request is its probe, and it succeeds.
+    for f in &fakes {
+        f.set_status(200);
+    }
+    traffic_for(&mut balance, 60, 20).await;
+    let status = balance.status();
+    assert_eq!(
+        (status.ejected, status.panic),
+        (0, false),
+        "back in rotation within one ejection: {status:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn panic_from_ejections_and_an_unready_endpoint_ends_once_they_heal() {
+    // The defaults: at most two of four ejected. Two ejected and one not ready leave 25 %
+    // healthy, below the 50 % panic threshold.
+    let (mut balance, _d, fakes) = balancer(4, seeded(20));
+    for f in &fakes[..2] {
+        f.set_status(500);
+    }
+    for _ in 0..300 {
+        if balance.status().ejected == 2 {
+            break;
+        }
+        send(&mut balance).await.unwrap();
+    }
+    assert_eq!(balance.status().ejected, 2);
+    fakes[2].set_ready(false);
+    send_many(&mut balance, 20).await; // a pick finds it unready
+    assert!(balance.status().panic, "{:?}", balance.status());
+
+    for f in &fakes[..2] {
+        f.set_status(200);
+    }
+    traffic_for(&mut balance, 60, 20).await;
+    let status = balance.status();
+    assert_eq!((status.ejected, status.ready, status.panic), (0, 3, false));
+    // The third endpoint is still not ready: the two recovered ones carry the traffic again.
+    let before = hits(&fakes);
+    send_many(&mut balance, 100).await;
+    let after = hits(&fakes);
+    assert!(
+        after[0] > before[0] && after[1] > before[1],
+        "{before:?} → {after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_in_rotation_takes_the_ejection_multiplier_back_down() {
+    // Fails, recovers, fails again: a flapping endpoint.
+    let (mut balance, _d, fakes) = balancer(4, seeded(21));
+    let flapping = &fakes[1];
+    flapping.set_status(503);
+    until_ejected(&mut balance, flapping, 200).await;
+    assert_eq!(flapping.hits(), 5);
+
+    // Up again when its probe is due (30 s ± 10 %): back in rotation.
+    flapping.set_status(200);
+    tokio::time::sleep(Duration::from_secs(34)).await;
+    send_many(&mut balance, 20).await;
+    assert_eq!(balance.status().ejected, 0);
+
+    // 30 s in rotation (three 10 s steps) pay for the first ejection: the next one lasts
+    // 30 s again, not 60 s.
+    traffic_for(&mut balance, 30, 10).await;
+    flapping.set_status(503);
+    until_ejected(&mut balance, flapping, 200).await;
+    assert_eq!(balance.status().ejected, 1);
+    flapping.set_status(200);
+    tokio::time::sleep(Duration::from_secs(34)).await;
+    send_many(&mut balance, 20).await;
+    assert_eq!(
+        balance.status().ejected,
+        0,
+        "the second ejection is as short as the first"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_that_continue_still_lengthen_the_ejection() {
+    // Ejected, returned, and ejected again after only a few seconds in rotation: the
+    // multiplier grows (60 s ± 10 %).
+    let (mut balance, _d, fakes) = balancer(4, seeded(22));
+    let bad = &fakes[3];
+    bad.set_status(503);
+    until_ejected(&mut balance, bad, 200).await;
+    bad.set_status(200);
+    tokio::time::sleep(Duration::from_secs(34)).await;
+    send_many(&mut balance, 20).await;
+    assert_eq!(balance.status().ejected, 0);
+    bad.set_status(503);
+    until_ejected(&mut balance, bad, 200).await;
+    let hits = bad.hits();
+    bad.set_status(200);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    send_many(&mut balance, 50).await;
+    assert_eq!(bad.hits(), hits, "still ejected after 40 s");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    send_many(&mut balance, 50).await;
+    assert_eq!(balance.status().ejected, 0);
+}
+
+#[test]
+fn a_zero_multiplier_decay_is_refused_by_name() {
+    let config = BalanceConfig::default()
+        .outliers(OutlierConfig::default().multiplier_decay(Duration::ZERO));
+    assert_eq!(
+        config.validate().unwrap_err().key(),
+        "outliers.multiplier_decay"
+    );
+    assert!(BalanceConfig::default().validate().is_ok());
+}

@@ -299,3 +299,49 @@ async fn spilled_requests_are_counted_by_tier() {
     let state = |s| endpoints.value(&[("mesh.balance.endpoint.state", s)]);
     assert_eq!((state("ready"), state("unready")), (15, 5));
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_known_series_is_exported_at_zero_before_its_first_event() {
+    // `increase()` over a series that appears at its first increment misses that increment:
+    // each series must exist, at 0, from the balancer's start.
+    let metrics = Metrics::new();
+    let (_balance, _d, _fakes) = balancer(2, metrics.config(34));
+
+    let ejections = metrics.sum("mesh.balance.ejections");
+    for reason in ["consecutive", "rate", "probe"] {
+        let point = ejections.points.iter().find(|(attrs, _)| {
+            attrs
+                .get("mesh.balance.ejection.reason")
+                .map(String::as_str)
+                == Some(reason)
+        });
+        assert_eq!(point.map(|p| p.1), Some(0), "{reason}: {ejections:?}");
+    }
+    assert_eq!(ejections.points.len(), 3);
+    let entries = metrics.sum("mesh.balance.panic.entries");
+    assert_eq!(entries.points.len(), 1, "{entries:?}");
+    assert_eq!(entries.value(&[]), 0);
+    let active = metrics.sum("mesh.balance.panic.active");
+    assert_eq!((active.points.len(), active.value(&[])), (1, 0));
+    let requests = metrics.sum("mesh.balance.requests");
+    assert_eq!(
+        requests.points.len(),
+        8,
+        "4 tiers × spilled or not: {requests:?}"
+    );
+    assert!(requests.points.iter().all(|(_, v)| *v == 0));
+    let endpoints = metrics.sum("mesh.balance.endpoints");
+    assert_eq!(endpoints.points.len(), 3, "{endpoints:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoints_in_flight_series_starts_at_zero() {
+    let metrics = Metrics::new();
+    let (mut balance, _d, _fakes) = balancer(2, metrics.config(35));
+    // The first readiness check applies discovery; nothing has been sent yet.
+    let mut t = tokio_test::task::spawn(());
+    tokio_test::assert_ready_ok!(t.enter(|cx, _| balance.poll_ready(cx)));
+    let in_flight = metrics.sum("mesh.balance.endpoint.in_flight");
+    assert_eq!(in_flight.points.len(), 2, "{in_flight:?}");
+    assert_eq!(in_flight.value(&[]), 0);
+}

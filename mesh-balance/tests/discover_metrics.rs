@@ -132,3 +132,25 @@ async fn broken_file_counts_one_error_per_distinct_failure() {
     assert_eq!(points.len(), 1, "one series: {points:?}");
     assert_eq!(points[0].1, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_error_series_exists_at_zero_before_the_first_error() {
+    let dir = TempDir::new("metrics-zero");
+    let path = dir.write("orders.toml", "[[endpoints]]\naddr = \"10.0.0.1:80\"\n");
+    let (provider, exporter) = provider();
+    let config = FileDiscoverConfig::default().meter(provider.meter("test"));
+    let _discover = FileDiscover::with_config(&path, config).unwrap();
+
+    provider.force_flush().unwrap();
+    let (points, _) = counter_points(&exporter, "mesh.discovery.errors");
+    assert_eq!(
+        points,
+        vec![(
+            vec![(
+                Key::from_static_str("mesh.discovery.source"),
+                Value::from("file")
+            )],
+            0
+        )]
+    );
+}

@@ -336,11 +336,43 @@ async fn transitions_and_probe_results_are_counted() {
         probes,
         BTreeMap::from([
             (result("error"), 1),
+            (result("malformed"), 0),
+            (result("not_serving"), 0),
             (result("status"), 1),
             (result("success"), 2),
             (result("timeout"), 1),
         ])
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_probe_result_and_transition_is_exported_at_zero_from_the_start() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    let config = config().meter(provider.meter("test"));
+    // Built, and the checker not yet run: no probe was sent.
+    let (_checked, _inner, _probes) = checked(&config);
+
+    provider.force_flush().unwrap();
+    let transitions = counter(&exporter, "mesh.balance.health.transitions", "{transition}");
+    let state = |s: &str| ("mesh.balance.health.state".to_owned(), s.to_owned());
+    assert_eq!(
+        transitions,
+        BTreeMap::from([(state("healthy"), 0), (state("unhealthy"), 0)])
+    );
+    let probes = counter(&exporter, "mesh.balance.health.probes", "{probe}");
+    let results = [
+        "error",
+        "malformed",
+        "not_serving",
+        "status",
+        "success",
+        "timeout",
+    ];
+    let result = |r: &str| ("mesh.balance.health.result".to_owned(), r.to_owned());
+    assert_eq!(probes, results.iter().map(|r| (result(r), 0)).collect());
 }
 
 /// The data points of u64 counter `name` (asserting its unit), keyed by their single attribute.

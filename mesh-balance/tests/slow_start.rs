@@ -168,3 +168,14 @@ fn invalid_settings_are_named_and_never_poison_the_factor() {
         }
     }
 }
+
+#[test]
+fn an_endpoint_is_cold_after_ten_seconds_out_of_rotation() {
+    let slow_start = SlowStart::new(Duration::from_secs(60));
+    assert_eq!(slow_start.cold_after, Duration::from_secs(10));
+    assert!(!slow_start.is_cold_after(secs(9.999)));
+    assert!(slow_start.is_cold_after(secs(10.0)));
+    assert!(slow_start.cold_after(secs(2.0)).is_cold_after(secs(2.0)));
+    // Without a ramp, nothing restarts.
+    assert!(!SlowStart::default().is_cold_after(secs(3600.0)));
+}

@@ -36,6 +36,11 @@ pub struct EndpointReport {
     /// [`Report`] for the exact definition. `None` for a healthy endpoint, or when it never went
     /// quiet.
     pub time_to_ejection: Option<Duration>,
+    /// How long it got no traffic: the summed length of every gap of at least the quiet gap in
+    /// the sequence `0, a₁, …, aₖ, end` of its attempts. For an endpoint that steady traffic
+    /// would reach many times per quiet gap, this is its time out of rotation (ejected, not
+    /// ready, steered around), over the whole run.
+    pub quiet_time: Duration,
 }
 
 /// The measurements of one run.
@@ -59,6 +64,9 @@ pub struct EndpointReport {
 ///   ejection is that point minus `t`. So it is the time of the last attempt before the endpoint
 ///   first went quiet, whether it went quiet by an ejection, a circuit breaker or a load-aware
 ///   balancer steering around it; `None` when it never had such a gap before the end.
+/// - **Quiet time** of any endpoint: the summed gaps of at least the quiet gap between its
+///   attempts (from the run's start to the end of the scheduled arrivals); see
+///   [`EndpointReport::quiet_time`].
 ///
 /// With no requests, the rates and quantiles are zero.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,6 +137,7 @@ impl Report {
             let fault_start = log.faults.iter().map(|f| f.from).min();
             let time_to_ejection =
                 fault_start.and_then(|start| time_to_ejection(&times, start, end, quiet_gap));
+            let quiet_time = quiet_time(&times, end, quiet_gap);
             reports.push(EndpointReport {
                 endpoint: log.endpoint,
                 attempts: times.len() as u64,
@@ -136,6 +145,7 @@ impl Report {
                 fault_start,
                 bad_attempts,
                 time_to_ejection,
+                quiet_time,
             });
         }
 
@@ -206,6 +216,24 @@ fn time_to_ejection(
     None
 }
 
+/// See [`EndpointReport::quiet_time`]: `times` sorted.
+fn quiet_time(times: &[Duration], end: Duration, quiet_gap: Duration) -> Duration {
+    let inside = times.iter().copied().filter(|&t| t < end);
+    let points = std::iter::once(Duration::ZERO)
+        .chain(inside)
+        .chain(std::iter::once(end));
+    let mut previous = Duration::ZERO;
+    let mut quiet = Duration::ZERO;
+    for point in points {
+        let gap = point.saturating_sub(previous);
+        if gap >= quiet_gap {
+            quiet += gap;
+        }
+        previous = point;
+    }
+    quiet
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -230,6 +258,9 @@ impl fmt::Display for Report {
                 e.attempts,
                 e.share * 100.0
             )?;
+            if !e.quiet_time.is_zero() {
+                write!(f, "  quiet {:.1} s", e.quiet_time.as_secs_f64())?;
+            }
             if let Some(start) = e.fault_start {
                 write!(
                     f,
@@ -327,6 +358,13 @@ mod tests {
             (b.fault_start, b.time_to_ejection, b.bad_attempts),
             (None, None, 0)
         );
+        // A's gaps of 1 s or more: 0–5 s, 5–10 s, 10.2–12 s, 12–15 s, 15–25 s, 25–30 s.
+        assert_eq!(
+            a.quiet_time,
+            ms(5_000 + 5_000 + 1_800 + 3_000 + 10_000 + 5_000)
+        );
+        // B has an attempt every 30 ms up to 32.76 s.
+        assert_eq!(b.quiet_time, Duration::ZERO);
         // During [10 s, 20 s): A made 5 attempts, B those at multiples of 30 ms in the window
         // (10 020 … 19 980 ms: 333 of them).
         assert_eq!(report.bad_endpoint_share, Some(5.0 / 338.0));

@@ -35,7 +35,9 @@ pub struct BalanceConfig {
     pub locality: LocalityConfig,
     /// How a newly discovered endpoint's weight ramps up (see [`slow_start`](crate::slow_start)).
     /// The ramp starts when discovery first inserts the endpoint; a later update of the same
-    /// endpoint (a new weight) does not restart it. It scales the weight the load is divided by,
+    /// endpoint (a new weight) does not restart it, but coming back cold does: after an outlier
+    /// ejection or a spell of not being ready (failing health checks) of at least
+    /// [`cold_after`](SlowStart::cold_after). It scales the weight the load is divided by,
     /// so it has no effect with [`LoadStrategy::RoundRobin`](crate::LoadStrategy::RoundRobin).
     /// Default: disabled (a zero window), as in Envoy: only the operator knows how long their
     /// endpoints take to warm up.
@@ -135,7 +137,7 @@ impl BalanceConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let share = |v: f64| (0.0..=1.0).contains(&v);
         let load_factor = self.hash.as_ref().map_or(2.0, |h| h.ring.load_factor);
-        let checks: [(bool, &'static str, &'static str); 10] = [
+        let checks: [(bool, &'static str, &'static str); 11] = [
             (
                 !self.fail_fast_after.is_zero(),
                 "fail_fast_after",
@@ -171,6 +173,11 @@ impl BalanceConfig {
                 self.outliers.base_ejection <= self.outliers.max_ejection,
                 "outliers.base_ejection",
                 "must not exceed outliers.max_ejection",
+            ),
+            (
+                !self.outliers.multiplier_decay.is_zero(),
+                "outliers.multiplier_decay",
+                "must be longer than zero",
             ),
             (
                 self.locality.threshold > 0.0 && self.locality.threshold <= 1.0,

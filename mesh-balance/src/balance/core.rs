@@ -53,6 +53,9 @@ struct Slot<S> {
     /// and re-polled when the set is woken. `true` does not mean polled: the slot's service is a
     /// fresh clone after every pick, and is polled when picked.
     ready: bool,
+    /// When a poll last found the service not ready, while `ready` is false (`None` for a new
+    /// endpoint): the length of the spell decides whether it comes back cold (slow start).
+    unready_since: Option<Instant>,
     /// `None`: outside the allowed failover regions, never used.
     tier: Option<usize>,
     state: Arc<EndpointState>,
@@ -213,6 +216,7 @@ where
             slot.endpoint = endpoint;
             slot.tier = tier;
             if std::mem::replace(&mut slot.ready, false) {
+                slot.unready_since = Some(now);
                 self.unready += 1;
             }
         } else {
@@ -230,6 +234,7 @@ where
                 service: self.make.make_endpoint(&endpoint),
                 endpoint,
                 ready: false,
+                unready_since: None,
                 tier,
                 state: Arc::new(state),
             });
@@ -386,7 +391,14 @@ where
             }
             match self.slots[i].service.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
-                    self.slots[i].ready = true;
+                    let slot = &mut self.slots[i];
+                    slot.ready = true;
+                    if let Some(since) = slot.unready_since.take() {
+                        // Back from a spell out of rotation (failed health checks, say): cold
+                        // if it was long.
+                        slot.state
+                            .back_in_rotation(now.saturating_duration_since(since), now);
+                    }
                     self.unready -= 1;
                     woke = true;
                 }
@@ -409,15 +421,17 @@ where
         slot.service = self.make.make_endpoint(&slot.endpoint);
         let failure = Outcome::Failure(FailureClass::Error(ErrorKind::of_dyn(&*error)));
         slot.state.health.record(Some(&failure), false, now);
-        self.mark_unready(i);
+        self.mark_unready(i, now);
         // Never polled, so it holds no waker: have the next poll look at it. (Not through the
         // waiters' dirty flag, which would make a waiting caller spin on a factory whose
         // services always fail.)
         self.repoll = true;
     }
 
-    fn mark_unready(&mut self, i: usize) {
-        if std::mem::replace(&mut self.slots[i].ready, false) {
+    fn mark_unready(&mut self, i: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        if std::mem::replace(&mut slot.ready, false) {
+            slot.unready_since = Some(now);
             self.unready += 1;
             self.topology = self.topology.wrapping_add(1);
         }
@@ -517,7 +531,7 @@ where
                 })
             }
             Poll::Pending => {
-                self.mark_unready(i);
+                self.mark_unready(i, now);
                 None
             }
             Poll::Ready(Err(error)) => {
@@ -686,11 +700,7 @@ where
             if slot.key == reserved.key {
                 return None;
             }
-            let admission = if self.panic {
-                Admission::Open
-            } else {
-                slot.state.health.admission(now)
-            };
+            let admission = self.admission(i, now);
             if let Some(picked) = self.take::<Req>(i, admission, tier, cx, now) {
                 return Some(picked);
             }
@@ -699,16 +709,23 @@ where
     }
 
     fn eligible(&self, i: usize, now: Instant) -> Option<Admission> {
-        let slot = &self.slots[i];
-        if !slot.ready {
+        if !self.slots[i].ready {
             return None;
         }
-        if self.panic {
-            return Some(Admission::Open);
-        }
-        match slot.state.health.admission(now) {
+        match self.admission(i, now) {
             Admission::Closed => None,
             admission => Some(admission),
+        }
+    }
+
+    /// What the outlier gate of slot `i` admits, panic mode included: in panic an ejected
+    /// endpoint is used anyway (`Open`), except that once its ejection is over its next request
+    /// is still its probe, so that panic traffic can bring it back (see the
+    /// [eject module](crate::eject)).
+    fn admission(&self, i: usize, now: Instant) -> Admission {
+        match self.slots[i].state.health.admission(now) {
+            Admission::Closed if self.panic => Admission::Open,
+            admission => admission,
         }
     }
 }

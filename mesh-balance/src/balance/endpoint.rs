@@ -30,8 +30,12 @@ pub(crate) struct EndpointState {
     weight: AtomicU32,
     decay: Duration,
     slow_start: SlowStart,
-    /// When discovery first inserted the endpoint: the start of its slow-start ramp.
+    /// When discovery first inserted the endpoint.
     added_at: Instant,
+    /// The start of the slow-start ramp, in nanoseconds after `added_at`: 0 at first, moved to
+    /// the moment the endpoint came back cold (see [`back_in_rotation`](Self::back_in_rotation)).
+    /// An atomic, because a probe's outcome brings an endpoint back outside the balancer's lock.
+    ramp_offset: AtomicU64,
     /// Hash mode only: the balancer's in-flight count per tier.
     tier_in_flight: Option<Arc<TierInFlight>>,
 }
@@ -58,6 +62,7 @@ impl EndpointState {
             decay,
             slow_start,
             added_at: now,
+            ramp_offset: AtomicU64::new(0),
             tier_in_flight,
         }
     }
@@ -67,15 +72,31 @@ impl EndpointState {
             .store(endpoint.weight().get(), Ordering::Relaxed);
     }
 
+    /// The endpoint is back in rotation after `out` out of it (ejected, or not ready): if that
+    /// is long enough for it to have gone cold, its slow-start ramp starts again at `now`.
+    pub(crate) fn back_in_rotation(&self, out: Duration, now: Instant) {
+        if !self.slow_start.is_cold_after(out) {
+            return;
+        }
+        let offset = now.saturating_duration_since(self.added_at).as_nanos();
+        self.ramp_offset
+            .store(u64::try_from(offset).unwrap_or(u64::MAX), Ordering::Relaxed);
+        tracing::debug!(
+            out_ms = out.as_millis() as u64,
+            "endpoint back cold: slow start again"
+        );
+    }
+
     /// The weight the cost is divided by: the endpoint's weight, scaled by the slow-start factor
-    /// while the endpoint is new. The one place weights are read. Never zero (a 0 % slow-start
-    /// floor would otherwise make the cost infinite or NaN): at least a millionth.
+    /// while the endpoint is new or back cold. The one place weights are read. Never zero (a 0 %
+    /// slow-start floor would otherwise make the cost infinite or NaN): at least a millionth.
     pub(crate) fn effective_weight(&self, now: Instant) -> f64 {
         let weight = f64::from(self.weight.load(Ordering::Relaxed).max(1));
-        let factor = self
-            .slow_start
-            .factor(now.saturating_duration_since(self.added_at));
-        (weight * factor).max(1e-6)
+        let ramp = Duration::from_nanos(self.ramp_offset.load(Ordering::Relaxed));
+        let since = now
+            .saturating_duration_since(self.added_at)
+            .saturating_sub(ramp);
+        (weight * self.slow_start.factor(since)).max(1e-6)
     }
 
     /// The cost of sending this endpoint one more request.
@@ -140,7 +161,9 @@ impl EndpointTicket {
                 self.state.load.end(sample, self.state.decay);
                 self.count_in_tier(false);
                 self.state.metrics.in_flight(-1);
-                self.state.health.record(outcome, self.probe, now);
+                if let Some(out) = self.state.health.record(outcome, self.probe, now) {
+                    self.state.back_in_rotation(out, now);
+                }
             }
             None if self.probe => self.state.health.release_probe(Instant::now()),
             None => {}

@@ -24,7 +24,8 @@
 //! - **Failures keep the last good set.** A broken file or a failed DNS lookup never removes
 //!   endpoints. It is logged (`tracing::warn!`), counted in the OpenTelemetry counter
 //!   **`mesh.discovery.errors`** (unit `{error}`, attribute `mesh.discovery.source` = `file` or
-//!   `dns`), and yielded as an `Err(`[`DiscoverError`]`)` item, which sources can be told not to
+//!   `dns`; the source's series is recorded at 0 when the source is built, so the first error
+//!   shows in Prometheus' `increase()`), and yielded as an `Err(`[`DiscoverError`]`)` item, which sources can be told not to
 //!   yield (`yield_errors(false)`).
 //! - **Streams never end**, not even after an error: a consumer should log an `Err` item and keep
 //!   polling (mesh-balance's balancer does). tower's `Balance` instead fails `poll_ready` on a

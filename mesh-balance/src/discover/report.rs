@@ -31,6 +31,9 @@ impl ErrorReporter {
             Some(meter) => build(meter),
             None => build(&opentelemetry::global::meter("mesh-balance")),
         };
+        // The series exists, at 0, from the start: one that first appears at its first
+        // increment loses that increment to Prometheus' `increase()`.
+        errors.add(0, &[KeyValue::new("mesh.discovery.source", source)]);
         Self {
             errors,
             source,

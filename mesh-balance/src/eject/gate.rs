@@ -128,9 +128,27 @@ struct HealthState {
     window_start: Instant,
     window_requests: u32,
     window_failures: u32,
+    /// The ejection multiplier: grows by one at each ejection, and shrinks by one for every
+    /// `multiplier_decay` spent in rotation since `returned_at`.
     times_ejected: u32,
+    /// When the endpoint last came back into rotation.
     returned_at: Option<Instant>,
+    /// When the current spell out of rotation began (its first ejection; a failed probe does not
+    /// move it).
+    out_since: Instant,
     removed: bool,
+}
+
+/// The ejection multiplier of an endpoint in rotation, less one for every whole
+/// `multiplier_decay` it has spent in rotation since it came back.
+fn decayed(state: &HealthState, config: &OutlierConfig, now: Instant) -> u32 {
+    let Some(back) = state.returned_at else {
+        return state.times_ejected;
+    };
+    let step = config.multiplier_decay.as_nanos().max(1);
+    let steps = now.saturating_duration_since(back).as_nanos() / step;
+    let steps = u32::try_from(steps).unwrap_or(u32::MAX);
+    state.times_ejected.saturating_sub(steps)
 }
 
 /// One endpoint's outlier gate; see the [module docs](super).
@@ -168,6 +186,7 @@ impl EndpointHealth {
                 window_failures: 0,
                 times_ejected: 0,
                 returned_at: None,
+                out_since: now,
                 removed: false,
             }),
             shared,
@@ -223,28 +242,42 @@ impl EndpointHealth {
         }
     }
 
-    /// Feeds one request's outcome (`None`: cancelled) into the detectors.
-    pub(crate) fn record(&self, outcome: Option<&Outcome>, probe: bool, now: Instant) {
+    /// Feeds one request's outcome (`None`: cancelled) into the detectors. When this outcome put
+    /// the endpoint back in rotation (a successful probe), returns how long it was out.
+    pub(crate) fn record(
+        &self,
+        outcome: Option<&Outcome>,
+        probe: bool,
+        now: Instant,
+    ) -> Option<Duration> {
         let config = *self.shared.config();
         let mut state = lock(&self.state);
         if state.removed || !config.enabled {
-            return;
+            return None;
         }
         let verdict = verdict(outcome);
         if probe && state.gate == Gate::Probing {
+            let mut returned = None;
             match verdict {
-                Verdict::Good => self.return_to_rotation(&mut state, now),
-                Verdict::Bad => return self.eject(&mut state, now, EjectionReason::Probe),
+                Verdict::Good => {
+                    returned = Some(now.saturating_duration_since(state.out_since));
+                    self.return_to_rotation(&mut state, now);
+                }
+                Verdict::Bad => {
+                    self.eject(&mut state, now, EjectionReason::Probe);
+                    return None;
+                }
                 Verdict::Neutral => state.gate = Gate::Ejected { until: now },
             }
             // The endpoint can be picked again (in rotation, or probed anew).
             drop(state);
             self.shared.wake.wake_by_ref();
-            return;
+            return returned;
         }
         if state.gate != Gate::InRotation {
-            // Requests sent before the ejection, or in panic mode, do not decide anything.
-            return;
+            // Requests sent before the ejection, or during it in panic mode, do not decide
+            // anything: the ejection is served in full, and then the probe decides.
+            return None;
         }
         if now.saturating_duration_since(state.window_start) >= config.failure_rate_window {
             state.window_start = now;
@@ -252,7 +285,7 @@ impl EndpointHealth {
             state.window_failures = 0;
         }
         match verdict {
-            Verdict::Neutral => return,
+            Verdict::Neutral => return None,
             Verdict::Good => state.consecutive = 0,
             Verdict::Bad => {
                 state.consecutive = state.consecutive.saturating_add(1);
@@ -267,11 +300,7 @@ impl EndpointHealth {
             && f64::from(state.window_failures)
                 >= config.failure_rate * f64::from(state.window_requests);
         if (consecutive || rate) && self.shared.try_take_slot() {
-            if let Some(back) = state.returned_at
-                && now.saturating_duration_since(back) >= config.max_ejection
-            {
-                state.times_ejected = 0;
-            }
+            state.times_ejected = decayed(&state, &config, now);
             let reason = if consecutive {
                 EjectionReason::Consecutive
             } else {
@@ -279,10 +308,14 @@ impl EndpointHealth {
             };
             self.eject(&mut state, now, reason);
         }
+        None
     }
 
     /// Ejects (again): the caller holds an ejection slot already.
     fn eject(&self, state: &mut HealthState, now: Instant, reason: EjectionReason) {
+        if state.gate == Gate::InRotation {
+            state.out_since = now;
+        }
         state.times_ejected = state.times_ejected.saturating_add(1);
         let until = deadline_after(now, self.shared.ejection_length(state.times_ejected));
         state.gate = Gate::Ejected { until };

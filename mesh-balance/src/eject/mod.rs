@@ -18,14 +18,34 @@
 //! would push its load onto its peers. Those, and cancelled requests (the caller gave up before the
 //! outcome was known), count as nothing at all.
 //!
-//! An ejection lasts `base_ejection × times ejected`, capped at `max_ejection`, with a seeded jitter
+//! # How long an ejection lasts
+//!
+//! An ejection lasts `base_ejection × multiplier`, capped at `max_ejection`, with a seeded jitter
 //! of ± [`jitter`](OutlierConfig::jitter) (never above the cap) so that endpoints ejected together
-//! do not all come back in the same instant. The count of times ejected restarts once an endpoint
-//! has stayed in rotation for `max_ejection`. When the time is up the endpoint is not simply put
+//! do not all come back in the same instant. When the time is up the endpoint is not simply put
 //! back: **exactly one probe request** is let through. If it succeeds the endpoint is back in; if it
 //! fails, it is ejected again for longer; if the probe is cancelled, or its reservation dropped
 //! unused, or the answer is "overloaded", the probe slot is given back and the next pick may probe.
 //! Requests that were already in flight when an endpoint was ejected do not change its state.
+//!
+//! The **multiplier** counts failures that continue, not failures ever seen: it grows by one at
+//! every ejection (a failed probe included) and shrinks by one for every
+//! [`multiplier_decay`](OutlierConfig::multiplier_decay) (default 10 s) the endpoint spends in
+//! rotation, never below zero. This is Envoy's rule (its multiplier drops by one per 10 s
+//! detection interval without an ejection). Why not simply count ejections, and forget them only
+//! after a long spell in rotation? Because of endpoints that *flap* — up for a while, down for a
+//! few seconds, up again. Counting ejections, such an endpoint never stays in rotation long enough
+//! to be forgiven, so its ejections grow to `max_ejection` (5 minutes out for a 10-second
+//! hiccup), and one unlucky probe that lands in a down window doubles the next ejection for good.
+//! With the decay, time served in rotation pays the multiplier back: an endpoint that keeps
+//! coming back and serving for longer than `multiplier_decay` is ejected for `base_ejection`
+//! each time, while one that fails again at once (or fails its probes) still backs off to
+//! `max_ejection`. The mesh-sim test `flapping` measures a flapping endpoint's time out of
+//! rotation under both rules.
+//!
+//! An endpoint that comes back from an ejection is cold: with
+//! [slow start](crate::slow_start) configured, its weight ramps up again from the floor, as for a
+//! new endpoint.
 //!
 //! Two bounds keep ejection from making things worse (Envoy's have changed meaning across
 //! releases; ours are exact):
@@ -36,6 +56,14 @@
 //! - **panic mode**: when the share of healthy endpoints (ready and not ejected) falls below
 //!   [`panic_threshold`](OutlierConfig::panic_threshold), the balancer ignores ejection and uses
 //!   every ready endpoint: spreading load over sick endpoints beats crushing the few healthy ones.
+//!
+//! Panic mode does not stop ejections from ending. Ejected endpoints take traffic in panic, but
+//! its outcomes do not decide anything while the ejection's time runs (as outside panic, an
+//! ejection is served in full); once the time is up, the endpoint's next request *is* its probe,
+//! picked and judged exactly as outside panic. So when every endpoint has healed, each ejected
+//! one is back in rotation within one ejection, and panic mode ends as soon as enough are back.
+//! (Were panic traffic never judged, an endpoint ejected while the balancer panics would never
+//! get its probe, since in panic every endpoint is admitted, and panic would keep itself going.)
 //!
 //! ```
 //! use std::time::Duration;
@@ -72,10 +100,16 @@ pub struct OutlierConfig {
     pub failure_rate_min_requests: u32,
     /// The length of a failure-rate window. Default 10 s (Envoy's detection interval).
     pub failure_rate_window: Duration,
-    /// The first ejection's length; the n-th lasts n times as long. Default 30 s (Envoy).
+    /// The length of an ejection at multiplier 1; at multiplier n it lasts n times as long.
+    /// Default 30 s (Envoy).
     pub base_ejection: Duration,
     /// The longest ejection. Default 300 s (Envoy, Finagle).
     pub max_ejection: Duration,
+    /// Time in rotation that takes one off an endpoint's ejection multiplier (see
+    /// [How long an ejection lasts](self#how-long-an-ejection-lasts)); must be longer than zero.
+    /// Default 10 s, Envoy's detection interval, by which its multiplier decreases: an endpoint
+    /// back in rotation for 30 s has paid for a 30 s ejection.
+    pub multiplier_decay: Duration,
     /// Relative jitter of an ejection's length, in `[0, 1)`. Default 0.1.
     pub jitter: f64,
     /// The largest share of endpoints ejected at once, in `[0, 1]`. Default 0.5: Envoy's 10 % can
@@ -96,6 +130,7 @@ impl Default for OutlierConfig {
             failure_rate_window: Duration::from_secs(10),
             base_ejection: Duration::from_secs(30),
             max_ejection: Duration::from_secs(300),
+            multiplier_decay: Duration::from_secs(10),
             jitter: 0.1,
             max_ejected_share: 0.5,
             panic_threshold: 0.5,
@@ -139,6 +174,13 @@ impl OutlierConfig {
     #[must_use]
     pub fn max_ejection(mut self, max: Duration) -> Self {
         self.max_ejection = max;
+        self
+    }
+
+    /// Sets [`multiplier_decay`](Self::multiplier_decay).
+    #[must_use]
+    pub fn multiplier_decay(mut self, decay: Duration) -> Self {
+        self.multiplier_decay = decay;
         self
     }
 

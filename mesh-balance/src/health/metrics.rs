@@ -14,7 +14,20 @@ pub(crate) const STATE_ATTRIBUTE: &str = "mesh.balance.health.state";
 /// `success`, `timeout`, `error`, `status`, `not_serving` or `malformed`.
 pub(crate) const RESULT_ATTRIBUTE: &str = "mesh.balance.health.result";
 
+/// Every probe result, as in [`RESULT_ATTRIBUTE`]: `success` and each `ProbeFailure::kind`.
+const RESULTS: [&str; 6] = [
+    "success",
+    "timeout",
+    "error",
+    "status",
+    "not_serving",
+    "malformed",
+];
+
 /// Built once per checker; recording allocates nothing (attribute values are `&'static str`).
+///
+/// Every series (each result, each state) is recorded with 0 when the checker starts: a series
+/// that first appears at its first increment loses that increment to Prometheus' `increase()`.
 #[derive(Debug)]
 pub(crate) struct HealthMetrics {
     transitions: Counter<u64>,
@@ -35,10 +48,21 @@ impl HealthMetrics {
                 .with_unit("{probe}")
                 .build(),
         };
-        match meter {
+        let metrics = match meter {
             Some(meter) => build(meter),
             None => build(&opentelemetry::global::meter("mesh-balance")),
+        };
+        for result in RESULTS {
+            metrics
+                .probes
+                .add(0, &[KeyValue::new(RESULT_ATTRIBUTE, result)]);
         }
+        for state in [HealthState::Healthy, HealthState::Unhealthy] {
+            metrics
+                .transitions
+                .add(0, &[KeyValue::new(STATE_ATTRIBUTE, state.as_str())]);
+        }
+        metrics
     }
 
     pub(crate) fn probe(&self, result: &'static str) {

@@ -9,7 +9,10 @@
 //! endpoint (in the [`MakeEndpoint`](crate::MakeEndpoint) factory) in a [`HealthChecked`] gate.
 //! Readiness is the whole contract with the balancer: while the endpoint is unhealthy,
 //! `poll_ready` is `Pending`, so the balancer picks among the others, and the balancer's task is
-//! woken when the endpoint turns healthy again. No change to the balancer is needed. When every
+//! woken when the endpoint turns healthy again. No change to the balancer is needed; with
+//! [slow start](crate::slow_start) on, an endpoint back from a spell of failed checks ramps up
+//! again (the balancer restarts the ramp of an endpoint that was not ready for at least
+//! [`cold_after`](crate::slow_start::SlowStart::cold_after)). When every
 //! endpoint is unhealthy, the balancer fails fast with `NoEndpoints` after its bounded wait;
 //! there is no "panic mode" that sends traffic to unhealthy endpoints anyway.
 //!
@@ -48,7 +51,9 @@
 //! | `mesh.balance.health.transitions` | `{transition}` | `mesh.balance.health.state` = `healthy` \| `unhealthy` (the state entered) |
 //! | `mesh.balance.health.probes` | `{probe}` | `mesh.balance.health.result` = `success` \| `timeout` \| `error` \| `status` \| `not_serving` \| `malformed` |
 //!
-//! Transitions are also logged (`tracing` `warn!` when turning unhealthy, `info!` when
+//! Every series of both counters is recorded with 0 when the checker starts, so each exists
+//! before its first event (Prometheus' `increase()` needs an earlier sample to count the first
+//! one). Transitions are also logged (`tracing` `warn!` when turning unhealthy, `info!` when
 //! recovering), and each failed probe at `debug!`.
 //!
 //! # Example

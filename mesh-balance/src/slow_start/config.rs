@@ -26,6 +26,14 @@ pub struct SlowStart {
     /// default: enough traffic for a newcomer to be measured, too little to hurt if it is slow.
     /// Must be in 0–100.
     pub min_weight_percent: f64,
+    /// How long an endpoint must have been out of rotation to count as cold when it comes back:
+    /// the ramp then starts again from the floor (see [`is_cold_after`](Self::is_cold_after)).
+    /// Default 10 s: shorter than the briefest spell active health checks can cause with their
+    /// defaults (two passing checks 10 s ± 15 % apart, so ≥ 17 s unhealthy) and than any
+    /// ejection (30 s at least, by default), yet far longer than an endpoint stays not ready
+    /// while it merely waits for a pooled connection to free up, which must not throttle a warm
+    /// endpoint.
+    pub cold_after: Duration,
 }
 
 impl Default for SlowStart {
@@ -34,6 +42,7 @@ impl Default for SlowStart {
             window: Duration::ZERO,
             aggression: 1.0,
             min_weight_percent: 10.0,
+            cold_after: Duration::from_secs(10),
         }
     }
 }
@@ -63,6 +72,18 @@ impl SlowStart {
     pub fn min_weight_percent(mut self, percent: f64) -> Self {
         self.min_weight_percent = percent;
         self
+    }
+
+    /// Sets [`cold_after`](Self::cold_after).
+    pub fn cold_after(mut self, cold_after: Duration) -> Self {
+        self.cold_after = cold_after;
+        self
+    }
+
+    /// Whether an endpoint that was out of rotation for `out` (ejected, or not ready) restarts
+    /// its ramp when it comes back: slow start is enabled and `out ≥ cold_after`.
+    pub fn is_cold_after(&self, out: Duration) -> bool {
+        self.is_enabled() && out >= self.cold_after
     }
 
     /// Whether slow start does anything (a window longer than zero).

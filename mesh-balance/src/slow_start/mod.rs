@@ -25,10 +25,19 @@
 //! 1. Record `added_at = Instant::now()` (tokio's clock) when an endpoint is first inserted.
 //!    A discovery update that merely changes the endpoint (new weight, labels) must **not** reset
 //!    it, or a weight tweak would throttle a warm endpoint again.
-//! 2. When an endpoint comes back from being unavailable for long enough to have gone cold — it
-//!    turned healthy again under active health checking (see
-//!    [`HealthStatus::since`](crate::health::HealthStatus::since)) — reset `added_at` to that
-//!    moment. Envoy does the same for hosts that pass health checks again.
+//! 2. When an endpoint comes back after being out of rotation for long enough to have gone cold
+//!    — [`cold_after`](SlowStart::cold_after) (10 s) or longer, see
+//!    [`is_cold_after`](SlowStart::is_cold_after) — reset `added_at` to that moment. Envoy does
+//!    the same for hosts that pass health checks again.
+//!
+//!    mesh-balance's balancer does this for both ways out of rotation: an endpoint back from an
+//!    outlier ejection (its probe succeeded), and an endpoint whose service turns ready again
+//!    after not being ready, which is how [active health checks](crate::health) take an
+//!    unhealthy endpoint out. The balancer sees only readiness, not why a service was not ready,
+//!    so the length of the spell tells a cold endpoint from a busy one: a service waiting for a
+//!    pooled connection is not ready for milliseconds, an unhealthy one for at least two check
+//!    intervals. The spell is measured from when a pick first found the endpoint not ready to
+//!    when the balancer saw it ready again.
 //! 3. Wherever the weight is read to compare endpoints (the cost `load ÷ weight` in P2C), read
 //!    [`effective_weight(weight, added_at, now)`](SlowStart::effective_weight) instead. Until the
 //!    window has passed this costs one `powf` (none when `aggression` is 1); afterwards one
