@@ -174,10 +174,7 @@ async fn unavailable_is_not_retried_past_the_replay_cap_or_the_budget() {
     let (service, mut handle) = setup(RetryLayer::new(policy()).with_budget(budget));
     let mut future = task::spawn(service.oneshot(call(b"\0\0\0\0\0")));
     assert_pending!(future.poll());
-    take(&mut handle)
-        .unwrap()
-        .1
-        .send_response(grpc("14", None));
+    take(&mut handle).unwrap().1.send_response(grpc("14", None));
     assert_eq!(
         assert_ready!(future.poll()).unwrap().headers()["grpc-status"],
         "14"
