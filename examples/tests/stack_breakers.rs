@@ -17,6 +17,21 @@ fn addr(n: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, n], 4143))
 }
 
+/// One request through `balance` (which applies pending discovery changes first).
+async fn send<S>(balance: &mut S)
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    balance
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_removed_endpoint_takes_its_breaker_out_of_the_registry() {
     let registry = BreakerRegistry::new(
@@ -42,7 +57,7 @@ async fn a_removed_endpoint_takes_its_breaker_out_of_the_registry() {
     let mut balance =
         Balance::new(discovery.discover(), make, BalanceConfig::default().seed(3)).unwrap();
 
-    balance.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    send(&mut balance).await;
     let mut live = registry.addresses();
     live.sort();
     assert_eq!(live, [addr(1), addr(2)]);
@@ -60,13 +75,13 @@ async fn a_removed_endpoint_takes_its_breaker_out_of_the_registry() {
 
     // Discovery drops endpoint 2: the balancer drops its service, and the breaker goes with it.
     discovery.remove(&Endpoint::new(addr(2)).key());
-    balance.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    send(&mut balance).await;
     assert_eq!(registry.addresses(), [addr(1)]);
     assert!(registry.find(addr(2)).is_none());
 
     // It comes back: a fresh breaker, closed.
     discovery.insert(Endpoint::new(addr(2)));
-    balance.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    send(&mut balance).await;
     assert_eq!(registry.len(), 2);
     assert_eq!(
         registry.find(addr(2)).unwrap().state(),
