@@ -13,17 +13,17 @@
 //! TCP instead, in the HTTP version it is configured with.
 //!
 //! The breakers live in gate mode inside the balancer's factory, as in the `demo` binary: an open
-//! breaker makes its endpoint unready and the balancer routes around it. Each endpoint address
-//! keeps one breaker for the life of the stack, so a rebuilt endpoint service keeps its state.
+//! breaker makes its endpoint unready and the balancer routes around it. They come from one
+//! [`BreakerRegistry`] per service: a rebuilt endpoint service keeps its endpoint's breaker, an
+//! endpoint that leaves discovery takes its breaker with it, and `mesh.breaker.state` has one
+//! series per endpoint (`mesh.breaker.name` = the service, `server.address` / `server.port` = the
+//! endpoint).
 //!
 //! Peer sidecars are reached over HTTP/2 (the default `protocol`): one multiplexed mTLS connection
 //! carries the local app's HTTP/1.1 and gRPC requests alike, and each side converts at its edge.
 //!
 //! [`config::Service`]: crate::config::Service
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -36,7 +36,7 @@ use mesh_core::client::{ClientConfig, Connect, HttpClient, Protocol, TcpConnecto
 use mesh_core::{Body, BoxError, Endpoint, Locality};
 use mesh_observe::{ClientTraceLayer, TraceConfig};
 use mesh_retry::body::ReplayBody;
-use mesh_retry::breaker::{BreakerHandle, CircuitBreaker};
+use mesh_retry::breaker::{BreakerRegistry, CircuitBreaker};
 use mesh_retry::budget::WindowBudget;
 use mesh_retry::retry::RetryLayer;
 use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
@@ -190,23 +190,19 @@ where
     D::Error: Into<BoxError>,
     C: Connect + Sync,
 {
-    let breaker_config = service
-        .breaker
-        .clone()
-        .seed(seed)
-        .name(service.name.clone())
-        .meter(meter.clone());
-    // Checked once here, so the factory below cannot fail.
-    let first = BreakerHandle::new(&breaker_config)?;
-    let breakers: Mutex<HashMap<SocketAddr, BreakerHandle>> = Mutex::default();
+    // Checked once here, so the factory below cannot fail. Each endpoint's breaker seeds its
+    // jitter from `seed` and its address.
+    let breakers = BreakerRegistry::new(
+        service
+            .breaker
+            .clone()
+            .seed(seed)
+            .name(service.name.clone())
+            .meter(meter.clone()),
+    )?;
     let client_config = peer_client_config(service.protocol);
     let make = move |ep: &Endpoint| {
-        let breaker = breakers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(ep.addr())
-            .or_insert_with(|| BreakerHandle::new(&breaker_config).unwrap_or(first.clone()))
-            .clone();
+        let breaker = breakers.get(ep.addr());
         let endpoint = with_identity(ep, identity.as_deref());
         let http =
             HttpClient::<ReplayBody<Body>>::new(endpoint, connector.clone(), client_config.clone());

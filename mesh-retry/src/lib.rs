@@ -80,16 +80,24 @@
 //! | `mesh.hedge.budget_exhausted` | counter | `{hedge}` | | hedges the budget refused |
 //! | `mesh.timeout.expired` | counter | `{request}` | | requests failed with [`Timeout`](mesh_core::error::Timeout) by [`RequestTimeoutLayer`](timeout::RequestTimeoutLayer) (not per-try timeouts of the retry layer, which count as `mesh.retry.retries{reason=timeout}`) |
 //! | `mesh.timeout.grpc_timeout_malformed` | counter | `{request}` | | incoming `grpc-timeout` headers that could not be parsed, ignored and removed |
-//! | `mesh.breaker.transitions` | counter | `{transition}` | `mesh.breaker.from`, `mesh.breaker.to`: `closed`, `open`, `half_open`; `mesh.breaker.name` | state changes ([`breaker`]) |
-//! | `mesh.breaker.state` | gauge | `{state}` | `mesh.breaker.name` | current state: 0 closed, 1 half-open, 2 open |
-//! | `mesh.breaker.rejected` | counter | `{request}` | `mesh.breaker.name` | calls refused with [`CircuitOpen`](mesh_core::error::CircuitOpen) (fail-fast mode; a gate refuses through `poll_ready` and counts nothing) |
+//! | `mesh.breaker.transitions` | counter | `{transition}` | `mesh.breaker.from`, `mesh.breaker.to`: `closed`, `open`, `half_open`; `mesh.breaker.name`; `server.address`, `server.port` | state changes ([`breaker`]) |
+//! | `mesh.breaker.state` | gauge | `{state}` | `mesh.breaker.name`; `server.address`, `server.port` | current state: 0 closed, 1 half-open, 2 open; back to 0 when a registry's breaker is dropped (its endpoint left) |
+//! | `mesh.breaker.rejected` | counter | `{request}` | `mesh.breaker.name`; `server.address`, `server.port` | calls refused with [`CircuitOpen`](mesh_core::error::CircuitOpen) (fail-fast mode; a gate refuses through `poll_ready` and counts nothing) |
 //! | `mesh.limit.rejected` | counter | `{request}` | `mesh.limit.kind`: `concurrency`, `rate`; `mesh.limit.name` | requests refused with [`Overloaded`](mesh_core::error::Overloaded) or [`RateLimited`](mesh_core::error::RateLimited) ([`limit`]) |
 //! | `mesh.limit.concurrency` | gauge | `{request}` | `mesh.limit.kind` = `concurrency`; `mesh.limit.name` | the current concurrency limit; moves with the adaptive ([Vegas](limit::Vegas)) limit |
 //!
 //! `mesh.breaker.name` and `mesh.limit.name` are present only when a name is configured
 //! ([`BreakerConfig::name`](breaker::BreakerConfig::name), `ConcurrencyConfig::name`,
 //! `RateLimitConfig::name`). Give each breaker and limit a name when several share a meter: the
-//! gauges of unnamed ones overwrite each other.
+//! gauges of unnamed ones overwrite each other. `server.address` (IP, string) and `server.port`
+//! (int) are on the breakers of a [`BreakerRegistry`](breaker::BreakerRegistry), one series per
+//! endpoint (bounded by the endpoint set; see the registry for what happens when one leaves).
+//!
+//! Every counter starts at 0 for each attribute set it can take (each retry reason, each replay
+//! status, each breaker transition, …) as soon as its layer, breaker or limit is built, so a
+//! scrape sees the series before the first increment. Prometheus' `increase()` and `rate()` skip
+//! the step from "no series" to the first sample, so a counter that appears at its first
+//! increment is under-counted (six retries read as one, or none).
 
 pub mod body;
 pub mod breaker;

@@ -60,6 +60,11 @@ impl View {
             .sum()
     }
 
+    /// The sum over every point.
+    fn total(&self) -> u64 {
+        self.points.iter().map(|(_, v)| v).sum()
+    }
+
     /// Every attribute set seen, for asserting that no unexpected label appears.
     fn attribute_sets(&self) -> Vec<Attributes> {
         self.points.iter().map(|(a, _)| a.clone()).collect()
@@ -250,8 +255,15 @@ async fn retries_are_counted_by_reason() {
             "{reason}"
         );
     }
-    assert_eq!(retries.points.len(), 4, "{:?}", retries.attribute_sets());
-    assert!(metrics.find("mesh.retry.budget_exhausted").is_none());
+    assert_eq!(retries.total(), 4, "{:?}", retries.points);
+    // The other reasons read 0 (present from the start), as does every refusal.
+    assert_eq!(retries.points.len(), 7, "{:?}", retries.attribute_sets());
+    assert_eq!(
+        metrics
+            .counter("mesh.retry.budget_exhausted", "{retry}")
+            .total(),
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -275,9 +287,9 @@ async fn budget_refusals_are_counted_with_the_reason_of_the_failure() {
     let exhausted = metrics.counter("mesh.retry.budget_exhausted", "{retry}");
     assert_eq!(exhausted.value(&[("mesh.retry.reason", "status")]), 2);
     assert_eq!(exhausted.value(&[("mesh.retry.reason", "connect")]), 1);
-    assert_eq!(exhausted.points.len(), 2);
+    assert_eq!(exhausted.total(), 3);
     // Refused retries are not retries.
-    assert!(metrics.find("mesh.retry.retries").is_none());
+    assert_eq!(metrics.counter("mesh.retry.retries", "{retry}").total(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -302,7 +314,7 @@ async fn bodies_past_the_replay_cap_are_counted_as_not_replayable() {
         not_replayable.value(&[("mesh.retry.replay_status", "capped")]),
         1
     );
-    assert_eq!(not_replayable.points.len(), 1);
+    assert_eq!(not_replayable.total(), 1);
     let retries = metrics.counter("mesh.retry.retries", "{retry}");
     assert_eq!(retries.value(&[("mesh.retry.reason", "status")]), 1);
 }
@@ -398,7 +410,12 @@ async fn hedges_sent_won_and_refused_are_counted() {
 
     assert_eq!(metrics.counter("mesh.hedge.sent", "{hedge}").value(&[]), 2);
     assert_eq!(metrics.counter("mesh.hedge.won", "{hedge}").value(&[]), 1);
-    assert!(metrics.find("mesh.hedge.budget_exhausted").is_none());
+    assert_eq!(
+        metrics
+            .counter("mesh.hedge.budget_exhausted", "{hedge}")
+            .value(&[]),
+        0
+    );
 
     // With an empty budget the hedge is refused and counted.
     let refusing = HedgeLayer::new(
@@ -480,9 +497,11 @@ async fn breaker_state_transitions_and_rejections_are_recorded() {
     assert_eq!(edge("closed", "open"), 1);
     assert_eq!(edge("open", "half_open"), 1);
     assert_eq!(edge("half_open", "closed"), 1);
+    // Every transition has a series from the start; this one never happened.
+    assert_eq!(edge("half_open", "open"), 0);
     assert_eq!(
         transitions.points.len(),
-        3,
+        4,
         "{:?}",
         transitions.attribute_sets()
     );
@@ -629,5 +648,98 @@ async fn the_adaptive_limit_gauge_follows_the_limit() {
     assert!(
         rejected.value(&attributes) > 0,
         "30 clients over the limit are shed"
+    );
+}
+
+/// Prometheus' `increase()` skips the step from "no series" to the first sample: every counter
+/// must have a 0 point for each of its attribute sets as soon as its layer is built.
+#[tokio::test(start_paused = true)]
+async fn counters_start_at_zero_for_every_label_set() {
+    let metrics = Metrics::new();
+    let upstream = service_fn(|_req: Request<ReplayBody<Empty<Bytes>>>| async {
+        Ok::<_, Infallible>(Response::new(()))
+    });
+    let _retry = RetryLayer::new(retry_policy())
+        .with_meter(metrics.meter())
+        .layer(upstream);
+    let _hedge =
+        HedgeLayer::new(HedgeConfig::default().with_meter(metrics.meter())).layer(upstream);
+    let _timeout = RequestTimeoutLayer::new(TimeoutConfig::default().with_meter(metrics.meter()))
+        .layer(upstream);
+    let _breaker =
+        CircuitBreakerLayer::new(BreakerConfig::new().name("orders").meter(metrics.meter()))
+            .unwrap()
+            .layer(upstream);
+    let _limit = ConcurrencyLimitLayer::new(
+        ConcurrencyConfig::fixed(8)
+            .name("inbound")
+            .meter(metrics.meter()),
+    )
+    .unwrap()
+    .layer(upstream);
+
+    let reasons = [
+        "connect",
+        "not_sent",
+        "timeout",
+        "transport",
+        "status",
+        "overloaded",
+        "grpc_status",
+    ];
+    for name in ["mesh.retry.retries", "mesh.retry.budget_exhausted"] {
+        let counter = metrics.counter(name, "{retry}");
+        for reason in reasons {
+            let wanted = attrs(&[("mesh.retry.reason", reason)]);
+            assert!(
+                counter.points.contains(&(wanted, 0)),
+                "{name} {reason}: {:?}",
+                counter.points
+            );
+        }
+        assert_eq!(counter.points.len(), reasons.len());
+    }
+    let not_replayable = metrics.counter("mesh.retry.not_replayable", "{retry}");
+    for status in ["capped", "body_failed", "passthrough"] {
+        let wanted = attrs(&[("mesh.retry.replay_status", status)]);
+        assert!(not_replayable.points.contains(&(wanted, 0)), "{status}");
+    }
+    for (name, unit) in [
+        ("mesh.hedge.sent", "{hedge}"),
+        ("mesh.hedge.won", "{hedge}"),
+        ("mesh.hedge.budget_exhausted", "{hedge}"),
+        ("mesh.timeout.expired", "{request}"),
+        ("mesh.timeout.grpc_timeout_malformed", "{request}"),
+    ] {
+        assert_eq!(
+            metrics.counter(name, unit).points,
+            vec![(attrs(&[]), 0)],
+            "{name}"
+        );
+    }
+    let name = ("mesh.breaker.name", "orders");
+    let transitions = metrics.counter("mesh.breaker.transitions", "{transition}");
+    for (from, to) in [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "open"),
+        ("half_open", "closed"),
+    ] {
+        let wanted = attrs(&[("mesh.breaker.from", from), ("mesh.breaker.to", to), name]);
+        assert!(transitions.points.contains(&(wanted, 0)), "{from} → {to}");
+    }
+    assert_eq!(
+        metrics.counter("mesh.breaker.rejected", "{request}").points,
+        vec![(attrs(&[name]), 0)]
+    );
+    assert_eq!(
+        metrics.counter("mesh.limit.rejected", "{request}").points,
+        vec![(
+            attrs(&[
+                ("mesh.limit.kind", "concurrency"),
+                ("mesh.limit.name", "inbound")
+            ]),
+            0
+        )]
     );
 }

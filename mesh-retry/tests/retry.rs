@@ -372,7 +372,7 @@ async fn grpc_trailers_only_unavailable_is_retried_but_trailer_status_is_not() {
             .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
             .unwrap()
     };
-    // Trailers-only UNAVAILABLE: retried. gRPC calls are POSTs, so mark them.
+    // Trailers-only UNAVAILABLE: retried (whatever the method; see tests/retry_grpc.rs).
     let (service, mut handle) = setup(RetryLayer::new(policy().with_idempotent_only(false)));
     let mut future = task::spawn(service.oneshot(call()));
     assert_pending!(future.poll());

@@ -305,6 +305,18 @@ pub struct RetryConfig {
     pub backoff_base_ms: u64,
     /// Backoff cap, in milliseconds. Default 250 (10 × base, as Envoy).
     pub backoff_max_ms: u64,
+    /// Whether a request that may have reached the server is retried only when its method is
+    /// idempotent (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or listed in
+    /// `methods`. Default `true`: a `POST` may have taken effect, and sending it again could
+    /// repeat it. `false` retries every method. Either way, a request that was never sent (the
+    /// connection failed) is retried, and so is a gRPC call answered `UNAVAILABLE` (or
+    /// `RESOURCE_EXHAUSTED` with a `grpc-retry-pushback-ms` delay): gRPC calls are all `POST`,
+    /// and those statuses say the call was not processed, as Envoy's `retry_on: unavailable`.
+    pub idempotent_only: bool,
+    /// Methods retried besides the idempotent ones, e.g. `["POST"]` for an API whose POSTs carry
+    /// an idempotency key. Case-sensitive, as HTTP methods are. Default empty; only with
+    /// `idempotent_only = true`.
+    pub methods: Vec<String>,
 }
 
 impl Default for RetryConfig {
@@ -314,6 +326,8 @@ impl Default for RetryConfig {
             per_try_timeout_ms: 0,
             backoff_base_ms: 25,
             backoff_max_ms: 250,
+            idempotent_only: true,
+            methods: Vec::new(),
         }
     }
 }

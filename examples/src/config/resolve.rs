@@ -21,7 +21,7 @@ use mesh_tls::{Authorizer, SpiffeId, TrustDomain};
 use super::ConfigError;
 use super::model::{
     AppConfig, AuthorizationConfig, DiscoveryConfig, IdentityConfig, LimitName, ProtocolName,
-    RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
+    RetryConfig, RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
 };
 
 /// A checked configuration.
@@ -418,7 +418,9 @@ pub(crate) fn service(
             )?))
         })
         .map_err(|e| ConfigError::invalid(&retry_key, e))?
-        .with_per_try_timeout((r.per_try_timeout_ms > 0).then(|| ms(r.per_try_timeout_ms)));
+        .with_per_try_timeout((r.per_try_timeout_ms > 0).then(|| ms(r.per_try_timeout_ms)))
+        .with_idempotent_only(r.idempotent_only)
+        .with_retryable_methods(retry_methods(&retry_key, r)?);
     let b = &raw.budget;
     let budget = WindowBudgetConfig::default()
         .with_ratio(b.ratio)
@@ -470,6 +472,51 @@ pub(crate) fn service(
         breaker,
         outliers,
     })
+}
+
+/// The `methods` of a `[services.NAME.retry]` table (`key` is the table's path).
+fn retry_methods(key: &str, raw: &RetryConfig) -> Result<Vec<Method>, ConfigError> {
+    if !raw.idempotent_only && !raw.methods.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.methods"),
+            "has no effect with `idempotent_only = false`, which retries every method",
+        ));
+    }
+    raw.methods
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let key = format!("{key}.methods[{i}]");
+            let method = Method::from_bytes(name.as_bytes()).map_err(|_| {
+                ConfigError::invalid(&key, format!("{name:?} is not an HTTP method"))
+            })?;
+            let upper = name.to_ascii_uppercase();
+            if upper != *name && Method::from_bytes(upper.as_bytes()).is_ok_and(|m| is_standard(&m))
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("methods are case-sensitive: {name:?} is not {upper:?}"),
+                ));
+            }
+            Ok(method)
+        })
+        .collect()
+}
+
+/// Whether `method` is one of the methods HTTP defines (not an extension method).
+fn is_standard(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ]
+    .contains(method)
 }
 
 fn discovery(key: &str, raw: &ServiceConfig, base: &Path) -> Result<Discovery, ConfigError> {

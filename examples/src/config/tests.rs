@@ -2,6 +2,8 @@ use std::path::{Path, PathBuf};
 
 use super::{ConfigError, Discovery, parse};
 
+mod retry;
+
 /// A directory with empty identity files (existence is all the loader checks).
 fn dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(

@@ -1,7 +1,8 @@
 //! [`BreakerHandle`]: the shared state of one breaker; [`BreakerPermit`]: one admitted call.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -53,18 +54,29 @@ impl BreakerHandle {
     /// A closed breaker configured by `config`.
     pub fn new(config: &BreakerConfig) -> Result<Self, BreakerConfigError> {
         config.validate()?;
+        Ok(Self::validated(config, None))
+    }
+
+    /// A closed breaker; `config` must have been validated. With `endpoint`, its metrics carry
+    /// the endpoint's address (see [`BreakerRegistry`](super::BreakerRegistry)).
+    pub(super) fn validated(config: &BreakerConfig, endpoint: Option<SocketAddr>) -> Self {
         let now = Instant::now();
         let (events, _) = watch::channel(BreakerState::Closed);
-        Ok(Self {
+        Self {
             shared: Arc::new(Shared {
                 core: Mutex::new(Core::new(config, now)),
                 events,
-                metrics: BreakerMetrics::new(config),
+                metrics: BreakerMetrics::new(config, endpoint),
                 slow_call_duration: config.slow_call_duration,
                 count_overloaded: config.count_overloaded,
                 mode: config.mode,
             }),
-        })
+        }
+    }
+
+    /// A reference that does not keep the breaker alive (the registry's).
+    pub(super) fn downgrade(&self) -> WeakBreaker {
+        WeakBreaker(Arc::downgrade(&self.shared))
     }
 
     /// The current state (moving an expired open breaker to half-open first).
@@ -117,6 +129,22 @@ impl BreakerHandle {
 
     fn publish(&self, transition: Option<Transition>) {
         publish(&self.shared, transition);
+    }
+}
+
+/// A [`BreakerHandle`] that does not keep the breaker alive.
+#[derive(Clone)]
+pub(super) struct WeakBreaker(Weak<Shared>);
+
+impl WeakBreaker {
+    /// The breaker, if a handle, service, permit or response body still holds it.
+    pub(super) fn upgrade(&self) -> Option<BreakerHandle> {
+        self.0.upgrade().map(|shared| BreakerHandle { shared })
+    }
+
+    /// Whether the breaker is gone.
+    pub(super) fn is_dead(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }
 

@@ -35,11 +35,16 @@
 //! [`CircuitOpen`] — for a route-level breaker; or gate — `poll_ready` is `Pending` while the breaker
 //! refuses and wakes when it admits again — for a per-endpoint readiness gate under a balancer.
 //!
+//! **Per endpoint.** Under a balancer, a [`BreakerRegistry`] keeps one gate-mode breaker per
+//! endpoint address for the endpoint factory, labels each one's metrics with the address and
+//! forgets it when the endpoint leaves discovery.
+//!
 //! **Events.** [`BreakerHandle::state`] and [`BreakerHandle::subscribe`] (a `watch` channel of
 //! [`BreakerState`]); `tracing` debug events on each change.
 //!
 //! **Metrics** (OpenTelemetry, meter from [`BreakerConfig::meter`] or the global
-//! `mesh-retry` meter; every point carries `mesh.breaker.name` when a name is configured):
+//! `mesh-retry` meter; every point carries `mesh.breaker.name` when a name is configured, and a
+//! registry's breakers carry their endpoint's `server.address` and `server.port`):
 //! `mesh.breaker.transitions`, `mesh.breaker.state` (0 closed, 1 half-open, 2 open) and
 //! `mesh.breaker.rejected`; units and attributes are in the [crate's metric
 //! table](crate#metrics).
@@ -97,6 +102,7 @@ mod future;
 mod handle;
 mod layer;
 mod metrics;
+mod registry;
 mod service;
 mod window;
 
@@ -107,6 +113,7 @@ pub use core::BreakerState;
 pub use future::ResponseFuture;
 pub use handle::{BreakerHandle, BreakerPermit};
 pub use layer::CircuitBreakerLayer;
+pub use registry::BreakerRegistry;
 pub use service::CircuitBreaker;
 
 /// The response body of a [`CircuitBreaker`]: the inner body, observed until its end. `E` is the

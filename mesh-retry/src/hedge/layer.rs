@@ -196,6 +196,11 @@ impl<S> Layer<S> for HedgeLayer {
                 .with_description("Hedges refused by the retry budget")
                 .build(),
         };
+        // A 0 point at once, so the series exists before its first increment (see the crate's
+        // metric docs).
+        for counter in [&settings.sent, &settings.won, &settings.budget_exhausted] {
+            counter.add(0, &[]);
+        }
         Hedge::from_settings(inner, Arc::new(settings))
     }
 }

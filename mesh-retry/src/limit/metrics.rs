@@ -29,7 +29,7 @@ impl LimitMetrics {
         };
         let mut attributes = vec![KeyValue::new("mesh.limit.kind", kind)];
         attributes.extend(name.map(|n| KeyValue::new("mesh.limit.name", n.clone())));
-        Self {
+        let this = Self {
             rejected: meter
                 .u64_counter("mesh.limit.rejected")
                 .with_unit("{request}")
@@ -41,7 +41,11 @@ impl LimitMetrics {
                 .with_description("Current concurrency limit (changes over time when adaptive)")
                 .build(),
             attributes,
-        }
+        };
+        // A 0 point at once, so the series exists before the first refusal (see the crate's
+        // metric docs).
+        this.rejected.add(0, &this.attributes);
+        this
     }
 
     pub(super) fn rejected(&self) {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use mesh_core::classify::MeshClassifier;
+use mesh_core::classify::{GrpcClassifier, GrpcCode, GrpcCodeSet, MeshClassifier};
 use opentelemetry::metrics::Meter;
 use tower_layer::Layer;
 
@@ -33,10 +33,20 @@ pub struct RetryLayer<C = MeshClassifier> {
 impl RetryLayer {
     /// A layer with this policy, the default classifier ([`MeshClassifier`]) and a default
     /// [`WindowBudget`].
+    ///
+    /// The classifier's gRPC failure set is [`GrpcCodeSet::SERVER_ERRORS`] plus
+    /// `RESOURCE_EXHAUSTED`, so that a `RESOURCE_EXHAUSTED` carrying a pushback delay reaches the
+    /// policy, which retries it after that delay; without a pushback the policy does not retry it
+    /// (unless it is in the policy's `grpc_codes`). A classifier given to
+    /// [`with_classifier`](Self::with_classifier) needs the same code in its set for that.
     pub fn new(policy: RetryPolicy) -> Self {
         Self {
             policy,
-            classifier: MeshClassifier::new(),
+            classifier: MeshClassifier::new().with_grpc(
+                GrpcClassifier::new().with_failure_codes(
+                    GrpcCodeSet::SERVER_ERRORS.with(GrpcCode::RESOURCE_EXHAUSTED),
+                ),
+            ),
             budget: Arc::new(WindowBudget::default()),
             meter: None,
         }

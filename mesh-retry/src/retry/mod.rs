@@ -8,8 +8,10 @@
 //! failure itself* (the response or the error), never a synthetic one.
 //!
 //! The policy in short (details on [`RetryPolicy`]): requests that were never sent are always
-//! retried; others only when idempotent (RFC 9110) or [marked](Retryable); 5xx statuses and gRPC
-//! codes from configurable sets; 429/503 after the server's `Retry-After` or
+//! retried, and so are gRPC calls answered `UNAVAILABLE` (or `RESOURCE_EXHAUSTED` with a pushback
+//! delay), which say the call was not processed; others only when idempotent (RFC 9110), of a
+//! method the policy allows, or [marked](Retryable); 5xx statuses and gRPC codes from
+//! configurable sets; 429/503 after the server's `Retry-After` or
 //! `grpc-retry-pushback-ms`, if that is short enough; 3 attempts at most by default.
 //!
 //! When more than one attempt is allowed, the layer puts a

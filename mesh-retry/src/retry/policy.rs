@@ -3,8 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::HeaderName;
-use http::{Request, StatusCode};
-use mesh_core::classify::{ErrorKind, FailureClass, GrpcCode, GrpcCodeSet};
+use http::{Method, Request, StatusCode};
+use mesh_core::classify::{ErrorKind, FailureClass, GrpcCode, GrpcCodeSet, Pushback};
 
 use super::{ExponentialBackoff, RetryConfigError, Retryable, is_idempotent};
 use crate::body::DEFAULT_REPLAY_CAP;
@@ -20,6 +20,8 @@ use crate::body::DEFAULT_REPLAY_CAP;
 /// | `max_server_delay` | 1 s                      | a longer `Retry-After` / pushback is passed back to the caller |
 /// | `per_try_timeout`  | none                     | the overall deadline usually suffices               |
 /// | idempotent only    | yes                      | RFC 9110 §9.2.2; opt in per request with [`Retryable`] |
+/// | `retryable_methods`| none                     | further methods the caller knows to be safe to repeat (`POST` with idempotency keys) |
+/// | unprocessed gRPC, any method | yes            | gRPC calls are all `POST`; `UNAVAILABLE` says the call was not processed (Envoy's `retry_on: unavailable`) |
 /// | `retryable_header` | none                     | a header name the caller can set to opt in          |
 /// | `replay_cap`       | 64 KiB                   | Linkerd and Pingora's replay buffer                 |
 /// | `seed`             | random                   | set it for reproducible jitter                      |
@@ -31,11 +33,25 @@ use crate::body::DEFAULT_REPLAY_CAP;
 /// 2. always when the request was never sent: a connect error ([`ErrorKind::Connect`]) or an
 ///    exchange that failed before any byte left ([`ErrorKind::Upstream`] with `request_sent:
 ///    false`) — whatever the method;
-/// 3. otherwise only idempotent or [marked](Retryable) requests, and then: a per-try or inner
+/// 3. whatever the method, a gRPC answer that says the call was not processed (unless
+///    [turned off](Self::with_retry_unprocessed_grpc)): `UNAVAILABLE` when it is in `grpc_codes`,
+///    and `RESOURCE_EXHAUSTED` that carries a pushback delay (the server asked for the call again
+///    after that delay, as a 429 with `Retry-After` does), each with its pushback waited out if at
+///    most `max_server_delay`;
+/// 4. otherwise only idempotent, [marked](Retryable) or `retryable_methods` requests, and then: a per-try or inner
 ///    timeout, a transport error, a failure status in `retry_statuses`, a gRPC failure whose code
 ///    is in `grpc_codes`, an overloaded answer (429, or 503 with `Retry-After`) whose delay is at
 ///    most `max_server_delay` — waited out before the retry; an overloaded answer without a delay
 ///    only when its status is in `retry_statuses`.
+///
+/// Rule 3 is what gRPC itself and Envoy's `retry_on: unavailable` do: gRPC calls are all `POST`, so
+/// a method check would never retry one, and gRPC defines `UNAVAILABLE` as the status of a call
+/// the server did not start (a server that answers it after doing the work breaks that contract;
+/// turn rule 3 off for such servers). It is still bounded like every retry: by `max_attempts`,
+/// the budget, the deadline and the replay buffer (a request body larger than `replay_cap` is
+/// never sent twice). `RESOURCE_EXHAUSTED` must be a failure for the classifier to reach the
+/// policy: [`RetryLayer`](super::RetryLayer)'s default classifier counts it (see
+/// [`RetryLayer::new`](super::RetryLayer::new)).
 ///
 /// Local refusals (circuit open, no endpoints, rate limited, overloaded, unauthorized, budget
 /// exhausted) are never retried: another attempt would be refused the same way.
@@ -54,6 +70,8 @@ pub struct RetryPolicy {
     pub(super) max_server_delay: Duration,
     pub(super) per_try_timeout: Option<Duration>,
     pub(super) idempotent_only: bool,
+    pub(super) retryable_methods: Vec<Method>,
+    pub(super) retry_unprocessed_grpc: bool,
     pub(super) retryable_header: Option<HeaderName>,
     pub(super) replay_cap: usize,
     pub(super) seed: Option<u64>,
@@ -75,6 +93,8 @@ impl Default for RetryPolicy {
             max_server_delay: Duration::from_secs(1),
             per_try_timeout: None,
             idempotent_only: true,
+            retryable_methods: Vec::new(),
+            retry_unprocessed_grpc: true,
             retryable_header: None,
             replay_cap: DEFAULT_REPLAY_CAP,
             seed: None,
@@ -152,6 +172,25 @@ impl RetryPolicy {
         self
     }
 
+    /// Methods retried like the idempotent ones once they may have reached the server (say
+    /// `POST` for an API whose POSTs carry an idempotency key). Empty by default. Only matters
+    /// while [`with_idempotent_only`](Self::with_idempotent_only) is `true`.
+    #[must_use]
+    pub fn with_retryable_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.retryable_methods = methods.into_iter().collect();
+        self
+    }
+
+    /// Whether a gRPC answer saying the call was not processed (`UNAVAILABLE` in `grpc_codes`,
+    /// `RESOURCE_EXHAUSTED` with a pushback delay) is retried whatever the method (`true`, the
+    /// default; rule 3 above). With `false`, gRPC calls (all `POST`) are retried only when marked
+    /// or when their method is allowed.
+    #[must_use]
+    pub fn with_retry_unprocessed_grpc(mut self, retry: bool) -> Self {
+        self.retry_unprocessed_grpc = retry;
+        self
+    }
+
     /// A request header whose presence marks the request as retryable, like [`Retryable`].
     #[must_use]
     pub fn with_retryable_header(mut self, name: HeaderName) -> Self {
@@ -178,10 +217,21 @@ impl RetryPolicy {
         self.max_attempts
     }
 
-    /// Whether `req` may be retried after it may have reached the server (rule 3 above).
+    /// Whether [`with_idempotent_only`](Self::with_idempotent_only) is on.
+    pub fn idempotent_only(&self) -> bool {
+        self.idempotent_only
+    }
+
+    /// The methods retried besides the idempotent ones.
+    pub fn retryable_methods(&self) -> &[Method] {
+        &self.retryable_methods
+    }
+
+    /// Whether `req` may be retried after it may have reached the server (rule 4 above).
     pub fn is_retryable<B>(&self, req: &Request<B>) -> bool {
         !self.idempotent_only
             || is_idempotent(req.method())
+            || self.retryable_methods.contains(req.method())
             || req.extensions().get::<Retryable>().is_some()
             || self
                 .retryable_header
@@ -204,8 +254,15 @@ impl RetryPolicy {
             FailureClass::Error(ErrorKind::Upstream {
                 request_sent: false,
             }) => return Some(("not_sent", None)),
-            _ if !retryable => return None,
+            FailureClass::Grpc { code, pushback } if self.retry_unprocessed_grpc => {
+                if let Some(decision) = self.unprocessed_grpc(*code, *pushback) {
+                    return decision;
+                }
+            }
             _ => {}
+        }
+        if !retryable {
+            return None;
         }
         match class {
             FailureClass::Error(ErrorKind::Timeout) => Some(("timeout", None)),
@@ -233,5 +290,24 @@ impl RetryPolicy {
             }
             _ => None,
         }
+    }
+
+    /// Rule 3: `Some(decision)` for a gRPC code that says the call was not processed, `None` to
+    /// go on with the method-dependent rules.
+    fn unprocessed_grpc(
+        &self,
+        code: GrpcCode,
+        pushback: Option<Pushback>,
+    ) -> Option<Option<(&'static str, Option<Duration>)>> {
+        let delay = pushback.and_then(Pushback::delay);
+        let unprocessed = (code == GrpcCode::UNAVAILABLE && self.grpc_codes.contains(code))
+            || (code == GrpcCode::RESOURCE_EXHAUSTED && delay.is_some());
+        if !unprocessed {
+            return None;
+        }
+        Some(match delay {
+            Some(delay) if delay > self.max_server_delay => None,
+            delay => Some(("grpc_status", delay)),
+        })
     }
 }

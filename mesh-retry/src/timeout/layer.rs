@@ -127,6 +127,10 @@ impl<S> Layer<S> for RequestTimeoutLayer {
                 .with_description("Incoming grpc-timeout headers ignored because malformed")
                 .build(),
         };
+        // A 0 point at once, so the series exists before its first increment (see the crate's
+        // metric docs).
+        settings.expired.add(0, &[]);
+        settings.malformed.add(0, &[]);
         RequestTimeout::from_settings(inner, std::sync::Arc::new(settings))
     }
 }

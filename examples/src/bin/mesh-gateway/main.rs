@@ -16,7 +16,8 @@
 //! the process exits 0. A configuration error prints the key and the reason and exits 2.
 //!
 //! Once both listeners are bound, one line goes to stdout:
-//! `mesh-gateway: ready public=<addr> admin=<addr>`.
+//! `mesh-gateway: ready public=<addr> admin=<addr> seed=<n>` (the seed, random unless `--seed`
+//! gives one, so that a run can be reproduced).
 //!
 //! TLS termination (`[tls]`, PEM chain and key): TLS 1.3 and 1.2, ALPN `h2` and `http/1.1`; a chain
 //! and key that cannot be read or do not fit together are a configuration error (exit 2).
@@ -52,7 +53,8 @@ USAGE:
 
 OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::gateway_config docs)
-    --seed <N>        seed of the balancers, retry jitter and request ids (default: random)
+    --seed <N>        seed of the balancers, retry jitter and request ids (default: random,
+                      printed on the ready line)
     --help            print this text";
 
 #[tokio::main]
@@ -151,7 +153,10 @@ async fn run(
         drain.stopped(),
     ));
     drain.set_ready();
-    println!("mesh-gateway: ready public={} admin={}", addrs.0, addrs.1);
+    println!(
+        "mesh-gateway: ready public={} admin={} seed={seed}",
+        addrs.0, addrs.1
+    );
 
     drain.run_until_signal("mesh-gateway").await?;
     drop(identity);

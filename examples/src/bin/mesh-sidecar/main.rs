@@ -17,8 +17,14 @@
 //! the process exits 0. A configuration error prints the key and the reason and exits 2.
 //!
 //! Once all listeners are bound, one line goes to stdout:
-//! `mesh-sidecar: ready inbound=<addr> outbound=<addr> admin=<addr>` (port 0 in the file means
-//! any free port; the line gives the real ones).
+//! `mesh-sidecar: ready inbound=<addr> outbound=<addr> admin=<addr> seed=<n>` (port 0 in the file
+//! means any free port; the line gives the real ones).
+//!
+//! The seed drives every random choice of the outbound stacks: P2C sampling, retry backoff jitter,
+//! breaker and ejection jitter. Without `--seed` it is random (from the OS, through `fastrand`'s
+//! seeding), so the sidecars of a fleet do not make the same choices in lock-step (a fleet whose
+//! every sidecar backs off and probes on the same schedule defeats jitter); the ready line prints
+//! it, and `--seed <n>` replays a run.
 //!
 //! The configuration format is documented on [`mesh_examples::config::SidecarConfig`].
 
@@ -44,7 +50,8 @@ USAGE:
 
 OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::config docs)
-    --seed <N>        seed of the balancers, retry and breaker jitter (default 0)
+    --seed <N>        seed of the balancers, retry and breaker jitter (default: random,
+                      printed on the ready line; give it to reproduce a run)
     --help            print this text";
 
 #[tokio::main]
@@ -66,7 +73,8 @@ async fn main() {
 fn options() -> Result<(String, u64), ArgError> {
     let mut args = Args::parse(std::env::args().skip(1))?;
     let path: String = args.value("--config", String::new())?;
-    let seed: u64 = args.value("--seed", 0)?;
+    // Random by default, so a fleet's sidecars do not jitter in lock-step.
+    let seed: u64 = args.value("--seed", fastrand::u64(..))?;
     args.finish()?;
     if path.is_empty() {
         return Err(ArgError::MissingValue("--config".into()));
@@ -113,7 +121,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     ));
     drain.set_ready();
     println!(
-        "mesh-sidecar: ready inbound={} outbound={} admin={}",
+        "mesh-sidecar: ready inbound={} outbound={} admin={} seed={seed}",
         addrs.0, addrs.1, addrs.2
     );
 
