@@ -56,8 +56,11 @@ mod acceptor;
 mod config;
 mod connection;
 mod preface_deadline;
+mod registry;
 mod serve;
 mod stats;
+mod tracked;
+mod write_stall;
 
 pub use acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
 pub use config::ServerConfig;
