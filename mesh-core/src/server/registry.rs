@@ -134,15 +134,14 @@ impl Registry {
     /// connection is idle (or every idle one is already closing).
     pub(super) fn evict_oldest_idle(&self) -> bool {
         let table = self.table();
+        // Ties (a coarse clock) go to the older connection: ids grow with each connection.
         let oldest = table
             .connections
-            .values()
-            .filter(|a| {
-                a.is_idle() && !a.closing.load(Ordering::Acquire) && !a.is_evicted()
-            })
-            .min_by_key(|a| a.idle_since.load(Ordering::Acquire));
+            .iter()
+            .filter(|(_, a)| a.is_idle() && !a.closing.load(Ordering::Acquire) && !a.is_evicted())
+            .min_by_key(|(id, a)| (a.idle_since.load(Ordering::Acquire), **id));
         match oldest {
-            Some(activity) => {
+            Some((_, activity)) => {
                 activity.evict.store(true, Ordering::Release);
                 activity.wake.notify_one();
                 true
@@ -221,8 +220,8 @@ pub(super) struct OpenRequest {
 
 impl Drop for OpenRequest {
     fn drop(&mut self) {
-        // The store of `idle_since` may land just after a new request starts; the connection
-        // then looks idle-since-now while busy, which only makes it a later eviction candidate.
+        // A request starting between the decrement and the store is harmless: `idle_since` is
+        // only read while `open` is zero, and is stored again when it next drops to zero.
         if self.activity.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.activity
                 .idle_since
