@@ -304,12 +304,19 @@ async fn connection_limit_holds_new_connections_while_every_connection_is_busy()
     assert_eq!(calls.recv().await, Some(first_local));
     assert_eq!(server.stats.accepted_connections(), 1);
     assert_eq!(server.stats.active_connections(), 1);
-    assert_eq!(server.stats.evicted_idle(), 0, "a busy connection is not evicted");
+    assert_eq!(
+        server.stats.evicted_idle(),
+        0,
+        "a busy connection is not evicted"
+    );
     assert!(!second_req.is_finished());
 
     // Once its request is answered the first connection is idle: it is closed to make room.
     release.add_permits(1);
-    let res = guarded("the blocked request", blocked).await.unwrap().unwrap();
+    let res = guarded("the blocked request", blocked)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     guarded("the first connection to close", first_conn)
         .await

@@ -113,7 +113,9 @@ fn get(addr: SocketAddr) -> Request<Empty<Bytes>> {
 /// and never reads.
 async fn preface_only(addr: SocketAddr) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     // SETTINGS: length 0, type 4, no flags, stream 0.
     tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
     tcp
@@ -122,7 +124,11 @@ async fn preface_only(addr: SocketAddr) -> TcpStream {
 /// Reads until the server closes the connection (end of stream or reset).
 async fn wait_closed(tcp: &mut TcpStream) {
     let mut sink = Vec::new();
-    let _ = guarded("the server to close the connection", tcp.read_to_end(&mut sink)).await;
+    let _ = guarded(
+        "the server to close the connection",
+        tcp.read_to_end(&mut sink),
+    )
+    .await;
 }
 
 async fn served(addr: SocketAddr) -> StatusCode {
@@ -231,7 +237,9 @@ async fn a_full_server_closes_its_oldest_idle_connection_for_a_new_client() {
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_idle_http2_connections_does_not_lock_clients_out() {
     let server = start(
-        ServerConfig::default().max_connections(50).max_connections_per_peer(1_000),
+        ServerConfig::default()
+            .max_connections(50)
+            .max_connections_per_peer(1_000),
         ok(),
     )
     .await;
@@ -324,7 +332,9 @@ async fn a_client_that_stops_reading_is_cut_and_the_body_dropped() {
 
     // Asks for the response and never reads it.
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
     // The connection is cut, and the response body (in a proxy: the upstream connection) let go.
     guarded("the body to be dropped", dropped.notified()).await;
     assert_eq!(server.stats.write_stalls(), 1);
@@ -353,7 +363,10 @@ async fn an_oversized_http1_head_is_answered_431() {
     // writer may fail; the answer is read up to the close (or reset).
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let (mut read, mut write) = tcp.into_split();
-    let head = format!("GET / HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n", "a".repeat(300_000));
+    let head = format!(
+        "GET / HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n",
+        "a".repeat(300_000)
+    );
     tokio::spawn(async move { write.write_all(head.as_bytes()).await });
     let mut answer = Vec::new();
     let mut chunk = [0; 1024];
@@ -361,10 +374,7 @@ async fn an_oversized_http1_head_is_answered_431() {
         answer.extend_from_slice(&chunk[..n]);
     }
     let answer = String::from_utf8_lossy(&answer);
-    assert!(
-        answer.starts_with("HTTP/1.1 431 "),
-        "answered: {answer:?}"
-    );
+    assert!(answer.starts_with("HTTP/1.1 431 "), "answered: {answer:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,9 +8,22 @@
 //!   task under a timeout, so a slow or failing client never stalls the accept loop.
 //! - **Who is calling.** Every request carries a [`ConnectionInfo`] (peer and local address) and the
 //!   acceptor's per-connection values (such as the verified peer identity) in its extensions.
-//! - **Bounded resources.** At most [`ServerConfig::max_connections`] connections, with backpressure
-//!   on the listener rather than accept-and-drop; a header-read timeout against slow clients; a
-//!   handshake timeout. `accept(2)` failures back off and never end the server.
+//! - **Bounded resources.** At most [`ServerConfig::max_connections`] connections, and at most
+//!   [`ServerConfig::max_connections_per_peer`] from one IP address. Connections are idle when no
+//!   request is in progress on them: idle ones are closed after [`ServerConfig::idle_timeout`], and
+//!   at the limit the one idle the longest is closed to make room for a new client; only when every
+//!   connection is busy do new ones wait, in the listen backlog (backpressure, not accept-and-drop).
+//!   Against slow or hostile clients: a handshake timeout, a header-read timeout, a write-stall
+//!   timeout (a client that stopped reading its response), HTTP/2 keep-alive PINGs, and one bound
+//!   on the request head for both HTTP versions. `accept(2)` failures back off and never end the
+//!   server.
+//!
+//! The defaults hold against a flood of idle connections: each costs a slot only until a new
+//! client needs it, or for 30 s at most. Memory is another matter: the allocator may keep what a
+//! flood used after the connections close (glibc's malloc keeps freed memory in its per-thread
+//! arenas), so the process's resident size may stay high although nothing leaks. Safe Rust cannot
+//! ask glibc to give it back (`malloc_trim` is foreign code); an operator can limit the arenas
+//! with the environment variable `MALLOC_ARENA_MAX=2`, or the binary can use another allocator.
 //! - **Graceful shutdown.** On the shutdown signal: stop accepting, let in-flight requests finish,
 //!   close what remains after [`ServerConfig::drain_timeout`].
 //!

@@ -90,7 +90,9 @@ impl Registry {
     fn table(&self) -> MutexGuard<'_, Table> {
         // A panic while holding the lock cannot leave the table inconsistent (each update is one
         // map operation), so a poisoned lock is still usable.
-        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn now(&self) -> u64 {
