@@ -1,7 +1,13 @@
 //! What the proxy binaries (`mesh-sidecar`, `mesh-gateway`) do around their services, in one place:
 //! telemetry providers ([`Telemetry`]), the identity files and their rotation ([`IdentityFiles`]),
-//! listeners bound with errors that name the configuration key ([`bind`]), and the graceful stop on
-//! SIGTERM or Ctrl-C ([`Drain`]).
+//! listeners bound with errors that name the configuration key ([`bind`]), the server settings of
+//! a listener that only the local application calls ([`local_clients_server_config`]), and the
+//! graceful stop on SIGTERM or Ctrl-C ([`Drain`]).
+//!
+//! The other listeners (the sidecar's inbound, the gateway's public and both admin listeners) use
+//! mesh-core's `ServerConfig::default()`: idle connections closed after 30 s and evicted first
+//! when full, at most 10 000 connections and 1 024 per client address, stalled writers cut after
+//! 30 s, request heads up to 64 KiB (larger: `431`), HTTP/2 keep-alive PINGs every 20 s.
 //!
 //! A binary's `run` reads, in order:
 //!
@@ -19,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mesh_core::BoxError;
+use mesh_core::server::ServerConfig;
 use mesh_observe::prometheus::{MetricsService, prometheus_endpoint};
 use mesh_tls::rotation::{FileSource, FileSourceConfig};
 use mesh_tls::{TlsAcceptor, TlsConnector};
@@ -144,6 +151,14 @@ pub async fn bind(addr: SocketAddr, key: &'static str) -> io::Result<TcpListener
     TcpListener::bind(addr)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} ({key}): {e}")))
+}
+
+/// The server settings of a listener whose every client is the local application, such as the
+/// sidecar's outbound listener: mesh-core's defaults without the per-peer cap, which would
+/// otherwise limit the application to 1 024 connections (they all come from 127.0.0.1); the
+/// overall `max_connections` still bounds them.
+pub fn local_clients_server_config() -> ServerConfig {
+    ServerConfig::default().max_connections_per_peer(usize::MAX)
 }
 
 /// The listeners' server tasks, the readiness flag the admin listener reports, and the graceful
