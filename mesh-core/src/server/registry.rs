@@ -235,3 +235,62 @@ impl Drop for OpenRequest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use super::*;
+
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+
+    #[tokio::test(start_paused = true)]
+    async fn evicts_the_connection_idle_the_longest() {
+        let registry = Arc::new(Registry::new());
+        let first = registry.register(PEER);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let second = registry.register(PEER);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // The first connection served a request just now: the second has been idle longer.
+        drop(registry.open_request(first.activity()));
+
+        assert!(registry.evict_oldest_idle());
+        assert!(second.activity().is_evicted());
+        assert!(!first.activity().is_evicted());
+        // Already asked once: the next eviction picks the other one.
+        assert!(registry.evict_oldest_idle());
+        assert!(first.activity().is_evicted());
+        assert!(!registry.evict_oldest_idle(), "nothing left to evict");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_and_closing_connections_are_not_evicted() {
+        let registry = Arc::new(Registry::new());
+        let busy = registry.register(PEER);
+        let _request = registry.open_request(busy.activity());
+        let closing = registry.register(PEER);
+        closing.activity().set_closing();
+        assert!(!busy.activity().is_idle());
+        assert!(!registry.evict_oldest_idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_connections_per_address_until_dropped() {
+        let registry = Arc::new(Registry::new());
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let a = registry.register(PEER);
+        let b = registry.register(mapped);
+        let _other = registry.register("10.0.0.2".parse().unwrap());
+        assert_eq!(
+            registry.connections_of(PEER),
+            2,
+            "IPv4-mapped is the same peer"
+        );
+        drop(a);
+        assert_eq!(registry.connections_of(mapped), 1);
+        drop(b);
+        assert_eq!(registry.connections_of(PEER), 0);
+        assert_eq!(registry.table().connections.len(), 1);
+    }
+}

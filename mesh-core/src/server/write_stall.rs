@@ -113,3 +113,99 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WriteStall<I> {
         self.get_mut().timed(cx, |io, cx| io.poll_shutdown(cx))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tokio::io::AsyncWriteExt;
+    use tokio_test::{assert_pending, assert_ready, task};
+
+    use super::*;
+
+    /// A writer whose socket is full until `open` is set; then it takes everything.
+    #[derive(Clone, Default)]
+    struct Gate {
+        open: Arc<AtomicBool>,
+    }
+
+    impl AsyncRead for Gate {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            _buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Gate {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.open.load(Ordering::SeqCst) {
+                Poll::Ready(Ok(buf.len()))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_blocked_for_the_timeout_fails() {
+        let stats = ServerStats::default();
+        let mut io = WriteStall::new(Gate::default(), Some(TIMEOUT), stats.clone());
+        let mut write = task::spawn(async move { io.write_all(b"response").await });
+        assert_pending!(write.poll());
+        tokio::time::advance(TIMEOUT - Duration::from_millis(1)).await;
+        assert_pending!(write.poll());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(write.is_woken(), "the timer wakes the stalled writer");
+        let error = assert_ready!(write.poll()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(stats.write_stalls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_restarts_the_clock() {
+        let gate = Gate::default();
+        let mut io = WriteStall::new(gate.clone(), Some(TIMEOUT), ServerStats::default());
+        let mut first = task::spawn(async { io.write_all(b"one").await });
+        assert_pending!(first.poll());
+        tokio::time::advance(TIMEOUT - Duration::from_secs(1)).await;
+        gate.open.store(true, Ordering::SeqCst);
+        assert_ready!(first.poll()).unwrap();
+        drop(first);
+
+        // Blocked again: a full timeout from now, not from the first stall.
+        gate.open.store(false, Ordering::SeqCst);
+        let mut second = task::spawn(async { io.write_all(b"two").await });
+        assert_pending!(second.poll());
+        tokio::time::advance(TIMEOUT - Duration::from_secs(1)).await;
+        assert_pending!(second.poll());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(assert_ready!(second.poll()).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_timeout_waits_for_ever() {
+        let mut io = WriteStall::new(Gate::default(), None, ServerStats::default());
+        let mut write = task::spawn(async move { io.write_all(b"response").await });
+        assert_pending!(write.poll());
+        tokio::time::advance(Duration::from_secs(3_600)).await;
+        assert_pending!(write.poll());
+    }
+}
