@@ -90,10 +90,11 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         }
     }
 
-    let inbound =
-        Server::new(bind(config.inbound, "listeners.inbound").await?).acceptor(identity.acceptor());
+    let inbound = Server::new(bind(config.inbound, "listeners.inbound").await?)
+        .acceptor(identity.acceptor())
+        .config(config.server.clone());
     let outbound = Server::new(bind(config.outbound, "listeners.outbound").await?)
-        .config(local_clients_server_config());
+        .config(local_clients_server_config(config.server.clone()));
     let admin = Server::new(bind(config.admin, "listeners.admin").await?);
     let addrs = (
         inbound.local_addr()?,
