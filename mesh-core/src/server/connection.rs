@@ -45,12 +45,14 @@ pub(super) struct Shared {
     pub(super) stats: ServerStats,
 }
 
-/// Why a connection is being closed before its peer or the server's shutdown closes it.
+/// Whether the connection was asked to close by the idle timeout or by eviction. (Closing for the
+/// server's shutdown is tracked apart: it waits for the peer, bounded by the drain deadline.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Closing {
-    /// Not closing (or closing for shutdown, which waits for requests in progress).
+    /// Not asked.
     No,
-    /// Closing; once idle at or after this instant, disconnect without waiting for the peer.
+    /// Asked, with a graceful shutdown started; once idle at or after this instant, the
+    /// connection is dropped without waiting for the peer to finish the exchange.
     Idle(Instant),
 }
 

@@ -132,9 +132,9 @@ impl Registry {
         }
     }
 
-    /// Asks the connection idle for the longest time to close. Returns `false` when no
+    /// Asks the connection idle for the longest time to close, and returns it; `None` when no
     /// connection is idle (or every idle one is already closing).
-    pub(super) fn evict_oldest_idle(&self) -> bool {
+    pub(super) fn evict_oldest_idle(&self) -> Option<Arc<Activity>> {
         let table = self.table();
         // Ties (a coarse clock) go to the older connection: ids grow with each connection.
         let oldest = table
@@ -146,9 +146,9 @@ impl Registry {
             Some((_, activity)) => {
                 activity.evict.store(true, Ordering::Release);
                 activity.wake.notify_one();
-                true
+                Some(activity.clone())
             }
-            None => false,
+            None => None,
         }
     }
 
@@ -255,13 +255,17 @@ mod tests {
         // The first connection served a request just now: the second has been idle longer.
         drop(registry.open_request(first.activity()));
 
-        assert!(registry.evict_oldest_idle());
+        let evicted = registry.evict_oldest_idle().unwrap();
+        assert!(Arc::ptr_eq(&evicted, second.activity()));
         assert!(second.activity().is_evicted());
         assert!(!first.activity().is_evicted());
         // Already asked once: the next eviction picks the other one.
-        assert!(registry.evict_oldest_idle());
+        assert!(registry.evict_oldest_idle().is_some());
         assert!(first.activity().is_evicted());
-        assert!(!registry.evict_oldest_idle(), "nothing left to evict");
+        assert!(
+            registry.evict_oldest_idle().is_none(),
+            "nothing left to evict"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -272,7 +276,7 @@ mod tests {
         let closing = registry.register(PEER);
         closing.activity().set_closing();
         assert!(!busy.activity().is_idle());
-        assert!(!registry.evict_oldest_idle());
+        assert!(registry.evict_oldest_idle().is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,7 +22,7 @@ use tracing::{debug, error, warn};
 use super::acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
 use super::config::ServerConfig;
 use super::connection::{Shared, serve_connection};
-use super::registry::Registry;
+use super::registry::{Activity, Registry};
 use super::stats::ServerStats;
 use crate::error::BoxError;
 
@@ -270,17 +270,20 @@ fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 /// A connection slot: a free one, else one freed by closing the connection idle the longest,
 /// else the first one freed by a connection closing or turning idle (then evicted).
 async fn take_slot(slots: &Arc<Semaphore>, registry: &Registry) -> OwnedSemaphorePermit {
-    loop {
+    // The connection last asked to make room. It closes at once, unless a request raced its
+    // eviction: then it closes once that request is answered, and the next connection to turn
+    // idle is asked too, so a long request does not hold up the new client.
+    let mut evicted: Option<Arc<Activity>> = None;
+    let permit = loop {
         if let Ok(permit) = slots.clone().try_acquire_owned() {
-            return permit;
+            break permit;
         }
         // Declared before looking, so a connection turning idle meanwhile still wakes us.
         registry.set_accept_waiting(true);
-        if registry.evict_oldest_idle() {
-            registry.set_accept_waiting(false);
-            // The evicted connection closes promptly (it has no request in progress), unless a
-            // request raced the eviction: then its slot frees when that request is answered.
-            return acquire(slots).await;
+        if evicted.as_ref().is_none_or(|activity| !activity.is_idle())
+            && let Some(activity) = registry.evict_oldest_idle()
+        {
+            evicted = Some(activity);
         }
         let mut became_idle = pin!(registry.became_idle());
         let mut permit = pin!(acquire(slots));
@@ -291,11 +294,12 @@ async fn take_slot(slots: &Arc<Semaphore>, registry: &Registry) -> OwnedSemaphor
             became_idle.as_mut().poll(cx).map(|()| None)
         })
         .await;
-        registry.set_accept_waiting(false);
         if let Some(permit) = outcome {
-            return permit;
+            break permit;
         }
-    }
+    };
+    registry.set_accept_waiting(false);
+    permit
 }
 
 /// Waits for a slot. The semaphore is never closed, so this never fails.
