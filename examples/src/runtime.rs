@@ -1,7 +1,14 @@
 //! What the proxy binaries (`mesh-sidecar`, `mesh-gateway`) do around their services, in one place:
 //! telemetry providers ([`Telemetry`]), the identity files and their rotation ([`IdentityFiles`]),
-//! listeners bound with errors that name the configuration key ([`bind`]), and the graceful stop on
-//! SIGTERM or Ctrl-C ([`Drain`]).
+//! listeners bound with errors that name the configuration key ([`bind`]), the server settings of
+//! a listener that only the local application calls ([`local_clients_server_config`]), and the
+//! graceful stop on SIGTERM or Ctrl-C ([`Drain`]).
+//!
+//! The listeners that serve traffic take their connection bounds from the `[server]` table
+//! ([`ServerSettings`]); absent keys, and the admin listeners, keep mesh-core's
+//! `ServerConfig::default()`: idle connections closed after 30 s and evicted first when full, at
+//! most 10 000 connections and 1 024 per client address, stalled writers cut after 30 s, request
+//! heads up to 64 KiB (larger: `431`), HTTP/2 keep-alive PINGs every 20 s.
 //!
 //! A binary's `run` reads, in order:
 //!
@@ -19,17 +26,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mesh_core::BoxError;
+use mesh_core::server::ServerConfig;
 use mesh_observe::prometheus::{MetricsService, prometheus_endpoint};
 use mesh_tls::rotation::{FileSource, FileSourceConfig};
 use mesh_tls::{TlsAcceptor, TlsConnector};
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Identity;
+use crate::config::{ConfigError, Identity};
 
 /// How often the identity files are checked for rotation.
 pub const IDENTITY_POLL: Duration = Duration::from_secs(5);
@@ -146,6 +155,86 @@ pub async fn bind(addr: SocketAddr, key: &'static str) -> io::Result<TcpListener
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} ({key}): {e}")))
 }
 
+/// The smallest request-head bound accepted: mesh-core raises anything below it to it.
+const MIN_REQUEST_HEAD_BYTES: usize = 8 * 1024;
+
+/// `[server]`: the connection bounds of the listeners that serve traffic (the sidecar's inbound
+/// and outbound listeners, the gateway's public one). Every key is optional: an absent key keeps
+/// mesh-core's default, named below.
+///
+/// ```toml
+/// [server]
+/// max_connections_per_peer = 100000   # behind a load balancer that hides client addresses
+/// idle_timeout_ms = 60000
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Connections served at once per listener; at least 1. Default 10 000.
+    pub max_connections: Option<usize>,
+    /// Connections from one client IP address; at least 1. Default 1 024. Not applied to the
+    /// sidecar's outbound listener, whose every client is the local application.
+    pub max_connections_per_peer: Option<usize>,
+    /// Closes a connection with no request in progress after this many milliseconds; 0 never
+    /// does. Default 30 000.
+    pub idle_timeout_ms: Option<u64>,
+    /// Cuts a client that has not taken any response bytes for this many milliseconds while the
+    /// server had some to send; 0 never does. Default 30 000.
+    pub write_stall_timeout_ms: Option<u64>,
+    /// The largest request head (request line and headers) in bytes; at least 8 192. Default
+    /// 65 536; larger heads are answered `431`.
+    pub max_request_head_bytes: Option<usize>,
+}
+
+impl ServerSettings {
+    /// mesh-core's server configuration with these settings applied.
+    ///
+    /// # Errors
+    ///
+    /// A value out of range, naming its key (`server.max_connections`, …).
+    pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
+        let mut config = ServerConfig::default();
+        if let Some(max) = self.max_connections {
+            config = config.max_connections(at_least_one("server.max_connections", max)?);
+        }
+        if let Some(max) = self.max_connections_per_peer {
+            config = config
+                .max_connections_per_peer(at_least_one("server.max_connections_per_peer", max)?);
+        }
+        if let Some(ms) = self.idle_timeout_ms {
+            config = config.idle_timeout((ms > 0).then(|| Duration::from_millis(ms)));
+        }
+        if let Some(ms) = self.write_stall_timeout_ms {
+            config = config.write_stall_timeout((ms > 0).then(|| Duration::from_millis(ms)));
+        }
+        if let Some(bytes) = self.max_request_head_bytes {
+            if bytes < MIN_REQUEST_HEAD_BYTES {
+                return Err(ConfigError::invalid(
+                    "server.max_request_head_bytes",
+                    format!("{bytes} is below the smallest bound, {MIN_REQUEST_HEAD_BYTES}"),
+                ));
+            }
+            config = config.max_request_head_size(bytes);
+        }
+        Ok(config)
+    }
+}
+
+fn at_least_one(key: &str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+/// The server settings of a listener whose every client is the local application, such as the
+/// sidecar's outbound listener: `config` without the per-peer cap, which would otherwise limit
+/// the application to that many connections (they all come from 127.0.0.1); `max_connections`
+/// still bounds them.
+pub fn local_clients_server_config(config: ServerConfig) -> ServerConfig {
+    config.max_connections_per_peer(usize::MAX)
+}
+
 /// The listeners' server tasks, the readiness flag the admin listener reports, and the graceful
 /// stop: on SIGTERM or Ctrl-C, `/ready` turns 503, every listener stops accepting, and in-flight
 /// requests finish (bounded by mesh-core's drain timeout) before [`run_until_signal`] returns.
@@ -214,5 +303,49 @@ impl Drain {
             task.await??;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> Result<ServerConfig, String> {
+        let settings: ServerSettings = toml::from_str(text).map_err(|e| e.to_string())?;
+        settings.resolve().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn absent_keys_keep_mesh_core_defaults() {
+        assert_eq!(settings("").unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn keys_set_the_bounds_and_zero_turns_timeouts_off() {
+        let config = settings(
+            "max_connections = 50\nmax_connections_per_peer = 5\nidle_timeout_ms = 0\n\
+             write_stall_timeout_ms = 1500\nmax_request_head_bytes = 16384\n",
+        )
+        .unwrap();
+        assert_eq!(config.max_connections, 50);
+        assert_eq!(config.max_connections_per_peer, 5);
+        assert_eq!(config.idle_timeout, None);
+        assert_eq!(
+            config.write_stall_timeout,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(config.max_request_head_size, 16384);
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_key() {
+        let err = settings("max_connections_per_peer = 0").unwrap_err();
+        assert!(err.contains("server.max_connections_per_peer"), "{err}");
+        let err = settings("max_request_head_bytes = 100").unwrap_err();
+        assert!(err.contains("server.max_request_head_bytes"), "{err}");
+        assert!(
+            settings("idle_timeout = 5").is_err(),
+            "unknown keys are refused"
+        );
     }
 }

@@ -261,39 +261,63 @@ async fn header_read_timeout_closes_slow_and_silent_clients() {
 }
 
 #[tokio::test]
-async fn connection_limit_holds_new_connections_until_a_slot_frees() {
+async fn connection_limit_holds_new_connections_while_every_connection_is_busy() {
     let (calls_tx, mut calls) = mpsc::unbounded_channel::<SocketAddr>();
-    let handler =
-        tower::util::BoxCloneService::new(tower::service_fn(move |req: Request<Incoming>| {
+    let release = Arc::new(Semaphore::new(0));
+    let handler = tower::util::BoxCloneService::new(tower::service_fn({
+        let release = release.clone();
+        move |req: Request<Incoming>| {
             let calls_tx = calls_tx.clone();
+            let release = release.clone();
             async move {
                 if let Some(info) = req.extensions().get::<ConnectionInfo>() {
                     let _ = calls_tx.send(info.peer_addr());
                 }
+                if req.uri().path() == "/block" {
+                    let _permit = release.acquire().await;
+                }
                 Ok::<_, Infallible>(Response::new(Full::default()))
             }
-        }));
+        }
+    }));
     let config = ServerConfig::default().max_connections(1);
     let server = start_plain(config, handler).await;
 
-    let (mut first, first_local, first_conn) = connect_h1(server.addr).await;
-    first.send_request(get(server.addr)).await.unwrap();
+    // The only slot is busy with a request in progress.
+    let (first, first_local, first_conn) = connect_h2(server.addr).await;
+    let blocked = {
+        let mut first = first.clone();
+        let req = Request::get(format!("http://{}/block", server.addr))
+            .body(Empty::new())
+            .unwrap();
+        tokio::spawn(async move { first.send_request(req).await })
+    };
     assert_eq!(calls.recv().await, Some(first_local));
 
-    // The second connection completes in the kernel backlog, but is not accepted yet.
+    // The second connection completes in the kernel backlog, but is not served yet.
     let (mut second, second_local, _c2) = connect_h1(server.addr).await;
     let addr = server.addr;
     let second_req = tokio::spawn(async move { second.send_request(get(addr)).await });
 
-    // The first connection keeps being served meanwhile, and is the only one accepted.
-    first.send_request(get(server.addr)).await.unwrap();
+    // The first connection keeps being served meanwhile, and is the only one served.
+    first.clone().send_request(get(server.addr)).await.unwrap();
     assert_eq!(calls.recv().await, Some(first_local));
     assert_eq!(server.stats.accepted_connections(), 1);
     assert_eq!(server.stats.active_connections(), 1);
+    assert_eq!(
+        server.stats.evicted_idle(),
+        0,
+        "a busy connection is not evicted"
+    );
     assert!(!second_req.is_finished());
 
-    // Closing the first connection frees the slot; only then is the second served.
-    drop(first);
+    // Once its request is answered the first connection is idle: it is closed to make room.
+    release.add_permits(1);
+    let res = guarded("the blocked request", blocked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     guarded("the first connection to close", first_conn)
         .await
         .unwrap();
@@ -304,6 +328,7 @@ async fn connection_limit_holds_new_connections_until_a_slot_frees() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(calls.recv().await, Some(second_local));
     assert_eq!(server.stats.accepted_connections(), 2);
+    assert_eq!(server.stats.evicted_idle(), 1);
 }
 
 /// A handler that reports each request and then waits for one permit of `release`.

@@ -26,6 +26,9 @@ pub struct SidecarConfig {
     /// Outbound services by name.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
+    /// Connection bounds of the inbound and outbound listeners. Absent: mesh-core's defaults.
+    #[serde(default)]
+    pub server: crate::runtime::ServerSettings,
 }
 
 /// `[listeners]`: socket addresses (`ip:port`).

@@ -44,6 +44,8 @@ pub struct Sidecar {
     pub authz: AuthzPolicy,
     /// Outbound services, in name order.
     pub services: Vec<Service>,
+    /// Connection bounds of the inbound and outbound listeners (`[server]`).
+    pub server: mesh_core::server::ServerConfig,
 }
 
 /// The local app.
@@ -217,6 +219,7 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
         locality,
         authz,
         services,
+        server: raw.server.resolve()?,
     })
 }
 

@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     /// Upstream services by name: the sidecar's `[services.NAME]` tables without `authorities`.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
+    /// Connection bounds of the public listener. Absent: mesh-core's defaults.
+    #[serde(default)]
+    pub server: crate::runtime::ServerSettings,
 }
 
 /// `[listeners]`: socket addresses (`ip:port`).

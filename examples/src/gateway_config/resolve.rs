@@ -31,6 +31,8 @@ pub struct Gateway {
     pub routes: Vec<Route>,
     /// Upstream services, in name order (their `authorities` are empty).
     pub services: Vec<Service>,
+    /// Connection bounds of the public listener (`[server]`).
+    pub server: mesh_core::server::ServerConfig,
 }
 
 /// Certificate files of the public listener, checked to exist.
@@ -150,6 +152,7 @@ pub(super) fn resolve(raw: GatewayConfig, base: &Path) -> Result<Gateway, Config
         rate_limit,
         routes,
         services,
+        server: raw.server.resolve()?,
     })
 }
 

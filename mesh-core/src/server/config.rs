@@ -19,9 +19,8 @@ use std::time::Duration;
 /// ```
 ///
 /// Bounds that are hyper's own defaults and not configurable here: an HTTP/1.1 request head may
-/// carry at most 100 header fields and must fit hyper's read buffer (about 400 KiB), otherwise the
-/// request is refused (`431`); an HTTP/2 connection advertises a header list limit of 16 KiB and at
-/// most 200 concurrent streams.
+/// carry at most 100 header fields (`431` beyond); an HTTP/2 connection allows at most 200
+/// concurrent streams.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerConfig {
@@ -39,9 +38,35 @@ pub struct ServerConfig {
     /// connections sooner, after 20 s, so a request never races the server's close. The same bound applies to the first bytes of every connection,
     /// which the server reads to tell HTTP/1.1 from HTTP/2 prior knowledge: a client that connects
     /// and sends nothing, or only part of the HTTP/2 preface, is closed after this long. After the
-    /// HTTP/2 preface, HTTP/2 connections are bounded only by
-    /// [`http2_keep_alive_interval`](Self::http2_keep_alive_interval), if set.
+    /// HTTP/2 preface, HTTP/2 connections are bounded by [`idle_timeout`](Self::idle_timeout)
+    /// and the keep-alive PINGs.
     pub header_read_timeout: Option<Duration>,
+
+    /// How long a connection may stay open with no request in progress, over either HTTP version.
+    /// Default 30 s, the same as [`header_read_timeout`](Self::header_read_timeout) for HTTP/1.1;
+    /// `None` disables it.
+    ///
+    /// A request is in progress from the moment it is read until its response body has been
+    /// written out (or dropped), so streaming responses, long polls and gRPC streams never count as
+    /// idle. This is what closes an HTTP/2 client that sends its preface and SETTINGS and then
+    /// nothing: without it such a connection would hold a slot for ever. The close is graceful
+    /// (HTTP/2 `GOAWAY`; HTTP/1.1 closes at once between requests); a peer that does not finish
+    /// the `GOAWAY` exchange within one second while still idle is disconnected. Counted in
+    /// [`ServerStats::idle_closed`](super::ServerStats::idle_closed).
+    pub idle_timeout: Option<Duration>,
+
+    /// How long a write to the client may stay blocked with no progress before the connection is
+    /// closed. Default 30 s; `None` disables it.
+    ///
+    /// This cuts clients that stop reading a response (their TCP window is full): without it such
+    /// a client holds the response body, and with it, in a proxy, an upstream connection, for ever.
+    /// Only time spent in a blocked write counts: a response that is slow to produce (a long poll,
+    /// a server-sent event stream) is never cut, and a slow reader that keeps draining the
+    /// socket, however slowly, is not either. HTTP/2 flow control is not covered: a client that
+    /// keeps its socket drained but never grants window to one stream stalls only that stream,
+    /// which the service's own timeouts must bound. Counted in
+    /// [`ServerStats::write_stalls`](super::ServerStats::write_stalls).
+    pub write_stall_timeout: Option<Duration>,
 
     /// After shutdown is signalled, how long in-flight requests may take to finish before the
     /// remaining connections are closed. Default 30 s, the usual grace period of a process
@@ -53,14 +78,51 @@ pub struct ServerConfig {
     /// When the limit is reached the server stops accepting (backpressure): new connections wait in
     /// the kernel's listen backlog until a connection closes, rather than being accepted and dropped.
     /// A value of 0 is treated as 1.
+    ///
+    /// When a new connection arrives at the limit and some connections have no request in
+    /// progress, the one idle for the longest time is closed to make room (HTTP/2 `GOAWAY`, then
+    /// disconnected), so a flood of idle connections cannot lock other clients out. Counted in
+    /// [`ServerStats::evicted_idle`](super::ServerStats::evicted_idle). Only when every connection
+    /// is busy does the new one wait for a slot.
     pub max_connections: usize,
 
-    /// Sends an HTTP/2 PING this often on an idle connection, and closes the connection when the
-    /// peer does not answer within [`http2_keep_alive_timeout`](Self::http2_keep_alive_timeout).
-    /// Default `None` (off): the mesh client keeps its own connections alive.
+    /// The most connections served at once from one client IP address (ports are not told
+    /// apart). Default 1 024; a value of 0 is treated as 1, `usize::MAX` disables the cap.
+    ///
+    /// A connection beyond the cap is closed at once, without being served, and counted in
+    /// [`ServerStats::per_peer_refused`](super::ServerStats::per_peer_refused): one client cannot
+    /// take every slot of [`max_connections`](Self::max_connections). 1 024 is the number of
+    /// connections Envoy opens to one upstream cluster by default, so a well-behaved proxy in
+    /// front never meets it, while a single host needs ten times that to fill the default
+    /// 10 000 slots. Raise it for listeners whose clients all share one address (behind a NAT or
+    /// a load balancer that does not preserve client addresses, or a sidecar's outbound listener,
+    /// where every connection comes from the local application).
+    pub max_connections_per_peer: usize,
+
+    /// The largest request head accepted, in bytes. Default 64 KiB (Envoy's default limit is
+    /// 60 KiB); values below 8 KiB are raised to 8 KiB.
+    ///
+    /// One bound for both versions: HTTP/1.1 requests whose request line and headers do not fit
+    /// are answered `431 Request Header Fields Too Large` and the connection closed (this is also
+    /// the size of hyper's read buffer); HTTP/2 connections advertise it as
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2: decoded names and values plus 32 bytes
+    /// per field) and answer larger requests `431` on that stream. A proxy therefore never
+    /// forwards a head larger than this, which its upstream would refuse anyway.
+    pub max_request_head_size: usize,
+
+    /// Sends an HTTP/2 PING when nothing has been received for this long, and closes the connection
+    /// when the peer does not answer within
+    /// [`http2_keep_alive_timeout`](Self::http2_keep_alive_timeout). Default 20 s; `None` turns
+    /// PINGs off.
+    ///
+    /// This finds peers that vanished without closing (a host gone, a NAT entry expired) and peers
+    /// that stopped reading, even while they keep streams open. 20 s is below the 30 s
+    /// [`idle_timeout`](Self::idle_timeout), so a dead peer with an open stream is found within
+    /// 40 s.
     pub http2_keep_alive_interval: Option<Duration>,
 
-    /// How long to wait for the answer to an HTTP/2 keep-alive PING. Default 20 s. Only used when
+    /// How long to wait for the answer to an HTTP/2 keep-alive PING. Default 20 s, generous for
+    /// any round trip. Only used when
     /// [`http2_keep_alive_interval`](Self::http2_keep_alive_interval) is set.
     pub http2_keep_alive_timeout: Duration,
 
@@ -75,8 +137,12 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Some(Duration::from_secs(30)),
             drain_timeout: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(30)),
+            write_stall_timeout: Some(Duration::from_secs(30)),
             max_connections: 10_000,
-            http2_keep_alive_interval: None,
+            max_connections_per_peer: 1_024,
+            max_request_head_size: 64 * 1024,
+            http2_keep_alive_interval: Some(Duration::from_secs(20)),
             http2_keep_alive_timeout: Duration::from_secs(20),
             tcp_nodelay: true,
         }
@@ -102,9 +168,33 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`write_stall_timeout`](Self::write_stall_timeout).
+    pub fn write_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_stall_timeout = timeout;
+        self
+    }
+
     /// Sets [`max_connections`](Self::max_connections).
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
+        self
+    }
+
+    /// Sets [`max_connections_per_peer`](Self::max_connections_per_peer).
+    pub fn max_connections_per_peer(mut self, max: usize) -> Self {
+        self.max_connections_per_peer = max;
+        self
+    }
+
+    /// Sets [`max_request_head_size`](Self::max_request_head_size).
+    pub fn max_request_head_size(mut self, bytes: usize) -> Self {
+        self.max_request_head_size = bytes;
         self
     }
 

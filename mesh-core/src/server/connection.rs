@@ -14,6 +14,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::watch;
+use tokio::time::{Instant, sleep};
 use tower::ServiceExt;
 use tower::util::Oneshot;
 use tower_service::Service;
@@ -21,8 +22,16 @@ use tracing::debug;
 
 use super::acceptor::{Acceptor, ConnectionInfo};
 use super::preface_deadline::PrefaceDeadline;
+use super::registry::{Activity, Registration, Registry};
 use super::stats::ServerStats;
+use super::tracked::{TrackedBody, TrackedFuture};
+use super::write_stall::WriteStall;
 use crate::error::BoxError;
+
+/// How long a connection closed for idleness may take over the HTTP/2 `GOAWAY` exchange (one
+/// round trip: `GOAWAY`, `PING`, the peer's `PING` answer, the final `GOAWAY`) before it is
+/// disconnected, if it is still idle. One second is ten times a slow intercontinental round trip.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
 /// What every connection task of one server shares.
 #[derive(Debug)]
@@ -30,14 +39,29 @@ pub(super) struct Shared {
     pub(super) builder: auto::Builder<TokioExecutor>,
     pub(super) handshake_timeout: Duration,
     pub(super) header_read_timeout: Option<Duration>,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) write_stall_timeout: Option<Duration>,
     pub(super) tcp_nodelay: bool,
     pub(super) stats: ServerStats,
+}
+
+/// Whether the connection was asked to close by the idle timeout or by eviction. (Closing for the
+/// server's shutdown is tracked apart: it waits for the peer, bounded by the drain deadline.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closing {
+    /// Not asked.
+    No,
+    /// Asked, with a graceful shutdown started; once idle at or after this instant, the
+    /// connection is dropped without waiting for the peer to finish the exchange.
+    Idle(Instant),
 }
 
 /// Serves one accepted connection until it closes, or until it has drained after `drain` fires.
 ///
 /// `_permit` is this connection's slot under `max_connections`; dropping it at the end of the task
-/// lets the accept loop take the next connection.
+/// lets the accept loop take the next connection. `registration` is its entry in the server's
+/// registry (activity, per-peer count), removed when the task ends.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub(super) async fn serve_connection<A, S, B>(
     shared: Arc<Shared>,
     acceptor: A,
@@ -45,6 +69,7 @@ pub(super) async fn serve_connection<A, S, B>(
     tcp: TcpStream,
     info: ConnectionInfo,
     mut drain: watch::Receiver<()>,
+    registration: Registration,
     _permit: OwnedSemaphorePermit,
 ) where
     A: Acceptor,
@@ -60,15 +85,24 @@ pub(super) async fn serve_connection<A, S, B>(
     {
         debug!(peer = %info.peer_addr(), %error, "could not set TCP_NODELAY");
     }
+    let activity = registration.activity().clone();
+    let mut changed = pin!(activity.changed());
 
-    // The handshake, bounded in time and abandoned at shutdown: a connection that has not reached
-    // HTTP yet has no request to finish.
+    // The handshake, bounded in time and abandoned at shutdown or eviction: a connection that has
+    // not reached HTTP yet has no request to finish.
     let handshake = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(tcp, &info));
     let (io, extensions) = {
         let mut handshake = pin!(handshake);
         let mut shutdown = pin!(drain.changed());
         let outcome = poll_fn(|cx| {
             if shutdown.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            while changed.as_mut().poll(cx).is_ready() {
+                changed.set(activity.changed());
+            }
+            if activity.is_evicted() {
+                shared.stats.record_evicted_idle();
                 return Poll::Ready(None);
             }
             handshake.as_mut().poll(cx).map(Some)
@@ -90,23 +124,83 @@ pub(super) async fn serve_connection<A, S, B>(
         }
     };
 
-    let io = TokioIo::new(PrefaceDeadline::new(io, shared.header_read_timeout));
+    let io = PrefaceDeadline::new(io, shared.header_read_timeout);
+    let io = TokioIo::new(WriteStall::new(
+        io,
+        shared.write_stall_timeout,
+        shared.stats.clone(),
+    ));
     let service = ConnectionContext {
         service,
         info,
         extensions,
+        registry: registration.registry().clone(),
+        activity: activity.clone(),
     };
     let mut conn = pin!(shared.builder.serve_connection_with_upgrades(io, service));
 
-    // Serve until the connection ends; if shutdown comes first, ask the connection to finish its
-    // in-flight requests (HTTP/2: GOAWAY; HTTP/1.1: close after the current response) and keep
-    // driving it. Stopping it at the drain deadline is the accept loop's job (it aborts this task).
+    // Serve until the connection ends. Three things ask it to finish early, each with a graceful
+    // shutdown (HTTP/2: GOAWAY; HTTP/1.1: close after the current response, or at once if idle):
+    // the server's shutdown (then it keeps being driven until its requests finish; stopping it
+    // at the drain deadline is the accept loop's job), the idle timeout and eviction (then it is
+    // disconnected as soon as it is idle and past its grace, without waiting for the peer).
     let mut shutdown = pin!(drain.changed());
     let mut draining = false;
+    let mut closing = Closing::No;
+    let mut timer = pin!(sleep(Duration::ZERO));
+    let mut timer_at: Option<Instant> = None;
     let result = poll_fn(|cx| {
         if !draining && shutdown.as_mut().poll(cx).is_ready() {
             draining = true;
+            activity.set_closing();
             conn.as_mut().graceful_shutdown();
+        }
+        while changed.as_mut().poll(cx).is_ready() {
+            changed.set(activity.changed());
+        }
+        if closing == Closing::No && activity.is_evicted() {
+            shared.stats.record_evicted_idle();
+            debug!(peer = %info.peer_addr(), "closing an idle connection to make room");
+            closing = Closing::Idle(Instant::now());
+            activity.set_closing();
+            conn.as_mut().graceful_shutdown();
+        }
+
+        // The deadline that matters now, if any: the idle timeout while idle and not closing, the
+        // end of the grace while closing.
+        let deadline = match closing {
+            _ if draining => None,
+            Closing::No => shared
+                .idle_timeout
+                .filter(|_| activity.is_idle())
+                .map(|timeout| registration.idle_since() + timeout),
+            Closing::Idle(at) => Some(at),
+        };
+        if deadline != timer_at {
+            timer_at = deadline;
+            if let Some(at) = deadline {
+                timer.as_mut().reset(at);
+            }
+        }
+        if timer_at.is_some() && timer.as_mut().poll(cx).is_ready() && activity.is_idle() {
+            match closing {
+                Closing::No => {
+                    shared.stats.record_idle_closed();
+                    debug!(peer = %info.peer_addr(), "closing an idle connection");
+                    closing = Closing::Idle(Instant::now() + GOAWAY_GRACE);
+                    activity.set_closing();
+                    conn.as_mut().graceful_shutdown();
+                    // Wake again to arm the grace timer.
+                    cx.waker().wake_by_ref();
+                }
+                Closing::Idle(_) => {
+                    // Give the connection one last chance to write its GOAWAY, then drop it.
+                    if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                        return Poll::Ready(result);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+            }
         }
         conn.as_mut().poll(cx)
     })
@@ -122,15 +216,17 @@ struct ConnectionContext<S> {
     service: S,
     info: ConnectionInfo,
     extensions: Extensions,
+    registry: Arc<Registry>,
+    activity: Arc<Activity>,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for ConnectionContext<S>
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone,
 {
-    type Response = Response<B>;
+    type Response = Response<TrackedBody<B>>;
     type Error = S::Error;
-    type Future = Oneshot<S, Request<Incoming>>;
+    type Future = TrackedFuture<Oneshot<S, Request<Incoming>>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let ext = req.extensions_mut();
@@ -141,6 +237,7 @@ where
         }
         // hyper calls through `&self` and never waits for readiness; a clone driven by `Oneshot`
         // waits for `poll_ready` before `call`, as tower requires.
-        self.service.clone().oneshot(req)
+        let open = self.registry.open_request(&self.activity);
+        TrackedFuture::new(self.service.clone().oneshot(req), open)
     }
 }

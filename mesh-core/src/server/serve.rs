@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower_service::Service;
 use tracing::{debug, error, warn};
@@ -22,6 +22,7 @@ use tracing::{debug, error, warn};
 use super::acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
 use super::config::ServerConfig;
 use super::connection::{Shared, serve_connection};
+use super::registry::{Activity, Registry};
 use super::stats::ServerStats;
 use crate::error::BoxError;
 
@@ -141,12 +142,16 @@ impl<A: Acceptor> Server<A> {
             builder: http_builder(&config),
             handshake_timeout: config.handshake_timeout,
             header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            write_stall_timeout: config.write_stall_timeout,
             tcp_nodelay: config.tcp_nodelay,
             stats,
         });
         let slots = Arc::new(Semaphore::new(
             config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
         ));
+        let registry = Arc::new(Registry::new());
+        let max_per_peer = config.max_connections_per_peer.max(1);
         // Sending (or dropping the sender) tells every connection task to drain.
         let (drain_tx, drain_rx) = watch::channel(());
         // Owning the tasks lets the drain deadline (or dropping this future) close what is left.
@@ -157,15 +162,6 @@ impl<A: Acceptor> Server<A> {
         loop {
             reap_finished(&mut connections);
 
-            // Backpressure: take a slot before accepting, so that at the limit connections wait in
-            // the listen backlog instead of being accepted and dropped.
-            let Some(permit) = until_shutdown(&mut shutdown, slots.clone().acquire_owned()).await
-            else {
-                break;
-            };
-            let Ok(permit) = permit else {
-                break; // the semaphore is never closed; stop rather than spin
-            };
             let Some(accepted) = until_shutdown(&mut shutdown, listener.accept()).await else {
                 break;
             };
@@ -191,8 +187,20 @@ impl<A: Acceptor> Server<A> {
                     continue;
                 }
             };
+            if registry.connections_of(peer_addr.ip()) >= max_per_peer {
+                shared.stats.record_per_peer_refused();
+                debug!(peer = %peer_addr, "connection refused: too many from this address");
+                continue; // dropping `tcp` closes it
+            }
+            // The connection waits here, accepted but not served, while the server is full; the
+            // ones after it wait in the kernel's listen backlog (backpressure).
+            let Some(permit) = until_shutdown(&mut shutdown, take_slot(&slots, &registry)).await
+            else {
+                break;
+            };
             let local_addr = tcp.local_addr().unwrap_or(listen_addr);
             let info = ConnectionInfo::new(peer_addr, local_addr);
+            let registration = registry.register(peer_addr.ip());
             connections.spawn(serve_connection(
                 shared.clone(),
                 acceptor.clone(),
@@ -200,6 +208,7 @@ impl<A: Acceptor> Server<A> {
                 tcp,
                 info,
                 drain_rx.clone(),
+                registration,
                 permit,
             ));
         }
@@ -233,21 +242,72 @@ impl<A: Acceptor> Server<A> {
     }
 }
 
-/// The hyper connection builder for `config`: both HTTP versions, tokio timers.
+/// The smallest HTTP/1.1 read buffer hyper accepts (`max_buf_size` panics below it).
+const MIN_REQUEST_HEAD_SIZE: usize = 8 * 1024;
+
+/// The hyper connection builder for `config`: both HTTP versions, tokio timers, the head size.
 fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let head_size = config.max_request_head_size.max(MIN_REQUEST_HEAD_SIZE);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout);
+        .header_read_timeout(config.header_read_timeout)
+        // hyper answers 431 when a request head does not fit its read buffer.
+        .max_buf_size(head_size);
     let mut http2 = builder.http2();
-    http2.timer(TokioTimer::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(head_size).unwrap_or(u32::MAX));
     if let Some(interval) = config.http2_keep_alive_interval {
         http2
             .keep_alive_interval(interval)
             .keep_alive_timeout(config.http2_keep_alive_timeout);
     }
     builder
+}
+
+/// A connection slot: a free one, else one freed by closing the connection idle the longest,
+/// else the first one freed by a connection closing or turning idle (then evicted).
+async fn take_slot(slots: &Arc<Semaphore>, registry: &Registry) -> OwnedSemaphorePermit {
+    // The connection last asked to make room. It closes at once, unless a request raced its
+    // eviction: then it closes once that request is answered, and the next connection to turn
+    // idle is asked too, so a long request does not hold up the new client.
+    let mut evicted: Option<Arc<Activity>> = None;
+    let permit = loop {
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            break permit;
+        }
+        // Declared before looking, so a connection turning idle meanwhile still wakes us.
+        registry.set_accept_waiting(true);
+        if evicted.as_ref().is_none_or(|activity| !activity.is_idle())
+            && let Some(activity) = registry.evict_oldest_idle()
+        {
+            evicted = Some(activity);
+        }
+        let mut became_idle = pin!(registry.became_idle());
+        let mut permit = pin!(acquire(slots));
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(permit) = permit.as_mut().poll(cx) {
+                return Poll::Ready(Some(permit));
+            }
+            became_idle.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        if let Some(permit) = outcome {
+            break permit;
+        }
+    };
+    registry.set_accept_waiting(false);
+    permit
+}
+
+/// Waits for a slot. The semaphore is never closed, so this never fails.
+async fn acquire(slots: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    match slots.clone().acquire_owned().await {
+        Ok(permit) => permit,
+        Err(_closed) => unreachable!("the connection semaphore is never closed"),
+    }
 }
 
 /// Runs `work` unless `shutdown` completes first (then `None`). `shutdown` wins ties, so no

@@ -21,6 +21,10 @@ struct Counters {
     accept_errors: AtomicU64,
     handshake_failures: AtomicU64,
     handshake_timeouts: AtomicU64,
+    idle_closed: AtomicU64,
+    evicted_idle: AtomicU64,
+    per_peer_refused: AtomicU64,
+    write_stalls: AtomicU64,
 }
 
 impl ServerStats {
@@ -50,6 +54,49 @@ impl ServerStats {
     /// [`ServerConfig::handshake_timeout`](super::ServerConfig::handshake_timeout).
     pub fn handshake_timeouts(&self) -> u64 {
         self.counters.handshake_timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed after [`ServerConfig::idle_timeout`](super::ServerConfig::idle_timeout)
+    /// with no request in progress.
+    pub fn idle_closed(&self) -> u64 {
+        self.counters.idle_closed.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections closed to make room for a new one at
+    /// [`ServerConfig::max_connections`](super::ServerConfig::max_connections).
+    pub fn evicted_idle(&self) -> u64 {
+        self.counters.evicted_idle.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed unserved because their client IP address already held
+    /// [`ServerConfig::max_connections_per_peer`](super::ServerConfig::max_connections_per_peer)
+    /// connections. Not counted in [`accepted_connections`](Self::accepted_connections).
+    pub fn per_peer_refused(&self) -> u64 {
+        self.counters.per_peer_refused.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed because a write to the client made no progress for
+    /// [`ServerConfig::write_stall_timeout`](super::ServerConfig::write_stall_timeout).
+    pub fn write_stalls(&self) -> u64 {
+        self.counters.write_stalls.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn record_idle_closed(&self) {
+        self.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn record_evicted_idle(&self) {
+        self.counters.evicted_idle.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn record_per_peer_refused(&self) {
+        self.counters
+            .per_peer_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn record_write_stall(&self) {
+        self.counters.write_stalls.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_accept_error(&self) {
@@ -86,6 +133,10 @@ impl fmt::Debug for ServerStats {
             .field("accept_errors", &self.accept_errors())
             .field("handshake_failures", &self.handshake_failures())
             .field("handshake_timeouts", &self.handshake_timeouts())
+            .field("idle_closed", &self.idle_closed())
+            .field("evicted_idle", &self.evicted_idle())
+            .field("per_peer_refused", &self.per_peer_refused())
+            .field("write_stalls", &self.write_stalls())
             .finish()
     }
 }

@@ -135,7 +135,8 @@ async fn run(
         .service(limited(&config, router, &meter).map_err(|e| format!("rate_limit: {e}"))?);
     let edge = request_id::layer(BoxCloneService::new(edge), seed);
 
-    let public = Server::new(bind(config.public, "listeners.public").await?);
+    let public =
+        Server::new(bind(config.public, "listeners.public").await?).config(config.server.clone());
     let admin = Server::new(bind(config.admin, "listeners.admin").await?);
     let addrs = (public.local_addr()?, admin.local_addr()?);
 

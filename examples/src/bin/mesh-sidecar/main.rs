@@ -38,7 +38,7 @@ use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::Server;
 use mesh_examples::args::{ArgError, Args};
 use mesh_examples::config::{self, Sidecar};
-use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind};
+use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, local_clients_server_config};
 use mesh_examples::stack::build_clients;
 use tower::Layer;
 
@@ -98,9 +98,11 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         }
     }
 
-    let inbound =
-        Server::new(bind(config.inbound, "listeners.inbound").await?).acceptor(identity.acceptor());
-    let outbound = Server::new(bind(config.outbound, "listeners.outbound").await?);
+    let inbound = Server::new(bind(config.inbound, "listeners.inbound").await?)
+        .acceptor(identity.acceptor())
+        .config(config.server.clone());
+    let outbound = Server::new(bind(config.outbound, "listeners.outbound").await?)
+        .config(local_clients_server_config(config.server.clone()));
     let admin = Server::new(bind(config.admin, "listeners.admin").await?);
     let addrs = (
         inbound.local_addr()?,

@@ -1,0 +1,300 @@
+//! [`Registry`]: the server's live connections, what each is doing, and who holds how many.
+//!
+//! Three bounds need to know more about a connection than "it exists": the idle timeout (has it
+//! had no request in progress for long enough?), eviction at the connection limit (which
+//! connection has been idle the longest?) and the per-peer cap (how many connections does this IP
+//! address hold?). hyper reports none of these, so the server counts them itself: every request
+//! holds an [`OpenRequest`] from the moment hyper hands it to the service until its response body
+//! is finished or dropped, and each connection's [`Activity`] turns that into "busy" or "idle
+//! since".
+//!
+//! The hot path (a request starting or ending) touches only its own connection's atomics; the
+//! registry's lock is taken when a connection opens or closes and when choosing a connection to
+//! evict, which scans every connection (only at the limit, where closing one is worth it).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What one connection is doing, shared by its task, its requests and the registry.
+#[derive(Debug)]
+pub(super) struct Activity {
+    /// Requests read and not yet fully answered.
+    open: AtomicUsize,
+    /// When `open` last dropped to zero (or the connection opened), in nanoseconds since the
+    /// registry's epoch. Meaningful only while `open` is zero.
+    idle_since: AtomicU64,
+    /// Set by the registry to ask the connection to close because the server is full.
+    evict: AtomicBool,
+    /// Set by the connection task once it is closing, so it is not chosen for eviction again.
+    closing: AtomicBool,
+    /// Wakes the connection task when `open` drops to zero or `evict` is set.
+    wake: Notify,
+}
+
+impl Activity {
+    /// Whether no request is in progress.
+    pub(super) fn is_idle(&self) -> bool {
+        self.open.load(Ordering::Acquire) == 0
+    }
+
+    /// Whether the registry asked this connection to make room.
+    pub(super) fn is_evicted(&self) -> bool {
+        self.evict.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection as closing: it is no longer a candidate for eviction.
+    pub(super) fn set_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Completes when `open` drops to zero or the connection is evicted (and possibly spuriously).
+    pub(super) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wake.notified()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    next_id: u64,
+    connections: HashMap<u64, Arc<Activity>>,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+/// The live connections of one server.
+#[derive(Debug)]
+pub(super) struct Registry {
+    table: Mutex<Table>,
+    /// The zero of `Activity::idle_since`.
+    epoch: Instant,
+    /// Set while the accept loop waits for a slot with no idle connection to evict; then a
+    /// connection turning idle notifies `became_idle`.
+    accept_waiting: AtomicBool,
+    became_idle: Notify,
+}
+
+impl Registry {
+    pub(super) fn new() -> Self {
+        Self {
+            table: Mutex::new(Table::default()),
+            epoch: Instant::now(),
+            accept_waiting: AtomicBool::new(false),
+            became_idle: Notify::new(),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock cannot leave the table inconsistent (each update is one
+        // map operation), so a poisoned lock is still usable.
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// How many connections `peer` holds.
+    pub(super) fn connections_of(&self, peer: IpAddr) -> usize {
+        self.table()
+            .per_peer
+            .get(&peer.to_canonical())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Adds a connection from `peer`, idle from now, until the returned value is dropped.
+    pub(super) fn register(self: &Arc<Self>, peer: IpAddr) -> Registration {
+        let peer = peer.to_canonical();
+        let activity = Arc::new(Activity {
+            open: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(self.now()),
+            evict: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        let mut table = self.table();
+        let id = table.next_id;
+        table.next_id += 1;
+        table.connections.insert(id, activity.clone());
+        *table.per_peer.entry(peer).or_default() += 1;
+        Registration {
+            registry: self.clone(),
+            id,
+            peer,
+            activity,
+        }
+    }
+
+    /// Asks the connection idle for the longest time to close, and returns it; `None` when no
+    /// connection is idle (or every idle one is already closing).
+    pub(super) fn evict_oldest_idle(&self) -> Option<Arc<Activity>> {
+        let table = self.table();
+        // Ties (a coarse clock) go to the older connection: ids grow with each connection.
+        let oldest = table
+            .connections
+            .iter()
+            .filter(|(_, a)| a.is_idle() && !a.closing.load(Ordering::Acquire) && !a.is_evicted())
+            .min_by_key(|(id, a)| (a.idle_since.load(Ordering::Acquire), **id));
+        match oldest {
+            Some((_, activity)) => {
+                activity.evict.store(true, Ordering::Release);
+                activity.wake.notify_one();
+                Some(activity.clone())
+            }
+            None => None,
+        }
+    }
+
+    /// Declares whether the accept loop is waiting for a connection to turn idle. Set it before
+    /// looking for one, so that a connection turning idle in between is not missed.
+    pub(super) fn set_accept_waiting(&self, waiting: bool) {
+        self.accept_waiting.store(waiting, Ordering::SeqCst);
+    }
+
+    /// Completes after a connection turned idle while the accept loop was waiting (possibly
+    /// spuriously).
+    pub(super) fn became_idle(&self) -> tokio::sync::futures::Notified<'_> {
+        self.became_idle.notified()
+    }
+
+    /// Starts a request on `activity`'s connection.
+    pub(super) fn open_request(self: &Arc<Self>, activity: &Arc<Activity>) -> OpenRequest {
+        activity.open.fetch_add(1, Ordering::AcqRel);
+        OpenRequest {
+            registry: self.clone(),
+            activity: activity.clone(),
+        }
+    }
+}
+
+/// One connection's entry in the [`Registry`], removed when dropped.
+#[derive(Debug)]
+pub(super) struct Registration {
+    registry: Arc<Registry>,
+    id: u64,
+    peer: IpAddr,
+    activity: Arc<Activity>,
+}
+
+impl Registration {
+    pub(super) fn activity(&self) -> &Arc<Activity> {
+        &self.activity
+    }
+
+    pub(super) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// When the connection last turned idle (meaningful while it is idle).
+    pub(super) fn idle_since(&self) -> Instant {
+        let nanos = self.activity.idle_since.load(Ordering::Acquire);
+        self.registry.epoch + std::time::Duration::from_nanos(nanos)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut table = self.registry.table();
+        table.connections.remove(&self.id);
+        if let Some(count) = table.per_peer.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                table.per_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// A request in progress on one connection: from the service call until its response body is
+/// finished or dropped.
+#[derive(Debug)]
+pub(super) struct OpenRequest {
+    registry: Arc<Registry>,
+    activity: Arc<Activity>,
+}
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        // A request starting between the decrement and the store is harmless: `idle_since` is
+        // only read while `open` is zero, and is stored again when it next drops to zero.
+        if self.activity.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.activity
+                .idle_since
+                .store(self.registry.now(), Ordering::Release);
+            self.activity.wake.notify_one();
+            if self.registry.accept_waiting.load(Ordering::SeqCst) {
+                self.registry.became_idle.notify_one();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use super::*;
+
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+
+    #[tokio::test(start_paused = true)]
+    async fn evicts_the_connection_idle_the_longest() {
+        let registry = Arc::new(Registry::new());
+        let first = registry.register(PEER);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let second = registry.register(PEER);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // The first connection served a request just now: the second has been idle longer.
+        drop(registry.open_request(first.activity()));
+
+        let evicted = registry.evict_oldest_idle().unwrap();
+        assert!(Arc::ptr_eq(&evicted, second.activity()));
+        assert!(second.activity().is_evicted());
+        assert!(!first.activity().is_evicted());
+        // Already asked once: the next eviction picks the other one.
+        assert!(registry.evict_oldest_idle().is_some());
+        assert!(first.activity().is_evicted());
+        assert!(
+            registry.evict_oldest_idle().is_none(),
+            "nothing left to evict"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_and_closing_connections_are_not_evicted() {
+        let registry = Arc::new(Registry::new());
+        let busy = registry.register(PEER);
+        let _request = registry.open_request(busy.activity());
+        let closing = registry.register(PEER);
+        closing.activity().set_closing();
+        assert!(!busy.activity().is_idle());
+        assert!(registry.evict_oldest_idle().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_connections_per_address_until_dropped() {
+        let registry = Arc::new(Registry::new());
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let a = registry.register(PEER);
+        let b = registry.register(mapped);
+        let _other = registry.register("10.0.0.2".parse().unwrap());
+        assert_eq!(
+            registry.connections_of(PEER),
+            2,
+            "IPv4-mapped is the same peer"
+        );
+        drop(a);
+        assert_eq!(registry.connections_of(mapped), 1);
+        drop(b);
+        assert_eq!(registry.connections_of(PEER), 0);
+        assert_eq!(registry.table().connections.len(), 1);
+    }
+}
