@@ -107,11 +107,7 @@ where
             span.set_attributes(request_attributes(&req, &attributes));
         }
         let cx = parent.with_span(span);
-        propagation::inject(
-            cx.span().span_context(),
-            self.propagation,
-            req.headers_mut(),
-        );
+        propagation::inject_context(&cx, self.propagation, req.headers_mut());
 
         let classifier = self.classifier.make_classifier(&req);
         let recorder = RequestRecorder::start(cx, Arc::clone(&self.instruments), attributes);
