@@ -120,7 +120,7 @@ where
             let _current = cx.clone().attach();
             self.inner.call(req)
         };
-        ResponseFuture::new(future, Some(cx), classifier, recorder)
+        ResponseFuture::server(future, cx, classifier, recorder)
     }
 }
 
