@@ -165,7 +165,11 @@ fn carried_list_follows_local_members_and_stays_in_its_trace() {
     incoming.insert("tracestate", state.parse().unwrap());
     let parent = extract_context(&incoming, |r| panic!("{r}")).unwrap();
     let remote = parent.span().span_context().clone();
-    assert_eq!(remote.trace_state(), &TraceState::NONE, "the SDK refused it");
+    assert_eq!(
+        remote.trace_state(),
+        &TraceState::NONE,
+        "the SDK refused it"
+    );
 
     let child = |trace_id: TraceId, state: TraceState| {
         let span = SpanContext::new(trace_id, SpanId::from(7), TraceFlags::SAMPLED, false, state);
@@ -185,7 +189,10 @@ fn carried_list_follows_local_members_and_stays_in_its_trace() {
         sent(&child(remote.trace_id(), local.clone())),
         Some(format!("ot=th:8,foo=1,{vendor14}=2"))
     );
-    assert_eq!(sent(&child(remote.trace_id(), TraceState::NONE)), Some(state));
+    assert_eq!(
+        sent(&child(remote.trace_id(), TraceState::NONE)),
+        Some(state)
+    );
     // A span of another trace does not inherit the list.
     assert_eq!(
         sent(&child(TraceId::from(99), local)),

@@ -14,9 +14,7 @@ use crate::config::TraceConfig;
 use crate::future::{ResponseFuture, TracedBody};
 use crate::metrics::{RequestInstruments, Side};
 use crate::propagation::{self, Propagation};
-use crate::recorder::{
-    MetricAttributes, RequestRecorder, method_name, scheme_name,
-};
+use crate::recorder::{MetricAttributes, RequestRecorder, method_name, scheme_name};
 
 /// Traces, measures and propagates the requests sent through `S`; built by
 /// [`ClientTraceLayer`](super::ClientTraceLayer).

@@ -73,7 +73,10 @@ pub(crate) fn into_state(
                 .into_iter()
                 .map(|(key, value)| (key.to_owned(), value.to_owned()))
                 .collect();
-            (TraceState::NONE, Some(CarriedTraceState { trace_id, members }))
+            (
+                TraceState::NONE,
+                Some(CarriedTraceState { trace_id, members }),
+            )
         }
     }
 }

@@ -8,9 +8,9 @@ use http::{Request, Response};
 use mesh_core::PeerIdentity;
 use mesh_core::classify::{MakeClassifier, MeshClassifier};
 use mesh_core::server::ConnectionInfo;
+use opentelemetry::KeyValue;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Span, SpanBuilder, SpanKind, TraceContextExt, Tracer};
-use opentelemetry::KeyValue;
 use tower_service::Service;
 
 use crate::config::TraceConfig;
@@ -88,8 +88,8 @@ where
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let rejected = &self.instruments.rejected;
-        let parent = propagation::extract_context(req.headers(), |r| rejected.record(r))
-            .unwrap_or_default();
+        let parent =
+            propagation::extract_context(req.headers(), |r| rejected.record(r)).unwrap_or_default();
         let method = method_name(req.method());
         let route = req.extensions().get::<RouteTemplate>();
         let name: Cow<'static, str> = match (route, method) {
