@@ -23,7 +23,7 @@
 //! | `http.server.active_requests` | up-down counter, `{request}` | `http.request.method`, `url.scheme` | mesh-observe `ServerTraceLayer` |
 //! | `http.client.request.duration` | histogram, `s` ([`DURATION_BOUNDARIES`]) | `http.request.method`, `url.scheme`, `server.address`, `server.port`, `network.protocol.version`, `http.response.status_code`, `error.type` | mesh-observe `ClientTraceLayer` |
 //! | `http.client.active_requests` | up-down counter, `{request}` | `http.request.method`, `url.scheme` | mesh-observe `ClientTraceLayer` |
-//! | `mesh.trace_context.rejected` | counter, `{header}` | `header` (`traceparent`, `tracestate`, `b3`, `x-b3`), `reason` ([`RejectReason`](crate::propagation::RejectReason)) | mesh-observe layers and propagators |
+//! | `mesh.trace_context.rejected` | counter, `{header}` | `header` (`traceparent`, `tracestate`, `b3`, `x-b3`), `reason` ([`RejectReason`]) | mesh-observe layers and propagators |
 //! | `mesh.balance.endpoints` | up-down counter, `{endpoint}` | `mesh.balance.endpoint.state` | mesh-balance |
 //! | `mesh.balance.ejections` | counter, `{ejection}` | `mesh.balance.ejection.reason` (`consecutive`, `rate`, `probe`) | mesh-balance outlier gate |
 //! | `mesh.balance.panic.active` | up-down counter, `{balancer}` | — | mesh-balance |

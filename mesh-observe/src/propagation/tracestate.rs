@@ -104,7 +104,6 @@ pub(crate) fn header_for(span: &SpanContext, carried: Option<&CarriedTraceState>
         return own.header();
     };
     let mut out = String::new();
-    let mut count = 0;
     let local = own.into_iter();
     let inherited = carried
         .members
@@ -112,13 +111,12 @@ pub(crate) fn header_for(span: &SpanContext, carried: Option<&CarriedTraceState>
         .map(|(key, value)| (key.as_str(), value.as_str()))
         .filter(|(key, _)| own.get(key).is_none());
     for (key, value) in local.chain(inherited).take(MAX_TRACESTATE_MEMBERS) {
-        if count > 0 {
+        if !out.is_empty() {
             out.push(',');
         }
         out.push_str(key);
         out.push('=');
         out.push_str(value);
-        count += 1;
     }
     out
 }
