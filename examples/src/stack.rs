@@ -259,9 +259,7 @@ fn with_identity(ep: &Endpoint, identity: Option<&str>) -> Endpoint {
 /// Proxies call this on each forwarded request: without it the client span has no parent and the
 /// caller's trace id is lost at the proxy.
 pub fn adopt_trace_context<B>(req: &mut Request<B>) {
-    use opentelemetry::trace::TraceContextExt;
-    if let Some(parent) = mesh_observe::propagation::extract(req.headers(), |_| {}) {
-        let context = opentelemetry::Context::new().with_remote_span_context(parent);
+    if let Some(context) = mesh_observe::propagation::extract_context(req.headers(), |_| {}) {
         req.extensions_mut().insert(context);
     }
 }

@@ -33,20 +33,39 @@ pub struct ResponseFuture<F> {
     attach: Option<Context>,
     classifier: MeshResponseClassifier,
     recorder: Option<RequestRecorder>,
+    /// Client side: `network.protocol.version` is the response's, not the request's.
+    version_from_response: bool,
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(
+    /// The server side's future: `cx` is made current while `inner` is polled.
+    pub(crate) fn server(
         inner: F,
-        attach: Option<Context>,
+        cx: Context,
         classifier: MeshResponseClassifier,
         recorder: RequestRecorder,
     ) -> Self {
         Self {
             inner,
-            attach,
+            attach: Some(cx),
             classifier,
             recorder: Some(recorder),
+            version_from_response: false,
+        }
+    }
+
+    /// The client side's future: the response's HTTP version is recorded.
+    pub(crate) fn client(
+        inner: F,
+        classifier: MeshResponseClassifier,
+        recorder: RequestRecorder,
+    ) -> Self {
+        Self {
+            inner,
+            attach: None,
+            classifier,
+            recorder: Some(recorder),
+            version_from_response: true,
         }
     }
 }
@@ -70,6 +89,9 @@ where
         Poll::Ready(match result {
             Ok(response) => {
                 recorder.set_status(response.status());
+                if *this.version_from_response {
+                    recorder.set_response_version(response.version());
+                }
                 Ok(observe_response(*this.classifier, response, recorder))
             }
             Err(error) => {

@@ -2,7 +2,10 @@
 //! mesh-* workspace records.
 //!
 //! All instruments are created once per layer (or propagator) from the [`Meter`] in its
-//! configuration and shared by its clones; recording a request allocates nothing in this module
+//! configuration and shared by its clones. Counters whose attributes form a closed set record 0 for
+//! each of their series when they are created (here `mesh.trace_context.rejected`; in mesh-tls
+//! `mesh.tls.authz.decisions` and `mesh.tls.identity.updates`), so that every series exists before
+//! its first event: Prometheus' `increase()` cannot see the step to a series' first sample; recording a request allocates nothing in this module
 //! (attributes are static strings, integers, or reference-counted strings carried by the request,
 //! on a fixed-size stack array).
 //!
@@ -20,7 +23,7 @@
 //! | `http.server.active_requests` | up-down counter, `{request}` | `http.request.method`, `url.scheme` | mesh-observe `ServerTraceLayer` |
 //! | `http.client.request.duration` | histogram, `s` ([`DURATION_BOUNDARIES`]) | `http.request.method`, `url.scheme`, `server.address`, `server.port`, `network.protocol.version`, `http.response.status_code`, `error.type` | mesh-observe `ClientTraceLayer` |
 //! | `http.client.active_requests` | up-down counter, `{request}` | `http.request.method`, `url.scheme` | mesh-observe `ClientTraceLayer` |
-//! | `mesh.trace_context.rejected` | counter, `{header}` | `header` (`traceparent`, `tracestate`, `b3`, `x-b3`), `reason` ([`RejectReason`](crate::propagation::RejectReason)) | mesh-observe layers and propagators |
+//! | `mesh.trace_context.rejected` | counter, `{header}` | `header` (`traceparent`, `tracestate`, `b3`, `x-b3`), `reason` ([`RejectReason`]) | mesh-observe layers and propagators |
 //! | `mesh.balance.endpoints` | up-down counter, `{endpoint}` | `mesh.balance.endpoint.state` | mesh-balance |
 //! | `mesh.balance.ejections` | counter, `{ejection}` | `mesh.balance.ejection.reason` (`consecutive`, `rate`, `probe`) | mesh-balance outlier gate |
 //! | `mesh.balance.panic.active` | up-down counter, `{balancer}` | — | mesh-balance |
@@ -56,7 +59,7 @@
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 
-use crate::propagation::Rejection;
+use crate::propagation::{RejectReason, Rejection, TraceHeader};
 
 /// Server request duration histogram, in seconds (OpenTelemetry HTTP semantic conventions).
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
@@ -76,27 +79,63 @@ pub const DURATION_BOUNDARIES: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// Every `header` × `reason` pair the parsers can report: the series of
+/// [`TRACE_CONTEXT_REJECTED`] that are recorded at 0 when the counter is created.
+const REJECTIONS: [(TraceHeader, RejectReason); 13] = {
+    use RejectReason::*;
+    use TraceHeader::*;
+    [
+        (Traceparent, Malformed),
+        (Traceparent, Oversized),
+        (Traceparent, Duplicate),
+        (Traceparent, InvalidVersion),
+        (Tracestate, Malformed),
+        (Tracestate, Oversized),
+        (Tracestate, TooManyMembers),
+        (B3, Malformed),
+        (B3, Oversized),
+        (B3, Duplicate),
+        (B3Multi, Malformed),
+        (B3Multi, Oversized),
+        (B3Multi, Duplicate),
+    ]
+};
+
 /// Counts [`Rejection`]s in [`TRACE_CONTEXT_REJECTED`]. Clones share the instrument.
 #[derive(Clone, Debug)]
 pub(crate) struct RejectionCounter(Counter<u64>);
 
 impl RejectionCounter {
+    /// Creates the counter and records 0 for every pair in [`REJECTIONS`].
+    ///
+    /// Why the zeros: a counter series otherwise appears at its first increment, and Prometheus'
+    /// `increase()` / `rate()` cannot count that first step (there is no earlier sample), so the
+    /// first rejection of each kind would be missed and alerts on "any rejection" would not fire.
+    /// Creating the counter again (one per layer or propagator) adds 0 again, which changes nothing.
     pub(crate) fn new(meter: &Meter) -> Self {
-        Self(
+        let counter = Self(
             meter
                 .u64_counter(TRACE_CONTEXT_REJECTED)
                 .with_description("Incoming trace-context headers ignored as invalid")
                 .with_unit("{header}")
                 .build(),
-        )
+        );
+        for (header, reason) in REJECTIONS {
+            counter.add(header, reason, 0);
+        }
+        counter
     }
 
     pub(crate) fn record(&self, rejection: Rejection) {
+        self.add(rejection.header(), rejection.reason(), 1);
+    }
+
+    fn add(&self, header: TraceHeader, reason: RejectReason, n: u64) {
         let attributes = [
-            KeyValue::new("header", rejection.header().as_str()),
-            KeyValue::new("reason", rejection.reason().as_str()),
+            KeyValue::new("header", header.as_str()),
+            KeyValue::new("reason", reason.as_str()),
         ];
-        self.0.add(1, &attributes);
+        self.0.add(n, &attributes);
     }
 }
 

@@ -43,6 +43,9 @@ struct State {
     instruments: Arc<RequestInstruments>,
     attributes: MetricAttributes,
     status: Option<StatusCode>,
+    /// `network.protocol.version` came with the response (client side), so the span gets it at
+    /// the end rather than from the request.
+    protocol_from_response: bool,
 }
 
 impl fmt::Debug for RequestRecorder {
@@ -77,6 +80,7 @@ impl RequestRecorder {
                 instruments,
                 attributes,
                 status: None,
+                protocol_from_response: false,
             }),
         }
     }
@@ -85,6 +89,16 @@ impl RequestRecorder {
     pub(crate) fn set_status(&mut self, status: StatusCode) {
         if let Some(state) = &mut self.state {
             state.status = Some(status);
+        }
+    }
+
+    /// Notes the HTTP version of the response: on the client side the version the connection
+    /// actually used (a request built as HTTP/1.1 may go out over HTTP/2), which replaces the
+    /// request's as `network.protocol.version`.
+    pub(crate) fn set_response_version(&mut self, version: Version) {
+        if let Some(state) = &mut self.state {
+            state.attributes.protocol = protocol_version(version);
+            state.protocol_from_response = true;
         }
     }
 
@@ -139,6 +153,11 @@ impl RequestRecorder {
             if let Some(status) = state.status {
                 let code = i64::from(status.as_u16());
                 span.set_attribute(KeyValue::new("http.response.status_code", code));
+            }
+            if state.protocol_from_response
+                && let Some(protocol) = state.attributes.protocol
+            {
+                span.set_attribute(KeyValue::new("network.protocol.version", protocol));
             }
             if let Some(error_type) = error_type {
                 span.set_attribute(KeyValue::new("error.type", error_type));

@@ -231,3 +231,45 @@ async fn without_a_provider_the_incoming_context_is_forwarded_unchanged() {
     let sent = seen.recv().await.unwrap();
     assert!(!sent.contains_key("traceparent"), "{sent:?}");
 }
+
+#[tokio::test]
+async fn protocol_version_is_the_responses() {
+    let telemetry = Telemetry::new();
+    for (version, expected) in [
+        (http::Version::HTTP_2, "2"),
+        (http::Version::HTTP_11, "1.1"),
+        (http::Version::HTTP_10, "1.0"),
+    ] {
+        // The request says HTTP/1.1 (its default); the connection negotiated `version`.
+        let transport = tower::service_fn(move |_req: Request<()>| async move {
+            let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
+            *res.version_mut() = version;
+            Ok::<_, Infallible>(res)
+        });
+        let mut client = ClientTraceLayer::new(telemetry.config()).layer(transport);
+        let req = Request::get("http://a/").body(()).unwrap();
+        assert_eq!(req.version(), http::Version::HTTP_11);
+        let res = client.ready().await.unwrap().call(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+
+        let spans = telemetry.finished_spans();
+        let span = spans.last().unwrap();
+        let versions: Vec<_> = span
+            .attributes
+            .iter()
+            .filter(|kv| kv.key.as_str() == "network.protocol.version")
+            .map(|kv| kv.value.as_str().into_owned())
+            .collect();
+        assert_eq!(versions, [expected], "one attribute, the response's");
+    }
+    let mut seen: Vec<String> = telemetry
+        .histogram(HTTP_CLIENT_REQUEST_DURATION)
+        .iter()
+        .map(|point| {
+            let attrs: Vec<_> = point.attributes().cloned().collect();
+            attr_str(&attrs, "network.protocol.version").unwrap()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["1.0", "1.1", "2"]);
+}

@@ -231,7 +231,6 @@ fn malformed_tracestate_table() {
         ("t@x@y=1", Malformed, "two at signs"),
         (&long_key, Malformed, "key too long"),
         (&long_value, Malformed, "value too long"),
-        ("k=1,k=2", Duplicate, "duplicate key"),
         (&huge, Oversized, "over MAX_TRACESTATE_LEN"),
     ];
     for (state, reason, what) in cases {
@@ -482,6 +481,7 @@ fn text_map_propagators_follow_the_same_rules_and_count() {
     let of = |header: &str| {
         counts
             .iter()
+            .filter(|(_, n)| *n > 0)
             .find(|(attrs, _)| common::attr_str(attrs, "header").as_deref() == Some(header))
             .map(|(attrs, n)| (common::attr_str(attrs, "reason").unwrap(), *n))
     };

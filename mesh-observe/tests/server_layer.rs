@@ -261,6 +261,7 @@ async fn malformed_trace_headers_are_counted_and_start_a_new_trace() {
             let reason = attr_str(&attrs, "reason").unwrap();
             (header, reason, n)
         })
+        .filter(|(_, _, n)| *n > 0)
         .collect();
     counts.sort();
     let expected = [
@@ -384,4 +385,37 @@ async fn unknown_methods_are_folded_into_other() {
         attr_str(&attrs, "http.request.method").as_deref(),
         Some("_OTHER")
     );
+}
+
+#[tokio::test]
+async fn rejection_series_exist_at_zero_before_any_request() {
+    let telemetry = Telemetry::new();
+    let _service = ServerTraceLayer::new(telemetry.config()).layer(ok_handler());
+
+    let mut series: Vec<(String, String, i128)> = telemetry
+        .sums(TRACE_CONTEXT_REJECTED)
+        .into_iter()
+        .map(|(attrs, n)| {
+            let header = attr_str(&attrs, "header").unwrap();
+            (header, attr_str(&attrs, "reason").unwrap(), n)
+        })
+        .collect();
+    series.sort();
+    let expected = [
+        ("b3", "duplicate"),
+        ("b3", "malformed"),
+        ("b3", "oversized"),
+        ("traceparent", "duplicate"),
+        ("traceparent", "invalid_version"),
+        ("traceparent", "malformed"),
+        ("traceparent", "oversized"),
+        ("tracestate", "malformed"),
+        ("tracestate", "oversized"),
+        ("tracestate", "too_many_members"),
+        ("x-b3", "duplicate"),
+        ("x-b3", "malformed"),
+        ("x-b3", "oversized"),
+    ]
+    .map(|(header, reason)| (header.to_owned(), reason.to_owned(), 0));
+    assert_eq!(series, expected);
 }

@@ -36,7 +36,8 @@ fn decisions(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> 
         let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
             panic!("not a counter");
         };
-        for point in sum.data_points() {
+        // Series at 0 exist from the start (see `decision_series_exist_at_zero`); count events.
+        for point in sum.data_points().filter(|point| point.value() > 0) {
             let decision = point.attributes().next().unwrap().value.to_string();
             points.push((decision, point.value()));
         }
@@ -119,4 +120,41 @@ async fn dry_run_over_mtls() {
     let (statuses, decisions) = statuses(true).await;
     assert_eq!(statuses, [StatusCode::OK; 3]);
     assert_eq!(decisions, [("allow".into(), 1), ("dry_run_deny".into(), 2)]);
+}
+
+#[test]
+fn decision_series_exist_at_zero() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    let _layer = AuthzLayer::new(AuthzPolicy::new().meter(provider.meter("test")));
+
+    provider.force_flush().unwrap();
+    let mut points = Vec::new();
+    for metric in exporter
+        .get_finished_metrics()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s.scope_metrics())
+        .flat_map(|s| s.metrics())
+        .filter(|m| m.name() == "mesh.tls.authz.decisions")
+    {
+        let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
+            panic!("not a counter");
+        };
+        for point in sum.data_points() {
+            let decision = point.attributes().next().unwrap().value.to_string();
+            points.push((decision, point.value()));
+        }
+    }
+    points.sort();
+    assert_eq!(
+        points,
+        [
+            ("allow".to_owned(), 0),
+            ("deny".to_owned(), 0),
+            ("dry_run_deny".to_owned(), 0)
+        ]
+    );
 }

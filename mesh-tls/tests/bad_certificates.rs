@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use common::{accept_one, connect_one, raw_client_config, raw_server_config};
 use mesh_tls::test_ca::{TestCa, TestSvid};
-use mesh_tls::{Authorizer, HandshakeError, SpiffeId, SvidError, TlsAcceptor, TlsConnector};
+use mesh_tls::{
+    Authorizer, HandshakeError, SpiffeId, SpiffeIdError, SvidError, TlsAcceptor, TlsConnector,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -251,13 +253,31 @@ async fn expected_id_mismatch() {
 }
 
 #[tokio::test]
-async fn expected_id_matches_case_insensitively_in_the_trust_domain() {
+async fn expected_id_with_upper_case_scheme_or_trust_domain_is_refused() {
     let ca = TestCa::new("prod.example");
-    let connector = TlsConnector::new(ca.issue("/client").svid(), TestCa::bundles([&ca]));
-    let server = raw_server_config(&ca.issue("/ns/orders"), TestCa::bundles([&ca]));
-    connect_one(connector, server, Some("SPIFFE://Prod.Example/ns/orders"))
-        .await
-        .unwrap();
+    // A listener that never accepts: the connector must refuse before any handshake.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    for (expected, reason) in [
+        (
+            "SPIFFE://prod.example/ns/orders",
+            SpiffeIdError::UppercaseScheme,
+        ),
+        (
+            "spiffe://Prod.Example/ns/orders",
+            SpiffeIdError::UppercaseTrustDomain { byte: b'P' },
+        ),
+    ] {
+        let connector = TlsConnector::new(ca.issue("/client").svid(), TestCa::bundles([&ca]));
+        let error = tower::ServiceExt::oneshot(connector, common::endpoint(addr, Some(expected)))
+            .await
+            .map(drop)
+            .unwrap_err();
+        let HandshakeError::InvalidEndpointIdentity(source) = common::handshake_error(error) else {
+            panic!("{expected}: not an invalid endpoint identity");
+        };
+        assert_eq!(source, reason, "{expected}");
+    }
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ fn bundles_refuse_empty_and_unparseable_roots() {
     assert!(set.is_empty());
 
     let ca = TestCa::new("a");
-    set.insert_pem(td("A"), ca.root_pem().as_bytes()).unwrap();
+    set.insert_pem(td("a"), ca.root_pem().as_bytes()).unwrap();
     assert_eq!(set.get(&td("a")).unwrap().roots(), ca.roots());
     assert!(set.remove(&td("a")).is_some());
     assert!(set.is_empty());

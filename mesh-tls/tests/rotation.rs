@@ -162,8 +162,18 @@ async fn swap_keeps_live_connections_and_new_ones_see_the_new_material() {
     server.abort();
 }
 
-/// The `mesh.tls.identity.updates` points, as `(outcome, reason, count)`.
+/// The `mesh.tls.identity.updates` points that counted something, as `(outcome, reason, count)`.
 fn updates(
+    provider: &SdkMeterProvider,
+    exporter: &InMemoryMetricExporter,
+) -> Vec<(String, String, u64)> {
+    let mut points = all_updates(provider, exporter);
+    points.retain(|(_, _, count)| *count > 0);
+    points
+}
+
+/// Every `mesh.tls.identity.updates` point, zeros included.
+fn all_updates(
     provider: &SdkMeterProvider,
     exporter: &InMemoryMetricExporter,
 ) -> Vec<(String, String, u64)> {
@@ -221,6 +231,35 @@ async fn a_certificate_not_yet_valid_is_checked_again_at_every_poll() {
         ));
     }
     assert_eq!(source.current().svid().chain()[0], good.chain()[0]);
+}
+
+#[tokio::test]
+async fn update_series_exist_at_zero_before_any_update() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    let ca = TestCa::new("prod.example");
+    let files = Files::new("zeros");
+    files.write_svid(&ca.issue("/server"));
+    files.write("bundle.pem", ca.root_pem().as_bytes());
+    let _source = FileSource::load(files.config().meter(provider.meter("test")))
+        .await
+        .unwrap();
+
+    let zero = |outcome: &str, reason: &str| (outcome.to_owned(), reason.to_owned(), 0);
+    assert_eq!(
+        all_updates(&provider, &exporter),
+        vec![
+            zero("applied", ""),
+            zero("rejected", "bundle"),
+            zero("rejected", "expired"),
+            zero("rejected", "id_changed"),
+            zero("rejected", "not_yet_valid"),
+            zero("rejected", "read"),
+            zero("rejected", "svid"),
+        ]
+    );
 }
 
 #[tokio::test]

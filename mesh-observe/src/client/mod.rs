@@ -8,14 +8,18 @@
 //!    trace), else [`Context::current`](opentelemetry::Context::current) (set by the server layer
 //!    while a handler runs), else none (a new trace);
 //! 2. starts a `SpanKind::Client` span named after the method, with `http.request.method`,
-//!    `server.address`, `server.port`, `url.full` and `network.protocol.version`;
+//!    `server.address`, `server.port` and `url.full`;
 //! 3. removes any trace header already on the request and injects the span's context — the *new*
 //!    span id as parent id, the sampling decision in the flags — in the configured
 //!    [`Propagation`](crate::propagation::Propagation) formats (W3C by default);
-//! 4. when the response body ends (trailers included) or the call fails, sets status code,
+//! 4. when the response head arrives, takes `network.protocol.version` from the response: the
+//!    version the connection actually used (`2` over HTTP/2 even for a request built as HTTP/1.1,
+//!    the `http` crate's default), so it is absent when no response came;
+//! 5. when the response body ends (trailers included) or the call fails, sets status code,
 //!    `error.type` and span status from mesh-core's classifier, ends the span and records
-//!    `http.client.request.duration` (attributes: method, `server.address`, `server.port`, status
-//!    code, `error.type`); `http.client.active_requests` covers the same interval.
+//!    `http.client.request.duration` (attributes: method, `server.address`, `server.port`,
+//!    `network.protocol.version`, status code, `error.type`); `http.client.active_requests` covers
+//!    the same interval.
 //!
 //! With no tracer provider installed, OpenTelemetry's no-op tracer hands back the parent's span
 //! context, so the incoming trace context is forwarded unchanged (no new span id is invented).

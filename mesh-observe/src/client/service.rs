@@ -14,9 +14,7 @@ use crate::config::TraceConfig;
 use crate::future::{ResponseFuture, TracedBody};
 use crate::metrics::{RequestInstruments, Side};
 use crate::propagation::{self, Propagation};
-use crate::recorder::{
-    MetricAttributes, RequestRecorder, method_name, protocol_version, scheme_name,
-};
+use crate::recorder::{MetricAttributes, RequestRecorder, method_name, scheme_name};
 
 /// Traces, measures and propagates the requests sent through `S`; built by
 /// [`ClientTraceLayer`](super::ClientTraceLayer).
@@ -97,7 +95,9 @@ where
             scheme,
             server_address: address.map(StringValue::from),
             server_port: port.map(i64::from),
-            protocol: protocol_version(req.version()),
+            // The version the connection used is only known from the response; see
+            // `RequestRecorder::set_response_version`.
+            protocol: None,
             route: None,
         };
         let name = if method == "_OTHER" { "HTTP" } else { method };
@@ -107,15 +107,11 @@ where
             span.set_attributes(request_attributes(&req, &attributes));
         }
         let cx = parent.with_span(span);
-        propagation::inject(
-            cx.span().span_context(),
-            self.propagation,
-            req.headers_mut(),
-        );
+        propagation::inject_context(&cx, self.propagation, req.headers_mut());
 
         let classifier = self.classifier.make_classifier(&req);
         let recorder = RequestRecorder::start(cx, Arc::clone(&self.instruments), attributes);
-        ResponseFuture::new(self.inner.call(req), None, classifier, recorder)
+        ResponseFuture::client(self.inner.call(req), classifier, recorder)
     }
 }
 
@@ -153,9 +149,6 @@ fn request_attributes<B>(req: &Request<B>, attrs: &MetricAttributes) -> Vec<KeyV
     }
     if let Some(port) = attrs.server_port {
         out.push(KeyValue::new("server.port", port));
-    }
-    if let Some(protocol) = attrs.protocol {
-        out.push(KeyValue::new("network.protocol.version", protocol));
     }
     out
 }

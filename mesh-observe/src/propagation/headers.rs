@@ -1,9 +1,11 @@
 //! Trace context in and out of an [`http::HeaderMap`], without going through string maps.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::trace::{SpanContext, TraceState};
+use opentelemetry::Context;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
 
 use super::b3::{self, MultiHeaders};
+use super::tracestate::{self, CarriedTraceState};
 use super::w3c;
 use super::{Propagation, RejectReason, Rejection, TraceHeader};
 
@@ -57,7 +59,49 @@ const ALL: [HeaderName; 8] = [
 /// assert!(extract(&headers, |r| rejected.push(r)).is_none());
 /// assert_eq!(rejected[0].header().as_str(), "traceparent");
 /// ```
-pub fn extract(headers: &HeaderMap, mut on_reject: impl FnMut(Rejection)) -> Option<SpanContext> {
+///
+/// The returned span context holds the `tracestate` as OpenTelemetry's
+/// [`TraceState`](opentelemetry::trace::TraceState), which refuses some valid lists (a
+/// multi-tenant key with a 14-character system id, in opentelemetry 0.33); such a list is left out
+/// here. To forward every valid list, use [`extract_context`] and [`inject_context`].
+pub fn extract(headers: &HeaderMap, on_reject: impl FnMut(Rejection)) -> Option<SpanContext> {
+    extract_parts(headers, on_reject).map(|(parent, _)| parent)
+}
+
+/// Like [`extract`], but returns an OpenTelemetry [`Context`] holding the remote parent and, when
+/// OpenTelemetry's `TraceState` refused a `tracestate` list that is valid by W3C Trace Context,
+/// that list too, so that [`inject_context`] (and the client layer) forward it unchanged.
+///
+/// ```
+/// use http::HeaderMap;
+/// use mesh_observe::propagation::{Propagation, extract_context, inject_context};
+///
+/// let mut incoming = HeaderMap::new();
+/// incoming.insert(
+///     "traceparent",
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap(),
+/// );
+/// incoming.insert("tracestate", "tenant@vendor-system1=x,congo=1".parse().unwrap());
+/// let parent = extract_context(&incoming, |rejection| panic!("{rejection}")).unwrap();
+///
+/// let mut outgoing = HeaderMap::new();
+/// inject_context(&parent, Propagation::default(), &mut outgoing);
+/// assert_eq!(outgoing["tracestate"], "tenant@vendor-system1=x,congo=1");
+/// ```
+pub fn extract_context(headers: &HeaderMap, on_reject: impl FnMut(Rejection)) -> Option<Context> {
+    let (parent, carried) = extract_parts(headers, on_reject)?;
+    let cx = Context::new().with_remote_span_context(parent);
+    Some(match carried {
+        Some(carried) => cx.with_value(carried),
+        None => cx,
+    })
+}
+
+/// [`extract`] with the `tracestate` list OpenTelemetry refused, if any.
+fn extract_parts(
+    headers: &HeaderMap,
+    mut on_reject: impl FnMut(Rejection),
+) -> Option<(SpanContext, Option<CarriedTraceState>)> {
     let mut reject = |header, reason| on_reject(Rejection::new(header, reason));
 
     match single(headers, &TRACEPARENT).map_parse(w3c::parse_traceparent) {
@@ -67,18 +111,19 @@ pub fn extract(headers: &HeaderMap, mut on_reject: impl FnMut(Rejection)) -> Opt
                 .get_all(&TRACESTATE)
                 .iter()
                 .map(HeaderValue::as_bytes);
-            let state = w3c::parse_tracestate(lines).unwrap_or_else(|reason| {
+            let members = tracestate::parse_tracestate(lines).unwrap_or_else(|reason| {
                 reject(TraceHeader::Tracestate, reason);
-                TraceState::NONE
+                Vec::new()
             });
-            return Some(with_state(parent, state));
+            let (state, carried) = tracestate::into_state(parent.trace_id(), members);
+            return Some((with_state(parent, state), carried));
         }
         Some(Err(reason)) => reject(TraceHeader::Traceparent, reason),
     }
 
     match single(headers, &B3).map_parse(b3::parse_single) {
         None | Some(Ok(None)) => {}
-        Some(Ok(Some(parent))) => return Some(parent),
+        Some(Ok(Some(parent))) => return Some((parent, None)),
         Some(Err(reason)) => reject(TraceHeader::B3, reason),
     }
 
@@ -101,10 +146,11 @@ pub fn extract(headers: &HeaderMap, mut on_reject: impl FnMut(Rejection)) -> Opt
         reject(TraceHeader::B3Multi, RejectReason::Duplicate);
         return None;
     }
-    b3::parse_multi(multi).unwrap_or_else(|reason| {
+    let parent = b3::parse_multi(multi).unwrap_or_else(|reason| {
         reject(TraceHeader::B3Multi, reason);
         None
-    })
+    });
+    parent.map(|parent| (parent, None))
 }
 
 /// The value of a header that must appear at most once: `None` when absent, `Some(Err)` when
@@ -169,7 +215,33 @@ pub(crate) fn with_state(parent: SpanContext, state: TraceState) -> SpanContext 
 /// assert_eq!(headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
 /// assert_eq!(headers["b3"], "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1");
 /// ```
+///
+/// The `tracestate` written is the span's [`TraceState`]; [`inject_context`] also writes a list
+/// that OpenTelemetry refused on the way in.
 pub fn inject(span: &SpanContext, propagation: Propagation, headers: &mut HeaderMap) {
+    inject_parts(span, None, propagation, headers);
+}
+
+/// Like [`inject`] for the span of `cx`, writing as `tracestate` the list [`extract_context`]
+/// carried in `cx` when OpenTelemetry's `TraceState` refused it (after any member added to the
+/// span's own trace state, up to 32 members). A carried list is only written for a span of the
+/// same trace.
+pub fn inject_context(cx: &Context, propagation: Propagation, headers: &mut HeaderMap) {
+    let span = cx.span();
+    inject_parts(
+        span.span_context(),
+        cx.get::<CarriedTraceState>(),
+        propagation,
+        headers,
+    );
+}
+
+fn inject_parts(
+    span: &SpanContext,
+    carried: Option<&CarriedTraceState>,
+    propagation: Propagation,
+    headers: &mut HeaderMap,
+) {
     for name in &ALL {
         headers.remove(name);
     }
@@ -179,7 +251,7 @@ pub fn inject(span: &SpanContext, propagation: Propagation, headers: &mut Header
     if propagation.w3c_enabled() {
         let traceparent = w3c::encode_traceparent(span);
         headers.insert(TRACEPARENT, ascii_value(&traceparent));
-        let state = span.trace_state().header();
+        let state = tracestate::header_for(span, carried);
         if !state.is_empty()
             && let Ok(value) = HeaderValue::try_from(state)
         {

@@ -4,7 +4,7 @@
 //! Incoming: [`extract`] reads the remote parent from a [`HeaderMap`](http::HeaderMap), trying W3C
 //! first, then `b3`, then `X-B3-*`. Parsing is strict — exact field lengths, lowercase hex only, no
 //! all-zero ids, no `traceparent` version `ff`, a combined `tracestate` of at most 32 valid,
-//! distinct members — and never fails a request: a header that is malformed, oversized or repeated
+//! distinct members (a repeated key keeps its first occurrence) — and never fails a request: a header that is malformed, oversized or repeated
 //! is ignored and reported as a [`Rejection`], which the layers count in
 //! [`mesh.trace_context.rejected`](crate::metrics::TRACE_CONTEXT_REJECTED). A rejected
 //! `traceparent` means a new trace starts and `tracestate` is dropped, as W3C Trace Context
@@ -12,6 +12,11 @@
 //!
 //! Outgoing: [`inject`] writes a span context in the formats a [`Propagation`] selects (W3C by
 //! default), after removing any trace header already on the request.
+//!
+//! A valid `tracestate` list that OpenTelemetry's own `TraceState` refuses (opentelemetry 0.33
+//! refuses a multi-tenant key with a 14-character system id, which W3C Trace Context allows) is
+//! not lost: [`extract_context`] keeps it in the OpenTelemetry `Context` beside the remote parent
+//! and [`inject_context`] writes it again. The trace layers use these two.
 //!
 //! # Bounds
 //!
@@ -43,9 +48,10 @@ mod headers;
 mod hex;
 mod propagator;
 mod rejection;
+mod tracestate;
 mod w3c;
 
-pub use headers::{extract, inject};
+pub use headers::{extract, extract_context, inject, inject_context};
 pub use propagator::{B3Propagator, W3cPropagator};
 pub use rejection::{RejectReason, Rejection, TraceHeader};
 

@@ -2,17 +2,22 @@
 
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry::{Context, metrics::Meter};
 
 use super::b3::{self, MultiHeaders};
 use super::headers::with_state;
+use super::tracestate::{self, CarriedTraceState};
 use super::w3c;
 use super::{B3Encoding, RejectReason, Rejection, TraceHeader};
 use crate::metrics::RejectionCounter;
 
 /// W3C Trace Context (`traceparent`, `tracestate`) as an OpenTelemetry [`TextMapPropagator`], with
 /// this crate's strict parsing and rejection counting (see the [module docs](super)).
+///
+/// A valid `tracestate` that OpenTelemetry's `TraceState` refuses is kept in the extracted context
+/// and injected again, as [`extract_context`](super::extract_context) and
+/// [`inject_context`](super::inject_context) do.
 ///
 /// Register it with `opentelemetry::global::set_text_map_propagator` to use the same rules outside
 /// the mesh layers. Rejections are counted in `mesh.trace_context.rejected` on the meter given to
@@ -57,7 +62,7 @@ impl TextMapPropagator for W3cPropagator {
             "traceparent",
             String::from_utf8_lossy(&traceparent).into_owned(),
         );
-        let state = span.trace_state().header();
+        let state = tracestate::header_for(span, cx.get::<CarriedTraceState>());
         if !state.is_empty() {
             injector.set("tracestate", state);
         }
@@ -77,13 +82,17 @@ impl TextMapPropagator for W3cPropagator {
             }
         };
         let lines = extractor.get_all("tracestate").unwrap_or_default();
-        let state = w3c::parse_tracestate(lines.iter().map(|line| line.as_bytes())).unwrap_or_else(
-            |reason| {
+        let members = tracestate::parse_tracestate(lines.iter().map(|line| line.as_bytes()))
+            .unwrap_or_else(|reason| {
                 reject(TraceHeader::Tracestate, reason);
-                TraceState::NONE
-            },
-        );
-        cx.with_remote_span_context(with_state(parent, state))
+                Vec::new()
+            });
+        let (state, carried) = tracestate::into_state(parent.trace_id(), members);
+        let cx = cx.with_remote_span_context(with_state(parent, state));
+        match carried {
+            Some(carried) => cx.with_value(carried),
+            None => cx,
+        }
     }
 
     fn fields(&self) -> FieldIter<'_> {

@@ -82,8 +82,8 @@ pub enum RejectReason {
     /// Longer than the bound this crate accepts (see [`MAX_HEADER_LEN`](super::MAX_HEADER_LEN) and
     /// [`MAX_TRACESTATE_LEN`](super::MAX_TRACESTATE_LEN)); not parsed at all.
     Oversized,
-    /// A header that must appear once appeared several times (`traceparent`, `b3`, `X-B3-*`), or a
-    /// `tracestate` key appeared twice.
+    /// A header that must appear once appeared several times (`traceparent`, `b3`, `X-B3-*`). (A
+    /// `tracestate` key seen twice is not a rejection: the list is kept with its first occurrence.)
     Duplicate,
     /// `traceparent` version `ff`, which W3C Trace Context forbids.
     InvalidVersion,

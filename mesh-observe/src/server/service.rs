@@ -8,9 +8,9 @@ use http::{Request, Response};
 use mesh_core::PeerIdentity;
 use mesh_core::classify::{MakeClassifier, MeshClassifier};
 use mesh_core::server::ConnectionInfo;
+use opentelemetry::KeyValue;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Span, SpanBuilder, SpanKind, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
 use crate::config::TraceConfig;
@@ -88,10 +88,8 @@ where
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let rejected = &self.instruments.rejected;
-        let parent = match propagation::extract(req.headers(), |r| rejected.record(r)) {
-            Some(remote) => Context::new().with_remote_span_context(remote),
-            None => Context::new(),
-        };
+        let parent =
+            propagation::extract_context(req.headers(), |r| rejected.record(r)).unwrap_or_default();
         let method = method_name(req.method());
         let route = req.extensions().get::<RouteTemplate>();
         let name: Cow<'static, str> = match (route, method) {
@@ -122,7 +120,7 @@ where
             let _current = cx.clone().attach();
             self.inner.call(req)
         };
-        ResponseFuture::new(future, Some(cx), classifier, recorder)
+        ResponseFuture::server(future, cx, classifier, recorder)
     }
 }
 

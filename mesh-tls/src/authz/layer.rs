@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
 use tower_layer::Layer;
 
 use super::{Authz, AuthzPolicy};
+
+/// The values of the `decision` attribute of `mesh.tls.authz.decisions`.
+const DECISIONS: [&str; 3] = ["allow", "deny", "dry_run_deny"];
 
 /// Applies an [`AuthzPolicy`] to every request; builds [`Authz`]. Holds only the policy (shared).
 #[derive(Clone, Debug)]
@@ -31,6 +35,11 @@ impl AuthzLayer {
             .u64_counter("mesh.tls.authz.decisions")
             .with_description("Authorization decisions, by outcome")
             .build();
+        // Every series exists from the start, at 0: Prometheus' `increase()` cannot see the step
+        // to a series' first sample, so the first deny would otherwise go uncounted.
+        for decision in DECISIONS {
+            decisions.add(0, &[KeyValue::new("decision", decision)]);
+        }
         Self {
             shared: Arc::new(Shared { policy, decisions }),
         }

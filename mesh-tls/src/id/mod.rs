@@ -1,11 +1,21 @@
 //! SPIFFE IDs and trust domains: [`SpiffeId`], [`TrustDomain`], [`SpiffeIdError`].
 //!
-//! Both types follow the SPIFFE-ID specification: the `spiffe` scheme and the trust domain are
-//! case-insensitive and kept in lowercase; the trust domain uses `[a-z0-9._-]` only and is at most
-//! 255 bytes (so no port, user info or percent-encoding); the path is case-sensitive, made of
-//! segments of `[a-zA-Z0-9._-]` that are neither empty, `.` nor `..`, with no trailing `/`, query or
-//! fragment; a whole ID is at most 2048 bytes (the length every implementation must accept, and the
-//! limit of [`mesh_core::Identity`]).
+//! Both types follow the SPIFFE-ID specification: the scheme is `spiffe://`; the trust domain uses
+//! `[a-z0-9._-]` only and is at most 255 bytes (so no port, user info or percent-encoding); the
+//! path is case-sensitive, made of segments of `[a-zA-Z0-9._-]` that are neither empty, `.` nor
+//! `..`, with no trailing `/`, query or fragment; a whole ID is at most 2048 bytes (the length every
+//! implementation must accept, and the limit of [`mesh_core::Identity`]).
+//!
+//! # Upper case in the scheme or trust domain is refused, not folded
+//!
+//! The specification calls the scheme and trust domain case-insensitive, but it also limits trust
+//! domain characters to lower case, and go-spiffe (hence SPIRE) refuses `SPIFFE://` and
+//! `spiffe://Prod.Example` outright. Parsing here does the same, with its own errors
+//! ([`SpiffeIdError::UppercaseScheme`], [`SpiffeIdError::UppercaseTrustDomain`]): an ID accepted by
+//! this crate is then accepted by every other implementation, has exactly one spelling (so it can be
+//! compared as text, as policies and logs do), and a configuration typo shows up when it is loaded
+//! rather than as a peer that never matches. Upper case stays valid in the path, which is
+//! case-sensitive.
 //!
 //! # Why not the `spiffe` crate
 //!
@@ -26,9 +36,20 @@ pub use trust_domain::{MAX_TRUST_DOMAIN_LEN, TrustDomain};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpiffeIdError {
-    /// The text does not start with `spiffe://` (any case).
+    /// The text does not start with `spiffe://` in any case.
     #[error("not a SPIFFE ID: the scheme must be `spiffe://`")]
     WrongScheme,
+    /// The scheme has upper-case letters (`SPIFFE://`); only lower-case `spiffe://` is accepted
+    /// (see the [module docs](self)).
+    #[error("the scheme must be lower-case `spiffe://`")]
+    UppercaseScheme,
+    /// The trust domain has an upper-case ASCII letter; trust domains are lower-case (see the
+    /// [module docs](self)).
+    #[error("the trust domain contains {:?}; trust domains are lower-case", char::from(*byte))]
+    UppercaseTrustDomain {
+        /// The first upper-case byte.
+        byte: u8,
+    },
     /// The trust domain is empty.
     #[error("the trust domain is empty")]
     EmptyTrustDomain,
@@ -38,7 +59,8 @@ pub enum SpiffeIdError {
         /// Its length in bytes.
         len: usize,
     },
-    /// The trust domain has a byte outside `[a-zA-Z0-9._-]` (a port, user info, percent-encoding…).
+    /// The trust domain has a byte outside `[a-zA-Z0-9._-]` (a port, user info, percent-encoding…);
+    /// an upper-case letter is [`UppercaseTrustDomain`](Self::UppercaseTrustDomain).
     #[error("the trust domain contains {:?}; only [a-z0-9._-] are allowed", char::from(*byte))]
     BadTrustDomainChar {
         /// The first offending byte.

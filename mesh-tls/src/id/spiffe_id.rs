@@ -1,4 +1,4 @@
-//! [`SpiffeId`]: a parsed, normalised SPIFFE ID.
+//! [`SpiffeId`]: a parsed, validated SPIFFE ID.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,16 +12,17 @@ pub const MAX_SPIFFE_ID_LEN: usize = mesh_core::endpoint::MAX_IDENTITY_LEN;
 
 const SCHEME: &str = "spiffe://";
 
-/// A SPIFFE ID (`spiffe://trust-domain/path`), validated and normalised.
+/// A SPIFFE ID (`spiffe://trust-domain/path`), validated.
 ///
-/// The scheme and trust domain are stored in lowercase, the path as given (it is case-sensitive), so
-/// equality and hashing follow the spec. Cloning is one reference count; the ID, its trust domain
-/// and its path are all borrowed from one allocation.
+/// The scheme and trust domain are lower-case (upper case there is refused, see the
+/// [module docs](crate::id)), the path is case-sensitive, so each ID has one spelling and equality
+/// and hashing compare the text. Cloning is one reference count; the ID, its trust domain and its
+/// path are all borrowed from one allocation.
 ///
 /// ```
-/// use mesh_tls::SpiffeId;
+/// use mesh_tls::{SpiffeId, SpiffeIdError};
 ///
-/// let id: SpiffeId = "SPIFFE://Prod.Example/ns/Shop/sa/web".parse()?;
+/// let id: SpiffeId = "spiffe://prod.example/ns/Shop/sa/web".parse()?;
 /// assert_eq!(id.to_string(), "spiffe://prod.example/ns/Shop/sa/web");
 /// assert_eq!(id.trust_domain().as_str(), "prod.example");
 /// assert_eq!(id.path(), "/ns/Shop/sa/web");
@@ -31,13 +32,18 @@ const SCHEME: &str = "spiffe://";
 /// // The text form mesh-core carries in endpoints and request extensions.
 /// let identity: mesh_core::Identity = id.to_identity();
 /// assert_eq!(identity.as_str(), id.as_str());
+///
+/// assert_eq!(
+///     "spiffe://Prod.Example/ns/shop".parse::<SpiffeId>(),
+///     Err(SpiffeIdError::UppercaseTrustDomain { byte: b'P' })
+/// );
 /// # Ok::<(), mesh_tls::SpiffeIdError>(())
 /// ```
 #[derive(Clone)]
 pub struct SpiffeId(Arc<Inner>);
 
 struct Inner {
-    /// The whole normalised ID.
+    /// The whole ID.
     text: Box<str>,
     trust_domain: TrustDomain,
     /// Where the path starts in `text` (its length when there is no path).
@@ -45,26 +51,26 @@ struct Inner {
 }
 
 impl SpiffeId {
-    /// Parses and normalises a SPIFFE ID.
+    /// Parses a SPIFFE ID; the error names the first rule it breaks.
     pub fn new(id: &str) -> Result<Self, SpiffeIdError> {
         if id.len() > MAX_SPIFFE_ID_LEN {
             return Err(SpiffeIdError::TooLong { len: id.len() });
         }
         let rest = match id.get(..SCHEME.len()) {
-            Some(scheme) if scheme.eq_ignore_ascii_case(SCHEME) => &id[SCHEME.len()..],
+            Some(SCHEME) => &id[SCHEME.len()..],
+            Some(scheme) if scheme.eq_ignore_ascii_case(SCHEME) => {
+                return Err(SpiffeIdError::UppercaseScheme);
+            }
             _ => return Err(SpiffeIdError::WrongScheme),
         };
         let (domain, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         trust_domain::validate(domain.as_bytes())?;
         validate_path(path)?;
 
-        let domain = domain.to_ascii_lowercase();
-        let text = format!("{SCHEME}{domain}{path}").into_boxed_str();
-        let path_start = SCHEME.len() + domain.len();
         Ok(Self(Arc::new(Inner {
-            text,
+            text: Box::from(id),
             trust_domain: TrustDomain::from_valid(Arc::from(domain)),
-            path_start,
+            path_start: SCHEME.len() + domain.len(),
         })))
     }
 
@@ -73,7 +79,7 @@ impl SpiffeId {
         Self::new(&format!("{SCHEME}{trust_domain}{path}"))
     }
 
-    /// The normalised ID.
+    /// The ID as text.
     pub fn as_str(&self) -> &str {
         &self.0.text
     }

@@ -1,24 +1,53 @@
 use super::*;
 
 #[test]
-fn accepts_valid_ids_and_normalises_case() {
-    for (input, normalised) in [
-        ("spiffe://example.org", "spiffe://example.org"),
-        (
-            "spiffe://example.org/workload",
-            "spiffe://example.org/workload",
-        ),
-        (
-            "spiffe://example.org/ns/a_b-c.d/sa/X1",
-            "spiffe://example.org/ns/a_b-c.d/sa/X1",
-        ),
-        ("SPIFFE://EXAMPLE.org/Path", "spiffe://example.org/Path"),
-        ("spiffe://a-b_c.9/...x/.y", "spiffe://a-b_c.9/...x/.y"),
+fn accepts_valid_ids_as_given() {
+    for input in [
+        "spiffe://example.org",
+        "spiffe://example.org/workload",
+        "spiffe://example.org/ns/a_b-c.d/sa/X1",
+        "spiffe://example.org/Path/UPPER",
+        "spiffe://a-b_c.9/...x/.y",
     ] {
         let id = SpiffeId::new(input).unwrap();
-        assert_eq!(id.as_str(), normalised, "{input}");
+        assert_eq!(id.as_str(), input);
         assert_eq!(id.to_string().parse::<SpiffeId>().unwrap(), id);
     }
+}
+
+#[test]
+fn rejects_upper_case_scheme_and_trust_domain() {
+    use SpiffeIdError::*;
+    for (input, expected) in [
+        ("SPIFFE://example.org/a", UppercaseScheme),
+        ("Spiffe://example.org", UppercaseScheme),
+        ("spiffE://example.org/a", UppercaseScheme),
+        (
+            "spiffe://EXAMPLE.org/Path",
+            UppercaseTrustDomain { byte: b'E' },
+        ),
+        (
+            "spiffe://example.Org/a",
+            UppercaseTrustDomain { byte: b'O' },
+        ),
+        // The scheme is checked first.
+        ("SPIFFE://EXAMPLE.org/Path", UppercaseScheme),
+    ] {
+        assert_eq!(SpiffeId::new(input), Err(expected), "{input:?}");
+    }
+    assert_eq!(
+        TrustDomain::new("Prod.Example"),
+        Err(UppercaseTrustDomain { byte: b'P' })
+    );
+    assert_eq!(
+        TrustDomain::from_id("spiffe://TD/x"),
+        Err(UppercaseTrustDomain { byte: b'T' })
+    );
+    // Other bytes keep their own error.
+    assert_eq!(
+        TrustDomain::new("prod:1"),
+        Err(BadTrustDomainChar { byte: b':' })
+    );
 }
 
 #[test]
@@ -76,12 +105,9 @@ fn length_limits() {
 
 #[test]
 fn parts_segments_and_prefixes() {
-    let td = TrustDomain::new("Prod.Example").unwrap();
+    let td = TrustDomain::new("prod.example").unwrap();
     let id = SpiffeId::from_parts(&td, "/ns/shop/sa/web").unwrap();
-    assert_eq!(
-        id.trust_domain(),
-        &TrustDomain::new("prod.example").unwrap()
-    );
+    assert_eq!(id.trust_domain(), &td);
     assert_eq!(
         id.segments().collect::<Vec<_>>(),
         ["ns", "shop", "sa", "web"]
@@ -103,7 +129,7 @@ fn parts_segments_and_prefixes() {
     assert_eq!(root.path(), "");
     assert_eq!(root.segments().count(), 0);
     assert_eq!(
-        TrustDomain::from_id("spiffe://TD/x").unwrap().as_str(),
+        TrustDomain::from_id("spiffe://td/x").unwrap().as_str(),
         "td"
     );
 }

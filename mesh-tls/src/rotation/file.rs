@@ -108,6 +108,16 @@ pub enum RotationError {
 }
 
 impl RotationError {
+    /// Every label [`reason`](Self::reason) returns (keep the two in step).
+    const REASONS: [&'static str; 6] = [
+        "read",
+        "svid",
+        "id_changed",
+        "expired",
+        "not_yet_valid",
+        "bundle",
+    ];
+
     /// A short label for metrics.
     fn reason(&self) -> &'static str {
         match self {
@@ -157,6 +167,16 @@ impl FileSource {
             .u64_counter("mesh.tls.identity.updates")
             .with_description("Changes of the SVID or trust bundle files, applied or rejected")
             .build();
+        // Every series exists from the start, at 0: Prometheus' `increase()` cannot see the step
+        // to a series' first sample, so the first refused update would otherwise go uncounted.
+        updates.add(0, &[KeyValue::new("outcome", "applied")]);
+        for reason in RotationError::REASONS {
+            let attributes = [
+                KeyValue::new("outcome", "rejected"),
+                KeyValue::new("reason", reason),
+            ];
+            updates.add(0, &attributes);
+        }
         Ok(Self {
             local_id: identity.svid().id().clone(),
             sender: watch::channel(Arc::new(identity)).0,

@@ -19,7 +19,6 @@ use mesh_observe::{ServerTraceLayer, TraceConfig};
 use mesh_retry::limit::{ConcurrencyConfig, ConcurrencyLimitLayer};
 use mesh_tls::authz::AuthzLayer;
 use opentelemetry::metrics::Meter;
-use opentelemetry::trace::TraceContextExt;
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceBuilder};
 
@@ -84,9 +83,9 @@ fn forward_server_span<B>(req: &mut Request<B>) {
     let Some(context) = req.extensions().get::<opentelemetry::Context>() else {
         return;
     };
-    let span = context.span().span_context().clone();
+    let context = context.clone();
     let formats = formats_of(req.headers());
-    propagation::inject(&span, formats, req.headers_mut());
+    propagation::inject_context(&context, formats, req.headers_mut());
 }
 
 /// The trace formats the caller used (W3C when it used none).

@@ -72,7 +72,9 @@ async fn the_app_sees_the_inbound_server_span_as_its_parent() {
     let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
     let headers = forwarded(&[
         ("traceparent", &traceparent),
-        ("tracestate", "vendor=value"),
+        // `tenant@vendor-system1`: a 14-character system id, valid but refused by
+        // opentelemetry's TraceState; the sidecar still forwards it.
+        ("tracestate", "vendor=value,tenant@vendor-system1=x"),
     ])
     .await;
     let got = header(&headers, "traceparent").expect("a traceparent for the app");
@@ -85,7 +87,10 @@ async fn the_app_sees_the_inbound_server_span_as_its_parent() {
     );
     assert_ne!(parts[2], "0000000000000000");
     assert_eq!(parts[3], "01", "the sampling decision is kept");
-    assert_eq!(header(&headers, "tracestate"), Some("vendor=value"));
+    assert_eq!(
+        header(&headers, "tracestate"),
+        Some("vendor=value,tenant@vendor-system1=x")
+    );
     assert!(
         header(&headers, "b3").is_none(),
         "no format the caller did not use"
