@@ -153,6 +153,7 @@ fn decision_series_exist_at_zero() {
         points,
         [
             ("allow".to_owned(), 0),
+            ("bad_request".to_owned(), 0),
             ("deny".to_owned(), 0),
             ("dry_run_deny".to_owned(), 0)
         ]

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use super::{Authz, AuthzPolicy};
 
 /// The values of the `decision` attribute of `mesh.tls.authz.decisions`.
-const DECISIONS: [&str; 3] = ["allow", "deny", "dry_run_deny"];
+pub(crate) const DECISIONS: [&str; 4] = ["allow", "deny", "dry_run_deny", "bad_request"];
 
 /// Applies an [`AuthzPolicy`] to every request; builds [`Authz`]. Holds only the policy (shared).
 #[derive(Clone, Debug)]
