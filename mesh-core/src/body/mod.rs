@@ -4,6 +4,9 @@
 //! share one type (a proxy answering some requests itself, the error-to-response layer replacing an
 //! error with a response), they use `Body`, which boxes any body whose error converts into
 //! [`BoxError`]. It is `Send` but not `Sync`, like hyper's own bodies, so anything that streams fits.
+//!
+//! [`IdleTimeoutBody`] bounds how long a body may keep its reader waiting: a proxy wraps the
+//! client's request body in it so that a stalled upload cannot hold an upstream connection.
 
 use std::fmt;
 use std::pin::Pin;
@@ -15,6 +18,10 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
 use crate::error::BoxError;
+
+mod idle;
+
+pub use idle::{BodyStalled, IdleTimeoutBody};
 
 /// A boxed HTTP body of [`Bytes`] frames.
 pub struct Body(UnsyncBoxBody<Bytes, BoxError>);
