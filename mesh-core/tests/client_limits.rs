@@ -19,8 +19,8 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
 use mesh_core::error::{
     BadRequest, ErrorResponseLayer, MESH_ERROR_HEADER, PoolExhausted, RequestBodyError,
     classify_failure, find_cause,
@@ -195,6 +195,11 @@ async fn http1_zero_pool_wait_fails_at_once_when_every_connection_is_busy() {
 
 /// An upstream that reads the whole request body before answering.
 async fn start_upstream() -> Endpoint {
+    start_upstream_speaking(false).await
+}
+
+/// [`start_upstream`], over HTTP/2 when `http2`.
+async fn start_upstream_speaking(http2: bool) -> Endpoint {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -204,9 +209,16 @@ async fn start_upstream() -> Endpoint {
                     let body = req.into_body().collect().await?.to_bytes();
                     Ok::<_, hyper::Error>(Response::new(Body::from(format!("{}", body.len()))))
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let io = TokioIo::new(stream);
+                if http2 {
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(io, service)
+                        .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                }
             });
         }
     });
@@ -278,23 +290,35 @@ async fn http1_malformed_chunked_request_body_is_a_400_not_an_upstream_failure()
     );
 }
 
-#[tokio::test]
-async fn http1_request_body_failure_is_a_bad_request_caused_by_the_body() {
-    let upstream = start_upstream().await;
-    let client: HttpClient<Body> =
-        HttpClient::new(upstream, TcpConnector::new(), ClientConfig::default());
+/// Sends a body that fails half-way to an upstream that reads it all, over `protocol`; the error.
+async fn send_failing_body(protocol: Protocol) -> BoxError {
+    let upstream = start_upstream_speaking(protocol == Protocol::Http2).await;
+    let config = ClientConfig::default().protocol(protocol);
+    let client: HttpClient<Body> = HttpClient::new(upstream, TcpConnector::new(), config);
     let body = Body::new(FailingBody(Some(Bytes::from_static(b"partial"))));
     let request = Request::post("/upload").body(body).unwrap();
+    client.oneshot(request).await.unwrap_err()
+}
 
-    let error: BoxError = client.oneshot(request).await.unwrap_err();
+fn assert_caused_by_the_body(error: &BoxError) {
     assert!(error.is::<BadRequest>(), "{error}");
     let cause =
-        find_cause::<RequestBodyError>(&*error).expect("the body's failure is in the chain");
+        find_cause::<RequestBodyError>(&**error).expect("the body's failure is in the chain");
     assert_eq!(
         std::error::Error::source(cause).unwrap().to_string(),
         "client went away"
     );
-    assert_eq!(classify_failure(&*error).status(), StatusCode::BAD_REQUEST);
+    assert_eq!(classify_failure(&**error).status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn http1_request_body_failure_is_a_bad_request_caused_by_the_body() {
+    assert_caused_by_the_body(&send_failing_body(Protocol::Http1).await);
+}
+
+#[tokio::test]
+async fn http2_request_body_failure_is_a_bad_request_caused_by_the_body() {
+    assert_caused_by_the_body(&send_failing_body(Protocol::Http2).await);
 }
 
 /// Yields one chunk, then fails as a client's upload does when the client disconnects.

@@ -59,7 +59,7 @@ struct Shared<B> {
 
 enum Transport<B> {
     Http1(Arc<Http1Pool<SentBody<B>>>),
-    Http2(Arc<Http2Connection<B>>),
+    Http2(Arc<Http2Connection<SentBody<B>>>),
 }
 
 impl<B> HttpClient<B>
@@ -188,7 +188,12 @@ where
                 }
             }
             Transport::Http2(connection) => match prepare_http2(&mut request, endpoint) {
-                Ok(()) => ResponseFuture::http2(connection.exchange(request)),
+                Ok(()) => {
+                    let (parts, body) = request.into_parts();
+                    let (body, failure) = SentBody::with_slot(body);
+                    let request = Request::from_parts(parts, body);
+                    ResponseFuture::http2(connection.exchange(request, failure))
+                }
                 Err(error) => ResponseFuture::failed(error),
             },
         }
