@@ -20,6 +20,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_core::classify::{ErrorKind, GrpcCode};
 use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
 use mesh_core::error::{
     BadRequest, ErrorResponseLayer, MESH_ERROR_HEADER, PoolExhausted, RequestBodyError,
@@ -151,6 +152,11 @@ async fn http1_pool_exhausted_for_the_pool_wait_fails_typed_then_recovers() {
         classify_failure(&*error).status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
+    assert_eq!(
+        classify_failure(&*error).grpc_status(),
+        GrpcCode::UNAVAILABLE
+    );
+    assert!(!ErrorKind::of_dyn(&*error).is_endpoint_failure());
     assert_eq!(start.elapsed(), WAIT);
 
     // The pool is known to be exhausted: the next request is ready at once and fails at once.
