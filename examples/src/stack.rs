@@ -32,7 +32,7 @@ use mesh_balance::discover::{
 };
 use mesh_balance::{Balance, BalanceConfig, LocalityConfig};
 use mesh_core::classify::MeshClassifier;
-use mesh_core::client::{ClientConfig, Connect, HttpClient, Protocol, TcpConnector};
+use mesh_core::client::{ClientConfig, Connect, HttpClient, TcpConnector};
 use mesh_core::{Body, BoxError, Endpoint, Locality};
 use mesh_observe::{ClientTraceLayer, TraceConfig};
 use mesh_retry::body::ReplayBody;
@@ -52,12 +52,15 @@ use crate::config::{Discovery, Service, Transport};
 /// breakers (they are one client); each clone must be polled ready before it is called.
 pub type Client = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
-/// Connection settings to an endpoint: the service's HTTP version, 1 s to connect (a peer that does
-/// not accept a TCP connection in a second is treated as down, and the retry layer moves on).
-fn peer_client_config(protocol: Protocol) -> ClientConfig {
+/// Connection settings to an endpoint: the service's HTTP version and HTTP/1.1 pool, 1 s to
+/// connect (a peer that does not accept a TCP connection in a second is treated as down, and the
+/// retry layer moves on).
+fn peer_client_config(service: &Service) -> ClientConfig {
     ClientConfig::default()
-        .protocol(protocol)
+        .protocol(service.protocol)
         .connect_timeout(Duration::from_secs(1))
+        .max_connections(service.max_connections)
+        .pool_wait_timeout(service.pool_wait_timeout)
 }
 
 /// Builds `service`'s client: discovery as configured, mTLS through `connector` (or plain TCP for a
@@ -200,7 +203,7 @@ where
             .name(service.name.clone())
             .meter(meter.clone()),
     )?;
-    let client_config = peer_client_config(service.protocol);
+    let client_config = peer_client_config(service);
     let make = move |ep: &Endpoint| {
         let breaker = breakers.get(ep.addr());
         let endpoint = with_identity(ep, identity.as_deref());

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::{
     AppConfig, AuthorizationConfig, BreakerSettings, BudgetConfig, DiscoveryConfig, EjectionConfig,
-    EndpointConfig, IdentityConfig, LimitName, Listeners, LocalityConfig, ProtocolName,
+    EndpointConfig, IdentityConfig, LimitName, Listeners, LocalityConfig, PoolConfig, ProtocolName,
     RetryConfig, RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
     VegasSettings,
 };

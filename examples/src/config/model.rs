@@ -230,6 +230,9 @@ pub struct ServiceConfig {
     /// Outlier ejection.
     #[serde(default)]
     pub ejection: EjectionConfig,
+    /// The HTTP/1.1 connection pool to each endpoint (`protocol = "http1"` only).
+    #[serde(default)]
+    pub pool: PoolConfig,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -408,6 +411,32 @@ impl Default for EjectionConfig {
             base_ejection_ms: 30_000,
             max_ejection_ms: 300_000,
             max_ejected_share: 0.5,
+        }
+    }
+}
+
+/// `[services.NAME.pool]`: the HTTP/1.1 connection pool to each endpoint. Used only with
+/// `protocol = "http1"`: over HTTP/2 one multiplexed connection carries every request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// The most connections to one endpoint, which is also the most requests in flight to it (an
+    /// HTTP/1.1 connection carries one at a time). At least 1. Default 64, mesh-core's. Clients
+    /// that read large responses slowly hold their connection until they finish, so size it for
+    /// them.
+    pub max_connections: usize,
+    /// How long a request waits for a busy pool to free a connection before it is answered
+    /// `503` with `mesh-error: pool_exhausted`, in milliseconds. Below 3000, the balancer's
+    /// fail-fast time, or a saturated endpoint would read as `no_endpoints`. Default 1000,
+    /// mesh-core's: a connection frees in milliseconds unless it is held by a stalled response.
+    pub wait_timeout_ms: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            wait_timeout_ms: 1000,
         }
     }
 }

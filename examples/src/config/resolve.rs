@@ -20,8 +20,8 @@ use mesh_tls::{Authorizer, SpiffeId, TrustDomain};
 
 use super::ConfigError;
 use super::model::{
-    AppConfig, AuthorizationConfig, DiscoveryConfig, IdentityConfig, LimitName, ProtocolName,
-    RetryConfig, RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
+    AppConfig, AuthorizationConfig, DiscoveryConfig, IdentityConfig, LimitName, PoolConfig,
+    ProtocolName, RetryConfig, RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
 };
 
 /// A checked configuration.
@@ -98,6 +98,11 @@ pub struct Service {
     pub breaker: BreakerConfig,
     /// Outlier ejection.
     pub outliers: OutlierConfig,
+    /// HTTP/1.1 only: the most connections to one endpoint (at least 1).
+    pub max_connections: usize,
+    /// HTTP/1.1 only: how long a request waits for a free connection (below the balancer's
+    /// 3 s fail-fast time).
+    pub pool_wait_timeout: Duration,
 }
 
 /// How a service's endpoints are reached.
@@ -463,6 +468,7 @@ pub(crate) fn service(
                 format!("`{}`: {}", err.key(), err.reason()),
             )
         })?;
+    let (max_connections, pool_wait_timeout) = pool(&key, &raw.pool)?;
     Ok(Service {
         name: name.to_owned(),
         authorities,
@@ -474,6 +480,8 @@ pub(crate) fn service(
         budget,
         breaker,
         outliers,
+        max_connections,
+        pool_wait_timeout,
     })
 }
 
@@ -520,6 +528,28 @@ fn is_standard(method: &Method) -> bool {
         Method::PATCH,
     ]
     .contains(method)
+}
+
+/// The balancer's fail-fast time in the stack (mesh-balance's default): a pool wait at least this
+/// long would let the balancer answer `no_endpoints` first.
+const BALANCER_FAIL_FAST_MS: u64 = 3000;
+
+fn pool(key: &str, raw: &PoolConfig) -> Result<(usize, Duration), ConfigError> {
+    if raw.max_connections == 0 {
+        return Err(ConfigError::invalid(
+            format!("{key}.pool.max_connections"),
+            "must be at least 1",
+        ));
+    }
+    if raw.wait_timeout_ms >= BALANCER_FAIL_FAST_MS {
+        return Err(ConfigError::invalid(
+            format!("{key}.pool.wait_timeout_ms"),
+            format!(
+                "must be below {BALANCER_FAIL_FAST_MS} (the balancer's fail-fast time), or a saturated endpoint is reported as no_endpoints"
+            ),
+        ));
+    }
+    Ok((raw.max_connections, ms(raw.wait_timeout_ms)))
 }
 
 fn discovery(key: &str, raw: &ServiceConfig, base: &Path) -> Result<Discovery, ConfigError> {

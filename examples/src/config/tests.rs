@@ -154,6 +154,14 @@ fn semantic_errors_name_the_key_path() {
             "services.orders.identity",
         ),
         (
+            format!("{SERVICE}[services.orders.pool]\nmax_connections = 0\n"),
+            "services.orders.pool.max_connections",
+        ),
+        (
+            format!("{SERVICE}[services.orders.pool]\nwait_timeout_ms = 3000\n"),
+            "services.orders.pool.wait_timeout_ms",
+        ),
+        (
             format!("{SERVICE}[services.copy]\nauthorities = [\"ORDERS\"]\ndiscovery = {{ kind = \"dns\", host = \"orders.internal\", port = 80, nameserver = \"127.0.0.1:53\" }}\n"),
             "services.orders.authorities[1]",
         ),
@@ -384,5 +392,25 @@ fn the_readme_sample_is_a_valid_configuration() {
     assert_eq!(
         sidecar.services[0].authorities,
         ["orders", "orders.svc:8080"]
+    );
+}
+
+#[test]
+fn the_http1_pool_is_set_per_service() {
+    let sidecar = check(
+        "[services.web]\nauthorities = [\"web\"]\ntransport = \"plaintext\"\nprotocol = \"http1\"\n\
+         discovery = { kind = \"static\", endpoints = [{ address = \"127.0.0.1:8081\" }] }\n\
+         pool = { max_connections = 256, wait_timeout_ms = 250 }\n",
+    )
+    .unwrap();
+    let web = &sidecar.services[0];
+    assert_eq!(web.max_connections, 256);
+    assert_eq!(web.pool_wait_timeout, std::time::Duration::from_millis(250));
+    // Without the table: mesh-core's defaults.
+    let sidecar = check(SERVICE).unwrap();
+    assert_eq!(sidecar.services[0].max_connections, 64);
+    assert_eq!(
+        sidecar.services[0].pool_wait_timeout,
+        std::time::Duration::from_secs(1)
     );
 }

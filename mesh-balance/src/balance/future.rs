@@ -63,7 +63,11 @@ where
             Err(error) => {
                 let error = error.into();
                 let kind = ErrorKind::of_dyn(&*error);
-                ticket.complete(Some(&Outcome::Failure(FailureClass::Error(kind))));
+                // A failure that says nothing about the endpoint (the client's malformed request,
+                // a saturated local pool) is recorded as if cancelled: no latency sample, no
+                // verdict for ejection.
+                let outcome = Outcome::Failure(FailureClass::Error(kind));
+                ticket.complete(kind.is_endpoint_failure().then_some(&outcome));
                 Poll::Ready(Err(error))
             }
         }

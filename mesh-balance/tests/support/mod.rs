@@ -64,6 +64,8 @@ pub struct Behaviour {
     pub built: AtomicUsize,
     pub waker: Mutex<Option<Waker>>,
     pub hits: AtomicUsize,
+    /// Fail every request with this error instead of answering.
+    pub fail_with: Mutex<Option<fn() -> BoxError>>,
 }
 
 impl Behaviour {
@@ -78,6 +80,7 @@ impl Behaviour {
             built: AtomicUsize::new(0),
             waker: Mutex::new(None),
             hits: AtomicUsize::new(0),
+            fail_with: Mutex::new(None),
         }
     }
     pub fn hits(&self) -> usize {
@@ -129,8 +132,12 @@ impl Service<Request<()>> for Fake {
             status = if n.is_multiple_of(2) { 500 } else { 200 };
         }
         let retry_after = b.retry_after.load(Ordering::SeqCst);
+        let fail_with = *b.fail_with.lock().unwrap();
         Box::pin(async move {
             tokio::time::sleep(latency).await;
+            if let Some(error) = fail_with {
+                return Err(error());
+            }
             let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
             *res.status_mut() = StatusCode::from_u16(status).unwrap();
             if retry_after {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::error::{
     BadRequest, BoxError, BudgetExhausted, CircuitOpen, ConnectError, MethodNotAllowed,
-    NoEndpoints, Overloaded, RateLimited, Timeout, Unauthorized, UpstreamError,
+    NoEndpoints, Overloaded, PoolExhausted, RateLimited, Timeout, Unauthorized, UpstreamError,
 };
 
 /// A short, stable name for an error returned instead of a response.
@@ -38,6 +38,9 @@ pub enum ErrorKind {
     CircuitOpen,
     /// No endpoint could take the request ([`NoEndpoints`]).
     NoEndpoints,
+    /// The endpoint's HTTP/1.1 connections all stayed busy for the client's pool wait
+    /// ([`PoolExhausted`]): the endpoint is there but saturated.
+    PoolExhausted,
     /// The retry budget was exhausted ([`BudgetExhausted`]).
     BudgetExhausted,
     /// A rate limit refused the request ([`RateLimited`]).
@@ -95,6 +98,9 @@ impl ErrorKind {
         if err.is::<NoEndpoints>() {
             return Some(Self::NoEndpoints);
         }
+        if err.is::<PoolExhausted>() {
+            return Some(Self::PoolExhausted);
+        }
         if err.is::<BudgetExhausted>() {
             return Some(Self::BudgetExhausted);
         }
@@ -120,8 +126,23 @@ impl ErrorKind {
         }
     }
 
+    /// Whether an error of this kind says something about the endpoint the request went to, so
+    /// that outlier ejection and load estimates should count it.
+    ///
+    /// `false` for failures of the request itself ([`BadRequest`](Self::BadRequest): a body that
+    /// broke on the client's side; [`MethodNotAllowed`](Self::MethodNotAllowed)) and for
+    /// [`PoolExhausted`](Self::PoolExhausted), which says the endpoint is busy, not broken, and
+    /// fails at once without sending anything (counting its near-zero latency would make the
+    /// saturated endpoint look fast). `true` for every other kind.
+    pub const fn is_endpoint_failure(self) -> bool {
+        !matches!(
+            self,
+            Self::BadRequest | Self::MethodNotAllowed | Self::PoolExhausted
+        )
+    }
+
     /// A short, stable, lower-case name: `"timeout"`, `"connect"`, `"upstream"`, `"circuit_open"`,
-    /// `"no_endpoints"`, `"budget_exhausted"`, `"rate_limited"`, `"overloaded"`, `"unauthorized"`,
+    /// `"no_endpoints"`, `"pool_exhausted"`, `"budget_exhausted"`, `"rate_limited"`, `"overloaded"`, `"unauthorized"`,
     /// `"bad_request"`, `"method_not_allowed"`, `"transport"`. Suitable as a metric label.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -130,6 +151,7 @@ impl ErrorKind {
             Self::Upstream { .. } => "upstream",
             Self::CircuitOpen => "circuit_open",
             Self::NoEndpoints => "no_endpoints",
+            Self::PoolExhausted => "pool_exhausted",
             Self::BudgetExhausted => "budget_exhausted",
             Self::RateLimited => "rate_limited",
             Self::Overloaded => "overloaded",
@@ -185,6 +207,7 @@ fn as_dyn_error<E: 'static>(error: &E) -> Option<&(dyn Error + 'static)> {
         UpstreamError,
         CircuitOpen,
         NoEndpoints,
+        PoolExhausted,
         BudgetExhausted,
         RateLimited,
         Overloaded,

@@ -47,6 +47,19 @@ pub struct ClientConfig {
     /// HTTP/1.1 only: the most connections open at once, which is also the most requests in flight,
     /// since an HTTP/1.1 connection carries one request at a time. Default 64. Values below 1 count as 1.
     pub max_connections: usize,
+    /// HTTP/1.1 only: how long a request may wait for one of the
+    /// [`max_connections`](ClientConfig::max_connections) to come free before it fails with
+    /// [`PoolExhausted`](crate::error::PoolExhausted). Once one request has waited that long in vain,
+    /// later requests fail at once, without waiting, until a connection is free again.
+    ///
+    /// Default 1 s. A connection frees when its response body has been read to the end, which inside
+    /// a mesh takes milliseconds; a request still waiting after a second is queued behind long or
+    /// stalled responses (clients reading a large body slowly), and is better failed, or retried on
+    /// another endpoint, since it was never sent. It must stay below the balancer's fail-fast time
+    /// (3 s by default in `mesh-balance`), or a saturated endpoint is reported as
+    /// [`NoEndpoints`](crate::error::NoEndpoints) instead. Zero: fail at once when every connection
+    /// is busy.
+    pub pool_wait_timeout: Duration,
     /// HTTP/1.1 only: an idle connection unused for longer than this is closed instead of reused.
     /// Default 20 s: below the 30 s after which hyper-based servers (mesh-core's among them) close an
     /// idle HTTP/1.1 connection, so the client, not the server, ends it, and a request is never written
@@ -65,6 +78,7 @@ impl Default for ClientConfig {
             protocol: Protocol::Http1,
             connect_timeout: Duration::from_secs(1),
             max_connections: 64,
+            pool_wait_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(20),
             http2_keep_alive_interval: None,
         }
@@ -87,6 +101,12 @@ impl ClientConfig {
     /// Sets [`max_connections`](ClientConfig::max_connections).
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
+        self
+    }
+
+    /// Sets [`pool_wait_timeout`](ClientConfig::pool_wait_timeout).
+    pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_wait_timeout = timeout;
         self
     }
 

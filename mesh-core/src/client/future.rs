@@ -10,38 +10,43 @@ use hyper::body::Incoming;
 
 use super::http1::Http1Exchange;
 use super::http2::Http2Exchange;
+use super::request_body::SentBody;
 use crate::error::BoxError;
 
 /// Resolves to the response head once the endpoint answers; the body streams afterwards.
 ///
 /// Errors are [`ConnectError`](crate::error::ConnectError) (no connection could be made; the request
-/// was not sent) or [`UpstreamError`](crate::error::UpstreamError) (the exchange failed; its
-/// `request_sent` says whether the endpoint may have seen the request).
+/// was not sent), [`UpstreamError`](crate::error::UpstreamError) (the exchange failed; its
+/// `request_sent` says whether the endpoint may have seen the request),
+/// [`PoolExhausted`](crate::error::PoolExhausted) (HTTP/1.1: no connection came free in time; not
+/// sent) or [`BadRequest`](crate::error::BadRequest) (the request's own body failed; its cause chain
+/// holds a [`RequestBodyError`](crate::error::RequestBodyError)).
 ///
 /// Dropping the future cancels the request without leaking anything: an HTTP/1.1 connection that was
 /// carrying it is closed (the protocol cannot abandon one request and keep the connection) and its
 /// slot is released; an HTTP/2 stream is reset while the connection stays up.
 ///
 /// Per request, the future allocates once, to hold hyper's send future, whose type cannot be named;
-/// making a new connection allocates a little more.
+/// with HTTP/2 a second, small allocation keeps the request body's failure, should it fail; making a
+/// new connection allocates a little more.
 pub struct ResponseFuture<B> {
     kind: Kind<B>,
 }
 
 enum Kind<B> {
-    Http1(Http1Exchange<B>),
-    Http2(Http2Exchange<B>),
+    Http1(Http1Exchange<SentBody<B>>),
+    Http2(Http2Exchange<SentBody<B>>),
     Failed(Option<BoxError>),
 }
 
 impl<B> ResponseFuture<B> {
-    pub(crate) fn http1(exchange: Http1Exchange<B>) -> Self {
+    pub(crate) fn http1(exchange: Http1Exchange<SentBody<B>>) -> Self {
         Self {
             kind: Kind::Http1(exchange),
         }
     }
 
-    pub(crate) fn http2(exchange: Http2Exchange<B>) -> Self {
+    pub(crate) fn http2(exchange: Http2Exchange<SentBody<B>>) -> Self {
         Self {
             kind: Kind::Http2(exchange),
         }
@@ -57,6 +62,7 @@ impl<B> ResponseFuture<B> {
 impl<B> Future for ResponseFuture<B>
 where
     B: http_body::Body + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     type Output = Result<Response<Incoming>, BoxError>;
 

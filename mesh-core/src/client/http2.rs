@@ -20,7 +20,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http2::SendRequest};
 
 use super::connect::{BoxFuture, Dial};
-use crate::error::{BoxError, ConnectError, UpstreamError, find_cause};
+use super::request_body::BodyFailure;
+use crate::error::{BadRequest, BoxError, ConnectError, UpstreamError, find_cause};
 
 type SendFuture<B> = BoxFuture<Result<Response<Incoming>, TrySendError<Request<B>>>>;
 
@@ -90,7 +91,11 @@ impl<B: Send + 'static> Http2Connection<B> {
     }
 
     /// Starts the exchange of `request`, at once when the connection is up.
-    pub(crate) fn exchange(self: &Arc<Self>, request: Request<B>) -> Http2Exchange<B>
+    pub(crate) fn exchange(
+        self: &Arc<Self>,
+        request: Request<B>,
+        body_failure: BodyFailure,
+    ) -> Http2Exchange<B>
     where
         B: http_body::Body,
     {
@@ -113,6 +118,7 @@ impl<B: Send + 'static> Http2Connection<B> {
             step,
             waiting,
             retried: false,
+            body_failure,
         }
     }
 }
@@ -126,6 +132,8 @@ pub(crate) struct Http2Exchange<B> {
     waiting: Option<Request<B>>,
     /// A request handed back unsent by a closing connection is tried once more on a new one.
     retried: bool,
+    /// Where the request body's own failure is kept: hyper only resets the stream.
+    body_failure: BodyFailure,
 }
 
 // Nothing in an exchange is pinned in place (the futures are boxed, the request is only moved).
@@ -192,7 +200,13 @@ where
                                     UpstreamError::unsent(error.into_error()).into()
                                 ));
                             }
-                            None => return Poll::Ready(Err(classify(error.into_error()))),
+                            None => {
+                                let error = match this.body_failure.take() {
+                                    Some(body) => BadRequest::new(body).into(),
+                                    None => classify(error.into_error()),
+                                };
+                                return Poll::Ready(Err(error));
+                            }
                         },
                     }
                 }

@@ -6,7 +6,9 @@
 //! - **HTTP/1.1** ([`Protocol::Http1`], the default): a pool of at most
 //!   [`max_connections`](ClientConfig::max_connections) keep-alive connections. HTTP/1.1 carries one
 //!   request at a time per connection, so the limit is also the number of requests in flight, and it is
-//!   enforced through readiness: `poll_ready` reserves a slot and is `Pending` while all are busy. A
+//!   enforced through readiness: `poll_ready` reserves a slot and is `Pending` while all are busy, for
+//!   at most [`pool_wait_timeout`](ClientConfig::pool_wait_timeout); past it the request fails with
+//!   [`PoolExhausted`](crate::error::PoolExhausted) (503 `pool_exhausted` at a proxy edge). A
 //!   connection returns to the pool once its response body has been read to the end; one whose body
 //!   was dropped early is closed instead (hyper cannot reuse it). Idle connections are reused most
 //!   recent first; those the server closed, or idle for longer than
@@ -27,7 +29,11 @@
 //!   [`UpstreamError`](crate::error::UpstreamError) when the exchange failed, with
 //!   [`request_sent`](crate::error::UpstreamError::request_sent) `false` when the request certainly did
 //!   not reach the server (a closed pooled connection, HTTP/2 `REFUSED_STREAM`, a stream above a
-//!   graceful `GOAWAY`), which a retry layer may use.
+//!   graceful `GOAWAY`), which a retry layer may use. When the request's own body fails while it is
+//!   sent (a client's malformed chunked upload that a proxy forwards), the error is a
+//!   [`BadRequest`](crate::error::BadRequest) caused by a
+//!   [`RequestBodyError`](crate::error::RequestBodyError): the client's fault, `400` at a proxy edge,
+//!   and not counted against the endpoint.
 //!
 //! Requests are adjusted for the wire: HTTP/1.1 gets an origin-form target and a `Host` header; HTTP/2
 //! gets a scheme and authority in its URI (from the request, its `Host` header, or the endpoint
@@ -62,6 +68,7 @@ mod future;
 mod http1;
 mod http2;
 mod request;
+mod request_body;
 mod service;
 
 pub use config::{ClientConfig, Protocol};

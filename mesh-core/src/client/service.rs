@@ -1,22 +1,21 @@
 //! [`HttpClient`]: the `tower::Service` that sends requests to one endpoint.
 
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use http_body::Body as HttpBody;
 use hyper::body::Incoming;
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tower_service::Service;
 
 use super::config::{ClientConfig, Protocol};
 use super::connect::{Connect, ConnectionCount, Dialer};
 use super::future::ResponseFuture;
-use super::http1::Http1Pool;
+use super::http1::{Http1Pool, Reservation, Reserved, exhausted};
 use super::http2::Http2Connection;
 use super::request::{prepare_http1, prepare_http2};
+use super::request_body::SentBody;
 use crate::Endpoint;
 use crate::error::BoxError;
 
@@ -33,11 +32,20 @@ use crate::error::BoxError;
 /// response future) releases the one it holds. With HTTP/2, `poll_ready` is always ready: requests
 /// beyond the server's stream limit wait inside the connection.
 ///
+/// The HTTP/1.1 wait is bounded by [`pool_wait_timeout`](ClientConfig::pool_wait_timeout): when no
+/// slot came free in that time, `poll_ready` returns `Ready(Ok)` all the same and `call` fails at
+/// once with [`PoolExhausted`](crate::error::PoolExhausted), without sending anything. Later
+/// `poll_ready` calls then take that shortcut without waiting, until a slot has been taken again. A
+/// balancer thus routes around a saturated endpoint while it waits, and a caller gets a typed
+/// `PoolExhausted` rather than an endpoint that looks gone. A clone that gave up looks for a free
+/// slot again on its next `poll_ready`.
+///
 /// # Panics
 ///
 /// With HTTP/1.1, `call` panics if `poll_ready` has not returned `Ready(Ok)` first, as tower requires.
 /// Connections are driven by tasks spawned with `tokio::spawn`, so requests must be sent from within a
-/// tokio runtime.
+/// tokio runtime. With HTTP/1.1, `poll_ready` also needs a runtime (with time enabled) once every
+/// slot is busy, to time the wait.
 pub struct HttpClient<B = crate::Body> {
     shared: Arc<Shared<B>>,
     reservation: Reservation,
@@ -50,8 +58,8 @@ struct Shared<B> {
 }
 
 enum Transport<B> {
-    Http1(Arc<Http1Pool<B>>),
-    Http2(Arc<Http2Connection<B>>),
+    Http1(Arc<Http1Pool<SentBody<B>>>),
+    Http2(Arc<Http2Connection<SentBody<B>>>),
 }
 
 impl<B> HttpClient<B>
@@ -75,6 +83,7 @@ where
         let transport = match config.protocol {
             Protocol::Http1 => Transport::Http1(Arc::new(Http1Pool::new(
                 config.effective_max_connections(),
+                config.pool_wait_timeout,
                 config.idle_timeout,
                 dialer,
             ))),
@@ -137,7 +146,7 @@ impl<B> fmt::Debug for HttpClient<B> {
             .field("endpoint", &self.shared.endpoint)
             .field("protocol", &self.protocol())
             .field("open_connections", &self.open_connections())
-            .field("reserved", &self.reservation.permit.is_some())
+            .field("reserved", &self.reservation.has_slot())
             .finish()
     }
 }
@@ -154,7 +163,7 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match &self.shared.transport {
-            Transport::Http1(pool) => self.reservation.poll_acquire(pool.permits(), cx),
+            Transport::Http1(pool) => self.reservation.poll_acquire(pool.slots(), cx),
             Transport::Http2(_) => Poll::Ready(Ok(())),
         }
     }
@@ -163,71 +172,30 @@ where
         let endpoint = &self.shared.endpoint;
         match &self.shared.transport {
             Transport::Http1(pool) => {
-                let permit = self
+                let permit = match self
                     .reservation
-                    .permit
                     .take()
-                    .expect("poll_ready must be called first");
+                    .expect("poll_ready must be called first")
+                {
+                    Reserved::Slot(permit) => permit,
+                    Reserved::Exhausted => return ResponseFuture::failed(exhausted()),
+                };
                 match prepare_http1(&mut request, endpoint) {
-                    Ok(()) => ResponseFuture::http1(pool.exchange(request, permit)),
+                    Ok(()) => {
+                        ResponseFuture::http1(pool.exchange(request.map(SentBody::new), permit))
+                    }
                     Err(error) => ResponseFuture::failed(error),
                 }
             }
             Transport::Http2(connection) => match prepare_http2(&mut request, endpoint) {
-                Ok(()) => ResponseFuture::http2(connection.exchange(request)),
+                Ok(()) => {
+                    let (parts, body) = request.into_parts();
+                    let (body, failure) = SentBody::with_slot(body);
+                    let request = Request::from_parts(parts, body);
+                    ResponseFuture::http2(connection.exchange(request, failure))
+                }
                 Err(error) => ResponseFuture::failed(error),
             },
         }
     }
-}
-
-/// One clone's reserved HTTP/1.1 slot, or its place in the queue for one.
-#[derive(Default)]
-struct Reservation {
-    permit: Option<OwnedSemaphorePermit>,
-    /// Boxed, but only while every slot is busy: the common case takes a permit without waiting.
-    /// `Sync` so that the client is `Sync` too, as some frameworks ask of services.
-    waiting: Option<AcquireFuture>,
-}
-
-impl Reservation {
-    fn poll_acquire(
-        &mut self,
-        permits: &Arc<Semaphore>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), BoxError>> {
-        if self.permit.is_some() {
-            return Poll::Ready(Ok(()));
-        }
-        let waiting = match &mut self.waiting {
-            Some(waiting) => waiting,
-            None => match permits.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    self.permit = Some(permit);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(TryAcquireError::NoPermits) => self
-                    .waiting
-                    .insert(Box::pin(permits.clone().acquire_owned())),
-                Err(TryAcquireError::Closed) => return Poll::Ready(Err(pool_closed())),
-            },
-        };
-        let acquired = std::task::ready!(waiting.as_mut().poll(cx));
-        self.waiting = None;
-        match acquired {
-            Ok(permit) => {
-                self.permit = Some(permit);
-                Poll::Ready(Ok(()))
-            }
-            Err(_closed) => Poll::Ready(Err(pool_closed())),
-        }
-    }
-}
-
-type AcquireFuture =
-    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + Sync>>;
-
-/// The pool's semaphore is never closed; this only avoids a panic should that change.
-fn pool_closed() -> BoxError {
-    "HTTP/1.1 connection pool closed".into()
 }

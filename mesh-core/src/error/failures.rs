@@ -44,6 +44,17 @@ unit_failure!(
 );
 
 unit_failure!(
+    /// Every connection of an HTTP/1.1 client's pool stayed busy for the client's
+    /// [`pool_wait_timeout`](crate::client::ClientConfig::pool_wait_timeout): the endpoint is
+    /// reachable but saturated, for example by responses that their readers consume slowly. The
+    /// request was never sent, so it is safe to try elsewhere. Maps to `503` at a proxy edge, with
+    /// `mesh-error: pool_exhausted`, so that it reads differently from a missing endpoint
+    /// ([`NoEndpoints`]).
+    PoolExhausted,
+    "connection pool exhausted"
+);
+
+unit_failure!(
     /// A retry or hedge was wanted but the retry budget had none left.
     BudgetExhausted,
     "retry budget exhausted"
@@ -172,6 +183,40 @@ impl fmt::Display for BadRequest {
 }
 
 impl std::error::Error for BadRequest {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// The downstream client's request body failed while it was being forwarded: framing that broke
+/// (an invalid chunk size, a body shorter than its `Content-Length`), or a client that went away
+/// in the middle of its upload.
+///
+/// The HTTP client returns it inside a [`BadRequest`], so that a proxy answers `400` instead of
+/// blaming the upstream endpoint (`502`); find it with
+/// [`find_cause`](super::find_cause). The body's own error is the
+/// [`source`](std::error::Error::source).
+#[derive(Debug)]
+pub struct RequestBodyError {
+    source: BoxError,
+}
+
+impl RequestBodyError {
+    /// The failure, caused by `source` (the error the request body returned).
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for RequestBodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request body failed: {}", self.source)
+    }
+}
+
+impl std::error::Error for RequestBodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.source)
     }

@@ -21,7 +21,7 @@ mod response;
 
 pub use failures::{
     BadRequest, BudgetExhausted, CircuitOpen, ConnectError, MethodNotAllowed, NoEndpoints,
-    Overloaded, RateLimited, Timeout, Unauthorized, UpstreamError,
+    Overloaded, PoolExhausted, RateLimited, RequestBodyError, Timeout, Unauthorized, UpstreamError,
 };
 pub use response::{
     ErrorResponse, ErrorResponseFuture, ErrorResponseLayer, FailureResponse, MESH_ERROR_HEADER,

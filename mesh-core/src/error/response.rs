@@ -45,6 +45,7 @@ impl FailureResponse {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::CircuitOpen
             | ErrorKind::NoEndpoints
+            | ErrorKind::PoolExhausted
             | ErrorKind::BudgetExhausted
             | ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             // Connect, Upstream, Transport, and kinds added later: nothing valid came from upstream.
@@ -134,6 +135,7 @@ pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureRespo
 /// |---------------------------------|------|------------------------|--------------------|
 /// | [`CircuitOpen`]                 | 503  | 14 `UNAVAILABLE`       | `circuit_open`     |
 /// | [`NoEndpoints`]                 | 503  | 14 `UNAVAILABLE`       | `no_endpoints`     |
+/// | [`PoolExhausted`]               | 503  | 14 `UNAVAILABLE`       | `pool_exhausted`   |
 /// | [`BudgetExhausted`]             | 503  | 14 `UNAVAILABLE`       | `budget_exhausted` |
 /// | [`Overloaded`]                  | 503  | 14 `UNAVAILABLE`       | `overloaded`       |
 /// | [`Timeout`] (or an I/O timeout) | 504  | 4 `DEADLINE_EXCEEDED`  | `timeout`          |
@@ -166,6 +168,7 @@ pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureRespo
 ///
 /// [`CircuitOpen`]: super::CircuitOpen
 /// [`NoEndpoints`]: super::NoEndpoints
+/// [`PoolExhausted`]: super::PoolExhausted
 /// [`BudgetExhausted`]: super::BudgetExhausted
 /// [`Overloaded`]: super::Overloaded
 /// [`Timeout`]: super::Timeout

@@ -242,6 +242,15 @@ impl Drop for BreakerPermit {
 }
 
 fn verdict(shared: &Shared, outcome: &Outcome, elapsed: Duration) -> Verdict {
+    // The client's own malformed request, or a saturated local pool, says nothing about the
+    // service's health (see `ErrorKind::is_endpoint_failure`).
+    if let Outcome::Failure(class) = outcome
+        && class
+            .error_kind()
+            .is_some_and(|kind| !kind.is_endpoint_failure())
+    {
+        return Verdict::Ignored;
+    }
     let overloaded = match outcome {
         Outcome::Success => false,
         Outcome::Failure(class) => {

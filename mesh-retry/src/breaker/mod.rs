@@ -29,7 +29,10 @@
 //! the inner service are classified with [`ErrorKind::of`]. "Overloaded" answers (429, 503 with
 //! `Retry-After`, and [`Overloaded`] / [`RateLimited`] errors) count as neither success nor
 //! failure unless [`BreakerConfig::count_overloaded`] is set: the server is alive and asks for
-//! less traffic, which a retry budget or limiter should handle, not an outage detector.
+//! less traffic, which a retry budget or limiter should handle, not an outage detector. Errors
+//! that say nothing about the service's health ([`ErrorKind::is_endpoint_failure`] is `false`)
+//! are never counted: a client's malformed request body (`BadRequest`), a saturated local
+//! connection pool (`PoolExhausted`).
 //!
 //! **Two modes** ([`BreakerMode`]): fail fast — `poll_ready` stays ready and refused calls fail with
 //! [`CircuitOpen`] — for a route-level breaker; or gate — `poll_ready` is `Pending` while the breaker
@@ -92,6 +95,7 @@
 //! [`MeshClassifier`]: mesh_core::classify::MeshClassifier
 //! [`observe_response`]: mesh_core::classify::observe_response
 //! [`ErrorKind::of`]: mesh_core::classify::ErrorKind::of
+//! [`ErrorKind::is_endpoint_failure`]: mesh_core::classify::ErrorKind::is_endpoint_failure
 //! [`Overloaded`]: mesh_core::error::Overloaded
 //! [`RateLimited`]: mesh_core::error::RateLimited
 //! [`CircuitOpen`]: mesh_core::error::CircuitOpen

@@ -12,7 +12,9 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::pool::Http1Pool;
 use crate::client::connect::BoxFuture;
-use crate::error::{BoxError, ConnectError, UpstreamError};
+use crate::error::{
+    BadRequest, BoxError, ConnectError, RequestBodyError, UpstreamError, find_cause,
+};
 
 type SendFuture<B> = BoxFuture<Result<Response<Incoming>, TrySendError<Request<B>>>>;
 
@@ -138,17 +140,23 @@ where
                                     UpstreamError::unsent(error.into_error()).into()
                                 ));
                             }
-                            None => {
-                                return Poll::Ready(Err(
-                                    UpstreamError::new(error.into_error()).into()
-                                ));
-                            }
+                            None => return Poll::Ready(Err(exchange_failed(error.into_error()))),
                         },
                     }
                 }
                 Step::Done => return Poll::Ready(Err(polled_after_completion())),
             }
         }
+    }
+}
+
+/// The error of an exchange that failed after the request went out: the client's fault when its own
+/// body failed (hyper keeps the body's [`RequestBodyError`] in the cause chain), else the endpoint's.
+fn exchange_failed(error: hyper::Error) -> BoxError {
+    if find_cause::<RequestBodyError>(&error).is_some() {
+        BadRequest::new(error).into()
+    } else {
+        UpstreamError::new(error).into()
     }
 }
 

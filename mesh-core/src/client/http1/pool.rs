@@ -13,15 +13,16 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use hyper::client::conn::http1::SendRequest;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::reservation::Slots;
 use crate::client::connect::Dial;
 
 /// The HTTP/1.1 connections of one client and all its clones.
 pub(crate) struct Http1Pool<B> {
     state: Mutex<PoolState<B>>,
-    permits: Arc<Semaphore>,
+    slots: Slots,
     idle_timeout: Duration,
     pub(super) dialer: Box<dyn Dial<SendRequest<B>>>,
 }
@@ -51,6 +52,7 @@ fn is_ready<B>(sender: &SendRequest<B>) -> bool {
 impl<B> Http1Pool<B> {
     pub(crate) fn new(
         max_connections: usize,
+        wait_timeout: Duration,
         idle_timeout: Duration,
         dialer: Box<dyn Dial<SendRequest<B>>>,
     ) -> Self {
@@ -59,15 +61,15 @@ impl<B> Http1Pool<B> {
                 idle: Vec::new(),
                 returning: Vec::new(),
             }),
-            permits: Arc::new(Semaphore::new(max_connections)),
+            slots: Slots::new(max_connections, wait_timeout),
             idle_timeout,
             dialer,
         }
     }
 
-    /// The semaphore whose permits bound the requests (and so the busy connections).
-    pub(crate) fn permits(&self) -> &Arc<Semaphore> {
-        &self.permits
+    /// The slots that bound the requests (and so the busy connections).
+    pub(crate) fn slots(&self) -> &Slots {
+        &self.slots
     }
 
     /// How many connections sit idle, usable or not yet found stale.
