@@ -184,9 +184,25 @@ pub struct ServerSettings {
     /// The largest request head (request line and headers) in bytes; at least 8 192. Default
     /// 65 536; larger heads are answered `431`.
     pub max_request_head_bytes: Option<usize>,
+    /// Cuts a request whose body stops arriving for this many milliseconds while it is being
+    /// forwarded (a stalled upload holding an upstream connection); the client gets `400` if it
+    /// still listens. 0 never does. Default 30 000, like the other idle bounds.
+    pub request_body_idle_timeout_ms: Option<u64>,
 }
 
+/// The default of [`ServerSettings::request_body_idle_timeout_ms`].
+const REQUEST_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl ServerSettings {
+    /// How long a forwarded request body may stall (`None`: no bound).
+    pub fn request_body_idle_timeout(&self) -> Option<Duration> {
+        match self.request_body_idle_timeout_ms {
+            None => Some(REQUEST_BODY_IDLE_TIMEOUT),
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+        }
+    }
+
     /// mesh-core's server configuration with these settings applied.
     ///
     /// # Errors

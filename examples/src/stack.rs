@@ -259,6 +259,20 @@ fn with_identity(ep: &Endpoint, identity: Option<&str>) -> Endpoint {
 /// [`build_client`]'s stack opens, which then replaces those headers with its own. A malformed
 /// context is ignored, so the client span starts a new trace.
 ///
+/// The body a proxy forwards for a client's request body: boxed, and cut with mesh-core's
+/// `BodyStalled` when it stops arriving for `idle_timeout` (a stalled upload must not hold an
+/// upstream connection; through mesh-core's client the cut is answered `400`).
+pub fn forwarded_body<B>(body: B, idle_timeout: Option<std::time::Duration>) -> Body
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match idle_timeout {
+        Some(timeout) => Body::new(mesh_core::body::IdleTimeoutBody::new(body, timeout)),
+        None => Body::new(body),
+    }
+}
+
 /// Proxies call this on each forwarded request: without it the client span has no parent and the
 /// caller's trace id is lost at the proxy.
 pub fn adopt_trace_context<B>(req: &mut Request<B>) {

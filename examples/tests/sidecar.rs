@@ -411,3 +411,60 @@ async fn a_sidecar_with_an_adaptive_inbound_limit_serves() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A backend that reads each request body to its end before answering `200 read <n> bytes`.
+async fn start_reading_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::new(listener);
+    let addr = server.local_addr().unwrap();
+    let app = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
+        let body = http_body_util::BodyExt::collect(req.into_body()).await?;
+        let read = body.to_bytes().len();
+        Ok::<_, hyper::Error>(Response::new(Body::from(format!("read {read} bytes"))))
+    });
+    tokio::spawn(server.serve(app));
+    addr
+}
+
+/// A client that sends its request head and part of its body, then stalls, must not hold the
+/// upstream connection: with a pool of one connection, the stalled upload is cut after the
+/// configured `request_body_idle_timeout_ms` (answered 400 `bad_request`) and the next request is
+/// served. Before the bound, the upload held the only connection for as long as the client liked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_is_cut_and_frees_its_upstream_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = support::temp_dir("mesh-sidecar-test", "stalled-upload");
+    let ca = TestCa::new("test.example");
+    let backend = start_reading_backend().await;
+    let config = format!(
+        "{}{}[server]\nrequest_body_idle_timeout_ms = 300\n\n[services.web]\nauthorities = [\"web\"]\ntransport = \"plaintext\"\nprotocol = \"http1\"\npool = {{ max_connections = 1 }}\ndiscovery = {{ kind = \"static\", endpoints = [{{ address = \"{backend}\" }}] }}\n",
+        listeners("127.0.0.1:9".parse().unwrap()),
+        support::write_identity(&dir, &ca, "a"),
+    );
+    let a = start(&dir, &config).await;
+
+    let mut stalled = tokio::net::TcpStream::connect(a.outbound).await.unwrap();
+    stalled
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut answer = vec![0; 512];
+    let read = tokio::time::timeout(Duration::from_secs(20), stalled.read(&mut answer))
+        .await
+        .expect("the stalled upload must be cut, not left waiting")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("mesh-error: bad_request"), "{answer}");
+
+    // The one upstream connection is free again.
+    let (status, body) = support::raw_http1(
+        a.outbound,
+        "POST /next HTTP/1.1\r\nHost: web\r\nContent-Length: 0\r\n".to_owned(),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "read 0 bytes"));
+    drop((a, stalled));
+    let _ = std::fs::remove_dir_all(&dir);
+}

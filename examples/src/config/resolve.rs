@@ -46,6 +46,8 @@ pub struct Sidecar {
     pub services: Vec<Service>,
     /// Connection bounds of the inbound and outbound listeners (`[server]`).
     pub server: mesh_core::server::ServerConfig,
+    /// How long a forwarded request body may stall (`[server] request_body_idle_timeout_ms`).
+    pub request_body_idle_timeout: Option<std::time::Duration>,
 }
 
 /// The local app.
@@ -225,6 +227,7 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
         authz,
         services,
         server: raw.server.resolve()?,
+        request_body_idle_timeout: raw.server.request_body_idle_timeout(),
     })
 }
 

@@ -33,6 +33,8 @@ pub struct Gateway {
     pub services: Vec<Service>,
     /// Connection bounds of the public listener (`[server]`).
     pub server: mesh_core::server::ServerConfig,
+    /// How long a forwarded request body may stall (`[server] request_body_idle_timeout_ms`).
+    pub request_body_idle_timeout: Option<std::time::Duration>,
 }
 
 /// Certificate files of the public listener, checked to exist.
@@ -153,6 +155,7 @@ pub(super) fn resolve(raw: GatewayConfig, base: &Path) -> Result<Gateway, Config
         routes,
         services,
         server: raw.server.resolve()?,
+        request_body_idle_timeout: raw.server.request_body_idle_timeout(),
     })
 }
 

@@ -129,7 +129,11 @@ async fn run(
 
     let connector = identity.connector();
     let clients = build_clients(&config.services, &config.locality, &connector, &meter, seed)?;
-    let router = Router::new(config.routes.clone(), clients);
+    let router = Router::new(
+        config.routes.clone(),
+        clients,
+        config.request_body_idle_timeout,
+    );
     let edge = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())
         .service(limited(&config, router, &meter).map_err(|e| format!("rate_limit: {e}"))?);

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -19,7 +20,7 @@ use mesh_core::proxy::{
 };
 use mesh_core::{Body, BoxError};
 use mesh_examples::gateway_config::Route;
-use mesh_examples::stack::{Client, adopt_trace_context};
+use mesh_examples::stack::{Client, adopt_trace_context, forwarded_body};
 use tower::{Service, ServiceExt};
 
 /// The route table and one client per service. Clones share both.
@@ -28,15 +29,22 @@ pub(crate) struct Router {
     routes: Arc<[Route]>,
     clients: Arc<[Client]>,
     target: Arc<TargetRules>,
+    body_idle_timeout: Option<Duration>,
 }
 
 impl Router {
     /// `clients[i]` serves the service each route names by index `i`.
-    pub(crate) fn new(routes: Vec<Route>, clients: Vec<Client>) -> Self {
+    /// `body_idle_timeout`: how long a request body may stall while forwarded.
+    pub(crate) fn new(
+        routes: Vec<Route>,
+        clients: Vec<Client>,
+        body_idle_timeout: Option<Duration>,
+    ) -> Self {
         Self {
             routes: routes.into(),
             clients: clients.into(),
             target: Arc::new(TargetRules::default()),
+            body_idle_timeout,
         }
     }
 
@@ -96,7 +104,8 @@ impl Service<Request<Incoming>> for Router {
             return Box::pin(async { Ok(not_found()) });
         };
         let client = self.clients[route.service].clone();
-        let mut req = req.map(Body::new);
+        let timeout = self.body_idle_timeout;
+        let mut req = req.map(|body| forwarded_body(body, timeout));
         adopt_trace_context(&mut req);
         let headers = req.headers_mut();
         remove_hop_by_hop_headers(headers);

@@ -14,6 +14,7 @@ use mesh_core::error::ErrorResponseLayer;
 use mesh_core::proxy::{NormalizeTargetLayer, TargetRules, remove_hop_by_hop_headers};
 use mesh_core::{Body, BoxError, Endpoint};
 use mesh_examples::config::Sidecar;
+use mesh_examples::stack::forwarded_body;
 use mesh_observe::propagation::{self, B3Encoding, Propagation};
 use mesh_observe::{ServerTraceLayer, TraceConfig};
 use mesh_retry::limit::{ConcurrencyConfig, ConcurrencyLimitLayer};
@@ -55,6 +56,7 @@ where
         .name("inbound")
         .meter(meter.clone());
     limit.algorithm = config.app.limit;
+    let body_idle_timeout = config.request_body_idle_timeout;
     let service = ServiceBuilder::new()
         .map_response(|res: Response<_>| res.map(Body::new))
         .layer(ErrorResponseLayer::new())
@@ -66,8 +68,8 @@ where
             TraceConfig::new().meter(meter.clone()),
         ))
         .layer(ConcurrencyLimitLayer::new(limit)?)
-        .map_request(|req: Request<B>| {
-            let mut req = req.map(Body::new);
+        .map_request(move |req: Request<B>| {
+            let mut req = req.map(|body| forwarded_body(body, body_idle_timeout));
             remove_hop_by_hop_headers(req.headers_mut());
             forward_server_span(&mut req);
             req

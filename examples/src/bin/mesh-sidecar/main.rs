@@ -114,7 +114,10 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     let mut drain = Drain::new();
     drain.spawn(inbound.serve_with_shutdown(inbound_service, drain.stopped()));
     drain.spawn(outbound.serve_with_shutdown(
-        ErrorResponseLayer::new().layer(outbound::Router::new(routes)),
+        ErrorResponseLayer::new().layer(outbound::Router::new(
+            routes,
+            config.request_body_idle_timeout,
+        )),
         drain.stopped(),
     ));
     drain.spawn(admin.serve_with_shutdown(

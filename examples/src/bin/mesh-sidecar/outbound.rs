@@ -11,13 +11,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::header::HOST;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_core::proxy::{TargetRules, canonical_host, normalize_target, remove_hop_by_hop_headers};
 use mesh_core::{Body, BoxError};
-use mesh_examples::stack::{Client, adopt_trace_context};
+use mesh_examples::stack::{Client, adopt_trace_context, forwarded_body};
 use tower::{Service, ServiceExt};
 
 /// Routes each request to the client of the service owning its authority. Clones share the table.
@@ -26,13 +27,19 @@ pub(crate) struct Router {
     /// Lower-cased authority (`host` or `host:port`) → client.
     routes: Arc<HashMap<String, Client>>,
     target: Arc<TargetRules>,
+    body_idle_timeout: Option<Duration>,
 }
 
 impl Router {
-    pub(crate) fn new(routes: HashMap<String, Client>) -> Self {
+    /// `body_idle_timeout`: how long a request body may stall while forwarded.
+    pub(crate) fn new(
+        routes: HashMap<String, Client>,
+        body_idle_timeout: Option<Duration>,
+    ) -> Self {
         Self {
             routes: Arc::new(routes),
             target: Arc::new(TargetRules::default()),
+            body_idle_timeout,
         }
     }
 
@@ -102,7 +109,8 @@ impl Service<Request<Incoming>> for Router {
             let res = no_route(authority);
             return Box::pin(async move { Ok::<_, BoxError>(res) });
         };
-        let mut req = req.map(Body::new);
+        let timeout = self.body_idle_timeout;
+        let mut req = req.map(|body| forwarded_body(body, timeout));
         remove_hop_by_hop_headers(req.headers_mut());
         adopt_trace_context(&mut req);
         Box::pin(client.oneshot(req))
