@@ -16,7 +16,7 @@ use crate::error::BoxError;
 /// Normalises every request's target before the inner service sees it, and refuses the ambiguous
 /// ones with [`BadRequest`](crate::error::BadRequest) (`400`) or, for `CONNECT`,
 /// [`MethodNotAllowed`](crate::error::MethodNotAllowed) (`405`). Put mesh-core's
-/// `ErrorResponseLayer` outside it to answer them. See the [module docs](super).
+/// `ErrorResponseLayer` outside it to answer them. See [`normalize_target`] for the rules.
 ///
 /// ```
 /// use std::convert::Infallible;

@@ -1,55 +1,5 @@
-//! One meaning for a request's target before anything decides on it: [`normalize_target`] and
-//! [`NormalizeTargetLayer`].
-//!
-//! An authorization rule on `/admin`, or a route for `internal.example`, is only as good as the
-//! parsing that feeds it. When the proxy matches the raw path and the application resolves it
-//! differently, `/x/../admin`, `//admin`, `/./admin` and `/%61dmin` all slip past a deny rule and
-//! reach `/admin`; when the proxy reads one host and the backend another (two `Host` headers, an
-//! absolute-form URI naming one host and `Host` another, HTTP/2 `:authority` differing from
-//! `host`), a host rule is bypassed the same way. Envoy's answer, followed here, is to normalise
-//! the target **once**, at the edge, to decide on the normalised form, **and to forward that
-//! form**, so that what was authorised or routed is exactly what the application sees.
-//!
-//! [`normalize_target`] does, in this order:
-//!
-//! 1. `CONNECT` is refused ([`TargetError::ConnectNotAllowed`], answered `405`) unless
-//!    [`TargetRules::allow_connect`] is set (a proxy that does not tunnel must not hand a tunnel
-//!    request to an application that does not expect one);
-//! 2. the host: at most one `Host`, equal to the URI's authority when there is one, present on
-//!    HTTP/1.1 (see [`same_host`]: case and one trailing dot do not matter);
-//! 3. the path (query untouched), by [`normalize_path`]: escapes of unreserved characters decoded
-//!    (`%61` → `a`), other escapes upper-cased, an encoded `/` or `\` (and a raw `\`) refused by
-//!    default, dot segments resolved, repeated slashes merged; the request's URI is rewritten when
-//!    the path changed.
-//!
-//! Refusals are typed ([`TargetError`]) and become `400 Bad Request` through
-//! [`BadRequest`](crate::error::BadRequest) (or `405` for `CONNECT`) at mesh-core's
-//! `ErrorResponseLayer`. mesh-tls's authorization layer runs the same normalisation before it
-//! decides, so it is safe on its own; a proxy puts [`NormalizeTargetLayer`] (or calls
-//! [`normalize_target`]) before routing as well.
-//!
-//! Not done, like Envoy by default: `;` path parameters are left as they are, and the query is
-//! never touched.
-//!
-//! ```
-//! use http::Request;
-//! use mesh_core::proxy::{TargetError, TargetRules, normalize_target};
-//!
-//! let rules = TargetRules::default();
-//! let mut req = Request::get("/x/../admin/%75sers?page=2")
-//!     .header("host", "shop.example")
-//!     .body(())
-//!     .unwrap();
-//! normalize_target(&mut req, &rules).unwrap();
-//! assert_eq!(req.uri(), "/admin/users?page=2");
-//!
-//! let mut twice = Request::get("/")
-//!     .header("host", "public.example")
-//!     .header("host", "secret.example")
-//!     .body(())
-//!     .unwrap();
-//! assert_eq!(normalize_target(&mut twice, &rules), Err(TargetError::DuplicateHost));
-//! ```
+//! Request-target normalisation: [`normalize_target`] and [`NormalizeTargetLayer`]. The why and the
+//! rules are on [`normalize_target`], the page users see.
 
 mod host;
 mod layer;
@@ -80,7 +30,7 @@ pub enum EscapedSlashes {
     Keep,
 }
 
-/// How [`normalize_target`] treats a request; see the [module docs](self).
+/// How [`normalize_target`] treats a request.
 ///
 /// ```
 /// use mesh_core::proxy::{EscapedSlashes, TargetRules};
@@ -196,7 +146,58 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
-/// Checks the request's host and normalises its path in place; see the [module docs](self).
+/// Checks the request's host and normalises its path in place, so that authorization and routing
+/// decide on one meaning of the target, and the application gets that same target.
+///
+/// An authorization rule on `/admin`, or a route for `internal.example`, is only as good as the
+/// parsing that feeds it. When the proxy matches the raw path and the application resolves it
+/// differently, `/x/../admin`, `//admin`, `/./admin` and `/%61dmin` all slip past a deny rule and
+/// reach `/admin`; when the proxy reads one host and the backend another (two `Host` headers, an
+/// absolute-form URI naming one host and `Host` another, HTTP/2 `:authority` differing from
+/// `host`), a host rule is bypassed the same way. Envoy's answer, followed here, is to normalise
+/// the target **once**, at the edge, to decide on the normalised form, **and to forward that
+/// form**, so that what was authorised or routed is exactly what the application sees.
+///
+/// `normalize_target` does, in this order:
+///
+/// 1. `CONNECT` is refused ([`TargetError::ConnectNotAllowed`], answered `405`) unless
+///    [`TargetRules::allow_connect`] is set (a proxy that does not tunnel must not hand a tunnel
+///    request to an application that does not expect one);
+/// 2. the host: at most one `Host`, equal to the URI's authority when there is one, present on
+///    HTTP/1.1 (see [`same_host`]: case and one trailing dot do not matter);
+/// 3. the path (query untouched), by [`normalize_path`]: escapes of unreserved characters decoded
+///    (`%61` → `a`), other escapes upper-cased, an encoded `/` or `\` (and a raw `\`) refused by
+///    default, dot segments resolved, repeated slashes merged; the request's URI is rewritten when
+///    the path changed.
+///
+/// Refusals are typed ([`TargetError`]) and become `400 Bad Request` through
+/// [`BadRequest`](crate::error::BadRequest) (or `405` for `CONNECT`) at mesh-core's
+/// `ErrorResponseLayer`. mesh-tls's authorization layer runs the same normalisation before it
+/// decides, so it is safe on its own; a proxy puts [`NormalizeTargetLayer`] (or calls
+/// [`normalize_target`]) before routing as well.
+///
+/// Not done, like Envoy by default: `;` path parameters are left as they are, and the query is
+/// never touched.
+///
+/// ```
+/// use http::Request;
+/// use mesh_core::proxy::{TargetError, TargetRules, normalize_target};
+///
+/// let rules = TargetRules::default();
+/// let mut req = Request::get("/x/../admin/%75sers?page=2")
+///     .header("host", "shop.example")
+///     .body(())
+///     .unwrap();
+/// normalize_target(&mut req, &rules).unwrap();
+/// assert_eq!(req.uri(), "/admin/users?page=2");
+///
+/// let mut twice = Request::get("/")
+///     .header("host", "public.example")
+///     .header("host", "secret.example")
+///     .body(())
+///     .unwrap();
+/// assert_eq!(normalize_target(&mut twice, &rules), Err(TargetError::DuplicateHost));
+/// ```
 ///
 /// Allocates only when the path changes.
 ///
