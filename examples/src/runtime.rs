@@ -28,7 +28,7 @@ use std::time::Duration;
 use mesh_core::BoxError;
 use mesh_core::server::ServerConfig;
 use mesh_observe::prometheus::{MetricsService, prometheus_endpoint};
-use mesh_tls::rotation::{FileSource, FileSourceConfig};
+use mesh_tls::rotation::{FileSource, FileSourceConfig, RotationError};
 use mesh_tls::{TlsAcceptor, TlsConnector};
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -101,13 +101,18 @@ pub struct IdentityFiles {
 }
 
 impl IdentityFiles {
-    /// Reads the files and starts watching them; rotation metrics go to `meter`.
+    /// Checks the files ([`crate::identity::check`]: each warning goes to stderr as a line
+    /// starting `warning:`), reads them and starts watching them; rotation metrics go to `meter`.
     ///
     /// # Errors
     ///
-    /// When a file cannot be read or parsed, or the key does not fit the certificate; the message
-    /// starts with `identity files:`.
+    /// A [`ConfigError`] (boxed; the binaries exit 2 on it) naming the key (`identity.cert`,
+    /// `identity.key`, `identity.bundles."td"`), the file and the reason, for any file that
+    /// does not make a usable identity.
     pub async fn load(identity: &Identity, meter: &Meter) -> Result<Self, BoxError> {
+        for warning in crate::identity::check::check(identity, std::time::SystemTime::now())? {
+            eprintln!("warning: {warning}");
+        }
         let mut config = FileSourceConfig::new(&identity.cert, &identity.key)
             .poll_interval(IDENTITY_POLL)
             .meter(meter.clone());
@@ -117,7 +122,7 @@ impl IdentityFiles {
         let source = Arc::new(
             FileSource::load(config)
                 .await
-                .map_err(|e| format!("identity files: {e}"))?,
+                .map_err(|e| startup_error(identity, e))?,
         );
         let rotation = tokio::spawn({
             let source = source.clone();
@@ -135,6 +140,23 @@ impl IdentityFiles {
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from_source(&*self.source)
     }
+}
+
+/// A refusal of mesh-tls's loader that the check did not foresee (a file changed in between, say)
+/// is a configuration error too; the key is the file's when the error names one.
+fn startup_error(identity: &Identity, error: RotationError) -> ConfigError {
+    let key = match &error {
+        RotationError::Read { path, .. } if *path == identity.cert => "identity.cert".to_owned(),
+        RotationError::Read { path, .. } if *path == identity.key => "identity.key".to_owned(),
+        RotationError::Read { path, .. } => identity
+            .bundles
+            .iter()
+            .find(|(_, bundle)| bundle == path)
+            .map(|(domain, _)| crate::identity::check::bundle_key(domain.as_str()))
+            .unwrap_or_else(|| "identity".to_owned()),
+        _ => "identity".to_owned(),
+    };
+    ConfigError::invalid(key, format!("unusable identity files: {error}"))
 }
 
 impl Drop for IdentityFiles {

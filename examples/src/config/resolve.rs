@@ -283,7 +283,7 @@ pub(crate) fn identity(raw: &IdentityConfig, base: &Path) -> Result<Identity, Co
     }
     let mut bundles = Vec::new();
     for (domain, path) in &raw.bundles {
-        let key = format!("identity.bundles.{domain}");
+        let key = crate::identity::check::bundle_key(domain);
         bundles.push((
             trust_domain(&key, domain)?,
             existing_file(&key, base, path)?,
