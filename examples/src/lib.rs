@@ -15,3 +15,4 @@ pub mod runtime;
 pub mod scenario;
 pub mod stack;
 pub mod stats;
+pub mod telemetry;

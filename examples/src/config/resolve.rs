@@ -46,6 +46,8 @@ pub struct Sidecar {
     pub services: Vec<Service>,
     /// Connection bounds of the inbound and outbound listeners (`[server]`).
     pub server: mesh_core::server::ServerConfig,
+    /// `service_name` and `[otlp]`.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// The local app.
@@ -220,6 +222,7 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
         authz,
         services,
         server: raw.server.resolve()?,
+        telemetry: crate::telemetry::resolve(raw.service_name.as_deref(), raw.otlp.as_ref())?,
     })
 }
 

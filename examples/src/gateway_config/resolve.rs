@@ -33,6 +33,8 @@ pub struct Gateway {
     pub services: Vec<Service>,
     /// Connection bounds of the public listener (`[server]`).
     pub server: mesh_core::server::ServerConfig,
+    /// `service_name` and `[otlp]`.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// Certificate files of the public listener, checked to exist.
@@ -153,6 +155,7 @@ pub(super) fn resolve(raw: GatewayConfig, base: &Path) -> Result<Gateway, Config
         routes,
         services,
         server: raw.server.resolve()?,
+        telemetry: crate::telemetry::resolve(raw.service_name.as_deref(), raw.otlp.as_ref())?,
     })
 }
 

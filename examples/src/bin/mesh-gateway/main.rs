@@ -128,7 +128,7 @@ async fn run(
     seed: u64,
 ) -> Result<(), BoxError> {
     // Before any trace layer is built: each request's client span gets ids of its own.
-    let telemetry = Telemetry::install("mesh-gateway")?;
+    let telemetry = Telemetry::install("mesh-gateway", &config.telemetry)?;
     let meter = telemetry.meter().clone();
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 

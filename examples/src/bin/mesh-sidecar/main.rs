@@ -106,9 +106,10 @@ fn options() -> Result<(String, u64), ArgError> {
 }
 
 async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
-    // Spans are not exported, but each hop needs its own span id so that the `traceparent` it
-    // sends names this sidecar as the parent; the trace layers below read the tracer set here.
-    let telemetry = Telemetry::install("mesh-sidecar")?;
+    // Spans are exported only with `[otlp]`, but each hop needs its own span id so that the
+    // `traceparent` it sends names this sidecar as the parent; the trace layers below read the
+    // tracer set here.
+    let telemetry = Telemetry::install("mesh-sidecar", &config.telemetry)?;
     let meter = telemetry.meter().clone();
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
