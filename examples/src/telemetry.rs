@@ -171,12 +171,35 @@ mod tests {
     #[test]
     fn defaults_and_values() {
         let o = otlp("endpoint = \"http://127.0.0.1:4318\"").unwrap();
-        assert_eq!((o.traces, o.metrics, o.interval), (true, true, DEFAULT_INTERVAL));
+        assert_eq!(
+            (o.traces, o.metrics, o.interval),
+            (true, true, DEFAULT_INTERVAL)
+        );
         let o = otlp("endpoint = \"http://c:4318\"\ntraces = false\ninterval_ms = 250").unwrap();
         assert_eq!(
             (o.traces, o.metrics, o.interval),
             (false, true, Duration::from_millis(250))
         );
+    }
+
+    #[test]
+    fn the_readme_sample_is_valid() {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Sample {
+            service_name: Option<String>,
+            otlp: OtlpSettings,
+        }
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```toml\nservice_name")
+            .expect("the README has a telemetry sample")
+            + "```toml\n".len();
+        let len = readme[start..].find("```").expect("the sample ends");
+        let sample: Sample = toml::from_str(&readme[start..start + len]).unwrap();
+        let config = resolve(sample.service_name.as_deref(), Some(&sample.otlp)).unwrap();
+        assert_eq!(config.service_name.as_deref(), Some("orders"));
+        assert_eq!(config.otlp.unwrap().interval, DEFAULT_INTERVAL);
     }
 
     #[test]
@@ -187,7 +210,8 @@ mod tests {
         assert!(err.contains("`otlp.endpoint`"), "{err}");
         let err = otlp("endpoint = \"http://c:4318\"\ninterval_ms = 0").unwrap_err();
         assert!(err.contains("`otlp.interval_ms`"), "{err}");
-        let err = otlp("endpoint = \"http://c:4318\"\ntraces = false\nmetrics = false").unwrap_err();
+        let err =
+            otlp("endpoint = \"http://c:4318\"\ntraces = false\nmetrics = false").unwrap_err();
         assert!(err.contains("`otlp`"), "{err}");
         assert!(otlp("endpoint = \"http://c:4318\"\nintervall_ms = 5").is_err());
         let err = resolve(Some(" "), None).unwrap_err();

@@ -44,7 +44,11 @@ fn refused(name: &str, cert: &str, key: &str, roots: &str) -> String {
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
     std::fs::write(dir.join("key.pem"), key).unwrap();
     std::fs::write(dir.join("roots.pem"), roots).unwrap();
-    let config = format!("{}{}", listeners("127.0.0.1:9"), identity_table("test.example"));
+    let config = format!(
+        "{}{}",
+        listeners("127.0.0.1:9"),
+        identity_table("test.example")
+    );
     let stderr = support::refused_config(BIN, &dir, &config);
     // The path in the message is the one the config names, taken from the config's directory.
     assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
@@ -73,14 +77,70 @@ fn unusable_identity_files_exit_2_naming_the_key_the_file_and_the_reason() {
     let stranger = TestCa::new("test.example").issue("/a");
 
     let cases: [(&str, String, String, String, &str, &str); 8] = [
-        ("expired", expired.chain_pem(), expired.key_pem(), roots.clone(), "`identity.cert`", "expired"),
-        ("future", future.chain_pem(), future.key_pem(), roots.clone(), "`identity.cert`", "not valid yet"),
-        ("no-id", no_id.chain_pem(), no_id.key_pem(), roots.clone(), "`identity.cert`", "no usable SPIFFE ID"),
-        ("empty-cert", String::new(), good.key_pem(), roots.clone(), "`identity.cert`", "holds no certificate"),
-        ("mismatch", good.chain_pem(), other.key_pem(), roots.clone(), "`identity.key`", "does not belong to the certificate"),
-        ("garbage-key", good.chain_pem(), "garbage".into(), roots.clone(), "`identity.key`", "no usable private key"),
-        ("empty-bundle", good.chain_pem(), good.key_pem(), String::new(), "`identity.bundles.\"test.example\"`", "holds no certificate"),
-        ("stranger", stranger.chain_pem(), stranger.key_pem(), roots.clone(), "`identity.cert`", "not accepted by its own trust domain's bundle"),
+        (
+            "expired",
+            expired.chain_pem(),
+            expired.key_pem(),
+            roots.clone(),
+            "`identity.cert`",
+            "expired",
+        ),
+        (
+            "future",
+            future.chain_pem(),
+            future.key_pem(),
+            roots.clone(),
+            "`identity.cert`",
+            "not valid yet",
+        ),
+        (
+            "no-id",
+            no_id.chain_pem(),
+            no_id.key_pem(),
+            roots.clone(),
+            "`identity.cert`",
+            "no usable SPIFFE ID",
+        ),
+        (
+            "empty-cert",
+            String::new(),
+            good.key_pem(),
+            roots.clone(),
+            "`identity.cert`",
+            "holds no certificate",
+        ),
+        (
+            "mismatch",
+            good.chain_pem(),
+            other.key_pem(),
+            roots.clone(),
+            "`identity.key`",
+            "does not belong to the certificate",
+        ),
+        (
+            "garbage-key",
+            good.chain_pem(),
+            "garbage".into(),
+            roots.clone(),
+            "`identity.key`",
+            "no usable private key",
+        ),
+        (
+            "empty-bundle",
+            good.chain_pem(),
+            good.key_pem(),
+            String::new(),
+            "`identity.bundles.\"test.example\"`",
+            "holds no certificate",
+        ),
+        (
+            "stranger",
+            stranger.chain_pem(),
+            stranger.key_pem(),
+            roots.clone(),
+            "`identity.cert`",
+            "not accepted by its own trust domain's bundle",
+        ),
     ];
     for (name, cert, key, bundle, config_key, reason) in cases {
         let stderr = refused(name, &cert, &key, &bundle);
@@ -116,7 +176,11 @@ async fn doubtful_setups_start_with_warnings() {
     let leaf = TestCa::new("other.example").issue("/x");
     std::fs::write(dir.join("roots.pem"), leaf.chain_pem()).unwrap();
     let path = dir.join("sidecar.toml");
-    let config = format!("{}{}", listeners("127.0.0.1:9"), identity_table("other.example"));
+    let config = format!(
+        "{}{}",
+        listeners("127.0.0.1:9"),
+        identity_table("other.example")
+    );
     std::fs::write(&path, config).unwrap();
 
     let mut child = Command::new(BIN)
@@ -142,10 +206,17 @@ async fn doubtful_setups_start_with_warnings() {
     stderr.read_to_string(&mut text).unwrap();
     let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
     assert_eq!(warnings.len(), 3, "{text}");
-    assert!(text.contains("`identity.cert`") && text.contains("is a CA certificate"), "{text}");
-    assert!(text.contains("no bundle in `identity.bundles` covers trust domain test.example"), "{text}");
     assert!(
-        text.contains("`identity.bundles.\"other.example\"`") && text.contains("not a CA certificate"),
+        text.contains("`identity.cert`") && text.contains("is a CA certificate"),
+        "{text}"
+    );
+    assert!(
+        text.contains("no bundle in `identity.bundles` covers trust domain test.example"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`identity.bundles.\"other.example\"`")
+            && text.contains("not a CA certificate"),
         "{text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -200,7 +271,9 @@ async fn applied(admin: SocketAddr) -> u64 {
     let (_, metrics) = get(admin, "admin", "/metrics").await;
     metrics
         .lines()
-        .filter(|l| l.starts_with("mesh_tls_identity_updates_total{") && l.contains("outcome=\"applied\""))
+        .filter(|l| {
+            l.starts_with("mesh_tls_identity_updates_total{") && l.contains("outcome=\"applied\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
@@ -228,10 +301,16 @@ async fn await_applied(admins: &[SocketAddr], before: &[u64]) -> Vec<u64> {
 #[tokio::test]
 async fn tool_files_are_accepted_and_a_ca_rotation_keeps_requests_working() {
     let dir = support::temp_dir("mesh-identity-test", "rotation");
-    tool(&dir, &["init", "--trust-domain", "local.example", "--out", "ca-old"]);
+    tool(
+        &dir,
+        &["init", "--trust-domain", "local.example", "--out", "ca-old"],
+    );
     for name in ["a", "b"] {
         let id = format!("spiffe://local.example/{name}");
-        tool(&dir, &["issue", "--ca", "ca-old", "--spiffe-id", &id, "--out", name]);
+        tool(
+            &dir,
+            &["issue", "--ca", "ca-old", "--spiffe-id", &id, "--out", name],
+        );
     }
     tool(&dir, &["bundle", "--ca", "ca-old", "--out", "roots.pem"]);
     let identity = |name: &str| {
@@ -253,13 +332,30 @@ async fn tool_files_are_accepted_and_a_ca_rotation_keeps_requests_working() {
     );
     let a = support::start_sidecar(&dir.join("a.toml"), &a_config).await;
     let (status, body) = get(a.outbound, "orders", "/before").await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "backend saw /before"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "backend saw /before")
+    );
 
     // 1. A new root, added to the bundle beside the old one.
     let admins = [a.admin, b.admin];
     let mut count = vec![applied(a.admin).await, applied(b.admin).await];
-    tool(&dir, &["init", "--trust-domain", "local.example", "--out", "ca-new"]);
-    tool(&dir, &["bundle", "--ca", "ca-old", "--ca", "ca-new", "--out", "roots.pem"]);
+    tool(
+        &dir,
+        &["init", "--trust-domain", "local.example", "--out", "ca-new"],
+    );
+    tool(
+        &dir,
+        &[
+            "bundle",
+            "--ca",
+            "ca-old",
+            "--ca",
+            "ca-new",
+            "--out",
+            "roots.pem",
+        ],
+    );
     count = await_applied(&admins, &count).await;
     let (status, body) = get(a.outbound, "orders", "/both-roots").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -267,7 +363,10 @@ async fn tool_files_are_accepted_and_a_ca_rotation_keeps_requests_working() {
     // 2. Every SVID re-issued by the new root.
     for name in ["a", "b"] {
         let id = format!("spiffe://local.example/{name}");
-        tool(&dir, &["issue", "--ca", "ca-new", "--spiffe-id", &id, "--out", name]);
+        tool(
+            &dir,
+            &["issue", "--ca", "ca-new", "--spiffe-id", &id, "--out", name],
+        );
     }
     count = await_applied(&admins, &count).await;
     let (status, body) = get(a.outbound, "orders", "/reissued").await;
@@ -283,7 +382,10 @@ async fn tool_files_are_accepted_and_a_ca_rotation_keeps_requests_working() {
     drop(a);
     let a = support::start_sidecar(&dir.join("a2.toml"), &a_config).await;
     let (status, body) = get(a.outbound, "orders", "/after").await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "backend saw /after"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "backend saw /after")
+    );
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -411,7 +411,10 @@ fn an_unquoted_dotted_trust_domain_is_refused_with_the_advice_to_quote_it() {
 #[test]
 fn service_name_and_otlp_are_read() {
     let sidecar = check("").unwrap();
-    assert_eq!(sidecar.telemetry, crate::telemetry::TelemetryConfig::default());
+    assert_eq!(
+        sidecar.telemetry,
+        crate::telemetry::TelemetryConfig::default()
+    );
     let text = format!(
         "service_name = \"orders\"\n{BASE}[otlp]\nendpoint = \"http://127.0.0.1:4318\"\ninterval_ms = 500\n"
     );

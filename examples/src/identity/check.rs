@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use mesh_tls::{SpiffeId, SvidLoadError, SvidVerifier, TrustBundleSet, TrustDomain, X509Svid, spiffe_id_of};
+use mesh_tls::{
+    SpiffeId, SvidLoadError, SvidVerifier, TrustBundleSet, TrustDomain, X509Svid, spiffe_id_of,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use x509_parser::certificate::X509Certificate;
@@ -202,7 +204,8 @@ struct Facts {
 }
 
 fn facts(key: &str, path: &Path, certificate: &CertificateDer<'_>) -> Result<Facts, ConfigError> {
-    let bad = |e: &dyn std::fmt::Display| invalid(key, path, format!("not an X.509 certificate: {e}"));
+    let bad =
+        |e: &dyn std::fmt::Display| invalid(key, path, format!("not an X.509 certificate: {e}"));
     let (_, cert) = X509Certificate::from_der(certificate.as_ref()).map_err(|e| bad(&e))?;
     let is_ca = cert
         .basic_constraints()

@@ -74,7 +74,11 @@ impl fmt::Display for ToolError {
                 path.display()
             ),
             ToolError::BadCa { path, reason } => {
-                write!(f, "{}: not a CA made by `identity init`: {reason}", path.display())
+                write!(
+                    f,
+                    "{}: not a CA made by `identity init`: {reason}",
+                    path.display()
+                )
             }
             ToolError::WrongTrustDomain { id, ca } => {
                 write!(f, "{id} is not in the CA's trust domain {ca}")
@@ -116,9 +120,7 @@ pub fn init(trust_domain: &TrustDomain, out: &Path) -> Result<(), ToolError> {
     params.distinguished_name = name;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.subject_alt_names = vec![SanType::URI(
-        format!("spiffe://{trust_domain}").try_into()?,
-    )];
+    params.subject_alt_names = vec![SanType::URI(format!("spiffe://{trust_domain}").try_into()?)];
     validity(&mut params, CA_LIFETIME);
     let cert = params.self_signed(&key)?;
     write_atomically(&key_path, key.serialize_pem().as_bytes(), true)?;
@@ -201,7 +203,8 @@ fn ca_trust_domain(der: &rustls_pki_types::CertificateDer<'_>) -> Result<TrustDo
             _ => None,
         })
         .ok_or("no spiffe://<trust domain> URI SAN")?;
-    uri.parse().map_err(|e: mesh_tls::SpiffeIdError| e.to_string())
+    uri.parse()
+        .map_err(|e: mesh_tls::SpiffeIdError| e.to_string())
 }
 
 fn validity(params: &mut CertificateParams, lifetime: Duration) {
@@ -253,7 +256,8 @@ mod tests {
     use super::*;
 
     fn temp(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("mesh-identity-tool-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("mesh-identity-tool-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
@@ -264,23 +268,34 @@ mod tests {
         let td: TrustDomain = "local.example".parse().unwrap();
         init(&td, &dir.join("ca")).unwrap();
         let id: SpiffeId = "spiffe://local.example/web".parse().unwrap();
-        issue(&dir.join("ca"), &id, Duration::from_secs(3600), &dir.join("web")).unwrap();
+        issue(
+            &dir.join("ca"),
+            &id,
+            Duration::from_secs(3600),
+            &dir.join("web"),
+        )
+        .unwrap();
 
         let chain = std::fs::read(dir.join("web").join(SVID_CERT)).unwrap();
         let key = std::fs::read(dir.join("web").join(SVID_KEY)).unwrap();
-        let svid = mesh_tls::X509Svid::from_pem(&chain, &key, &mesh_tls::crypto_provider()).unwrap();
+        let svid =
+            mesh_tls::X509Svid::from_pem(&chain, &key, &mesh_tls::crypto_provider()).unwrap();
         assert_eq!(svid.id(), &id);
         let mut bundles = mesh_tls::TrustBundleSet::new();
         bundles
             .insert_pem(td, &std::fs::read(dir.join("ca").join(BUNDLE)).unwrap())
             .unwrap();
-        let verifier = mesh_tls::SvidVerifier::new(
-            std::sync::Arc::new(bundles),
-            &mesh_tls::crypto_provider(),
-        );
+        let verifier =
+            mesh_tls::SvidVerifier::new(std::sync::Arc::new(bundles), &mesh_tls::crypto_provider());
         let now = rustls_pki_types::UnixTime::now();
-        assert_eq!(verifier.verify_client(&svid.chain()[0], &[], now).unwrap(), id);
-        assert_eq!(verifier.verify_server(&svid.chain()[0], &[], now).unwrap(), id);
+        assert_eq!(
+            verifier.verify_client(&svid.chain()[0], &[], now).unwrap(),
+            id
+        );
+        assert_eq!(
+            verifier.verify_server(&svid.chain()[0], &[], now).unwrap(),
+            id
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
