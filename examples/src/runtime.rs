@@ -27,10 +27,12 @@ use std::time::Duration;
 
 use mesh_core::BoxError;
 use mesh_core::server::ServerConfig;
+use mesh_observe::otlp::{OtlpConfig, OtlpPipeline};
 use mesh_observe::prometheus::{MetricsService, prometheus_endpoint};
-use mesh_tls::rotation::{FileSource, FileSourceConfig};
+use mesh_tls::rotation::{FileSource, FileSourceConfig, RotationError};
 use mesh_tls::{TlsAcceptor, TlsConnector};
 use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::Deserialize;
@@ -39,38 +41,77 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, Identity};
+use crate::telemetry::TelemetryConfig;
 
 /// How often the identity files are checked for rotation.
 pub const IDENTITY_POLL: Duration = Duration::from_secs(5);
 
 /// The process's metrics and traces: a meter provider read by the Prometheus endpoint that the
-/// admin listener serves, and a global tracer provider without an exporter (so that each hop's
-/// spans have ids of their own to propagate; see [`crate::stack::install_tracer_provider`]).
+/// admin listener serves, and a global tracer provider (so that each hop's spans have ids of their
+/// own to propagate; see [`crate::stack::install_tracer_provider`]). With `[otlp]`
+/// ([`TelemetryConfig::otlp`]), spans and metrics are also exported over OTLP/HTTP; every signal
+/// carries the resource attribute `service.name` (the configured `service_name`, else the
+/// binary's name).
 #[derive(Debug)]
 pub struct Telemetry {
     meter: Meter,
     metrics: MetricsService,
     meter_provider: SdkMeterProvider,
     tracer_provider: SdkTracerProvider,
+    /// The OTLP providers, when `[otlp]` is set; shut down after the others.
+    otlp: Option<OtlpPipeline>,
 }
 
 impl Telemetry {
-    /// Sets both providers up; `name` names the meter (the binary's name). Call it before any trace
-    /// layer is built: the layers read the global tracer provider when they are built.
+    /// Sets both providers up; `name` names the meter and is the default `service.name` (the
+    /// binary's name). Call it inside the multi-thread runtime, before any trace layer is built:
+    /// the layers read the global tracer provider when they are built.
     ///
     /// # Errors
     ///
-    /// When the Prometheus exporter cannot be built.
-    pub fn install(name: &'static str) -> Result<Self, BoxError> {
+    /// When the Prometheus exporter or the OTLP pipeline cannot be built.
+    pub fn install(name: &'static str, settings: &TelemetryConfig) -> Result<Self, BoxError> {
+        let service_name = settings.service_name.as_deref().unwrap_or(name).to_owned();
+        let resource = Resource::builder()
+            .with_service_name(service_name.clone())
+            .build();
         let (reader, metrics) = prometheus_endpoint()?;
-        let meter_provider = SdkMeterProvider::builder().with_reader(reader).build();
+        let local_meters = |reader| {
+            SdkMeterProvider::builder()
+                .with_reader(reader)
+                .with_resource(resource.clone())
+                .build()
+        };
+        let (meter_provider, otlp) = match &settings.otlp {
+            None => (local_meters(reader), None),
+            Some(otlp) => {
+                let config = OtlpConfig::default()
+                    .endpoint(otlp.endpoint.clone())
+                    .service_name(service_name)
+                    .metrics_interval(otlp.interval);
+                if otlp.metrics {
+                    let pipeline = OtlpPipeline::with_metric_reader(config, reader)?;
+                    (pipeline.meter_provider().clone(), Some(pipeline))
+                } else {
+                    (local_meters(reader), Some(OtlpPipeline::new(config)?))
+                }
+            }
+        };
         let meter = meter_provider.meter(name);
-        let tracer_provider = crate::stack::install_tracer_provider();
+        let tracer_provider = match &otlp {
+            Some(pipeline) if settings.otlp.as_ref().is_some_and(|o| o.traces) => {
+                let provider = pipeline.tracer_provider().clone();
+                opentelemetry::global::set_tracer_provider(provider.clone());
+                provider
+            }
+            _ => crate::stack::install_tracer_provider(),
+        };
         Ok(Self {
             meter,
             metrics,
             meter_provider,
             tracer_provider,
+            otlp,
         })
     }
 
@@ -84,10 +125,25 @@ impl Telemetry {
         self.metrics.clone()
     }
 
-    /// Flushes and stops both providers (at exit; errors are of no use then and are ignored).
+    /// Flushes and stops the providers (at exit; errors are of no use then and are ignored).
+    /// With OTLP export this sends what is buffered, which blocks: on a multi-thread runtime the
+    /// worker is handed over meanwhile ([`tokio::task::block_in_place`]), since the export
+    /// requests run on the same runtime.
     pub fn shutdown(self) {
-        let _ = self.meter_provider.shutdown();
-        let _ = self.tracer_provider.shutdown();
+        let stop = move || {
+            let _ = self.meter_provider.shutdown();
+            let _ = self.tracer_provider.shutdown();
+            if let Some(otlp) = self.otlp {
+                let _ = otlp.shutdown();
+            }
+        };
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        match multi_thread {
+            true => tokio::task::block_in_place(stop),
+            false => stop(),
+        }
     }
 }
 
@@ -101,13 +157,18 @@ pub struct IdentityFiles {
 }
 
 impl IdentityFiles {
-    /// Reads the files and starts watching them; rotation metrics go to `meter`.
+    /// Checks the files ([`crate::identity::check`]: each warning goes to stderr as a line
+    /// starting `warning:`), reads them and starts watching them; rotation metrics go to `meter`.
     ///
     /// # Errors
     ///
-    /// When a file cannot be read or parsed, or the key does not fit the certificate; the message
-    /// starts with `identity files:`.
+    /// A [`ConfigError`] (boxed; the binaries exit 2 on it) naming the key (`identity.cert`,
+    /// `identity.key`, `identity.bundles."td"`), the file and the reason, for any file that
+    /// does not make a usable identity.
     pub async fn load(identity: &Identity, meter: &Meter) -> Result<Self, BoxError> {
+        for warning in crate::identity::check::check(identity, std::time::SystemTime::now())? {
+            eprintln!("warning: {warning}");
+        }
         let mut config = FileSourceConfig::new(&identity.cert, &identity.key)
             .poll_interval(IDENTITY_POLL)
             .meter(meter.clone());
@@ -117,7 +178,7 @@ impl IdentityFiles {
         let source = Arc::new(
             FileSource::load(config)
                 .await
-                .map_err(|e| format!("identity files: {e}"))?,
+                .map_err(|e| startup_error(identity, e))?,
         );
         let rotation = tokio::spawn({
             let source = source.clone();
@@ -135,6 +196,23 @@ impl IdentityFiles {
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from_source(&*self.source)
     }
+}
+
+/// A refusal of mesh-tls's loader that the check did not foresee (a file changed in between, say)
+/// is a configuration error too; the key is the file's when the error names one.
+fn startup_error(identity: &Identity, error: RotationError) -> ConfigError {
+    let key = match &error {
+        RotationError::Read { path, .. } if *path == identity.cert => "identity.cert".to_owned(),
+        RotationError::Read { path, .. } if *path == identity.key => "identity.key".to_owned(),
+        RotationError::Read { path, .. } => identity
+            .bundles
+            .iter()
+            .find(|(_, bundle)| bundle == path)
+            .map(|(domain, _)| crate::identity::check::bundle_key(domain.as_str()))
+            .unwrap_or_else(|| "identity".to_owned()),
+        _ => "identity".to_owned(),
+    };
+    ConfigError::invalid(key, format!("unusable identity files: {error}"))
 }
 
 impl Drop for IdentityFiles {

@@ -47,6 +47,7 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkError;
+use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::runtime::Handle;
@@ -134,6 +135,23 @@ impl OtlpPipeline {
     /// Builds both providers and their exporters. Nothing is sent until spans end or the first
     /// metric interval passes.
     pub fn new(config: OtlpConfig) -> Result<Self, OtlpSetupError> {
+        Self::build(config, None::<PeriodicReader<MetricExporter>>)
+    }
+
+    /// As [`new`](Self::new), with `reader` registered on the meter provider beside the OTLP
+    /// one, so that the same instruments are exported both ways: a Prometheus exporter, say, for
+    /// a `/metrics` endpoint scraped while the metrics are also pushed over OTLP.
+    pub fn with_metric_reader(
+        config: OtlpConfig,
+        reader: impl MetricReader,
+    ) -> Result<Self, OtlpSetupError> {
+        Self::build(config, Some(reader))
+    }
+
+    fn build(
+        config: OtlpConfig,
+        extra_reader: Option<impl MetricReader>,
+    ) -> Result<Self, OtlpSetupError> {
         let handle = Handle::try_current().map_err(|_| OtlpSetupError::NoRuntime)?;
         let client = OnRuntime {
             client: HyperClient::with_default_connector(config.timeout, None),
@@ -164,10 +182,13 @@ impl OtlpPipeline {
         let reader = PeriodicReader::builder(metrics)
             .with_interval(config.metrics_interval)
             .build();
-        let meter_provider = SdkMeterProvider::builder()
+        let mut meter_provider = SdkMeterProvider::builder()
             .with_reader(reader)
-            .with_resource(resource)
-            .build();
+            .with_resource(resource);
+        if let Some(extra) = extra_reader {
+            meter_provider = meter_provider.with_reader(extra);
+        }
+        let meter_provider = meter_provider.build();
         Ok(Self {
             tracer_provider,
             meter_provider,

@@ -29,6 +29,14 @@ pub struct SidecarConfig {
     /// Connection bounds of the inbound and outbound listeners. Absent: mesh-core's defaults.
     #[serde(default)]
     pub server: crate::runtime::ServerSettings,
+    /// The `service.name` of this process's spans and metrics (a top-level key, written before
+    /// the first table). Default: the binary's name, `mesh-sidecar`.
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// `[otlp]`: export of spans and metrics over OTLP/HTTP. Absent: no export (metrics are still
+    /// served on the admin listener's `/metrics`).
+    #[serde(default)]
+    pub otlp: Option<crate::telemetry::OtlpSettings>,
 }
 
 /// `[listeners]`: socket addresses (`ip:port`).
@@ -128,8 +136,56 @@ pub struct IdentityConfig {
     pub cert: PathBuf,
     /// The private key of the leaf.
     pub key: PathBuf,
-    /// Trust bundles: trust domain → PEM file of its roots.
+    /// Trust bundles: trust domain → PEM file of its roots. Quote each trust domain
+    /// (`"prod.example" = "roots.pem"`): TOML reads an unquoted `prod.example` as the key
+    /// `prod` holding a table with the key `example`, which is refused with that advice.
+    #[serde(deserialize_with = "trust_domain_files")]
     pub bundles: BTreeMap<String, PathBuf>,
+}
+
+/// `identity.bundles`, refusing the nested tables an unquoted dotted key makes.
+fn trust_domain_files<'de, D>(deserializer: D) -> Result<BTreeMap<String, PathBuf>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let raw = BTreeMap::<String, toml::Value>::deserialize(deserializer)?;
+    let mut files = BTreeMap::new();
+    for (domain, value) in raw {
+        match value {
+            toml::Value::String(path) => {
+                files.insert(domain, PathBuf::from(path));
+            }
+            toml::Value::Table(table) => {
+                let dotted = dotted_key(domain, &table);
+                return Err(D::Error::custom(format!(
+                    "`identity.bundles`: the unquoted key {dotted} was read as nested keys (TOML \
+                     splits bare keys at dots); quote the trust domain: \"{dotted}\" = …"
+                )));
+            }
+            other => {
+                return Err(D::Error::custom(format!(
+                    "`identity.bundles.\"{domain}\"`: expected the path of a PEM file, found a {}",
+                    other.type_str()
+                )));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// `a` + `{ example = … }` → `a.example`, following single nested tables.
+fn dotted_key(mut key: String, table: &toml::Table) -> String {
+    let mut table = table;
+    while let Some((part, value)) = table.iter().next() {
+        key.push('.');
+        key.push_str(part);
+        match value {
+            toml::Value::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    key
 }
 
 /// `[locality]`: region / zone / subzone, all optional.

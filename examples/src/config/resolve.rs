@@ -48,6 +48,8 @@ pub struct Sidecar {
     pub server: mesh_core::server::ServerConfig,
     /// How long a forwarded request body may stall (`[server] request_body_idle_timeout_ms`).
     pub request_body_idle_timeout: Option<std::time::Duration>,
+    /// `service_name` and `[otlp]`.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// The local app.
@@ -228,6 +230,7 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
         services,
         server: raw.server.resolve()?,
         request_body_idle_timeout: raw.server.request_body_idle_timeout(),
+        telemetry: crate::telemetry::resolve(raw.service_name.as_deref(), raw.otlp.as_ref())?,
     })
 }
 
@@ -291,7 +294,7 @@ pub(crate) fn identity(raw: &IdentityConfig, base: &Path) -> Result<Identity, Co
     }
     let mut bundles = Vec::new();
     for (domain, path) in &raw.bundles {
-        let key = format!("identity.bundles.{domain}");
+        let key = crate::identity::check::bundle_key(domain);
         bundles.push((
             trust_domain(&key, domain)?,
             existing_file(&key, base, path)?,

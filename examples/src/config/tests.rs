@@ -414,3 +414,44 @@ fn the_http1_pool_is_set_per_service() {
         std::time::Duration::from_secs(1)
     );
 }
+
+#[test]
+fn an_unquoted_dotted_trust_domain_is_refused_with_the_advice_to_quote_it() {
+    let text = BASE.replace(
+        "bundles = { \"prod.example\" = \"bundle.pem\" }",
+        "bundles = { prod.example = \"bundle.pem\" }",
+    );
+    let message = syntax(&text);
+    assert!(message.contains("`identity.bundles`"), "{message}");
+    assert!(
+        message.contains("quote the trust domain: \"prod.example\" = …"),
+        "{message}"
+    );
+    // The table form makes the same nested keys.
+    let text = BASE.replace(
+        "bundles = { \"prod.example\" = \"bundle.pem\" }",
+        "[identity.bundles]\nprod.eu.example = \"bundle.pem\"",
+    );
+    let message = syntax(&text);
+    assert!(message.contains("\"prod.eu.example\" = …"), "{message}");
+}
+
+#[test]
+fn service_name_and_otlp_are_read() {
+    let sidecar = check("").unwrap();
+    assert_eq!(
+        sidecar.telemetry,
+        crate::telemetry::TelemetryConfig::default()
+    );
+    let text = format!(
+        "service_name = \"orders\"\n{BASE}[otlp]\nendpoint = \"http://127.0.0.1:4318\"\ninterval_ms = 500\n"
+    );
+    let dir = dir();
+    let sidecar = parse(&text, &dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(sidecar.telemetry.service_name.as_deref(), Some("orders"));
+    let otlp = sidecar.telemetry.otlp.unwrap();
+    assert_eq!(otlp.interval, std::time::Duration::from_millis(500));
+    let (key, _) = invalid("[otlp]\nendpoint = \"localhost:4318\"\n");
+    assert_eq!(key, "otlp.endpoint");
+}

@@ -3,7 +3,8 @@
 //!
 //! Upstream `[services.NAME]` tables are the sidecar's (see [`ServiceConfig`]) without
 //! `authorities`: the gateway routes by `[[routes]]`. `[identity]` and `[locality]` are the
-//! sidecar's too. Relative file paths are taken from the configuration file's directory.
+//! sidecar's too, and so are the top-level `service_name` and the `[otlp]` table
+//! ([`crate::telemetry`]). Relative file paths are taken from the configuration file's directory.
 //!
 //! ```
 //! let text = r#"

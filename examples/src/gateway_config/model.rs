@@ -34,6 +34,13 @@ pub struct GatewayConfig {
     /// Connection bounds of the public listener. Absent: mesh-core's defaults.
     #[serde(default)]
     pub server: crate::runtime::ServerSettings,
+    /// The `service.name` of this process's spans and metrics (a top-level key, written before
+    /// the first table). Default: the binary's name, `mesh-gateway`.
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// `[otlp]`: export of spans and metrics over OTLP/HTTP, as the sidecar's. Absent: no export.
+    #[serde(default)]
+    pub otlp: Option<crate::telemetry::OtlpSettings>,
 }
 
 /// `[listeners]`: socket addresses (`ip:port`).

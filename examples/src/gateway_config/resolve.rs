@@ -35,6 +35,8 @@ pub struct Gateway {
     pub server: mesh_core::server::ServerConfig,
     /// How long a forwarded request body may stall (`[server] request_body_idle_timeout_ms`).
     pub request_body_idle_timeout: Option<std::time::Duration>,
+    /// `service_name` and `[otlp]`.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// Certificate files of the public listener, checked to exist.
@@ -156,6 +158,7 @@ pub(super) fn resolve(raw: GatewayConfig, base: &Path) -> Result<Gateway, Config
         services,
         server: raw.server.resolve()?,
         request_body_idle_timeout: raw.server.request_body_idle_timeout(),
+        telemetry: crate::telemetry::resolve(raw.service_name.as_deref(), raw.otlp.as_ref())?,
     })
 }
 

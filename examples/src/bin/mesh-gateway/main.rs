@@ -13,7 +13,8 @@
 //! else replaced by 128 random bits in hex; the id goes upstream and is echoed on the response.
 //!
 //! SIGTERM or Ctrl-C: `/ready` turns 503, the listeners stop accepting, in-flight requests finish,
-//! the process exits 0. A configuration error prints the key and the reason and exits 2.
+//! the process exits 0. A configuration error prints the key and the reason and exits 2, as do
+//! unusable identity files (see the sidecar's docs: the same checks and warnings).
 //!
 //! Once both listeners are bound, one line goes to stdout:
 //! `mesh-gateway: ready public=<addr> admin=<addr> seed=<n>` (the seed, random unless `--seed`
@@ -78,6 +79,10 @@ async fn main() {
         },
     };
     if let Err(e) = run(config, tls, seed).await {
+        if e.is::<gateway_config::ConfigError>() {
+            eprintln!("mesh-gateway: configuration error in {path}: {e}");
+            std::process::exit(2);
+        }
         eprintln!("mesh-gateway: {e}");
         std::process::exit(1);
     }
@@ -123,7 +128,7 @@ async fn run(
     seed: u64,
 ) -> Result<(), BoxError> {
     // Before any trace layer is built: each request's client span gets ids of its own.
-    let telemetry = Telemetry::install("mesh-gateway")?;
+    let telemetry = Telemetry::install("mesh-gateway", &config.telemetry)?;
     let meter = telemetry.meter().clone();
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 

@@ -14,7 +14,16 @@
 //! over HTTP/2; to the local app, in the configured `app.protocol`. Identity files are re-read
 //! every few seconds (rotation without restart). SIGTERM or Ctrl-C: `/ready` turns 503, every
 //! listener stops accepting, in-flight requests finish (bounded by mesh-core's drain timeout), then
-//! the process exits 0. A configuration error prints the key and the reason and exits 2.
+//! the process exits 0. A configuration error prints the key and the reason and exits 2; so does
+//! an identity file that does not make a usable identity (unreadable, empty, garbage, a key that
+//! does not match the certificate, a leaf without a SPIFFE ID, expired or not valid yet, or not
+//! accepted by its own trust domain's bundle), naming `identity.cert`, `identity.key` or
+//! `identity.bundles."td"` and the file. A setup that starts but is probably a mistake (the own
+//! certificate is a CA, no bundle for the own trust domain, a leaf in a bundle file) gets a
+//! `warning:` line on stderr. Other failures at startup exit 1.
+//!
+//! `mesh-sidecar identity init|issue|bundle` makes a local test trust domain, SVIDs and bundles
+//! (see `mesh-sidecar identity --help` and the package README's CA-rotation procedure).
 //!
 //! Once all listeners are bound, one line goes to stdout:
 //! `mesh-sidecar: ready inbound=<addr> outbound=<addr> admin=<addr> seed=<n>` (port 0 in the file
@@ -28,6 +37,7 @@
 //!
 //! The configuration format is documented on [`mesh_examples::config::SidecarConfig`].
 
+mod identity;
 mod inbound;
 mod outbound;
 
@@ -37,7 +47,7 @@ use mesh_core::BoxError;
 use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::Server;
 use mesh_examples::args::{ArgError, Args};
-use mesh_examples::config::{self, Sidecar};
+use mesh_examples::config::{self, ConfigError, Sidecar};
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, local_clients_server_config};
 use mesh_examples::stack::build_clients;
 use tower::Layer;
@@ -47,6 +57,7 @@ mesh-sidecar: a service-mesh sidecar (mTLS, authorization, balancing, retries, m
 
 USAGE:
     mesh-sidecar --config <FILE> [--seed <N>]
+    mesh-sidecar identity <init|issue|bundle> ...   (see `mesh-sidecar identity --help`)
 
 OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::config docs)
@@ -54,8 +65,16 @@ OPTIONS:
                       printed on the ready line; give it to reproduce a run)
     --help            print this text";
 
+fn main() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("identity") {
+        std::process::exit(identity::main(args.collect()));
+    }
+    serve();
+}
+
 #[tokio::main]
-async fn main() {
+async fn serve() {
     let (path, seed) = mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
     let config = match config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
@@ -65,6 +84,10 @@ async fn main() {
         }
     };
     if let Err(e) = run(config, seed).await {
+        if e.is::<ConfigError>() {
+            eprintln!("mesh-sidecar: configuration error in {path}: {e}");
+            std::process::exit(2);
+        }
         eprintln!("mesh-sidecar: {e}");
         std::process::exit(1);
     }
@@ -83,9 +106,10 @@ fn options() -> Result<(String, u64), ArgError> {
 }
 
 async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
-    // Spans are not exported, but each hop needs its own span id so that the `traceparent` it
-    // sends names this sidecar as the parent; the trace layers below read the tracer set here.
-    let telemetry = Telemetry::install("mesh-sidecar")?;
+    // Spans are exported only with `[otlp]`, but each hop needs its own span id so that the
+    // `traceparent` it sends names this sidecar as the parent; the trace layers below read the
+    // tracer set here.
+    let telemetry = Telemetry::install("mesh-sidecar", &config.telemetry)?;
     let meter = telemetry.meter().clone();
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
