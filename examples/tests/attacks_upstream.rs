@@ -5,8 +5,8 @@
 //! - a 5 MB `POST` to an upstream that always fails with a retryable status: the body is larger
 //!   than the retry layer's 64 KiB replay buffer, so it is sent exactly once (a small `POST` to
 //!   the same upstream is retried, so the cap is what stops it);
-//! - a `PUT` whose first attempt fails: the retry carries the very same body, checked by a hash
-//!   on both attempts.
+//! - a `PUT` whose first attempt fails, answered `503` or cut by a reset halfway through its
+//!   body: the retry carries the very same body, checked by a hash.
 //!
 //! After each, the process is still running and a normal request is served.
 
@@ -19,6 +19,7 @@ use http::{Request, StatusCode};
 use mesh_core::Body;
 use mesh_core::client::Protocol;
 use support::attack::{self, assert_still_serving, fnv1a, send};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
 /// An upstream that accepts connections and holds them open without reading or answering, until
@@ -168,6 +169,70 @@ async fn a_replayed_put_carries_the_same_body() {
         );
     }
     assert_still_serving(&mut sidecar, "once").await;
+    drop(sidecar);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An upstream in front of `backend` that resets its first connection once it has read `cut`
+/// bytes of it, and relays every later connection to `backend`; returns its address and a
+/// receiver of how many bytes the cut connection had carried.
+async fn resetting_once(
+    backend: SocketAddr,
+    cut: usize,
+) -> (SocketAddr, tokio::sync::oneshot::Receiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (report, reported) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut first, _) = listener.accept().await.unwrap();
+        let mut read = 0;
+        let mut chunk = [0u8; 4096];
+        while read < cut {
+            match first.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+        // SO_LINGER 0: closing sends a reset instead of a FIN.
+        first.set_zero_linger().unwrap();
+        drop(first);
+        let _ = report.send(read);
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(backend).await?;
+                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await
+            });
+        }
+    });
+    (addr, reported)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_cut_by_a_reset_is_replayed_whole() {
+    let dir = support::temp_dir("mesh-attack-upstream", "put-reset");
+    let (backend, log) = attack::recording_backend(|_| StatusCode::OK).await;
+    let body = payload(60 * 1024);
+    let (upstream, cut) = resetting_once(backend, 30 * 1024).await;
+    let config = attack::sidecar_config(&dir, &attack::plaintext_service("cut", upstream, ""));
+    let mut sidecar = attack::start(&dir, &config).await;
+
+    let hash = fnv1a(&body);
+    let (status, _, answer) = send(
+        sidecar.outbound,
+        Protocol::Http1,
+        with_body("PUT", "cut", body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let carried = cut.await.unwrap();
+    assert!(
+        carried >= 30 * 1024,
+        "the first attempt was cut after {carried} bytes, before its body"
+    );
+    // Only the retry reached the backend, with every byte of the body.
+    assert_eq!(answer, format!("PUT /upload {} {hash:016x}", body.len()));
+    assert_eq!(log.count(), 1, "{:?}", log.all());
+    assert_still_serving(&mut sidecar, "cut").await;
     drop(sidecar);
     let _ = std::fs::remove_dir_all(&dir);
 }
