@@ -24,7 +24,6 @@ pub(crate) const END_HEADERS: u8 = 0x4;
 
 /// Error codes (RFC 9113 §7).
 pub(crate) const CANCEL: u32 = 0x8;
-pub(crate) const COMPRESSION_ERROR: u32 = 0x9;
 pub(crate) const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// One frame: the 9-byte header (24-bit length, type, flags, 31-bit stream id), then `payload`.
