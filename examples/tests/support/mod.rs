@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub(crate) mod attack;
+pub(crate) mod h2_frames;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
