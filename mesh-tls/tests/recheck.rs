@@ -219,9 +219,7 @@ async fn a_connection_whose_root_was_removed_finishes_its_request_then_gets_goaw
 
     // The request in flight still succeeds; then the connection ends gracefully (GOAWAY).
     release.add_permits(1);
-    let (mut send_a, outcome) = guarded("the in-flight response", in_flight)
-        .await
-        .unwrap();
+    let (mut send_a, outcome) = guarded("the in-flight response", in_flight).await.unwrap();
     assert_eq!(outcome.unwrap(), "done");
     guarded("A's connection to end", conn_a)
         .await

@@ -89,7 +89,12 @@ fn a_full_config_resolves() {
 
 #[test]
 fn recheck_connections_on_bundle_change_is_off_unless_set() {
-    assert!(!check("").unwrap().identity.recheck_connections_on_bundle_change);
+    assert!(
+        !check("")
+            .unwrap()
+            .identity
+            .recheck_connections_on_bundle_change
+    );
     let on = check("recheck_connections_on_bundle_change = true\n").unwrap();
     assert!(on.identity.recheck_connections_on_bundle_change);
     let message = syntax(&format!(

@@ -151,7 +151,10 @@ mod tests {
             "recheck_connections_on_bundle_change = true\n[services.orders]",
             1,
         );
-        let key = parse(&text, Path::new("/")).unwrap_err().key().map(str::to_owned);
+        let key = parse(&text, Path::new("/"))
+            .unwrap_err()
+            .key()
+            .map(str::to_owned);
         assert_eq!(
             key.as_deref(),
             Some("identity.recheck_connections_on_bundle_change")

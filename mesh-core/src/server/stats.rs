@@ -89,7 +89,9 @@ impl ServerStats {
     }
 
     pub(super) fn record_close_requested(&self) {
-        self.counters.close_requested.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .close_requested
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_idle_closed(&self) {
