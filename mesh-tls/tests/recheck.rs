@@ -265,7 +265,7 @@ async fn by_default_a_connection_whose_root_was_removed_keeps_working() {
 }
 
 #[tokio::test]
-async fn a_new_svid_with_the_same_bundles_closes_nothing() {
+async fn a_new_svid_alone_closes_nothing_and_a_later_bundle_change_still_does() {
     let pki = Pki::new();
     let (publish, identity) = IdentityWatch::channel(pki.identity(&[&pki.a, &pki.b]));
     let acceptor = TlsAcceptor::from_source(&identity).recheck_connections_on_bundle_change(true);
