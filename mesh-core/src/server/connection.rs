@@ -131,14 +131,12 @@ pub(super) async fn serve_connection<A, S, B>(
     };
 
     // The acceptor's handle if it made one (to close the connection later), else the server's own,
-    // so every request can reach its connection's handle.
-    let mut extensions = extensions;
-    let close = match extensions.get::<CloseHandle>() {
-        Some(handle) => handle.clone(),
+    // which every request then carries too.
+    let (close, own_close) = match extensions.get::<CloseHandle>() {
+        Some(handle) => (handle.clone(), None),
         None => {
             let handle = CloseHandle::new();
-            extensions.insert(handle.clone());
-            handle
+            (handle.clone(), Some(handle))
         }
     };
     let _finish = FinishOnDrop(close.clone());
@@ -155,6 +153,7 @@ pub(super) async fn serve_connection<A, S, B>(
         service,
         info,
         extensions,
+        own_close,
         registry: registration.registry().clone(),
         activity: activity.clone(),
     };
@@ -254,6 +253,8 @@ struct ConnectionContext<S> {
     service: S,
     info: ConnectionInfo,
     extensions: Extensions,
+    /// The connection's [`CloseHandle`] when the server made it (else it is in `extensions`).
+    own_close: Option<CloseHandle>,
     registry: Arc<Registry>,
     activity: Arc<Activity>,
 }
@@ -269,6 +270,9 @@ where
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let ext = req.extensions_mut();
         ext.insert(self.info);
+        if let Some(close) = &self.own_close {
+            ext.insert(close.clone());
+        }
         // After `ConnectionInfo`, so an acceptor's own value of that type wins (see `Acceptor`).
         if !self.extensions.is_empty() {
             ext.extend(self.extensions.clone());
