@@ -16,7 +16,8 @@
 //!   expected SPIFFE ID) and [`TlsAcceptor`] (an acceptor for [`mesh_core::server::Server`] that puts
 //!   the client's [`PeerIdentity`](mesh_core::PeerIdentity) on every request);
 //! - [`rotation`]: SVID and bundles from files (or any [`rotation::IdentitySource`]), swapped
-//!   without a restart and without dropping connections; bad files refused, the last good kept;
+//!   without a restart and without dropping connections (unless the acceptor is asked to re-check
+//!   live connections when the bundles change); bad files refused, the last good kept;
 //! - [`authz`]: per-request authorization on the peer identity, method, path and host (deny, then
 //!   allow, then default; dry run; `403` through mesh-core's error layer);
 //! - the `test_ca` module (feature `test-ca`): CAs, SVIDs and deliberately broken certificates for tests.

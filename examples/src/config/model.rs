@@ -141,6 +141,13 @@ pub struct IdentityConfig {
     /// `prod` holding a table with the key `example`, which is refused with that advice.
     #[serde(deserialize_with = "trust_domain_files")]
     pub bundles: BTreeMap<String, PathBuf>,
+    /// Whether the sidecar's inbound listener re-checks its open connections when a bundle file
+    /// changes, and closes gracefully (requests in progress finish) those whose client certificate
+    /// no longer verifies: removing a root then also cuts the connections it had admitted. Default
+    /// `false`: a TLS connection keeps the trust decision of its handshake, and most bundle changes
+    /// only add roots. Not accepted by the gateway, which takes no mTLS connections.
+    #[serde(default)]
+    pub recheck_connections_on_bundle_change: bool,
 }
 
 /// `identity.bundles`, refusing the nested tables an unquoted dotted key makes.

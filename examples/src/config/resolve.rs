@@ -76,6 +76,8 @@ pub struct Identity {
     pub key: PathBuf,
     /// One roots file per trust domain.
     pub bundles: Vec<(TrustDomain, PathBuf)>,
+    /// Re-check inbound connections when the bundles change (`identity.recheck_connections_on_bundle_change`).
+    pub recheck_connections_on_bundle_change: bool,
 }
 
 /// One outbound service.
@@ -300,7 +302,12 @@ pub(crate) fn identity(raw: &IdentityConfig, base: &Path) -> Result<Identity, Co
             existing_file(&key, base, path)?,
         ));
     }
-    Ok(Identity { cert, key, bundles })
+    Ok(Identity {
+        cert,
+        key,
+        bundles,
+        recheck_connections_on_bundle_change: raw.recheck_connections_on_bundle_change,
+    })
 }
 
 fn authorization(raw: &AuthorizationConfig) -> Result<AuthzPolicy, ConfigError> {

@@ -88,6 +88,25 @@ fn a_full_config_resolves() {
 }
 
 #[test]
+fn recheck_connections_on_bundle_change_is_off_unless_set() {
+    assert!(
+        !check("")
+            .unwrap()
+            .identity
+            .recheck_connections_on_bundle_change
+    );
+    let on = check("recheck_connections_on_bundle_change = true\n").unwrap();
+    assert!(on.identity.recheck_connections_on_bundle_change);
+    let message = syntax(&format!(
+        "{BASE}recheck_connections_on_bundle_change = \"yes\"\n"
+    ));
+    assert!(
+        message.contains("recheck_connections_on_bundle_change"),
+        "{message}"
+    );
+}
+
+#[test]
 fn an_unknown_key_is_named() {
     let message = syntax(&format!("{BASE}\n[app2]\nx = 1\n"));
     assert!(message.contains("unknown field `app2`"), "{message}");

@@ -144,4 +144,21 @@ mod tests {
         let err = parse(&text, Path::new("/")).unwrap_err();
         assert_eq!(err.key(), Some("services.orders.authorities"));
     }
+
+    #[test]
+    fn the_gateway_refuses_the_inbound_recheck_option() {
+        let text = base("").replacen(
+            "[services.orders]",
+            "recheck_connections_on_bundle_change = true\n[services.orders]",
+            1,
+        );
+        let key = parse(&text, Path::new("/"))
+            .unwrap_err()
+            .key()
+            .map(str::to_owned);
+        assert_eq!(
+            key.as_deref(),
+            Some("identity.recheck_connections_on_bundle_change")
+        );
+    }
 }

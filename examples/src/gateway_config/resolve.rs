@@ -118,6 +118,12 @@ pub(super) fn resolve(raw: GatewayConfig, base: &Path) -> Result<Gateway, Config
     let admin = addr("listeners.admin", &raw.listeners.admin)?;
     let tls = raw.tls.as_ref().map(|t| tls(t, base)).transpose()?;
     let identity = resolve_identity(&raw.identity, base)?;
+    if identity.recheck_connections_on_bundle_change {
+        return Err(ConfigError::invalid(
+            "identity.recheck_connections_on_bundle_change",
+            "the gateway accepts no mTLS connections to re-check (its identity is for upstreams)",
+        ));
+    }
     let locality = Locality::new(
         &raw.locality.region,
         &raw.locality.zone,

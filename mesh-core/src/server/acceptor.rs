@@ -74,6 +74,10 @@ impl ConnectionInfo {
 ///   connection, after the server's [`ConnectionInfo`]; so values of the same type replace it (a
 ///   PROXY-protocol acceptor may report the original client address this way). Values must be cheap
 ///   to clone: they are cloned once per request. Return `Extensions::new()` when there is nothing to add.
+/// - If the extensions carry a [`CloseHandle`](super::CloseHandle), the server watches it and
+///   closes the connection gracefully when it is closed; otherwise the server makes its own. So an
+///   acceptor that may need to close a connection later (after a trust bundle change, say) keeps a
+///   clone of a handle it returns here.
 pub trait Acceptor: Clone + Send + 'static {
     /// The stream HTTP is served on.
     type Io: AsyncRead + AsyncWrite + Send + Unpin + 'static;

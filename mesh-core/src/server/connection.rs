@@ -21,6 +21,7 @@ use tower_service::Service;
 use tracing::debug;
 
 use super::acceptor::{Acceptor, ConnectionInfo};
+use super::close::{CloseHandle, FinishOnDrop};
 use super::preface_deadline::PrefaceDeadline;
 use super::registry::{Activity, Registration, Registry};
 use super::stats::ServerStats;
@@ -28,9 +29,10 @@ use super::tracked::{TrackedBody, TrackedFuture};
 use super::write_stall::WriteStall;
 use crate::error::BoxError;
 
-/// How long a connection closed for idleness may take over the HTTP/2 `GOAWAY` exchange (one
-/// round trip: `GOAWAY`, `PING`, the peer's `PING` answer, the final `GOAWAY`) before it is
-/// disconnected, if it is still idle. One second is ten times a slow intercontinental round trip.
+/// How long a connection closed for idleness (or by its [`CloseHandle`], once its requests have
+/// finished) may take over the HTTP/2 `GOAWAY` exchange (one round trip: `GOAWAY`, `PING`, the
+/// peer's `PING` answer, the final `GOAWAY`) before it is disconnected, if it is still idle. One
+/// second is ten times a slow intercontinental round trip.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
 /// What every connection task of one server shares.
@@ -45,12 +47,16 @@ pub(super) struct Shared {
     pub(super) stats: ServerStats,
 }
 
-/// Whether the connection was asked to close by the idle timeout or by eviction. (Closing for the
-/// server's shutdown is tracked apart: it waits for the peer, bounded by the drain deadline.)
+/// Whether the connection was asked to close by the idle timeout, by eviction or through its
+/// [`CloseHandle`]. (Closing for the server's shutdown is tracked apart: it waits for the peer,
+/// bounded by the drain deadline.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Closing {
     /// Not asked.
     No,
+    /// Asked through the [`CloseHandle`], with a graceful shutdown started; requests in progress
+    /// are finishing. Becomes `Idle(now + GOAWAY_GRACE)` once none is left.
+    Requested,
     /// Asked, with a graceful shutdown started; once idle at or after this instant, the
     /// connection is dropped without waiting for the peer to finish the exchange.
     Idle(Instant),
@@ -124,6 +130,19 @@ pub(super) async fn serve_connection<A, S, B>(
         }
     };
 
+    // The acceptor's handle if it made one (to close the connection later), else the server's own,
+    // which every request then carries too.
+    let (close, own_close) = match extensions.get::<CloseHandle>() {
+        Some(handle) => (handle.clone(), None),
+        None => {
+            let handle = CloseHandle::new();
+            (handle.clone(), Some(handle))
+        }
+    };
+    let _finish = FinishOnDrop(close.clone());
+    let mut close_requested = pin!(close.requested());
+    let mut close_seen = false;
+
     let io = PrefaceDeadline::new(io, shared.header_read_timeout);
     let io = TokioIo::new(WriteStall::new(
         io,
@@ -134,16 +153,18 @@ pub(super) async fn serve_connection<A, S, B>(
         service,
         info,
         extensions,
+        own_close,
         registry: registration.registry().clone(),
         activity: activity.clone(),
     };
     let mut conn = pin!(shared.builder.serve_connection_with_upgrades(io, service));
 
-    // Serve until the connection ends. Three things ask it to finish early, each with a graceful
+    // Serve until the connection ends. Four things ask it to finish early, each with a graceful
     // shutdown (HTTP/2: GOAWAY; HTTP/1.1: close after the current response, or at once if idle):
     // the server's shutdown (then it keeps being driven until its requests finish; stopping it
     // at the drain deadline is the accept loop's job), the idle timeout and eviction (then it is
-    // disconnected as soon as it is idle and past its grace, without waiting for the peer).
+    // disconnected as soon as it is idle and past its grace, without waiting for the peer), and
+    // its close handle (the same, with the grace counted from when its requests have finished).
     let mut shutdown = pin!(drain.changed());
     let mut draining = false;
     let mut closing = Closing::No;
@@ -165,6 +186,19 @@ pub(super) async fn serve_connection<A, S, B>(
             activity.set_closing();
             conn.as_mut().graceful_shutdown();
         }
+        if !close_seen && close_requested.as_mut().poll(cx).is_ready() {
+            close_seen = true;
+            if closing == Closing::No && !draining {
+                shared.stats.record_close_requested();
+                debug!(peer = %info.peer_addr(), "closing a connection on request");
+                closing = Closing::Requested;
+                activity.set_closing();
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+        if closing == Closing::Requested && activity.is_idle() {
+            closing = Closing::Idle(Instant::now() + GOAWAY_GRACE);
+        }
 
         // The deadline that matters now, if any: the idle timeout while idle and not closing, the
         // end of the grace while closing.
@@ -174,6 +208,7 @@ pub(super) async fn serve_connection<A, S, B>(
                 .idle_timeout
                 .filter(|_| activity.is_idle())
                 .map(|timeout| registration.idle_since() + timeout),
+            Closing::Requested => None,
             Closing::Idle(at) => Some(at),
         };
         if deadline != timer_at {
@@ -193,6 +228,8 @@ pub(super) async fn serve_connection<A, S, B>(
                     // Wake again to arm the grace timer.
                     cx.waker().wake_by_ref();
                 }
+                // No deadline is armed while requests finish.
+                Closing::Requested => {}
                 Closing::Idle(_) => {
                     // Give the connection one last chance to write its GOAWAY, then drop it.
                     if let Poll::Ready(result) = conn.as_mut().poll(cx) {
@@ -216,6 +253,8 @@ struct ConnectionContext<S> {
     service: S,
     info: ConnectionInfo,
     extensions: Extensions,
+    /// The connection's [`CloseHandle`] when the server made it (else it is in `extensions`).
+    own_close: Option<CloseHandle>,
     registry: Arc<Registry>,
     activity: Arc<Activity>,
 }
@@ -231,6 +270,9 @@ where
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let ext = req.extensions_mut();
         ext.insert(self.info);
+        if let Some(close) = &self.own_close {
+            ext.insert(close.clone());
+        }
         // After `ConnectionInfo`, so an acceptor's own value of that type wins (see `Acceptor`).
         if !self.extensions.is_empty() {
             ext.extend(self.extensions.clone());

@@ -8,6 +8,9 @@
 //!   task under a timeout, so a slow or failing client never stalls the accept loop.
 //! - **Who is calling.** Every request carries a [`ConnectionInfo`] (peer and local address) and the
 //!   acceptor's per-connection values (such as the verified peer identity) in its extensions.
+//! - **Closing from outside.** Every request also carries its connection's [`CloseHandle`]: a
+//!   handler, or the acceptor that created it, can ask that one connection to close gracefully
+//!   (`mesh-tls` does when a peer's certificate no longer verifies after a trust bundle change).
 //! - **Bounded resources.** At most [`ServerConfig::max_connections`] connections, and at most
 //!   [`ServerConfig::max_connections_per_peer`] from one IP address. Connections are idle when no
 //!   request is in progress on them: idle ones are closed after [`ServerConfig::idle_timeout`], and
@@ -71,6 +74,7 @@
 //! ```
 
 mod acceptor;
+mod close;
 mod config;
 mod connection;
 mod preface_deadline;
@@ -81,6 +85,7 @@ mod tracked;
 mod write_stall;
 
 pub use acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
+pub use close::CloseHandle;
 pub use config::ServerConfig;
 pub use serve::Server;
 pub use stats::ServerStats;

@@ -25,6 +25,7 @@ struct Counters {
     evicted_idle: AtomicU64,
     per_peer_refused: AtomicU64,
     write_stalls: AtomicU64,
+    close_requested: AtomicU64,
 }
 
 impl ServerStats {
@@ -79,6 +80,18 @@ impl ServerStats {
     /// [`ServerConfig::write_stall_timeout`](super::ServerConfig::write_stall_timeout).
     pub fn write_stalls(&self) -> u64 {
         self.counters.write_stalls.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed gracefully because their [`CloseHandle`](super::CloseHandle) asked
+    /// (not counting those already closing for another reason).
+    pub fn close_requested(&self) -> u64 {
+        self.counters.close_requested.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn record_close_requested(&self) {
+        self.counters
+            .close_requested
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_idle_closed(&self) {
@@ -137,6 +150,7 @@ impl fmt::Debug for ServerStats {
             .field("evicted_idle", &self.evicted_idle())
             .field("per_peer_refused", &self.per_peer_refused())
             .field("write_stalls", &self.write_stalls())
+            .field("close_requested", &self.close_requested())
             .finish()
     }
 }

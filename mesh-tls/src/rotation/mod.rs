@@ -10,7 +10,9 @@
 //!   a restart and without rebuilding any configuration;
 //! - established connections are untouched: a TLS session keeps the keys it negotiated, so rotating
 //!   never drops a connection (as in Linkerd and ztunnel, and unlike them the trust bundles rotate
-//!   too — linkerd2 #13613);
+//!   too — linkerd2 #13613). That includes connections from peers whose root was just removed;
+//!   [`TlsAcceptor::recheck_connections_on_bundle_change`](crate::TlsAcceptor::recheck_connections_on_bundle_change)
+//!   (off by default) closes those gracefully;
 //! - a bad update never reaches the handshakes: the source validates first and keeps the last good
 //!   identity.
 //!

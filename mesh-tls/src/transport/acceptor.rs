@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Extensions;
-use mesh_core::server::{Acceptor, ConnectionInfo};
+use mesh_core::server::{Acceptor, CloseHandle, ConnectionInfo};
 use mesh_core::{BoxError, PeerIdentity};
+use opentelemetry::metrics::Meter;
 use rustls::ServerConfig;
 use rustls::server::NoServerSessionStorage;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::HandshakeError;
+use super::recheck::LiveConnections;
 use super::settings::{default_alpn, versions};
 use crate::rotation::{CurrentSvid, IdentitySource, IdentityWatch, WorkloadIdentity};
 use crate::verify::spiffe_id_of;
@@ -28,7 +30,8 @@ use crate::{Authorizer, SpiffeClientVerifier, SvidVerifier, TrustBundleSet, X509
 /// Defaults, each settable: TLS 1.3 only; ALPN `h2` then `http/1.1` (mesh-core's server picks the
 /// protocol from the connection preface, so the ALPN answer only informs the client); no session
 /// resumption, so every connection is verified against the current bundles; the authorizer accepts
-/// every trusted ID.
+/// every trusted ID; live connections are not re-checked when the bundles change (see
+/// [`recheck_connections_on_bundle_change`](Self::recheck_connections_on_bundle_change)).
 ///
 /// Cloning shares the configuration. Handshake failures are [`HandshakeError`]s (boxed); the server
 /// logs and counts them, and closes only that connection.
@@ -58,7 +61,11 @@ pub struct TlsAcceptor {
     verifier: SvidVerifier,
     alpn: Vec<Vec<u8>>,
     allow_tls12: bool,
+    recheck: bool,
+    meter: Option<Meter>,
     config: Arc<ServerConfig>,
+    /// The connections to re-check, when `recheck` is on.
+    live: Option<Arc<LiveConnections>>,
 }
 
 impl TlsAcceptor {
@@ -80,7 +87,10 @@ impl TlsAcceptor {
             verifier,
             alpn,
             allow_tls12: false,
+            recheck: false,
+            meter: None,
             config,
+            live: None,
         }
     }
 
@@ -105,6 +115,41 @@ impl TlsAcceptor {
         self
     }
 
+    /// Whether to re-check live connections when the trust bundles change (default `false`).
+    ///
+    /// A TLS session keeps the trust decision of its handshake, so by default a peer whose root
+    /// was removed from the bundles keeps its open connections (only new handshakes are refused).
+    /// With this on, the acceptor keeps each live connection's peer certificate chain (about 1 to
+    /// 2 KB per connection) and, whenever the source publishes **different** bundles (a new SVID
+    /// with the same bundles does not count), verifies every kept chain against them — as of its
+    /// handshake, so a certificate that merely expired since does not count — and asks each
+    /// connection that fails to close gracefully through its
+    /// [`CloseHandle`]: mesh-core's server lets the requests in progress finish, then closes it
+    /// (HTTP/2 `GOAWAY`; HTTP/1.1 after the response in progress). Each close is logged at `info`
+    /// with the peer's address and ID, and counted in the `mesh.tls.connections.closed` counter
+    /// (attribute `reason` = `bundle_change`, recorded at 0 from the start).
+    ///
+    /// Off by default because closing connections is disruptive (clients reconnect and their
+    /// requests in the meantime may fail over), and most bundle changes only add roots. Turn it on
+    /// when removing a root must take effect on open connections too (a compromised CA).
+    ///
+    /// The re-check runs in a task spawned on the first connection; it ends when every clone of
+    /// the acceptor is dropped. Only connections served by a server that honours the
+    /// [`CloseHandle`] in the acceptor's extensions (mesh-core's does) are closed.
+    pub fn recheck_connections_on_bundle_change(mut self, recheck: bool) -> Self {
+        self.recheck = recheck;
+        self.rebuild();
+        self
+    }
+
+    /// Where `mesh.tls.connections.closed` is counted. Default
+    /// `opentelemetry::global::meter("mesh-tls")`.
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self.rebuild();
+        self
+    }
+
     /// The rustls configuration in use, for use outside mesh-core's server (with
     /// `tokio_rustls::TlsAcceptor`, for example).
     pub fn rustls_config(&self) -> &Arc<ServerConfig> {
@@ -113,6 +158,17 @@ impl TlsAcceptor {
 
     fn rebuild(&mut self) {
         self.config = server_config(&self.identity, &self.verifier, &self.alpn, self.allow_tls12);
+        self.live = self.recheck.then(|| {
+            let meter = self
+                .meter
+                .clone()
+                .unwrap_or_else(|| opentelemetry::global::meter("mesh-tls"));
+            Arc::new(LiveConnections::new(
+                self.verifier.clone(),
+                self.identity.clone(),
+                &meter,
+            ))
+        });
     }
 }
 
@@ -137,9 +193,12 @@ impl Acceptor for TlsAcceptor {
     type Io = TlsStream<TcpStream>;
     type Future = TlsAcceptFuture;
 
-    fn accept(&self, tcp: TcpStream, _info: &ConnectionInfo) -> Self::Future {
+    fn accept(&self, tcp: TcpStream, info: &ConnectionInfo) -> Self::Future {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
+        let live = self.live.clone();
+        let peer = info.peer_addr();
         TlsAcceptFuture(Box::pin(async move {
+            let before = live.as_ref().map(|live| live.before_handshake());
             let stream = acceptor
                 .accept(tcp)
                 .await
@@ -154,6 +213,12 @@ impl Acceptor for TlsAcceptor {
             let id = spiffe_id_of(leaf).map_err(HandshakeError::Svid)?;
             let mut extensions = Extensions::new();
             extensions.insert(PeerIdentity::new(id.to_identity()));
+            if let (Some(live), Some(before)) = (live, before) {
+                let close = CloseHandle::new();
+                let chain = connection.peer_certificates().unwrap_or_default().to_vec();
+                live.track(chain, id.clone(), peer, close.clone(), &before);
+                extensions.insert(close);
+            }
             extensions.insert(id);
             Ok((stream, extensions))
         }))
@@ -187,6 +252,7 @@ impl fmt::Debug for TlsAcceptor {
             .field("verifier", &self.verifier)
             .field("alpn", &self.alpn)
             .field("allow_tls12", &self.allow_tls12)
+            .field("recheck_connections_on_bundle_change", &self.recheck)
             .finish_non_exhaustive()
     }
 }

@@ -9,6 +9,7 @@
 mod acceptor;
 mod connector;
 mod error;
+mod recheck;
 mod settings;
 
 pub use acceptor::{TlsAcceptFuture, TlsAcceptor};

@@ -123,7 +123,14 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     }
 
     let inbound = Server::new(bind(config.inbound, "listeners.inbound").await?)
-        .acceptor(identity.acceptor())
+        .acceptor(
+            identity
+                .acceptor()
+                .meter(meter.clone())
+                .recheck_connections_on_bundle_change(
+                    config.identity.recheck_connections_on_bundle_change,
+                ),
+        )
         .config(config.server.clone());
     let outbound = Server::new(bind(config.outbound, "listeners.outbound").await?)
         .config(local_clients_server_config(config.server.clone()));
