@@ -1,6 +1,7 @@
 //! Pieces shared by the example programs: command-line flags, per-endpoint traffic statistics,
 //! the sidecar's and the gateway's TOML configurations, the outbound client stack, the admin
-//! listener and the proxies' process plumbing (telemetry, identity files, listeners, drain).
+//! listener, the proxies' process plumbing (telemetry, identity files, listeners, drain) and their
+//! log subscriber.
 //!
 //! The programs themselves are the binaries of this package (`demo`, `mesh-sidecar`,
 //! `mesh-gateway`, `embedded-axum`, `embedded-tonic`); see the package README.
@@ -9,6 +10,7 @@ pub mod admin;
 pub mod args;
 pub mod config;
 pub mod gateway_config;
+pub mod logging;
 pub mod runtime;
 pub mod scenario;
 pub mod stack;

@@ -37,6 +37,7 @@ use mesh_core::BoxError;
 use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::Server;
 use mesh_examples::args::{ArgError, Args};
+use mesh_examples::logging::LogFormat;
 use mesh_examples::config::{self, Sidecar};
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, local_clients_server_config};
 use mesh_examples::stack::build_clients;
@@ -46,17 +47,21 @@ const USAGE: &str = "\
 mesh-sidecar: a service-mesh sidecar (mTLS, authorization, balancing, retries, metrics)
 
 USAGE:
-    mesh-sidecar --config <FILE> [--seed <N>]
+    mesh-sidecar --config <FILE> [--seed <N>] [--log-format <text|json>]
 
 OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::config docs)
     --seed <N>        seed of the balancers, retry and breaker jitter (default: random,
                       printed on the ready line; give it to reproduce a run)
+    --log-format <F>  `text` (default) or `json` lines on stderr; default from the
+                      MESH_LOG_FORMAT environment variable. RUST_LOG filters them
+                      (default `info`)
     --help            print this text";
 
 #[tokio::main]
 async fn main() {
-    let (path, seed) = mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
+    let (path, seed, log_format) = mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
+    mesh_examples::logging::init(log_format);
     let config = match config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
         Err(e) => {
@@ -70,16 +75,17 @@ async fn main() {
     }
 }
 
-fn options() -> Result<(String, u64), ArgError> {
+fn options() -> Result<(String, u64, LogFormat), ArgError> {
     let mut args = Args::parse(std::env::args().skip(1))?;
     let path: String = args.value("--config", String::new())?;
     // Random by default, so a fleet's sidecars do not jitter in lock-step.
     let seed: u64 = args.value("--seed", fastrand::u64(..))?;
+    let log_format = mesh_examples::logging::format_option(&mut args)?;
     args.finish()?;
     if path.is_empty() {
         return Err(ArgError::MissingValue("--config".into()));
     }
-    Ok((path, seed))
+    Ok((path, seed, log_format))
 }
 
 async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
@@ -114,7 +120,9 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     let mut drain = Drain::new();
     drain.spawn(inbound.serve_with_shutdown(inbound_service, drain.stopped()));
     drain.spawn(outbound.serve_with_shutdown(
-        ErrorResponseLayer::new().layer(outbound::Router::new(routes)),
+        ErrorResponseLayer::new()
+            .describe_with(mesh_tls::failure_detail)
+            .layer(outbound::Router::new(routes)),
         drain.stopped(),
     ));
     drain.spawn(admin.serve_with_shutdown(
@@ -126,10 +134,19 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         "mesh-sidecar: ready inbound={} outbound={} admin={} seed={seed}",
         addrs.0, addrs.1, addrs.2
     );
+    tracing::info!(
+        inbound = %addrs.0,
+        outbound = %addrs.1,
+        admin = %addrs.2,
+        services = ?config.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        identity = %config.identity.cert.display(),
+        seed,
+        "mesh-sidecar started"
+    );
 
     drain.run_until_signal("mesh-sidecar").await?;
     drop(identity);
     telemetry.shutdown();
-    eprintln!("mesh-sidecar: stopped");
+    tracing::info!("mesh-sidecar: stopped");
     Ok(())
 }
