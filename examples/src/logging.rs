@@ -36,7 +36,9 @@ impl FromStr for LogFormat {
         match s {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
-            other => Err(format!("{other:?} is not a log format: use \"text\" or \"json\"")),
+            other => Err(format!(
+                "{other:?} is not a log format: use \"text\" or \"json\""
+            )),
         }
     }
 }

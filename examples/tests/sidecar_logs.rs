@@ -162,14 +162,20 @@ async fn json_logs_are_one_valid_object_per_line() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
         })
         .collect();
-    let message = |event: &serde_json::Value| event["fields"]["message"].as_str().map(str::to_owned);
+    let message =
+        |event: &serde_json::Value| event["fields"]["message"].as_str().map(str::to_owned);
     let started = events
         .iter()
         .find(|e| message(e).as_deref() == Some("mesh-sidecar started"))
         .unwrap_or_else(|| panic!("no startup summary in {log}"));
     assert_eq!(started["level"], "INFO");
     assert!(started["fields"]["seed"].is_u64(), "{started}");
-    assert!(started["fields"]["services"].as_str().unwrap().contains("orders"));
+    assert!(
+        started["fields"]["services"]
+            .as_str()
+            .unwrap()
+            .contains("orders")
+    );
     let failure = events
         .iter()
         .find(|e| message(e).as_deref() == Some("answering a failure at the edge"))

@@ -91,10 +91,16 @@ pub fn describe_failure(
 ) -> Option<FailureDetail> {
     let mut next = Some(err);
     while let Some(e) = next {
-        if let Some(detail) = extra.and_then(|describe| describe(e)).or_else(|| builtin(e)) {
+        if let Some(detail) = extra
+            .and_then(|describe| describe(e))
+            .or_else(|| builtin(e))
+        {
             return Some(detail);
         }
-        next = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &(dyn Error + 'static)),
             None => e.source(),
         };

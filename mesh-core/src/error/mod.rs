@@ -22,14 +22,14 @@ mod detail;
 mod failures;
 mod response;
 
+pub use detail::{Describe, FailureDetail, describe_failure};
 pub use failures::{
     BadRequest, BudgetExhausted, CircuitOpen, ConnectError, MethodNotAllowed, NoEndpoints,
     Overloaded, RateLimited, Timeout, Unauthorized, UpstreamError,
 };
-pub use detail::{Describe, FailureDetail, describe_failure};
 pub use response::{
-    ErrorResponse, ErrorResponseFuture, ErrorResponseLayer, FailureResponse, MESH_ERROR_DETAIL_HEADER,
-    MESH_ERROR_HEADER, classify_failure,
+    ErrorResponse, ErrorResponseFuture, ErrorResponseLayer, FailureResponse,
+    MESH_ERROR_DETAIL_HEADER, MESH_ERROR_HEADER, classify_failure,
 };
 
 /// The boxed error every mesh layer returns, as in tower.

@@ -7,14 +7,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::header::HOST;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use pin_project::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{BoxError, Describe, FailureDetail, Overloaded, RateLimited, describe_failure, find_cause};
+use super::{
+    BoxError, Describe, FailureDetail, Overloaded, RateLimited, describe_failure, find_cause,
+};
 use crate::body::Body;
 use crate::classify::{ErrorKind, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcCode, is_grpc};
 use crate::log::LogLimiter;

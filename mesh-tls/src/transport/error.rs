@@ -67,7 +67,8 @@ impl HandshakeError {
             HandshakeError::NotTls => "tls: the peer did not speak TLS",
             HandshakeError::Tls(_) => "tls: handshake failed",
             HandshakeError::Io(_) => return None,
-            HandshakeError::MissingEndpointIdentity | HandshakeError::InvalidEndpointIdentity(_) => {
+            HandshakeError::MissingEndpointIdentity
+            | HandshakeError::InvalidEndpointIdentity(_) => {
                 "tls: no valid expected identity for the endpoint"
             }
         };

@@ -37,8 +37,8 @@ use mesh_core::BoxError;
 use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::Server;
 use mesh_examples::args::{ArgError, Args};
-use mesh_examples::logging::LogFormat;
 use mesh_examples::config::{self, Sidecar};
+use mesh_examples::logging::LogFormat;
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, local_clients_server_config};
 use mesh_examples::stack::build_clients;
 use tower::Layer;
@@ -119,12 +119,14 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     let inbound_service = inbound::build(&config, &meter).map_err(|e| e.to_string())?;
     let mut drain = Drain::new();
     drain.spawn(inbound.serve_with_shutdown(inbound_service, drain.stopped()));
-    drain.spawn(outbound.serve_with_shutdown(
-        ErrorResponseLayer::new()
-            .describe_with(mesh_tls::failure_detail)
-            .layer(outbound::Router::new(routes)),
-        drain.stopped(),
-    ));
+    drain.spawn(
+        outbound.serve_with_shutdown(
+            ErrorResponseLayer::new()
+                .describe_with(mesh_tls::failure_detail)
+                .layer(outbound::Router::new(routes)),
+            drain.stopped(),
+        ),
+    );
     drain.spawn(admin.serve_with_shutdown(
         mesh_examples::admin::build(telemetry.metrics(), drain.ready_flag()),
         drain.stopped(),
