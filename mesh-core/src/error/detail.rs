@@ -132,6 +132,8 @@ fn builtin(err: &(dyn Error + 'static)) -> Option<FailureDetail> {
             "http2: connection going away"
         } else if h2.is_reset() {
             "http2: stream reset"
+        } else if h2.reason().is_some() {
+            "http2: error"
         } else {
             return None;
         };
@@ -210,6 +212,7 @@ mod tests {
         );
         let refused = h2::Error::from(h2::Reason::REFUSED_STREAM);
         let detail = describe_failure(&UpstreamError::unsent(refused), None).unwrap();
-        assert_eq!(detail.to_string(), "http2: stream reset (REFUSED_STREAM)");
+        // A bare reason (not a RST_STREAM received from the peer, which reads "http2: stream reset").
+        assert_eq!(detail.to_string(), "http2: error (REFUSED_STREAM)");
     }
 }
