@@ -1,7 +1,7 @@
 //! Pieces shared by the example programs: command-line flags, per-endpoint traffic statistics,
 //! the sidecar's and the gateway's TOML configurations, the outbound client stack, the admin
-//! listener, the proxies' process plumbing (telemetry, identity files, listeners, drain), and the
-//! identity files' startup check and generation tool.
+//! listener, the proxies' process plumbing (telemetry, identity files, listeners, drain), their
+//! log subscriber, and the identity files' startup check and generation tool.
 //!
 //! The programs themselves are the binaries of this package (`demo`, `mesh-sidecar`,
 //! `mesh-gateway`, `embedded-axum`, `embedded-tonic`); see the package README.
@@ -11,6 +11,7 @@ pub mod args;
 pub mod config;
 pub mod gateway_config;
 pub mod identity;
+pub mod logging;
 pub mod runtime;
 pub mod scenario;
 pub mod stack;

@@ -382,7 +382,7 @@ impl Drain {
         self.ready.store(true, Ordering::Release);
     }
 
-    /// Waits for SIGTERM or Ctrl-C, then drains: prints `<name>: draining` to stderr, clears the
+    /// Waits for SIGTERM or Ctrl-C, then drains: logs `<name>: draining` (info), clears the
     /// ready flag, stops every listener and waits for every server task to finish.
     ///
     /// # Errors
@@ -390,7 +390,7 @@ impl Drain {
     /// When the signal handler cannot be installed, or a server task failed or panicked.
     pub async fn run_until_signal(self, name: &str) -> Result<(), BoxError> {
         crate::admin::shutdown_signal().await?;
-        eprintln!("{name}: draining");
+        tracing::info!("{name}: draining");
         self.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         for task in self.tasks {

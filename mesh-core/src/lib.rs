@@ -26,6 +26,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod identity;
+pub mod log;
 pub mod proxy;
 pub mod server;
 pub mod time;

@@ -8,8 +8,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use mesh_core::Body;
 use mesh_core::error::{
-    BoxError, BudgetExhausted, CircuitOpen, ConnectError, ErrorResponseLayer, MESH_ERROR_HEADER,
-    NoEndpoints, Overloaded, RateLimited, Timeout, Unauthorized, UpstreamError, classify_failure,
+    BoxError, BudgetExhausted, CircuitOpen, ConnectError, ErrorResponseLayer, FailureDetail,
+    MESH_ERROR_DETAIL_HEADER, MESH_ERROR_HEADER, NoEndpoints, Overloaded, RateLimited, Timeout,
+    Unauthorized, UpstreamError, classify_failure,
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -198,8 +199,15 @@ async fn http_requests_get_status_and_cause() {
         );
         assert!(res.headers().get("grpc-status").is_none());
         let headers = format!("{:?}", res.headers());
+        let detail = res
+            .headers()
+            .get(&MESH_ERROR_DETAIL_HEADER)
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = body_text(res).await;
-        assert_eq!(text, format!("{cause}\n"));
+        match detail {
+            Some(detail) => assert_eq!(text, format!("{cause}\n{detail}\n")),
+            None => assert_eq!(text, format!("{cause}\n")),
+        }
         assert!(!text.contains("10.1.2.3") && !headers.contains("10.1.2.3"));
     }
 }
@@ -234,6 +242,92 @@ async fn grpc_requests_get_trailers_only_status() {
             assert!(body_text(res).await.is_empty());
         }
     }
+}
+
+/// The short reason each failure of the table gives, in `mesh-error-detail` and on the body's
+/// second line: only errors of the allow-list have one, and none carries the error's text.
+#[tokio::test]
+async fn known_reasons_are_detailed_and_nothing_else_is() {
+    let expected = [
+        ("circuit_open", None),
+        ("no_endpoints", None),
+        ("budget_exhausted", None),
+        ("overloaded", None),
+        ("overloaded", None),
+        ("timeout", Some("timed out")),
+        ("unauthorized", None),
+        ("rate_limited", None),
+        ("rate_limited", None),
+        ("connect", Some("connection refused")),
+        ("connect", Some("timed out")),
+        ("upstream", Some("connection refused")),
+        ("upstream", Some("connection refused")),
+        ("transport", None),
+        ("connect", Some("connection refused")),
+        ("timeout", Some("timed out")),
+    ];
+    let table = table();
+    assert_eq!(table.len(), expected.len());
+    for ((err, _, _, cause, _), (expected_cause, detail)) in table.into_iter().zip(expected) {
+        assert_eq!(cause, expected_cause);
+        let res = answer(err, None).await;
+        let header = res
+            .headers()
+            .get(&MESH_ERROR_DETAIL_HEADER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(header.as_deref(), detail, "{cause}");
+        let text = body_text(res).await;
+        assert_eq!(text.lines().nth(1), detail, "{cause}");
+    }
+}
+
+/// An error type mesh-core does not know, described by the crate that owns it.
+#[derive(Debug)]
+struct CertRefused;
+
+impl std::fmt::Display for CertRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "certificate of {SECRET} refused")
+    }
+}
+
+impl std::error::Error for CertRefused {}
+
+fn describe_cert(err: &(dyn std::error::Error + 'static)) -> Option<FailureDetail> {
+    err.is::<CertRefused>()
+        .then(|| FailureDetail::new("tls: certificate refused").with_kind("CertRefused"))
+}
+
+#[tokio::test]
+async fn a_describer_explains_errors_mesh_core_does_not_know() {
+    let edge = |describe: bool| {
+        let layer = ErrorResponseLayer::new();
+        let layer = if describe {
+            layer.describe_with(describe_cert)
+        } else {
+            layer
+        };
+        layer.layer(service_fn(|_req: Request<Body>| async {
+            let err: BoxError = Box::new(ConnectError::new(std::io::Error::other(CertRefused)));
+            Err::<Response<Body>, _>(err)
+        }))
+    };
+    let request = || {
+        Request::get("http://orders/")
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let res = edge(true).oneshot(request()).await.unwrap();
+    assert_eq!(res.headers()[&MESH_ERROR_HEADER], "connect");
+    assert_eq!(
+        res.headers()[&MESH_ERROR_DETAIL_HEADER],
+        "tls: certificate refused (CertRefused)"
+    );
+    assert_eq!(res.headers()["grpc-message"], "connect");
+    assert!(!format!("{:?}", res.headers()).contains("10.1.2.3"));
+    let res = edge(false).oneshot(request()).await.unwrap();
+    assert!(res.headers().get(&MESH_ERROR_DETAIL_HEADER).is_none());
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ pub mod verify;
 pub use bundle::{BundleError, TrustBundle, TrustBundleSet};
 pub use id::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use svid::{SvidLoadError, X509Svid};
-pub use transport::{HandshakeError, TlsAcceptor, TlsConnector};
+pub use transport::{HandshakeError, TlsAcceptor, TlsConnector, failure_detail};
 pub use verify::{
     Authorizer, SpiffeClientVerifier, SpiffeServerVerifier, SvidError, SvidVerifier, spiffe_id_of,
 };

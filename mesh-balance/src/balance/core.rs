@@ -229,6 +229,11 @@ where
                 self.tier_in_flight.clone(),
                 now,
             );
+            tracing::info!(
+                endpoint = %endpoint.addr(),
+                endpoints = self.slots.len() + 1,
+                "discovery: endpoint added"
+            );
             self.slots.push(Slot {
                 key,
                 service: self.make.make_endpoint(&endpoint),
@@ -259,6 +264,11 @@ where
         // Dropping the slot drops only the balancer's clone of the service; requests in flight
         // own theirs and finish.
         slot.state.health.remove();
+        tracing::info!(
+            endpoint = %slot.endpoint.addr(),
+            endpoints = self.slots.len(),
+            "discovery: endpoint removed"
+        );
         self.topology_changed();
     }
 

@@ -56,7 +56,7 @@ impl EndpointState {
         };
         Self {
             load: EndpointLoad::new(default_rtt, now),
-            health: EndpointHealth::new(outliers, now),
+            health: EndpointHealth::new(outliers, now, endpoint.addr()),
             metrics: EndpointMetrics::new(metrics, endpoint.addr()),
             weight: AtomicU32::new(endpoint.weight().get()),
             decay,

@@ -158,6 +158,8 @@ pub(crate) struct EndpointHealth {
     ejected: AtomicBool,
     state: Mutex<HealthState>,
     shared: Arc<OutlierShared>,
+    /// For the log lines.
+    endpoint: std::net::SocketAddr,
 }
 
 enum Verdict {
@@ -175,7 +177,11 @@ fn verdict(outcome: Option<&Outcome>) -> Verdict {
 }
 
 impl EndpointHealth {
-    pub(crate) fn new(shared: Arc<OutlierShared>, now: Instant) -> Self {
+    pub(crate) fn new(
+        shared: Arc<OutlierShared>,
+        now: Instant,
+        endpoint: std::net::SocketAddr,
+    ) -> Self {
         Self {
             ejected: AtomicBool::new(false),
             state: Mutex::new(HealthState {
@@ -190,6 +196,7 @@ impl EndpointHealth {
                 removed: false,
             }),
             shared,
+            endpoint,
         }
     }
 
@@ -326,7 +333,7 @@ impl EndpointHealth {
         self.ejected.store(true, Ordering::Release);
         self.shared.bump();
         self.shared.metrics.ejected(reason);
-        tracing::debug!(times = state.times_ejected, ?reason, "endpoint ejected");
+        tracing::info!(endpoint = %self.endpoint, times = state.times_ejected, ?reason, "endpoint ejected");
     }
 
     fn return_to_rotation(&self, state: &mut HealthState, now: Instant) {
@@ -339,7 +346,7 @@ impl EndpointHealth {
         self.ejected.store(false, Ordering::Release);
         self.shared.give_back_slot();
         self.shared.bump();
-        tracing::debug!("endpoint back in rotation");
+        tracing::info!(endpoint = %self.endpoint, "endpoint back in rotation");
     }
 
     /// The endpoint left discovery: it frees its ejection slot and ignores late outcomes.

@@ -6,7 +6,9 @@
 //! The structs are opaque (private fields, constructors) so they can grow without breaking users.
 //!
 //! At a proxy edge, [`ErrorResponseLayer`] maps each failure to exactly one HTTP status, or for gRPC
-//! requests to a `grpc-status`, and names the cause in a `mesh-error` header. See its docs for the table.
+//! requests to a `grpc-status`, and names the cause in a `mesh-error` header, with a short reason
+//! ([`FailureDetail`]) in `mesh-error-detail` when an allow-list knows the error. See its docs for
+//! the table.
 //!
 //! ```
 //! use mesh_core::error::{is_caused_by, BoxError, ConnectError, Timeout};
@@ -16,16 +18,18 @@
 //! assert!(is_caused_by::<Timeout>(&*err));
 //! ```
 
+mod detail;
 mod failures;
 mod response;
 
+pub use detail::{Describe, FailureDetail, describe_failure};
 pub use failures::{
     BadRequest, BudgetExhausted, CircuitOpen, ConnectError, MethodNotAllowed, NoEndpoints,
     Overloaded, PoolExhausted, RateLimited, RequestBodyError, Timeout, Unauthorized, UpstreamError,
 };
 pub use response::{
-    ErrorResponse, ErrorResponseFuture, ErrorResponseLayer, FailureResponse, MESH_ERROR_HEADER,
-    classify_failure,
+    ErrorResponse, ErrorResponseFuture, ErrorResponseLayer, FailureResponse,
+    MESH_ERROR_DETAIL_HEADER, MESH_ERROR_HEADER, classify_failure,
 };
 
 /// The boxed error every mesh layer returns, as in tower.

@@ -7,18 +7,27 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use http::header::HOST;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use pin_project::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{BoxError, Overloaded, RateLimited, find_cause};
+use super::{
+    BoxError, Describe, FailureDetail, Overloaded, RateLimited, describe_failure, find_cause,
+};
 use crate::body::Body;
 use crate::classify::{ErrorKind, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcCode, is_grpc};
+use crate::log::LogLimiter;
 
 /// The header that names the cause of a response the mesh produced itself.
 pub const MESH_ERROR_HEADER: HeaderName = HeaderName::from_static("mesh-error");
+
+/// The header with the short reason ([`FailureDetail`]) of a response the mesh produced itself,
+/// when the failure has one (`tls: certificate not valid for the expected identity
+/// (IdentityMismatch)`, `connection refused` …).
+pub const MESH_ERROR_DETAIL_HEADER: HeaderName = HeaderName::from_static("mesh-error-detail");
 
 const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
@@ -27,6 +36,7 @@ const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 pub struct FailureResponse {
     kind: ErrorKind,
     retry_after: Option<Duration>,
+    detail: Option<FailureDetail>,
 }
 
 impl FailureResponse {
@@ -75,6 +85,11 @@ impl FailureResponse {
         self.retry_after
     }
 
+    /// The short, non-sensitive reason sent in `mesh-error-detail`, if the failure has one.
+    pub fn detail(&self) -> Option<FailureDetail> {
+        self.detail
+    }
+
     /// Builds the response: a trailers-only gRPC answer when `grpc` is true, else a plain one.
     pub fn into_response(self, grpc: bool) -> Response<Body> {
         let cause = HeaderValue::from_static(self.cause());
@@ -91,7 +106,11 @@ impl FailureResponse {
             }
             res
         } else {
-            let mut res = Response::new(Body::from(format!("{}\n", self.cause())));
+            let text = match self.detail {
+                Some(detail) => format!("{}\n{detail}\n", self.cause()),
+                None => format!("{}\n", self.cause()),
+            };
+            let mut res = Response::new(Body::from(text));
             *res.status_mut() = self.status();
             let headers = res.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -109,20 +128,39 @@ impl FailureResponse {
             );
         }
         response.headers_mut().insert(MESH_ERROR_HEADER, cause);
+        // Details are fixed ASCII text, so they always make a valid header value.
+        if let Some(detail) = self.detail
+            && let Ok(value) = HeaderValue::try_from(detail.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(MESH_ERROR_DETAIL_HEADER, value);
+        }
         response
     }
 }
 
 /// Maps an error to its [`FailureResponse`]: the first recognised failure in its cause chain decides
-/// (see [`ErrorKind::of_dyn`]).
+/// (see [`ErrorKind::of_dyn`]); the detail is mesh-core's built-in one ([`describe_failure`]).
 pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureResponse {
+    classify_failure_with(err, None)
+}
+
+fn classify_failure_with(
+    err: &(dyn std::error::Error + 'static),
+    describe: Option<Describe>,
+) -> FailureResponse {
     let kind = ErrorKind::of_dyn(err);
     let retry_after = match kind {
         ErrorKind::RateLimited => find_cause::<RateLimited>(err).and_then(RateLimited::retry_after),
         ErrorKind::Overloaded => find_cause::<Overloaded>(err).and_then(Overloaded::retry_after),
         _ => None,
     };
-    FailureResponse { kind, retry_after }
+    FailureResponse {
+        kind,
+        retry_after,
+        detail: describe_failure(err, describe),
+    }
 }
 
 /// The error-to-response layer for proxy edges.
@@ -160,11 +198,26 @@ pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureRespo
 ///
 /// Requests whose `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
 /// 200 with `content-type: application/grpc`, `grpc-status` and `grpc-message` in the headers, as gRPC
-/// clients expect. Everyone else gets the status above with a one-line `text/plain` body naming the
-/// cause. Neither ever carries the error's own text (which may name internal hosts or certificates):
-/// only the short cause name leaves the process. The full error is logged at `debug` level.
+/// clients expect. Everyone else gets the status above with a `text/plain` body naming the cause on
+/// its first line.
 ///
-/// Holds no configuration today; it exists so the edge reads as a layer in a `ServiceBuilder`.
+/// When the failure is one an allow-list knows, the response also says why, in a
+/// `mesh-error-detail` header (both kinds of request) and on the body's second line: a
+/// [`FailureDetail`] such as `connection refused`, `timed out`, `http2: stream reset
+/// (REFUSED_STREAM)`, or, with mesh-tls's describer set by [`describe_with`](Self::describe_with),
+/// `tls: certificate not valid for the expected identity (IdentityMismatch)`. Neither ever carries
+/// the error's own text (which may name internal hosts or certificates): details are fixed text
+/// compiled into the program, so only they and the cause name leave the process; `grpc-message`
+/// stays the cause name.
+///
+/// Every failure is logged with the request's method and authority, the cause, the detail and the
+/// full error: at `warn` when the upstream side failed (`connect`, `upstream`, `transport`,
+/// `timeout`), at most one line per cause and detail every 10 s
+/// ([`DEFAULT_LOG_INTERVAL`](crate::log::DEFAULT_LOG_INTERVAL)) with a `suppressed` count, so an
+/// outage does not flood the log; at `debug` for the refusals the mesh makes on purpose (breaker
+/// open, no endpoints, limits, authorization, bad requests), which its metrics already count.
+///
+/// Clones of the layer, and the services it builds, share the log limiter.
 ///
 /// [`CircuitOpen`]: super::CircuitOpen
 /// [`NoEndpoints`]: super::NoEndpoints
@@ -183,13 +236,27 @@ pub fn classify_failure(err: &(dyn std::error::Error + 'static)) -> FailureRespo
 /// that broke while it was read from the client is the client's fault (`400`), even when the
 /// upstream exchange failed because of it. A `405` carries an `Allow` header listing the standard
 /// methods other than `CONNECT`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ErrorResponseLayer(());
+#[derive(Clone, Debug, Default)]
+pub struct ErrorResponseLayer {
+    describe: Option<Describe>,
+    log: LogLimiter<LogKey>,
+}
+
+/// What the edge's warn lines are limited by: the cause and the detail, both fixed text.
+type LogKey = (&'static str, Option<FailureDetail>);
 
 impl ErrorResponseLayer {
-    /// The layer.
+    /// The layer, with mesh-core's built-in details only.
     pub fn new() -> Self {
-        Self(())
+        Self::default()
+    }
+
+    /// Also asks `describe` for the detail of each error in a failure's chain, before the built-in
+    /// allow-list: how a crate mesh-core does not know (mesh-tls's `failure_detail`) explains its
+    /// own errors.
+    pub fn describe_with(mut self, describe: Describe) -> Self {
+        self.describe = Some(describe);
+        self
     }
 }
 
@@ -197,7 +264,12 @@ impl<S> Layer<S> for ErrorResponseLayer {
     type Service = ErrorResponse<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ErrorResponse::new(inner)
+        ErrorResponse {
+            inner,
+            ready_error: None,
+            describe: self.describe,
+            log: self.log.clone(),
+        }
     }
 }
 
@@ -209,11 +281,18 @@ impl<S> Layer<S> for ErrorResponseLayer {
 pub struct ErrorResponse<S> {
     inner: S,
     ready_error: Option<BoxError>,
+    describe: Option<Describe>,
+    log: LogLimiter<LogKey>,
 }
 
 impl<S: Clone> Clone for ErrorResponse<S> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone())
+        Self {
+            inner: self.inner.clone(),
+            ready_error: None,
+            describe: self.describe,
+            log: self.log.clone(),
+        }
     }
 }
 
@@ -227,12 +306,9 @@ impl<S: fmt::Debug> fmt::Debug for ErrorResponse<S> {
 }
 
 impl<S> ErrorResponse<S> {
-    /// Wraps `inner`.
+    /// Wraps `inner`, as [`ErrorResponseLayer::new`] does.
     pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            ready_error: None,
-        }
+        ErrorResponseLayer::new().layer(inner)
     }
 
     /// The inner service.
@@ -251,10 +327,56 @@ impl<S> ErrorResponse<S> {
     }
 }
 
-fn respond(err: BoxError, grpc: bool) -> Response<Body> {
-    let failure = classify_failure(&*err);
-    tracing::debug!(error = %err, cause = failure.cause(), "answering a failure at the edge");
-    failure.into_response(grpc)
+/// What the edge remembers of a request to log its failure: cheap clones (the method is inline for
+/// the standard ones; the authority shares the request's bytes).
+#[derive(Debug)]
+struct RequestInfo {
+    grpc: bool,
+    method: Method,
+    authority: Option<HeaderValue>,
+    describe: Option<Describe>,
+    log: LogLimiter<LogKey>,
+}
+
+impl RequestInfo {
+    fn respond(&self, err: BoxError) -> Response<Body> {
+        let failure = classify_failure_with(&*err, self.describe);
+        let authority = self
+            .authority
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        let detail = failure.detail().map(tracing::field::display);
+        let upstream_failed = matches!(
+            failure.kind(),
+            ErrorKind::Connect
+                | ErrorKind::Upstream { .. }
+                | ErrorKind::Transport
+                | ErrorKind::Timeout
+        );
+        if !upstream_failed {
+            tracing::debug!(method = %self.method, authority, cause = failure.cause(), detail, error = %err, "answering a failure at the edge");
+        } else if let Some(suppressed) = self.log.check((failure.cause(), failure.detail())) {
+            tracing::warn!(method = %self.method, authority, cause = failure.cause(), detail, error = %err, suppressed, "answering a failure at the edge");
+        }
+        failure.into_response(self.grpc)
+    }
+}
+
+impl<S> ErrorResponse<S> {
+    fn request_info<B>(&self, req: &Request<B>) -> RequestInfo {
+        let authority = match req.uri().authority() {
+            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+            None => req.headers().get(HOST).cloned(),
+        };
+        RequestInfo {
+            grpc: is_grpc(req.headers()),
+            method: req.method().clone(),
+            authority,
+            describe: self.describe,
+            log: self.log.clone(),
+        }
+    }
 }
 
 impl<S, B, ResBody> Service<Request<B>> for ErrorResponse<S>
@@ -278,16 +400,16 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let grpc = is_grpc(req.headers());
+        let info = self.request_info(&req);
         let state = match self.ready_error.take() {
             Some(err) => State::Failed {
-                response: Some(respond(err, grpc)),
+                response: Some(info.respond(err)),
             },
             None => State::Called {
                 future: self.inner.call(req),
             },
         };
-        ErrorResponseFuture { state, grpc }
+        ErrorResponseFuture { state, info }
     }
 }
 
@@ -297,7 +419,7 @@ where
 pub struct ErrorResponseFuture<F> {
     #[pin]
     state: State<F>,
-    grpc: bool,
+    info: RequestInfo,
 }
 
 #[pin_project(project = StateProj)]
@@ -326,7 +448,7 @@ where
         let response = match this.state.project() {
             StateProj::Called { future } => match ready!(future.poll(cx)) {
                 Ok(res) => res.map(Body::new),
-                Err(e) => respond(e.into(), *this.grpc),
+                Err(e) => this.info.respond(e.into()),
             },
             StateProj::Failed { response } => response
                 .take()

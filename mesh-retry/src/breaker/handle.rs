@@ -159,7 +159,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Core> {
 
 fn publish(shared: &Shared, transition: Option<Transition>) {
     if let Some(transition) = transition {
-        tracing::debug!(
+        tracing::info!(
             from = transition.from.as_str(),
             to = transition.to.as_str(),
             "circuit breaker state change"

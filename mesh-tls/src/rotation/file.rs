@@ -118,6 +118,32 @@ impl RotationError {
         "bundle",
     ];
 
+    /// The file the refusal is about, for the log line: the unreadable file, the bundle of the
+    /// refused trust domain, or else the certificate chain.
+    fn file(&self, config: &FileSourceConfig) -> String {
+        let bundle_domain = match self {
+            RotationError::Read { path, .. } => return path.display().to_string(),
+            RotationError::Bundle(
+                BundleError::Empty { trust_domain }
+                | BundleError::BadRoot { trust_domain, .. }
+                | BundleError::Pem { trust_domain, .. },
+            ) => Some(trust_domain),
+            _ => None,
+        };
+        let bundle = bundle_domain.and_then(|domain| {
+            config
+                .bundles
+                .iter()
+                .find(|(d, _)| d == domain)
+                .map(|(_, path)| path)
+        });
+        match (self, bundle) {
+            (_, Some(path)) => path.display().to_string(),
+            (RotationError::Bundle(_), None) => "trust bundles".to_owned(),
+            _ => config.cert_chain.display().to_string(),
+        }
+    }
+
     /// A short label for metrics.
     fn reason(&self) -> &'static str {
         match self {
@@ -193,6 +219,7 @@ impl FileSource {
             Ok(contents) => contents,
             Err(error) => return Err(self.reject(error)),
         };
+        let changed;
         {
             let mut last = self
                 .last_seen
@@ -201,13 +228,14 @@ impl FileSource {
             if *last == contents {
                 return Ok(false);
             }
+            changed = changed_files(&self.config, &last, &contents);
             last.clone_from(&contents);
         }
         match build(&self.config, &contents, Some(&self.local_id)) {
             Ok(identity) => {
                 self.sender.send_replace(Arc::new(identity));
                 self.updates.add(1, &[KeyValue::new("outcome", "applied")]);
-                tracing::info!(id = %self.local_id, "applied a new SVID and trust bundles");
+                tracing::info!(id = %self.local_id, file = %changed, "applied a new SVID and trust bundles");
                 Ok(true)
             }
             Err(error) => {
@@ -232,7 +260,8 @@ impl FileSource {
                 KeyValue::new("reason", error.reason()),
             ],
         );
-        tracing::warn!(%error, id = %self.local_id, "refused new identity files; keeping the last good ones");
+        let file = error.file(&self.config);
+        tracing::warn!(%error, reason = error.reason(), file = %file, id = %self.local_id, "refused new identity files; keeping the last good ones");
         error
     }
 
@@ -270,12 +299,27 @@ impl fmt::Debug for FileSource {
     }
 }
 
+/// The paths of the files in the order [`read_all`] reads them.
+fn paths(config: &FileSourceConfig) -> impl Iterator<Item = &Path> {
+    [config.cert_chain.as_path(), config.private_key.as_path()]
+        .into_iter()
+        .chain(config.bundles.iter().map(|(_, path)| path.as_path()))
+}
+
+/// The files whose contents differ between `old` and `new`, comma-separated, for the log line.
+fn changed_files(config: &FileSourceConfig, old: &[Vec<u8>], new: &[Vec<u8>]) -> String {
+    let changed: Vec<String> = paths(config)
+        .enumerate()
+        .filter(|(i, _)| old.get(*i) != new.get(*i))
+        .map(|(_, path)| path.display().to_string())
+        .collect();
+    changed.join(", ")
+}
+
 /// Reads the chain, the key and the bundles, in that order.
 async fn read_all(config: &FileSourceConfig) -> Result<Vec<Vec<u8>>, RotationError> {
-    let mut paths: Vec<&Path> = vec![&config.cert_chain, &config.private_key];
-    paths.extend(config.bundles.iter().map(|(_, path)| path.as_path()));
-    let mut contents = Vec::with_capacity(paths.len());
-    for path in paths {
+    let mut contents = Vec::with_capacity(2 + config.bundles.len());
+    for path in paths(config) {
         let data = tokio::fs::read(path)
             .await
             .map_err(|source| RotationError::Read {

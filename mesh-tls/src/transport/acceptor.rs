@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Extensions;
+use mesh_core::log::LogLimiter;
 use mesh_core::server::{Acceptor, CloseHandle, ConnectionInfo};
 use mesh_core::{BoxError, PeerIdentity};
 use opentelemetry::metrics::Meter;
@@ -34,7 +35,13 @@ use crate::{Authorizer, SpiffeClientVerifier, SvidVerifier, TrustBundleSet, X509
 /// [`recheck_connections_on_bundle_change`](Self::recheck_connections_on_bundle_change)).
 ///
 /// Cloning shares the configuration. Handshake failures are [`HandshakeError`]s (boxed); the server
-/// logs and counts them, and closes only that connection.
+/// counts them and closes only that connection. Each refusal is logged here at `warn`, with the
+/// client's address (`peer`), the typed reason ([`HandshakeError::kind`], e.g. `UnknownIssuer`)
+/// and the error: at most one line per reason every 10 s
+/// ([`DEFAULT_LOG_INTERVAL`](mesh_core::log::DEFAULT_LOG_INTERVAL)), the next one carrying how many
+/// were held back (`suppressed`), so a client retrying a bad certificate in a loop cannot flood the
+/// log. Clones share that limit. A transport failure mid-handshake (`Io`: a TCP health check, a
+/// reset) refuses nothing and is logged at `debug`.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -66,6 +73,7 @@ pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
     /// The connections to re-check, when `recheck` is on.
     live: Option<Arc<LiveConnections>>,
+    log: LogLimiter,
 }
 
 impl TlsAcceptor {
@@ -91,6 +99,7 @@ impl TlsAcceptor {
             meter: None,
             config,
             live: None,
+            log: LogLimiter::default(),
         }
     }
 
@@ -197,12 +206,14 @@ impl Acceptor for TlsAcceptor {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
         let live = self.live.clone();
         let peer = info.peer_addr();
+        let log = self.log.clone();
         TlsAcceptFuture(Box::pin(async move {
             let before = live.as_ref().map(|live| live.before_handshake());
-            let stream = acceptor
-                .accept(tcp)
-                .await
-                .map_err(HandshakeError::from_io)?;
+            let stream = acceptor.accept(tcp).await.map_err(|error| {
+                let error = HandshakeError::from_io(error);
+                log_refusal(&log, peer, &error);
+                error
+            })?;
             let (_, connection) = stream.get_ref();
             // The verifier already accepted this certificate, so reading its ID cannot fail; if it
             // somehow does, the connection is refused rather than served unauthenticated.
@@ -222,6 +233,17 @@ impl Acceptor for TlsAcceptor {
             extensions.insert(id);
             Ok((stream, extensions))
         }))
+    }
+}
+
+/// The `warn` line of a refused handshake, rate-limited per reason.
+fn log_refusal(log: &LogLimiter, peer: std::net::SocketAddr, error: &HandshakeError) {
+    let reason = error.kind();
+    if let HandshakeError::Io(_) = error {
+        // The client went away (a TCP health check, a reset): nothing was refused.
+        tracing::debug!(%peer, reason, %error, "TLS handshake cut short");
+    } else if let Some(suppressed) = log.check(reason) {
+        tracing::warn!(%peer, reason, %error, suppressed, "refused a TLS handshake");
     }
 }
 

@@ -14,4 +14,4 @@ mod settings;
 
 pub use acceptor::{TlsAcceptFuture, TlsAcceptor};
 pub use connector::{TlsConnectFuture, TlsConnector};
-pub use error::HandshakeError;
+pub use error::{HandshakeError, failure_detail};

@@ -126,6 +126,32 @@ pub enum SvidError {
 }
 
 impl SvidError {
+    /// The variant's name (`"WrongTrustDomain"`, `"IdentityMismatch"` …): a stable label for a
+    /// log field or a metric attribute, which unlike the message names no ID or certificate.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SvidError::Malformed { .. } => "Malformed",
+            SvidError::NoUriSan => "NoUriSan",
+            SvidError::MultipleUriSans { .. } => "MultipleUriSans",
+            SvidError::NotSpiffeUri { .. } => "NotSpiffeUri",
+            SvidError::InvalidSpiffeId { .. } => "InvalidSpiffeId",
+            SvidError::LeafIsCa => "LeafIsCa",
+            SvidError::MissingKeyUsage => "MissingKeyUsage",
+            SvidError::MissingDigitalSignature => "MissingDigitalSignature",
+            SvidError::SigningKeyUsage => "SigningKeyUsage",
+            SvidError::MissingExtendedKeyUsage { .. } => "MissingExtendedKeyUsage",
+            SvidError::UnknownTrustDomain { .. } => "UnknownTrustDomain",
+            SvidError::Expired { .. } => "Expired",
+            SvidError::NotYetValid { .. } => "NotYetValid",
+            SvidError::SelfSigned => "SelfSigned",
+            SvidError::WrongTrustDomain { .. } => "WrongTrustDomain",
+            SvidError::UnknownIssuer { .. } => "UnknownIssuer",
+            SvidError::InvalidChain { .. } => "InvalidChain",
+            SvidError::IdentityMismatch { .. } => "IdentityMismatch",
+            SvidError::NotAuthorized { .. } => "NotAuthorized",
+        }
+    }
+
     /// Finds an `SvidError` in `error` or its causes, looking inside rustls's
     /// `CertificateError::Other` and the `io::Error`s tokio-rustls wraps handshake failures in.
     pub fn find<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a SvidError> {

@@ -36,6 +36,7 @@ use mesh_core::server::Server;
 use mesh_core::{Body, BoxError};
 use mesh_examples::args::{ArgError, Args};
 use mesh_examples::gateway_config::{self, Gateway, RateKey};
+use mesh_examples::logging::LogFormat;
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind};
 use mesh_examples::stack::build_clients;
 use mesh_retry::limit::rate::{HeaderKey, PeerIp};
@@ -50,17 +51,21 @@ const USAGE: &str = "\
 mesh-gateway: an edge gateway (routing, rate limits, request ids, mTLS to upstreams)
 
 USAGE:
-    mesh-gateway --config <FILE> [--seed <N>]
+    mesh-gateway --config <FILE> [--seed <N>] [--log-format <text|json>]
 
 OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::gateway_config docs)
     --seed <N>        seed of the balancers, retry jitter and request ids (default: random,
                       printed on the ready line)
+    --log-format <F>  `text` (default) or `json` lines on stderr; default from the
+                      MESH_LOG_FORMAT environment variable. RUST_LOG filters them
+                      (default `info`)
     --help            print this text";
 
 #[tokio::main]
 async fn main() {
-    let (path, seed) = mesh_examples::args::or_exit(options(), "mesh-gateway", USAGE);
+    let (path, seed, log_format) = mesh_examples::args::or_exit(options(), "mesh-gateway", USAGE);
+    mesh_examples::logging::init(log_format);
     let config = match gateway_config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
         Err(e) => {
@@ -88,16 +93,17 @@ async fn main() {
     }
 }
 
-fn options() -> Result<(String, u64), ArgError> {
+fn options() -> Result<(String, u64, LogFormat), ArgError> {
     let mut args = Args::parse(std::env::args().skip(1))?;
     let path: String = args.value("--config", String::new())?;
     // Request ids must differ between gateway instances, so the default seed is random.
     let seed: u64 = args.value("--seed", fastrand::u64(..))?;
+    let log_format = mesh_examples::logging::format_option(&mut args)?;
     args.finish()?;
     if path.is_empty() {
         return Err(ArgError::MissingValue("--config".into()));
     }
-    Ok((path, seed))
+    Ok((path, seed, log_format))
 }
 
 type Routed = BoxCloneService<Request<Incoming>, Response<Body>, BoxError>;
@@ -140,7 +146,7 @@ async fn run(
         config.request_body_idle_timeout,
     );
     let edge = ServiceBuilder::new()
-        .layer(ErrorResponseLayer::new())
+        .layer(ErrorResponseLayer::new().describe_with(mesh_tls::failure_detail))
         .service(limited(&config, router, &meter).map_err(|e| format!("rate_limit: {e}"))?);
     let edge = request_id::layer(BoxCloneService::new(edge), seed);
 
@@ -167,10 +173,19 @@ async fn run(
         "mesh-gateway: ready public={} admin={} seed={seed}",
         addrs.0, addrs.1
     );
+    tracing::info!(
+        public = %addrs.0,
+        admin = %addrs.1,
+        tls = config.tls.is_some(),
+        services = ?config.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        identity = %config.identity.cert.display(),
+        seed,
+        "mesh-gateway started"
+    );
 
     drain.run_until_signal("mesh-gateway").await?;
     drop(identity);
     telemetry.shutdown();
-    eprintln!("mesh-gateway: stopped");
+    tracing::info!("mesh-gateway: stopped");
     Ok(())
 }

@@ -48,6 +48,7 @@ use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::Server;
 use mesh_examples::args::{ArgError, Args};
 use mesh_examples::config::{self, ConfigError, Sidecar};
+use mesh_examples::logging::LogFormat;
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, local_clients_server_config};
 use mesh_examples::stack::build_clients;
 use tower::Layer;
@@ -56,13 +57,16 @@ const USAGE: &str = "\
 mesh-sidecar: a service-mesh sidecar (mTLS, authorization, balancing, retries, metrics)
 
 USAGE:
-    mesh-sidecar --config <FILE> [--seed <N>]
+    mesh-sidecar --config <FILE> [--seed <N>] [--log-format <text|json>]
     mesh-sidecar identity <init|issue|bundle> ...   (see `mesh-sidecar identity --help`)
 
 OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::config docs)
     --seed <N>        seed of the balancers, retry and breaker jitter (default: random,
                       printed on the ready line; give it to reproduce a run)
+    --log-format <F>  `text` (default) or `json` lines on stderr; default from the
+                      MESH_LOG_FORMAT environment variable. RUST_LOG filters them
+                      (default `info`)
     --help            print this text";
 
 fn main() {
@@ -75,7 +79,8 @@ fn main() {
 
 #[tokio::main]
 async fn serve() {
-    let (path, seed) = mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
+    let (path, seed, log_format) = mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
+    mesh_examples::logging::init(log_format);
     let config = match config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
         Err(e) => {
@@ -93,16 +98,17 @@ async fn serve() {
     }
 }
 
-fn options() -> Result<(String, u64), ArgError> {
+fn options() -> Result<(String, u64, LogFormat), ArgError> {
     let mut args = Args::parse(std::env::args().skip(1))?;
     let path: String = args.value("--config", String::new())?;
     // Random by default, so a fleet's sidecars do not jitter in lock-step.
     let seed: u64 = args.value("--seed", fastrand::u64(..))?;
+    let log_format = mesh_examples::logging::format_option(&mut args)?;
     args.finish()?;
     if path.is_empty() {
         return Err(ArgError::MissingValue("--config".into()));
     }
-    Ok((path, seed))
+    Ok((path, seed, log_format))
 }
 
 async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
@@ -144,13 +150,17 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     let inbound_service = inbound::build(&config, &meter).map_err(|e| e.to_string())?;
     let mut drain = Drain::new();
     drain.spawn(inbound.serve_with_shutdown(inbound_service, drain.stopped()));
-    drain.spawn(outbound.serve_with_shutdown(
-        ErrorResponseLayer::new().layer(outbound::Router::new(
-            routes,
-            config.request_body_idle_timeout,
-        )),
-        drain.stopped(),
-    ));
+    drain.spawn(
+        outbound.serve_with_shutdown(
+            ErrorResponseLayer::new()
+                .describe_with(mesh_tls::failure_detail)
+                .layer(outbound::Router::new(
+                    routes,
+                    config.request_body_idle_timeout,
+                )),
+            drain.stopped(),
+        ),
+    );
     drain.spawn(admin.serve_with_shutdown(
         mesh_examples::admin::build(telemetry.metrics(), drain.ready_flag()),
         drain.stopped(),
@@ -160,10 +170,19 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         "mesh-sidecar: ready inbound={} outbound={} admin={} seed={seed}",
         addrs.0, addrs.1, addrs.2
     );
+    tracing::info!(
+        inbound = %addrs.0,
+        outbound = %addrs.1,
+        admin = %addrs.2,
+        services = ?config.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        identity = %config.identity.cert.display(),
+        seed,
+        "mesh-sidecar started"
+    );
 
     drain.run_until_signal("mesh-sidecar").await?;
     drop(identity);
     telemetry.shutdown();
-    eprintln!("mesh-sidecar: stopped");
+    tracing::info!("mesh-sidecar: stopped");
     Ok(())
 }
