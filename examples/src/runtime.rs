@@ -157,8 +157,8 @@ pub struct IdentityFiles {
 }
 
 impl IdentityFiles {
-    /// Checks the files ([`crate::identity::check`]: each warning goes to stderr as a line
-    /// starting `warning:`), reads them and starts watching them; rotation metrics go to `meter`.
+    /// Checks the files ([`crate::identity::check`]: each warning is logged at `warn`, event
+    /// `identity setup`), reads them and starts watching them; rotation metrics go to `meter`.
     ///
     /// # Errors
     ///
@@ -167,7 +167,7 @@ impl IdentityFiles {
     /// does not make a usable identity.
     pub async fn load(identity: &Identity, meter: &Meter) -> Result<Self, BoxError> {
         for warning in crate::identity::check::check(identity, std::time::SystemTime::now())? {
-            eprintln!("warning: {warning}");
+            tracing::warn!(%warning, "identity setup");
         }
         let mut config = FileSourceConfig::new(&identity.cert, &identity.key)
             .poll_interval(IDENTITY_POLL)

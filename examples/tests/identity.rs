@@ -1,6 +1,6 @@
 //! The identity files through the real `mesh-sidecar` binary: every unusable file is a
 //! configuration error (exit 2) naming the key, the file and the reason; setups that start but are
-//! probably a mistake get `warning:` lines; the `mesh-sidecar identity` tool makes files the
+//! probably a mistake get `warn` log lines (`identity setup`); the `mesh-sidecar identity` tool makes files the
 //! sidecar accepts, and a CA rotation done as the README says keeps requests working.
 
 mod support;
@@ -204,7 +204,10 @@ async fn doubtful_setups_start_with_warnings() {
     child.kill();
     let mut text = String::new();
     stderr.read_to_string(&mut text).unwrap();
-    let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("identity setup"))
+        .collect();
     assert_eq!(warnings.len(), 3, "{text}");
     assert!(
         text.contains("`identity.cert`") && text.contains("is a CA certificate"),

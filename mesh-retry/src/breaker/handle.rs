@@ -39,6 +39,9 @@ struct Shared {
     slow_call_duration: Option<Duration>,
     count_overloaded: bool,
     mode: BreakerMode,
+    /// For the transition log line: the breaker's name and endpoint, when it has them.
+    name: Option<std::borrow::Cow<'static, str>>,
+    endpoint: Option<SocketAddr>,
 }
 
 impl fmt::Debug for BreakerHandle {
@@ -70,6 +73,8 @@ impl BreakerHandle {
                 slow_call_duration: config.slow_call_duration,
                 count_overloaded: config.count_overloaded,
                 mode: config.mode,
+                name: config.name.clone(),
+                endpoint,
             }),
         }
     }
@@ -160,6 +165,8 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Core> {
 fn publish(shared: &Shared, transition: Option<Transition>) {
     if let Some(transition) = transition {
         tracing::info!(
+            name = shared.name.as_deref().unwrap_or(""),
+            endpoint = shared.endpoint.map(tracing::field::display),
             from = transition.from.as_str(),
             to = transition.to.as_str(),
             "circuit breaker state change"

@@ -20,7 +20,7 @@
 //! accepted by its own trust domain's bundle), naming `identity.cert`, `identity.key` or
 //! `identity.bundles."td"` and the file. A setup that starts but is probably a mistake (the own
 //! certificate is a CA, no bundle for the own trust domain, a leaf in a bundle file) gets a
-//! `warning:` line on stderr. Other failures at startup exit 1.
+//! `warn` log line (`identity setup`). Other failures at startup exit 1.
 //!
 //! `mesh-sidecar identity init|issue|bundle` makes a local test trust domain, SVIDs and bundles
 //! (see `mesh-sidecar identity --help` and the package README's CA-rotation procedure).
