@@ -133,12 +133,20 @@ fn run(options: &Options) -> Result<bool, String> {
     );
     progress(&s, &names);
     samples.push(s);
-    let updates: Vec<(String, f64, f64)> = mesh
+    let updates: Vec<String> = mesh
         .sidecars
         .iter()
         .map(|s| {
-            let (applied, rejected) = identity_updates(&rt.block_on(metrics(s.admin)));
-            (s.name.clone(), applied, rejected)
+            let (applied, rejected, reasons) = identity_updates(&rt.block_on(metrics(s.admin)));
+            let reasons = if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reasons})")
+            };
+            format!(
+                "{} {applied} applied / {rejected} rejected{reasons}",
+                s.name
+            )
         })
         .collect();
     let run = Run {
@@ -277,13 +285,22 @@ fn metric_sum(text: &str, name: &str, labels: impl Fn(&str) -> bool) -> f64 {
         .sum()
 }
 
-/// `mesh_tls_identity_updates_total` in a `/metrics` text: (applied, rejected).
-fn identity_updates(text: &str) -> (f64, f64) {
+/// `mesh_tls_identity_updates_total` in a `/metrics` text: applied, rejected, and the reasons of
+/// the rejected ones (`reason×count`).
+fn identity_updates(text: &str) -> (f64, f64, String) {
     let name = "mesh_tls_identity_updates_total";
-    (
-        metric_sum(text, name, |l| l.contains("outcome=\"applied\"")),
-        metric_sum(text, name, |l| l.contains("outcome=\"rejected\"")),
-    )
+    let applied = metric_sum(text, name, |l| l.contains("outcome=\"applied\""));
+    let rejected = metric_sum(text, name, |l| l.contains("outcome=\"rejected\""));
+    let reasons: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains("outcome=\"rejected\""))
+        .filter_map(|l| {
+            let reason = l.split("reason=\"").nth(1)?.split('"').next()?;
+            let n: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            (n > 0.0).then(|| format!("{reason}×{n}"))
+        })
+        .collect();
+    (applied, rejected, reasons.join(" "))
 }
 
 fn machine_load() -> Option<f64> {
@@ -296,7 +313,7 @@ fn render(
     run: &Run,
     mesh: &Mesh,
     tally: &Tally,
-    updates: &[(String, f64, f64)],
+    updates: &[String],
     started: &str,
     load_before: Option<f64>,
 ) -> String {
@@ -309,10 +326,6 @@ fn render(
         "release"
     };
     let load = |l: Option<f64>| l.map_or("unknown".into(), |l| format!("{l:.2}"));
-    let updates: Vec<String> = updates
-        .iter()
-        .map(|(n, a, r)| format!("{n} {a} applied / {r} rejected"))
-        .collect();
     let panics: Vec<String> = run.panics.iter().map(|(n, p)| format!("{n} {p}")).collect();
     format!(
         "### Soak run of {started}\n\n\
@@ -395,10 +408,10 @@ mod tests {
                     mesh_balance_endpoint_in_flight{endpoint=\"x\"} 7\n\
                     mesh_tls_identity_updates_total{outcome=\"applied\"} 10\n\
                     mesh_tls_identity_updates_total{outcome=\"rejected\",reason=\"read\"} 0\n\
-                    mesh_tls_identity_updates_total{outcome=\"rejected\",reason=\"parse\"} 2\n";
+                    mesh_tls_identity_updates_total{outcome=\"rejected\",reason=\"svid\"} 2\n";
         assert_eq!(metric_sum(text, "mesh_balance_endpoints", |_| true), 3.0);
-        assert_eq!(identity_updates(text), (10.0, 2.0));
-        assert_eq!(identity_updates(""), (0.0, 0.0));
+        assert_eq!(identity_updates(text), (10.0, 2.0, "svid×2".to_owned()));
+        assert_eq!(identity_updates(""), (0.0, 0.0, String::new()));
     }
 
     #[test]

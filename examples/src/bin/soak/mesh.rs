@@ -4,8 +4,9 @@
 //!
 //! Identity files are swapped the way Kubernetes updates a mounted secret: each generation's
 //! certificate, key and bundle go into a fresh directory, and a symlink naming the live directory
-//! is replaced by `rename(2)`. A sidecar polling its files then sees either the old three files or
-//! the new three, never a new certificate next to the old key.
+//! is replaced by `rename(2)`. Every file changes at the same instant; a sidecar whose poll reads
+//! the certificate just before the swap and the key just after it still sees a mismatched pair,
+//! which mesh-tls refuses (counted as a rejected update) and takes whole at the next poll.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
