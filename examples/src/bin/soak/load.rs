@@ -13,7 +13,7 @@ use http::header::HOST;
 use http_body_util::BodyExt;
 use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
 use mesh_core::{Body, Endpoint};
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// The deadline of one request, answer and body included. Past it the request counts as lost:
 /// sidecar A's own deadline per request is 15 s, so an answer (a `504` at worst) is due well
@@ -36,8 +36,12 @@ pub(crate) struct Counts {
     pub(crate) by_status: BTreeMap<u16, u64>,
     /// Requests that failed without a response head (connection refused, reset…).
     pub(crate) transport_errors: u64,
-    /// Requests with no answer (or no whole body) within [`REQUEST_DEADLINE`].
+    /// Requests sent to A with no answer (or no whole body) within [`REQUEST_DEADLINE`].
     pub(crate) timeouts: u64,
+    /// Requests whose deadline passed while they still waited for one of the load's own
+    /// HTTP/1.1 connections: never sent, so not the mesh's loss, but a sign that the load
+    /// generator (or the machine) did not keep up.
+    pub(crate) unsent: u64,
     /// Answers whose body failed after the status arrived (counted under their status too).
     pub(crate) cut_bodies: u64,
 }
@@ -64,7 +68,8 @@ impl Counts {
 
     /// Requests still waiting for their outcome.
     pub(crate) fn in_flight(&self) -> u64 {
-        self.sent.saturating_sub(self.answered() + self.lost())
+        self.sent
+            .saturating_sub(self.answered() + self.lost() + self.unsent)
     }
 }
 
@@ -94,6 +99,7 @@ impl Counters {
             }
             Outcome::Transport => counts.transport_errors += 1,
             Outcome::Timeout => counts.timeouts += 1,
+            Outcome::Unsent => counts.unsent += 1,
         }
     }
 }
@@ -103,6 +109,7 @@ enum Outcome {
     Status(u16, bool),
     Transport,
     Timeout,
+    Unsent,
 }
 
 /// Sends `rate` requests per second to `addr` for `duration`, then waits for every one of them
@@ -157,15 +164,23 @@ async fn one(client: HttpClient<Body>, n: u64) -> Outcome {
     else {
         return Outcome::Transport;
     };
+    let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
+    let mut client = client;
+    // Waiting for a free HTTP/1.1 connection of our own pool (HTTP/2 is always ready).
+    let client = match tokio::time::timeout_at(deadline, client.ready()).await {
+        Err(_) => return Outcome::Unsent,
+        Ok(Err(_)) => return Outcome::Transport,
+        Ok(Ok(client)) => client,
+    };
     let exchange = async move {
-        let Ok(res) = client.oneshot(req).await else {
+        let Ok(res) = client.call(req).await else {
             return Outcome::Transport;
         };
         let status = res.status().as_u16();
         let cut = res.into_body().collect().await.is_err();
         Outcome::Status(status, cut)
     };
-    tokio::time::timeout(REQUEST_DEADLINE, exchange)
+    tokio::time::timeout_at(deadline, exchange)
         .await
         .unwrap_or(Outcome::Timeout)
 }
@@ -177,7 +192,7 @@ mod tests {
     #[test]
     fn every_request_is_answered_lost_or_in_flight() {
         let counters = Counters::default();
-        for _ in 0..6 {
+        for _ in 0..7 {
             counters.sent.fetch_add(1, Ordering::SeqCst);
         }
         counters.record(Outcome::Status(200, false));
@@ -185,11 +200,13 @@ mod tests {
         counters.record(Outcome::Status(503, false));
         counters.record(Outcome::Transport);
         counters.record(Outcome::Timeout);
+        counters.record(Outcome::Unsent);
         let c = counters.snapshot();
         assert_eq!(
             (c.sent, c.answered(), c.lost(), c.in_flight()),
-            (6, 3, 2, 1)
+            (7, 3, 2, 1)
         );
+        assert_eq!(c.unsent, 1);
         assert_eq!((c.errors(), c.cut_bodies), (1, 1));
         assert_eq!(c.by_status, BTreeMap::from([(200, 2), (503, 1)]));
     }

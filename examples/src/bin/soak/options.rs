@@ -30,11 +30,14 @@ WHAT IT DOES
     idle connections), then the fds are counted again.
 
     Lost request: a transport error or no answer within the deadline (every answer with a
-    status, 5xx included, is not lost). Panics: lines with `panicked` in the sidecars' stderr.
+    status, 5xx included, is not lost). Unsent request: its deadline passed while it still
+    waited for one of the load's own 512 HTTP/1.1 connections (the load did not keep up; not
+    counted as lost, but the run does not pass). Panics: lines with `panicked` in the
+    sidecars' stderr.
 
     Targets: RSS drift < 5 % per sidecar, (RSS at the end of the load − RSS at the first sample
     at or after the warm-up) / RSS at that sample; open fds after the quiet period no more than
-    before the load; zero panics; zero lost requests. Exit status 0 when all pass, 1 otherwise.
+    before the load; zero panics; zero unsent and zero lost requests. Exit status 0 when all pass, 1 otherwise.
 
 OPTIONS:
     --duration-secs <N>   length of the load, in seconds (default 600)

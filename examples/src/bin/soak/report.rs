@@ -1,7 +1,8 @@
 //! The samples of a run, the verdict on each target, and the markdown report.
 //!
 //! Targets (issue 15, item 17): RSS drift below [`RSS_DRIFT_LIMIT`] per sidecar after warm-up,
-//! open fds back to their level before the load, zero panics, zero requests lost without a status.
+//! open fds back to their level before the load, zero panics, zero requests lost without a status;
+//! and a check of the run itself: the load generator sent every request before its deadline.
 
 use std::fmt::Write as _;
 
@@ -129,6 +130,11 @@ impl Run {
             .last()
             .map(|s| s.counts.clone())
             .unwrap_or_default();
+        out.push(Verdict {
+            target: "the load kept up: no request left unsent at its deadline".into(),
+            measured: format!("{} unsent", last.unsent),
+            pass: last.unsent == 0,
+        });
         out.push(Verdict {
             target: "zero requests lost without a status".into(),
             measured: format!(
@@ -284,7 +290,7 @@ mod tests {
         // +4.99 % passes; 20 → 20 fds passes; nothing lost.
         let r = run(10_499, 20, counts(300, 300, 0));
         let verdicts = r.verdicts();
-        assert_eq!(verdicts.len(), 4);
+        assert_eq!(verdicts.len(), 5);
         assert!(verdicts.iter().all(|v| v.pass), "{verdicts:?}");
         assert!(r.passed());
         assert!(
@@ -299,7 +305,7 @@ mod tests {
         let r = run(10_500, 20, counts(300, 300, 0));
         assert_eq!(
             r.verdicts().iter().map(|v| v.pass).collect::<Vec<_>>(),
-            [false, true, true, true]
+            [false, true, true, true, true]
         );
         // One descriptor more than before the load.
         let r = run(10_000, 21, counts(300, 300, 0));
@@ -310,9 +316,14 @@ mod tests {
         assert!(!r.verdicts()[2].pass);
         // A timeout, or a request never accounted for.
         let r = run(10_000, 20, counts(300, 299, 1));
-        assert!(!r.verdicts()[3].pass && !r.passed());
+        assert!(r.verdicts()[3].pass && !r.verdicts()[4].pass && !r.passed());
         let r = run(10_000, 20, counts(300, 299, 0));
-        assert!(!r.verdicts()[3].pass);
+        assert!(!r.verdicts()[4].pass);
         assert!(r.markdown().contains("**FAIL**"));
+        // A request the load never sent: the run does not pass, but the mesh lost nothing.
+        let mut unsent = counts(300, 299, 0);
+        unsent.unsent = 1;
+        let r = run(10_000, 20, unsent);
+        assert!(!r.verdicts()[3].pass && r.verdicts()[4].pass && !r.passed());
     }
 }
