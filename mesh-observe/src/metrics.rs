@@ -46,8 +46,9 @@
 //! | `mesh.breaker.rejected` | counter, `{request}` | `mesh.breaker.name` | mesh-retry circuit breaker |
 //! | `mesh.limit.rejected` | counter, `{request}` | `mesh.limit.kind`, `mesh.limit.name` | mesh-retry limits |
 //! | `mesh.limit.concurrency` | gauge, `{request}` | `mesh.limit.kind`, `mesh.limit.name` | mesh-retry limits |
-//! | `mesh.tls.authz.decisions` | counter | `decision` (`allow`, `deny`, `dry_run_deny`) | mesh-tls authorization |
+//! | `mesh.tls.authz.decisions` | counter | `decision` (`allow`, `deny`, `dry_run_deny`, `bad_request`) | mesh-tls authorization |
 //! | `mesh.tls.identity.updates` | counter | `outcome` (`applied`, `rejected`), `reason` | mesh-tls file rotation |
+//! | `mesh.tls.connections.closed` | counter | `reason` (`bundle_change`) | mesh-tls acceptor, connections closed because the peer no longer verifies after a bundle change |
 //!
 //! `mesh.breaker.name` and `mesh.limit.name` are names the application configures, one per
 //! breaker or limit; `error.type` is mesh-core's [`Outcome::kind`](mesh_core::classify::Outcome::kind)
