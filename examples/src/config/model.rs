@@ -278,7 +278,7 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub protocol: Option<ProtocolName>,
     /// Overall deadline of one request, retries included, in milliseconds. Default 15 000
-    /// (Envoy's default route timeout; not in REFERENCE.md).
+    /// (Envoy's default route timeout).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// Retries.
@@ -370,7 +370,7 @@ pub struct RetryConfig {
     pub max_attempts: u32,
     /// Deadline of each attempt, in milliseconds; 0 for none. Default 0.
     pub per_try_timeout_ms: u64,
-    /// First backoff, in milliseconds. Default 25 (Envoy's base interval, REFERENCE.md).
+    /// First backoff, in milliseconds. Default 25 (Envoy's base interval).
     pub backoff_base_ms: u64,
     /// Backoff cap, in milliseconds. Default 250 (10 × base, as Envoy).
     pub backoff_max_ms: u64,

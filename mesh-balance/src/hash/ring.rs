@@ -11,7 +11,7 @@ use super::StableHasher;
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RingConfig {
-    /// Ring points per unit of weight. Default 160, Ketama's value (REFERENCE.md: Pingora and
+    /// Ring points per unit of weight. Default 160, Ketama's value (Pingora and
     /// nginx-compatible rings): with 160 points an endpoint's share of the ring is within a few
     /// percent of its weight share.
     pub points_per_weight: u32,

@@ -4,7 +4,7 @@
 //! opened connections, autoscaled capacity still warming). A latency-aware balancer notices that
 //! only after it has already sent the newcomer its full share, and a round-robin one never does.
 //! Slow start scales the endpoint's weight by a factor that grows from a floor to 1 over
-//! [`window`](SlowStart::window), following Envoy's slow-start formula (REFERENCE.md, "Slow start"):
+//! [`window`](SlowStart::window), following Envoy's slow-start formula:
 //!
 //! ```text
 //! factor(t)          = max(min_weight_percent / 100, (t / window) ^ (1 / aggression))   for t < window

@@ -27,7 +27,7 @@ pub struct FileSourceConfig {
     /// first certificate loaded.
     pub local_id: Option<SpiffeId>,
     /// How often [`FileSource::run`] checks the files. Default 5 s: SVIDs are renewed well before
-    /// they expire (Linkerd at 70 % of the lifetime, ztunnel and SPIRE at 50 %; REFERENCE.md), so
+    /// they expire (Linkerd at 70 % of the lifetime, ztunnel and SPIRE at 50 %), so
     /// seconds of delay do not matter, and reading three small files that often costs nothing.
     pub poll_interval: Duration,
     /// Where the update counter is recorded. Default `opentelemetry::global::meter("mesh-tls")`.

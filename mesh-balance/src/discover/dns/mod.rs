@@ -35,7 +35,7 @@ pub struct DnsDiscoverConfig {
     pub min_ttl: Duration,
     /// The longest wait between two resolutions. Default 300 s: a record with a one-day TTL must
     /// not hide a changed endpoint set for a day; 300 s matches the outlier-ejection cap
-    /// (REFERENCE.md: Envoy's max ejection time), the longest this crate otherwise waits.
+    /// (Envoy's max ejection time), the longest this crate otherwise waits.
     pub max_ttl: Duration,
     /// How many empty answers in a row (NXDOMAIN, or no A/AAAA/SRV records) it takes before the
     /// set is emptied. Default 2: one empty answer — a zone being reloaded, a split-horizon

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 ///
 /// Why Vegas and not Gradient2 (Netflix's default): Gradient2 compares the latency with its own
 /// long-window *average* (600 samples), which follows the latency the limit itself causes, so under
-/// sustained moderate overload the limit creeps upward (a known complaint, see REFERENCE.md).
+/// sustained moderate overload the limit creeps upward (a known complaint among its users).
 /// Vegas compares with the *minimum*, which queueing cannot raise.
 ///
 /// **Measuring the minimum** (Envoy's adaptive-concurrency approach): the minimum is only
