@@ -37,6 +37,14 @@
 //!
 //! The configuration format is documented on [`mesh_examples::config::SidecarConfig`].
 
+// Measured allocators (features `mimalloc`, `jemalloc`); glibc's malloc otherwise.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod identity;
 mod inbound;
 mod outbound;
