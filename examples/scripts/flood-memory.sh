@@ -3,7 +3,7 @@
 #
 #   examples/scripts/flood-memory.sh [glibc|mimalloc|jemalloc] [connections]
 #
-# Builds mesh-sidecar (with the chosen global allocator), backend and flood in release, makes a
+# Builds mesh-sidecar (with the chosen global allocator; jemalloc is the default), backend and flood in release, makes a
 # throw-away trust domain, and for each mode in $MODES (default "h2 http1 steady") starts a fresh
 # sidecar with one plaintext service in front of the backend and runs `flood` against its
 # outbound listener. Each run prints one Markdown row. Extra environment for the sidecar goes in
@@ -15,9 +15,9 @@ alloc="${1:-glibc}"
 connections="${2:-9000}"
 modes="${MODES:-h2 http1 steady}"
 case "$alloc" in
-  glibc) features=() ;;
+  glibc) features=(--no-default-features) ;;
   mimalloc) features=(--features mimalloc) ;;
-  jemalloc) features=(--features jemalloc) ;;
+  jemalloc) features=() ;;
   *) echo "usage: $0 [glibc|mimalloc|jemalloc] [connections]" >&2; exit 2 ;;
 esac
 
