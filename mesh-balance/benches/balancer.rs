@@ -1,7 +1,7 @@
 //! Cost of one request through the balancer (`poll_ready` + `call` + the response, dropped) against
 //! a ready no-op endpoint: our `Balance` (PeakEWMA to body end, pending requests, round robin)
 //! versus tower's `p2c::Balance` over `PeakEwmaDiscover` and over `PendingRequestsDiscover`, at 2,
-//! 10, 100 and 1000 endpoints; and our `Balance` in consistent-hash mode (`mesh_hash_path`). Run `cargo bench -p mesh-balance`; divan's allocation profiler
+//! 10, 100 and 1000 endpoints; and our `Balance` in consistent-hash mode (`mesh_hash_path`). Run `cargo bench -p towermesh-balance`; divan's allocation profiler
 //! reports heap allocations per iteration next to the time.
 //!
 //! The `mesh_*` runs record metrics into the global meter, a no-op as in an application without an

@@ -5,7 +5,7 @@
 //!
 //! Each iteration builds a request carrying a W3C `traceparent`, calls the stack, and reads the
 //! response body to its end (the layers finish their work there). Allocation counts come from
-//! divan's `AllocProfiler`. Run with `cargo bench -p mesh-observe`.
+//! divan's `AllocProfiler`. Run with `cargo bench -p towermesh-observe`.
 
 use std::convert::Infallible;
 use std::future::Future;

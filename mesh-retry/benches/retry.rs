@@ -2,7 +2,7 @@
 //! of the hedge layer, of a budget deposit + withdraw, and (module `breaker_cases`) of breaker
 //! admit + record and the concurrency and rate limits.
 //!
-//! Run with `cargo bench -p mesh-retry --bench retry`. divan's `AllocProfiler` counts heap
+//! Run with `cargo bench -p towermesh-retry --bench retry`. divan's `AllocProfiler` counts heap
 //! allocations per iteration; request construction is outside the measured closure.
 
 use std::convert::Infallible;

@@ -2,7 +2,7 @@
 //! SPIFFE verifiers against rustls's stock WebPKI verifiers, and the cost of one small exchange on
 //! an established connection.
 //!
-//! `cargo bench -p mesh-tls --bench handshake`
+//! `cargo bench -p towermesh-tls --bench handshake`
 
 use std::sync::Arc;
 
