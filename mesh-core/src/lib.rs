@@ -33,5 +33,5 @@ pub mod time;
 
 pub use body::Body;
 pub use endpoint::{Endpoint, EndpointKey, Identity, Locality, Proximity, Weight};
-pub use error::{BoxError, is_caused_by};
+pub use error::{BoxError, ConfigError, is_caused_by};
 pub use identity::PeerIdentity;

@@ -83,6 +83,14 @@ impl std::error::Error for ConfigError {
     }
 }
 
+/// A layer's own validation error, as [`Invalid`](ConfigError::Invalid) under the same key; nest
+/// it first ([`within`](mesh_core::ConfigError::within)) so the key is the dotted TOML path.
+impl From<mesh_core::ConfigError> for ConfigError {
+    fn from(error: mesh_core::ConfigError) -> Self {
+        ConfigError::invalid(error.key(), error.reason())
+    }
+}
+
 impl ConfigError {
     /// The key at fault, for [`Invalid`](Self::Invalid).
     pub fn key(&self) -> Option<&str> {

@@ -476,10 +476,10 @@ pub(crate) fn service(
         .outliers(outliers)
         .validate()
         .map_err(|err| {
-            ConfigError::invalid(
-                format!("{key}.ejection"),
-                format!("`{}`: {}", err.key(), err.reason()),
-            )
+            // The TOML `ejection` table holds the balancer's `outliers` settings.
+            let field = err.key().strip_prefix("outliers.").unwrap_or(err.key());
+            mesh_core::ConfigError::new(field.to_owned(), err.reason().to_owned())
+                .within(&format!("{key}.ejection"))
         })?;
     let (max_connections, pool_wait_timeout) = pool(&key, &raw.pool)?;
     Ok(Service {

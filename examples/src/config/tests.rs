@@ -166,7 +166,7 @@ fn semantic_errors_name_the_key_path() {
         ),
         (
             format!("{SERVICE}[services.orders.ejection]\nmax_ejected_share = 2.0\n"),
-            "services.orders.ejection",
+            "services.orders.ejection.max_ejected_share",
         ),
         (
             SERVICE.replace("spiffe://prod.example/orders", "orders"),

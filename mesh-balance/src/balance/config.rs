@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use mesh_core::ConfigError;
 use opentelemetry::metrics::Meter;
 
 use crate::eject::OutlierConfig;
@@ -191,35 +192,10 @@ impl BalanceConfig {
             ),
         ];
         if let Some((_, key, reason)) = checks.into_iter().find(|(ok, _, _)| !ok) {
-            return Err(ConfigError { key, reason });
+            return Err(ConfigError::new(key, reason));
         }
-        self.slow_start.validate().map_err(|error| ConfigError {
-            key: match error.key() {
-                "aggression" => "slow_start.aggression",
-                "min_weight_percent" => "slow_start.min_weight_percent",
-                _ => "slow_start",
-            },
-            reason: error.reason(),
-        })
-    }
-}
-
-/// A [`BalanceConfig`] value out of range.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid balancer setting `{key}`: {reason}")]
-pub struct ConfigError {
-    key: &'static str,
-    reason: &'static str,
-}
-
-impl ConfigError {
-    /// The setting, as a dotted path (`outliers.jitter`).
-    pub fn key(&self) -> &'static str {
-        self.key
-    }
-
-    /// What is wrong with it.
-    pub fn reason(&self) -> &'static str {
-        self.reason
+        self.slow_start
+            .validate()
+            .map_err(|error| error.within("slow_start"))
     }
 }

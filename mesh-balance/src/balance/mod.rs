@@ -187,11 +187,12 @@ mod make;
 mod service;
 mod waiters;
 
-pub use config::{BalanceConfig, ConfigError};
+pub use config::BalanceConfig;
 pub use endpoint::EndpointTicket;
 pub use future::ResponseFuture;
 pub use layer::BalanceLayer;
 pub use make::MakeEndpoint;
+pub use mesh_core::ConfigError;
 pub use service::{Balance, BalanceStatus};
 
 /// A response body from the balancer: the endpoint's body, unchanged, plus the bookkeeping that

@@ -4,6 +4,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
+use mesh_core::ConfigError;
 use opentelemetry::metrics::Meter;
 
 use super::HealthState;
@@ -134,8 +135,8 @@ impl HealthCheckConfig {
     }
 
     /// Checks every value; the error names the first bad key and why.
-    pub fn validate(&self) -> Result<(), HealthConfigError> {
-        let error = |key, reason| Err(HealthConfigError { key, reason });
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let error = |key, reason| Err(ConfigError::new(key, reason));
         if self.interval.is_zero() {
             return error("interval", "must be longer than zero");
         }
@@ -263,25 +264,5 @@ impl GrpcCheck {
         Self {
             service: service.into(),
         }
-    }
-}
-
-/// A [`HealthCheckConfig`] value out of range.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid health check setting `{key}`: {reason}")]
-pub struct HealthConfigError {
-    key: &'static str,
-    reason: &'static str,
-}
-
-impl HealthConfigError {
-    /// The setting, as a dotted path (`check.healthy_statuses`).
-    pub fn key(&self) -> &'static str {
-        self.key
-    }
-
-    /// What is wrong with it.
-    pub fn reason(&self) -> &'static str {
-        self.reason
     }
 }

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{Request, Response};
 use http_body::Body as HttpBody;
+use mesh_core::ConfigError;
 use mesh_core::{Body, BoxError};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{HealthCheckConfig, HealthChecked, HealthConfigError};
+use super::{HealthCheckConfig, HealthChecked};
 
 /// Builds [`HealthChecked`] services, each probing through a clone of the service it wraps.
 ///
@@ -61,7 +62,7 @@ impl HealthCheckLayer {
     /// A layer checking endpoints with `config`.
     ///
     /// Fails on an invalid `config`, naming the setting.
-    pub fn new(config: HealthCheckConfig) -> Result<Self, HealthConfigError> {
+    pub fn new(config: HealthCheckConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             config,

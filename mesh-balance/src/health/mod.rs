@@ -106,7 +106,7 @@ mod service;
 mod status;
 mod thresholds;
 
-pub use self::config::{GrpcCheck, HealthCheck, HealthCheckConfig, HealthConfigError, HttpCheck};
+pub use self::config::{GrpcCheck, HealthCheck, HealthCheckConfig, HttpCheck};
 pub use self::layer::HealthCheckLayer;
 pub use self::service::HealthChecked;
 pub use self::status::{HealthState, HealthStatus};

@@ -5,11 +5,12 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use http_body::Body as HttpBody;
+use mesh_core::ConfigError;
 use mesh_core::{Body, BoxError};
 use tokio::sync::oneshot;
 use tower_service::Service;
 
-use super::{HealthCheckConfig, HealthConfigError, HealthStatus, checker};
+use super::{HealthCheckConfig, HealthStatus, checker};
 
 /// Wraps one endpoint's service; a background task probes the endpoint and, while it is
 /// unhealthy, `poll_ready` is `Pending`, so a balancer routes around it.
@@ -50,7 +51,7 @@ impl<S> HealthChecked<S> {
     /// # Panics
     ///
     /// Outside a tokio runtime (the checker is started with `tokio::spawn`).
-    pub fn new<B>(inner: S, config: &HealthCheckConfig) -> Result<Self, HealthConfigError>
+    pub fn new<B>(inner: S, config: &HealthCheckConfig) -> Result<Self, ConfigError>
     where
         S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
         S::Error: Into<BoxError>,
@@ -75,7 +76,7 @@ impl<S> HealthChecked<S> {
         inner: S,
         probe: P,
         config: &HealthCheckConfig,
-    ) -> Result<Self, HealthConfigError>
+    ) -> Result<Self, ConfigError>
     where
         P: Service<Request<Body>, Response = Response<B>> + Send + 'static,
         P::Error: Into<BoxError>,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use mesh_core::ConfigError;
 use mesh_core::Weight;
 use tokio::time::Instant;
 
@@ -92,18 +93,18 @@ impl SlowStart {
     }
 
     /// Checks every value; the error names the first bad key and why.
-    pub fn validate(&self) -> Result<(), SlowStartConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.aggression.is_finite() && self.aggression > 0.0) {
-            return Err(SlowStartConfigError {
-                key: "aggression",
-                reason: "must be a finite number above zero",
-            });
+            return Err(ConfigError::new(
+                "aggression",
+                "must be a finite number above zero",
+            ));
         }
         if !(0.0..=100.0).contains(&self.min_weight_percent) {
-            return Err(SlowStartConfigError {
-                key: "min_weight_percent",
-                reason: "must be in [0, 100]",
-            });
+            return Err(ConfigError::new(
+                "min_weight_percent",
+                "must be in [0, 100]",
+            ));
         }
         Ok(())
     }
@@ -134,25 +135,5 @@ impl SlowStart {
     /// at `now`. A `now` before `added_at` counts as just added.
     pub fn effective_weight(&self, weight: Weight, added_at: Instant, now: Instant) -> f64 {
         f64::from(weight.get()) * self.factor(now.saturating_duration_since(added_at))
-    }
-}
-
-/// A [`SlowStart`] value out of range.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid slow start setting `{key}`: {reason}")]
-pub struct SlowStartConfigError {
-    key: &'static str,
-    reason: &'static str,
-}
-
-impl SlowStartConfigError {
-    /// The setting (`aggression`, `min_weight_percent`).
-    pub fn key(&self) -> &'static str {
-        self.key
-    }
-
-    /// What is wrong with it.
-    pub fn reason(&self) -> &'static str {
-        self.reason
     }
 }

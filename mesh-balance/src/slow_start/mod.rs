@@ -66,4 +66,4 @@
 
 mod config;
 
-pub use self::config::{SlowStart, SlowStartConfigError};
+pub use self::config::SlowStart;

@@ -18,10 +18,12 @@
 //! assert!(is_caused_by::<Timeout>(&*err));
 //! ```
 
+mod config;
 mod detail;
 mod failures;
 mod response;
 
+pub use config::ConfigError;
 pub use detail::{Describe, FailureDetail, describe_failure};
 pub use failures::{
     BadRequest, BudgetExhausted, CircuitOpen, ConnectError, MethodNotAllowed, NoEndpoints,

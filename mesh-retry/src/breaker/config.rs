@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use mesh_core::ConfigError;
 use opentelemetry::metrics::Meter;
 
 /// The window of recent calls a rate-based breaker looks at.
@@ -227,8 +228,8 @@ impl BreakerConfig {
     }
 
     /// Checks every key; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), BreakerConfigError> {
-        let err = |key, reason| Err(BreakerConfigError { key, reason });
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key, reason| Err(ConfigError::new(key, reason));
         match self.trip {
             TripRule::Rate {
                 window,
@@ -279,25 +280,5 @@ impl BreakerConfig {
             return err("half_open_probes", "must be at least 1");
         }
         Ok(())
-    }
-}
-
-/// A [`BreakerConfig`] key holds a value the breaker cannot work with.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid circuit breaker config `{key}`: {reason}")]
-pub struct BreakerConfigError {
-    key: &'static str,
-    reason: &'static str,
-}
-
-impl BreakerConfigError {
-    /// The offending key, as named on [`BreakerConfig`].
-    pub fn key(&self) -> &'static str {
-        self.key
-    }
-
-    /// Why the value was refused.
-    pub fn reason(&self) -> &'static str {
-        self.reason
     }
 }

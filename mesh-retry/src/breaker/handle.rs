@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
+use mesh_core::ConfigError;
 use mesh_core::classify::{Completion, ErrorKind, FailureClass, OnCompletion, Outcome};
 use mesh_core::error::CircuitOpen;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::config::{BreakerConfig, BreakerConfigError, BreakerMode};
+use super::config::{BreakerConfig, BreakerMode};
 use super::core::{BreakerState, Core, Refusal, Ticket, Transition, Verdict};
 use super::metrics::BreakerMetrics;
 
@@ -55,7 +56,7 @@ impl fmt::Debug for BreakerHandle {
 
 impl BreakerHandle {
     /// A closed breaker configured by `config`.
-    pub fn new(config: &BreakerConfig) -> Result<Self, BreakerConfigError> {
+    pub fn new(config: &BreakerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self::validated(config, None))
     }

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use mesh_core::ConfigError;
 use mesh_core::classify::MeshClassifier;
 use tower_layer::Layer;
 
-use super::config::{BreakerConfig, BreakerConfigError};
+use super::config::BreakerConfig;
 use super::handle::BreakerHandle;
 use super::service::CircuitBreaker;
 
@@ -23,7 +24,7 @@ pub struct CircuitBreakerLayer<C = MeshClassifier> {
 
 impl CircuitBreakerLayer {
     /// A layer with `config`, classifying with [`MeshClassifier`]; fails on an invalid config.
-    pub fn new(config: BreakerConfig) -> Result<Self, BreakerConfigError> {
+    pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
         Self::with_classifier(config, MeshClassifier::new())
     }
 }
@@ -31,10 +32,7 @@ impl CircuitBreakerLayer {
 impl<C> CircuitBreakerLayer<C> {
     /// A layer with `config` and a custom classifier (any tower-http `MakeClassifier` whose
     /// failure class is mesh-core's `FailureClass`).
-    pub fn with_classifier(
-        config: BreakerConfig,
-        classifier: C,
-    ) -> Result<Self, BreakerConfigError> {
+    pub fn with_classifier(config: BreakerConfig, classifier: C) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             config: Arc::new(config),

@@ -112,7 +112,7 @@ mod window;
 
 use mesh_core::classify::{GrpcEosClassifier, ObservedBody};
 
-pub use config::{BreakerConfig, BreakerConfigError, BreakerMode, SlidingWindow, TripRule};
+pub use config::{BreakerConfig, BreakerMode, SlidingWindow, TripRule};
 pub use core::BreakerState;
 pub use future::ResponseFuture;
 pub use handle::{BreakerHandle, BreakerPermit};

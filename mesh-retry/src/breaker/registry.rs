@@ -5,8 +5,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::config::{BreakerConfig, BreakerConfigError};
+use super::config::BreakerConfig;
 use super::handle::{BreakerHandle, WeakBreaker};
+use mesh_core::ConfigError;
 
 /// One circuit breaker per endpoint address, made on first use and forgotten when the endpoint
 /// leaves: the breakers of a balancer's endpoints, without a `Mutex<HashMap>` of your own.
@@ -80,7 +81,7 @@ impl BreakerRegistry {
     /// # Errors
     ///
     /// When `config` does not [validate](BreakerConfig::validate); the error names the key.
-    pub fn new(config: BreakerConfig) -> Result<Self, BreakerConfigError> {
+    pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             shared: Arc::new(Shared {

@@ -38,11 +38,9 @@
 //! # }
 //! ```
 
-mod error;
 mod token_bucket;
 mod window;
 
-pub use error::BudgetConfigError;
 pub use token_bucket::{TokenBucketBudget, TokenBucketConfig};
 pub use window::{WindowBudget, WindowBudgetConfig};
 

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{BudgetConfigError, RetryBudget};
+use mesh_core::ConfigError;
+
+use super::RetryBudget;
 
 /// Tokens are counted in thousandths, the precision gRPC gives `tokenRatio`.
 const MILLI: u64 = 1000;
@@ -32,12 +34,9 @@ impl Default for TokenBucketConfig {
 
 impl TokenBucketConfig {
     /// The bucket size, 1 to 1000 (gRPC's range).
-    pub fn with_max_tokens(mut self, max_tokens: u32) -> Result<Self, BudgetConfigError> {
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Result<Self, ConfigError> {
         if !(1..=1000).contains(&max_tokens) {
-            return Err(BudgetConfigError::new(
-                "max_tokens",
-                "must be between 1 and 1000",
-            ));
+            return Err(ConfigError::new("max_tokens", "must be between 1 and 1000"));
         }
         self.max_tokens = max_tokens;
         Ok(self)
@@ -45,10 +44,10 @@ impl TokenBucketConfig {
 
     /// Tokens returned by each success, above 0 and at most 1, rounded to three decimal places
     /// as gRPC does.
-    pub fn with_token_ratio(mut self, ratio: f64) -> Result<Self, BudgetConfigError> {
+    pub fn with_token_ratio(mut self, ratio: f64) -> Result<Self, ConfigError> {
         let milli = (ratio * MILLI as f64).round();
         if !ratio.is_finite() || !(1.0..=1000.0).contains(&milli) {
-            return Err(BudgetConfigError::new(
+            return Err(ConfigError::new(
                 "token_ratio",
                 "must be above 0 (at least 0.001) and at most 1",
             ));

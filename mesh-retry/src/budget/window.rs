@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{BudgetConfigError, RetryBudget};
+use mesh_core::ConfigError;
+
+use super::RetryBudget;
 
 /// Ratios are kept as an integer count of 1/`RATIO_SCALE`, so that every comparison is exact.
 const RATIO_SCALE: u64 = 10_000;
@@ -41,9 +43,9 @@ impl Default for WindowBudgetConfig {
 impl WindowBudgetConfig {
     /// Retries may add `ratio` × the requests of the window. The value is rounded to four decimal
     /// places and then used exactly (0.1, 0.25, 0.6 and 0.9 are exact). Between 0 and 100.
-    pub fn with_ratio(mut self, ratio: f64) -> Result<Self, BudgetConfigError> {
+    pub fn with_ratio(mut self, ratio: f64) -> Result<Self, ConfigError> {
         if !ratio.is_finite() || !(0.0..=100.0).contains(&ratio) {
-            return Err(BudgetConfigError::new(
+            return Err(ConfigError::new(
                 "ratio",
                 "must be a number between 0 and 100",
             ));
@@ -134,18 +136,15 @@ impl Default for WindowBudget {
 
 impl WindowBudget {
     /// A budget with these settings; errors name the setting that is out of range.
-    pub fn new(config: WindowBudgetConfig) -> Result<Self, BudgetConfigError> {
+    pub fn new(config: WindowBudgetConfig) -> Result<Self, ConfigError> {
         if config.slots == 0 || config.slots > 1000 {
-            return Err(BudgetConfigError::new(
-                "slots",
-                "must be between 1 and 1000",
-            ));
+            return Err(ConfigError::new("slots", "must be between 1 and 1000"));
         }
         // u64 nanoseconds cover 584 years; a longer window is clamped to that.
         let window_nanos = u64::try_from(config.window.as_nanos()).unwrap_or(u64::MAX);
         let slot_nanos = window_nanos / u64::from(config.slots);
         if slot_nanos == 0 {
-            return Err(BudgetConfigError::new(
+            return Err(ConfigError::new(
                 "window",
                 "must be longer than zero (and than one nanosecond per slot)",
             ));

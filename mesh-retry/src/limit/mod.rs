@@ -20,7 +20,7 @@ mod metrics;
 pub mod rate;
 
 pub use concurrency::{
-    ConcurrencyConfig, ConcurrencyLimit, ConcurrencyLimitLayer, LimitAlgorithm, LimitConfigError,
-    LimitHandle, OverLimit, Vegas, VegasConfig,
+    ConcurrencyConfig, ConcurrencyLimit, ConcurrencyLimitLayer, LimitAlgorithm, LimitHandle,
+    OverLimit, Vegas, VegasConfig,
 };
 pub use rate::{KeyExtractor, RateLimit, RateLimitConfig, RateLimitLayer};

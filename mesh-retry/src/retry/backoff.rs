@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::RetryConfigError;
+use mesh_core::ConfigError;
 
 /// Exponential backoff with full jitter: before retry *n* (1 for the first retry) wait a uniformly
 /// random time in `[0, min(max, base × 2ⁿ⁻¹)]`.
@@ -39,9 +39,9 @@ impl Default for ExponentialBackoff {
 
 impl ExponentialBackoff {
     /// Backoff from `base`, never above `max`; `base` must not exceed `max`.
-    pub fn new(base: Duration, max: Duration) -> Result<Self, RetryConfigError> {
+    pub fn new(base: Duration, max: Duration) -> Result<Self, ConfigError> {
         if base > max {
-            return Err(RetryConfigError::new(
+            return Err(ConfigError::new(
                 "backoff",
                 "the base delay must not exceed the maximum",
             ));

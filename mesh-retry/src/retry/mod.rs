@@ -52,7 +52,6 @@
 //! ```
 
 mod backoff;
-mod error;
 mod future;
 mod layer;
 mod marker;
@@ -61,7 +60,6 @@ mod policy;
 mod service;
 
 pub use backoff::ExponentialBackoff;
-pub use error::RetryConfigError;
 pub use future::ResponseFuture;
 pub(crate) use future::attempt_request;
 pub use layer::RetryLayer;

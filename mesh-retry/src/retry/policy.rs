@@ -4,9 +4,10 @@ use std::time::{Duration, SystemTime};
 
 use http::header::HeaderName;
 use http::{Method, Request, StatusCode};
+use mesh_core::ConfigError;
 use mesh_core::classify::{ErrorKind, FailureClass, GrpcCode, GrpcCodeSet, Pushback};
 
-use super::{ExponentialBackoff, RetryConfigError, Retryable, is_idempotent};
+use super::{ExponentialBackoff, Retryable, is_idempotent};
 use crate::body::DEFAULT_REPLAY_CAP;
 
 /// Settings of the [retry layer](super::RetryLayer): what is retried and how.
@@ -105,12 +106,9 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Total attempts, the first one included: 1 (no retry) to 10.
-    pub fn with_max_attempts(mut self, max_attempts: u32) -> Result<Self, RetryConfigError> {
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Result<Self, ConfigError> {
         if !(1..=10).contains(&max_attempts) {
-            return Err(RetryConfigError::new(
-                "max_attempts",
-                "must be between 1 and 10",
-            ));
+            return Err(ConfigError::new("max_attempts", "must be between 1 and 10"));
         }
         self.max_attempts = max_attempts;
         Ok(self)

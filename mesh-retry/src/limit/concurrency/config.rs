@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use mesh_core::ConfigError;
 use opentelemetry::metrics::Meter;
 
 use super::vegas::VegasConfig;
@@ -96,40 +97,16 @@ impl ConcurrencyConfig {
     }
 
     /// Checks every key; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), LimitConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match self.algorithm {
-            LimitAlgorithm::Fixed(0) => Err(LimitConfigError::new(
+            LimitAlgorithm::Fixed(0) => Err(ConfigError::new(
                 "algorithm.fixed",
                 "must allow at least one request",
             )),
             LimitAlgorithm::Fixed(_) => Ok(()),
             LimitAlgorithm::Vegas(vegas) => vegas
                 .validate()
-                .map_err(|(key, reason)| LimitConfigError::new(key, reason)),
+                .map_err(|(key, reason)| ConfigError::new(key, reason)),
         }
-    }
-}
-
-/// A limit configuration key holds a value the limit cannot work with.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid limit config `{key}`: {reason}")]
-pub struct LimitConfigError {
-    key: &'static str,
-    reason: &'static str,
-}
-
-impl LimitConfigError {
-    pub(crate) fn new(key: &'static str, reason: &'static str) -> Self {
-        Self { key, reason }
-    }
-
-    /// The offending key.
-    pub fn key(&self) -> &'static str {
-        self.key
-    }
-
-    /// Why the value was refused.
-    pub fn reason(&self) -> &'static str {
-        self.reason
     }
 }

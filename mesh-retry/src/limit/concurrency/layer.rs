@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use mesh_core::ConfigError;
 use tower_layer::Layer;
 
-use super::config::{ConcurrencyConfig, LimitConfigError};
+use super::config::ConcurrencyConfig;
 use super::limiter::LimitHandle;
 use super::service::ConcurrencyLimit;
 
@@ -18,7 +19,7 @@ pub struct ConcurrencyLimitLayer {
 
 impl ConcurrencyLimitLayer {
     /// A layer with `config`; fails on an invalid config.
-    pub fn new(config: ConcurrencyConfig) -> Result<Self, LimitConfigError> {
+    pub fn new(config: ConcurrencyConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             config: Arc::new(config),

@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
+use mesh_core::ConfigError;
 use tokio::time::Instant;
 
-use super::config::{ConcurrencyConfig, LimitAlgorithm, LimitConfigError};
+use super::config::{ConcurrencyConfig, LimitAlgorithm};
 use super::vegas::Vegas;
 use crate::limit::metrics::LimitMetrics;
 
@@ -44,7 +45,7 @@ impl fmt::Debug for LimitHandle {
 }
 
 impl LimitHandle {
-    pub(super) fn new(config: &ConcurrencyConfig) -> Result<Self, LimitConfigError> {
+    pub(super) fn new(config: &ConcurrencyConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let (limit, vegas) = match config.algorithm {
             LimitAlgorithm::Fixed(max) => (max, None),

@@ -48,7 +48,7 @@ mod service;
 mod vegas;
 
 pub use body::LimitBody;
-pub use config::{ConcurrencyConfig, LimitAlgorithm, LimitConfigError, OverLimit};
+pub use config::{ConcurrencyConfig, LimitAlgorithm, OverLimit};
 pub use future::ResponseFuture;
 pub use layer::ConcurrencyLimitLayer;
 pub use limiter::LimitHandle;

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use opentelemetry::metrics::Meter;
 
-use crate::limit::LimitConfigError;
+use mesh_core::ConfigError;
 
 /// Configuration of a [rate limit](super): a token bucket per key.
 ///
@@ -76,18 +76,18 @@ impl RateLimitConfig {
     }
 
     /// Checks every key; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), LimitConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.per_second > 0.0 && self.per_second.is_finite()) {
-            return Err(LimitConfigError::new(
+            return Err(ConfigError::new(
                 "per_second",
                 "must be positive and finite",
             ));
         }
         if self.burst == 0 {
-            return Err(LimitConfigError::new("burst", "must be at least 1"));
+            return Err(ConfigError::new("burst", "must be at least 1"));
         }
         if self.max_keys == 0 {
-            return Err(LimitConfigError::new("max_keys", "must be at least 1"));
+            return Err(ConfigError::new("max_keys", "must be at least 1"));
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use tower_layer::Layer;
 use super::config::RateLimitConfig;
 use super::key::{Global, KeyExtractor};
 use super::service::RateLimit;
-use crate::limit::LimitConfigError;
+use mesh_core::ConfigError;
 
 /// Wraps services in a [`RateLimit`], **one set of buckets per wrapped service** (clones of a
 /// wrapped service share it). Holds only the validated configuration and the key extractor. The
@@ -21,7 +21,7 @@ pub struct RateLimitLayer<K = Global> {
 
 impl RateLimitLayer {
     /// A layer with one bucket for all requests; fails on an invalid config.
-    pub fn new(config: RateLimitConfig) -> Result<Self, LimitConfigError> {
+    pub fn new(config: RateLimitConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             config: Arc::new(config),
