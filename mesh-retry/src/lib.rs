@@ -1,6 +1,13 @@
 //! Resilience layers for the mesh-* stack: retries with budgets, replayable bodies, hedging, deadlines,
 //! circuit breaking and limits.
 //!
+//! Despite its name this crate holds more than retries: the **circuit breaker**
+//! ([`CircuitBreaker`], per endpoint through [`BreakerRegistry`]), the **timeouts** and deadlines
+//! ([`RequestTimeoutLayer`]) and the **limits** for the server side (concurrency, adaptive and rate
+//! limits: [`ConcurrencyLimitLayer`], [`RateLimitLayer`]) live here too, because they share the
+//! budget, the classifier and the replayable body with the retry layer. The main types are
+//! re-exported at the crate root; each module holds its layer's details.
+//!
 //! ```text
 //! request → timeout (overall deadline, grpc-timeout in and out)          timeout::RequestTimeoutLayer
 //!         → retry: policy from mesh_core::classify, retry budget,         retry::RetryLayer
@@ -106,3 +113,18 @@ pub mod hedge;
 pub mod limit;
 pub mod retry;
 pub mod timeout;
+
+pub use body::{ReplayBody, ReplayError};
+pub use breaker::{
+    BreakerConfig, BreakerHandle, BreakerMode, BreakerRegistry, BreakerState, CircuitBreaker,
+    CircuitBreakerLayer,
+};
+pub use budget::{RetryBudget, TokenBucketBudget, WindowBudget};
+pub use hedge::{Hedge, HedgeConfig, HedgeDelay, HedgeLayer};
+pub use limit::{
+    ConcurrencyConfig, ConcurrencyLimit, ConcurrencyLimitLayer, LimitAlgorithm, RateLimit,
+    RateLimitConfig, RateLimitLayer,
+};
+pub use mesh_core::ConfigError;
+pub use retry::{ExponentialBackoff, Retry, RetryLayer, RetryPolicy};
+pub use timeout::{RequestTimeout, RequestTimeoutLayer, TimeoutConfig};
