@@ -19,11 +19,11 @@
 //!
 //! | Module      | What it gives                                                                  |
 //! |-------------|--------------------------------------------------------------------------------|
-//! | [`retry`]   | [`RetryLayer`](retry::RetryLayer): HTTP/gRPC-aware retries, backoff with full jitter, per-try timeout |
-//! | [`budget`]  | [`RetryBudget`](budget::RetryBudget): exact sliding-window budget, gRPC token bucket |
-//! | [`body`]    | [`ReplayBody`](body::ReplayBody): streams once, replays up to a cap, never loses or duplicates a byte |
-//! | [`hedge`]   | [`HedgeLayer`](hedge::HedgeLayer): backup requests at a latency percentile, within the budget |
-//! | [`timeout`] | [`RequestTimeoutLayer`](timeout::RequestTimeoutLayer): deadlines, `grpc-timeout` in and out |
+//! | [`retry`]   | [`RetryLayer`]: HTTP/gRPC-aware retries, backoff with full jitter, per-try timeout |
+//! | [`budget`]  | [`RetryBudget`]: exact sliding-window budget, gRPC token bucket |
+//! | [`body`]    | [`ReplayBody`]: streams once, replays up to a cap, never loses or duplicates a byte |
+//! | [`hedge`]   | [`HedgeLayer`]: backup requests at a latency percentile, within the budget |
+//! | [`timeout`] | [`RequestTimeoutLayer`]: deadlines, `grpc-timeout` in and out |
 //! | [`breaker`] | circuit breaking                                                               |
 //! | [`limit`]   | concurrency, adaptive and rate limits                                          |
 //!
@@ -85,7 +85,7 @@
 //! | `mesh.hedge.sent` | counter | `{hedge}` | | extra attempts sent ([`hedge`]) |
 //! | `mesh.hedge.won` | counter | `{hedge}` | | responses that came from the extra attempt |
 //! | `mesh.hedge.budget_exhausted` | counter | `{hedge}` | | hedges the budget refused |
-//! | `mesh.timeout.expired` | counter | `{request}` | | requests failed with [`Timeout`](mesh_core::error::Timeout) by [`RequestTimeoutLayer`](timeout::RequestTimeoutLayer) (not per-try timeouts of the retry layer, which count as `mesh.retry.retries{reason=timeout}`) |
+//! | `mesh.timeout.expired` | counter | `{request}` | | requests failed with [`Timeout`](mesh_core::error::Timeout) by [`RequestTimeoutLayer`] (not per-try timeouts of the retry layer, which count as `mesh.retry.retries{reason=timeout}`) |
 //! | `mesh.timeout.grpc_timeout_malformed` | counter | `{request}` | | incoming `grpc-timeout` headers that could not be parsed, ignored and removed |
 //! | `mesh.breaker.transitions` | counter | `{transition}` | `mesh.breaker.from`, `mesh.breaker.to`: `closed`, `open`, `half_open`; `mesh.breaker.name`; `server.address`, `server.port` | state changes ([`breaker`]) |
 //! | `mesh.breaker.state` | gauge | `{state}` | `mesh.breaker.name`; `server.address`, `server.port` | current state: 0 closed, 1 half-open, 2 open; back to 0 when a registry's breaker is dropped (its endpoint left) |
@@ -97,7 +97,7 @@
 //! ([`BreakerConfig::name`](breaker::BreakerConfig::name), `ConcurrencyConfig::name`,
 //! `RateLimitConfig::name`). Give each breaker and limit a name when several share a meter: the
 //! gauges of unnamed ones overwrite each other. `server.address` (IP, string) and `server.port`
-//! (int) are on the breakers of a [`BreakerRegistry`](breaker::BreakerRegistry), one series per
+//! (int) are on the breakers of a [`BreakerRegistry`], one series per
 //! endpoint (bounded by the endpoint set; see the registry for what happens when one leaves).
 //!
 //! Every counter starts at 0 for each attribute set it can take (each retry reason, each replay
