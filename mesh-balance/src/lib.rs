@@ -52,8 +52,8 @@
 //!
 //! The counts are up-down counters rather than gauges so that balancers sharing one meter add up:
 //! each reports changes as deltas and takes its contribution back when its last clone is dropped.
-//! To tell balancers apart (one per upstream service, say), give each its own meter, e.g.
-//! `provider.meter_with_scope(scope)` with an `InstrumentationScope` carrying an attribute.
+//! To tell balancers apart (one per upstream service, say), give each a
+//! [`name`](BalanceConfig::name): every series above then also carries `mesh.balance.name`.
 //!
 //! Cardinality: `mesh.balance.endpoint.in_flight` has one attribute set per endpoint, so it is
 //! bounded by the endpoint set, but with cumulative temporality an endpoint that left discovery
@@ -74,8 +74,8 @@ pub mod locality;
 mod metrics;
 
 pub use balance::{
-    Balance, BalanceConfig, BalanceLayer, BalanceStatus, ConfigError, EndpointTicket, MakeEndpoint,
-    MeasuredBody,
+    Balance, BalanceConfig, BalanceHandle, BalanceLayer, BalanceStatus, ConfigError,
+    EndpointStatus, EndpointTicket, MakeEndpoint, MeasuredBody, OutlierStatus,
 };
 pub use eject::OutlierConfig;
 pub use hash::HashConfig;

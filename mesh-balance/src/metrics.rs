@@ -34,6 +34,8 @@ const STATE: &str = "mesh.balance.endpoint.state";
 const REASON: &str = "mesh.balance.ejection.reason";
 const TIER: &str = "mesh.balance.locality.tier";
 const SPILLED: &str = "mesh.balance.locality.spilled";
+/// The balancer's [`name`](crate::BalanceConfig::name), on every series when it is set.
+const NAME: &str = "mesh.balance.name";
 
 /// The state an endpoint is counted in by `mesh.balance.endpoints`; the states partition the set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,10 +77,20 @@ pub(crate) struct BalanceMetrics {
     panic_entries: Counter<u64>,
     requests: Counter<u64>,
     in_flight: UpDownCounter<i64>,
-    state_attributes: [[KeyValue; 1]; 3],
-    reason_attributes: [[KeyValue; 1]; 3],
+    /// The attributes every series of this balancer carries: its name, when it has one.
+    balancer_attributes: Vec<KeyValue>,
+    state_attributes: [Vec<KeyValue>; 3],
+    reason_attributes: [Vec<KeyValue>; 3],
     /// Indexed by [`route`]: tier × spilled.
-    route_attributes: [[KeyValue; 2]; TIERS * 2],
+    route_attributes: [Vec<KeyValue>; TIERS * 2],
+}
+
+/// `attributes` after the balancer's own (its name).
+fn with_balancer(
+    balancer: &[KeyValue],
+    attributes: impl IntoIterator<Item = KeyValue>,
+) -> Vec<KeyValue> {
+    balancer.iter().cloned().chain(attributes).collect()
 }
 
 /// The index of a request's locality route in the `mesh.balance.requests` attribute sets.
@@ -87,8 +99,13 @@ pub(crate) fn route(tier: usize, spilled: bool) -> u8 {
 }
 
 impl BalanceMetrics {
-    /// Instruments from `meter`, or from the global provider's `mesh-balance` meter.
-    pub(crate) fn new(meter: Option<&Meter>) -> Arc<Self> {
+    /// Instruments from `meter`, or from the global provider's `mesh-balance` meter; every series
+    /// carries `mesh.balance.name = name` when a name is given.
+    pub(crate) fn new(meter: Option<&Meter>, name: Option<&str>) -> Arc<Self> {
+        let balancer: Vec<KeyValue> = name
+            .map(|name| KeyValue::new(NAME, name.to_owned()))
+            .into_iter()
+            .collect();
         let global;
         let meter = match meter {
             Some(meter) => meter,
@@ -128,14 +145,20 @@ impl BalanceMetrics {
                 .with_description("Requests in flight per endpoint, until the response body ends")
                 .with_unit("{request}")
                 .build(),
-            state_attributes: STATES.map(|(_, name)| [KeyValue::new(STATE, name)]),
-            reason_attributes: REASONS.map(|name| [KeyValue::new(REASON, name)]),
+            state_attributes: STATES
+                .map(|(_, name)| with_balancer(&balancer, [KeyValue::new(STATE, name)])),
+            reason_attributes: REASONS
+                .map(|name| with_balancer(&balancer, [KeyValue::new(REASON, name)])),
             route_attributes: std::array::from_fn(|i| {
-                [
-                    KeyValue::new(TIER, TIER_NAMES[i / 2]),
-                    KeyValue::new(SPILLED, i % 2 == 1),
-                ]
+                with_balancer(
+                    &balancer,
+                    [
+                        KeyValue::new(TIER, TIER_NAMES[i / 2]),
+                        KeyValue::new(SPILLED, i % 2 == 1),
+                    ],
+                )
             }),
+            balancer_attributes: balancer,
         };
         metrics.start_at_zero();
         Arc::new(metrics)
@@ -153,8 +176,8 @@ impl BalanceMetrics {
         for attributes in &self.route_attributes {
             self.requests.add(0, attributes);
         }
-        self.panic_active.add(0, &[]);
-        self.panic_entries.add(0, &[]);
+        self.panic_active.add(0, &self.balancer_attributes);
+        self.panic_entries.add(0, &self.balancer_attributes);
     }
 
     pub(crate) fn ejected(&self, reason: EjectionReason) {
@@ -172,15 +195,18 @@ impl BalanceMetrics {
 #[derive(Debug)]
 pub(crate) struct EndpointMetrics {
     metrics: Arc<BalanceMetrics>,
-    address: [KeyValue; 2],
+    address: Vec<KeyValue>,
 }
 
 impl EndpointMetrics {
     pub(crate) fn new(metrics: Arc<BalanceMetrics>, addr: std::net::SocketAddr) -> Self {
-        let address = [
-            KeyValue::new("server.address", addr.ip().to_string()),
-            KeyValue::new("server.port", i64::from(addr.port())),
-        ];
+        let address = with_balancer(
+            &metrics.balancer_attributes,
+            [
+                KeyValue::new("server.address", addr.ip().to_string()),
+                KeyValue::new("server.port", i64::from(addr.port())),
+            ],
+        );
         // The series starts at 0 when discovery inserts the endpoint (see the module docs).
         metrics.in_flight.add(0, &address);
         Self { metrics, address }
@@ -235,10 +261,16 @@ impl ReportedCounts {
             return;
         }
         if panic {
-            self.metrics.panic_active.add(1, &[]);
-            self.metrics.panic_entries.add(1, &[]);
+            self.metrics
+                .panic_active
+                .add(1, &self.metrics.balancer_attributes);
+            self.metrics
+                .panic_entries
+                .add(1, &self.metrics.balancer_attributes);
         } else {
-            self.metrics.panic_active.add(-1, &[]);
+            self.metrics
+                .panic_active
+                .add(-1, &self.metrics.balancer_attributes);
         }
     }
 }

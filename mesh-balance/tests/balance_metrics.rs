@@ -345,3 +345,29 @@ async fn an_endpoints_in_flight_series_starts_at_zero() {
     assert_eq!(in_flight.points.len(), 2, "{in_flight:?}");
     assert_eq!(in_flight.value(&[]), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_named_balancer_puts_its_name_on_every_series() {
+    let metrics = Metrics::new();
+    let (mut balance, _d, _fakes) = balancer(2, metrics.config(33).name("orders"));
+    send_many(&mut balance, 5).await;
+    let named = [("mesh.balance.name", "orders")];
+    for name in [
+        "mesh.balance.endpoints",
+        "mesh.balance.ejections",
+        "mesh.balance.panic.active",
+        "mesh.balance.panic.entries",
+        "mesh.balance.requests",
+        "mesh.balance.endpoint.in_flight",
+    ] {
+        let sum = metrics.sum(name);
+        assert!(
+            sum.points.iter().all(
+                |(attrs, _)| attrs.get("mesh.balance.name").map(String::as_str) == Some("orders")
+            ),
+            "{name}: {sum:?}"
+        );
+    }
+    assert_eq!(metrics.sum("mesh.balance.requests").value(&named), 5);
+    assert_eq!(metrics.sum("mesh.balance.endpoints").value(&named), 2);
+}

@@ -52,6 +52,12 @@ pub struct BalanceConfig {
     /// by [`load`](Self::load); stickiness trades balance for locality of state, which only the
     /// application can decide to want.
     pub hash: Option<HashConfig>,
+    /// The balancer's name (the upstream service it balances, say `orders`): recorded as the
+    /// `mesh.balance.name` attribute on every series of its metrics, so balancers sharing a meter
+    /// can be told apart, and reported by [`BalanceHandle::name`](super::BalanceHandle::name).
+    /// Default `None`: no such attribute (the series of balancers sharing a meter add up). Keep
+    /// it to a bounded set of names: each one multiplies the balancer's series.
+    pub name: Option<String>,
 }
 
 impl Default for BalanceConfig {
@@ -66,6 +72,7 @@ impl Default for BalanceConfig {
             slow_start: SlowStart::default(),
             meter: None,
             hash: None,
+            name: None,
         }
     }
 }
@@ -117,6 +124,13 @@ impl BalanceConfig {
     #[must_use]
     pub fn slow_start(mut self, slow_start: SlowStart) -> Self {
         self.slow_start = slow_start;
+        self
+    }
+
+    /// Sets [`name`](Self::name).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 

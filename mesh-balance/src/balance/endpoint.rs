@@ -99,6 +99,11 @@ impl EndpointState {
         (weight * self.slow_start.factor(since)).max(1e-6)
     }
 
+    /// The RTT estimate as the pick sees it at `now`.
+    pub(crate) fn rtt(&self, now: Instant) -> Duration {
+        self.load.rtt(now, self.decay)
+    }
+
     /// The cost of sending this endpoint one more request.
     pub(crate) fn cost(&self, strategy: &LoadStrategy, now: Instant) -> f64 {
         self.load.cost(strategy, now) / self.effective_weight(now)

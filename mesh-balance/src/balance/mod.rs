@@ -132,6 +132,17 @@
 //! # }
 //! ```
 //!
+//! # Status
+//!
+//! [`Balance::status`] counts the set (endpoints, ready, ejected, panic);
+//! [`Balance::endpoints`] reports each endpoint ([`EndpointStatus`]: address, weight, locality
+//! tier, readiness, requests in flight, the PeakEWMA RTT estimate, and its outlier gate with the
+//! instant its ejection ends). A circuit breaker per endpoint works as a readiness gate, so an
+//! open breaker shows as `ready: false`: the balancer cannot see why a service is not ready.
+//! [`Balance::handle`] gives a clonable, non-generic [`BalanceHandle`] for an admin endpoint; it
+//! reads the same reports and does not keep the balancer alive. [`BalanceConfig::name`] names the
+//! balancer on its handle and on its metrics.
+//!
 //! # Fail fast, bounded waiting
 //!
 //! When no endpoint has been ready for [`fail_fast_after`](BalanceConfig::fail_fast_after)
@@ -185,6 +196,7 @@ mod future;
 mod layer;
 mod make;
 mod service;
+mod status;
 mod waiters;
 
 pub use config::BalanceConfig;
@@ -193,7 +205,8 @@ pub use future::ResponseFuture;
 pub use layer::BalanceLayer;
 pub use make::MakeEndpoint;
 pub use mesh_core::ConfigError;
-pub use service::{Balance, BalanceStatus};
+pub use service::Balance;
+pub use status::{BalanceHandle, BalanceStatus, EndpointStatus, OutlierStatus};
 
 /// A response body from the balancer: the endpoint's body, unchanged, plus the bookkeeping that
 /// ends the request when the body does.

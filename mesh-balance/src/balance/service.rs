@@ -17,8 +17,12 @@ use tower::discover::Discover;
 use tower_service::Service;
 
 use super::core::{Core, Picked};
+use super::status::StatusSource;
 use super::waiters::Waiters;
-use super::{BalanceConfig, ConfigError, MakeEndpoint, MeasuredBody, ResponseFuture};
+use super::{
+    BalanceConfig, BalanceHandle, BalanceStatus, ConfigError, EndpointStatus, MakeEndpoint,
+    MeasuredBody, ResponseFuture,
+};
 use crate::hash::HashKey;
 use crate::load::lock;
 
@@ -32,20 +36,24 @@ struct Shared<D, M: MakeEndpoint> {
     max_waiters: usize,
     /// Hash mode: the request part that keys the ring.
     hash_key: Option<HashKey>,
+    /// [`BalanceConfig::name`], for the handles.
+    name: Option<Arc<str>>,
 }
 
-/// A snapshot of a balancer's endpoint set, as of its last poll.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BalanceStatus {
-    /// Endpoints in the set.
-    pub endpoints: usize,
-    /// Endpoints not known to be unready.
-    pub ready: usize,
-    /// Endpoints currently ejected by their outlier gate (probing ones included).
-    pub ejected: usize,
-    /// Whether the balancer is in panic mode (ejection ignored).
-    pub panic: bool,
+impl<D, M> StatusSource for Shared<D, M>
+where
+    D: Discover<Key = EndpointKey, Service = Endpoint> + Send,
+    D::Error: Into<BoxError>,
+    M: MakeEndpoint + Send,
+    M::Service: Send,
+{
+    fn status(&self) -> BalanceStatus {
+        lock(&self.core).status()
+    }
+
+    fn endpoints(&self) -> Vec<EndpointStatus> {
+        lock(&self.core).endpoints(Instant::now())
+    }
 }
 
 /// A load balancer over a discovered set of endpoints; see the [module docs](super).
@@ -96,6 +104,7 @@ where
             fail_fast_after: config.fail_fast_after,
             max_waiters: config.max_waiters,
             hash_key: config.hash.as_ref().map(|h| h.key.clone()),
+            name: config.name.as_deref().map(Arc::from),
             core: Mutex::new(Core::new(discover, make, config, waiters.clone())),
             waiters,
         };
@@ -111,6 +120,27 @@ where
     /// The endpoint set as of the last poll of any clone.
     pub fn status(&self) -> BalanceStatus {
         lock(&self.shared.core).status()
+    }
+
+    /// One [`EndpointStatus`] per endpoint in the set: readiness as of the last poll of any
+    /// clone, load and outlier gate as of now. Takes the balancer's lock once, briefly.
+    pub fn endpoints(&self) -> Vec<EndpointStatus> {
+        lock(&self.shared.core).endpoints(Instant::now())
+    }
+
+    /// A clonable, non-generic view of this balancer (all its clones) for an admin endpoint; it
+    /// does not keep the balancer alive.
+    pub fn handle(&self) -> BalanceHandle
+    where
+        D: Send + 'static,
+        M: Send + 'static,
+        M::Service: Send + 'static,
+    {
+        let shared: Arc<dyn StatusSource> = self.shared.clone();
+        BalanceHandle {
+            name: self.shared.name.clone(),
+            source: Arc::downgrade(&shared),
+        }
     }
 
     fn stop_waiting(&mut self) {

@@ -10,6 +10,7 @@ use mesh_core::classify::Outcome;
 use tokio::time::Instant;
 
 use super::OutlierConfig;
+use crate::balance::OutlierStatus;
 use crate::load::lock;
 use crate::metrics::{BalanceMetrics, EjectionReason};
 
@@ -224,6 +225,15 @@ impl EndpointHealth {
         match lock(&self.state).gate {
             Gate::Ejected { until } => Some(until),
             Gate::InRotation | Gate::Probing => None,
+        }
+    }
+
+    /// Where the gate stands, for a status report.
+    pub(crate) fn outlier_status(&self) -> OutlierStatus {
+        match lock(&self.state).gate {
+            Gate::InRotation => OutlierStatus::InRotation,
+            Gate::Ejected { until } => OutlierStatus::Ejected { until },
+            Gate::Probing => OutlierStatus::Probing,
         }
     }
 

@@ -130,6 +130,11 @@ impl EndpointLoad {
         }
     }
 
+    /// The RTT estimate as the pick sees it at `now`.
+    pub(crate) fn rtt(&self, now: Instant, decay: Duration) -> Duration {
+        Duration::from_secs_f64(lock(&self.rtt).at(now, decay).max(0.0) / 1e9)
+    }
+
     /// The cost of one more request under `strategy`, before dividing by the weight.
     pub(crate) fn cost(&self, strategy: &LoadStrategy, now: Instant) -> f64 {
         let pending = f64::from(self.pending()) + 1.0;

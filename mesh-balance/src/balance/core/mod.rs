@@ -19,13 +19,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Waker;
 
-use mesh_core::{BoxError, Endpoint, EndpointKey};
+use mesh_core::{BoxError, Endpoint, EndpointKey, Proximity};
 use tokio::time::{Instant, Sleep};
 use tower::discover::Discover;
 
 use super::endpoint::{EndpointState, EndpointTicket, TierInFlight};
 use super::waiters::Waiters;
-use super::{BalanceConfig, BalanceStatus, MakeEndpoint};
+use super::{BalanceConfig, BalanceStatus, EndpointStatus, MakeEndpoint};
 use crate::eject::{Admission, OutlierShared};
 use crate::hash::{HashRing, RingConfig};
 use crate::locality::TIERS;
@@ -125,7 +125,7 @@ where
         let seed = config.seed.unwrap_or_else(|| fastrand::Rng::new().u64(..));
         // A distinct stream for ejection jitter, so outcomes recorded from other threads do not
         // shift the sampling sequence.
-        let metrics = BalanceMetrics::new(config.meter.as_ref());
+        let metrics = BalanceMetrics::new(config.meter.as_ref(), config.name.as_deref());
         let outliers = Arc::new(OutlierShared::new(
             config.outliers,
             seed ^ 0x9e37_79b9_7f4a_7c15,
@@ -172,6 +172,28 @@ where
             ejected: self.outliers.ejected(),
             panic: self.panic,
         }
+    }
+
+    /// One line per endpoint, in the set's internal order (which changes as endpoints leave).
+    pub(crate) fn endpoints(&self, now: Instant) -> Vec<EndpointStatus> {
+        const PROXIMITY: [Proximity; TIERS] = [
+            Proximity::Subzone,
+            Proximity::Zone,
+            Proximity::Region,
+            Proximity::Any,
+        ];
+        (self.slots.iter())
+            .map(|slot| EndpointStatus {
+                key: slot.key,
+                addr: slot.endpoint.addr(),
+                weight: slot.endpoint.weight(),
+                tier: slot.tier.map(|t| PROXIMITY[t]),
+                ready: slot.ready,
+                in_flight: slot.state.load.pending(),
+                rtt: slot.state.rtt(now),
+                outlier: slot.state.health.outlier_status(),
+            })
+            .collect()
     }
 
     fn eligible(&self, i: usize, now: Instant) -> Option<Admission> {
