@@ -232,8 +232,8 @@ impl Stack {
                     fleet.make_endpoint(),
                     config,
                 )?;
-                let policy = RetryPolicy::default().with_seed(seed_for(seed, 101));
-                let retry = RetryLayer::new(policy).with_budget(WindowBudget::default());
+                let policy = RetryPolicy::default().seed(seed_for(seed, 101));
+                let retry = RetryLayer::new(policy)?.budget(WindowBudget::default());
                 Ok::<_, mesh_balance::ConfigError>(
                     ServiceBuilder::new().layer(retry).service(balance),
                 )

@@ -225,13 +225,13 @@ where
         ))
         .layer(RequestTimeoutLayer::new(
             TimeoutConfig::default()
-                .with_timeout(Some(service.timeout))
-                .with_meter(meter.clone()),
+                .timeout(Some(service.timeout))
+                .meter(meter.clone()),
         ))
         .layer(
-            RetryLayer::new(service.retry.clone().with_seed(seed))
-                .with_budget(budget)
-                .with_meter(meter.clone()),
+            RetryLayer::new(service.retry.clone().seed(seed))?
+                .budget(budget)
+                .meter(meter.clone()),
         )
         .service(balance);
     Ok(BoxCloneSyncService::new(client))

@@ -117,7 +117,9 @@ fn put_1k() -> Request<Full<Bytes>> {
 }
 
 fn ours() -> mesh_retry::retry::Retry<Ok200> {
-    RetryLayer::new(RetryPolicy::default().with_seed(1)).layer(Ok200)
+    RetryLayer::new(RetryPolicy::default().seed(1))
+        .unwrap()
+        .layer(Ok200)
 }
 
 fn theirs() -> tower::retry::Retry<TowerPolicy, Ok200> {
@@ -140,10 +142,8 @@ mod success_path {
     /// record in the request (what that record costs).
     #[divan::bench]
     fn get_mesh_retry_no_tried_record(bencher: divan::Bencher<'_, '_>) {
-        let policy = RetryPolicy::default()
-            .with_seed(1)
-            .with_avoid_tried_endpoints(false);
-        let mut service = RetryLayer::new(policy).layer(Ok200);
+        let policy = RetryPolicy::default().seed(1).avoid_tried_endpoints(false);
+        let mut service = RetryLayer::new(policy).unwrap().layer(Ok200);
         bencher
             .with_inputs(get)
             .bench_local_values(|req| call_once(&mut service, req));
@@ -195,7 +195,7 @@ mod hedge {
             .unwrap();
         let _guard = runtime.enter();
         let layer = HedgeLayer::new(
-            HedgeConfig::default().with_delay(HedgeDelay::Fixed(Duration::from_millis(50))),
+            HedgeConfig::default().delay(HedgeDelay::Fixed(Duration::from_millis(50))),
         );
         let mut service = layer.layer(Ok200);
         bencher

@@ -52,12 +52,12 @@
 //! });
 //! let client = ServiceBuilder::new()
 //!     .layer(RequestTimeoutLayer::new(
-//!         TimeoutConfig::default().with_timeout(Some(Duration::from_secs(5))),
+//!         TimeoutConfig::default().timeout(Some(Duration::from_secs(5))),
 //!     ))
-//!     .layer(RetryLayer::new(RetryPolicy::default()).with_budget(budget.clone()))
+//!     .layer(RetryLayer::new(RetryPolicy::default()).unwrap().budget(budget.clone()))
 //!     .layer(
 //!         HedgeLayer::new(
-//!             HedgeConfig::default().with_delay(HedgeDelay::Fixed(Duration::from_millis(100))),
+//!             HedgeConfig::default().delay(HedgeDelay::Fixed(Duration::from_millis(100))),
 //!         )
 //!         .drawing_from(budget),
 //!     )
@@ -72,7 +72,7 @@
 //! # Metrics
 //!
 //! Every layer records through the OpenTelemetry metrics API, with the `Meter` given in its
-//! configuration (`with_meter` / `meter`) or, without one, `opentelemetry::global::meter("mesh-retry")`
+//! configuration (its `meter` setter) or, without one, `opentelemetry::global::meter("mesh-retry")`
 //! so the application's global provider decides where points go. All instruments are `u64`;
 //! counters only go up, gauges hold the last value recorded. Attribute values are fixed strings
 //! (no per-request cardinality) except the names you configure.

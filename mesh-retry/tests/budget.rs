@@ -9,13 +9,7 @@ use mesh_retry::budget::{
 use proptest::prelude::*;
 
 fn ratio_only(ratio: f64) -> WindowBudget {
-    WindowBudget::new(
-        WindowBudgetConfig::default()
-            .with_ratio(ratio)
-            .unwrap()
-            .with_min_per_sec(0),
-    )
-    .unwrap()
+    WindowBudget::new(WindowBudgetConfig::default().ratio(ratio).min_per_sec(0)).unwrap()
 }
 
 fn withdraw_all(budget: &WindowBudget) -> u64 {
@@ -79,24 +73,24 @@ async fn clones_share_the_budget() {
 
 #[test]
 fn bad_settings_name_the_key() {
-    let err = WindowBudgetConfig::default().with_ratio(-0.1).unwrap_err();
+    let err = WindowBudget::new(WindowBudgetConfig::default().ratio(-0.1)).unwrap_err();
     assert_eq!(err.key(), "ratio");
-    assert!(err.to_string().contains("ratio"));
-    let err = WindowBudget::new(WindowBudgetConfig::default().with_slots(0)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid `ratio`: must be a number between 0 and 100"
+    );
+    let err = WindowBudget::new(WindowBudgetConfig::default().slots(0)).unwrap_err();
     assert_eq!(err.key(), "slots");
-    let err =
-        WindowBudget::new(WindowBudgetConfig::default().with_window(Duration::ZERO)).unwrap_err();
+    let err = WindowBudget::new(WindowBudgetConfig::default().window(Duration::ZERO)).unwrap_err();
     assert_eq!(err.key(), "window");
     assert_eq!(
-        TokenBucketConfig::default()
-            .with_token_ratio(0.0)
+        TokenBucketBudget::new(TokenBucketConfig::default().token_ratio(0.0))
             .unwrap_err()
             .key(),
         "token_ratio"
     );
     assert_eq!(
-        TokenBucketConfig::default()
-            .with_max_tokens(0)
+        TokenBucketBudget::new(TokenBucketConfig::default().max_tokens(0))
             .unwrap_err()
             .key(),
         "max_tokens"
@@ -168,11 +162,10 @@ proptest! {
             let window = Duration::from_secs(window_s);
             let budget = WindowBudget::new(
                 WindowBudgetConfig::default()
-                    .with_ratio(ratio)
-                    .unwrap()
-                    .with_min_per_sec(min_per_sec)
-                    .with_window(window)
-                    .with_slots(slots),
+                    .ratio(ratio)
+                    .min_per_sec(min_per_sec)
+                    .window(window)
+                    .slots(slots),
             )
             .unwrap();
             let mut model = Model {
@@ -210,13 +203,9 @@ proptest! {
 #[test]
 fn token_bucket_follows_grpc_throttling() {
     // max 10 tokens, ratio 0.5: retries stop at ≤ 5 tokens.
-    let budget = TokenBucketBudget::new(
-        TokenBucketConfig::default()
-            .with_max_tokens(10)
-            .unwrap()
-            .with_token_ratio(0.5)
-            .unwrap(),
-    );
+    let budget =
+        TokenBucketBudget::new(TokenBucketConfig::default().max_tokens(10).token_ratio(0.5))
+            .unwrap();
     assert!(budget.withdraw());
     for _ in 0..4 {
         budget.record(false);

@@ -18,7 +18,7 @@ type Service = Hedge<mock::Mock<Request<Body>, Response<&'static str>>>;
 type Responder = mock::SendResponse<Response<&'static str>>;
 
 fn fixed(ms: u64) -> HedgeLayer {
-    HedgeLayer::new(HedgeConfig::default().with_delay(HedgeDelay::Fixed(Duration::from_millis(ms))))
+    HedgeLayer::new(HedgeConfig::default().delay(HedgeDelay::Fixed(Duration::from_millis(ms))))
 }
 
 fn setup(layer: HedgeLayer) -> (Service, Handle) {
@@ -97,14 +97,8 @@ async fn non_idempotent_requests_are_not_hedged() {
 
 #[tokio::test(start_paused = true)]
 async fn hedges_draw_from_the_budget() {
-    let empty = WindowBudget::new(
-        WindowBudgetConfig::default()
-            .with_ratio(0.0)
-            .unwrap()
-            .with_min_per_sec(0),
-    )
-    .unwrap();
-    let (service, mut handle) = setup(fixed(50).with_budget(empty.clone()));
+    let empty = WindowBudget::new(WindowBudgetConfig::default().ratio(0.0).min_per_sec(0)).unwrap();
+    let (service, mut handle) = setup(fixed(50).budget(empty.clone()));
     let mut future = task::spawn(service.oneshot(request(Method::GET)));
     assert_pending!(future.poll());
     let (_, first) = take(&mut handle).unwrap();
@@ -149,11 +143,11 @@ async fn when_both_fail_the_last_failure_is_returned() {
 #[tokio::test(start_paused = true)]
 async fn percentile_delay_waits_for_samples_then_follows_latency() {
     let histogram = LatencyHistogram::new(Duration::from_secs(10));
-    let layer = HedgeLayer::new(HedgeConfig::default().with_delay(HedgeDelay::Percentile {
+    let layer = HedgeLayer::new(HedgeConfig::default().delay(HedgeDelay::Percentile {
         percentile: 0.9,
         min_samples: 10,
     }))
-    .with_histogram(histogram.clone());
+    .histogram(histogram.clone());
     let (service, mut handle) = setup(layer);
     // Ten requests answered after 10 ms: no hedging while the samples are being gathered.
     for _ in 0..10 {

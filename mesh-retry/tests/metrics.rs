@@ -208,18 +208,12 @@ fn script(steps: &[Step]) -> Script {
 
 fn retry_policy() -> RetryPolicy {
     RetryPolicy::default()
-        .with_seed(7)
-        .with_backoff(ExponentialBackoff::none())
+        .seed(7)
+        .backoff(ExponentialBackoff::none())
 }
 
 fn empty_budget() -> WindowBudget {
-    WindowBudget::new(
-        WindowBudgetConfig::default()
-            .with_ratio(0.0)
-            .unwrap()
-            .with_min_per_sec(0),
-    )
-    .unwrap()
+    WindowBudget::new(WindowBudgetConfig::default().ratio(0.0).min_per_sec(0)).unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -236,10 +230,9 @@ async fn retries_are_counted_by_reason() {
         Step::Answer(200),
     ]);
     let policy = retry_policy()
-        .with_max_attempts(3)
-        .unwrap()
-        .with_per_try_timeout(Some(Duration::from_secs(1)));
-    let layer = RetryLayer::new(policy).with_meter(metrics.meter());
+        .max_attempts(3)
+        .per_try_timeout(Some(Duration::from_secs(1)));
+    let layer = RetryLayer::new(policy).unwrap().meter(metrics.meter());
     let service = layer.layer(scripted(steps.clone()));
     for _ in 0..2 {
         let res = service.clone().oneshot(get("")).await.unwrap();
@@ -271,8 +264,9 @@ async fn budget_refusals_are_counted_with_the_reason_of_the_failure() {
     let metrics = Metrics::new();
     let steps = script(&[Step::Answer(503), Step::Answer(502), Step::Refused]);
     let layer = RetryLayer::new(retry_policy())
-        .with_budget(empty_budget())
-        .with_meter(metrics.meter());
+        .unwrap()
+        .budget(empty_budget())
+        .meter(metrics.meter());
     let service = layer.layer(scripted(steps.clone()));
     assert_eq!(
         service.clone().oneshot(get("")).await.unwrap().status(),
@@ -296,7 +290,9 @@ async fn budget_refusals_are_counted_with_the_reason_of_the_failure() {
 async fn bodies_past_the_replay_cap_are_counted_as_not_replayable() {
     let metrics = Metrics::new();
     let steps = script(&[Step::Answer(503), Step::Answer(503)]);
-    let layer = RetryLayer::new(retry_policy().with_replay_cap(4)).with_meter(metrics.meter());
+    let layer = RetryLayer::new(retry_policy().replay_cap(4))
+        .unwrap()
+        .meter(metrics.meter());
     let service = layer.layer(scripted(steps.clone()));
     // 16 bytes against a 4-byte cap: the 503 is returned as it is.
     let res = service
@@ -324,8 +320,8 @@ async fn expired_deadlines_and_malformed_grpc_timeouts_are_counted() {
     let metrics = Metrics::new();
     let layer = RequestTimeoutLayer::new(
         TimeoutConfig::default()
-            .with_timeout(Some(Duration::from_secs(2)))
-            .with_meter(metrics.meter()),
+            .timeout(Some(Duration::from_secs(2)))
+            .meter(metrics.meter()),
     );
     let service = layer.layer(service_fn(|req: Request<()>| async move {
         if req.uri().path() == "/slow" {
@@ -391,8 +387,8 @@ async fn hedges_sent_won_and_refused_are_counted() {
     });
     let layer = HedgeLayer::new(
         HedgeConfig::default()
-            .with_delay(HedgeDelay::Fixed(Duration::from_millis(50)))
-            .with_meter(metrics.meter()),
+            .delay(HedgeDelay::Fixed(Duration::from_millis(50)))
+            .meter(metrics.meter()),
     );
     let service = layer.layer(backend);
     let request = || {
@@ -420,8 +416,8 @@ async fn hedges_sent_won_and_refused_are_counted() {
     // With an empty budget the hedge is refused and counted.
     let refusing = HedgeLayer::new(
         HedgeConfig::default()
-            .with_delay(HedgeDelay::Fixed(Duration::from_millis(50)))
-            .with_meter(metrics.meter()),
+            .delay(HedgeDelay::Fixed(Duration::from_millis(50)))
+            .meter(metrics.meter()),
     )
     .drawing_from(empty_budget())
     .layer(service_fn(
@@ -660,12 +656,12 @@ async fn counters_start_at_zero_for_every_label_set() {
         Ok::<_, Infallible>(Response::new(()))
     });
     let _retry = RetryLayer::new(retry_policy())
-        .with_meter(metrics.meter())
+        .unwrap()
+        .meter(metrics.meter())
         .layer(upstream);
-    let _hedge =
-        HedgeLayer::new(HedgeConfig::default().with_meter(metrics.meter())).layer(upstream);
-    let _timeout = RequestTimeoutLayer::new(TimeoutConfig::default().with_meter(metrics.meter()))
-        .layer(upstream);
+    let _hedge = HedgeLayer::new(HedgeConfig::default().meter(metrics.meter())).layer(upstream);
+    let _timeout =
+        RequestTimeoutLayer::new(TimeoutConfig::default().meter(metrics.meter())).layer(upstream);
     let _breaker =
         CircuitBreakerLayer::new(BreakerConfig::new().name("orders").meter(metrics.meter()))
             .unwrap()

@@ -20,8 +20,8 @@ type Service = Retry<mock::Mock<Request<Body>, Response<()>>>;
 
 fn policy() -> RetryPolicy {
     RetryPolicy::default()
-        .with_seed(42)
-        .with_backoff(ExponentialBackoff::none())
+        .seed(42)
+        .backoff(ExponentialBackoff::none())
 }
 
 fn setup(layer: RetryLayer) -> (Service, Handle) {
@@ -56,7 +56,7 @@ async fn body_of(request: Request<Body>) -> Bytes {
 
 #[tokio::test(start_paused = true)]
 async fn success_is_returned_without_retry() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     let (_, send) = take(&mut handle).expect("first attempt");
@@ -68,7 +68,7 @@ async fn success_is_returned_without_retry() {
 
 #[tokio::test(start_paused = true)]
 async fn server_error_is_retried_with_the_same_body() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::PUT, "payload")));
     assert_pending!(future.poll());
     let (first, send) = take(&mut handle).unwrap();
@@ -85,7 +85,7 @@ async fn server_error_is_retried_with_the_same_body() {
 
 #[tokio::test(start_paused = true)]
 async fn max_attempts_bound_the_retries_and_the_last_failure_is_returned() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     for code in [500, 502, 504] {
         assert_pending!(future.poll());
@@ -98,9 +98,8 @@ async fn max_attempts_bound_the_retries_and_the_last_failure_is_returned() {
 
 #[tokio::test(start_paused = true)]
 async fn status_outside_the_set_is_not_retried() {
-    let (service, mut handle) = setup(RetryLayer::new(
-        policy().with_retry_statuses([StatusCode::BAD_GATEWAY]),
-    ));
+    let (service, mut handle) =
+        setup(RetryLayer::new(policy().retry_statuses([StatusCode::BAD_GATEWAY])).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     take(&mut handle).unwrap().1.send_response(status(500));
@@ -110,7 +109,7 @@ async fn status_outside_the_set_is_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_waited_out() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     let busy = Response::builder()
@@ -137,9 +136,8 @@ async fn retry_after_is_waited_out() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_above_the_cap_is_returned_at_once() {
-    let (service, mut handle) = setup(RetryLayer::new(
-        policy().with_max_server_delay(Duration::from_secs(2)),
-    ));
+    let (service, mut handle) =
+        setup(RetryLayer::new(policy().max_server_delay(Duration::from_secs(2))).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     let busy = Response::builder()
@@ -155,7 +153,7 @@ async fn retry_after_above_the_cap_is_returned_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn non_idempotent_request_is_not_retried() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::POST, "order")));
     assert_pending!(future.poll());
     take(&mut handle).unwrap().1.send_response(status(503));
@@ -165,7 +163,7 @@ async fn non_idempotent_request_is_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn non_idempotent_request_marked_by_extension_is_retried() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut req = request(Method::POST, "order");
     req.extensions_mut().insert(Retryable);
     let mut future = task::spawn(service.oneshot(req));
@@ -182,7 +180,7 @@ async fn non_idempotent_request_marked_by_extension_is_retried() {
 #[tokio::test(start_paused = true)]
 async fn non_idempotent_request_marked_by_header_is_retried() {
     let name = HeaderName::from_static("x-idempotency-key");
-    let (service, mut handle) = setup(RetryLayer::new(policy().with_retryable_header(name)));
+    let (service, mut handle) = setup(RetryLayer::new(policy().retryable_header(name)).unwrap());
     let mut req = request(Method::POST, "order");
     req.headers_mut()
         .insert("x-idempotency-key", "abc".parse().unwrap());
@@ -204,7 +202,7 @@ async fn never_sent_requests_are_always_retried() {
         || UpstreamError::unsent("REFUSED_STREAM").into(),
     ];
     for make_error in errors {
-        let (service, mut handle) = setup(RetryLayer::new(policy()));
+        let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
         let mut future = task::spawn(service.oneshot(request(Method::POST, "order")));
         assert_pending!(future.poll());
         take(&mut handle).unwrap().1.send_error(make_error());
@@ -218,7 +216,7 @@ async fn never_sent_requests_are_always_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_sent_non_idempotent_request_that_failed_is_not_retried() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::POST, "order")));
     assert_pending!(future.poll());
     take(&mut handle)
@@ -232,22 +230,16 @@ async fn a_sent_non_idempotent_request_that_failed_is_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn exhausted_budget_returns_the_original_failure() {
-    let empty = WindowBudget::new(
-        WindowBudgetConfig::default()
-            .with_ratio(0.0)
-            .unwrap()
-            .with_min_per_sec(0),
-    )
-    .unwrap();
+    let empty = WindowBudget::new(WindowBudgetConfig::default().ratio(0.0).min_per_sec(0)).unwrap();
     // A response…
-    let (service, mut handle) = setup(RetryLayer::new(policy()).with_budget(empty.clone()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap().budget(empty.clone()));
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     take(&mut handle).unwrap().1.send_response(status(503));
     assert_eq!(assert_ready!(future.poll()).unwrap().status(), 503);
     assert!(take(&mut handle).is_none());
     // …and an error come back as they were.
-    let (service, mut handle) = setup(RetryLayer::new(policy()).with_budget(empty.clone()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap().budget(empty.clone()));
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     take(&mut handle)
@@ -265,14 +257,13 @@ async fn exhausted_budget_returns_the_original_failure() {
 async fn budget_is_shared_by_every_service_of_a_layer() {
     let budget = WindowBudget::new(
         WindowBudgetConfig::default()
-            .with_ratio(0.0)
-            .unwrap()
-            .with_min_per_sec(1)
-            .with_window(Duration::from_secs(1))
-            .with_slots(1),
+            .ratio(0.0)
+            .min_per_sec(1)
+            .window(Duration::from_secs(1))
+            .slots(1),
     )
     .unwrap();
-    let layer = RetryLayer::new(policy()).with_budget(budget.clone());
+    let layer = RetryLayer::new(policy()).unwrap().budget(budget.clone());
     let mut retried = 0;
     for _ in 0..2 {
         let (service, mut handle) = setup(layer.clone());
@@ -294,9 +285,8 @@ async fn budget_is_shared_by_every_service_of_a_layer() {
 
 #[tokio::test(start_paused = true)]
 async fn per_try_timeout_cancels_the_attempt_and_retries() {
-    let (service, mut handle) = setup(RetryLayer::new(
-        policy().with_per_try_timeout(Some(Duration::from_millis(100))),
-    ));
+    let (service, mut handle) =
+        setup(RetryLayer::new(policy().per_try_timeout(Some(Duration::from_millis(100)))).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     let (_, first) = take(&mut handle).unwrap();
@@ -315,12 +305,14 @@ async fn per_try_timeout_cancels_the_attempt_and_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn per_try_timeouts_exhausting_attempts_give_a_timeout_error() {
-    let (service, mut handle) = setup(RetryLayer::new(
-        policy()
-            .with_per_try_timeout(Some(Duration::from_millis(100)))
-            .with_max_attempts(2)
-            .unwrap(),
-    ));
+    let (service, mut handle) = setup(
+        RetryLayer::new(
+            policy()
+                .per_try_timeout(Some(Duration::from_millis(100)))
+                .max_attempts(2),
+        )
+        .unwrap(),
+    );
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     let mut unanswered = Vec::new();
     for _ in 0..2 {
@@ -337,7 +329,7 @@ async fn per_try_timeouts_exhausting_attempts_give_a_timeout_error() {
 async fn backoff_is_jittered_below_its_ceiling() {
     let backoff =
         ExponentialBackoff::new(Duration::from_millis(100), Duration::from_secs(1)).unwrap();
-    let (service, mut handle) = setup(RetryLayer::new(policy().with_backoff(backoff)));
+    let (service, mut handle) = setup(RetryLayer::new(policy().backoff(backoff)).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     take(&mut handle).unwrap().1.send_response(status(503));
@@ -373,7 +365,7 @@ async fn grpc_trailers_only_unavailable_is_retried_but_trailer_status_is_not() {
             .unwrap()
     };
     // Trailers-only UNAVAILABLE: retried (whatever the method; see tests/retry_grpc.rs).
-    let (service, mut handle) = setup(RetryLayer::new(policy().with_idempotent_only(false)));
+    let (service, mut handle) = setup(RetryLayer::new(policy().idempotent_only(false)).unwrap());
     let mut future = task::spawn(service.oneshot(call()));
     assert_pending!(future.poll());
     take(&mut handle).unwrap().1.send_response(grpc(Some("14")));
@@ -387,7 +379,7 @@ async fn grpc_trailers_only_unavailable_is_retried_but_trailer_status_is_not() {
 
 #[tokio::test(start_paused = true)]
 async fn negative_pushback_is_never_retried() {
-    let (service, mut handle) = setup(RetryLayer::new(policy().with_idempotent_only(false)));
+    let (service, mut handle) = setup(RetryLayer::new(policy().idempotent_only(false)).unwrap());
     let req = Request::post("http://orders/orders.Orders/Get")
         .header("content-type", "application/grpc")
         .body(Full::new(Bytes::new()))
@@ -410,7 +402,7 @@ async fn negative_pushback_is_never_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn body_beyond_the_cap_is_sent_once_and_not_retried() {
-    let (service, mut handle) = setup(RetryLayer::new(policy().with_replay_cap(4)));
+    let (service, mut handle) = setup(RetryLayer::new(policy().replay_cap(4)).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::PUT, "too long")));
     assert_pending!(future.poll());
     let (first, send) = take(&mut handle).unwrap();
@@ -426,7 +418,7 @@ async fn attempt_dropped_mid_body_is_replayed_whole() {
     let req = Request::put("http://orders/items").body(chunks).unwrap();
     let (mock, mut inner) = mock::pair::<Request<ReplayBody<Chunked>>, Response<()>>();
     inner.allow(10);
-    let service = RetryLayer::new(policy()).layer(mock);
+    let service = RetryLayer::new(policy()).unwrap().layer(mock);
     let mut future = task::spawn(service.oneshot(req));
     assert_pending!(future.poll());
     let std::task::Poll::Ready(Some((first, send))) = inner.poll_request() else {
@@ -451,7 +443,7 @@ async fn attempt_dropped_mid_body_is_replayed_whole() {
 #[tokio::test(start_paused = true)]
 async fn no_retry_that_would_end_past_the_deadline() {
     let backoff = ExponentialBackoff::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
-    let (service, mut handle) = setup(RetryLayer::new(policy().with_backoff(backoff)));
+    let (service, mut handle) = setup(RetryLayer::new(policy().backoff(backoff)).unwrap());
     let mut req = request(Method::GET, "");
     req.extensions_mut()
         .insert(Deadline::after(Duration::from_millis(1)));
@@ -469,7 +461,7 @@ async fn no_retry_that_would_end_past_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_refreshes_grpc_timeout_from_the_deadline() {
-    let (service, mut handle) = setup(RetryLayer::new(policy().with_idempotent_only(false)));
+    let (service, mut handle) = setup(RetryLayer::new(policy().idempotent_only(false)).unwrap());
     let mut req = Request::post("http://orders/orders.Orders/Get")
         .header("content-type", "application/grpc")
         .header("grpc-timeout", "1S")
@@ -523,7 +515,7 @@ impl http_body::Body for Chunked {
 async fn every_attempt_shares_one_record_of_tried_endpoints() {
     use mesh_core::EndpointKey;
     use mesh_core::attempts::TriedEndpoints;
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     let (first, send) = take(&mut handle).unwrap();
@@ -549,10 +541,10 @@ async fn every_attempt_shares_one_record_of_tried_endpoints() {
 #[tokio::test(start_paused = true)]
 async fn without_retries_or_when_turned_off_no_record_is_added() {
     use mesh_core::attempts::TriedEndpoints;
-    let single = policy().with_max_attempts(1).unwrap();
-    let off = policy().with_avoid_tried_endpoints(false);
+    let single = policy().max_attempts(1);
+    let off = policy().avoid_tried_endpoints(false);
     for policy in [single, off] {
-        let (service, mut handle) = setup(RetryLayer::new(policy));
+        let (service, mut handle) = setup(RetryLayer::new(policy).unwrap());
         let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
         assert_pending!(future.poll());
         let (first, send) = take(&mut handle).unwrap();
@@ -560,4 +552,23 @@ async fn without_retries_or_when_turned_off_no_record_is_added() {
         send.send_response(status(200));
         assert_ready!(future.poll()).unwrap();
     }
+}
+
+#[test]
+fn an_out_of_range_max_attempts_is_refused_when_the_layer_is_built() {
+    for attempts in [0, 11] {
+        let policy = RetryPolicy::default().max_attempts(attempts);
+        let err = policy.validate().unwrap_err();
+        assert_eq!(err.key(), "max_attempts");
+        assert_eq!(
+            err.to_string(),
+            "invalid `max_attempts`: must be between 1 and 10"
+        );
+        assert_eq!(RetryLayer::new(policy).unwrap_err(), err);
+    }
+    let policy = RetryPolicy::default().max_attempts(10);
+    assert_eq!(
+        RetryLayer::new(policy).unwrap().policy().get_max_attempts(),
+        10
+    );
 }

@@ -21,8 +21,8 @@ type Service = Retry<mock::Mock<Request<Body>, Response<()>>>;
 /// The default policy (idempotent methods only), seeded and without backoff.
 fn policy() -> RetryPolicy {
     RetryPolicy::default()
-        .with_seed(42)
-        .with_backoff(ExponentialBackoff::none())
+        .seed(42)
+        .backoff(ExponentialBackoff::none())
 }
 
 fn setup(layer: RetryLayer) -> (Service, Handle) {
@@ -66,7 +66,7 @@ async fn body_of(request: Request<Body>) -> Bytes {
 /// Sends `call()` through a layer with `policy`, answers the first attempt with `first`; returns
 /// whether a second attempt was sent.
 async fn retried_after(policy: RetryPolicy, first: Response<()>) -> bool {
-    let (service, mut handle) = setup(RetryLayer::new(policy));
+    let (service, mut handle) = setup(RetryLayer::new(policy).unwrap());
     let mut future = task::spawn(service.oneshot(call(b"\0\0\0\0\0")));
     assert_pending!(future.poll());
     take(&mut handle).unwrap().1.send_response(first);
@@ -76,7 +76,7 @@ async fn retried_after(policy: RetryPolicy, first: Response<()>) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn unavailable_is_retried_for_a_post_with_the_default_policy() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(call(b"\0\0\0\0\x01A")));
     assert_pending!(future.poll());
     let (first, send) = take(&mut handle).unwrap();
@@ -93,7 +93,7 @@ async fn unavailable_is_retried_for_a_post_with_the_default_policy() {
 
 #[tokio::test(start_paused = true)]
 async fn resource_exhausted_with_pushback_is_retried_after_the_delay() {
-    let (service, mut handle) = setup(RetryLayer::new(policy()));
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(call(b"\0\0\0\0\0")));
     assert_pending!(future.poll());
     take(&mut handle)
@@ -126,32 +126,32 @@ async fn other_answers_of_a_post_are_not_retried() {
     assert!(!retried_after(policy(), grpc("14", Some("-1"))).await);
     assert!(!retried_after(policy(), grpc("8", Some("soon"))).await);
     // INTERNAL may have been processed: idempotent requests only, even when in grpc_codes.
-    let with_internal = policy().with_grpc_codes(
+    let with_internal = policy().grpc_codes(
         mesh_core::classify::GrpcCodeSet::EMPTY
             .with(mesh_core::classify::GrpcCode::UNAVAILABLE)
             .with(mesh_core::classify::GrpcCode::INTERNAL),
     );
     assert!(!retried_after(with_internal.clone(), grpc("13", None)).await);
-    assert!(retried_after(with_internal.with_idempotent_only(false), grpc("13", None)).await);
+    assert!(retried_after(with_internal.idempotent_only(false), grpc("13", None)).await);
     // UNAVAILABLE taken out of grpc_codes is not retried at all.
-    let without = policy().with_grpc_codes(mesh_core::classify::GrpcCodeSet::EMPTY);
+    let without = policy().grpc_codes(mesh_core::classify::GrpcCodeSet::EMPTY);
     assert!(!retried_after(without, grpc("14", None)).await);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_any_method_rule_can_be_turned_off() {
-    let off = policy().with_retry_unprocessed_grpc(false);
+    let off = policy().retry_unprocessed_grpc(false);
     assert!(!retried_after(off.clone(), grpc("14", None)).await);
     assert!(!retried_after(off.clone(), grpc("8", Some("10"))).await);
     // Still retried for a POST the policy allows.
-    let posts = off.with_retryable_methods([Method::POST]);
+    let posts = off.retryable_methods([Method::POST]);
     assert!(retried_after(posts, grpc("14", None)).await);
 }
 
 #[tokio::test(start_paused = true)]
 async fn unavailable_is_not_retried_past_the_replay_cap_or_the_budget() {
     // A body larger than the replay buffer is sent once.
-    let (service, mut handle) = setup(RetryLayer::new(policy().with_replay_cap(4)));
+    let (service, mut handle) = setup(RetryLayer::new(policy().replay_cap(4)).unwrap());
     let mut future = task::spawn(service.oneshot(call(b"\0\0\0\0\x02AB")));
     assert_pending!(future.poll());
     let (first, send) = take(&mut handle).unwrap();
@@ -164,14 +164,9 @@ async fn unavailable_is_not_retried_past_the_replay_cap_or_the_budget() {
     assert!(take(&mut handle).is_none());
 
     // An empty budget refuses the retry; the caller gets the UNAVAILABLE.
-    let budget = WindowBudget::new(
-        WindowBudgetConfig::default()
-            .with_ratio(0.0)
-            .unwrap()
-            .with_min_per_sec(0),
-    )
-    .unwrap();
-    let (service, mut handle) = setup(RetryLayer::new(policy()).with_budget(budget));
+    let budget =
+        WindowBudget::new(WindowBudgetConfig::default().ratio(0.0).min_per_sec(0)).unwrap();
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap().budget(budget));
     let mut future = task::spawn(service.oneshot(call(b"\0\0\0\0\0")));
     assert_pending!(future.poll());
     take(&mut handle).unwrap().1.send_response(grpc("14", None));
@@ -191,13 +186,13 @@ async fn retryable_methods_extend_the_idempotent_ones() {
             .body(Full::new(Bytes::new()))
             .unwrap()
     };
-    let policy = policy().with_retryable_methods([Method::POST]);
+    let policy = policy().retryable_methods([Method::POST]);
     assert!(policy.is_retryable(&http(Method::POST)));
     assert!(policy.is_retryable(&http(Method::GET)));
     assert!(!policy.is_retryable(&http(Method::PATCH)));
-    assert_eq!(policy.retryable_methods(), [Method::POST]);
+    assert_eq!(policy.get_retryable_methods(), [Method::POST]);
 
-    let (service, mut handle) = setup(RetryLayer::new(policy));
+    let (service, mut handle) = setup(RetryLayer::new(policy).unwrap());
     let mut future = task::spawn(service.oneshot(http(Method::POST)));
     assert_pending!(future.poll());
     let unavailable = Response::builder()

@@ -97,7 +97,7 @@ fn grpc_request(timeout: Option<&str>) -> Request<()> {
 #[tokio::test(start_paused = true)]
 async fn request_timeout_fails_with_timeout() {
     let (service, mut handle) =
-        service(TimeoutConfig::default().with_timeout(Some(Duration::from_millis(500))));
+        service(TimeoutConfig::default().timeout(Some(Duration::from_millis(500))));
     let mut future = task::spawn(service.oneshot(Request::new(())));
     assert_pending!(future.poll());
     let (request, _send) = handle.next_request().await.unwrap();
@@ -138,7 +138,7 @@ async fn incoming_grpc_timeout_shortens_the_deadline_and_is_rewritten() {
 #[tokio::test(start_paused = true)]
 async fn incoming_grpc_timeout_is_capped_by_the_configured_timeout() {
     let (service, mut handle) =
-        service(TimeoutConfig::default().with_timeout(Some(Duration::from_secs(2))));
+        service(TimeoutConfig::default().timeout(Some(Duration::from_secs(2))));
     let mut future = task::spawn(service.oneshot(grpc_request(Some("1H"))));
     assert_pending!(future.poll());
     let (request, _send) = handle.next_request().await.unwrap();
@@ -151,8 +151,8 @@ async fn incoming_grpc_timeout_is_capped_by_the_configured_timeout() {
 async fn malformed_grpc_timeout_is_ignored() {
     let (service, mut handle) = service(
         TimeoutConfig::default()
-            .with_timeout(None)
-            .with_write_grpc_timeout(true),
+            .timeout(None)
+            .write_grpc_timeout(true),
     );
     let mut future = task::spawn(service.oneshot(grpc_request(Some("soon"))));
     assert_pending!(future.poll());

@@ -12,7 +12,7 @@ use mesh_balance::{BalanceConfig, OutlierConfig};
 use mesh_core::client::Protocol;
 use mesh_core::{Endpoint, Locality};
 use mesh_retry::breaker::{BreakerConfig, BreakerMode, SlidingWindow};
-use mesh_retry::budget::WindowBudgetConfig;
+use mesh_retry::budget::{WindowBudget, WindowBudgetConfig};
 use mesh_retry::limit::{ConcurrencyConfig, LimitAlgorithm, VegasConfig};
 use mesh_retry::retry::{ExponentialBackoff, RetryPolicy};
 use mesh_tls::authz::{AuthzPolicy, AuthzRule};
@@ -430,30 +430,30 @@ pub(crate) fn service(
     }
     let r = &raw.retry;
     let retry_key = format!("{key}.retry");
+    let backoff = ExponentialBackoff::new(ms(r.backoff_base_ms), ms(r.backoff_max_ms))
+        .map_err(|e| ConfigError::invalid(&retry_key, e))?;
     let retry = RetryPolicy::default()
-        .with_max_attempts(r.max_attempts)
-        .and_then(|p| {
-            Ok(p.with_backoff(ExponentialBackoff::new(
-                ms(r.backoff_base_ms),
-                ms(r.backoff_max_ms),
-            )?))
-        })
-        .map_err(|e| ConfigError::invalid(&retry_key, e))?
-        .with_per_try_timeout((r.per_try_timeout_ms > 0).then(|| ms(r.per_try_timeout_ms)))
-        .with_idempotent_only(r.idempotent_only)
-        .with_retryable_methods(retry_methods(&retry_key, r)?);
+        .max_attempts(r.max_attempts)
+        .backoff(backoff)
+        .per_try_timeout((r.per_try_timeout_ms > 0).then(|| ms(r.per_try_timeout_ms)))
+        .idempotent_only(r.idempotent_only)
+        .retryable_methods(retry_methods(&retry_key, r)?);
+    retry
+        .validate()
+        .map_err(|e| ConfigError::invalid(&retry_key, e))?;
     let b = &raw.budget;
     let budget = WindowBudgetConfig::default()
-        .with_ratio(b.ratio)
-        .map_err(|e| ConfigError::invalid(format!("{key}.budget.ratio"), e))?
-        .with_min_per_sec(b.min_per_sec)
-        .with_window(Duration::from_secs(b.window_secs));
+        .ratio(b.ratio)
+        .min_per_sec(b.min_per_sec)
+        .window(Duration::from_secs(b.window_secs));
     if b.window_secs == 0 {
         return Err(ConfigError::invalid(
             format!("{key}.budget.window_secs"),
             "must be at least 1",
         ));
     }
+    // The budget checks its settings when it is built; build one here to report them early.
+    WindowBudget::new(budget.clone()).map_err(|e| e.within(&format!("{key}.budget")))?;
     let k = &raw.breaker;
     let breaker = BreakerConfig::new()
         .failure_rate(

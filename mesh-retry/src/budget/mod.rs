@@ -25,7 +25,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let budget = WindowBudget::new(
-//!     WindowBudgetConfig::default().with_ratio(0.25).unwrap().with_min_per_sec(0),
+//!     WindowBudgetConfig::default().ratio(0.25).min_per_sec(0),
 //! )
 //! .unwrap();
 //! for _ in 0..8 {

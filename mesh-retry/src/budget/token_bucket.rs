@@ -16,44 +16,56 @@ const MILLI: u64 = 1000;
 /// |---------------|---------|------------------------------------------------------------|
 /// | `max_tokens`  | 10      | the value in gRPC's documentation examples (range 1–1000)   |
 /// | `token_ratio` | 0.1     | ditto: ten successes pay back one failure                   |
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct TokenBucketConfig {
     max_tokens: u32,
-    ratio_milli: u64,
+    token_ratio: f64,
 }
 
 impl Default for TokenBucketConfig {
     fn default() -> Self {
         Self {
             max_tokens: 10,
-            ratio_milli: 100,
+            token_ratio: 0.1,
         }
     }
 }
 
 impl TokenBucketConfig {
-    /// The bucket size, 1 to 1000 (gRPC's range).
-    pub fn with_max_tokens(mut self, max_tokens: u32) -> Result<Self, ConfigError> {
-        if !(1..=1000).contains(&max_tokens) {
-            return Err(ConfigError::new("max_tokens", "must be between 1 and 1000"));
-        }
+    /// The bucket size, 1 to 1000 (gRPC's range), checked by [`validate`](Self::validate).
+    #[must_use]
+    pub fn max_tokens(mut self, max_tokens: u32) -> Self {
         self.max_tokens = max_tokens;
-        Ok(self)
+        self
     }
 
     /// Tokens returned by each success, above 0 and at most 1, rounded to three decimal places
-    /// as gRPC does.
-    pub fn with_token_ratio(mut self, ratio: f64) -> Result<Self, ConfigError> {
-        let milli = (ratio * MILLI as f64).round();
-        if !ratio.is_finite() || !(1.0..=1000.0).contains(&milli) {
+    /// as gRPC does; checked by [`validate`](Self::validate).
+    #[must_use]
+    pub fn token_ratio(mut self, ratio: f64) -> Self {
+        self.token_ratio = ratio;
+        self
+    }
+
+    /// Checks every value; the error names the first bad key and why.
+    /// [`TokenBucketBudget::new`] calls it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1000).contains(&self.max_tokens) {
+            return Err(ConfigError::new("max_tokens", "must be between 1 and 1000"));
+        }
+        if !self.token_ratio.is_finite() || !(1.0..=1000.0).contains(&self.ratio_milli()) {
             return Err(ConfigError::new(
                 "token_ratio",
                 "must be above 0 (at least 0.001) and at most 1",
             ));
         }
-        self.ratio_milli = milli as u64;
-        Ok(self)
+        Ok(())
+    }
+
+    /// The ratio in thousandths of a token, rounded as gRPC does.
+    fn ratio_milli(&self) -> f64 {
+        (self.token_ratio * MILLI as f64).round()
     }
 }
 
@@ -74,19 +86,22 @@ pub struct TokenBucketBudget {
 
 impl Default for TokenBucketBudget {
     fn default() -> Self {
-        Self::new(TokenBucketConfig::default())
+        Self::new(TokenBucketConfig::default()).expect("the default configuration is valid")
     }
 }
 
 impl TokenBucketBudget {
-    /// A full bucket with these settings (validated by the config's builders).
-    pub fn new(config: TokenBucketConfig) -> Self {
+    /// A full bucket with these settings; fails when the config does not
+    /// [validate](TokenBucketConfig::validate).
+    pub fn new(config: TokenBucketConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
         let max_milli = u64::from(config.max_tokens) * MILLI;
-        Self {
+        Ok(Self {
             tokens_milli: Arc::new(AtomicU64::new(max_milli)),
             max_milli,
-            ratio_milli: config.ratio_milli,
-        }
+            // Validated: a whole number in 1..=1000.
+            ratio_milli: config.ratio_milli() as u64,
+        })
     }
 
     /// Tokens left, in thousandths of a token.

@@ -20,10 +20,10 @@ const RATIO_SCALE: u64 = 10_000;
 /// | `min_per_sec` | 10      | Finagle and Linkerd: low-traffic clients can still retry        |
 /// | `window`      | 10 s    | Finagle and Linkerd's TTL: long enough to smooth bursts          |
 /// | `slots`       | 10      | one-second granularity for the default window                   |
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct WindowBudgetConfig {
-    ratio_scaled: u64,
+    ratio: f64,
     min_per_sec: u32,
     window: Duration,
     slots: u32,
@@ -32,7 +32,7 @@ pub struct WindowBudgetConfig {
 impl Default for WindowBudgetConfig {
     fn default() -> Self {
         Self {
-            ratio_scaled: RATIO_SCALE / 5,
+            ratio: 0.2,
             min_per_sec: 10,
             window: Duration::from_secs(10),
             slots: 10,
@@ -43,56 +43,51 @@ impl Default for WindowBudgetConfig {
 impl WindowBudgetConfig {
     /// Retries may add `ratio` × the requests of the window. The value is rounded to four decimal
     /// places and then used exactly (0.1, 0.25, 0.6 and 0.9 are exact). Between 0 and 100.
-    pub fn with_ratio(mut self, ratio: f64) -> Result<Self, ConfigError> {
-        if !ratio.is_finite() || !(0.0..=100.0).contains(&ratio) {
-            return Err(ConfigError::new(
-                "ratio",
-                "must be a number between 0 and 100",
-            ));
-        }
-        // In range, so the cast cannot saturate.
-        self.ratio_scaled = (ratio * RATIO_SCALE as f64).round() as u64;
-        Ok(self)
+    /// Checked by [`WindowBudget::new`].
+    #[must_use]
+    pub fn ratio(mut self, ratio: f64) -> Self {
+        self.ratio = ratio;
+        self
     }
 
     /// Retries always allowed per second of window, whatever the request volume (0 disables).
     #[must_use]
-    pub fn with_min_per_sec(mut self, min_per_sec: u32) -> Self {
+    pub fn min_per_sec(mut self, min_per_sec: u32) -> Self {
         self.min_per_sec = min_per_sec;
         self
     }
 
     /// How far back requests and retries are remembered.
     #[must_use]
-    pub fn with_window(mut self, window: Duration) -> Self {
+    pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self
     }
 
     /// How many slots the window is cut into (its granularity).
     #[must_use]
-    pub fn with_slots(mut self, slots: u32) -> Self {
+    pub fn slots(mut self, slots: u32) -> Self {
         self.slots = slots;
         self
     }
 
-    /// The ratio, as set (rounded to four decimal places).
-    pub fn ratio(&self) -> f64 {
-        self.ratio_scaled as f64 / RATIO_SCALE as f64
+    /// The ratio, as set.
+    pub fn get_ratio(&self) -> f64 {
+        self.ratio
     }
 
     /// The minimum retry rate, per second.
-    pub fn min_per_sec(&self) -> u32 {
+    pub fn get_min_per_sec(&self) -> u32 {
         self.min_per_sec
     }
 
     /// The window length.
-    pub fn window(&self) -> Duration {
+    pub fn get_window(&self) -> Duration {
         self.window
     }
 
     /// The number of slots.
-    pub fn slots(&self) -> u32 {
+    pub fn get_slots(&self) -> u32 {
         self.slots
     }
 }
@@ -137,6 +132,12 @@ impl Default for WindowBudget {
 impl WindowBudget {
     /// A budget with these settings; errors name the setting that is out of range.
     pub fn new(config: WindowBudgetConfig) -> Result<Self, ConfigError> {
+        if !config.ratio.is_finite() || !(0.0..=100.0).contains(&config.ratio) {
+            return Err(ConfigError::new(
+                "ratio",
+                "must be a number between 0 and 100",
+            ));
+        }
         if config.slots == 0 || config.slots > 1000 {
             return Err(ConfigError::new("slots", "must be between 1 and 1000"));
         }
@@ -162,7 +163,8 @@ impl WindowBudget {
                 start: Instant::now(),
                 requests: 0,
                 retries: 0,
-                ratio_scaled: config.ratio_scaled,
+                // In range, so the cast cannot saturate.
+                ratio_scaled: (config.ratio * RATIO_SCALE as f64).round() as u64,
                 reserve_scaled,
             })),
         })

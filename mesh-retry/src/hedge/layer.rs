@@ -62,28 +62,28 @@ impl Default for HedgeConfig {
 impl HedgeConfig {
     /// When the extra attempt goes out.
     #[must_use]
-    pub fn with_delay(mut self, delay: HedgeDelay) -> Self {
+    pub fn delay(mut self, delay: HedgeDelay) -> Self {
         self.delay = delay;
         self
     }
 
     /// How often the latency histogram rotates (see [`LatencyHistogram`]).
     #[must_use]
-    pub fn with_window(mut self, window: Duration) -> Self {
+    pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self
     }
 
     /// The replay buffer cap; a larger body is never hedged.
     #[must_use]
-    pub fn with_replay_cap(mut self, cap: usize) -> Self {
+    pub fn replay_cap(mut self, cap: usize) -> Self {
         self.replay_cap = cap;
         self
     }
 
     /// Records metrics through `meter`.
     #[must_use]
-    pub fn with_meter(mut self, meter: Meter) -> Self {
+    pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
     }
@@ -116,7 +116,7 @@ impl HedgeLayer {
 
     /// Draws hedges from `budget` and deposits every request into it.
     #[must_use]
-    pub fn with_budget(mut self, budget: impl RetryBudget + 'static) -> Self {
+    pub fn budget(mut self, budget: impl RetryBudget + 'static) -> Self {
         self.budget = Arc::new(budget);
         self.deposit = true;
         self
@@ -135,7 +135,7 @@ impl HedgeLayer {
     /// Uses (and feeds) `histogram`, to share one between layers; by default each `layer` call
     /// makes its own.
     #[must_use]
-    pub fn with_histogram(mut self, histogram: LatencyHistogram) -> Self {
+    pub fn histogram(mut self, histogram: LatencyHistogram) -> Self {
         self.histogram = Some(histogram);
         self
     }

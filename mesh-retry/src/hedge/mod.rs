@@ -15,7 +15,7 @@
 //!
 //! Under a [`RetryLayer`](crate::retry::RetryLayer) each layer keeps its own replay copy of the
 //! body (up to its own cap), so a request body may be held twice; lower this layer's
-//! [`replay_cap`](HedgeConfig::with_replay_cap) if that matters.
+//! [`replay_cap`](HedgeConfig::replay_cap) if that matters.
 //!
 //! ```
 //! use std::time::Duration;
@@ -40,7 +40,7 @@
 //! });
 //! let service = ServiceBuilder::new()
 //!     .layer(HedgeLayer::new(
-//!         HedgeConfig::default().with_delay(HedgeDelay::Fixed(Duration::from_millis(50))),
+//!         HedgeConfig::default().delay(HedgeDelay::Fixed(Duration::from_millis(50))),
 //!     ))
 //!     .service(service);
 //! let req = Request::get("http://orders/items").body(Empty::<Bytes>::new()).unwrap();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use mesh_core::ConfigError;
 use mesh_core::classify::{GrpcClassifier, GrpcCode, GrpcCodeSet, MeshClassifier};
 use opentelemetry::metrics::Meter;
 use tower_layer::Layer;
@@ -16,10 +17,10 @@ use crate::budget::{RetryBudget, WindowBudget};
 ///
 /// The layer holds configuration only. The budget is shared: every service built by this layer
 /// (and by its clones) draws from the same one, [`WindowBudget::default`] unless
-/// [`with_budget`](Self::with_budget) says otherwise.
+/// [`budget`](Self::budget) says otherwise.
 ///
 /// Metrics: `mesh.retry.retries` (by reason), `mesh.retry.budget_exhausted` and
-/// `mesh.retry.not_replayable`, through the meter given to [`with_meter`](Self::with_meter) or
+/// `mesh.retry.not_replayable`, through the meter given to [`meter`](Self::meter) or
 /// the global `mesh-retry` meter; units and attributes are in the [crate's metric
 /// table](crate#metrics).
 #[derive(Clone, Debug)]
@@ -38,9 +39,13 @@ impl RetryLayer {
     /// `RESOURCE_EXHAUSTED`, so that a `RESOURCE_EXHAUSTED` carrying a pushback delay reaches the
     /// policy, which retries it after that delay; without a pushback the policy does not retry it
     /// (unless it is in the policy's `grpc_codes`). A classifier given to
-    /// [`with_classifier`](Self::with_classifier) needs the same code in its set for that.
-    pub fn new(policy: RetryPolicy) -> Self {
-        Self {
+    /// [`classifier`](Self::classifier) needs the same code in its set for that.
+    ///
+    /// Fails when the policy does not [validate](RetryPolicy::validate): the one point a
+    /// policy is checked.
+    pub fn new(policy: RetryPolicy) -> Result<Self, ConfigError> {
+        policy.validate()?;
+        Ok(Self {
             policy,
             classifier: MeshClassifier::new().with_grpc(
                 GrpcClassifier::new().with_failure_codes(
@@ -49,13 +54,13 @@ impl RetryLayer {
             ),
             budget: Arc::new(WindowBudget::default()),
             meter: None,
-        }
+        })
     }
 }
 
 impl Default for RetryLayer {
     fn default() -> Self {
-        Self::new(RetryPolicy::default())
+        Self::new(RetryPolicy::default()).expect("the default policy is valid")
     }
 }
 
@@ -65,14 +70,14 @@ impl<C> RetryLayer<C> {
     ///
     /// [`TokenBucketBudget`]: crate::budget::TokenBucketBudget
     #[must_use]
-    pub fn with_budget(mut self, budget: impl RetryBudget + 'static) -> Self {
+    pub fn budget(mut self, budget: impl RetryBudget + 'static) -> Self {
         self.budget = Arc::new(budget);
         self
     }
 
     /// Classifies outcomes with `classifier` (any tower-http `MakeClassifier` whose failure class
     /// is mesh-core's `FailureClass`, such as a [`MeshClassifier`] with another gRPC failure set).
-    pub fn with_classifier<C2>(self, classifier: C2) -> RetryLayer<C2> {
+    pub fn classifier<C2>(self, classifier: C2) -> RetryLayer<C2> {
         RetryLayer {
             policy: self.policy,
             classifier,
@@ -83,7 +88,7 @@ impl<C> RetryLayer<C> {
 
     /// Records metrics through `meter`.
     #[must_use]
-    pub fn with_meter(mut self, meter: Meter) -> Self {
+    pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
     }

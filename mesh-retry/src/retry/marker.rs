@@ -7,7 +7,7 @@ use http::Method;
 /// By default only idempotent methods are retried once a request may have reached the server
 /// (see [`is_idempotent`]). A `POST` that is idempotent by design (it carries an idempotency key,
 /// say) can opt in with this marker, or with a header named by
-/// [`RetryPolicy::with_retryable_header`](super::RetryPolicy::with_retryable_header).
+/// [`RetryPolicy::retryable_header`](super::RetryPolicy::retryable_header).
 ///
 /// ```
 /// use http::Request;

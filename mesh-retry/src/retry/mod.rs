@@ -42,7 +42,7 @@
 //!     }
 //! });
 //! let service = ServiceBuilder::new()
-//!     .layer(RetryLayer::new(RetryPolicy::default().with_seed(1)))
+//!     .layer(RetryLayer::new(RetryPolicy::default().seed(1)).unwrap())
 //!     .service(flaky);
 //! let req = Request::get("http://orders/items").body(Empty::<Bytes>::new()).unwrap();
 //! let res = service.oneshot(req).await.unwrap();

@@ -35,7 +35,7 @@ use crate::body::DEFAULT_REPLAY_CAP;
 ///    exchange that failed before any byte left ([`ErrorKind::Upstream`] with `request_sent:
 ///    false`) — whatever the method;
 /// 3. whatever the method, a gRPC answer that says the call was not processed (unless
-///    [turned off](Self::with_retry_unprocessed_grpc)): `UNAVAILABLE` when it is in `grpc_codes`,
+///    [turned off](Self::retry_unprocessed_grpc)): `UNAVAILABLE` when it is in `grpc_codes`,
 ///    and `RESOURCE_EXHAUSTED` that carries a pushback delay (the server asked for the call again
 ///    after that delay, as a 429 with `Retry-After` does), each with its pushback waited out if at
 ///    most `max_server_delay`;
@@ -105,25 +105,24 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Total attempts, the first one included: 1 (no retry) to 10.
-    pub fn with_max_attempts(mut self, max_attempts: u32) -> Result<Self, ConfigError> {
-        if !(1..=10).contains(&max_attempts) {
-            return Err(ConfigError::new("max_attempts", "must be between 1 and 10"));
-        }
+    /// Total attempts, the first one included: 1 (no retry) to 10, checked by
+    /// [`validate`](Self::validate).
+    #[must_use]
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = max_attempts;
-        Ok(self)
+        self
     }
 
     /// The delay between attempts.
     #[must_use]
-    pub fn with_backoff(mut self, backoff: ExponentialBackoff) -> Self {
+    pub fn backoff(mut self, backoff: ExponentialBackoff) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// The HTTP statuses that are retried (only statuses the classifier calls failures count).
     #[must_use]
-    pub fn with_retry_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+    pub fn retry_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
         self.retry_statuses = statuses.into_iter().collect();
         self
     }
@@ -131,14 +130,14 @@ impl RetryPolicy {
     /// The gRPC codes that are retried (only codes the classifier calls failures count: add them
     /// to its failure set too).
     #[must_use]
-    pub fn with_grpc_codes(mut self, codes: GrpcCodeSet) -> Self {
+    pub fn grpc_codes(mut self, codes: GrpcCodeSet) -> Self {
         self.grpc_codes = codes;
         self
     }
 
     /// The longest `Retry-After` or gRPC pushback that is waited out; a longer one is not retried.
     #[must_use]
-    pub fn with_max_server_delay(mut self, delay: Duration) -> Self {
+    pub fn max_server_delay(mut self, delay: Duration) -> Self {
         self.max_server_delay = delay;
         self
     }
@@ -146,7 +145,7 @@ impl RetryPolicy {
     /// A timeout for each attempt; an attempt that exceeds it is cancelled and counts as a
     /// [`mesh_core::error::Timeout`] (retried for idempotent requests).
     #[must_use]
-    pub fn with_per_try_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn per_try_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.per_try_timeout = timeout;
         self
     }
@@ -157,7 +156,7 @@ impl RetryPolicy {
     /// extensions yet, the extension map's own: about 0.25 µs in the crate's benchmark); turn it
     /// off when no balancer below reads it.
     #[must_use]
-    pub fn with_avoid_tried_endpoints(mut self, avoid: bool) -> Self {
+    pub fn avoid_tried_endpoints(mut self, avoid: bool) -> Self {
         self.avoid_tried = avoid;
         self
     }
@@ -165,16 +164,16 @@ impl RetryPolicy {
     /// Retries requests of any method that may have been sent (`false`), or only idempotent and
     /// marked ones (`true`, the default).
     #[must_use]
-    pub fn with_idempotent_only(mut self, idempotent_only: bool) -> Self {
+    pub fn idempotent_only(mut self, idempotent_only: bool) -> Self {
         self.idempotent_only = idempotent_only;
         self
     }
 
     /// Methods retried like the idempotent ones once they may have reached the server (say
     /// `POST` for an API whose POSTs carry an idempotency key). Empty by default. Only matters
-    /// while [`with_idempotent_only`](Self::with_idempotent_only) is `true`.
+    /// while [`idempotent_only`](Self::idempotent_only) is `true`.
     #[must_use]
-    pub fn with_retryable_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+    pub fn retryable_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
         self.retryable_methods = methods.into_iter().collect();
         self
     }
@@ -184,44 +183,55 @@ impl RetryPolicy {
     /// default; rule 3 above). With `false`, gRPC calls (all `POST`) are retried only when marked
     /// or when their method is allowed.
     #[must_use]
-    pub fn with_retry_unprocessed_grpc(mut self, retry: bool) -> Self {
+    pub fn retry_unprocessed_grpc(mut self, retry: bool) -> Self {
         self.retry_unprocessed_grpc = retry;
         self
     }
 
     /// A request header whose presence marks the request as retryable, like [`Retryable`].
     #[must_use]
-    pub fn with_retryable_header(mut self, name: HeaderName) -> Self {
+    pub fn retryable_header(mut self, name: HeaderName) -> Self {
         self.retryable_header = Some(name);
         self
     }
 
     /// The replay buffer cap, in bytes; a larger body is sent once and never retried.
     #[must_use]
-    pub fn with_replay_cap(mut self, cap: usize) -> Self {
+    pub fn replay_cap(mut self, cap: usize) -> Self {
         self.replay_cap = cap;
         self
     }
 
     /// Seeds the jitter, for reproducible delays.
     #[must_use]
-    pub fn with_seed(mut self, seed: u64) -> Self {
+    pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
 
+    /// Checks every value; the error names the first bad key and why. [`RetryLayer::new`]
+    /// calls it, so a policy is checked once, when its layer is built.
+    ///
+    /// [`RetryLayer::new`]: super::RetryLayer::new
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=10).contains(&self.max_attempts) {
+            return Err(ConfigError::new("max_attempts", "must be between 1 and 10"));
+        }
+        Ok(())
+    }
+
     /// The total number of attempts allowed.
-    pub fn max_attempts(&self) -> u32 {
+    pub fn get_max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
-    /// Whether [`with_idempotent_only`](Self::with_idempotent_only) is on.
-    pub fn idempotent_only(&self) -> bool {
+    /// Whether [`idempotent_only`](Self::idempotent_only) is on.
+    pub fn get_idempotent_only(&self) -> bool {
         self.idempotent_only
     }
 
     /// The methods retried besides the idempotent ones.
-    pub fn retryable_methods(&self) -> &[Method] {
+    pub fn get_retryable_methods(&self) -> &[Method] {
         &self.retryable_methods
     }
 

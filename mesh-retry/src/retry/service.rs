@@ -43,9 +43,10 @@ impl<S: Clone, C> Clone for Retry<S, C> {
 
 impl<S> Retry<S> {
     /// Wraps `inner` with `policy`, the default classifier and a default budget of its own (use
-    /// [`RetryLayer`] to share a budget).
-    pub fn new(inner: S, policy: RetryPolicy) -> Self {
-        tower_layer::Layer::layer(&RetryLayer::new(policy), inner)
+    /// [`RetryLayer`] to share a budget). Fails when the policy does not
+    /// [validate](RetryPolicy::validate).
+    pub fn new(inner: S, policy: RetryPolicy) -> Result<Self, mesh_core::ConfigError> {
+        Ok(tower_layer::Layer::layer(&RetryLayer::new(policy)?, inner))
     }
 }
 

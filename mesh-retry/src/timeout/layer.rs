@@ -42,28 +42,28 @@ impl Default for TimeoutConfig {
 impl TimeoutConfig {
     /// The request timeout, also the cap on an incoming `grpc-timeout` (`None`: no own timeout).
     #[must_use]
-    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Whether to honour an incoming `grpc-timeout` header.
     #[must_use]
-    pub fn with_read_grpc_timeout(mut self, read: bool) -> Self {
+    pub fn read_grpc_timeout(mut self, read: bool) -> Self {
         self.read_grpc_timeout = read;
         self
     }
 
     /// Whether to write `grpc-timeout` with the time left on gRPC requests.
     #[must_use]
-    pub fn with_write_grpc_timeout(mut self, write: bool) -> Self {
+    pub fn write_grpc_timeout(mut self, write: bool) -> Self {
         self.write_grpc_timeout = write;
         self
     }
 
     /// Records metrics through `meter` instead of `opentelemetry::global::meter("mesh-retry")`.
     #[must_use]
-    pub fn with_meter(mut self, meter: Meter) -> Self {
+    pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
     }

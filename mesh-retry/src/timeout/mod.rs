@@ -9,7 +9,7 @@
 //! Placed *above* the [retry layer](crate::retry) it bounds the whole exchange, retries and
 //! backoff included (the retry layer also stops retrying when a backoff would end past the
 //! deadline, and refreshes `grpc-timeout` on each retry). Placed *below* it, it is a per-try
-//! timeout; [`RetryPolicy::with_per_try_timeout`](crate::retry::RetryPolicy::with_per_try_timeout)
+//! timeout; [`RetryPolicy::per_try_timeout`](crate::retry::RetryPolicy::per_try_timeout)
 //! does the same without the extra layer.
 //!
 //! ```
@@ -26,7 +26,7 @@
 //! });
 //! let service = ServiceBuilder::new()
 //!     .layer(RequestTimeoutLayer::new(
-//!         TimeoutConfig::default().with_timeout(Some(Duration::from_secs(2))),
+//!         TimeoutConfig::default().timeout(Some(Duration::from_secs(2))),
 //!     ))
 //!     .service(slow);
 //! let err = service.oneshot(Request::new(())).await.unwrap_err();

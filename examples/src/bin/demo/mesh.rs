@@ -233,15 +233,15 @@ pub(crate) fn build_stack(
 
     let budget = WindowBudget::new(
         WindowBudgetConfig::default()
-            .with_ratio(BUDGET_RATIO_PERCENT as f64 / 100.0)?
-            .with_min_per_sec(BUDGET_MIN_PER_SEC)
-            .with_window(Duration::from_secs(BUDGET_WINDOW_SECS)),
+            .ratio(BUDGET_RATIO_PERCENT as f64 / 100.0)
+            .min_per_sec(BUDGET_MIN_PER_SEC)
+            .window(Duration::from_secs(BUDGET_WINDOW_SECS)),
     )?;
     let policy = RetryPolicy::default()
-        .with_max_attempts(3)?
-        .with_backoff(ExponentialBackoff::new(ms(5), ms(50))?)
-        .with_per_try_timeout(Some(ms(300)))
-        .with_seed(seed);
+        .max_attempts(3)
+        .backoff(ExponentialBackoff::new(ms(5), ms(50))?)
+        .per_try_timeout(Some(ms(300)))
+        .seed(seed);
     let client = ServiceBuilder::new()
         .map_response(|res: Response<_>| res.map(Body::new))
         .layer(ClientTraceLayer::new(
@@ -249,13 +249,13 @@ pub(crate) fn build_stack(
         ))
         .layer(RequestTimeoutLayer::new(
             TimeoutConfig::default()
-                .with_timeout(Some(ms(1000)))
-                .with_meter(meter.clone()),
+                .timeout(Some(ms(1000)))
+                .meter(meter.clone()),
         ))
         .layer(
-            RetryLayer::new(policy)
-                .with_budget(budget.clone())
-                .with_meter(meter.clone()),
+            RetryLayer::new(policy)?
+                .budget(budget.clone())
+                .meter(meter.clone()),
         )
         .service(balance);
     Ok(Stack {

@@ -146,7 +146,7 @@ async fn run() -> Result<bool, BoxError> {
         })
         .map_response(|res: Response<_>| res.map(tonic::body::Body::new))
         .layer(ClientTraceLayer::new(TraceConfig::new()))
-        .layer(RetryLayer::new(RetryPolicy::default().with_seed(seed)).with_budget(budget))
+        .layer(RetryLayer::new(RetryPolicy::default().seed(seed))?.budget(budget))
         .service(balance);
     let mut client = tonic::client::Grpc::with_origin(stack, Uri::from_static("http://greeter"));
 

@@ -17,8 +17,8 @@ fn request(method: Method) -> Request<()> {
 #[test]
 fn idempotent_methods_only_by_default() {
     let policy = retry("");
-    assert!(policy.idempotent_only());
-    assert!(policy.retryable_methods().is_empty());
+    assert!(policy.get_idempotent_only());
+    assert!(policy.get_retryable_methods().is_empty());
     assert!(policy.is_retryable(&request(Method::PUT)));
     assert!(!policy.is_retryable(&request(Method::POST)));
 }
@@ -26,7 +26,7 @@ fn idempotent_methods_only_by_default() {
 #[test]
 fn idempotent_only_false_retries_every_method() {
     let policy = retry("idempotent_only = false\n");
-    assert!(!policy.idempotent_only());
+    assert!(!policy.get_idempotent_only());
     assert!(policy.is_retryable(&request(Method::POST)));
     assert!(policy.is_retryable(&request(Method::PATCH)));
 }
@@ -34,7 +34,7 @@ fn idempotent_only_false_retries_every_method() {
 #[test]
 fn listed_methods_are_retried_too() {
     let policy = retry("methods = [\"POST\", \"PURGE\"]\n");
-    assert!(policy.idempotent_only());
+    assert!(policy.get_idempotent_only());
     assert!(policy.is_retryable(&request(Method::POST)));
     assert!(policy.is_retryable(&request(Method::from_bytes(b"PURGE").unwrap())));
     assert!(policy.is_retryable(&request(Method::GET)));
