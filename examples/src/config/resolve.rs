@@ -259,21 +259,22 @@ fn inbound_limit(raw: &AppConfig) -> Result<LimitAlgorithm, ConfigError> {
             let mut vegas = VegasConfig::default().limits(
                 settings
                     .initial_limit
-                    .unwrap_or(defaults.initial_limit.min(max)),
-                settings.min_limit.unwrap_or(defaults.min_limit.min(max)),
+                    .unwrap_or(defaults.get_initial_limit().min(max)),
+                settings
+                    .min_limit
+                    .unwrap_or(defaults.get_min_limit().min(max)),
                 max,
             );
             if let Some(ms) = settings.probe_interval_ms {
-                vegas.probe_interval = Duration::from_millis(ms);
+                vegas = vegas.probe_interval(Duration::from_millis(ms));
             }
             if let Some(samples) = settings.probe_samples {
-                vegas.probe_samples = samples;
+                vegas = vegas.probe_samples(samples);
             }
             LimitAlgorithm::Vegas(vegas)
         }
     };
-    let mut check = ConcurrencyConfig::fixed(1);
-    check.algorithm = algorithm;
+    let check = ConcurrencyConfig::fixed(1).algorithm(algorithm);
     check.validate().map_err(|e| {
         let key = match e.key() {
             "vegas.max_limit" => "app.max_concurrency".to_owned(),

@@ -306,14 +306,21 @@ fn a_vegas_limit_resolves_with_its_defaults_and_bounds() {
         other => panic!("vegas expected, got {other:?}"),
     };
     let defaults = vegas(with_app("limit = \"vegas\"").unwrap());
-    assert_eq!(defaults.max_limit, 1024);
-    assert_eq!((defaults.initial_limit, defaults.min_limit), (20, 3));
-    assert_eq!(defaults.probe_interval.as_secs(), 60);
-    assert_eq!(defaults.probe_samples, 50);
+    assert_eq!(defaults.get_max_limit(), 1024);
+    assert_eq!(
+        (defaults.get_initial_limit(), defaults.get_min_limit()),
+        (20, 3)
+    );
+    assert_eq!(defaults.get_probe_interval().as_secs(), 60);
+    assert_eq!(defaults.get_probe_samples(), 50);
     // The defaults stay within a small `max_concurrency`.
     let small = vegas(with_app("limit = \"vegas\"\nmax_concurrency = 2").unwrap());
     assert_eq!(
-        (small.initial_limit, small.min_limit, small.max_limit),
+        (
+            small.get_initial_limit(),
+            small.get_min_limit(),
+            small.get_max_limit()
+        ),
         (2, 2, 2)
     );
     let set = vegas(
@@ -323,11 +330,15 @@ fn a_vegas_limit_resolves_with_its_defaults_and_bounds() {
         .unwrap(),
     );
     assert_eq!(
-        (set.initial_limit, set.min_limit, set.max_limit),
+        (
+            set.get_initial_limit(),
+            set.get_min_limit(),
+            set.get_max_limit()
+        ),
         (10, 5, 100)
     );
-    assert_eq!(set.probe_interval.as_millis(), 500);
-    assert_eq!(set.probe_samples, 7);
+    assert_eq!(set.get_probe_interval().as_millis(), 500);
+    assert_eq!(set.get_probe_samples(), 7);
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub enum TripRule {
         /// Failure share in `(0, 1]` that trips the breaker.
         failure_rate: f64,
         /// Slow-call share in `(0, 1]` that trips the breaker (only used when
-        /// [`BreakerConfig::slow_call_duration`] is set).
+        /// [`BreakerConfig::slow_calls`] is set).
         slow_call_rate: f64,
     },
     /// Trip after this many failures in a row (Finagle / Envoy style); a success resets the count.
@@ -79,31 +79,31 @@ pub enum BreakerMode {
 #[non_exhaustive]
 pub struct BreakerConfig {
     /// What trips the breaker.
-    pub trip: TripRule,
+    pub(crate) trip: TripRule,
     /// Calls lasting at least this long (until the response body ends) are slow; `None` disables
     /// slow-call counting.
-    pub slow_call_duration: Option<Duration>,
+    pub(crate) slow_call_duration: Option<Duration>,
     /// How long the breaker stays open after tripping the first time.
-    pub open_duration: Duration,
+    pub(crate) open_duration: Duration,
     /// Multiplier applied to the open duration for each consecutive re-open (a failed half-open
     /// attempt); `1.0` keeps it constant. Reset when the breaker closes.
-    pub open_backoff: f64,
+    pub(crate) open_backoff: f64,
     /// Upper bound of the open duration after growth.
-    pub max_open_duration: Duration,
+    pub(crate) max_open_duration: Duration,
     /// Fraction in `[0, 1]` by which each open period is randomly shortened.
-    pub jitter: f64,
+    pub(crate) jitter: f64,
     /// How many probe calls a half-open breaker lets through at once.
-    pub half_open_probes: u32,
+    pub(crate) half_open_probes: u32,
     /// Whether "overloaded" responses (429, 503 with `Retry-After`) count as failures.
-    pub count_overloaded: bool,
+    pub(crate) count_overloaded: bool,
     /// Fail fast or gate readiness.
-    pub mode: BreakerMode,
+    pub(crate) mode: BreakerMode,
     /// Seed of the jitter RNG, for reproducible runs; `None` seeds from entropy.
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// A name put on metrics as `mesh.breaker.name`.
-    pub name: Option<Cow<'static, str>>,
+    pub(crate) name: Option<Cow<'static, str>>,
     /// The meter metrics are recorded with; `None` uses `opentelemetry::global::meter("mesh-retry")`.
-    pub meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
 }
 
 impl Default for BreakerConfig {

@@ -52,10 +52,10 @@ where
     AB: hyper::body::Body<Data = Bytes> + Send + 'static,
     AB::Error: Into<BoxError>,
 {
-    let mut limit = ConcurrencyConfig::fixed(config.app.max_concurrency)
+    let limit = ConcurrencyConfig::fixed(config.app.max_concurrency)
+        .algorithm(config.app.limit)
         .name("inbound")
         .meter(meter.clone());
-    limit.algorithm = config.app.limit;
     let body_idle_timeout = config.request_body_idle_timeout;
     let service = ServiceBuilder::new()
         .map_response(|res: Response<_>| res.map(Body::new))

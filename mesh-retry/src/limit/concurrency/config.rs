@@ -41,13 +41,13 @@ pub enum OverLimit {
 #[non_exhaustive]
 pub struct ConcurrencyConfig {
     /// Fixed or adaptive limit.
-    pub algorithm: LimitAlgorithm,
+    pub(crate) algorithm: LimitAlgorithm,
     /// Fail fast or wait.
-    pub over_limit: OverLimit,
+    pub(crate) over_limit: OverLimit,
     /// A name put on metrics as `mesh.limit.name`.
-    pub name: Option<Cow<'static, str>>,
+    pub(crate) name: Option<Cow<'static, str>>,
     /// The meter metrics are recorded with; `None` uses `opentelemetry::global::meter("mesh-retry")`.
-    pub meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
 }
 
 impl Default for ConcurrencyConfig {
@@ -73,6 +73,23 @@ impl ConcurrencyConfig {
             algorithm: LimitAlgorithm::Vegas(vegas),
             ..Self::fixed(1)
         }
+    }
+
+    /// Replaces the limit algorithm.
+    #[must_use]
+    pub fn algorithm(mut self, algorithm: LimitAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// The limit algorithm.
+    pub fn get_algorithm(&self) -> &LimitAlgorithm {
+        &self.algorithm
+    }
+
+    /// What happens to a request over the limit.
+    pub fn get_over_limit(&self) -> OverLimit {
+        self.over_limit
     }
 
     /// Fail fast or wait when over the limit.

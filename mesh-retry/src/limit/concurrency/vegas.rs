@@ -44,19 +44,19 @@ use tokio::time::Instant;
 #[non_exhaustive]
 pub struct VegasConfig {
     /// The limit after the first minimum-latency measurement (during it, `min_limit`).
-    pub initial_limit: u32,
+    pub(crate) initial_limit: u32,
     /// The limit never goes below this.
-    pub min_limit: u32,
+    pub(crate) min_limit: u32,
     /// The limit never goes above this.
-    pub max_limit: u32,
+    pub(crate) max_limit: u32,
     /// Queue-size factor below which the limit grows.
-    pub alpha: f64,
+    pub(crate) alpha: f64,
     /// Queue-size factor above which the limit shrinks.
-    pub beta: f64,
+    pub(crate) beta: f64,
     /// How often the minimum latency is re-measured.
-    pub probe_interval: Duration,
+    pub(crate) probe_interval: Duration,
     /// Requests measured (at `min_limit` in flight) per minimum-latency measurement.
-    pub probe_samples: u32,
+    pub(crate) probe_samples: u32,
 }
 
 impl Default for VegasConfig {
@@ -94,6 +94,50 @@ impl VegasConfig {
         self.alpha = alpha;
         self.beta = beta;
         self
+    }
+
+    /// How often the minimum latency is re-measured.
+    #[must_use]
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
+
+    /// Requests measured (at `min_limit` in flight) per minimum-latency measurement.
+    #[must_use]
+    pub fn probe_samples(mut self, samples: u32) -> Self {
+        self.probe_samples = samples;
+        self
+    }
+
+    /// The limit after the first minimum-latency measurement.
+    pub fn get_initial_limit(&self) -> u32 {
+        self.initial_limit
+    }
+
+    /// The lowest limit.
+    pub fn get_min_limit(&self) -> u32 {
+        self.min_limit
+    }
+
+    /// The highest limit.
+    pub fn get_max_limit(&self) -> u32 {
+        self.max_limit
+    }
+
+    /// The queue-size factors `(alpha, beta)`.
+    pub fn get_thresholds(&self) -> (f64, f64) {
+        (self.alpha, self.beta)
+    }
+
+    /// How often the minimum latency is re-measured.
+    pub fn get_probe_interval(&self) -> Duration {
+        self.probe_interval
+    }
+
+    /// Requests per minimum-latency measurement.
+    pub fn get_probe_samples(&self) -> u32 {
+        self.probe_samples
     }
 
     pub(super) fn validate(&self) -> Result<(), (&'static str, &'static str)> {

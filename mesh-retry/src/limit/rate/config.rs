@@ -20,15 +20,15 @@ use mesh_core::ConfigError;
 #[non_exhaustive]
 pub struct RateLimitConfig {
     /// Tokens added per second (may be fractional: 0.5 is one request every two seconds).
-    pub per_second: f64,
+    pub(crate) per_second: f64,
     /// Bucket capacity: the largest burst.
-    pub burst: u32,
+    pub(crate) burst: u32,
     /// Most keys tracked at once.
-    pub max_keys: usize,
+    pub(crate) max_keys: usize,
     /// A name put on metrics as `mesh.limit.name`.
-    pub name: Option<Cow<'static, str>>,
+    pub(crate) name: Option<Cow<'static, str>>,
     /// The meter metrics are recorded with; `None` uses `opentelemetry::global::meter("mesh-retry")`.
-    pub meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
 }
 
 impl RateLimitConfig {
