@@ -89,7 +89,7 @@ async fn a_saturated_pool_is_pool_exhausted_not_no_endpoints() {
         HttpClient::<Body>::new(ep.clone(), DuplexConnector, config)
     };
     let config = BalanceConfig::default().seed(7);
-    let fail_fast = config.fail_fast_after;
+    let fail_fast = config.get_fail_fast_after();
     assert!(POOL_WAIT < fail_fast);
     let balance = Balance::new(StaticDiscover::new([endpoint]), make, config).unwrap();
 

@@ -20,9 +20,9 @@ fn assert_close(actual: f64, expected: f64, what: &str) {
 #[test]
 fn defaults_are_envoys_and_disabled() {
     let default = SlowStart::default();
-    assert_eq!(default.window, Duration::ZERO);
-    assert_eq!(default.aggression, 1.0);
-    assert_eq!(default.min_weight_percent, 10.0);
+    assert_eq!(default.get_window(), Duration::ZERO);
+    assert_eq!(default.get_aggression(), 1.0);
+    assert_eq!(default.get_min_weight_percent(), 10.0);
     assert!(!default.is_enabled());
     assert!(SlowStart::new(secs(30.0)).is_enabled());
     assert_eq!(default.validate(), Ok(()));
@@ -172,7 +172,7 @@ fn invalid_settings_are_named_and_never_poison_the_factor() {
 #[test]
 fn an_endpoint_is_cold_after_ten_seconds_out_of_rotation() {
     let slow_start = SlowStart::new(Duration::from_secs(60));
-    assert_eq!(slow_start.cold_after, Duration::from_secs(10));
+    assert_eq!(slow_start.get_cold_after(), Duration::from_secs(10));
     assert!(!slow_start.is_cold_after(secs(9.999)));
     assert!(slow_start.is_cold_after(secs(10.0)));
     assert!(slow_start.cold_after(secs(2.0)).is_cold_after(secs(2.0)));

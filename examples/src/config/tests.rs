@@ -241,7 +241,7 @@ fn the_default_ejection_can_take_one_of_two_endpoints_out() {
     // With two endpoints, a share below 0.5 rounds down to zero ejections: a dead endpoint of a
     // small service would stay in rotation.
     let sidecar = check(SERVICE).unwrap();
-    let share = sidecar.services[0].outliers.max_ejected_share;
+    let share = sidecar.services[0].outliers.get_max_ejected_share();
     assert!((share * 2.0).floor() >= 1.0, "{share}");
 }
 

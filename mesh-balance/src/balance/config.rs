@@ -18,22 +18,22 @@ use crate::slow_start::SlowStart;
 #[non_exhaustive]
 pub struct BalanceConfig {
     /// How two sampled endpoints are compared. Default: PeakEWMA (30 ms, 10 s).
-    pub load: LoadStrategy,
+    pub(crate) load: LoadStrategy,
     /// How long no endpoint may be ready before requests fail with
     /// [`NoEndpoints`](mesh_core::error::NoEndpoints) instead of waiting. Default 3 s: longer
     /// than a connect attempt plus a retry, far shorter than the request timeouts callers usually
     /// set, so a dead service is reported as such rather than as a timeout.
-    pub fail_fast_after: Duration,
+    pub(crate) fail_fast_after: Duration,
     /// The most callers that may wait for an endpoint at once; past it, `poll_ready` fails at once
     /// with `NoEndpoints`. Default 1024 (Envoy's pending-request limit).
-    pub max_waiters: usize,
+    pub(crate) max_waiters: usize,
     /// Seed of the balancer's random choices (sampling, tier draw, ejection jitter); `None` draws
     /// one from the OS. Default `None`; set it in tests.
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Outlier ejection. Default: on, see [`OutlierConfig`].
-    pub outliers: OutlierConfig,
+    pub(crate) outliers: OutlierConfig,
     /// Locality tiers. Default: unknown local locality, so one tier.
-    pub locality: LocalityConfig,
+    pub(crate) locality: LocalityConfig,
     /// How a newly discovered endpoint's weight ramps up (see [`slow_start`](crate::slow_start)).
     /// The ramp starts when discovery first inserts the endpoint; a later update of the same
     /// endpoint (a new weight) does not restart it, but coming back cold does: after an outlier
@@ -42,22 +42,22 @@ pub struct BalanceConfig {
     /// so it has no effect with [`LoadStrategy::RoundRobin`](crate::LoadStrategy::RoundRobin).
     /// Default: disabled (a zero window), as in Envoy: only the operator knows how long their
     /// endpoints take to warm up.
-    pub slow_start: SlowStart,
+    pub(crate) slow_start: SlowStart,
     /// Where the balancer's metrics go (names in the [crate docs](crate#metrics)). Default `None`:
     /// `opentelemetry::global::meter("mesh-balance")`, a no-op until the application installs a
     /// global provider. The instruments are created once, when the balancer is built.
-    pub meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
     /// Consistent hashing: requests carrying the configured key stick to one endpoint (see
     /// [Consistent hashing](super#consistent-hashing)). Default `None`: every request is balanced
     /// by [`load`](Self::load); stickiness trades balance for locality of state, which only the
     /// application can decide to want.
-    pub hash: Option<HashConfig>,
+    pub(crate) hash: Option<HashConfig>,
     /// The balancer's name (the upstream service it balances, say `orders`): recorded as the
     /// `mesh.balance.name` attribute on every series of its metrics, so balancers sharing a meter
     /// can be told apart, and reported by [`BalanceHandle::name`](super::BalanceHandle::name).
     /// Default `None`: no such attribute (the series of balancers sharing a meter add up). Keep
     /// it to a bounded set of names: each one multiplies the balancer's series.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 impl Default for BalanceConfig {
@@ -78,74 +78,137 @@ impl Default for BalanceConfig {
 }
 
 impl BalanceConfig {
-    /// Sets [`load`](Self::load).
+    /// How two sampled endpoints are compared. Default: PeakEWMA (30 ms, 10 s).
     #[must_use]
     pub fn load(mut self, load: LoadStrategy) -> Self {
         self.load = load;
         self
     }
 
-    /// Sets [`fail_fast_after`](Self::fail_fast_after).
+    /// How long no endpoint may be ready before requests fail with
+    /// [`NoEndpoints`](mesh_core::error::NoEndpoints) instead of waiting. Default 3 s: longer
+    /// than a connect attempt plus a retry, far shorter than the request timeouts callers usually
+    /// set, so a dead service is reported as such rather than as a timeout.
     #[must_use]
     pub fn fail_fast_after(mut self, after: Duration) -> Self {
         self.fail_fast_after = after;
         self
     }
 
-    /// Sets [`max_waiters`](Self::max_waiters).
+    /// The most callers that may wait for an endpoint at once; past it, `poll_ready` fails at once
+    /// with `NoEndpoints`. Default 1024 (Envoy's pending-request limit).
     #[must_use]
     pub fn max_waiters(mut self, max: usize) -> Self {
         self.max_waiters = max;
         self
     }
 
-    /// Sets [`seed`](Self::seed).
+    /// Seed of the balancer's random choices (sampling, tier draw, ejection jitter); `None` draws
+    /// one from the OS. Default `None`; set it in tests.
     #[must_use]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
 
-    /// Sets [`outliers`](Self::outliers).
+    /// Outlier ejection. Default: on, see [`OutlierConfig`].
     #[must_use]
     pub fn outliers(mut self, outliers: OutlierConfig) -> Self {
         self.outliers = outliers;
         self
     }
 
-    /// Sets [`locality`](Self::locality).
+    /// Locality tiers. Default: unknown local locality, so one tier.
     #[must_use]
     pub fn locality(mut self, locality: LocalityConfig) -> Self {
         self.locality = locality;
         self
     }
 
-    /// Sets [`slow_start`](Self::slow_start).
+    /// How a newly discovered endpoint's weight ramps up (see [`slow_start`](crate::slow_start)).
+    /// The ramp starts when discovery first inserts the endpoint; a later update of the same
+    /// endpoint (a new weight) does not restart it, but coming back cold does: after an outlier
+    /// ejection or a spell of not being ready (failing health checks) of at least
+    /// [`cold_after`](SlowStart::cold_after). It scales the weight the load is divided by,
+    /// so it has no effect with [`LoadStrategy::RoundRobin`](crate::LoadStrategy::RoundRobin).
+    /// Default: disabled (a zero window), as in Envoy: only the operator knows how long their
+    /// endpoints take to warm up.
     #[must_use]
     pub fn slow_start(mut self, slow_start: SlowStart) -> Self {
         self.slow_start = slow_start;
         self
     }
 
-    /// Sets [`name`](Self::name).
+    /// The balancer's name (the upstream service it balances, say `orders`): recorded as the
+    /// `mesh.balance.name` attribute on every series of its metrics, so balancers sharing a meter
+    /// can be told apart, and reported by [`BalanceHandle::name`](super::BalanceHandle::name).
+    /// Default `None`: no such attribute (the series of balancers sharing a meter add up). Keep
+    /// it to a bounded set of names: each one multiplies the balancer's series.
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// Sets [`meter`](Self::meter).
+    /// Where the balancer's metrics go (names in the [crate docs](crate#metrics)). Default `None`:
+    /// `opentelemetry::global::meter("mesh-balance")`, a no-op until the application installs a
+    /// global provider. The instruments are created once, when the balancer is built.
     #[must_use]
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
     }
 
-    /// Sets [`hash`](Self::hash): sticky requests by the key of `hash`.
+    /// Consistent hashing: requests carrying the configured key stick to one endpoint (see
+    /// [Consistent hashing](super#consistent-hashing)). Default `None`: every request is balanced
+    /// by [`load`](Self::load); stickiness trades balance for locality of state, which only the
+    /// application can decide to want.
+    ///
+    /// sticky requests by the key of `hash`.
     #[must_use]
     pub fn hash(mut self, hash: HashConfig) -> Self {
         self.hash = Some(hash);
         self
+    }
+
+    /// The load strategy.
+    pub fn get_load(&self) -> &LoadStrategy {
+        &self.load
+    }
+
+    /// How long callers wait for a ready endpoint before failing.
+    pub fn get_fail_fast_after(&self) -> Duration {
+        self.fail_fast_after
+    }
+
+    /// The most callers that may wait at once.
+    pub fn get_max_waiters(&self) -> usize {
+        self.max_waiters
+    }
+
+    /// The outlier ejection settings.
+    pub fn get_outliers(&self) -> &OutlierConfig {
+        &self.outliers
+    }
+
+    /// The locality settings.
+    pub fn get_locality(&self) -> &LocalityConfig {
+        &self.locality
+    }
+
+    /// The slow-start settings.
+    pub fn get_slow_start(&self) -> &SlowStart {
+        &self.slow_start
+    }
+
+    /// The consistent-hashing settings, if any.
+    pub fn get_hash(&self) -> Option<&HashConfig> {
+        self.hash.as_ref()
+    }
+
+    /// The balancer's name, if any.
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Checks every value; the error names the first bad key and why.

@@ -8,8 +8,8 @@
 //! - **consecutive failures**: [`OutlierConfig::consecutive_failures`] failures in a row (default 5,
 //!   Envoy's and Finagle's);
 //! - **failure rate**: at least [`failure_rate`](OutlierConfig::failure_rate) of at least
-//!   [`failure_rate_min_requests`](OutlierConfig::failure_rate_min_requests) requests within one
-//!   [`failure_rate_window`](OutlierConfig::failure_rate_window) (default ≥ 50 % of ≥ 20 in 10 s;
+//!   [`failure_rate_min_requests`](OutlierConfig::failure_rate) requests within one
+//!   [`failure_rate_window`](OutlierConfig::failure_rate) (default ≥ 50 % of ≥ 20 in 10 s;
 //!   the window is tumbling: counts restart when a window has passed).
 //!
 //! What counts: a [`Failure`](mesh_core::classify::Outcome::Failure) counts as a failure, except
@@ -89,35 +89,35 @@ pub(crate) use gate::{Admission, EndpointHealth, OutlierShared};
 #[non_exhaustive]
 pub struct OutlierConfig {
     /// Whether ejection is on at all. Default `true`.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Failures in a row that eject; 0 turns the detector off. Default 5 (Envoy, Finagle).
-    pub consecutive_failures: u32,
+    pub(crate) consecutive_failures: u32,
     /// The failure share within one window that ejects, in `(0, 1]`. Default 0.5: Envoy's 85 % is
     /// too lenient for an endpoint that fails every other request.
-    pub failure_rate: f64,
+    pub(crate) failure_rate: f64,
     /// Requests a window needs before its failure rate counts; 0 turns the detector off.
     /// Default 20: few enough to react within a window at low traffic, enough not to eject on noise.
-    pub failure_rate_min_requests: u32,
+    pub(crate) failure_rate_min_requests: u32,
     /// The length of a failure-rate window. Default 10 s (Envoy's detection interval).
-    pub failure_rate_window: Duration,
+    pub(crate) failure_rate_window: Duration,
     /// The length of an ejection at multiplier 1; at multiplier n it lasts n times as long.
     /// Default 30 s (Envoy).
-    pub base_ejection: Duration,
+    pub(crate) base_ejection: Duration,
     /// The longest ejection. Default 300 s (Envoy, Finagle).
-    pub max_ejection: Duration,
+    pub(crate) max_ejection: Duration,
     /// Time in rotation that takes one off an endpoint's ejection multiplier (see
     /// [How long an ejection lasts](self#how-long-an-ejection-lasts)); must be longer than zero.
     /// Default 10 s, Envoy's detection interval, by which its multiplier decreases: an endpoint
     /// back in rotation for 30 s has paid for a 30 s ejection.
-    pub multiplier_decay: Duration,
+    pub(crate) multiplier_decay: Duration,
     /// Relative jitter of an ejection's length, in `[0, 1)`. Default 0.1.
-    pub jitter: f64,
+    pub(crate) jitter: f64,
     /// The largest share of endpoints ejected at once, in `[0, 1]`. Default 0.5: Envoy's 10 % can
     /// leave a bad endpoint in rotation in small sets (it ejects none of fewer than 10).
-    pub max_ejected_share: f64,
+    pub(crate) max_ejected_share: f64,
     /// Below this share of healthy endpoints, ejection is ignored (panic mode), in `[0, 1]`.
     /// Default 0.5 (Envoy's panic threshold).
-    pub panic_threshold: f64,
+    pub(crate) panic_threshold: f64,
 }
 
 impl Default for OutlierConfig {
@@ -147,7 +147,7 @@ impl OutlierConfig {
         }
     }
 
-    /// Sets [`consecutive_failures`](Self::consecutive_failures).
+    /// Failures in a row that eject; 0 turns the detector off. Default 5 (Envoy, Finagle).
     #[must_use]
     pub fn consecutive_failures(mut self, failures: u32) -> Self {
         self.consecutive_failures = failures;
@@ -155,6 +155,12 @@ impl OutlierConfig {
     }
 
     /// Sets the failure-rate detector: `rate` of at least `min_requests` within `window`.
+    ///
+    /// `rate` is the failure share within one window that ejects, in `(0, 1]`; default 0.5
+    /// (Envoy's 85 % is too lenient for an endpoint that fails every other request).
+    /// `min_requests` is what a window needs before its rate counts, 0 turning the detector off;
+    /// default 20, few enough to react within a window at low traffic, enough not to eject on
+    /// noise. `window` defaults to 10 s (Envoy's detection interval).
     #[must_use]
     pub fn failure_rate(mut self, rate: f64, min_requests: u32, window: Duration) -> Self {
         self.failure_rate = rate;
@@ -163,42 +169,53 @@ impl OutlierConfig {
         self
     }
 
-    /// Sets [`base_ejection`](Self::base_ejection).
+    /// The length of an ejection at multiplier 1; at multiplier n it lasts n times as long.
+    /// Default 30 s (Envoy).
     #[must_use]
     pub fn base_ejection(mut self, base: Duration) -> Self {
         self.base_ejection = base;
         self
     }
 
-    /// Sets [`max_ejection`](Self::max_ejection).
+    /// The longest ejection. Default 300 s (Envoy, Finagle).
     #[must_use]
     pub fn max_ejection(mut self, max: Duration) -> Self {
         self.max_ejection = max;
         self
     }
 
-    /// Sets [`multiplier_decay`](Self::multiplier_decay).
+    /// Time in rotation that takes one off an endpoint's ejection multiplier (see
+    /// [How long an ejection lasts](self#how-long-an-ejection-lasts)); must be longer than zero.
+    /// Default 10 s, Envoy's detection interval, by which its multiplier decreases: an endpoint
+    /// back in rotation for 30 s has paid for a 30 s ejection.
     #[must_use]
     pub fn multiplier_decay(mut self, decay: Duration) -> Self {
         self.multiplier_decay = decay;
         self
     }
 
-    /// Sets [`jitter`](Self::jitter).
+    /// Relative jitter of an ejection's length, in `[0, 1)`. Default 0.1.
     #[must_use]
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
         self
     }
 
-    /// Sets [`max_ejected_share`](Self::max_ejected_share).
+    /// The largest share of endpoints ejected at once, in `[0, 1]`. Default 0.5: Envoy's 10 % can
+    /// leave a bad endpoint in rotation in small sets (it ejects none of fewer than 10).
     #[must_use]
     pub fn max_ejected_share(mut self, share: f64) -> Self {
         self.max_ejected_share = share;
         self
     }
 
-    /// Sets [`panic_threshold`](Self::panic_threshold).
+    /// The largest share of the set that may be ejected at once.
+    pub fn get_max_ejected_share(&self) -> f64 {
+        self.max_ejected_share
+    }
+
+    /// Below this share of healthy endpoints, ejection is ignored (panic mode), in `[0, 1]`.
+    /// Default 0.5 (Envoy's panic threshold).
     #[must_use]
     pub fn panic_threshold(mut self, threshold: f64) -> Self {
         self.panic_threshold = threshold;

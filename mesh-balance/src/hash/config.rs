@@ -2,7 +2,7 @@
 
 use super::{HashKey, RingConfig};
 
-/// Turns a [`Balance`](crate::Balance) sticky: requests carrying [`key`](Self::key) go to the
+/// Turns a [`Balance`](crate::Balance) sticky: requests carrying its key go to the
 /// endpoint the [`HashRing`](super::HashRing) maps the key to (under bounded load); requests
 /// without it are balanced as usual. Set with
 /// [`BalanceConfig::hash`](crate::BalanceConfig::hash); see the
@@ -20,17 +20,17 @@ use super::{HashKey, RingConfig};
 /// let sticky = HashConfig::new(HashKey::header(HeaderName::from_static("x-session")))
 ///     .load_factor(1.5);
 /// let config = BalanceConfig::default().hash(sticky);
-/// assert_eq!(config.hash.unwrap().ring.load_factor, 1.5);
+/// assert!(config.validate().is_ok());
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct HashConfig {
     /// The part of the request that is hashed.
-    pub key: HashKey,
+    pub(crate) key: HashKey,
     /// The ring: points per weight, size bound and the bounded-load factor `c`. Default
     /// [`RingConfig::default`] (160 points per weight, `c` = 1.25, the values of Ketama and of
     /// the bounded-load paper, see [`RingConfig`]).
-    pub ring: RingConfig,
+    pub(crate) ring: RingConfig,
 }
 
 impl HashConfig {
@@ -49,7 +49,9 @@ impl HashConfig {
         self
     }
 
-    /// Sets [`ring`](Self::ring).
+    /// The ring: points per weight, size bound and the bounded-load factor `c`. Default
+    /// [`RingConfig::default`] (160 points per weight, `c` = 1.25, the values of Ketama and of
+    /// the bounded-load paper, see [`RingConfig`]).
     #[must_use]
     pub fn ring(mut self, ring: RingConfig) -> Self {
         self.ring = ring;

@@ -14,20 +14,20 @@ pub struct RingConfig {
     /// Ring points per unit of weight. Default 160, Ketama's value (Pingora and
     /// nginx-compatible rings): with 160 points an endpoint's share of the ring is within a few
     /// percent of its weight share.
-    pub points_per_weight: u32,
+    pub(crate) points_per_weight: u32,
     /// Upper bound on the ring size. Default 2²⁰ points (16 MiB): within Envoy's range of 1024 to
     /// 8M entries, and enough for 6,500 endpoints of weight 1 at full resolution. When weights ask
     /// for more, every endpoint's point count is scaled down in proportion (at least 1 each); the
     /// scale depends on the total weight, so above the bound a removal moves somewhat more than
     /// its own keys.
-    pub max_points: usize,
+    pub(crate) max_points: usize,
     /// The bounded-load factor `c` (Mirrokni, Thorup and Zadimoghaddam, "Consistent Hashing with
     /// Bounded Loads", SODA 2018): an endpoint may hold at most `⌈c × (total load + 1) × its
     /// weight ÷ total weight⌉` requests; a key whose endpoint is full moves clockwise to the next
     /// endpoint with room. Default 1.25, the paper's recommended trade-off (at most 25 % above
     /// the average, while few keys move). Values ≤ 1 are raised to 1.0001 so that some endpoint
     /// always has room.
-    pub load_factor: f64,
+    pub(crate) load_factor: f64,
 }
 
 impl Default for RingConfig {
@@ -41,19 +41,32 @@ impl Default for RingConfig {
 }
 
 impl RingConfig {
-    /// Sets [`points_per_weight`](Self::points_per_weight) (at least 1).
+    /// Ring points per unit of weight. Default 160, Ketama's value (Pingora and
+    /// nginx-compatible rings): with 160 points an endpoint's share of the ring is within a few
+    /// percent of its weight share.
+    ///
+    /// (at least 1).
     pub fn points_per_weight(mut self, points: u32) -> Self {
         self.points_per_weight = points.max(1);
         self
     }
 
-    /// Sets [`max_points`](Self::max_points).
+    /// Upper bound on the ring size. Default 2²⁰ points (16 MiB): within Envoy's range of 1024 to
+    /// 8M entries, and enough for 6,500 endpoints of weight 1 at full resolution. When weights ask
+    /// for more, every endpoint's point count is scaled down in proportion (at least 1 each); the
+    /// scale depends on the total weight, so above the bound a removal moves somewhat more than
+    /// its own keys.
     pub fn max_points(mut self, points: usize) -> Self {
         self.max_points = points;
         self
     }
 
-    /// Sets [`load_factor`](Self::load_factor).
+    /// The bounded-load factor `c` (Mirrokni, Thorup and Zadimoghaddam, "Consistent Hashing with
+    /// Bounded Loads", SODA 2018): an endpoint may hold at most `⌈c × (total load + 1) × its
+    /// weight ÷ total weight⌉` requests; a key whose endpoint is full moves clockwise to the next
+    /// endpoint with room. Default 1.25, the paper's recommended trade-off (at most 25 % above
+    /// the average, while few keys move). Values ≤ 1 are raised to 1.0001 so that some endpoint
+    /// always has room.
     pub fn load_factor(mut self, factor: f64) -> Self {
         self.load_factor = factor;
         self

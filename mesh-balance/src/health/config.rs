@@ -19,43 +19,43 @@ use super::HealthState;
 #[non_exhaustive]
 pub struct HealthCheckConfig {
     /// What a probe sends and what counts as a pass. Default: HTTP `GET /healthz`.
-    pub check: HealthCheck,
+    pub(crate) check: HealthCheck,
     /// Time from the end of one probe to the start of the next, before jitter. Default 10 s: one
     /// cheap request per endpoint every 10 s is negligible load, and with the default thresholds
     /// a dead endpoint is taken out within about 30 s, well before passive signals would run out
     /// for a rarely used endpoint. Must be longer than zero.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Each wait is `interval × (1 ± jitter)`, uniformly drawn. Default 0.15 (±15 %): enough that
     /// checkers started together (a discovery update adding many endpoints, many proxies
     /// restarting at once) drift apart within a few rounds instead of probing in lockstep. Envoy's
     /// equivalent, `interval_jitter_percent`, defaults to 0. Must be in `[0, 1)`.
-    pub jitter: f64,
+    pub(crate) jitter: f64,
     /// How long one probe may take — waiting for the probe service to be ready, the response
     /// head, and (for HTTP) reading the body — before it counts as a failure. Default 1 s: a
     /// health endpoint that cannot answer in a second will not serve real traffic well. Must be
     /// longer than zero.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Consecutive passing probes that turn an unhealthy endpoint healthy. Default 2: one lucky
     /// probe should not put a flapping endpoint back. (An endpoint that *starts* unhealthy needs
     /// just one, as in Envoy.) Must be at least 1.
-    pub healthy_threshold: u32,
+    pub(crate) healthy_threshold: u32,
     /// Consecutive failing probes that turn a healthy endpoint unhealthy. Default 3 (Kubernetes'
     /// `failureThreshold`): one lost packet or slow GC pause must not take an endpoint out. Must
     /// be at least 1.
-    pub unhealthy_threshold: u32,
+    pub(crate) unhealthy_threshold: u32,
     /// The state before the first verdict. Default [`Healthy`](HealthState::Healthy): with
     /// discovery, a new endpoint is usually fine, and starting unhealthy would turn every
     /// cold start (the first discovery update, a proxy restart) into a short outage until the
     /// first probes pass. Choose `Unhealthy` (Envoy's behaviour) when discovery is known to
     /// announce endpoints before they can serve. Either way the first probe is sent at once.
-    pub initial_state: HealthState,
+    pub(crate) initial_state: HealthState,
     /// Seed for the jitter. Default `None`: seeded from fastrand's global generator. With a seed,
     /// each service built by one [`HealthCheckLayer`](super::HealthCheckLayer) gets its own stream
     /// derived from it and the order the services were built in, so runs repeat exactly.
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Where the health metrics are registered; default
     /// `opentelemetry::global::meter("mesh-balance")`.
-    pub meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
 }
 
 impl Default for HealthCheckConfig {
@@ -80,55 +80,75 @@ impl HealthCheckConfig {
         }
     }
 
-    /// Sets [`check`](Self::check).
+    /// What a probe sends and what counts as a pass. Default: HTTP `GET /healthz`.
     pub fn check(mut self, check: HealthCheck) -> Self {
         self.check = check;
         self
     }
 
-    /// Sets [`interval`](Self::interval).
+    /// Time from the end of one probe to the start of the next, before jitter. Default 10 s: one
+    /// cheap request per endpoint every 10 s is negligible load, and with the default thresholds
+    /// a dead endpoint is taken out within about 30 s, well before passive signals would run out
+    /// for a rarely used endpoint. Must be longer than zero.
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
     }
 
-    /// Sets [`jitter`](Self::jitter).
+    /// Each wait is `interval × (1 ± jitter)`, uniformly drawn. Default 0.15 (±15 %): enough that
+    /// checkers started together (a discovery update adding many endpoints, many proxies
+    /// restarting at once) drift apart within a few rounds instead of probing in lockstep. Envoy's
+    /// equivalent, `interval_jitter_percent`, defaults to 0. Must be in `[0, 1)`.
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
         self
     }
 
-    /// Sets [`timeout`](Self::timeout).
+    /// How long one probe may take — waiting for the probe service to be ready, the response
+    /// head, and (for HTTP) reading the body — before it counts as a failure. Default 1 s: a
+    /// health endpoint that cannot answer in a second will not serve real traffic well. Must be
+    /// longer than zero.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Sets [`healthy_threshold`](Self::healthy_threshold).
+    /// Consecutive passing probes that turn an unhealthy endpoint healthy. Default 2: one lucky
+    /// probe should not put a flapping endpoint back. (An endpoint that *starts* unhealthy needs
+    /// just one, as in Envoy.) Must be at least 1.
     pub fn healthy_threshold(mut self, n: u32) -> Self {
         self.healthy_threshold = n;
         self
     }
 
-    /// Sets [`unhealthy_threshold`](Self::unhealthy_threshold).
+    /// Consecutive failing probes that turn a healthy endpoint unhealthy. Default 3 (Kubernetes'
+    /// `failureThreshold`): one lost packet or slow GC pause must not take an endpoint out. Must
+    /// be at least 1.
     pub fn unhealthy_threshold(mut self, n: u32) -> Self {
         self.unhealthy_threshold = n;
         self
     }
 
-    /// Sets [`initial_state`](Self::initial_state).
+    /// The state before the first verdict. Default [`Healthy`](HealthState::Healthy): with
+    /// discovery, a new endpoint is usually fine, and starting unhealthy would turn every
+    /// cold start (the first discovery update, a proxy restart) into a short outage until the
+    /// first probes pass. Choose `Unhealthy` (Envoy's behaviour) when discovery is known to
+    /// announce endpoints before they can serve. Either way the first probe is sent at once.
     pub fn initial_state(mut self, state: HealthState) -> Self {
         self.initial_state = state;
         self
     }
 
-    /// Sets [`seed`](Self::seed).
+    /// Seed for the jitter. Default `None`: seeded from fastrand's global generator. With a seed,
+    /// each service built by one [`HealthCheckLayer`](super::HealthCheckLayer) gets its own stream
+    /// derived from it and the order the services were built in, so runs repeat exactly.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
 
-    /// Sets [`meter`](Self::meter).
+    /// Where the health metrics are registered; default
+    /// `opentelemetry::global::meter("mesh-balance")`.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self

@@ -27,7 +27,7 @@
 //!
 //! let ewma = PeakEwmaConfig::default().default_rtt(Duration::from_millis(10));
 //! let config = BalanceConfig::default().load(LoadStrategy::PeakEwma(ewma));
-//! assert_eq!(config.load, LoadStrategy::PeakEwma(ewma));
+//! assert_eq!(config.get_load(), &LoadStrategy::PeakEwma(ewma));
 //! ```
 
 mod peak_ewma;
@@ -65,10 +65,10 @@ impl Default for LoadStrategy {
 pub struct PeakEwmaConfig {
     /// The estimate a new endpoint starts with. Default 30 ms (Linkerd's; Envoy's contrib uses
     /// 10 ms): high enough that a new endpoint is not flooded before its first sample.
-    pub default_rtt: Duration,
+    pub(crate) default_rtt: Duration,
     /// The time constant of the moving average. Default 10 s (Finagle, Linkerd): long enough to
     /// smooth noise, short enough that a recovered endpoint wins traffic back within seconds.
-    pub decay: Duration,
+    pub(crate) decay: Duration,
 }
 
 impl Default for PeakEwmaConfig {
@@ -81,14 +81,16 @@ impl Default for PeakEwmaConfig {
 }
 
 impl PeakEwmaConfig {
-    /// Sets [`default_rtt`](Self::default_rtt).
+    /// The estimate a new endpoint starts with. Default 30 ms (Linkerd's; Envoy's contrib uses
+    /// 10 ms): high enough that a new endpoint is not flooded before its first sample.
     #[must_use]
     pub fn default_rtt(mut self, rtt: Duration) -> Self {
         self.default_rtt = rtt;
         self
     }
 
-    /// Sets [`decay`](Self::decay).
+    /// The time constant of the moving average. Default 10 s (Finagle, Linkerd): long enough to
+    /// smooth noise, short enough that a recovered endpoint wins traffic back within seconds.
     #[must_use]
     pub fn decay(mut self, decay: Duration) -> Self {
         self.decay = decay;

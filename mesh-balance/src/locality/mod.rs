@@ -45,14 +45,14 @@ pub(crate) const TIERS: usize = 4;
 #[non_exhaustive]
 pub struct LocalityConfig {
     /// Where this balancer runs. Default: unknown, which puts every endpoint in one tier.
-    pub local: Locality,
+    pub(crate) local: Locality,
     /// The healthy share at or above which a tier takes all its traffic, in `(0, 1]`. Default 0.7
     /// (Envoy's overprovisioning factor 1.4, i.e. 1 / 1.4 ≈ 71 %, rounded to 70 %).
-    pub threshold: f64,
+    pub(crate) threshold: f64,
     /// Never leave the best non-empty tier. Default `false`.
-    pub strict: bool,
+    pub(crate) strict: bool,
     /// Regions other than the local one that traffic may fail over to; empty means any.
-    pub failover_regions: Vec<String>,
+    pub(crate) failover_regions: Vec<String>,
 }
 
 impl Default for LocalityConfig {
@@ -75,21 +75,22 @@ impl LocalityConfig {
         }
     }
 
-    /// Sets [`threshold`](Self::threshold).
+    /// The healthy share at or above which a tier takes all its traffic, in `(0, 1]`. Default 0.7
+    /// (Envoy's overprovisioning factor 1.4, i.e. 1 / 1.4 ≈ 71 %, rounded to 70 %).
     #[must_use]
     pub fn threshold(mut self, threshold: f64) -> Self {
         self.threshold = threshold;
         self
     }
 
-    /// Sets [`strict`](Self::strict).
+    /// Never leave the best non-empty tier. Default `false`.
     #[must_use]
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
     }
 
-    /// Sets [`failover_regions`](Self::failover_regions).
+    /// Regions other than the local one that traffic may fail over to; empty means any.
     #[must_use]
     pub fn failover_regions<I, R>(mut self, regions: I) -> Self
     where

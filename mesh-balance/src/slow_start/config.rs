@@ -19,14 +19,14 @@ pub struct SlowStart {
     /// How long the ramp lasts. Default zero, which disables slow start (the factor is always 1):
     /// like Envoy's `slow_start_window`, slow start is opt-in, because any value throttles every
     /// new endpoint and only the operator knows how long theirs take to warm up.
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// The ramp's shape: the exponent is `1 / aggression`. Default 1.0 (linear), Envoy's default.
     /// Must be finite and above zero.
-    pub aggression: f64,
+    pub(crate) aggression: f64,
     /// The lowest factor, in percent of the weight. Default 10 %, Envoy's `min_weight_percent`
     /// default: enough traffic for a newcomer to be measured, too little to hurt if it is slow.
     /// Must be in 0–100.
-    pub min_weight_percent: f64,
+    pub(crate) min_weight_percent: f64,
     /// How long an endpoint must have been out of rotation to count as cold when it comes back:
     /// the ramp then starts again from the floor (see [`is_cold_after`](Self::is_cold_after)).
     /// Default 10 s: shorter than the briefest spell active health checks can cause with their
@@ -34,7 +34,7 @@ pub struct SlowStart {
     /// ejection (30 s at least, by default), yet far longer than an endpoint stays not ready
     /// while it merely waits for a pooled connection to free up, which must not throttle a warm
     /// endpoint.
-    pub cold_after: Duration,
+    pub(crate) cold_after: Duration,
 }
 
 impl Default for SlowStart {
@@ -57,28 +57,59 @@ impl SlowStart {
         }
     }
 
-    /// Sets [`window`](Self::window).
+    /// How long the ramp lasts. Default zero, which disables slow start (the factor is always 1):
+    /// like Envoy's `slow_start_window`, slow start is opt-in, because any value throttles every
+    /// new endpoint and only the operator knows how long theirs take to warm up.
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self
     }
 
-    /// Sets [`aggression`](Self::aggression).
+    /// The ramp's shape: the exponent is `1 / aggression`. Default 1.0 (linear), Envoy's default.
+    /// Must be finite and above zero.
     pub fn aggression(mut self, aggression: f64) -> Self {
         self.aggression = aggression;
         self
     }
 
-    /// Sets [`min_weight_percent`](Self::min_weight_percent).
+    /// The lowest factor, in percent of the weight. Default 10 %, Envoy's `min_weight_percent`
+    /// default: enough traffic for a newcomer to be measured, too little to hurt if it is slow.
+    /// Must be in 0–100.
     pub fn min_weight_percent(mut self, percent: f64) -> Self {
         self.min_weight_percent = percent;
         self
     }
 
-    /// Sets [`cold_after`](Self::cold_after).
+    /// How long an endpoint must have been out of rotation to count as cold when it comes back:
+    /// the ramp then starts again from the floor (see [`is_cold_after`](Self::is_cold_after)).
+    /// Default 10 s: shorter than the briefest spell active health checks can cause with their
+    /// defaults (two passing checks 10 s ± 15 % apart, so ≥ 17 s unhealthy) and than any
+    /// ejection (30 s at least, by default), yet far longer than an endpoint stays not ready
+    /// while it merely waits for a pooled connection to free up, which must not throttle a warm
+    /// endpoint.
     pub fn cold_after(mut self, cold_after: Duration) -> Self {
         self.cold_after = cold_after;
         self
+    }
+
+    /// The ramp's length; zero when slow start is off.
+    pub fn get_window(&self) -> Duration {
+        self.window
+    }
+
+    /// The ramp's curvature.
+    pub fn get_aggression(&self) -> f64 {
+        self.aggression
+    }
+
+    /// The weight floor during the ramp, in percent.
+    pub fn get_min_weight_percent(&self) -> f64 {
+        self.min_weight_percent
+    }
+
+    /// How long out of rotation makes an endpoint cold again.
+    pub fn get_cold_after(&self) -> Duration {
+        self.cold_after
     }
 
     /// Whether an endpoint that was out of rotation for `out` (ejected, or not ready) restarts

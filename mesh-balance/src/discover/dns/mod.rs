@@ -32,28 +32,28 @@ pub struct DnsDiscoverConfig {
     /// (common behind service-discovery DNS) would otherwise mean a query storm from every client;
     /// 5 s is the floor Envoy and gRPC clients use in practice for re-resolution. Values below
     /// 100 ms are raised to 100 ms, so a TTL-0 record can never turn into a query loop.
-    pub min_ttl: Duration,
+    pub(crate) min_ttl: Duration,
     /// The longest wait between two resolutions. Default 300 s: a record with a one-day TTL must
     /// not hide a changed endpoint set for a day; 300 s matches the outlier-ejection cap
     /// (Envoy's max ejection time), the longest this crate otherwise waits.
-    pub max_ttl: Duration,
+    pub(crate) max_ttl: Duration,
     /// How many empty answers in a row (NXDOMAIN, or no A/AAAA/SRV records) it takes before the
     /// set is emptied. Default 2: one empty answer — a zone being reloaded, a split-horizon
     /// glitch — keeps the last set and triggers a confirming lookup after
-    /// [`min_ttl`](Self::min_ttl); a second one in a row empties the set, so a real removal of the
+    /// [`min_ttl`](Self::ttl_bounds); a second one in a row empties the set, so a real removal of the
     /// name takes effect within one `min_ttl`. 1 empties at once. 0 is treated as 1.
-    pub empty_after: u32,
+    pub(crate) empty_after: u32,
     /// Whether a failed lookup also yields an `Err` item (default `true`). Failures are always
     /// logged and counted; turn this off for a consumer that stops on the first error, such as
     /// tower's `Balance`.
-    pub yield_errors: bool,
+    pub(crate) yield_errors: bool,
     /// The locality given to every discovered endpoint (DNS carries none). Default unknown.
-    pub locality: Locality,
+    pub(crate) locality: Locality,
     /// The SPIFFE ID every discovered endpoint must present, if any. Default none.
-    pub identity: Option<Identity>,
+    pub(crate) identity: Option<Identity>,
     /// Where the `mesh.discovery.errors` counter is registered; default
     /// `opentelemetry::global::meter("mesh-balance")`.
-    pub meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
 }
 
 impl Default for DnsDiscoverConfig {
@@ -71,38 +71,55 @@ impl Default for DnsDiscoverConfig {
 }
 
 impl DnsDiscoverConfig {
-    /// Sets [`min_ttl`](Self::min_ttl) and [`max_ttl`](Self::max_ttl) (swapped if reversed).
+    /// The shortest and the longest wait between two resolutions, whatever the TTL (swapped if
+    /// reversed).
+    ///
+    /// `min` defaults to 5 s: a TTL of 0 or 1 s (common behind service-discovery DNS) would
+    /// otherwise mean a query storm from every client; 5 s is the floor Envoy and gRPC clients
+    /// use in practice for re-resolution. Values below 100 ms are raised to 100 ms, so a TTL-0
+    /// record can never turn into a query loop.
+    ///
+    /// `max` defaults to 300 s: a record with a one-day TTL must not hide a changed endpoint set
+    /// for a day; 300 s matches the outlier-ejection cap (Envoy's max ejection time), the longest
+    /// this crate otherwise waits.
     pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
         self.min_ttl = min.min(max);
         self.max_ttl = max.max(min);
         self
     }
 
-    /// Sets [`empty_after`](Self::empty_after).
+    /// How many empty answers in a row (NXDOMAIN, or no A/AAAA/SRV records) it takes before the
+    /// set is emptied. Default 2: one empty answer — a zone being reloaded, a split-horizon
+    /// glitch — keeps the last set and triggers a confirming lookup after
+    /// [`min_ttl`](Self::ttl_bounds); a second one in a row empties the set, so a real removal of the
+    /// name takes effect within one `min_ttl`. 1 empties at once. 0 is treated as 1.
     pub fn empty_after(mut self, answers: u32) -> Self {
         self.empty_after = answers;
         self
     }
 
-    /// Sets [`yield_errors`](Self::yield_errors).
+    /// Whether a failed lookup also yields an `Err` item (default `true`). Failures are always
+    /// logged and counted; turn this off for a consumer that stops on the first error, such as
+    /// tower's `Balance`.
     pub fn yield_errors(mut self, yield_errors: bool) -> Self {
         self.yield_errors = yield_errors;
         self
     }
 
-    /// Sets [`locality`](Self::locality).
+    /// The locality given to every discovered endpoint (DNS carries none). Default unknown.
     pub fn locality(mut self, locality: Locality) -> Self {
         self.locality = locality;
         self
     }
 
-    /// Sets [`identity`](Self::identity).
+    /// The SPIFFE ID every discovered endpoint must present, if any. Default none.
     pub fn identity(mut self, identity: Identity) -> Self {
         self.identity = Some(identity);
         self
     }
 
-    /// Sets [`meter`](Self::meter).
+    /// Where the `mesh.discovery.errors` counter is registered; default
+    /// `opentelemetry::global::meter("mesh-balance")`.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
@@ -127,7 +144,7 @@ type RoundFuture = Pin<Box<dyn Future<Output = (Round, Resolution)> + Send + 'st
 ///
 /// **Timing.** The first lookup runs on the first poll. The next one waits for the smallest TTL
 /// among the records used (SRV, CNAME, A, AAAA), clamped to
-/// [[`min_ttl`](DnsDiscoverConfig::min_ttl), [`max_ttl`](DnsDiscoverConfig::max_ttl)] (defaults
+/// [[`min_ttl`](DnsDiscoverConfig::ttl_bounds), [`max_ttl`](DnsDiscoverConfig::ttl_bounds)] (defaults
 /// 5 s and 300 s). Waits use the tokio clock. Each lookup bypasses the resolver's cache for the
 /// names it queries, so the TTL comes from the server.
 ///

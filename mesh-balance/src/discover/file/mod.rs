@@ -28,16 +28,16 @@ pub struct FileDiscoverConfig {
     /// How often the file's metadata is checked. Default 5 s: quick enough for an operator editing
     /// the file by hand, and a `stat` every 5 s costs nothing. Values below 100 ms are raised to
     /// 100 ms, so a zero interval cannot spin the blocking pool.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// The syntax; `None` (default) picks it from the extension (`.toml`, `.json`).
-    pub format: Option<FileFormat>,
+    pub(crate) format: Option<FileFormat>,
     /// Whether a broken file also yields an `Err` item (default `true`). Failures are always
     /// logged and counted; turn this off for a consumer that stops on the first error, such as
     /// tower's `Balance`.
-    pub yield_errors: bool,
+    pub(crate) yield_errors: bool,
     /// Where the `mesh.discovery.errors` counter is registered; default
     /// `opentelemetry::global::meter("mesh-balance")`.
-    pub meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
 }
 
 impl Default for FileDiscoverConfig {
@@ -52,25 +52,30 @@ impl Default for FileDiscoverConfig {
 }
 
 impl FileDiscoverConfig {
-    /// Sets [`interval`](Self::interval).
+    /// How often the file's metadata is checked. Default 5 s: quick enough for an operator editing
+    /// the file by hand, and a `stat` every 5 s costs nothing. Values below 100 ms are raised to
+    /// 100 ms, so a zero interval cannot spin the blocking pool.
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
     }
 
-    /// Sets [`format`](Self::format).
+    /// The syntax; `None` (default) picks it from the extension (`.toml`, `.json`).
     pub fn format(mut self, format: FileFormat) -> Self {
         self.format = Some(format);
         self
     }
 
-    /// Sets [`yield_errors`](Self::yield_errors).
+    /// Whether a broken file also yields an `Err` item (default `true`). Failures are always
+    /// logged and counted; turn this off for a consumer that stops on the first error, such as
+    /// tower's `Balance`.
     pub fn yield_errors(mut self, yield_errors: bool) -> Self {
         self.yield_errors = yield_errors;
         self
     }
 
-    /// Sets [`meter`](Self::meter).
+    /// Where the `mesh.discovery.errors` counter is registered; default
+    /// `opentelemetry::global::meter("mesh-balance")`.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
