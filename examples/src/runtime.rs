@@ -421,14 +421,14 @@ mod tests {
              write_stall_timeout_ms = 1500\nmax_request_head_bytes = 16384\n",
         )
         .unwrap();
-        assert_eq!(config.max_connections, 50);
-        assert_eq!(config.max_connections_per_peer, 5);
-        assert_eq!(config.idle_timeout, None);
+        assert_eq!(config.get_max_connections(), 50);
+        assert_eq!(config.get_max_connections_per_peer(), 5);
+        assert_eq!(config.get_idle_timeout(), None);
         assert_eq!(
-            config.write_stall_timeout,
+            config.get_write_stall_timeout(),
             Some(Duration::from_millis(1500))
         );
-        assert_eq!(config.max_request_head_size, 16384);
+        assert_eq!(config.get_max_request_head_size(), 16384);
     }
 
     #[test]

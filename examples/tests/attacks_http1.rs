@@ -209,17 +209,23 @@ mod slow_clients {
             ),
         ] {
             assert_eq!(
-                server.header_read_timeout,
+                server.get_header_read_timeout(),
                 Some(Duration::from_secs(30)),
                 "{listener}"
             );
             assert_eq!(
-                server.handshake_timeout,
+                server.get_handshake_timeout(),
                 Duration::from_secs(10),
                 "{listener}"
             );
-            assert_eq!(server.header_read_timeout, defaults.header_read_timeout);
-            assert_eq!(server.handshake_timeout, defaults.handshake_timeout);
+            assert_eq!(
+                server.get_header_read_timeout(),
+                defaults.get_header_read_timeout()
+            );
+            assert_eq!(
+                server.get_handshake_timeout(),
+                defaults.get_handshake_timeout()
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -33,20 +33,20 @@ pub enum Protocol {
 ///     .protocol(Protocol::Http2)
 ///     .connect_timeout(Duration::from_millis(500))
 ///     .http2_keep_alive_interval(Duration::from_secs(10));
-/// assert_eq!(config.max_connections, 64);
+/// assert_eq!(config.get_max_connections(), 64);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// HTTP/1.1 or HTTP/2. Default [`Protocol::Http1`].
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// The longest a new connection may take: the connector's work (TCP, and TLS when a TLS connector is
     /// used) plus the HTTP handshake. Default 1 s: connections inside a mesh are made between nearby
     /// hosts, so a connect that takes longer than that is better retried on another endpoint.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// HTTP/1.1 only: the most connections open at once, which is also the most requests in flight,
     /// since an HTTP/1.1 connection carries one request at a time. Default 64. Values below 1 count as 1.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// HTTP/1.1 only: how long a request may wait for one of the
     /// [`max_connections`](ClientConfig::max_connections) to come free before it fails with
     /// [`PoolExhausted`](crate::error::PoolExhausted). Once one request has waited that long in vain,
@@ -59,17 +59,17 @@ pub struct ClientConfig {
     /// (3 s by default in `mesh-balance`), or a saturated endpoint is reported as
     /// [`NoEndpoints`](crate::error::NoEndpoints) instead. Zero: fail at once when every connection
     /// is busy.
-    pub pool_wait_timeout: Duration,
+    pub(crate) pool_wait_timeout: Duration,
     /// HTTP/1.1 only: an idle connection unused for longer than this is closed instead of reused.
     /// Default 20 s: below the 30 s after which hyper-based servers (mesh-core's among them) close an
     /// idle HTTP/1.1 connection, so the client, not the server, ends it, and a request is never written
     /// to a connection the server is closing at that moment. Lower it for servers that close sooner
     /// (Node.js closes after 5 s by default). Expired connections are dropped when the pool is next used; no
     /// timer task runs for them.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// HTTP/2 only: when set, the client sends a PING this often, even while no request is in flight,
     /// and closes the connection when no acknowledgement arrives within 20 s. Default `None` (off).
-    pub http2_keep_alive_interval: Option<Duration>,
+    pub(crate) http2_keep_alive_interval: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -86,37 +86,57 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Sets [`protocol`](ClientConfig::protocol).
+    /// HTTP/1.1 or HTTP/2. Default [`Protocol::Http1`].
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = protocol;
         self
     }
 
-    /// Sets [`connect_timeout`](ClientConfig::connect_timeout).
+    /// The longest a new connection may take: the connector's work (TCP, and TLS when a TLS connector is
+    /// used) plus the HTTP handshake. Default 1 s: connections inside a mesh are made between nearby
+    /// hosts, so a connect that takes longer than that is better retried on another endpoint.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// Sets [`max_connections`](ClientConfig::max_connections).
+    /// HTTP/1.1 only: the most connections open at once, which is also the most requests in flight,
+    /// since an HTTP/1.1 connection carries one request at a time. Default 64. Values below 1 count as 1.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
     }
 
-    /// Sets [`pool_wait_timeout`](ClientConfig::pool_wait_timeout).
+    /// HTTP/1.1 only: how long a request may wait for one of the
+    /// [`max_connections`](ClientConfig::max_connections) to come free before it fails with
+    /// [`PoolExhausted`](crate::error::PoolExhausted). Once one request has waited that long in vain,
+    /// later requests fail at once, without waiting, until a connection is free again.
+    ///
+    /// Default 1 s. A connection frees when its response body has been read to the end, which inside
+    /// a mesh takes milliseconds; a request still waiting after a second is queued behind long or
+    /// stalled responses (clients reading a large body slowly), and is better failed, or retried on
+    /// another endpoint, since it was never sent. It must stay below the balancer's fail-fast time
+    /// (3 s by default in `mesh-balance`), or a saturated endpoint is reported as
+    /// [`NoEndpoints`](crate::error::NoEndpoints) instead. Zero: fail at once when every connection
+    /// is busy.
     pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
         self.pool_wait_timeout = timeout;
         self
     }
 
-    /// Sets [`idle_timeout`](ClientConfig::idle_timeout).
+    /// HTTP/1.1 only: an idle connection unused for longer than this is closed instead of reused.
+    /// Default 20 s: below the 30 s after which hyper-based servers (mesh-core's among them) close an
+    /// idle HTTP/1.1 connection, so the client, not the server, ends it, and a request is never written
+    /// to a connection the server is closing at that moment. Lower it for servers that close sooner
+    /// (Node.js closes after 5 s by default). Expired connections are dropped when the pool is next used; no
+    /// timer task runs for them.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
     }
 
-    /// Sets [`http2_keep_alive_interval`](ClientConfig::http2_keep_alive_interval).
+    /// HTTP/2 only: when set, the client sends a PING this often, even while no request is in flight,
+    /// and closes the connection when no acknowledgement arrives within 20 s. Default `None` (off).
     pub fn http2_keep_alive_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
         self.http2_keep_alive_interval = interval.into();
         self
@@ -126,6 +146,36 @@ impl ClientConfig {
     pub(crate) fn effective_max_connections(&self) -> usize {
         self.max_connections
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
+    }
+
+    /// The [`protocol`](method@Self::protocol) setting.
+    pub fn get_protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The [`connect_timeout`](method@Self::connect_timeout) setting.
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The [`max_connections`](method@Self::max_connections) setting.
+    pub fn get_max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The [`pool_wait_timeout`](method@Self::pool_wait_timeout) setting.
+    pub fn get_pool_wait_timeout(&self) -> Duration {
+        self.pool_wait_timeout
+    }
+
+    /// The [`idle_timeout`](method@Self::idle_timeout) setting.
+    pub fn get_idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The [`http2_keep_alive_interval`](method@Self::http2_keep_alive_interval) setting.
+    pub fn get_http2_keep_alive_interval(&self) -> Option<Duration> {
+        self.http2_keep_alive_interval
     }
 }
 

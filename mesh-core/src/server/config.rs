@@ -15,7 +15,7 @@ use std::time::Duration;
 /// let config = ServerConfig::default()
 ///     .max_connections(1_000)
 ///     .drain_timeout(Some(Duration::from_secs(5)));
-/// assert_eq!(config.max_connections, 1_000);
+/// assert_eq!(config.get_max_connections(), 1_000);
 /// ```
 ///
 /// Bounds that are hyper's own defaults and not configurable here: an HTTP/1.1 request head may
@@ -27,7 +27,7 @@ pub struct ServerConfig {
     /// How long the [`Acceptor`](super::Acceptor) handshake (TLS) may take. Default 10 s: long
     /// enough for a client on a slow network, short enough that half-open handshakes do not pin
     /// connection slots.
-    pub handshake_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
 
     /// How long a client may take to send a complete HTTP/1.1 request head, counted from the moment
     /// the server starts waiting for it. Default 30 s (hyper's own default); `None` disables it.
@@ -40,7 +40,7 @@ pub struct ServerConfig {
     /// and sends nothing, or only part of the HTTP/2 preface, is closed after this long. After the
     /// HTTP/2 preface, HTTP/2 connections are bounded by [`idle_timeout`](Self::idle_timeout)
     /// and the keep-alive PINGs.
-    pub header_read_timeout: Option<Duration>,
+    pub(crate) header_read_timeout: Option<Duration>,
 
     /// How long a connection may stay open with no request in progress, over either HTTP version.
     /// Default 30 s, the same as [`header_read_timeout`](Self::header_read_timeout) for HTTP/1.1;
@@ -53,7 +53,7 @@ pub struct ServerConfig {
     /// (HTTP/2 `GOAWAY`; HTTP/1.1 closes at once between requests); a peer that does not finish
     /// the `GOAWAY` exchange within one second while still idle is disconnected. Counted in
     /// [`ServerStats::idle_closed`](super::ServerStats::idle_closed).
-    pub idle_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
 
     /// How long a write to the client may stay blocked with no progress before the connection is
     /// closed. Default 30 s; `None` disables it.
@@ -66,12 +66,12 @@ pub struct ServerConfig {
     /// keeps its socket drained but never grants window to one stream stalls only that stream,
     /// which the service's own timeouts must bound. Counted in
     /// [`ServerStats::write_stalls`](super::ServerStats::write_stalls).
-    pub write_stall_timeout: Option<Duration>,
+    pub(crate) write_stall_timeout: Option<Duration>,
 
     /// After shutdown is signalled, how long in-flight requests may take to finish before the
     /// remaining connections are closed. Default 30 s, the usual grace period of a process
     /// supervisor; `None` waits for ever.
-    pub drain_timeout: Option<Duration>,
+    pub(crate) drain_timeout: Option<Duration>,
 
     /// The most connections served at once. Default 10 000, below common file-descriptor limits.
     ///
@@ -84,7 +84,7 @@ pub struct ServerConfig {
     /// disconnected), so a flood of idle connections cannot lock other clients out. Counted in
     /// [`ServerStats::evicted_idle`](super::ServerStats::evicted_idle). Only when every connection
     /// is busy does the new one wait for a slot.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 
     /// The most connections served at once from one client IP address (ports are not told
     /// apart). Default 1 024; a value of 0 is treated as 1, `usize::MAX` disables the cap.
@@ -97,7 +97,7 @@ pub struct ServerConfig {
     /// 10 000 slots. Raise it for listeners whose clients all share one address (behind a NAT or
     /// a load balancer that does not preserve client addresses, or a sidecar's outbound listener,
     /// where every connection comes from the local application).
-    pub max_connections_per_peer: usize,
+    pub(crate) max_connections_per_peer: usize,
 
     /// The largest request head accepted, in bytes. Default 64 KiB (Envoy's default limit is
     /// 60 KiB); values below 8 KiB are raised to 8 KiB.
@@ -108,7 +108,7 @@ pub struct ServerConfig {
     /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2: decoded names and values plus 32 bytes
     /// per field) and answer larger requests `431` on that stream. A proxy therefore never
     /// forwards a head larger than this, which its upstream would refuse anyway.
-    pub max_request_head_size: usize,
+    pub(crate) max_request_head_size: usize,
 
     /// Sends an HTTP/2 PING when nothing has been received for this long, and closes the connection
     /// when the peer does not answer within
@@ -119,16 +119,16 @@ pub struct ServerConfig {
     /// that stopped reading, even while they keep streams open. 20 s is below the 30 s
     /// [`idle_timeout`](Self::idle_timeout), so a dead peer with an open stream is found within
     /// 40 s.
-    pub http2_keep_alive_interval: Option<Duration>,
+    pub(crate) http2_keep_alive_interval: Option<Duration>,
 
     /// How long to wait for the answer to an HTTP/2 keep-alive PING. Default 20 s, generous for
     /// any round trip. Only used when
     /// [`http2_keep_alive_interval`](Self::http2_keep_alive_interval) is set.
-    pub http2_keep_alive_timeout: Duration,
+    pub(crate) http2_keep_alive_timeout: Duration,
 
     /// Sets `TCP_NODELAY` on accepted sockets. Default `true`: request/response traffic suffers from
     /// Nagle's algorithm.
-    pub tcp_nodelay: bool,
+    pub(crate) tcp_nodelay: bool,
 }
 
 impl Default for ServerConfig {
@@ -150,69 +150,197 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    /// How long the [`Acceptor`](super::Acceptor) handshake (TLS) may take. Default 10 s: long
+    /// enough for a client on a slow network, short enough that half-open handshakes do not pin
+    /// connection slots.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
     }
 
-    /// Sets [`header_read_timeout`](Self::header_read_timeout).
+    /// How long a client may take to send a complete HTTP/1.1 request head, counted from the moment
+    /// the server starts waiting for it. Default 30 s (hyper's own default); `None` disables it.
+    ///
+    /// This is the defence against slow-header ("slowloris") clients, and it also closes HTTP/1.1
+    /// keep-alive connections idle for that long between requests (hyper starts the timer as soon as
+    /// it waits for the next head); mesh-core's client therefore closes its idle HTTP/1.1
+    /// connections sooner, after 20 s, so a request never races the server's close. The same bound applies to the first bytes of every connection,
+    /// which the server reads to tell HTTP/1.1 from HTTP/2 prior knowledge: a client that connects
+    /// and sends nothing, or only part of the HTTP/2 preface, is closed after this long. After the
+    /// HTTP/2 preface, HTTP/2 connections are bounded by [`idle_timeout`](Self::idle_timeout)
+    /// and the keep-alive PINGs.
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
         self
     }
 
-    /// Sets [`drain_timeout`](Self::drain_timeout).
+    /// After shutdown is signalled, how long in-flight requests may take to finish before the
+    /// remaining connections are closed. Default 30 s, the usual grace period of a process
+    /// supervisor; `None` waits for ever.
     pub fn drain_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.drain_timeout = timeout;
         self
     }
 
-    /// Sets [`idle_timeout`](Self::idle_timeout).
+    /// How long a connection may stay open with no request in progress, over either HTTP version.
+    /// Default 30 s, the same as [`header_read_timeout`](Self::header_read_timeout) for HTTP/1.1;
+    /// `None` disables it.
+    ///
+    /// A request is in progress from the moment it is read until its response body has been
+    /// written out (or dropped), so streaming responses, long polls and gRPC streams never count as
+    /// idle. This is what closes an HTTP/2 client that sends its preface and SETTINGS and then
+    /// nothing: without it such a connection would hold a slot for ever. The close is graceful
+    /// (HTTP/2 `GOAWAY`; HTTP/1.1 closes at once between requests); a peer that does not finish
+    /// the `GOAWAY` exchange within one second while still idle is disconnected. Counted in
+    /// [`ServerStats::idle_closed`](super::ServerStats::idle_closed).
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
         self
     }
 
-    /// Sets [`write_stall_timeout`](Self::write_stall_timeout).
+    /// How long a write to the client may stay blocked with no progress before the connection is
+    /// closed. Default 30 s; `None` disables it.
+    ///
+    /// This cuts clients that stop reading a response (their TCP window is full): without it such
+    /// a client holds the response body, and with it, in a proxy, an upstream connection, for ever.
+    /// Only time spent in a blocked write counts: a response that is slow to produce (a long poll,
+    /// a server-sent event stream) is never cut, and a slow reader that keeps draining the
+    /// socket, however slowly, is not either. HTTP/2 flow control is not covered: a client that
+    /// keeps its socket drained but never grants window to one stream stalls only that stream,
+    /// which the service's own timeouts must bound. Counted in
+    /// [`ServerStats::write_stalls`](super::ServerStats::write_stalls).
     pub fn write_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.write_stall_timeout = timeout;
         self
     }
 
-    /// Sets [`max_connections`](Self::max_connections).
+    /// The most connections served at once. Default 10 000, below common file-descriptor limits.
+    ///
+    /// When the limit is reached the server stops accepting (backpressure): new connections wait in
+    /// the kernel's listen backlog until a connection closes, rather than being accepted and dropped.
+    /// A value of 0 is treated as 1.
+    ///
+    /// When a new connection arrives at the limit and some connections have no request in
+    /// progress, the one idle for the longest time is closed to make room (HTTP/2 `GOAWAY`, then
+    /// disconnected), so a flood of idle connections cannot lock other clients out. Counted in
+    /// [`ServerStats::evicted_idle`](super::ServerStats::evicted_idle). Only when every connection
+    /// is busy does the new one wait for a slot.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max;
         self
     }
 
-    /// Sets [`max_connections_per_peer`](Self::max_connections_per_peer).
+    /// The most connections served at once from one client IP address (ports are not told
+    /// apart). Default 1 024; a value of 0 is treated as 1, `usize::MAX` disables the cap.
+    ///
+    /// A connection beyond the cap is closed at once, without being served, and counted in
+    /// [`ServerStats::per_peer_refused`](super::ServerStats::per_peer_refused): one client cannot
+    /// take every slot of [`max_connections`](Self::max_connections). 1 024 is the number of
+    /// connections Envoy opens to one upstream cluster by default, so a well-behaved proxy in
+    /// front never meets it, while a single host needs ten times that to fill the default
+    /// 10 000 slots. Raise it for listeners whose clients all share one address (behind a NAT or
+    /// a load balancer that does not preserve client addresses, or a sidecar's outbound listener,
+    /// where every connection comes from the local application).
     pub fn max_connections_per_peer(mut self, max: usize) -> Self {
         self.max_connections_per_peer = max;
         self
     }
 
-    /// Sets [`max_request_head_size`](Self::max_request_head_size).
+    /// The largest request head accepted, in bytes. Default 64 KiB (Envoy's default limit is
+    /// 60 KiB); values below 8 KiB are raised to 8 KiB.
+    ///
+    /// One bound for both versions: HTTP/1.1 requests whose request line and headers do not fit
+    /// are answered `431 Request Header Fields Too Large` and the connection closed (this is also
+    /// the size of hyper's read buffer); HTTP/2 connections advertise it as
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2: decoded names and values plus 32 bytes
+    /// per field) and answer larger requests `431` on that stream. A proxy therefore never
+    /// forwards a head larger than this, which its upstream would refuse anyway.
     pub fn max_request_head_size(mut self, bytes: usize) -> Self {
         self.max_request_head_size = bytes;
         self
     }
 
-    /// Sets [`http2_keep_alive_interval`](Self::http2_keep_alive_interval).
+    /// Sends an HTTP/2 PING when nothing has been received for this long, and closes the connection
+    /// when the peer does not answer within
+    /// [`http2_keep_alive_timeout`](Self::http2_keep_alive_timeout). Default 20 s; `None` turns
+    /// PINGs off.
+    ///
+    /// This finds peers that vanished without closing (a host gone, a NAT entry expired) and peers
+    /// that stopped reading, even while they keep streams open. 20 s is below the 30 s
+    /// [`idle_timeout`](Self::idle_timeout), so a dead peer with an open stream is found within
+    /// 40 s.
     pub fn http2_keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
         self.http2_keep_alive_interval = interval;
         self
     }
 
-    /// Sets [`http2_keep_alive_timeout`](Self::http2_keep_alive_timeout).
+    /// How long to wait for the answer to an HTTP/2 keep-alive PING. Default 20 s, generous for
+    /// any round trip. Only used when
+    /// [`http2_keep_alive_interval`](Self::http2_keep_alive_interval) is set.
     pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
         self.http2_keep_alive_timeout = timeout;
         self
     }
 
-    /// Sets [`tcp_nodelay`](Self::tcp_nodelay).
+    /// Sets `TCP_NODELAY` on accepted sockets. Default `true`: request/response traffic suffers from
+    /// Nagle's algorithm.
     pub fn tcp_nodelay(mut self, enabled: bool) -> Self {
         self.tcp_nodelay = enabled;
         self
+    }
+
+    /// The [`handshake_timeout`](method@Self::handshake_timeout) setting.
+    pub fn get_handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
+    /// The [`header_read_timeout`](method@Self::header_read_timeout) setting.
+    pub fn get_header_read_timeout(&self) -> Option<Duration> {
+        self.header_read_timeout
+    }
+
+    /// The [`idle_timeout`](method@Self::idle_timeout) setting.
+    pub fn get_idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// The [`write_stall_timeout`](method@Self::write_stall_timeout) setting.
+    pub fn get_write_stall_timeout(&self) -> Option<Duration> {
+        self.write_stall_timeout
+    }
+
+    /// The [`drain_timeout`](method@Self::drain_timeout) setting.
+    pub fn get_drain_timeout(&self) -> Option<Duration> {
+        self.drain_timeout
+    }
+
+    /// The [`max_connections`](method@Self::max_connections) setting.
+    pub fn get_max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The [`max_connections_per_peer`](method@Self::max_connections_per_peer) setting.
+    pub fn get_max_connections_per_peer(&self) -> usize {
+        self.max_connections_per_peer
+    }
+
+    /// The [`max_request_head_size`](method@Self::max_request_head_size) setting.
+    pub fn get_max_request_head_size(&self) -> usize {
+        self.max_request_head_size
+    }
+
+    /// The [`http2_keep_alive_interval`](method@Self::http2_keep_alive_interval) setting.
+    pub fn get_http2_keep_alive_interval(&self) -> Option<Duration> {
+        self.http2_keep_alive_interval
+    }
+
+    /// The [`http2_keep_alive_timeout`](method@Self::http2_keep_alive_timeout) setting.
+    pub fn get_http2_keep_alive_timeout(&self) -> Duration {
+        self.http2_keep_alive_timeout
+    }
+
+    /// The [`tcp_nodelay`](method@Self::tcp_nodelay) setting.
+    pub fn get_tcp_nodelay(&self) -> bool {
+        self.tcp_nodelay
     }
 }

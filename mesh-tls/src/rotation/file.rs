@@ -18,20 +18,20 @@ use crate::{BundleError, SpiffeId, SvidLoadError, TrustBundleSet, TrustDomain, X
 #[non_exhaustive]
 pub struct FileSourceConfig {
     /// PEM file with the certificate chain, leaf first.
-    pub cert_chain: PathBuf,
+    pub(crate) cert_chain: PathBuf,
     /// PEM file with the leaf's private key.
-    pub private_key: PathBuf,
+    pub(crate) private_key: PathBuf,
     /// One PEM bundle file per trust domain.
-    pub bundles: Vec<(TrustDomain, PathBuf)>,
+    pub(crate) bundles: Vec<(TrustDomain, PathBuf)>,
     /// This workload's ID: a new certificate with another ID is refused. Default: the ID of the
     /// first certificate loaded.
-    pub local_id: Option<SpiffeId>,
+    pub(crate) local_id: Option<SpiffeId>,
     /// How often [`FileSource::run`] checks the files. Default 5 s: SVIDs are renewed well before
     /// they expire (Linkerd at 70 % of the lifetime, ztunnel and SPIRE at 50 %), so
     /// seconds of delay do not matter, and reading three small files that often costs nothing.
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// Where the update counter is recorded. Default `opentelemetry::global::meter("mesh-tls")`.
-    pub meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
 }
 
 impl FileSourceConfig {
@@ -54,19 +54,22 @@ impl FileSourceConfig {
         self
     }
 
-    /// Sets [`local_id`](Self::local_id).
+    /// This workload's ID: a new certificate with another ID is refused. Default: the ID of the
+    /// first certificate loaded.
     pub fn local_id(mut self, id: SpiffeId) -> Self {
         self.local_id = Some(id);
         self
     }
 
-    /// Sets [`poll_interval`](Self::poll_interval).
+    /// How often [`FileSource::run`] checks the files. Default 5 s: SVIDs are renewed well before
+    /// they expire (Linkerd at 70 % of the lifetime, ztunnel and SPIRE at 50 %), so
+    /// seconds of delay do not matter, and reading three small files that often costs nothing.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self
     }
 
-    /// Sets [`meter`](Self::meter).
+    /// Where the update counter is recorded. Default `opentelemetry::global::meter("mesh-tls")`.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
