@@ -196,7 +196,8 @@ mod hedge {
         let _guard = runtime.enter();
         let layer = HedgeLayer::new(
             HedgeConfig::default().delay(HedgeDelay::Fixed(Duration::from_millis(50))),
-        );
+        )
+        .unwrap();
         let mut service = layer.layer(Ok200);
         bencher
             .with_inputs(get)

@@ -58,7 +58,7 @@
 //!     .layer(
 //!         HedgeLayer::new(
 //!             HedgeConfig::default().delay(HedgeDelay::Fixed(Duration::from_millis(100))),
-//!         )
+//!         ).unwrap()
 //!         .drawing_from(budget),
 //!     )
 //!     .service(upstream);

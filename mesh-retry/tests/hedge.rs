@@ -19,6 +19,7 @@ type Responder = mock::SendResponse<Response<&'static str>>;
 
 fn fixed(ms: u64) -> HedgeLayer {
     HedgeLayer::new(HedgeConfig::default().delay(HedgeDelay::Fixed(Duration::from_millis(ms))))
+        .unwrap()
 }
 
 fn setup(layer: HedgeLayer) -> (Service, Handle) {
@@ -147,6 +148,7 @@ async fn percentile_delay_waits_for_samples_then_follows_latency() {
         percentile: 0.9,
         min_samples: 10,
     }))
+    .unwrap()
     .histogram(histogram.clone());
     let (service, mut handle) = setup(layer);
     // Ten requests answered after 10 ms: no hedging while the samples are being gathered.
@@ -201,4 +203,19 @@ async fn histogram_rotates_and_forgets() {
     tokio::time::advance(Duration::from_secs(10)).await;
     assert_eq!(histogram.count(), 0);
     assert_eq!(histogram.percentile(0.5, 0), None);
+}
+
+#[test]
+fn a_percentile_outside_zero_to_one_or_a_zero_window_is_refused() {
+    for percentile in [-0.1, 1.5, f64::NAN] {
+        let config = HedgeConfig::default().delay(HedgeDelay::Percentile {
+            percentile,
+            min_samples: 10,
+        });
+        let err = HedgeLayer::new(config).unwrap_err();
+        assert_eq!(err.key(), "delay.percentile");
+    }
+    let err = HedgeLayer::new(HedgeConfig::default().window(Duration::ZERO)).unwrap_err();
+    assert_eq!(err.key(), "window");
+    assert!(HedgeLayer::new(HedgeConfig::default()).is_ok());
 }

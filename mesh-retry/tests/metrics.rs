@@ -389,7 +389,8 @@ async fn hedges_sent_won_and_refused_are_counted() {
         HedgeConfig::default()
             .delay(HedgeDelay::Fixed(Duration::from_millis(50)))
             .meter(metrics.meter()),
-    );
+    )
+    .unwrap();
     let service = layer.layer(backend);
     let request = || {
         Request::get("http://orders/items")
@@ -419,6 +420,7 @@ async fn hedges_sent_won_and_refused_are_counted() {
             .delay(HedgeDelay::Fixed(Duration::from_millis(50)))
             .meter(metrics.meter()),
     )
+    .unwrap()
     .drawing_from(empty_budget())
     .layer(service_fn(
         |_req: Request<ReplayBody<Empty<Bytes>>>| async {
@@ -659,7 +661,9 @@ async fn counters_start_at_zero_for_every_label_set() {
         .unwrap()
         .meter(metrics.meter())
         .layer(upstream);
-    let _hedge = HedgeLayer::new(HedgeConfig::default().meter(metrics.meter())).layer(upstream);
+    let _hedge = HedgeLayer::new(HedgeConfig::default().meter(metrics.meter()))
+        .unwrap()
+        .layer(upstream);
     let _timeout =
         RequestTimeoutLayer::new(TimeoutConfig::default().meter(metrics.meter())).layer(upstream);
     let _breaker =

@@ -11,6 +11,18 @@ use std::borrow::Cow;
 /// `slow_start.aggression`); a caller that nests the config further can
 /// [prefix](Self::within) it with its own section.
 ///
+/// # The convention every mesh config type follows
+///
+/// - `Default` holds the documented defaults; fields are private and the type is
+///   `#[non_exhaustive]`, so settings can be added without breaking anyone.
+/// - Setters are named after the setting, take `self` and return it
+///   (`BalanceConfig::default().max_waiters(64)`), as hyper-util's builders do; they never fail.
+/// - Getters, where another crate needs to read a value, are `get_` + the setting's name (the
+///   bare name is the setter).
+/// - Values are checked in one place: the constructor of the layer (or budget, or limiter) that
+///   uses the config returns `Result<_, ConfigError>`, by calling the type's `validate()`, which
+///   is public so a settings loader can check early.
+///
 /// ```
 /// use mesh_core::ConfigError;
 ///

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mesh_core::ConfigError;
 use mesh_core::classify::MeshClassifier;
 use opentelemetry::metrics::{Counter, Meter};
 use tower_layer::Layer;
@@ -87,6 +88,23 @@ impl HedgeConfig {
         self.meter = Some(meter);
         self
     }
+
+    /// Checks every value; the error names the first bad key and why. [`HedgeLayer::new`]
+    /// calls it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let HedgeDelay::Percentile { percentile, .. } = self.delay
+            && !(0.0..=1.0).contains(&percentile)
+        {
+            return Err(ConfigError::new(
+                "delay.percentile",
+                "must be a number between 0 and 1",
+            ));
+        }
+        if self.window.is_zero() {
+            return Err(ConfigError::new("window", "must be longer than zero"));
+        }
+        Ok(())
+    }
 }
 
 /// Sends one extra attempt of a slow idempotent request, and answers with the first success;
@@ -104,14 +122,16 @@ pub struct HedgeLayer {
 }
 
 impl HedgeLayer {
-    /// A layer with these settings and a [`WindowBudget::default`] of its own.
-    pub fn new(config: HedgeConfig) -> Self {
-        Self {
+    /// A layer with these settings and a [`WindowBudget::default`] of its own; fails when the
+    /// config does not [validate](HedgeConfig::validate).
+    pub fn new(config: HedgeConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
             config,
             budget: Arc::new(WindowBudget::default()),
             deposit: true,
             histogram: None,
-        }
+        })
     }
 
     /// Draws hedges from `budget` and deposits every request into it.
@@ -143,7 +163,7 @@ impl HedgeLayer {
 
 impl Default for HedgeLayer {
     fn default() -> Self {
-        Self::new(HedgeConfig::default())
+        Self::new(HedgeConfig::default()).expect("the default configuration is valid")
     }
 }
 

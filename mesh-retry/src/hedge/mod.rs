@@ -41,7 +41,7 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(HedgeLayer::new(
 //!         HedgeConfig::default().delay(HedgeDelay::Fixed(Duration::from_millis(50))),
-//!     ))
+//!     ).unwrap())
 //!     .service(service);
 //! let req = Request::get("http://orders/items").body(Empty::<Bytes>::new()).unwrap();
 //! let response = service.oneshot(req).await.unwrap();
