@@ -212,6 +212,7 @@ where
         CircuitBreaker::with_handle(http, breaker, MeshClassifier::new())
     };
     let balance_config = BalanceConfig::default()
+        .name(service.name.clone())
         .seed(seed)
         .outliers(service.outliers)
         .locality(LocalityConfig::new(local.clone()))
