@@ -22,6 +22,7 @@
 pub mod attempts;
 pub mod body;
 pub mod classify;
+#[cfg(feature = "client")]
 pub mod client;
 pub mod endpoint;
 pub mod error;
