@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod duplex;
 mod metrics;
 pub mod response;
 
