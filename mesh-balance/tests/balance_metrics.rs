@@ -3,116 +3,31 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::Request;
 use http_body_util::BodyExt;
 use mesh_balance::{Balance, BalanceConfig, LocalityConfig, OutlierConfig};
 use mesh_core::Locality;
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use mesh_test::{Kind, Metric, TestMetrics};
 use support::*;
 use tower::ServiceExt;
 use tower_service::Service;
 
-/// Attributes of one data point, as `key=value` strings, sorted by key.
-type Attributes = BTreeMap<String, String>;
-
-/// One exported sum: its unit, whether it is monotonic, and its points (values as i64).
-#[derive(Debug)]
-struct SumView {
-    unit: String,
-    monotonic: bool,
-    points: Vec<(Attributes, i64)>,
+/// A balancer configuration recording into `metrics`.
+fn config(metrics: &TestMetrics, seed: u64) -> BalanceConfig {
+    BalanceConfig::default().seed(seed).meter(metrics.meter())
 }
 
-impl SumView {
-    /// The value of the point whose attributes include every `key=value` in `with` (summed over
-    /// all such points).
-    fn value(&self, with: &[(&str, &str)]) -> i64 {
-        self.points
-            .iter()
-            .filter(|(attrs, _)| {
-                with.iter()
-                    .all(|(k, v)| attrs.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, v)| v)
-            .sum()
-    }
-}
-
-/// An SDK pipeline whose metrics land in an in-memory exporter on each snapshot.
-struct Metrics {
-    provider: SdkMeterProvider,
-    exporter: InMemoryMetricExporter,
-}
-
-impl Metrics {
-    fn new() -> Self {
-        let exporter = InMemoryMetricExporter::default();
-        let provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(exporter.clone()).build())
-            .build();
-        Self { provider, exporter }
-    }
-
-    fn config(&self, seed: u64) -> BalanceConfig {
-        BalanceConfig::default()
-            .seed(seed)
-            .meter(self.provider.meter("balance-test"))
-    }
-
-    fn snapshot(&self) -> ResourceMetrics {
-        self.exporter.reset();
-        self.provider.force_flush().unwrap();
-        self.exporter
-            .get_finished_metrics()
-            .unwrap()
-            .pop()
-            .expect("nothing was exported")
-    }
-
-    /// The sum `name` in a fresh snapshot.
-    fn sum(&self, name: &str) -> SumView {
-        let snapshot = self.snapshot();
-        let metric = snapshot
-            .scope_metrics()
-            .flat_map(|scope| scope.metrics())
-            .find(|metric| metric.name() == name)
-            .unwrap_or_else(|| panic!("no metric named {name}"));
-        let attributes = |kvs: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
-            kvs.map(|kv| (kv.key.as_str().to_owned(), kv.value.to_string()))
-                .collect::<Attributes>()
-        };
-        let (monotonic, points) = match metric.data() {
-            AggregatedMetrics::U64(MetricData::Sum(sum)) => (
-                sum.is_monotonic(),
-                sum.data_points()
-                    .map(|p| (attributes(&mut p.attributes()), p.value() as i64))
-                    .collect(),
-            ),
-            AggregatedMetrics::I64(MetricData::Sum(sum)) => (
-                sum.is_monotonic(),
-                sum.data_points()
-                    .map(|p| (attributes(&mut p.attributes()), p.value()))
-                    .collect(),
-            ),
-            other => panic!("{name} is not an integer sum: {other:?}"),
-        };
-        SumView {
-            unit: metric.unit().to_owned(),
-            monotonic,
-            points,
-        }
-    }
+/// Whether `metric` is a counter (monotonic), for asserting it beside the unit.
+fn monotonic(metric: &Metric) -> bool {
+    metric.kind == Kind::Counter
 }
 
 #[tokio::test(start_paused = true)]
 async fn ejections_and_endpoint_states_are_counted() {
-    let metrics = Metrics::new();
-    let (mut balance, _d, fakes) = balancer(4, metrics.config(30));
+    let metrics = TestMetrics::new();
+    let (mut balance, _d, fakes) = balancer(4, config(&metrics, 30));
     fakes[2].set_status(503);
     for _ in 0..200 {
         if balance.status().ejected == 1 {
@@ -123,37 +38,37 @@ async fn ejections_and_endpoint_states_are_counted() {
     send_many(&mut balance, 20).await; // the next pick refreshes the counts
     let sent = fakes.iter().map(|f| f.hits()).sum::<usize>() as i64;
 
-    let ejections = metrics.sum("mesh.balance.ejections");
+    let ejections = metrics.get("mesh.balance.ejections");
     assert_eq!(
-        (ejections.unit.as_str(), ejections.monotonic),
+        (ejections.unit.as_str(), monotonic(&ejections)),
         ("{ejection}", true)
     );
     assert_eq!(
-        ejections.value(&[("mesh.balance.ejection.reason", "consecutive")]),
+        ejections.value_with(&[("mesh.balance.ejection.reason", "consecutive")]),
         1
     );
-    assert_eq!(ejections.value(&[]), 1);
+    assert_eq!(ejections.value_with(&[]), 1);
 
-    let endpoints = metrics.sum("mesh.balance.endpoints");
+    let endpoints = metrics.get("mesh.balance.endpoints");
     assert_eq!(
-        (endpoints.unit.as_str(), endpoints.monotonic),
+        (endpoints.unit.as_str(), monotonic(&endpoints)),
         ("{endpoint}", false)
     );
-    let state = |s| endpoints.value(&[("mesh.balance.endpoint.state", s)]);
+    let state = |s| endpoints.value_with(&[("mesh.balance.endpoint.state", s)]);
     assert_eq!(
         (state("ready"), state("ejected"), state("unready")),
         (3, 1, 0)
     );
 
-    let requests = metrics.sum("mesh.balance.requests");
+    let requests = metrics.get("mesh.balance.requests");
     assert_eq!(
-        (requests.unit.as_str(), requests.monotonic),
+        (requests.unit.as_str(), monotonic(&requests)),
         ("{request}", true)
     );
-    assert_eq!(requests.value(&[]), sent);
+    assert_eq!(requests.value_with(&[]), sent);
     // One tier (no local locality), so nothing spills over.
     assert_eq!(
-        requests.value(&[
+        requests.value_with(&[
             ("mesh.balance.locality.tier", "any"),
             ("mesh.balance.locality.spilled", "false"),
         ]),
@@ -165,20 +80,18 @@ async fn ejections_and_endpoint_states_are_counted() {
     tokio::time::sleep(Duration::from_secs(34)).await;
     send_concurrently(&balance, 4, 25).await;
     assert_eq!(fakes[2].hits(), 6, "one probe");
-    let ejections = metrics.sum("mesh.balance.ejections");
+    let ejections = metrics.get("mesh.balance.ejections");
     assert_eq!(
-        ejections.value(&[("mesh.balance.ejection.reason", "probe")]),
+        ejections.value_with(&[("mesh.balance.ejection.reason", "probe")]),
         1
     );
-    assert_eq!(ejections.value(&[]), 2);
+    assert_eq!(ejections.value_with(&[]), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn panic_mode_is_reported_and_a_dropped_balancer_takes_its_counts_back() {
-    let metrics = Metrics::new();
-    let config = metrics
-        .config(31)
-        .outliers(OutlierConfig::default().max_ejected_share(1.0));
+    let metrics = TestMetrics::new();
+    let config = config(&metrics, 31).outliers(OutlierConfig::default().max_ejected_share(1.0));
     let (mut balance, _d, fakes) = balancer(4, config);
     for f in &fakes[..3] {
         f.set_status(500);
@@ -192,40 +105,40 @@ async fn panic_mode_is_reported_and_a_dropped_balancer_takes_its_counts_back() {
     send(&mut balance).await.unwrap();
     assert!(balance.status().panic);
 
-    let active = metrics.sum("mesh.balance.panic.active");
+    let active = metrics.get("mesh.balance.panic.active");
     assert_eq!(
-        (active.unit.as_str(), active.monotonic),
+        (active.unit.as_str(), monotonic(&active)),
         ("{balancer}", false)
     );
-    assert_eq!(active.value(&[]), 1);
-    let entries = metrics.sum("mesh.balance.panic.entries");
+    assert_eq!(active.value_with(&[]), 1);
+    let entries = metrics.get("mesh.balance.panic.entries");
     assert_eq!(
-        (entries.unit.as_str(), entries.monotonic),
+        (entries.unit.as_str(), monotonic(&entries)),
         ("{entry}", true)
     );
-    assert_eq!(entries.value(&[]), 1);
-    let endpoints = metrics.sum("mesh.balance.endpoints");
+    assert_eq!(entries.value_with(&[]), 1);
+    let endpoints = metrics.get("mesh.balance.endpoints");
     assert_eq!(
-        endpoints.value(&[("mesh.balance.endpoint.state", "ejected")]),
+        endpoints.value_with(&[("mesh.balance.endpoint.state", "ejected")]),
         3
     );
-    assert_eq!(endpoints.value(&[]), 4);
+    assert_eq!(endpoints.value_with(&[]), 4);
 
     // The counters sum over every balancer sharing the meter: a dropped one leaves nothing behind.
     drop(balance);
-    assert_eq!(metrics.sum("mesh.balance.panic.active").value(&[]), 0);
-    let endpoints = metrics.sum("mesh.balance.endpoints");
+    assert_eq!(metrics.get("mesh.balance.panic.active").value_with(&[]), 0);
+    let endpoints = metrics.get("mesh.balance.endpoints");
     assert!(
-        endpoints.points.iter().all(|(_, v)| *v == 0),
+        endpoints.points.iter().all(|p| p.value == 0),
         "{endpoints:?}"
     );
-    assert_eq!(metrics.sum("mesh.balance.panic.entries").value(&[]), 1);
+    assert_eq!(metrics.get("mesh.balance.panic.entries").value_with(&[]), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn in_flight_is_per_endpoint_until_the_body_ends() {
-    let metrics = Metrics::new();
-    let (mut balance, _d, fakes) = balancer(2, metrics.config(32));
+    let metrics = TestMetrics::new();
+    let (mut balance, _d, fakes) = balancer(2, config(&metrics, 32));
     let held = balance
         .ready()
         .await
@@ -236,31 +149,36 @@ async fn in_flight_is_per_endpoint_until_the_body_ends() {
     let busy = fakes.iter().position(|f| f.hits() == 1).unwrap();
     let port = (10_000 + busy).to_string();
 
-    let in_flight = metrics.sum("mesh.balance.endpoint.in_flight");
+    let in_flight = metrics.get("mesh.balance.endpoint.in_flight");
     assert_eq!(
-        (in_flight.unit.as_str(), in_flight.monotonic),
+        (in_flight.unit.as_str(), monotonic(&in_flight)),
         ("{request}", false)
     );
-    let of = |view: &SumView, port: &str| {
-        view.value(&[("server.address", "127.0.0.1"), ("server.port", port)])
+    let of = |view: &Metric, port: &str| {
+        view.value_with(&[("server.address", "127.0.0.1"), ("server.port", port)])
     };
     assert_eq!(
         of(&in_flight, &port),
         1,
         "headers are in, the body is not: {in_flight:?}"
     );
-    assert_eq!(in_flight.value(&[]), 1);
+    assert_eq!(in_flight.value_with(&[]), 1);
 
     held.into_body().collect().await.unwrap();
-    let in_flight = metrics.sum("mesh.balance.endpoint.in_flight");
+    let in_flight = metrics.get("mesh.balance.endpoint.in_flight");
     assert_eq!(of(&in_flight, &port), 0);
     // Attribute sets are per endpoint: exactly the two addresses, nothing else.
-    assert!(in_flight.points.iter().all(|(attrs, _)| attrs.len() == 2));
+    assert!(
+        in_flight
+            .attribute_sets()
+            .iter()
+            .all(|attrs| attrs.len() == 2)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn spilled_requests_are_counted_by_tier() {
-    let metrics = Metrics::new();
+    let metrics = TestMetrics::new();
     let fleet = Fleet::default();
     let (handle, discover) = discovery();
     // 10 endpoints in the local zone, half of them down; 10 in another zone of the region.
@@ -276,15 +194,13 @@ async fn spilled_requests_are_counted_by_tier() {
             local.push(b);
         }
     }
-    let config = metrics
-        .config(33)
-        .locality(LocalityConfig::new(Locality::new("r1", "z1", "")));
+    let config = config(&metrics, 33).locality(LocalityConfig::new(Locality::new("r1", "z1", "")));
     let mut balance = Balance::new(discover, fleet.make(), config).unwrap();
     send_many(&mut balance, 1000).await;
 
-    let requests = metrics.sum("mesh.balance.requests");
+    let requests = metrics.get("mesh.balance.requests");
     let route = |tier, spilled| {
-        requests.value(&[
+        requests.value_with(&[
             ("mesh.balance.locality.tier", tier),
             ("mesh.balance.locality.spilled", spilled),
         ])
@@ -295,8 +211,8 @@ async fn spilled_requests_are_counted_by_tier() {
     // 5 of 10 healthy at a 70 % threshold keeps 5/7 ≈ 71 % local, the rest spills.
     let share = spilled as f64 / 1000.0;
     assert!((0.24..0.33).contains(&share), "spilled share {share}");
-    let endpoints = metrics.sum("mesh.balance.endpoints");
-    let state = |s| endpoints.value(&[("mesh.balance.endpoint.state", s)]);
+    let endpoints = metrics.get("mesh.balance.endpoints");
+    let state = |s| endpoints.value_with(&[("mesh.balance.endpoint.state", s)]);
     assert_eq!((state("ready"), state("unready")), (15, 5));
 }
 
@@ -304,46 +220,44 @@ async fn spilled_requests_are_counted_by_tier() {
 async fn every_known_series_is_exported_at_zero_before_its_first_event() {
     // `increase()` over a series that appears at its first increment misses that increment:
     // each series must exist, at 0, from the balancer's start.
-    let metrics = Metrics::new();
-    let (_balance, _d, _fakes) = balancer(2, metrics.config(34));
+    let metrics = TestMetrics::new();
+    let (_balance, _d, _fakes) = balancer(2, config(&metrics, 34));
 
-    let ejections = metrics.sum("mesh.balance.ejections");
+    let ejections = metrics.get("mesh.balance.ejections");
     for reason in ["consecutive", "rate", "probe"] {
-        let point = ejections.points.iter().find(|(attrs, _)| {
-            attrs
-                .get("mesh.balance.ejection.reason")
-                .map(String::as_str)
-                == Some(reason)
-        });
-        assert_eq!(point.map(|p| p.1), Some(0), "{reason}: {ejections:?}");
+        let point = ejections
+            .points
+            .iter()
+            .find(|p| p.has(&[("mesh.balance.ejection.reason", reason)]));
+        assert_eq!(point.map(|p| p.value), Some(0), "{reason}: {ejections:?}");
     }
     assert_eq!(ejections.points.len(), 3);
-    let entries = metrics.sum("mesh.balance.panic.entries");
+    let entries = metrics.get("mesh.balance.panic.entries");
     assert_eq!(entries.points.len(), 1, "{entries:?}");
-    assert_eq!(entries.value(&[]), 0);
-    let active = metrics.sum("mesh.balance.panic.active");
-    assert_eq!((active.points.len(), active.value(&[])), (1, 0));
-    let requests = metrics.sum("mesh.balance.requests");
+    assert_eq!(entries.value_with(&[]), 0);
+    let active = metrics.get("mesh.balance.panic.active");
+    assert_eq!((active.points.len(), active.value_with(&[])), (1, 0));
+    let requests = metrics.get("mesh.balance.requests");
     assert_eq!(
         requests.points.len(),
         8,
         "4 tiers × spilled or not: {requests:?}"
     );
-    assert!(requests.points.iter().all(|(_, v)| *v == 0));
-    let endpoints = metrics.sum("mesh.balance.endpoints");
+    assert!(requests.points.iter().all(|p| p.value == 0));
+    let endpoints = metrics.get("mesh.balance.endpoints");
     assert_eq!(endpoints.points.len(), 3, "{endpoints:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_endpoints_in_flight_series_starts_at_zero() {
-    let metrics = Metrics::new();
-    let (mut balance, _d, _fakes) = balancer(2, metrics.config(35));
+    let metrics = TestMetrics::new();
+    let (mut balance, _d, _fakes) = balancer(2, config(&metrics, 35));
     // The first readiness check applies discovery; nothing has been sent yet.
     let mut t = tokio_test::task::spawn(());
     tokio_test::assert_ready_ok!(t.enter(|cx, _| balance.poll_ready(cx)));
-    let in_flight = metrics.sum("mesh.balance.endpoint.in_flight");
+    let in_flight = metrics.get("mesh.balance.endpoint.in_flight");
     assert_eq!(in_flight.points.len(), 2, "{in_flight:?}");
-    assert_eq!(in_flight.value(&[]), 0);
+    assert_eq!(in_flight.value_with(&[]), 0);
 }
 
 #[tokio::test(start_paused = true)]

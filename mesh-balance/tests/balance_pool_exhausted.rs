@@ -4,76 +4,19 @@
 //!
 //! Paused clock, in-memory connections (a hyper server on the other end of a `tokio::io::duplex`).
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Frame;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::Request;
 use mesh_balance::discover::StaticDiscover;
 use mesh_balance::{Balance, BalanceConfig};
 use mesh_core::client::{ClientConfig, HttpClient};
 use mesh_core::error::{NoEndpoints, PoolExhausted};
 use mesh_core::{Body, Endpoint};
-use tokio::io::DuplexStream;
+use mesh_test::duplex::DuplexConnector;
 use tokio::time::Instant;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 const POOL_WAIT: Duration = Duration::from_millis(500);
-
-/// Opens an in-memory connection to a fresh hyper server; `/hold` answers with a body that never
-/// ends, anything else with `hello`.
-#[derive(Clone, Copy)]
-struct DuplexConnector;
-
-impl Service<Endpoint> for DuplexConnector {
-    type Response = DuplexStream;
-    type Error = io::Error;
-    type Future = Ready<io::Result<DuplexStream>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _endpoint: Endpoint) -> Self::Future {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(async move {
-            let service = service_fn(|req: Request<Incoming>| async move {
-                let body = match req.uri().path() {
-                    "/hold" => Body::new(Endless),
-                    _ => Body::new(Full::new(Bytes::from_static(b"hello"))),
-                };
-                Ok::<_, Infallible>(Response::new(body))
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(server), service)
-                .await;
-        });
-        ready(Ok(client))
-    }
-}
-
-struct Endless;
-
-impl http_body::Body for Endless {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Pending
-    }
-}
 
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()

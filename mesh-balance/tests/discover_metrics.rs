@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use mesh_balance::discover::{DiscoverError, FileDiscover, FileDiscoverConfig};
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::{Key, Value};
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use mesh_test::{Attributes, TestMetrics};
 
 /// A fresh per-test directory, removed on drop.
 struct TempDir(PathBuf);
@@ -41,42 +38,9 @@ impl Drop for TempDir {
     }
 }
 
-/// A provider whose metrics end up in `exporter` on `force_flush`.
-fn provider() -> (SdkMeterProvider, InMemoryMetricExporter) {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
-    (provider, exporter)
-}
-
-/// One data point: its attributes and value.
-type Point = (Vec<(Key, Value)>, u64);
-
-/// Every data point of the u64 sum `name`, as (attributes, value); asserts it is monotonic.
-fn counter_points(exporter: &InMemoryMetricExporter, name: &str) -> (Vec<Point>, String) {
-    let finished = exporter.get_finished_metrics().unwrap();
-    let last = finished.last().expect("nothing was exported");
-    let metric = last
-        .scope_metrics()
-        .flat_map(|scope| scope.metrics())
-        .find(|metric| metric.name() == name)
-        .unwrap_or_else(|| panic!("no metric named {name}"));
-    let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
-        panic!("{name} is not a u64 counter: {:?}", metric.data());
-    };
-    assert!(sum.is_monotonic(), "{name} must be a counter");
-    let points = sum
-        .data_points()
-        .map(|point| {
-            let attributes = point
-                .attributes()
-                .map(|kv| (kv.key.clone(), kv.value.clone()))
-                .collect();
-            (attributes, point.value())
-        })
-        .collect();
-    (points, metric.unit().to_owned())
+/// The one attribute of `mesh.discovery.errors` for file discovery.
+fn source_file() -> Attributes {
+    Attributes::from([("mesh.discovery.source".to_owned(), "file".to_owned())])
 }
 
 async fn next_error(discover: &mut FileDiscover) -> DiscoverError {
@@ -97,8 +61,8 @@ async fn next_error(discover: &mut FileDiscover) -> DiscoverError {
 async fn broken_file_counts_one_error_per_distinct_failure() {
     let dir = TempDir::new("metrics");
     let path = dir.write("orders.toml", "[[endpoints]]\naddr = \"not an address\"\n");
-    let (provider, exporter) = provider();
-    let config = FileDiscoverConfig::default().meter(provider.meter("test"));
+    let metrics = TestMetrics::new();
+    let config = FileDiscoverConfig::default().meter(metrics.meter());
     let mut discover = FileDiscover::with_config(&path, config).unwrap();
 
     let first = next_error(&mut discover).await;
@@ -106,19 +70,8 @@ async fn broken_file_counts_one_error_per_distinct_failure() {
         matches!(first, DiscoverError::FileInvalid { .. }),
         "{first}"
     );
-    provider.force_flush().unwrap();
-    let (points, unit) = counter_points(&exporter, "mesh.discovery.errors");
-    assert_eq!(unit, "{error}");
-    assert_eq!(
-        points,
-        vec![(
-            vec![(
-                Key::from_static_str("mesh.discovery.source"),
-                Value::from("file")
-            )],
-            1
-        )]
-    );
+    let errors = metrics.counter("mesh.discovery.errors", "{error}");
+    assert_eq!(errors.labelled(), vec![(source_file(), 1)]);
 
     // A different broken content is a new failure: the same series goes to 2.
     dir.write(
@@ -126,31 +79,18 @@ async fn broken_file_counts_one_error_per_distinct_failure() {
         "[[endpoints]]\naddr = \"10.0.0.1:80\"\nweight = 0\n",
     );
     next_error(&mut discover).await;
-    exporter.reset();
-    provider.force_flush().unwrap();
-    let (points, _) = counter_points(&exporter, "mesh.discovery.errors");
-    assert_eq!(points.len(), 1, "one series: {points:?}");
-    assert_eq!(points[0].1, 2);
+    let errors = metrics.get("mesh.discovery.errors");
+    assert_eq!(errors.labelled(), vec![(source_file(), 2)], "one series");
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_error_series_exists_at_zero_before_the_first_error() {
     let dir = TempDir::new("metrics-zero");
     let path = dir.write("orders.toml", "[[endpoints]]\naddr = \"10.0.0.1:80\"\n");
-    let (provider, exporter) = provider();
-    let config = FileDiscoverConfig::default().meter(provider.meter("test"));
+    let metrics = TestMetrics::new();
+    let config = FileDiscoverConfig::default().meter(metrics.meter());
     let _discover = FileDiscover::with_config(&path, config).unwrap();
 
-    provider.force_flush().unwrap();
-    let (points, _) = counter_points(&exporter, "mesh.discovery.errors");
-    assert_eq!(
-        points,
-        vec![(
-            vec![(
-                Key::from_static_str("mesh.discovery.source"),
-                Value::from("file")
-            )],
-            0
-        )]
-    );
+    let errors = metrics.get("mesh.discovery.errors");
+    assert_eq!(errors.labelled(), vec![(source_file(), 0)]);
 }

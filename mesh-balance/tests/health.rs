@@ -4,14 +4,13 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use mesh_balance::health::{
     HealthCheck, HealthCheckConfig, HealthCheckLayer, HealthChecked, HealthState, HttpCheck,
 };
 use mesh_core::Body;
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use mesh_test::TestMetrics;
+use mesh_test::response::with_body;
 use tokio::time::Instant;
 use tokio_test::{assert_pending, assert_ready_ok};
 use tower::{Layer, Service};
@@ -38,9 +37,7 @@ fn checked(config: &HealthCheckConfig) -> (HealthChecked<Mock>, Handle, Handle) 
 }
 
 fn response(status: u16) -> Response<Body> {
-    let mut response = Response::new(Body::from("status page"));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap();
-    response
+    with_body(status, Body::from("status page"))
 }
 
 /// Waits for the next probe (the paused clock jumps to it) and answers it with `status`.
@@ -301,15 +298,12 @@ async fn layer_probes_through_a_clone_of_the_inner_service() {
 
 #[tokio::test(start_paused = true)]
 async fn transitions_and_probe_results_are_counted() {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
+    let metrics = TestMetrics::new();
     let config = config()
         .unhealthy_threshold(1)
         .healthy_threshold(1)
         .timeout(Duration::from_secs(1))
-        .meter(provider.meter("test"));
+        .meter(metrics.meter());
     let (_checked, _inner, mut probes) = checked(&config);
 
     answer(&mut probes, 200).await;
@@ -321,8 +315,7 @@ async fn transitions_and_probe_results_are_counted() {
         .send_error(std::io::Error::other("reset")); // → unhealthy
     next_probe(&mut probes).await;
 
-    provider.force_flush().unwrap();
-    let transitions = counter(&exporter, "mesh.balance.health.transitions", "{transition}");
+    let transitions = counter(&metrics, "mesh.balance.health.transitions", "{transition}");
     assert_eq!(
         transitions,
         BTreeMap::from([
@@ -330,7 +323,7 @@ async fn transitions_and_probe_results_are_counted() {
             (("mesh.balance.health.state".into(), "unhealthy".into()), 2),
         ])
     );
-    let probes = counter(&exporter, "mesh.balance.health.probes", "{probe}");
+    let probes = counter(&metrics, "mesh.balance.health.probes", "{probe}");
     let result = |r: &str| ("mesh.balance.health.result".to_owned(), r.to_owned());
     assert_eq!(
         probes,
@@ -347,22 +340,18 @@ async fn transitions_and_probe_results_are_counted() {
 
 #[tokio::test(start_paused = true)]
 async fn every_probe_result_and_transition_is_exported_at_zero_from_the_start() {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
-    let config = config().meter(provider.meter("test"));
+    let metrics = TestMetrics::new();
+    let config = config().meter(metrics.meter());
     // Built, and the checker not yet run: no probe was sent.
     let (_checked, _inner, _probes) = checked(&config);
 
-    provider.force_flush().unwrap();
-    let transitions = counter(&exporter, "mesh.balance.health.transitions", "{transition}");
+    let transitions = counter(&metrics, "mesh.balance.health.transitions", "{transition}");
     let state = |s: &str| ("mesh.balance.health.state".to_owned(), s.to_owned());
     assert_eq!(
         transitions,
         BTreeMap::from([(state("healthy"), 0), (state("unhealthy"), 0)])
     );
-    let probes = counter(&exporter, "mesh.balance.health.probes", "{probe}");
+    let probes = counter(&metrics, "mesh.balance.health.probes", "{probe}");
     let results = [
         "error",
         "malformed",
@@ -375,34 +364,15 @@ async fn every_probe_result_and_transition_is_exported_at_zero_from_the_start() 
     assert_eq!(probes, results.iter().map(|r| (result(r), 0)).collect());
 }
 
-/// The data points of u64 counter `name` (asserting its unit), keyed by their single attribute.
-fn counter(
-    exporter: &InMemoryMetricExporter,
-    name: &str,
-    unit: &str,
-) -> BTreeMap<(String, String), u64> {
-    let finished = exporter.get_finished_metrics().unwrap();
-    let metric = finished
-        .last()
-        .expect("nothing was exported")
-        .scope_metrics()
-        .flat_map(|scope| scope.metrics())
-        .find(|metric| metric.name() == name)
-        .unwrap_or_else(|| panic!("no metric named {name}"));
-    assert_eq!(metric.unit(), unit);
-    let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
-        panic!("{name} is not a u64 counter");
-    };
-    assert!(sum.is_monotonic());
-    sum.data_points()
-        .map(|point| {
-            let attributes: Vec<_> = point.attributes().collect();
-            assert_eq!(attributes.len(), 1, "{attributes:?}");
-            let key = (
-                attributes[0].key.to_string(),
-                attributes[0].value.to_string(),
-            );
-            (key, point.value())
+/// The data points of counter `name` (asserting its unit), keyed by their single attribute.
+fn counter(metrics: &TestMetrics, name: &str, unit: &str) -> BTreeMap<(String, String), i64> {
+    metrics
+        .counter(name, unit)
+        .labelled()
+        .into_iter()
+        .map(|(labels, value)| {
+            assert_eq!(labels.len(), 1, "{labels:?}");
+            (labels.into_iter().next().unwrap(), value)
         })
         .collect()
 }

@@ -12,9 +12,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use mesh_balance::health::{HealthCheck, HealthCheckConfig, HealthChecked, HealthState};
 use mesh_core::Body;
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use mesh_test::TestMetrics;
 use tower_test::mock;
 
 type Handle = mock::Handle<Request<Body>, Response<Body>>;
@@ -108,38 +106,25 @@ fn config(meter: opentelemetry::metrics::Meter) -> HealthCheckConfig {
 /// Sends one answer to a fresh checker; returns the state after it and the probe's result
 /// attribute as counted in `mesh.balance.health.probes`.
 async fn judge(answer: Answer) -> (HealthState, String) {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
+    let metrics = TestMetrics::new();
     let (inner, _inner_handle) = mock::pair::<Request<Body>, Response<Body>>();
     let (probe, mut probes): (_, Handle) = mock::pair();
-    let checked = HealthChecked::with_probe(inner, probe, &config(provider.meter("test"))).unwrap();
+    let checked = HealthChecked::with_probe(inner, probe, &config(metrics.meter())).unwrap();
 
     let (_, send) = probes.next_request().await.unwrap();
     send.send_response(answer.into_response());
     // The next probe means the answer has been recorded.
     let _next = probes.next_request().await.unwrap();
 
-    provider.force_flush().unwrap();
-    let finished = exporter.get_finished_metrics().unwrap();
-    let metric = finished
-        .last()
-        .unwrap()
-        .scope_metrics()
-        .flat_map(|scope| scope.metrics())
-        .find(|m| m.name() == "mesh.balance.health.probes")
-        .expect("probe counter");
-    let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
-        panic!("not a u64 counter");
-    };
+    let probes = metrics.counter("mesh.balance.health.probes", "{probe}");
     // Every result has a series from the start, at 0; exactly one of them counted the probe.
-    let points: Vec<_> = sum.data_points().filter(|p| p.value() != 0).collect();
+    let points: Vec<_> = probes.points.iter().filter(|p| p.value != 0).collect();
     assert_eq!(points.len(), 1);
-    assert_eq!(points[0].value(), 1);
-    let attribute = points[0].attributes().next().unwrap();
-    assert_eq!(attribute.key.as_str(), "mesh.balance.health.result");
-    (checked.status().state(), attribute.value.to_string())
+    assert_eq!(points[0].value, 1);
+    let result = points[0]
+        .attribute("mesh.balance.health.result")
+        .expect("the result attribute");
+    (checked.status().state(), result.to_string())
 }
 
 #[tokio::test(start_paused = true)]

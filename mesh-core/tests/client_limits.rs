@@ -6,8 +6,6 @@
 //! body test forwards a real client's malformed chunked upload over loopback sockets, as a proxy
 //! does.
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -27,7 +25,8 @@ use mesh_core::error::{
     classify_failure, find_cause,
 };
 use mesh_core::{Body, BoxError, Endpoint};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use mesh_test::duplex::DuplexConnector;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_test::{assert_pending, assert_ready};
@@ -38,54 +37,6 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 // ---------------------------------------------------------------------------------------------------
 
 const WAIT: Duration = Duration::from_millis(500);
-
-/// Opens an in-memory connection to a fresh hyper HTTP/1.1 server. `/hold` answers with a body that
-/// never ends, so its connection stays busy until the client drops the response; anything else
-/// answers `hello`.
-#[derive(Clone, Copy)]
-struct DuplexConnector;
-
-impl Service<Endpoint> for DuplexConnector {
-    type Response = DuplexStream;
-    type Error = io::Error;
-    type Future = Ready<io::Result<DuplexStream>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _endpoint: Endpoint) -> Self::Future {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(async move {
-            let service = service_fn(|req: Request<Incoming>| async move {
-                let body = match req.uri().path() {
-                    "/hold" => Body::new(Endless),
-                    _ => Body::from("hello"),
-                };
-                Ok::<_, Infallible>(Response::new(body))
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(server), service)
-                .await;
-        });
-        ready(Ok(client))
-    }
-}
-
-/// A response body that never yields: the reader that never reads, seen from the pool.
-struct Endless;
-
-impl http_body::Body for Endless {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Pending
-    }
-}
 
 /// A client with two connections, waiting at most `WAIT` for one of them.
 fn pool_of_two() -> HttpClient {

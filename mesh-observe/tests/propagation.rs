@@ -448,7 +448,7 @@ fn inject_then_extract_round_trips() {
 #[test]
 fn text_map_propagators_follow_the_same_rules_and_count() {
     let telemetry = common::Telemetry::new();
-    let meter = opentelemetry::metrics::MeterProvider::meter(&telemetry.meter_provider, "t");
+    let meter = telemetry.metrics.meter();
     let w3c = W3cPropagator::with_meter(&meter);
     let b3 = B3Propagator::with_meter(B3Encoding::Single, &meter);
 

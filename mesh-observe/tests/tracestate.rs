@@ -130,7 +130,7 @@ async fn suite_duplicated_keys_keep_the_first_occurrence() {
 #[test]
 fn w3c_propagator_carries_a_list_the_sdk_trace_state_cannot_hold() {
     let telemetry = Telemetry::new();
-    let meter = opentelemetry::metrics::MeterProvider::meter(&telemetry.meter_provider, "t");
+    let meter = telemetry.metrics.meter();
     let propagator = W3cPropagator::with_meter(&meter);
     let state = format!("foo=1,t@{}=1,bar=2", "v".repeat(14));
     let incoming = HashMap::from([

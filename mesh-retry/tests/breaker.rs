@@ -10,7 +10,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use mesh_core::classify::Outcome;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use mesh_core::BoxError;
 use mesh_core::classify::MeshClassifier;
 use mesh_core::error::{CircuitOpen, Timeout};
@@ -18,6 +18,7 @@ use mesh_retry::breaker::{
     BreakerBody, BreakerConfig, BreakerHandle, BreakerMode, BreakerState, CircuitBreaker,
     CircuitBreakerLayer, SlidingWindow,
 };
+use mesh_test::response::with_body;
 use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready_ok, task};
 use tower_test::mock::{self, Mock, Spawn};
@@ -43,9 +44,7 @@ fn setup(config: BreakerConfig) -> (Breaker, MockHandle, BreakerHandle) {
 }
 
 fn response(status: u16) -> Res {
-    let mut res = Response::new(String::from("body"));
-    *res.status_mut() = StatusCode::from_u16(status).unwrap();
-    res
+    with_body(status, String::from("body"))
 }
 
 /// One request answered with `status`; returns the response with its body still open.

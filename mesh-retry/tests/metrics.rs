@@ -1,7 +1,7 @@
 //! The crate's OpenTelemetry metrics, read back from an in-memory SDK exporter: names, units,
 //! attributes and values after driving each layer on a paused clock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,144 +21,17 @@ use mesh_retry::limit::{
 };
 use mesh_retry::retry::{ExponentialBackoff, RetryLayer, RetryPolicy};
 use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
-use opentelemetry::metrics::{Meter, MeterProvider as _};
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use mesh_test::response::status;
+use mesh_test::{Attributes, TestMetrics};
 use tokio::time::{Instant, advance, sleep};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
-/// Attributes of one point, `key → value`, sorted by key.
-type Attributes = BTreeMap<String, String>;
-
-#[derive(Debug, PartialEq)]
-enum Kind {
-    /// A monotonic sum (an OpenTelemetry counter).
-    Counter,
-    /// A last-value gauge.
-    Gauge,
-}
-
-/// One exported metric of a snapshot.
-#[derive(Debug)]
-struct View {
-    kind: Kind,
-    unit: String,
-    points: Vec<(Attributes, u64)>,
-}
-
-impl View {
-    /// The sum of the points whose attributes are exactly `attrs`.
-    fn value(&self, attrs: &[(&str, &str)]) -> u64 {
-        let wanted: Attributes = attrs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.points
-            .iter()
-            .filter(|(point, _)| *point == wanted)
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    /// The sum over every point.
-    fn total(&self) -> u64 {
-        self.points.iter().map(|(_, v)| v).sum()
-    }
-
-    /// Every attribute set seen, for asserting that no unexpected label appears.
-    fn attribute_sets(&self) -> Vec<Attributes> {
-        self.points.iter().map(|(a, _)| a.clone()).collect()
-    }
-}
-
-/// An SDK pipeline whose metrics land in an in-memory exporter on each flush.
-struct Metrics {
-    provider: SdkMeterProvider,
-    exporter: InMemoryMetricExporter,
-}
-
-impl Metrics {
-    fn new() -> Self {
-        let exporter = InMemoryMetricExporter::default();
-        let provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(exporter.clone()).build())
-            .build();
-        Self { provider, exporter }
-    }
-
-    fn meter(&self) -> Meter {
-        self.provider.meter("mesh-retry-test")
-    }
-
-    /// `name` in a fresh snapshot, or `None` if nothing was recorded under it.
-    fn find(&self, name: &str) -> Option<View> {
-        self.exporter.reset();
-        self.provider.force_flush().unwrap();
-        let snapshots = self.exporter.get_finished_metrics().unwrap();
-        let snapshot = snapshots.last()?;
-        let metric = snapshot
-            .scope_metrics()
-            .flat_map(|scope| scope.metrics())
-            .find(|metric| metric.name() == name)?;
-        let attributes = |kvs: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
-            kvs.map(|kv| (kv.key.as_str().to_owned(), kv.value.to_string()))
-                .collect::<Attributes>()
-        };
-        let (kind, points) = match metric.data() {
-            AggregatedMetrics::U64(MetricData::Sum(sum)) => {
-                assert!(sum.is_monotonic(), "{name} should be a counter");
-                let points = sum
-                    .data_points()
-                    .map(|p| (attributes(&mut p.attributes()), p.value()))
-                    .collect();
-                (Kind::Counter, points)
-            }
-            AggregatedMetrics::U64(MetricData::Gauge(gauge)) => {
-                let points = gauge
-                    .data_points()
-                    .map(|p| (attributes(&mut p.attributes()), p.value()))
-                    .collect();
-                (Kind::Gauge, points)
-            }
-            other => panic!("{name} is neither a u64 counter nor a u64 gauge: {other:?}"),
-        };
-        Some(View {
-            kind,
-            unit: metric.unit().to_owned(),
-            points,
-        })
-    }
-
-    fn get(&self, name: &str) -> View {
-        self.find(name)
-            .unwrap_or_else(|| panic!("no metric named {name}"))
-    }
-
-    /// Asserts `name` is a counter in `unit` and returns it.
-    fn counter(&self, name: &str, unit: &str) -> View {
-        let view = self.get(name);
-        assert_eq!(view.kind, Kind::Counter, "{name}");
-        assert_eq!(view.unit, unit, "unit of {name}");
-        view
-    }
-
-    /// Asserts `name` is a gauge in `unit` and returns it.
-    fn gauge(&self, name: &str, unit: &str) -> View {
-        let view = self.get(name);
-        assert_eq!(view.kind, Kind::Gauge, "{name}");
-        assert_eq!(view.unit, unit, "unit of {name}");
-        view
-    }
-}
+type Metrics = TestMetrics;
 
 fn get(body: &'static str) -> Request<Full<Bytes>> {
     Request::get("http://orders/items")
         .body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap()
-}
-
-fn status(code: u16) -> Response<()> {
-    Response::builder().status(code).body(()).unwrap()
 }
 
 /// What a scripted backend does with one call.
@@ -462,7 +335,7 @@ async fn breaker_state_transitions_and_rejections_are_recorded() {
 
     // The gauge starts at closed.
     let state = metrics.gauge("mesh.breaker.state", "{state}");
-    assert_eq!(state.points, vec![(attrs(&[name]), 0)]);
+    assert_eq!(state.labelled(), vec![(attrs(&[name]), 0)]);
 
     for _ in 0..2 {
         let res = breaker.clone().oneshot(Request::new(())).await.unwrap();
@@ -480,7 +353,7 @@ async fn breaker_state_transitions_and_rejections_are_recorded() {
         2
     );
     let rejected = metrics.counter("mesh.breaker.rejected", "{request}");
-    assert_eq!(rejected.points, vec![(attrs(&[name]), 3)]);
+    assert_eq!(rejected.labelled(), vec![(attrs(&[name]), 3)]);
 
     // After the open period one probe goes through, succeeds, and the breaker closes.
     advance(Duration::from_secs(5)).await;
@@ -583,7 +456,7 @@ async fn limit_rejections_are_counted_by_kind_and_name() {
     assert_eq!(rejected.value(&rate), 1);
     assert_eq!(rejected.points.len(), 2, "{:?}", rejected.attribute_sets());
     let limit = metrics.gauge("mesh.limit.concurrency", "{request}");
-    assert_eq!(limit.points, vec![(attrs(&concurrency), 1)]);
+    assert_eq!(limit.labelled(), vec![(attrs(&concurrency), 1)]);
 }
 
 /// The adaptive limit's gauge follows the limit: 30 closed-loop clients against a backend whose
@@ -620,7 +493,7 @@ async fn the_adaptive_limit_gauge_follows_the_limit() {
     let initial = handle.limit();
     assert_eq!(initial, 3);
     let gauge = metrics.gauge("mesh.limit.concurrency", "{request}");
-    assert_eq!(gauge.points, vec![(attrs(&attributes), 3)]);
+    assert_eq!(gauge.labelled(), vec![(attrs(&attributes), 3)]);
 
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut clients = Vec::new();
@@ -641,7 +514,10 @@ async fn the_adaptive_limit_gauge_follows_the_limit() {
     let limit = handle.limit();
     assert_ne!(limit, initial, "the limit should have moved");
     let gauge = metrics.gauge("mesh.limit.concurrency", "{request}");
-    assert_eq!(gauge.points, vec![(attrs(&attributes), u64::from(limit))]);
+    assert_eq!(
+        gauge.labelled(),
+        vec![(attrs(&attributes), i64::from(limit))]
+    );
     let rejected = metrics.counter("mesh.limit.rejected", "{request}");
     assert!(
         rejected.value(&attributes) > 0,
@@ -692,7 +568,7 @@ async fn counters_start_at_zero_for_every_label_set() {
         for reason in reasons {
             let wanted = attrs(&[("mesh.retry.reason", reason)]);
             assert!(
-                counter.points.contains(&(wanted, 0)),
+                counter.labelled().contains(&(wanted, 0)),
                 "{name} {reason}: {:?}",
                 counter.points
             );
@@ -702,7 +578,7 @@ async fn counters_start_at_zero_for_every_label_set() {
     let not_replayable = metrics.counter("mesh.retry.not_replayable", "{retry}");
     for status in ["capped", "body_failed", "passthrough"] {
         let wanted = attrs(&[("mesh.retry.replay_status", status)]);
-        assert!(not_replayable.points.contains(&(wanted, 0)), "{status}");
+        assert!(not_replayable.labelled().contains(&(wanted, 0)), "{status}");
     }
     for (name, unit) in [
         ("mesh.hedge.sent", "{hedge}"),
@@ -712,7 +588,7 @@ async fn counters_start_at_zero_for_every_label_set() {
         ("mesh.timeout.grpc_timeout_malformed", "{request}"),
     ] {
         assert_eq!(
-            metrics.counter(name, unit).points,
+            metrics.counter(name, unit).labelled(),
             vec![(attrs(&[]), 0)],
             "{name}"
         );
@@ -726,14 +602,21 @@ async fn counters_start_at_zero_for_every_label_set() {
         ("half_open", "closed"),
     ] {
         let wanted = attrs(&[("mesh.breaker.from", from), ("mesh.breaker.to", to), name]);
-        assert!(transitions.points.contains(&(wanted, 0)), "{from} → {to}");
+        assert!(
+            transitions.labelled().contains(&(wanted, 0)),
+            "{from} → {to}"
+        );
     }
     assert_eq!(
-        metrics.counter("mesh.breaker.rejected", "{request}").points,
+        metrics
+            .counter("mesh.breaker.rejected", "{request}")
+            .labelled(),
         vec![(attrs(&[name]), 0)]
     );
     assert_eq!(
-        metrics.counter("mesh.limit.rejected", "{request}").points,
+        metrics
+            .counter("mesh.limit.rejected", "{request}")
+            .labelled(),
         vec![(
             attrs(&[
                 ("mesh.limit.kind", "concurrency"),

@@ -10,6 +10,7 @@ use mesh_retry::body::ReplayBody;
 use mesh_retry::budget::{WindowBudget, WindowBudgetConfig};
 use mesh_retry::retry::{ExponentialBackoff, Retry, RetryLayer, RetryPolicy, Retryable};
 use mesh_retry::timeout::Deadline;
+use mesh_test::response::status;
 use tokio_test::{assert_pending, assert_ready, task};
 use tower::{Layer, ServiceExt};
 use tower_test::mock;
@@ -36,10 +37,6 @@ fn request(method: Method, body: &'static str) -> Request<Full<Bytes>> {
         .uri("http://orders/items")
         .body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap()
-}
-
-fn status(code: u16) -> Response<()> {
-    Response::builder().status(code).body(()).unwrap()
 }
 
 /// The next request the inner service received, if any, without waiting.

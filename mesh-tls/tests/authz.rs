@@ -11,46 +11,44 @@ use mesh_core::Body;
 use mesh_core::client::{ClientConfig, HttpClient};
 use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::Server;
+use mesh_test::TestMetrics;
 use mesh_tls::authz::{AuthzLayer, AuthzPolicy, AuthzRule};
 use mesh_tls::test_ca::TestCa;
 use mesh_tls::{Authorizer, TlsAcceptor, TlsConnector};
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower::{ServiceBuilder, ServiceExt};
 
-fn decisions(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> Vec<(String, u64)> {
-    exporter.reset();
-    provider.force_flush().unwrap();
-    let mut points = Vec::new();
-    for metric in exporter
-        .get_finished_metrics()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s.scope_metrics())
-        .flat_map(|s| s.metrics())
-        .filter(|m| m.name() == "mesh.tls.authz.decisions")
-    {
-        let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
-            panic!("not a counter");
-        };
-        // Series at 0 exist from the start (see `decision_series_exist_at_zero`); count events.
-        for point in sum.data_points().filter(|point| point.value() > 0) {
-            let decision = point.attributes().next().unwrap().value.to_string();
-            points.push((decision, point.value()));
-        }
-    }
+/// Every point of `mesh.tls.authz.decisions` as (decision, count), sorted.
+fn all_decisions(metrics: &TestMetrics) -> Vec<(String, i64)> {
+    let mut points: Vec<_> = metrics
+        .get("mesh.tls.authz.decisions")
+        .points
+        .into_iter()
+        .map(|point| {
+            let decision = point
+                .attributes
+                .first()
+                .expect("a decision")
+                .value
+                .to_string();
+            (decision, point.value)
+        })
+        .collect();
     points.sort();
     points
 }
 
-async fn statuses(dry_run: bool) -> (Vec<StatusCode>, Vec<(String, u64)>) {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
+/// The decisions counted so far. Series at 0 exist from the start (see
+/// `decision_series_exist_at_zero`); this counts events.
+fn decisions(metrics: &TestMetrics) -> Vec<(String, i64)> {
+    let mut points = all_decisions(metrics);
+    points.retain(|(_, count)| *count > 0);
+    points
+}
+
+async fn statuses(dry_run: bool) -> (Vec<StatusCode>, Vec<(String, i64)>) {
+    let metrics = TestMetrics::new();
 
     let ca = TestCa::new("prod.example");
     let bundles = TestCa::bundles([&ca]);
@@ -64,7 +62,7 @@ async fn statuses(dry_run: bool) -> (Vec<StatusCode>, Vec<(String, u64)>) {
             .methods([Method::GET]),
         )
         .dry_run(dry_run)
-        .meter(provider.meter("test"));
+        .meter(metrics.meter());
     let app = ServiceBuilder::new()
         .layer(ErrorResponseLayer::new())
         .layer(AuthzLayer::new(policy))
@@ -102,7 +100,7 @@ async fn statuses(dry_run: bool) -> (Vec<StatusCode>, Vec<(String, u64)>) {
     }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
-    (statuses, decisions(&provider, &exporter))
+    (statuses, decisions(&metrics))
 }
 
 #[tokio::test]
@@ -124,31 +122,10 @@ async fn dry_run_over_mtls() {
 
 #[test]
 fn decision_series_exist_at_zero() {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
-    let _layer = AuthzLayer::new(AuthzPolicy::new().meter(provider.meter("test")));
+    let metrics = TestMetrics::new();
+    let _layer = AuthzLayer::new(AuthzPolicy::new().meter(metrics.meter()));
 
-    provider.force_flush().unwrap();
-    let mut points = Vec::new();
-    for metric in exporter
-        .get_finished_metrics()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s.scope_metrics())
-        .flat_map(|s| s.metrics())
-        .filter(|m| m.name() == "mesh.tls.authz.decisions")
-    {
-        let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
-            panic!("not a counter");
-        };
-        for point in sum.data_points() {
-            let decision = point.attributes().next().unwrap().value.to_string();
-            points.push((decision, point.value()));
-        }
-    }
-    points.sort();
+    let points = all_decisions(&metrics);
     assert_eq!(
         points,
         [

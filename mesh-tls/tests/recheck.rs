@@ -17,12 +17,10 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::server::{CloseHandle, Server, ServerStats};
+use mesh_test::TestMetrics;
 use mesh_tls::rotation::{IdentityWatch, WorkloadIdentity};
 use mesh_tls::test_ca::{TestCa, TestSvid};
 use mesh_tls::{TlsAcceptor, TlsConnector, TrustBundleSet};
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -155,48 +153,31 @@ async fn request(
 }
 
 /// Every `mesh.tls.connections.closed` point, as `(reason, count)`.
-fn closes(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> Vec<(String, u64)> {
-    exporter.reset();
-    provider.force_flush().unwrap();
-    let mut points = Vec::new();
-    let snapshots = exporter.get_finished_metrics().unwrap();
-    for metric in snapshots
-        .iter()
-        .flat_map(|s| s.scope_metrics())
-        .flat_map(|s| s.metrics())
-        .filter(|m| m.name() == "mesh.tls.connections.closed")
-    {
-        let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
-            panic!("not a counter");
-        };
-        for point in sum.data_points() {
-            let reason = point
-                .attributes()
-                .find(|kv| kv.key.as_str() == "reason")
-                .map(|kv| kv.value.to_string())
-                .unwrap_or_default();
-            points.push((reason, point.value()));
-        }
-    }
-    points
+fn closes(metrics: &TestMetrics) -> Vec<(String, i64)> {
+    metrics
+        .get("mesh.tls.connections.closed")
+        .points
+        .into_iter()
+        .map(|point| {
+            let reason = point.attribute("reason").map(|v| v.to_string());
+            (reason.unwrap_or_default(), point.value)
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn a_connection_whose_root_was_removed_finishes_its_request_then_gets_goaway() {
     let pki = Pki::new();
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
+    let metrics = TestMetrics::new();
     let (publish, identity) = IdentityWatch::channel(pki.identity(&[&pki.a, &pki.b]));
     let acceptor = TlsAcceptor::from_source(&identity)
-        .meter(provider.meter("test"))
+        .meter(metrics.meter())
         .recheck_connections_on_bundle_change(true);
     let (entered_tx, mut entered) = mpsc::unbounded_channel();
     let release = Arc::new(Semaphore::new(0));
     let server = serve(acceptor, entered_tx, release.clone()).await;
     let addr = server.addr;
-    assert_eq!(closes(&provider, &exporter), [("bundle_change".into(), 0)]);
+    assert_eq!(closes(&metrics), [("bundle_change".into(), 0)]);
 
     // B's client first: connections are re-checked in the order they were accepted, so B's has
     // been checked by the time A's is asked to close.
@@ -233,7 +214,7 @@ async fn a_connection_whose_root_was_removed_finishes_its_request_then_gets_goaw
     // B's connection is untouched.
     assert_eq!(request(&mut send_b, addr, "/fast").await.unwrap(), "done");
     assert!(!conn_b.is_finished());
-    assert_eq!(closes(&provider, &exporter), [("bundle_change".into(), 1)]);
+    assert_eq!(closes(&metrics), [("bundle_change".into(), 1)]);
     assert_eq!(server.stats.close_requested(), 1);
 }
 

@@ -9,12 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mesh_core::server::{Acceptor, ConnectionInfo};
+use mesh_test::TestMetrics;
 use mesh_tls::rotation::{FileSource, FileSourceConfig, IdentitySource, RotationError};
 use mesh_tls::test_ca::{TestCa, TestSvid};
 use mesh_tls::{HandshakeError, SvidError, SvidLoadError, TlsAcceptor, TlsConnector, TrustDomain};
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -163,44 +161,28 @@ async fn swap_keeps_live_connections_and_new_ones_see_the_new_material() {
 }
 
 /// The `mesh.tls.identity.updates` points that counted something, as `(outcome, reason, count)`.
-fn updates(
-    provider: &SdkMeterProvider,
-    exporter: &InMemoryMetricExporter,
-) -> Vec<(String, String, u64)> {
-    let mut points = all_updates(provider, exporter);
+fn updates(metrics: &TestMetrics) -> Vec<(String, String, i64)> {
+    let mut points = all_updates(metrics);
     points.retain(|(_, _, count)| *count > 0);
     points
 }
 
 /// Every `mesh.tls.identity.updates` point, zeros included.
-fn all_updates(
-    provider: &SdkMeterProvider,
-    exporter: &InMemoryMetricExporter,
-) -> Vec<(String, String, u64)> {
-    exporter.reset();
-    provider.force_flush().unwrap();
-    let snapshots = exporter.get_finished_metrics().unwrap();
-    let mut points = Vec::new();
-    for metric in snapshots
-        .iter()
-        .flat_map(|s| s.scope_metrics())
-        .flat_map(|s| s.metrics())
-        .filter(|m| m.name() == "mesh.tls.identity.updates")
-    {
-        let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
-            panic!("not a counter");
-        };
-        for point in sum.data_points() {
+fn all_updates(metrics: &TestMetrics) -> Vec<(String, String, i64)> {
+    let mut points: Vec<_> = metrics
+        .get("mesh.tls.identity.updates")
+        .points
+        .into_iter()
+        .map(|point| {
             let get = |key: &str| {
                 point
-                    .attributes()
-                    .find(|kv| kv.key.as_str() == key)
-                    .map(|kv| kv.value.to_string())
+                    .attribute(key)
+                    .map(|v| v.to_string())
                     .unwrap_or_default()
             };
-            points.push((get("outcome"), get("reason"), point.value()));
-        }
-    }
+            (get("outcome"), get("reason"), point.value)
+        })
+        .collect();
     points.sort();
     points
 }
@@ -235,21 +217,18 @@ async fn a_certificate_not_yet_valid_is_checked_again_at_every_poll() {
 
 #[tokio::test]
 async fn update_series_exist_at_zero_before_any_update() {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
+    let metrics = TestMetrics::new();
     let ca = TestCa::new("prod.example");
     let files = Files::new("zeros");
     files.write_svid(&ca.issue("/server"));
     files.write("bundle.pem", ca.root_pem().as_bytes());
-    let _source = FileSource::load(files.config().meter(provider.meter("test")))
+    let _source = FileSource::load(files.config().meter(metrics.meter()))
         .await
         .unwrap();
 
     let zero = |outcome: &str, reason: &str| (outcome.to_owned(), reason.to_owned(), 0);
     assert_eq!(
-        all_updates(&provider, &exporter),
+        all_updates(&metrics),
         vec![
             zero("applied", ""),
             zero("rejected", "bundle"),
@@ -264,17 +243,14 @@ async fn update_series_exist_at_zero_before_any_update() {
 
 #[tokio::test]
 async fn bad_files_are_refused_and_the_last_good_identity_stays() {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
+    let metrics = TestMetrics::new();
 
     let ca = TestCa::new("prod.example");
     let files = Files::new("bad");
     let good = ca.issue("/server");
     files.write_svid(&good);
     files.write("bundle.pem", ca.root_pem().as_bytes());
-    let source = FileSource::load(files.config().meter(provider.meter("test")))
+    let source = FileSource::load(files.config().meter(metrics.meter()))
         .await
         .unwrap();
     let watch = source.watch();
@@ -354,7 +330,7 @@ async fn bad_files_are_refused_and_the_last_good_identity_stays() {
 
     let rejected = |reason: &str| ("rejected".to_owned(), reason.to_owned(), 1);
     assert_eq!(
-        updates(&provider, &exporter),
+        updates(&metrics),
         vec![
             ("applied".to_owned(), String::new(), 1),
             rejected("bundle"),

@@ -80,7 +80,7 @@
 //!
 //! - stickiness is best effort: a key whose endpoint is momentarily not ready (a full connection
 //!   pool, say) is served by the next one clockwise rather than waited for; with an
-//!   [`HttpClient`](mesh_core::client::HttpClient), always ready, this does not happen;
+//!   `mesh_core::client::HttpClient`, always ready, this does not happen;
 //! - a hashed request polls up to two services, and takes the balancer's lock a second time,
 //!   in `call` (about 0.3–0.4 µs more than a plain request in the bench, whatever the number of
 //!   endpoints: the bounded-load totals are kept, not scanned);

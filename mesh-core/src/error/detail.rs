@@ -127,6 +127,8 @@ fn builtin(err: &(dyn Error + 'static)) -> Option<FailureDetail> {
         };
         return Some(FailureDetail::new(summary));
     }
+    // HTTP/2 errors come from hyper's HTTP/2 client or server, compiled with either feature.
+    #[cfg(any(feature = "client", feature = "server"))]
     if let Some(h2) = err.downcast_ref::<h2::Error>() {
         let summary = if h2.is_go_away() {
             "http2: connection going away"
@@ -147,6 +149,7 @@ fn builtin(err: &(dyn Error + 'static)) -> Option<FailureDetail> {
 }
 
 /// The RFC 9113 §7 name of an HTTP/2 error code, for the codes it defines.
+#[cfg(any(feature = "client", feature = "server"))]
 fn h2_reason_name(reason: h2::Reason) -> Option<&'static str> {
     Some(match reason {
         h2::Reason::NO_ERROR => "NO_ERROR",
@@ -204,6 +207,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "client", feature = "server"))]
     fn io_kinds_and_h2_reasons_are_described() {
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert_eq!(

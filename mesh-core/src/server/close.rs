@@ -102,6 +102,7 @@ impl CloseHandle {
     }
 
     /// Marks the connection as no longer served.
+    #[cfg(feature = "server")]
     pub(super) fn finish(&self) {
         self.inner.finished.store(true, Ordering::Release);
     }
@@ -118,9 +119,11 @@ impl fmt::Debug for CloseHandle {
 
 /// Marks a connection's handle finished when its task ends, however it ends (including an abort at
 /// the drain deadline).
+#[cfg(feature = "server")]
 #[derive(Debug)]
 pub(super) struct FinishOnDrop(pub(super) CloseHandle);
 
+#[cfg(feature = "server")]
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
         self.0.finish();
@@ -151,6 +154,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "server")]
     fn finished_when_the_server_lets_go_or_no_one_else_holds_it() {
         let handle = CloseHandle::new();
         assert!(handle.is_finished(), "never handed to anyone");

@@ -73,19 +73,32 @@
 //! # }
 //! ```
 
+// The transport seam is always compiled: the layer crates read `ConnectionInfo` and
+// `CloseHandle` from request extensions without serving HTTP themselves.
 mod acceptor;
 mod close;
+#[cfg(feature = "server")]
 mod config;
+#[cfg(feature = "server")]
 mod connection;
+#[cfg(feature = "server")]
 mod preface_deadline;
+#[cfg(feature = "server")]
 mod registry;
+#[cfg(feature = "server")]
 mod serve;
+#[cfg(feature = "server")]
 mod stats;
+#[cfg(feature = "server")]
 mod tracked;
+#[cfg(feature = "server")]
 mod write_stall;
 
 pub use acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
 pub use close::CloseHandle;
+#[cfg(feature = "server")]
 pub use config::ServerConfig;
+#[cfg(feature = "server")]
 pub use serve::Server;
+#[cfg(feature = "server")]
 pub use stats::ServerStats;

@@ -3,38 +3,32 @@
 
 pub mod body;
 
-use opentelemetry::metrics::MeterProvider;
+use mesh_test::TestMetrics;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry::{Key, KeyValue, Value};
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, HistogramDataPoint, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::data::HistogramDataPoint;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 
 use mesh_observe::TraceConfig;
 
-/// One SDK per test: spans exported synchronously as they end, metrics on `flush`.
+/// One SDK per test: spans exported synchronously as they end, metrics read through
+/// `mesh_test::TestMetrics`.
 pub struct Telemetry {
     pub spans: InMemorySpanExporter,
-    pub metrics: InMemoryMetricExporter,
     pub tracer_provider: SdkTracerProvider,
-    pub meter_provider: SdkMeterProvider,
+    pub metrics: TestMetrics,
 }
 
 impl Telemetry {
     pub fn new() -> Self {
         let spans = InMemorySpanExporter::default();
-        let metrics = InMemoryMetricExporter::default();
         let tracer_provider = SdkTracerProvider::builder()
             .with_simple_exporter(spans.clone())
             .build();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(metrics.clone()).build())
-            .build();
         Self {
             spans,
-            metrics,
             tracer_provider,
-            meter_provider,
+            metrics: TestMetrics::new(),
         }
     }
 
@@ -42,7 +36,7 @@ impl Telemetry {
     pub fn config(&self) -> TraceConfig {
         TraceConfig::new()
             .tracer(self.tracer_provider.tracer("test"))
-            .meter(self.meter_provider.meter("test"))
+            .meter(self.metrics.meter())
     }
 
     pub fn finished_spans(&self) -> Vec<SpanData> {
@@ -51,56 +45,18 @@ impl Telemetry {
 
     /// Every histogram point recorded under `name` (cumulative, so the latest export holds all).
     pub fn histogram(&self, name: &str) -> Vec<HistogramDataPoint<f64>> {
-        self.flush();
-        let exported = self.metrics.get_finished_metrics().expect("metrics");
-        let Some(latest) = exported.last() else {
-            return Vec::new();
-        };
-        for scope in latest.scope_metrics() {
-            for metric in scope.metrics() {
-                if metric.name() == name
-                    && let AggregatedMetrics::F64(MetricData::Histogram(h)) = metric.data()
-                {
-                    return h.data_points().cloned().collect();
-                }
-            }
-        }
-        Vec::new()
+        self.metrics.histogram(name)
     }
 
     /// Sum points of a `u64` counter or `i64` up-down counter, as (attributes, value).
     pub fn sums(&self, name: &str) -> Vec<(Vec<KeyValue>, i128)> {
-        self.flush();
-        let exported = self.metrics.get_finished_metrics().expect("metrics");
-        let Some(latest) = exported.last() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for scope in latest.scope_metrics() {
-            for metric in scope.metrics() {
-                if metric.name() != name {
-                    continue;
-                }
-                match metric.data() {
-                    AggregatedMetrics::U64(MetricData::Sum(sum)) => {
-                        for p in sum.data_points() {
-                            out.push((p.attributes().cloned().collect(), i128::from(p.value())));
-                        }
-                    }
-                    AggregatedMetrics::I64(MetricData::Sum(sum)) => {
-                        for p in sum.data_points() {
-                            out.push((p.attributes().cloned().collect(), i128::from(p.value())));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        out
-    }
-
-    fn flush(&self) {
-        self.meter_provider.force_flush().expect("flush");
+        self.metrics
+            .find(name)
+            .map(|metric| metric.points)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|point| (point.attributes, i128::from(point.value)))
+            .collect()
     }
 }
 
