@@ -262,8 +262,8 @@ async fn an_endpoints_in_flight_series_starts_at_zero() {
 
 #[tokio::test(start_paused = true)]
 async fn a_named_balancer_puts_its_name_on_every_series() {
-    let metrics = Metrics::new();
-    let (mut balance, _d, _fakes) = balancer(2, metrics.config(33).name("orders"));
+    let metrics = TestMetrics::new();
+    let (mut balance, _d, _fakes) = balancer(2, config(&metrics, 33).name("orders"));
     send_many(&mut balance, 5).await;
     let named = [("mesh.balance.name", "orders")];
     for name in [
@@ -274,14 +274,13 @@ async fn a_named_balancer_puts_its_name_on_every_series() {
         "mesh.balance.requests",
         "mesh.balance.endpoint.in_flight",
     ] {
-        let sum = metrics.sum(name);
+        let metric = metrics.get(name);
+        assert!(!metric.points.is_empty(), "{name}: no series");
         assert!(
-            sum.points.iter().all(
-                |(attrs, _)| attrs.get("mesh.balance.name").map(String::as_str) == Some("orders")
-            ),
-            "{name}: {sum:?}"
+            metric.points.iter().all(|p| p.has(&named)),
+            "{name}: {metric:?}"
         );
     }
-    assert_eq!(metrics.sum("mesh.balance.requests").value(&named), 5);
-    assert_eq!(metrics.sum("mesh.balance.endpoints").value(&named), 2);
+    assert_eq!(metrics.get("mesh.balance.requests").value_with(&named), 5);
+    assert_eq!(metrics.get("mesh.balance.endpoints").value_with(&named), 2);
 }
