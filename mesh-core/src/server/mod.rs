@@ -86,6 +86,7 @@ mod write_stall;
 
 pub use acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
 pub use close::CloseHandle;
+pub(crate) use close::FinishOnDrop;
 pub use config::ServerConfig;
 pub use serve::Server;
 pub use stats::ServerStats;
