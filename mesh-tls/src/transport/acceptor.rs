@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::HandshakeError;
-use super::recheck::LiveConnections;
+use super::recheck::{LiveConnections, Side};
 use super::settings::{default_alpn, versions};
 use crate::rotation::{CurrentSvid, IdentitySource, IdentityWatch, WorkloadIdentity};
 use crate::verify::spiffe_id_of;
@@ -136,7 +136,9 @@ impl TlsAcceptor {
     /// [`CloseHandle`]: mesh-core's server lets the requests in progress finish, then closes it
     /// (HTTP/2 `GOAWAY`; HTTP/1.1 after the response in progress). Each close is logged at `info`
     /// with the peer's address and ID, and counted in the `mesh.tls.connections.closed` counter
-    /// (attribute `reason` = `bundle_change`, recorded at 0 from the start).
+    /// (attributes `reason` = `bundle_change` and `direction` = `inbound`, recorded at 0 from the
+    /// start). [`TlsConnector`](crate::TlsConnector) has the same option for the connections it
+    /// makes.
     ///
     /// Off by default because closing connections is disruptive (clients reconnect and their
     /// requests in the meantime may fail over), and most bundle changes only add roots. Turn it on
@@ -173,6 +175,7 @@ impl TlsAcceptor {
                 .clone()
                 .unwrap_or_else(|| opentelemetry::global::meter("mesh-tls"));
             Arc::new(LiveConnections::new(
+                Side::Inbound,
                 self.verifier.clone(),
                 self.identity.clone(),
                 &meter,

@@ -1,5 +1,8 @@
 //! Re-checking live connections when the trust bundles change
-//! ([`TlsAcceptor::recheck_connections_on_bundle_change`](super::TlsAcceptor::recheck_connections_on_bundle_change)).
+//! ([`TlsAcceptor::recheck_connections_on_bundle_change`](super::TlsAcceptor::recheck_connections_on_bundle_change)
+//! for inbound connections,
+//! [`TlsConnector::recheck_connections_on_bundle_change`](super::TlsConnector::recheck_connections_on_bundle_change)
+//! for outbound ones).
 //!
 //! A TLS session keeps the trust decision made at its handshake: removing a root from the bundles
 //! stops new handshakes with certificates of that root, but connections already open from such
@@ -8,6 +11,12 @@
 //! next to the connection's [`CloseHandle`]; a watcher task waits for the identity source to
 //! publish different bundles, verifies every kept chain again and asks the connections whose
 //! chain fails to close gracefully (mesh-core's server finishes their requests in progress first).
+//! Outbound, the same is done with the server chains the connector saw, and the handle is the one
+//! mesh-core's `HttpClient` gives its connector
+//! ([`connection_close_handle`](mesh_core::client::connection_close_handle)): the client stops
+//! sending new requests on the connection and lets those in progress finish, so the next request
+//! runs a new handshake against the new bundles. Each connection is judged by its own chain, so
+//! connections to peers still trusted are kept.
 //!
 //! Chains are verified **as of their handshake**: the question asked is "would the new bundles
 //! have accepted this peer?", not "is its certificate still valid today?". So only a trust change
@@ -40,6 +49,25 @@ const VERIFY_BATCH: usize = 64;
 /// after each pruning: pruning stays amortised O(1) per connection.
 const MIN_PRUNE_AT: usize = 64;
 
+/// Which side of the handshake the tracked peers were: it picks the verification (client or server
+/// certificate) and names the direction in logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Side {
+    /// Connections accepted: the peers are clients.
+    Inbound,
+    /// Connections made: the peers are servers.
+    Outbound,
+}
+
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Side::Inbound => "inbound",
+            Side::Outbound => "outbound",
+        }
+    }
+}
+
 /// One live connection: what its peer presented, and how to close it.
 struct Tracked {
     /// The peer's chain, leaf first, as the handshake saw it.
@@ -58,9 +86,11 @@ struct Table {
     prune_at: usize,
 }
 
-/// The live connections of one [`TlsAcceptor`](super::TlsAcceptor) and the bundles watcher.
-/// Shared by the acceptor's clones; the watcher task ends when the last clone is dropped.
+/// The live connections of one [`TlsAcceptor`](super::TlsAcceptor) or
+/// [`TlsConnector`](super::TlsConnector) and the bundles watcher. Shared by its clones; the
+/// watcher task ends when the last clone is dropped.
 pub(super) struct LiveConnections {
+    side: Side,
     verifier: SvidVerifier,
     identity: IdentityWatch,
     table: Mutex<Table>,
@@ -72,7 +102,12 @@ pub(super) struct LiveConnections {
 }
 
 impl LiveConnections {
-    pub(super) fn new(verifier: SvidVerifier, identity: IdentityWatch, meter: &Meter) -> Self {
+    pub(super) fn new(
+        side: Side,
+        verifier: SvidVerifier,
+        identity: IdentityWatch,
+        meter: &Meter,
+    ) -> Self {
         let closed = meter
             .u64_counter("mesh.tls.connections.closed")
             .with_description(
@@ -81,9 +116,10 @@ impl LiveConnections {
             )
             .build();
         // At 0 from the start, so Prometheus' `increase()` sees the first close.
-        closed.add(0, &[KeyValue::new("reason", "bundle_change")]);
+        closed.add(0, &attributes(side));
         let (stop, stopped) = oneshot::channel();
         Self {
+            side,
             verifier,
             identity,
             table: Mutex::new(Table {
@@ -183,15 +219,21 @@ impl LiveConnections {
         let Some((leaf, intermediates)) = tracked.chain.split_first() else {
             return;
         };
-        if let Err(error) = self
-            .verifier
-            .verify_client(leaf, intermediates, tracked.verified_at)
+        let verified = match self.side {
+            Side::Inbound => self
+                .verifier
+                .verify_client(leaf, intermediates, tracked.verified_at),
+            Side::Outbound => self
+                .verifier
+                .verify_server(leaf, intermediates, tracked.verified_at),
+        };
+        if let Err(error) = verified
             && !tracked.closed.swap(true, Ordering::AcqRel)
         {
             tracked.close.close();
-            self.closed
-                .add(1, &[KeyValue::new("reason", "bundle_change")]);
+            self.closed.add(1, &attributes(self.side));
             tracing::info!(
+                direction = self.side.as_str(),
                 peer = %tracked.peer,
                 id = %tracked.id,
                 %error,
@@ -199,6 +241,14 @@ impl LiveConnections {
             );
         }
     }
+}
+
+/// The attributes of a close: its reason, and whether the connection was accepted or made.
+fn attributes(side: Side) -> [KeyValue; 2] {
+    [
+        KeyValue::new("reason", "bundle_change"),
+        KeyValue::new("direction", side.as_str()),
+    ]
 }
 
 /// Waits for bundles different from `seen` and re-checks; ends when the acceptor or the source
@@ -249,6 +299,7 @@ fn same_roots(a: &TrustBundleSet, b: &TrustBundleSet) -> bool {
 impl fmt::Debug for LiveConnections {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LiveConnections")
+            .field("side", &self.side)
             .field("tracked", &self.table().connections.len())
             .finish_non_exhaustive()
     }
@@ -274,7 +325,12 @@ mod tests {
             IdentityWatch::channel(WorkloadIdentity::new(server.clone(), bundles(&[&a, &b])));
         let verifier = SvidVerifier::watching(identity.clone(), &crate::crypto_provider());
         let meter = opentelemetry::global::meter("test");
-        let live = Arc::new(LiveConnections::new(verifier, identity, &meter));
+        let live = Arc::new(LiveConnections::new(
+            Side::Inbound,
+            verifier,
+            identity,
+            &meter,
+        ));
         let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let track = |ca: &TestCa, before: &Arc<TrustBundleSet>| {
             let svid = ca.issue("/client");
