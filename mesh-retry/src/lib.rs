@@ -72,7 +72,7 @@
 //!
 //! | Name | Instrument | Unit | Attributes | Meaning |
 //! |------|------------|------|------------|---------|
-//! | `mesh.retry.retries` | counter | `{retry}` | `mesh.retry.reason`: `connect`, `not_sent`, `timeout`, `transport`, `status`, `overloaded`, `grpc_status` | retries sent ([`retry`]) |
+//! | `mesh.retry.retries` | counter | `{retry}` | `mesh.retry.reason`: `connect`, `not_sent` (nothing reached the endpoint: unsent exchange or pool exhausted), `timeout`, `transport`, `status`, `overloaded`, `grpc_status` | retries sent ([`retry`]) |
 //! | `mesh.retry.budget_exhausted` | counter | `{retry}` | `mesh.retry.reason`, as above | retries the budget refused; the failure went back to the caller as it was |
 //! | `mesh.retry.not_replayable` | counter | `{retry}` | `mesh.retry.replay_status`: `capped`, `body_failed`, `passthrough` ([`ReplayStatus`](body::ReplayStatus)) | retries impossible because the request body could not be replayed |
 //! | `mesh.hedge.sent` | counter | `{hedge}` | | extra attempts sent ([`hedge`]) |
