@@ -239,8 +239,8 @@ async fn the_sidecar_exports_the_server_span_of_a_proxied_request_over_otlp() {
             assert_eq!(path, "/v1/traces");
             let export = TraceExport::decode(body).expect("an OTLP protobuf trace export");
             for resource in &export.resource_spans {
-                let spans = resource.scope_spans.iter().flat_map(|s| &s.spans);
-                for span in spans.filter(|span| span.kind == SPAN_KIND_SERVER) {
+                let mut spans = resource.scope_spans.iter().flat_map(|s| &s.spans);
+                if let Some(span) = spans.find(|span| span.kind == SPAN_KIND_SERVER) {
                     return (service_name(resource.resource.as_ref()), span.clone());
                 }
             }
