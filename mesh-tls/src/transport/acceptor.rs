@@ -169,18 +169,13 @@ impl TlsAcceptor {
 
     fn rebuild(&mut self) {
         self.config = server_config(&self.identity, &self.verifier, &self.alpn, self.allow_tls12);
-        self.live = self.recheck.then(|| {
-            let meter = self
-                .meter
-                .clone()
-                .unwrap_or_else(|| opentelemetry::global::meter("mesh-tls"));
-            Arc::new(LiveConnections::new(
-                Side::Inbound,
-                self.verifier.clone(),
-                self.identity.clone(),
-                &meter,
-            ))
-        });
+        self.live = LiveConnections::when(
+            self.recheck,
+            Side::Inbound,
+            &self.verifier,
+            &self.identity,
+            self.meter.as_ref(),
+        );
     }
 }
 

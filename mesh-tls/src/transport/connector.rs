@@ -207,18 +207,13 @@ impl<C> TlsConnector<C> {
 
     fn rebuild(&mut self) {
         self.config = client_config(&self.identity, &self.verifier, &self.alpn, self.allow_tls12);
-        self.live = self.recheck.then(|| {
-            let meter = self
-                .meter
-                .clone()
-                .unwrap_or_else(|| opentelemetry::global::meter("mesh-tls"));
-            Arc::new(LiveConnections::new(
-                Side::Outbound,
-                self.verifier.clone(),
-                self.identity.clone(),
-                &meter,
-            ))
-        });
+        self.live = LiveConnections::when(
+            self.recheck,
+            Side::Outbound,
+            &self.verifier,
+            &self.identity,
+            self.meter.as_ref(),
+        );
     }
 
     /// The client configuration for one connection to `endpoint`.

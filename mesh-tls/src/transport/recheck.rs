@@ -133,6 +133,23 @@ impl LiveConnections {
         }
     }
 
+    /// The tracker of a connector or an acceptor whose option is `recheck`: `None` when it is
+    /// off. Counted in `meter`, `opentelemetry::global::meter("mesh-tls")` when unset.
+    pub(super) fn when(
+        recheck: bool,
+        side: Side,
+        verifier: &SvidVerifier,
+        identity: &IdentityWatch,
+        meter: Option<&Meter>,
+    ) -> Option<Arc<Self>> {
+        recheck.then(|| {
+            let meter = meter
+                .cloned()
+                .unwrap_or_else(|| opentelemetry::global::meter("mesh-tls"));
+            Arc::new(Self::new(side, verifier.clone(), identity.clone(), &meter))
+        })
+    }
+
     fn table(&self) -> MutexGuard<'_, Table> {
         // Each update is one Vec operation: a panic cannot leave the table half-updated.
         self.table
