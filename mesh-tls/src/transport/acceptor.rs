@@ -225,7 +225,9 @@ impl Acceptor for TlsAcceptor {
             if let (Some(live), Some(before)) = (live, before) {
                 let close = CloseHandle::new();
                 let chain = connection.peer_certificates().unwrap_or_default().to_vec();
-                live.track(chain, id.clone(), peer, close.clone(), &before);
+                // A refusal here (bundles changed during the handshake) asks the server to
+                // close the connection gracefully, as a re-check would; it is logged there.
+                let _ = live.track(chain, id.clone(), peer, close.clone(), &before);
                 extensions.insert(close);
             }
             extensions.insert(id);

@@ -168,7 +168,9 @@ impl<C> TlsConnector<C> {
     /// the server is still not trusted. Connections to servers still trusted are kept. Each
     /// retirement is logged at `info` with the endpoint's address and the server's ID, and counted
     /// in `mesh.tls.connections.closed` (attributes `reason` = `bundle_change`, `direction` =
-    /// `outbound`, recorded at 0 from the start).
+    /// `outbound`, recorded at 0 from the start). A handshake that was under way while the bundles
+    /// changed is checked against the new ones as it ends, and fails with a [`HandshakeError`]
+    /// if they refuse the server.
     ///
     /// Each connection is judged by its own chain rather than all being dropped at every bundle
     /// change, so adding a root (the common change) costs no reconnection. Off by default for the
@@ -293,7 +295,10 @@ where
                 let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
                 // The verifier accepted this chain, so it has a leaf with an ID.
                 if let Some(id) = chain.first().and_then(|leaf| spiffe_id_of(leaf).ok()) {
-                    live.track(chain.to_vec(), id, peer, close, &before);
+                    // Bundles that changed during the handshake and refuse this server: the
+                    // connection is refused now, rather than used once and retired.
+                    live.track(chain.to_vec(), id, peer, close, &before)
+                        .map_err(HandshakeError::Svid)?;
                 }
             }
             Ok(stream)

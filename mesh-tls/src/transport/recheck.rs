@@ -38,7 +38,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::sync::oneshot;
 
 use crate::rotation::IdentityWatch;
-use crate::{SpiffeId, SvidVerifier, TrustBundleSet};
+use crate::{SpiffeId, SvidError, SvidVerifier, TrustBundleSet};
 
 /// Chains verified between two yields to the runtime during a re-check, so a pass over many
 /// connections (each verification is a signature check or two, tens of microseconds) does not hold
@@ -180,6 +180,8 @@ impl LiveConnections {
     }
 
     /// Keeps a connection whose handshake verified `chain`, started when `before` were the bundles.
+    /// When the bundles changed during the handshake and the new ones refuse `chain`, the
+    /// connection is closed at once and the reason returned.
     pub(super) fn track(
         &self,
         chain: Vec<CertificateDer<'static>>,
@@ -187,7 +189,7 @@ impl LiveConnections {
         peer: SocketAddr,
         close: CloseHandle,
         before: &Arc<TrustBundleSet>,
-    ) {
+    ) -> Result<(), SvidError> {
         let tracked = Arc::new(Tracked {
             chain,
             verified_at: UnixTime::now(),
@@ -207,8 +209,9 @@ impl LiveConnections {
         let current = self.identity.current().bundles().clone();
         drop(table);
         if !Arc::ptr_eq(&current, before) && !same_roots(&current, before) {
-            self.check(&tracked);
+            return self.check(&tracked);
         }
+        Ok(())
     }
 
     /// Verifies every live chain against the current bundles; closes those that fail.
@@ -222,19 +225,20 @@ impl LiveConnections {
         };
         for batch in connections.chunks(VERIFY_BATCH) {
             for tracked in batch {
-                self.check(tracked);
+                // Logged and counted by `check`; nobody waits for the reason here.
+                let _ = self.check(tracked);
             }
             tokio::task::yield_now().await;
         }
     }
 
-    /// Closes `tracked`'s connection if its chain fails against the current bundles.
-    fn check(&self, tracked: &Tracked) {
+    /// Closes `tracked`'s connection if its chain fails against the current bundles, and says why.
+    fn check(&self, tracked: &Tracked) -> Result<(), SvidError> {
         if tracked.close.is_finished() || tracked.close.is_close_requested() {
-            return;
+            return Ok(());
         }
         let Some((leaf, intermediates)) = tracked.chain.split_first() else {
-            return;
+            return Ok(());
         };
         let verified = match self.side {
             Side::Inbound => self
@@ -256,7 +260,9 @@ impl LiveConnections {
                 %error,
                 "closing a connection gracefully: its peer certificate no longer verifies against the new trust bundles"
             );
+            return Err(error);
         }
+        Ok(())
     }
 }
 
@@ -355,20 +361,27 @@ mod tests {
             let close = CloseHandle::new();
             // The server's clone: without it the handle would count as finished.
             let served = close.clone();
-            live.track(svid.chain().to_vec(), id, peer, close, before);
-            served
+            let outcome = live.track(svid.chain().to_vec(), id, peer, close, before);
+            (served, outcome)
         };
 
         // Nothing changed during the handshake: no check.
         let before = live.before_handshake();
-        assert!(!track(&a, &before).is_close_requested());
+        let (served, outcome) = track(&a, &before);
+        assert!(!served.is_close_requested());
+        assert_eq!(outcome, Ok(()));
 
         // Root A is removed while a handshake runs; the watcher task has not run yet (this
-        // runtime has one thread and the test has not yielded), so only `track` can notice.
+        // runtime has one thread and the test has not yielded), so only `track` can notice,
+        // and says why (the connector refuses the connection with it).
         let before = live.before_handshake();
         publish.send_replace(Arc::new(WorkloadIdentity::new(server, bundles(&[&b]))));
-        assert!(track(&a, &before).is_close_requested());
-        assert!(!track(&b, &before).is_close_requested());
+        let (served, outcome) = track(&a, &before);
+        assert!(served.is_close_requested());
+        assert!(outcome.is_err());
+        let (served, outcome) = track(&b, &before);
+        assert!(!served.is_close_requested());
+        assert_eq!(outcome, Ok(()));
     }
 
     #[test]
