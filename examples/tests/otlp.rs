@@ -178,24 +178,12 @@ async fn the_sidecar_exports_metrics_over_otlp_with_its_service_name() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The local app behind the sidecar: answers every request.
-async fn start_app() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = Server::new(listener);
-    let addr = server.local_addr().unwrap();
-    let app = tower::service_fn(|_: Request<Incoming>| async {
-        Ok::<_, Infallible>(Response::new(Body::from("app")))
-    });
-    tokio::spawn(server.serve(app));
-    addr
-}
-
 #[tokio::test]
 async fn the_sidecar_exports_the_server_span_of_a_proxied_request_over_otlp() {
     let dir = support::temp_dir("mesh-otlp-test", "traces");
     let ca = TestCa::new("test.example");
     let (otlp, mut rx) = receiver().await;
-    let app = start_app().await;
+    let app = support::start_app("app").await;
     let text = format!(
         "service_name = \"orders\"\n[listeners]\ninbound = \"127.0.0.1:0\"\n\
          outbound = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[app]\naddress = \"{app}\"\n{}\

@@ -5,54 +5,22 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use http::header::HOST;
-use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
-use mesh_core::server::Server;
-use mesh_core::{Body, Endpoint};
+use http::StatusCode;
 use mesh_tls::test_ca::TestCa;
-use tokio::net::TcpListener;
-use tower::ServiceExt;
 
-async fn start_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = Server::new(listener);
-    let addr = server.local_addr().unwrap();
-    let app = tower::service_fn(|_: Request<Incoming>| async {
-        Ok::<_, Infallible>(Response::new(Body::from("backend")))
-    });
-    tokio::spawn(server.serve(app));
-    addr
-}
-
-/// `GET http://{host}{path}` to `addr`: the status, the `mesh-error` header and the body.
+/// `GET` through `addr`: the status, the `mesh-error` header and the body.
 async fn get(addr: SocketAddr, host: &str, path: &str) -> (StatusCode, String, String) {
-    let client = HttpClient::<Body>::new(
-        Endpoint::new(addr),
-        TcpConnector::new(),
-        ClientConfig::default(),
-    );
-    let req = Request::get(format!("http://{host}{path}"))
-        .header(HOST, host)
-        .body(Body::empty())
-        .unwrap();
-    let res = client.oneshot(req).await.unwrap();
-    let status = res.status();
-    let cause = res
-        .headers()
+    let (status, headers, body) = support::get(addr, host, path).await;
+    let cause = headers
         .get("mesh-error")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, cause, String::from_utf8_lossy(&body).into_owned())
+    (status, cause, body)
 }
 
 /// Sums the sidecar's `{name}` samples whose labels contain every one of `labels`.
@@ -105,7 +73,7 @@ fn listeners(app: SocketAddr) -> String {
 async fn outbound_connections_to_a_backend_whose_root_was_removed_are_not_reused() {
     let dir = support::temp_dir("mesh-recheck-test", "outbound");
     let (old, kept) = (TestCa::new("test.example"), TestCa::new("test.example"));
-    let backend = start_backend().await;
+    let backend = support::start_app("backend").await;
 
     // B: its certificate from the root the callers will stop trusting.
     let b_config = format!(

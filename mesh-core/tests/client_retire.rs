@@ -5,17 +5,19 @@
 //! In-memory connections (a hyper server on the other end of a `tokio::io::duplex`), so every
 //! connection the client opens is seen by the connector and nothing depends on sockets.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use common::ChannelBody;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::client::{ClientConfig, HttpClient, Protocol, connection_close_handle};
@@ -58,7 +60,7 @@ impl Service<Endpoint> for Recording {
                 "/stream" => stream.lock().unwrap().take(),
                 _ => None,
             };
-            let body = chunks.map_or_else(|| Body::from("hello"), |c| Body::new(Chunks(c)));
+            let body = chunks.map_or_else(|| Body::from("hello"), |c| Body::new(ChannelBody(c)));
             async move { Ok::<_, Infallible>(Response::new(body)) }
         });
         let io = TokioIo::new(server);
@@ -75,23 +77,6 @@ impl Service<Endpoint> for Recording {
             }),
         };
         ready(Ok(client))
-    }
-}
-
-/// A response body made of what the test sends on a channel; it ends when the sender is dropped.
-struct Chunks(mpsc::Receiver<Bytes>);
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
 
