@@ -129,7 +129,7 @@ impl TlsAcceptor {
     /// A TLS session keeps the trust decision of its handshake, so by default a peer whose root
     /// was removed from the bundles keeps its open connections (only new handshakes are refused).
     /// With this on, the acceptor keeps each live connection's peer certificate chain (about 1 to
-    /// 2 KB per connection) and, whenever the source publishes **different** bundles (a new SVID
+    /// 2 KB per connection, forgotten at most 30 s after the connection ends) and, whenever the source publishes **different** bundles (a new SVID
     /// with the same bundles does not count), verifies every kept chain against them — as of its
     /// handshake, so a certificate that merely expired since does not count — and asks each
     /// connection that fails to close gracefully through its

@@ -158,7 +158,7 @@ impl<C> TlsConnector<C> {
     /// to a server whose root was removed from the bundles keeps carrying requests. With this on,
     /// the connector keeps the server's certificate chain of each connection it makes for
     /// mesh-core's [`HttpClient`](mesh_core::client::HttpClient) (about 1 to 2 KB per
-    /// connection) with the connection's
+    /// connection, forgotten at most 30 s after it ends) with the connection's
     /// [`CloseHandle`](mesh_core::server::CloseHandle)
     /// (from [`connection_close_handle`]); whenever the source publishes **different** bundles, it
     /// verifies every kept chain against them (as of its handshake, so a certificate that merely

@@ -30,6 +30,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
 use std::task::Poll;
+use std::time::Duration;
 
 use mesh_core::server::CloseHandle;
 use opentelemetry::KeyValue;
@@ -48,6 +49,13 @@ const VERIFY_BATCH: usize = 64;
 /// The list is pruned of ended connections when it reaches this length, then at twice its length
 /// after each pruning: pruning stays amortised O(1) per connection.
 const MIN_PRUNE_AT: usize = 64;
+
+/// How often the watcher task also prunes the list, whatever its length. Pruning on growth alone
+/// keeps, after a burst of connections that all ended, every one of their chains (1 to 2 KB
+/// each) until as many new connections come, which in an idle process is never. Every 30 s, like
+/// the server's idle timeout: the time scale on which connections come and go anyway, and a
+/// pass over the list per half minute costs nothing measurable.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Which side of the handshake the tracked peers were: it picks the verification (client or server
 /// certificate) and names the direction in logs and metrics.
@@ -214,15 +222,24 @@ impl LiveConnections {
         Ok(())
     }
 
+    /// Drops the entries of connections that ended or are closing, and gives back most of the
+    /// list's capacity when it shrank to under a quarter of it.
+    fn prune(&self) -> MutexGuard<'_, Table> {
+        let mut table = self.table();
+        table
+            .connections
+            .retain(|c| !c.close.is_finished() && !c.close.is_close_requested());
+        let len = table.connections.len();
+        table.prune_at = (len * 2).max(MIN_PRUNE_AT);
+        if table.connections.capacity() > (len * 4).max(MIN_PRUNE_AT) {
+            table.connections.shrink_to((len * 2).max(MIN_PRUNE_AT));
+        }
+        table
+    }
+
     /// Verifies every live chain against the current bundles; closes those that fail.
     async fn recheck(&self) {
-        let connections = {
-            let mut table = self.table();
-            table
-                .connections
-                .retain(|c| !c.close.is_finished() && !c.close.is_close_requested());
-            table.connections.clone()
-        };
+        let connections = self.prune().connections.clone();
         for batch in connections.chunks(VERIFY_BATCH) {
             for tracked in batch {
                 // Logged and counted by `check`; nobody waits for the reason here.
@@ -283,16 +300,33 @@ async fn watch_bundles(
     stopped: oneshot::Receiver<()>,
 ) {
     let mut stopped = pin!(stopped);
+    let mut prune = pin!(tokio::time::sleep(PRUNE_INTERVAL));
     loop {
         let changed = {
             let mut changed = pin!(identity.changed());
             poll_fn(|cx| {
                 if stopped.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(false);
+                    return Poll::Ready(Some(false));
                 }
-                changed.as_mut().poll(cx)
+                if let Poll::Ready(changed) = changed.as_mut().poll(cx) {
+                    return Poll::Ready(Some(changed));
+                }
+                prune.as_mut().poll(cx).map(|()| None)
             })
             .await
+        };
+        let changed = match changed {
+            Some(changed) => changed,
+            None => {
+                prune
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + PRUNE_INTERVAL);
+                let Some(live) = live.upgrade() else {
+                    return;
+                };
+                drop(live.prune());
+                continue;
+            }
         };
         if !changed {
             return;
@@ -382,6 +416,46 @@ mod tests {
         let (served, outcome) = track(&b, &before);
         assert!(!served.is_close_requested());
         assert_eq!(outcome, Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ended_connections_are_forgotten_without_new_ones() {
+        let ca = TestCa::new("prod.example");
+        let (_publish, identity) = IdentityWatch::channel(WorkloadIdentity::new(
+            ca.issue("/server").svid(),
+            bundles(&[&ca]),
+        ));
+        let verifier = SvidVerifier::watching(identity.clone(), &crate::crypto_provider());
+        let meter = opentelemetry::global::meter("test");
+        let live = Arc::new(LiveConnections::new(
+            Side::Inbound,
+            verifier,
+            identity,
+            &meter,
+        ));
+        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let svid = ca.issue("/client");
+        let id = crate::spiffe_id_of(&svid.chain()[0]).unwrap();
+        // A burst of 1 000 connections; one stays open, the others end.
+        let before = live.before_handshake();
+        let mut open = Vec::new();
+        for _ in 0..1_000 {
+            let close = CloseHandle::new();
+            open.push(close.clone());
+            live.track(svid.chain().to_vec(), id.clone(), peer, close, &before)
+                .unwrap();
+        }
+        open.truncate(1);
+        assert!(live.table().connections.len() > 1);
+
+        tokio::time::sleep(PRUNE_INTERVAL + Duration::from_secs(1)).await;
+        let table = live.table();
+        assert_eq!(
+            table.connections.len(),
+            1,
+            "only the open connection is kept"
+        );
+        assert!(table.connections.capacity() <= 2 * MIN_PRUNE_AT);
     }
 
     #[test]
