@@ -1,5 +1,5 @@
-//! The proxies' log output: one `tracing` subscriber, installed by the binaries (never by the
-//! library crates, which only emit events).
+//! The proxies' (and the demo's) log output: one `tracing` subscriber, installed by the binaries
+//! (never by the library crates, which only emit events).
 //!
 //! Lines go to **stderr**: stdout carries only the `ready` line that scripts and tests read. The
 //! filter is `RUST_LOG` in `tracing-subscriber`'s `EnvFilter` syntax (`info`,
@@ -73,12 +73,19 @@ pub fn format_option(args: &mut Args) -> Result<LogFormat, ArgError> {
 /// Installs the process's subscriber: `RUST_LOG` filter (default `info`; an invalid filter falls
 /// back to `info` with a warning line), `format`, stderr. Call it once, first thing in `main`.
 pub fn init(format: LogFormat) {
+    init_with_default(format, "info");
+}
+
+/// Like [`init`], with `default` as the filter when `RUST_LOG` is unset or invalid. The demo
+/// uses `warn`: its stdout is a live table, and `info` events (every ejection, every breaker
+/// transition) would bury it, while warnings and errors must still show.
+pub fn init_with_default(format: LogFormat, default: &str) {
     let (filter, bad_filter) = match std::env::var("RUST_LOG") {
         Ok(spec) => match EnvFilter::try_new(&spec) {
             Ok(filter) => (filter, None),
-            Err(e) => (EnvFilter::new("info"), Some(format!("{spec:?}: {e}"))),
+            Err(e) => (EnvFilter::new(default), Some(format!("{spec:?}: {e}"))),
         },
-        Err(_) => (EnvFilter::new("info"), None),
+        Err(_) => (EnvFilter::new(default), None),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -93,7 +100,7 @@ pub fn init(format: LogFormat) {
         return;
     }
     if let Some(bad) = bad_filter {
-        tracing::warn!(filter = %bad, "invalid RUST_LOG; logging at info");
+        tracing::warn!(filter = %bad, default, "invalid RUST_LOG; logging at the default level");
     }
 }
 

@@ -4,10 +4,17 @@
 use std::process::Command;
 
 fn run_demo(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_demo"))
-        .args(args)
-        .output()
-        .expect("the demo binary starts");
+    run_demo_logging(args, None)
+}
+
+/// Runs the demo with `RUST_LOG` set to `filter`, or unset.
+fn run_demo_logging(args: &[&str], filter: Option<&str>) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
+    command.args(args).env_remove("RUST_LOG");
+    if let Some(filter) = filter {
+        command.env("RUST_LOG", filter);
+    }
+    let output = command.output().expect("the demo binary starts");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -64,13 +71,51 @@ fn a_short_run_fails_over_to_the_remote_cloud() {
         summary.contains("metric families"),
         "no metrics scrape:\n{summary}"
     );
+    // Logging at `warn` by default: the ejections and breaker changes of the outage (info) do
+    // not interleave with the table.
+    assert!(!stderr.contains(" INFO "), "{stderr}");
+}
+
+#[test]
+fn the_demo_logs_through_the_sidecars_subscriber() {
+    // At `info`, the outage halfway through is logged on stderr (ejections, breaker changes),
+    // one JSON object per line with `--log-format json`; stdout keeps only the table.
+    let args = [
+        "--duration",
+        "4",
+        "--rate",
+        "100",
+        "--seed",
+        "7",
+        "--log-format",
+        "json",
+    ];
+    let (ok, stdout, stderr) = run_demo_logging(&args, Some("info"));
+    assert!(ok, "demo failed:\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("\"level\":\"INFO\""))
+        .collect();
+    assert!(!lines.is_empty(), "no info line on stderr:\n{stderr}");
+    assert!(lines.iter().all(|l| l.starts_with('{')), "{stderr}");
+    assert!(
+        !stdout.contains("\"level\""),
+        "log lines on stdout:\n{stdout}"
+    );
 }
 
 #[test]
 fn help_lists_every_option_and_bad_values_are_refused() {
     let (ok, stdout, _) = run_demo(&["--help"]);
     assert!(ok);
-    for option in ["--duration", "--rate", "--seed", "--metrics-port", "--help"] {
+    for option in [
+        "--duration",
+        "--rate",
+        "--seed",
+        "--metrics-port",
+        "--log-format",
+        "--help",
+    ] {
         assert!(stdout.contains(option), "--help does not mention {option}");
     }
     let (ok, _, stderr) = run_demo(&["--duration", "1"]);

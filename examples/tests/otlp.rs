@@ -1,23 +1,28 @@
 //! `[otlp]` and `service_name` through the real `mesh-sidecar` binary: an OTLP/HTTP receiver
 //! started here gets the sidecar's metrics, protobuf-encoded, under the configured `service.name`
-//! (or the binary's name when none is configured, never `unknown_service`).
+//! (or the binary's name when none is configured, never `unknown_service`), and the server span of
+//! a request proxied inbound, in the trace of the caller's `traceparent`.
 
 mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use mesh_core::Body;
+use mesh_core::client::{ClientConfig, HttpClient};
 use mesh_core::server::Server;
+use mesh_core::{Body, Endpoint};
 use mesh_tls::test_ca::TestCa;
+use mesh_tls::{TlsConnector, TrustBundleSet};
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tower::ServiceExt;
 
 /// The part of `ExportMetricsServiceRequest` (and of `ExportTraceServiceRequest`, which has the
 /// same shape there) that carries the resource: field 1 is `resource_metrics` (`resource_spans`),
@@ -33,6 +38,45 @@ struct Scoped {
     #[prost(message, optional, tag = "1")]
     resource: Option<Resource>,
 }
+
+/// `ExportTraceServiceRequest`: field 1 is `resource_spans`.
+#[derive(Clone, PartialEq, Message)]
+struct TraceExport {
+    #[prost(message, repeated, tag = "1")]
+    resource_spans: Vec<ResourceSpans>,
+}
+
+/// `ResourceSpans`: the `Resource`, then `scope_spans`.
+#[derive(Clone, PartialEq, Message)]
+struct ResourceSpans {
+    #[prost(message, optional, tag = "1")]
+    resource: Option<Resource>,
+    #[prost(message, repeated, tag = "2")]
+    scope_spans: Vec<ScopeSpans>,
+}
+
+/// `ScopeSpans`: field 2 is `spans`.
+#[derive(Clone, PartialEq, Message)]
+struct ScopeSpans {
+    #[prost(message, repeated, tag = "2")]
+    spans: Vec<Span>,
+}
+
+/// The fields of an OTLP `Span` this test reads.
+#[derive(Clone, PartialEq, Message)]
+struct Span {
+    #[prost(bytes = "vec", tag = "1")]
+    trace_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    parent_span_id: Vec<u8>,
+    #[prost(string, tag = "5")]
+    name: String,
+    /// `SpanKind`: 2 is `SPAN_KIND_SERVER`.
+    #[prost(int32, tag = "6")]
+    kind: i32,
+}
+
+const SPAN_KIND_SERVER: i32 = 2;
 
 #[derive(Clone, PartialEq, Message)]
 struct Resource {
@@ -73,6 +117,18 @@ async fn receiver() -> (SocketAddr, mpsc::UnboundedReceiver<(String, Bytes)>) {
     (addr, rx)
 }
 
+/// The `service.name` of a resource.
+fn service_name(resource: Option<&Resource>) -> Option<String> {
+    resource?
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "service.name")?
+        .value
+        .as_ref()?
+        .string_value
+        .clone()
+}
+
 /// The `service.name` of the first metrics export the receiver gets (bounded at 30 s).
 async fn first_metrics_service_name(rx: &mut mpsc::UnboundedReceiver<(String, Bytes)>) -> String {
     let wait = async {
@@ -85,10 +141,7 @@ async fn first_metrics_service_name(rx: &mut mpsc::UnboundedReceiver<(String, By
             let names: Vec<String> = export
                 .resources
                 .iter()
-                .filter_map(|r| r.resource.as_ref())
-                .flat_map(|r| &r.attributes)
-                .filter(|kv| kv.key == "service.name")
-                .filter_map(|kv| kv.value.as_ref()?.string_value.clone())
+                .filter_map(|r| service_name(r.resource.as_ref()))
                 .collect();
             return names.first().cloned().expect("a service.name attribute");
         }
@@ -123,4 +176,79 @@ async fn the_sidecar_exports_metrics_over_otlp_with_its_service_name() {
     assert_eq!(first_metrics_service_name(&mut rx).await, "mesh-sidecar");
     drop(sidecar);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_sidecar_exports_the_server_span_of_a_proxied_request_over_otlp() {
+    let dir = support::temp_dir("mesh-otlp-test", "traces");
+    let ca = TestCa::new("test.example");
+    let (otlp, mut rx) = receiver().await;
+    let app = support::start_app("app").await;
+    let text = format!(
+        "service_name = \"orders\"\n[listeners]\ninbound = \"127.0.0.1:0\"\n\
+         outbound = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[app]\naddress = \"{app}\"\n{}\
+         [otlp]\nendpoint = \"http://{otlp}\"\nmetrics = false\n",
+        support::write_identity(&dir, &ca, "orders")
+    );
+    let sidecar = support::start_sidecar(&dir.join("traces.toml"), &text).await;
+
+    // A caller with an SVID of the same trust domain, sending its own trace context.
+    let caller = ca.issue("/web").svid();
+    let bundles = Arc::new(
+        TrustBundleSet::new()
+            .with(ca.trust_domain().clone(), ca.roots())
+            .unwrap(),
+    );
+    let endpoint = Endpoint::builder(sidecar.inbound)
+        .identity("spiffe://test.example/orders")
+        .build()
+        .unwrap();
+    let client = HttpClient::<Body>::new(
+        endpoint,
+        TlsConnector::new(caller, bundles),
+        ClientConfig::default(),
+    );
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let request = Request::get("http://orders/items/1")
+        .header("traceparent", format!("00-{trace_id}-{parent}-01"))
+        .body(Body::empty())
+        .unwrap();
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "app");
+
+    // The batch exporter sends within its schedule delay (5 s by default); bounded at 30 s.
+    let wait = async {
+        loop {
+            let (path, body) = rx.recv().await.expect("the receiver stopped");
+            assert_ne!(path, "/v1/metrics", "metrics are off");
+            assert_eq!(path, "/v1/traces");
+            let export = TraceExport::decode(body).expect("an OTLP protobuf trace export");
+            for resource in &export.resource_spans {
+                let mut spans = resource.scope_spans.iter().flat_map(|s| &s.spans);
+                if let Some(span) = spans.find(|span| span.kind == SPAN_KIND_SERVER) {
+                    return (service_name(resource.resource.as_ref()), span.clone());
+                }
+            }
+        }
+    };
+    let (service, span) = tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("no server span arrived");
+    assert_eq!(service.as_deref(), Some("orders"));
+    assert_eq!(hex(&span.trace_id), trace_id, "the caller's trace");
+    assert_eq!(
+        hex(&span.parent_span_id),
+        parent,
+        "the caller's span is the parent"
+    );
+    assert!(span.name.starts_with("GET"), "{}", span.name);
+    drop(sidecar);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,6 +4,8 @@
 //! requests, and the test connector reports when the client drops a transport (its connection task
 //! ended). No test sleeps to wait for something to happen.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -15,8 +17,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::ChannelBody;
 use http::{Request, Response, StatusCode};
-use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -180,23 +182,6 @@ async fn handle(
         _ => Body::from("hello"),
     };
     Ok(Response::new(body))
-}
-
-/// A response body the test feeds chunk by chunk; it ends when the test drops the sender.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use mesh_core::error::{ConnectError, UpstreamError, find_cause};
+use mesh_core::error::{ConnectError, PoolExhausted, UpstreamError, find_cause};
 use mesh_retry::body::ReplayBody;
 use mesh_retry::budget::{WindowBudget, WindowBudgetConfig};
 use mesh_retry::retry::{ExponentialBackoff, Retry, RetryLayer, RetryPolicy, Retryable};
@@ -194,9 +194,11 @@ async fn non_idempotent_request_marked_by_header_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn never_sent_requests_are_always_retried() {
-    let errors: [fn() -> mesh_core::BoxError; 2] = [
+    let errors: [fn() -> mesh_core::BoxError; 3] = [
         || ConnectError::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)).into(),
         || UpstreamError::unsent("REFUSED_STREAM").into(),
+        // The endpoint's HTTP/1.1 pool stayed full for the pool wait: nothing was sent.
+        || PoolExhausted::new().into(),
     ];
     for make_error in errors {
         let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());

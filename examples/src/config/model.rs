@@ -141,11 +141,13 @@ pub struct IdentityConfig {
     /// `prod` holding a table with the key `example`, which is refused with that advice.
     #[serde(deserialize_with = "trust_domain_files")]
     pub bundles: BTreeMap<String, PathBuf>,
-    /// Whether the sidecar's inbound listener re-checks its open connections when a bundle file
-    /// changes, and closes gracefully (requests in progress finish) those whose client certificate
-    /// no longer verifies: removing a root then also cuts the connections it had admitted. Default
-    /// `false`: a TLS connection keeps the trust decision of its handshake, and most bundle changes
-    /// only add roots. Not accepted by the gateway, which takes no mTLS connections.
+    /// Whether the sidecar re-checks its open mTLS connections when a bundle file changes. Inbound,
+    /// it closes gracefully (requests in progress finish) those whose client certificate no longer
+    /// verifies; outbound, it retires the pooled connections whose backend certificate no longer
+    /// verifies (requests in progress finish, the next request handshakes again against the new
+    /// bundles). Removing a root then also cuts the connections it had admitted. Default `false`: a
+    /// TLS connection keeps the trust decision of its handshake, and most bundle changes only add
+    /// roots. Not accepted by the gateway (not wired there yet).
     #[serde(default)]
     pub recheck_connections_on_bundle_change: bool,
 }

@@ -76,7 +76,8 @@ pub struct Identity {
     pub key: PathBuf,
     /// One roots file per trust domain.
     pub bundles: Vec<(TrustDomain, PathBuf)>,
-    /// Re-check inbound connections when the bundles change (`identity.recheck_connections_on_bundle_change`).
+    /// Re-check live connections, inbound and outbound, when the bundles change
+    /// (`identity.recheck_connections_on_bundle_change`).
     pub recheck_connections_on_bundle_change: bool,
 }
 

@@ -165,3 +165,44 @@ pub(crate) async fn raw_http1(addr: SocketAddr, head: String) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// A local app on 127.0.0.1 (port 0) answering every request with `body`; returns its address.
+pub(crate) async fn start_app(body: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = mesh_core::server::Server::new(listener);
+    let addr = server.local_addr().unwrap();
+    let app = tower::service_fn(move |_: http::Request<hyper::body::Incoming>| async move {
+        Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::Body::from(body)))
+    });
+    tokio::spawn(server.serve(app));
+    addr
+}
+
+/// `GET http://{host}{path}` to `addr` over HTTP/1.1 (a sidecar's outbound or admin listener):
+/// the status, the response headers and the body.
+pub(crate) async fn get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> (http::StatusCode, http::HeaderMap, String) {
+    use http_body_util::BodyExt;
+    use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
+    use tower::ServiceExt;
+
+    let client = HttpClient::<mesh_core::Body>::new(
+        mesh_core::Endpoint::new(addr),
+        TcpConnector::new(),
+        ClientConfig::default(),
+    );
+    let req = http::Request::get(format!("http://{host}{path}"))
+        .header(http::header::HOST, host)
+        .body(mesh_core::Body::empty())
+        .unwrap();
+    let (parts, body) = client.oneshot(req).await.unwrap().into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}

@@ -21,6 +21,53 @@ use tower_service::Service;
 use super::config::{ClientConfig, HTTP2_KEEP_ALIVE_TIMEOUT};
 use crate::Endpoint;
 use crate::error::{BoxError, ConnectError, Timeout};
+use crate::server::{CloseHandle, FinishOnDrop};
+
+tokio::task_local! {
+    /// The handle of the connection being made, while its connector runs.
+    static DIALING: CloseHandle;
+}
+
+/// The [`CloseHandle`] of the connection an [`HttpClient`](super::HttpClient) is making, when
+/// called by a connector while the client drives it (in `Service::call` or in its future); `None`
+/// anywhere else.
+///
+/// This is how a connector learns to retire, later, a connection it made: `mesh-tls` keeps the
+/// handle next to the server's certificate chain and closes it when new trust bundles no longer
+/// verify that chain. Once the handle is closed the client sends no new request on the
+/// connection; requests in progress finish (with HTTP/1.1 the response being read is the last one;
+/// with HTTP/2 the streams open carry on), then the client drops the connection. A retired
+/// connection that sits idle is dropped the next time the client looks for a connection (HTTP/1.1
+/// also drops it at the next return of another connection); it carries no request meanwhile.
+///
+/// The handle is passed through a tokio task-local value around the connector's future rather
+/// than through the [`Connect`] bound, so every existing connector keeps working unchanged; the
+/// price is that a connector which hands its work to another task must fetch the handle before it
+/// does. [`CloseHandle::is_finished`] turns true when the client's connection task ends.
+///
+/// ```
+/// use mesh_core::client::connection_close_handle;
+///
+/// // Outside a client's connect attempt there is no connection to retire.
+/// assert!(connection_close_handle().is_none());
+/// ```
+pub fn connection_close_handle() -> Option<CloseHandle> {
+    DIALING.try_with(CloseHandle::clone).ok()
+}
+
+/// A new connection: hyper's sender, and the handle that retires it (see
+/// [`connection_close_handle`]).
+pub(crate) struct Dialed<S> {
+    pub(crate) sender: S,
+    pub(crate) close: CloseHandle,
+}
+
+impl<S> Dialed<S> {
+    /// Whether the connection was retired through its [`CloseHandle`].
+    pub(crate) fn is_retired(&self) -> bool {
+        self.close.is_close_requested()
+    }
+}
 
 /// A boxed, sendable future; used only where a new connection is made, never per request.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -120,7 +167,7 @@ impl fmt::Debug for TcpConnectFuture {
 ///
 /// Object-safe so that the client's type does not carry the connector's type.
 pub(crate) trait Dial<S>: Send + Sync {
-    fn dial(&self) -> BoxFuture<Result<S, ConnectError>>;
+    fn dial(&self) -> BoxFuture<Result<Dialed<S>, ConnectError>>;
 }
 
 /// Counts connections whose task is running; one [`OpenConnection`] guard per connection.
@@ -177,10 +224,10 @@ impl<C: Connect> Dialer<C> {
     }
 
     /// Runs `handshake` on a fresh transport, all within the connect timeout.
-    fn dial_with<S, F, Fut>(&self, handshake: F) -> BoxFuture<Result<S, ConnectError>>
+    fn dial_with<S, F, Fut>(&self, handshake: F) -> BoxFuture<Result<Dialed<S>, ConnectError>>
     where
         S: Send + 'static,
-        F: FnOnce(TokioIo<C::Io>, Arc<ConnectionCount>) -> Fut + Send + 'static,
+        F: FnOnce(TokioIo<C::Io>, Connection) -> Fut + Send + 'static,
         Fut: Future<Output = Result<S, BoxError>> + Send,
     {
         let connector = self
@@ -192,16 +239,38 @@ impl<C: Connect> Dialer<C> {
         let limit = self.connect_timeout;
         let open = self.open.clone();
         Box::pin(async move {
+            let close = CloseHandle::new();
+            let connection = Connection {
+                open,
+                close: close.clone(),
+            };
+            let dialing = DIALING.scope(close.clone(), connector.oneshot(endpoint));
             let connect = async move {
-                let io = connector.oneshot(endpoint).await.map_err(Into::into)?;
-                handshake(TokioIo::new(io), open).await
+                let io = dialing.await.map_err(Into::into)?;
+                handshake(TokioIo::new(io), connection).await
             };
             match tokio::time::timeout(limit, connect).await {
-                Ok(Ok(sender)) => Ok(sender),
+                Ok(Ok(sender)) => Ok(Dialed { sender, close }),
                 Ok(Err(error)) => Err(into_connect_error(error)),
                 Err(_elapsed) => Err(ConnectError::new(Timeout::new())),
             }
         })
+    }
+}
+
+/// What a connection task holds while it runs: its place in the open count and its close handle
+/// (marked finished when the task ends).
+pub(crate) struct Connection {
+    open: Arc<ConnectionCount>,
+    close: CloseHandle,
+}
+
+impl Connection {
+    fn guard(&self) -> (OpenConnection, FinishOnDrop) {
+        (
+            OpenConnection::new(&self.open),
+            FinishOnDrop(self.close.clone()),
+        )
     }
 }
 
@@ -220,15 +289,12 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    fn dial(&self) -> BoxFuture<Result<http1::SendRequest<B>, ConnectError>> {
+    fn dial(&self) -> BoxFuture<Result<Dialed<http1::SendRequest<B>>, ConnectError>> {
         self.dial_with(|io, open| async move {
             let (sender, connection) = http1::handshake(io).await?;
             // With upgrades, `hyper::upgrade::on(response)` works for a 101 answer or a `CONNECT`
             // tunnel; the upgraded connection then leaves the pool (its sender reports closed).
-            tokio::spawn(drive(
-                connection.with_upgrades(),
-                OpenConnection::new(&open),
-            ));
+            tokio::spawn(drive(connection.with_upgrades(), open.guard()));
             Ok(sender)
         })
     }
@@ -241,7 +307,7 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    fn dial(&self) -> BoxFuture<Result<http2::SendRequest<B>, ConnectError>> {
+    fn dial(&self) -> BoxFuture<Result<Dialed<http2::SendRequest<B>>, ConnectError>> {
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder.timer(TokioTimer::new());
         if let Some(interval) = self.http2_keep_alive_interval {
@@ -252,7 +318,7 @@ where
         }
         self.dial_with(move |io, open| async move {
             let (sender, connection) = builder.handshake(io).await?;
-            tokio::spawn(drive(connection, OpenConnection::new(&open)));
+            tokio::spawn(drive(connection, open.guard()));
             Ok(sender)
         })
     }
@@ -260,9 +326,9 @@ where
 
 /// A connection task: runs hyper's connection until it closes.
 ///
-/// The open-connection guard is released before the connection (and with it the transport) is dropped,
-/// so whoever sees the transport closed also sees the count lowered.
-async fn drive<F>(connection: F, guard: OpenConnection)
+/// The guards (open count, close handle) are released before the connection (and with it the
+/// transport) is dropped, so whoever sees the transport closed also sees the count lowered.
+async fn drive<F>(connection: F, guard: (OpenConnection, FinishOnDrop))
 where
     F: Future<Output = Result<(), hyper::Error>>,
 {

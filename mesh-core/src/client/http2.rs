@@ -19,7 +19,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http2::SendRequest};
 
-use super::connect::{BoxFuture, Dial};
+use super::connect::{BoxFuture, Dial, Dialed};
 use super::request_body::BodyFailure;
 use crate::error::{BadRequest, BoxError, ConnectError, UpstreamError, find_cause};
 
@@ -35,14 +35,23 @@ pub(crate) struct Http2Connection<B> {
 }
 
 struct Slot<B> {
-    sender: Option<SendRequest<B>>,
+    sender: Option<Dialed<SendRequest<B>>>,
     /// The last failed attempt: its number and its error.
     failure: Option<(u64, Arc<ConnectError>)>,
 }
 
 impl<B> Slot<B> {
-    fn live_sender(&self) -> Option<SendRequest<B>> {
-        self.sender.as_ref().filter(|s| !s.is_closed()).cloned()
+    /// The connection's sender if it can take a request. A retired connection is let go here:
+    /// its streams in progress carry on, and hyper closes it once they end and no sender is left.
+    fn live_sender(&mut self) -> Option<SendRequest<B>> {
+        if self.sender.as_ref().is_some_and(Dialed::is_retired) {
+            self.sender = None;
+        }
+        self.sender
+            .as_ref()
+            .map(|dialed| &dialed.sender)
+            .filter(|s| !s.is_closed())
+            .cloned()
     }
 }
 
@@ -75,8 +84,9 @@ impl<B: Send + 'static> Http2Connection<B> {
             let result = this.dialer.dial().await;
             let attempt = this.attempts.fetch_add(1, Ordering::AcqRel) + 1;
             match result {
-                Ok(sender) => {
-                    slot.sender = Some(sender.clone());
+                Ok(dialed) => {
+                    let sender = dialed.sender.clone();
+                    slot.sender = Some(dialed);
                     slot.failure = None;
                     Ok(sender)
                 }
@@ -103,7 +113,7 @@ impl<B: Send + 'static> Http2Connection<B> {
             .slot
             .try_lock()
             .ok()
-            .and_then(|slot| slot.live_sender());
+            .and_then(|mut slot| slot.live_sender());
         let (step, waiting) = match live {
             Some(sender) => (Step::send(sender, request), None),
             None => (

@@ -24,6 +24,10 @@
 //! - **Connecting** goes through any [`Connect`] service: [`TcpConnector`] here, a TLS connector from
 //!   `mesh-tls`. The client bounds it with [`connect_timeout`](ClientConfig::connect_timeout)
 //!   (tokio time, so a paused test clock drives it).
+//! - **Retiring** a connection: a connector may take the connection's
+//!   [`CloseHandle`](crate::server::CloseHandle) with [`connection_close_handle`] while it connects;
+//!   closing it later stops new requests on that connection and lets those in progress finish
+//!   (`mesh-tls` does so when new trust bundles no longer verify the server's certificate).
 //! - **Failures** are typed: [`ConnectError`](crate::error::ConnectError) when no connection could be
 //!   made (caused by [`Timeout`](crate::error::Timeout) on the connect timeout), and
 //!   [`UpstreamError`](crate::error::UpstreamError) when the exchange failed, with
@@ -72,6 +76,6 @@ mod request_body;
 mod service;
 
 pub use config::{ClientConfig, Protocol};
-pub use connect::{Connect, TcpConnectFuture, TcpConnector};
+pub use connect::{Connect, TcpConnectFuture, TcpConnector, connection_close_handle};
 pub use future::ResponseFuture;
 pub use service::HttpClient;

@@ -28,6 +28,11 @@ use tokio::sync::Notify;
 /// long-lived stream keeps its connection open until it ends (or until the server shuts down).
 /// Counted in [`ServerStats::close_requested`](super::ServerStats::close_requested).
 ///
+/// The same handle retires a connection of mesh-core's
+/// [`HttpClient`](crate::client::HttpClient): a connector gets it with
+/// [`client::connection_close_handle`](crate::client::connection_close_handle) while it connects,
+/// and once it is closed the client sends no new request on that connection (see there).
+///
 /// Cloning shares the handle. Closing is idempotent, and a handle closed before the server starts
 /// serving its connection closes it as soon as serving starts.
 ///
@@ -102,8 +107,8 @@ impl CloseHandle {
     }
 
     /// Marks the connection as no longer served.
-    #[cfg(feature = "server")]
-    pub(super) fn finish(&self) {
+    #[cfg(any(feature = "server", feature = "client"))]
+    pub(crate) fn finish(&self) {
         self.inner.finished.store(true, Ordering::Release);
     }
 }
@@ -119,11 +124,11 @@ impl fmt::Debug for CloseHandle {
 
 /// Marks a connection's handle finished when its task ends, however it ends (including an abort at
 /// the drain deadline).
-#[cfg(feature = "server")]
+#[cfg(any(feature = "server", feature = "client"))]
 #[derive(Debug)]
-pub(super) struct FinishOnDrop(pub(super) CloseHandle);
+pub(crate) struct FinishOnDrop(pub(crate) CloseHandle);
 
-#[cfg(feature = "server")]
+#[cfg(any(feature = "server", feature = "client"))]
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
         self.0.finish();

@@ -96,6 +96,8 @@ mod write_stall;
 
 pub use acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
 pub use close::CloseHandle;
+#[cfg(any(feature = "server", feature = "client"))]
+pub(crate) use close::FinishOnDrop;
 #[cfg(feature = "server")]
 pub use config::ServerConfig;
 #[cfg(feature = "server")]

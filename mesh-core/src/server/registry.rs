@@ -199,16 +199,32 @@ impl Registration {
     }
 }
 
+/// Maps keep at least this many slots when shrunk: below it, shrinking saves nothing worth the
+/// reallocation.
+const MIN_CAPACITY: usize = 64;
+
+/// Gives back most of a map's capacity once it holds under a quarter of it. A `HashMap` never
+/// shrinks by itself, so after a flood of 10 000 connections the registry would keep room for
+/// them for good; halving at a quarter keeps the cost amortised O(1) per removal.
+fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > MIN_CAPACITY && map.len() < map.capacity() / 4 {
+        map.shrink_to((map.len() * 2).max(MIN_CAPACITY));
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut table = self.registry.table();
         table.connections.remove(&self.id);
+        // A peer's entry goes with its last connection, so the map holds only current peers.
         if let Some(count) = table.per_peer.get_mut(&self.peer) {
             *count -= 1;
             if *count == 0 {
                 table.per_peer.remove(&self.peer);
             }
         }
+        shrink(&mut table.connections);
+        shrink(&mut table.per_peer);
     }
 }
 
@@ -296,5 +312,33 @@ mod tests {
         drop(b);
         assert_eq!(registry.connections_of(PEER), 0);
         assert_eq!(registry.table().connections.len(), 1);
+        assert_eq!(
+            registry.table().per_peer.len(),
+            1,
+            "only the peer still connected"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_leaves_no_entries_and_little_capacity_behind() {
+        let registry = Arc::new(Registry::new());
+        // 10 000 connections from 2 500 addresses, then all closed.
+        let flood: Vec<Registration> = (0..10_000u32)
+            .map(|i| registry.register(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i % 2_500))))
+            .collect();
+        assert_eq!(registry.table().per_peer.len(), 2_500);
+        drop(flood);
+        let table = registry.table();
+        assert!(table.connections.is_empty());
+        assert!(
+            table.per_peer.is_empty(),
+            "a peer leaves with its last connection"
+        );
+        assert!(
+            table.connections.capacity() <= 2 * MIN_CAPACITY,
+            "{}",
+            table.connections.capacity()
+        );
+        assert!(table.per_peer.capacity() <= 2 * MIN_CAPACITY);
     }
 }

@@ -162,7 +162,8 @@ impl<A: Acceptor> Server<A> {
         loop {
             reap_finished(&mut connections);
 
-            let Some(accepted) = until_shutdown(&mut shutdown, listener.accept()).await else {
+            let accept = reaping(listener.accept(), &mut connections);
+            let Some(accepted) = until_shutdown(&mut shutdown, accept).await else {
                 break;
             };
             let (tcp, peer_addr) = match accepted {
@@ -336,6 +337,26 @@ fn is_per_connection(error: &io::Error) -> bool {
     )
 }
 
+/// Runs `accept` while collecting the connection tasks that finish meanwhile.
+///
+/// A finished task keeps its allocation, sized for the connection's whole future (hyper's
+/// connection state and the server's wrappers), until its `JoinHandle` in the set is dropped.
+/// Reaping only before each accept left every task of a flood allocated for as long as no new
+/// connection came, which after a flood of thousands of connections is memory held for good by an
+/// idle process.
+async fn reaping<F: Future>(accept: F, connections: &mut JoinSet<()>) -> F::Output {
+    let mut accept = pin!(accept);
+    poll_fn(|cx| {
+        // `Ready(None)` once the set is empty; `Pending` registers to be woken by the next task
+        // that finishes.
+        while let Poll::Ready(Some(result)) = connections.poll_join_next(cx) {
+            log_task_end(result);
+        }
+        accept.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// Collects finished connection tasks so the set only holds live ones.
 fn reap_finished(connections: &mut JoinSet<()>) {
     while let Some(result) = connections.try_join_next() {
@@ -348,5 +369,29 @@ fn log_task_end(result: Result<(), tokio::task::JoinError>) {
         && join_error.is_panic()
     {
         error!("a connection task panicked");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_test::{assert_pending, task};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tasks_that_end_while_waiting_for_a_connection_are_collected() {
+        let mut connections = JoinSet::new();
+        for _ in 0..3 {
+            connections.spawn(async {});
+        }
+        // On this single-threaded runtime the three tasks run (and end) before the test resumes.
+        tokio::task::yield_now().await;
+        assert_eq!(connections.len(), 3);
+
+        // No connection arrives, yet the ended tasks are collected.
+        let mut accept = task::spawn(reaping(pending::<()>(), &mut connections));
+        assert_pending!(accept.poll());
+        drop(accept);
+        assert!(connections.is_empty());
     }
 }

@@ -31,9 +31,11 @@ use crate::body::DEFAULT_REPLAY_CAP;
 /// What is retried, in order:
 ///
 /// 1. never when the server forbade it (`grpc-retry-pushback-ms` negative or malformed);
-/// 2. always when the request was never sent: a connect error ([`ErrorKind::Connect`]) or an
+/// 2. always when the request was never sent: a connect error ([`ErrorKind::Connect`]), an
 ///    exchange that failed before any byte left ([`ErrorKind::Upstream`] with `request_sent:
-///    false`) — whatever the method;
+///    false`), or an endpoint whose HTTP/1.1 connections all stayed busy for the client's pool wait
+///    ([`ErrorKind::PoolExhausted`]; the retry goes to another endpoint when tried endpoints are
+///    avoided) — whatever the method;
 /// 3. whatever the method, a gRPC answer that says the call was not processed (unless
 ///    [turned off](Self::retry_unprocessed_grpc)): `UNAVAILABLE` when it is in `grpc_codes`,
 ///    and `RESOURCE_EXHAUSTED` that carries a pushback delay (the server asked for the call again
@@ -259,9 +261,12 @@ impl RetryPolicy {
         }
         match class {
             FailureClass::Error(ErrorKind::Connect) => return Some(("connect", None)),
-            FailureClass::Error(ErrorKind::Upstream {
-                request_sent: false,
-            }) => return Some(("not_sent", None)),
+            FailureClass::Error(
+                ErrorKind::Upstream {
+                    request_sent: false,
+                }
+                | ErrorKind::PoolExhausted,
+            ) => return Some(("not_sent", None)),
             FailureClass::Grpc { code, pushback } if self.retry_unprocessed_grpc => {
                 if let Some(decision) = self.unprocessed_grpc(*code, *pushback) {
                     return decision;

@@ -12,7 +12,9 @@
 //!   never drops a connection (as in Linkerd and ztunnel, and unlike them the trust bundles rotate
 //!   too — linkerd2 #13613). That includes connections from peers whose root was just removed;
 //!   [`TlsAcceptor::recheck_connections_on_bundle_change`](crate::TlsAcceptor::recheck_connections_on_bundle_change)
-//!   (off by default) closes those gracefully;
+//!   (off by default) closes those gracefully, and
+//!   [`TlsConnector::recheck_connections_on_bundle_change`](crate::TlsConnector::recheck_connections_on_bundle_change)
+//!   retires the pooled connections to servers whose root was removed;
 //! - a bad update never reaches the handshakes: the source validates first and keeps the last good
 //!   identity.
 //!

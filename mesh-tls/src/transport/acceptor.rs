@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::HandshakeError;
-use super::recheck::LiveConnections;
+use super::recheck::{LiveConnections, Side};
 use super::settings::{default_alpn, versions};
 use crate::rotation::{CurrentSvid, IdentitySource, IdentityWatch, WorkloadIdentity};
 use crate::verify::spiffe_id_of;
@@ -129,14 +129,16 @@ impl TlsAcceptor {
     /// A TLS session keeps the trust decision of its handshake, so by default a peer whose root
     /// was removed from the bundles keeps its open connections (only new handshakes are refused).
     /// With this on, the acceptor keeps each live connection's peer certificate chain (about 1 to
-    /// 2 KB per connection) and, whenever the source publishes **different** bundles (a new SVID
+    /// 2 KB per connection, forgotten at most 30 s after the connection ends) and, whenever the source publishes **different** bundles (a new SVID
     /// with the same bundles does not count), verifies every kept chain against them — as of its
     /// handshake, so a certificate that merely expired since does not count — and asks each
     /// connection that fails to close gracefully through its
     /// [`CloseHandle`]: mesh-core's server lets the requests in progress finish, then closes it
     /// (HTTP/2 `GOAWAY`; HTTP/1.1 after the response in progress). Each close is logged at `info`
     /// with the peer's address and ID, and counted in the `mesh.tls.connections.closed` counter
-    /// (attribute `reason` = `bundle_change`, recorded at 0 from the start).
+    /// (attributes `reason` = `bundle_change` and `direction` = `inbound`, recorded at 0 from the
+    /// start). [`TlsConnector`](crate::TlsConnector) has the same option for the connections it
+    /// makes.
     ///
     /// Off by default because closing connections is disruptive (clients reconnect and their
     /// requests in the meantime may fail over), and most bundle changes only add roots. Turn it on
@@ -167,17 +169,13 @@ impl TlsAcceptor {
 
     fn rebuild(&mut self) {
         self.config = server_config(&self.identity, &self.verifier, &self.alpn, self.allow_tls12);
-        self.live = self.recheck.then(|| {
-            let meter = self
-                .meter
-                .clone()
-                .unwrap_or_else(|| opentelemetry::global::meter("mesh-tls"));
-            Arc::new(LiveConnections::new(
-                self.verifier.clone(),
-                self.identity.clone(),
-                &meter,
-            ))
-        });
+        self.live = LiveConnections::when(
+            self.recheck,
+            Side::Inbound,
+            &self.verifier,
+            &self.identity,
+            self.meter.as_ref(),
+        );
     }
 }
 
@@ -227,7 +225,9 @@ impl Acceptor for TlsAcceptor {
             if let (Some(live), Some(before)) = (live, before) {
                 let close = CloseHandle::new();
                 let chain = connection.peer_certificates().unwrap_or_default().to_vec();
-                live.track(chain, id.clone(), peer, close.clone(), &before);
+                // A refusal here (bundles changed during the handshake) asks the server to
+                // close the connection gracefully, as a re-check would; it is logged there.
+                let _ = live.track(chain, id.clone(), peer, close.clone(), &before);
                 extensions.insert(close);
             }
             extensions.insert(id);

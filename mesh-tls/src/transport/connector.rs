@@ -6,8 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use mesh_core::client::TcpConnector;
+use mesh_core::client::{TcpConnector, connection_close_handle};
 use mesh_core::{BoxError, Endpoint};
+use opentelemetry::metrics::Meter;
 use rustls::ClientConfig;
 use rustls::client::Resumption;
 use rustls_pki_types::ServerName;
@@ -16,8 +17,10 @@ use tokio_rustls::client::TlsStream;
 use tower_service::Service;
 
 use super::HandshakeError;
+use super::recheck::{LiveConnections, Side};
 use super::settings::{default_alpn, versions};
 use crate::rotation::{CurrentSvid, IdentitySource, IdentityWatch, WorkloadIdentity};
+use crate::verify::spiffe_id_of;
 use crate::{Authorizer, SpiffeId, SpiffeServerVerifier, SvidVerifier, TrustBundleSet, X509Svid};
 
 /// Opens mutual-TLS connections for mesh-core's [`HttpClient`](mesh_core::client::HttpClient): a
@@ -33,7 +36,9 @@ use crate::{Authorizer, SpiffeId, SpiffeServerVerifier, SvidVerifier, TrustBundl
 ///
 /// Defaults, each settable: TLS 1.3 only; ALPN `h2` then `http/1.1`; no session resumption (a
 /// resumed session would skip the identity check of the new endpoint and the current bundles); the
-/// authorizer accepts every trusted ID.
+/// authorizer accepts every trusted ID; connections already made are not re-checked when the
+/// bundles change (see
+/// [`recheck_connections_on_bundle_change`](Self::recheck_connections_on_bundle_change)).
 ///
 /// Cloning shares the configuration. The future is boxed: it runs once per connection.
 ///
@@ -63,8 +68,12 @@ pub struct TlsConnector<C = TcpConnector> {
     alpn: Vec<Vec<u8>>,
     allow_tls12: bool,
     require_identity: bool,
+    recheck: bool,
+    meter: Option<Meter>,
     /// Built from the fields above by every setter; cloned per connection to set the expected ID.
     config: Arc<ClientConfig>,
+    /// The connections to re-check, when `recheck` is on.
+    live: Option<Arc<LiveConnections>>,
 }
 
 impl TlsConnector<TcpConnector> {
@@ -88,7 +97,10 @@ impl TlsConnector<TcpConnector> {
             alpn,
             allow_tls12: false,
             require_identity: true,
+            recheck: false,
+            meter: None,
             config,
+            live: None,
         }
     }
 }
@@ -103,7 +115,10 @@ impl<C> TlsConnector<C> {
             alpn: self.alpn,
             allow_tls12: self.allow_tls12,
             require_identity: self.require_identity,
+            recheck: self.recheck,
+            meter: self.meter,
             config: self.config,
+            live: self.live,
         }
     }
 
@@ -134,6 +149,49 @@ impl<C> TlsConnector<C> {
         self
     }
 
+    /// Whether to re-check the connections this connector made when the trust bundles change
+    /// (default `false`).
+    ///
+    /// The outbound twin of
+    /// [`TlsAcceptor::recheck_connections_on_bundle_change`](crate::TlsAcceptor::recheck_connections_on_bundle_change):
+    /// a TLS session keeps the trust decision of its handshake, so by default a pooled connection
+    /// to a server whose root was removed from the bundles keeps carrying requests. With this on,
+    /// the connector keeps the server's certificate chain of each connection it makes for
+    /// mesh-core's [`HttpClient`](mesh_core::client::HttpClient) (about 1 to 2 KB per
+    /// connection, forgotten at most 30 s after it ends) with the connection's
+    /// [`CloseHandle`](mesh_core::server::CloseHandle)
+    /// (from [`connection_close_handle`]); whenever the source publishes **different** bundles, it
+    /// verifies every kept chain against them (as of its handshake, so a certificate that merely
+    /// expired since does not count) and retires each connection whose chain fails: the client
+    /// sends no new request on it, the requests in progress finish, and the next request to that
+    /// endpoint makes a new connection, whose handshake then fails with a [`HandshakeError`] if
+    /// the server is still not trusted. Connections to servers still trusted are kept. Each
+    /// retirement is logged at `info` with the endpoint's address and the server's ID, and counted
+    /// in `mesh.tls.connections.closed` (attributes `reason` = `bundle_change`, `direction` =
+    /// `outbound`, recorded at 0 from the start). A handshake that was under way while the bundles
+    /// changed is checked against the new ones as it ends, and fails with a [`HandshakeError`]
+    /// if they refuse the server.
+    ///
+    /// Each connection is judged by its own chain rather than all being dropped at every bundle
+    /// change, so adding a root (the common change) costs no reconnection. Off by default for the
+    /// same reason as the acceptor's: turn it on when removing a root must take effect on open
+    /// connections too. Connections made outside an `HttpClient` (calling the connector directly)
+    /// have no handle and are not tracked. The re-check runs in a task spawned on the first
+    /// connection; it ends when every clone of the connector is dropped.
+    pub fn recheck_connections_on_bundle_change(mut self, recheck: bool) -> Self {
+        self.recheck = recheck;
+        self.rebuild();
+        self
+    }
+
+    /// Where `mesh.tls.connections.closed` is counted. Default
+    /// `opentelemetry::global::meter("mesh-tls")`.
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self.rebuild();
+        self
+    }
+
     /// The inner connector.
     pub fn get_ref(&self) -> &C {
         &self.inner
@@ -151,6 +209,13 @@ impl<C> TlsConnector<C> {
 
     fn rebuild(&mut self) {
         self.config = client_config(&self.identity, &self.verifier, &self.alpn, self.allow_tls12);
+        self.live = LiveConnections::when(
+            self.recheck,
+            Side::Outbound,
+            &self.verifier,
+            &self.identity,
+            self.meter.as_ref(),
+        );
     }
 
     /// The client configuration for one connection to `endpoint`.
@@ -212,13 +277,31 @@ where
             Err(error) => return TlsConnectFuture(Box::pin(async move { Err(error.into()) })),
         };
         let server_name = ServerName::IpAddress(endpoint.addr().ip().into());
+        let peer = endpoint.addr();
+        // Taken here, in `call`: the handle is only visible while the client drives the connector.
+        let tracking = self
+            .live
+            .clone()
+            .and_then(|live| Some((connection_close_handle()?, live)));
         let connecting = self.inner.call(endpoint);
         TlsConnectFuture(Box::pin(async move {
+            let before = tracking.as_ref().map(|(_, live)| live.before_handshake());
             let io = connecting.await.map_err(Into::into)?;
-            tokio_rustls::TlsConnector::from(config)
+            let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(server_name, io)
                 .await
-                .map_err(|error| HandshakeError::from_io(error).into())
+                .map_err(HandshakeError::from_io)?;
+            if let (Some((close, live)), Some(before)) = (tracking, before) {
+                let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+                // The verifier accepted this chain, so it has a leaf with an ID.
+                if let Some(id) = chain.first().and_then(|leaf| spiffe_id_of(leaf).ok()) {
+                    // Bundles that changed during the handshake and refuse this server: the
+                    // connection is refused now, rather than used once and retired.
+                    live.track(chain.to_vec(), id, peer, close, &before)
+                        .map_err(HandshakeError::Svid)?;
+                }
+            }
+            Ok(stream)
         }))
     }
 }
@@ -251,6 +334,7 @@ impl<C: fmt::Debug> fmt::Debug for TlsConnector<C> {
             .field("alpn", &self.alpn)
             .field("allow_tls12", &self.allow_tls12)
             .field("require_endpoint_identity", &self.require_identity)
+            .field("recheck_connections_on_bundle_change", &self.recheck)
             .finish_non_exhaustive()
     }
 }

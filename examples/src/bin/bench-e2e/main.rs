@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mesh_examples::args::{ArgError, Args};
 
-use crate::children::{KillAllOnDrop, Proc, Spawn};
+use crate::children::{KillAllOnDrop, Proc};
 use crate::report::{Meta, Results};
 use crate::stats::{HandshakeRun, IdleRun, LoadRun};
 use crate::targets::{Env, Running, Target};
@@ -42,7 +42,7 @@ fn main() {
     }
     let options = mesh_examples::args::or_exit(Options::parse(argv), "bench-e2e", usage::USAGE);
     let guard = KillAllOnDrop;
-    children::kill_all_on_signal();
+    children::kill_all_on_signal("bench-e2e");
     let result = run(&options);
     drop(guard);
     if let Err(e) = result {
@@ -213,7 +213,7 @@ impl Bench<'_> {
         for target in Target::ALL {
             let (backend, running) = self.start(target)?;
             let proc = running.proc.as_ref().unwrap_or(&backend.proc);
-            let pids = procfs::process_tree(proc.pid());
+            let pids = mesh_examples::children::process_tree(proc.pid());
             let threads: Vec<String> = pids.iter().flat_map(|&p| procfs::thread_names(p)).collect();
             let what = match target {
                 Target::Direct => "backend".to_owned(),
@@ -252,7 +252,7 @@ impl Bench<'_> {
         };
         let proxy_cpu0 = running.proc.as_ref().map(|p| cpu_seconds(p, self.ticks));
         let backend_cpu0 = cpu_seconds(&backend.proc, self.ticks);
-        let out = Spawn::new("oha", &self.oha, &self.env.work)
+        let out = children::spawn("oha", &self.oha, &self.env.work)
             .args(oha::args(
                 running.plain,
                 rate,
@@ -338,7 +338,7 @@ impl Bench<'_> {
                     return Err(format!("{target} has no TLS listener"));
                 };
                 let cpu0 = cpu_seconds(proc, self.ticks);
-                let out = Spawn::new("handshake-client", &exe, &self.env.work)
+                let out = children::spawn("handshake-client", &exe, &self.env.work)
                     .args([
                         "--handshake-client".to_owned(),
                         "--addr".to_owned(),

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::children::Spawn;
+use crate::children;
 
 /// The benches reported: (package, bench target, extra cargo arguments).
 const BENCHES: [(&str, &str, &[&str]); 3] = [
@@ -28,7 +28,7 @@ pub(crate) fn run(cargo: &str, workspace: &Path, work: &Path) -> Vec<MicroResult
         .iter()
         .map(|(package, bench, extra)| {
             eprintln!("bench-e2e: cargo bench -p {package} --bench {bench}");
-            let spawn = Spawn::new(&format!("cargo-bench-{bench}"), cargo, work)
+            let spawn = children::spawn(&format!("cargo-bench-{bench}"), cargo, work)
                 .args(["bench", "--manifest-path"])
                 .args([manifest.as_os_str()])
                 .args(["-p", package, "--bench", bench])

@@ -2,7 +2,7 @@
 //! open-file limit. The parsers are plain functions over the file text so they are unit-tested
 //! without any process.
 
-use std::collections::HashMap;
+use mesh_examples::children::process_tree;
 
 /// User + system CPU time of one process, in clock ticks, from the text of `/proc/<pid>/stat`.
 ///
@@ -16,11 +16,6 @@ pub(crate) fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// The parent pid, from the text of `/proc/<pid>/stat`.
-pub(crate) fn stat_ppid(stat: &str) -> Option<u32> {
-    fields_after_comm(stat)?.get(4 - 3)?.parse().ok()
-}
-
 fn fields_after_comm(stat: &str) -> Option<Vec<&str>> {
     let end = stat.rfind(')')?;
     Some(stat[end + 1..].split_whitespace().collect())
@@ -32,54 +27,6 @@ pub(crate) fn status_kib(status: &str, key: &str) -> Option<u64> {
         let rest = line.strip_prefix(key)?.strip_prefix(':')?;
         rest.split_whitespace().next()?.parse().ok()
     })
-}
-
-/// `pid` and all its descendants, given every process's parent.
-pub(crate) fn tree(pid: u32, parents: &HashMap<u32, u32>) -> Vec<u32> {
-    let mut out = vec![pid];
-    let mut i = 0;
-    while i < out.len() {
-        let parent = out[i];
-        let mut children: Vec<u32> = parents
-            .iter()
-            .filter(|&(_, &p)| p == parent)
-            .map(|(&c, _)| c)
-            .collect();
-        children.sort_unstable();
-        out.extend(children);
-        i += 1;
-    }
-    out
-}
-
-/// Every live process's parent, read from `/proc`.
-fn parents() -> HashMap<u32, u32> {
-    let mut map = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return map;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(ppid) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .as_deref()
-            .and_then(stat_ppid)
-        {
-            map.insert(pid, ppid);
-        }
-    }
-    map
-}
-
-/// `pid` and its live descendants (nginx's workers under its master, for instance).
-pub(crate) fn process_tree(pid: u32) -> Vec<u32> {
-    tree(pid, &parents())
 }
 
 /// Sum of user + system CPU time of `pid`'s tree, in clock ticks.
@@ -170,7 +117,6 @@ mod tests {
     #[test]
     fn stat_fields_count_from_the_last_parenthesis() {
         assert_eq!(stat_cpu_ticks(STAT), Some(187));
-        assert_eq!(stat_ppid(STAT), Some(4241));
         assert_eq!(stat_cpu_ticks("garbage"), None);
     }
 
@@ -180,13 +126,6 @@ mod tests {
         assert_eq!(status_kib(status, "VmHWM"), Some(20480));
         assert_eq!(status_kib(status, "VmRSS"), Some(10240));
         assert_eq!(status_kib(status, "VmSwap"), None);
-    }
-
-    #[test]
-    fn a_tree_holds_descendants_only() {
-        let parents = HashMap::from([(2, 1), (3, 2), (4, 2), (5, 1), (6, 3)]);
-        assert_eq!(tree(2, &parents), vec![2, 3, 4, 6]);
-        assert_eq!(tree(9, &parents), vec![9]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mesh_tls::test_ca::TestCa;
 
-use crate::children::{Proc, Spawn};
+use crate::children::{self, Proc};
 
 /// The CPU the proxies and the backend run on; the load generators run on CPU 0.
 pub(crate) const SERVER_CPU: u32 = 1;
@@ -100,7 +100,7 @@ pub(crate) fn ready_addr(line: &str, key: &str) -> Option<SocketAddr> {
 
 /// Starts the backend pinned to the server CPU with one worker.
 pub(crate) fn start_backend(env: &Env) -> Result<Backend, String> {
-    let (proc, line) = Spawn::new("backend", env.bin_dir.join("backend"), &env.work)
+    let (proc, line) = children::spawn("backend", env.bin_dir.join("backend"), &env.work)
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -184,7 +184,7 @@ fn start_sidecar(env: &Env, backend: SocketAddr) -> Result<Running, String> {
     let path = env.work.join("sidecar.toml");
     std::fs::write(&path, sidecar_config(backend, trust_domain.trim()))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let (proc, line) = Spawn::new("mesh-sidecar", env.bin_dir.join("mesh-sidecar"), &env.work)
+    let (proc, line) = children::spawn("mesh-sidecar", env.bin_dir.join("mesh-sidecar"), &env.work)
         .args(["--config".into(), path.into_os_string()])
         // `#[tokio::main]` reads TOKIO_WORKER_THREADS for its worker count.
         .env("TOKIO_WORKER_THREADS", "1")
@@ -217,7 +217,7 @@ fn start_with_free_ports(
                     haproxy_config(plain, tls, backend, &env.work, crate::children::nofile());
                 std::fs::write(&path, config)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                Spawn::new("haproxy", &env.haproxy, &env.work).args([
+                children::spawn("haproxy", &env.haproxy, &env.work).args([
                     "-db".into(),
                     "-f".into(),
                     path.into_os_string(),
@@ -233,7 +233,7 @@ fn start_with_free_ports(
                 )
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 let error_log = dir.join("error.log");
-                Spawn::new("nginx", &env.nginx, &env.work).args([
+                children::spawn("nginx", &env.nginx, &env.work).args([
                     "-p".into(),
                     dir.clone().into_os_string(),
                     "-e".into(),

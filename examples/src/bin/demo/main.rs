@@ -63,6 +63,7 @@ use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
 use mesh_core::server::Server;
 use mesh_core::{Body, Endpoint};
 use mesh_examples::args::{ArgError, Args};
+use mesh_examples::logging::LogFormat;
 use mesh_observe::prometheus::prometheus_endpoint;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -85,6 +86,9 @@ OPTIONS:
     --rate <PER_SECOND>     requests per second, open loop (default 200, 1 to 5000)
     --seed <N>              seed of the balancer, retry jitter and breaker jitter (default 42)
     --metrics-port <PORT>   loopback port for Prometheus /metrics (default 0: any free port)
+    --log-format <FORMAT>   text or json (default text, or MESH_LOG_FORMAT) for the log lines on
+                            stderr; their level is RUST_LOG's, default warn so the table stays
+                            readable (RUST_LOG=info also shows ejections and breaker changes)
     --help                  print this text
 
 WHAT HAPPENS:
@@ -102,6 +106,7 @@ struct Options {
     rate: u32,
     seed: u64,
     metrics_port: u16,
+    log_format: LogFormat,
 }
 
 fn options() -> Result<Options, ArgError> {
@@ -110,6 +115,7 @@ fn options() -> Result<Options, ArgError> {
     let rate: u32 = args.value("--rate", 200)?;
     let seed: u64 = args.value("--seed", 42)?;
     let metrics_port: u16 = args.value("--metrics-port", 0)?;
+    let log_format = mesh_examples::logging::format_option(&mut args)?;
     args.finish()?;
     if !(4..=3600).contains(&seconds) {
         return Err(ArgError::Invalid {
@@ -130,12 +136,14 @@ fn options() -> Result<Options, ArgError> {
         rate,
         seed,
         metrics_port,
+        log_format,
     })
 }
 
 #[tokio::main]
 async fn main() {
     let options = mesh_examples::args::or_exit(options(), "demo", USAGE);
+    mesh_examples::logging::init_with_default(options.log_format, "warn");
     if let Err(e) = run(options).await {
         eprintln!("demo: {e}");
         std::process::exit(1);

@@ -130,7 +130,11 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     let meter = telemetry.meter().clone();
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
-    let connector = identity.connector();
+    // One re-check for the connections of every service: the clones share it.
+    let connector = identity
+        .connector()
+        .meter(meter.clone())
+        .recheck_connections_on_bundle_change(config.identity.recheck_connections_on_bundle_change);
     let clients = build_clients(&config.services, &config.locality, &connector, &meter, seed)?;
     let mut routes = HashMap::new();
     for (service, client) in config.services.iter().zip(clients) {

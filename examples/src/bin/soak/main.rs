@@ -8,7 +8,6 @@
 //! next change but not the ones after it; the load runs on its own tokio runtime and never waits
 //! for the schedule.
 
-mod children;
 mod load;
 mod mesh;
 mod options;
@@ -27,12 +26,12 @@ use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
 use mesh_core::{Body, Endpoint};
 use tower::ServiceExt;
 
-use crate::children::KillAllOnDrop;
 use crate::load::{Counters, Counts};
 use crate::mesh::Mesh;
 use crate::options::{Options, USAGE};
 use crate::report::{Run, Sample, Usage};
 use crate::schedule::Event;
+use mesh_examples::children::{self, KillAllOnDrop};
 
 /// The pause between the end of the load and the last fd count: longer than the 30 s after
 /// which mesh-core's servers close idle connections and the 20 s after which its HTTP/1.1
@@ -43,7 +42,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let options = mesh_examples::args::or_exit(Options::parse(argv), "soak", USAGE);
     let guard = KillAllOnDrop;
-    children::kill_all_on_signal();
+    children::kill_all_on_signal("soak");
     let result = run(&options);
     drop(guard);
     match result {

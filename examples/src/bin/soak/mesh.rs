@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use mesh_tls::test_ca::TestCa;
 
-use crate::children::{Proc, ready_addr, start_ready};
+use mesh_examples::children::{Proc, Spawn, ready_addr};
 
 /// The trust domain of every workload.
 const TRUST_DOMAIN: &str = "soak.test";
@@ -253,18 +253,17 @@ impl Mesh {
         self.work.join("logs").join(format!("{name}.log"))
     }
 
+    /// How a child named `name` starts: its stderr appended to `logs/<name>.log` (a backend
+    /// restarted keeps one log).
+    fn spawn(&self, name: &str, program: &str) -> Spawn {
+        Spawn::new(name, self.bin.join(program), &self.work.join("logs")).append_log(true)
+    }
+
     fn start_backend(&self, name: &str, addr: SocketAddr) -> Result<(Proc, SocketAddr), String> {
-        let args: Vec<OsString> = ["--name", name, "--listen", &addr.to_string()]
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        let (proc, line) = start_ready(
-            &self.bin.join("backend"),
-            &args,
-            &self.log(name),
-            "backend: ready",
-            READY_TIMEOUT,
-        )?;
+        let (proc, line) = self
+            .spawn(name, "backend")
+            .args(["--name", name, "--listen", &addr.to_string()])
+            .ready_line("backend: ready", READY_TIMEOUT)?;
         Ok((proc, ready_addr(&line, "listen")?))
     }
 
@@ -272,15 +271,11 @@ impl Mesh {
         let path = self.work.join(format!("{name}.toml"));
         std::fs::write(&path, config).map_err(io(&path))?;
         let seed = self.seed.wrapping_add(offset).to_string();
-        let args: Vec<OsString> =
-            vec!["--config".into(), path.into(), "--seed".into(), seed.into()];
-        let (proc, line) = start_ready(
-            &self.bin.join("mesh-sidecar"),
-            &args,
-            &self.log(name),
-            "mesh-sidecar: ready",
-            READY_TIMEOUT,
-        )?;
+        let args: [OsString; 4] = ["--config".into(), path.into(), "--seed".into(), seed.into()];
+        let (proc, line) = self
+            .spawn(name, "mesh-sidecar")
+            .args(args)
+            .ready_line("mesh-sidecar: ready", READY_TIMEOUT)?;
         Ok(Sidecar {
             name: name.to_owned(),
             proc,

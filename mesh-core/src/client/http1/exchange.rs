@@ -7,10 +7,10 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http1::SendRequest};
+use hyper::client::conn::TrySendError;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::pool::Http1Pool;
+use super::pool::{Conn, Http1Pool};
 use crate::client::connect::BoxFuture;
 use crate::error::{
     BadRequest, BoxError, ConnectError, RequestBodyError, UpstreamError, find_cause,
@@ -58,11 +58,11 @@ impl<B> Unpin for Http1Exchange<B> {}
 
 enum Step<B> {
     Connecting {
-        connect: BoxFuture<Result<SendRequest<B>, ConnectError>>,
+        connect: BoxFuture<Result<Conn<B>, ConnectError>>,
     },
     Sending {
         send: SendFuture<B>,
-        sender: Option<SendRequest<B>>,
+        sender: Option<Conn<B>>,
         /// The connection came from the idle list, so it may have been closed by the server before the
         /// request reached it; such a request is tried once more on a new connection.
         pooled: bool,
@@ -77,9 +77,9 @@ impl<B: http_body::Body + Send + 'static> Step<B> {
         }
     }
 
-    fn send(mut sender: SendRequest<B>, request: Request<B>, pooled: bool) -> Self {
+    fn send(mut sender: Conn<B>, request: Request<B>, pooled: bool) -> Self {
         Step::Sending {
-            send: Box::pin(sender.try_send_request(request)),
+            send: Box::pin(sender.sender.try_send_request(request)),
             sender: Some(sender),
             pooled,
         }

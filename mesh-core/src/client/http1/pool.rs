@@ -17,7 +17,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::reservation::Slots;
-use crate::client::connect::Dial;
+use crate::client::connect::{Dial, Dialed};
+
+/// A pooled connection: hyper's sender and the handle that may retire it.
+pub(super) type Conn<B> = Dialed<SendRequest<B>>;
 
 /// The HTTP/1.1 connections of one client and all its clones.
 pub(crate) struct Http1Pool<B> {
@@ -34,7 +37,7 @@ struct PoolState<B> {
 }
 
 struct IdleConnection<B> {
-    sender: SendRequest<B>,
+    sender: Conn<B>,
     since: Instant,
 }
 
@@ -45,8 +48,9 @@ impl<B> IdleConnection<B> {
     }
 }
 
-fn is_ready<B>(sender: &SendRequest<B>) -> bool {
-    !sender.is_closed() && sender.is_ready()
+/// Whether a connection can take a request now: open, not busy, not retired.
+fn is_ready<B>(conn: &Conn<B>) -> bool {
+    !conn.is_retired() && !conn.sender.is_closed() && conn.sender.is_ready()
 }
 
 impl<B> Http1Pool<B> {
@@ -84,7 +88,7 @@ impl<B> Http1Pool<B> {
     /// A connection that can take a request now: the most recently used idle one (so surplus
     /// connections age out), else a returning one that is already ready. Stale idle connections met
     /// on the way are closed.
-    pub(super) fn checkout(&self) -> Option<SendRequest<B>> {
+    pub(super) fn checkout(&self) -> Option<Conn<B>> {
         let now = Instant::now();
         let mut stale = Vec::new();
         let mut found = None;
@@ -124,7 +128,7 @@ impl<B> Http1Pool<B> {
 
     /// Puts a connection that is ready for its next request into the idle list, and drops idle ones
     /// that went stale.
-    fn checkin(&self, sender: SendRequest<B>) {
+    fn checkin(&self, sender: Conn<B>) {
         let now = Instant::now();
         let stale: Vec<_> = {
             let mut state = self.lock();
@@ -132,7 +136,10 @@ impl<B> Http1Pool<B> {
                 .into_iter()
                 .partition(|conn| conn.is_usable(now, self.idle_timeout));
             state.idle = keep;
-            state.idle.push(IdleConnection { sender, since: now });
+            // A retired connection is not kept: the response just read was its last one.
+            if !sender.is_retired() {
+                state.idle.push(IdleConnection { sender, since: now });
+            }
             stale
         };
         drop(stale);
@@ -155,7 +162,7 @@ impl<B: Send + 'static> Http1Pool<B> {
     /// else is polled while the caller reads the body.
     pub(super) fn return_when_ready(
         self: &Arc<Self>,
-        sender: SendRequest<B>,
+        sender: Conn<B>,
         permit: OwnedSemaphorePermit,
     ) {
         let returning = Arc::new(Returning {
@@ -179,7 +186,7 @@ impl<B: Send + 'static> Http1Pool<B> {
 fn finish_return<B>(
     pool: &Weak<Http1Pool<B>>,
     returning: &Arc<Returning<B>>,
-    outcome: Option<(SendRequest<B>, Option<OwnedSemaphorePermit>)>,
+    outcome: Option<(Conn<B>, Option<OwnedSemaphorePermit>)>,
 ) {
     let Some(pool) = pool.upgrade() else {
         return;
@@ -199,7 +206,7 @@ struct Returning<B> {
 
 struct ReturningState<B> {
     /// `None` once taken by a checkout or closed.
-    sender: Option<SendRequest<B>>,
+    sender: Option<Conn<B>>,
     permit: Option<OwnedSemaphorePermit>,
     /// The returning task, to wake when its connection is taken.
     task: Option<Waker>,
@@ -216,12 +223,12 @@ impl<B> Returning<B> {
     fn poll_ready(
         &self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<(SendRequest<B>, Option<OwnedSemaphorePermit>)>> {
+    ) -> Poll<Option<(Conn<B>, Option<OwnedSemaphorePermit>)>> {
         let mut state = self.lock();
         let Some(sender) = state.sender.as_mut() else {
             return Poll::Ready(None);
         };
-        match sender.poll_ready(cx) {
+        match sender.sender.poll_ready(cx) {
             Poll::Pending => {
                 state.task = Some(cx.waker().clone());
                 Poll::Pending
