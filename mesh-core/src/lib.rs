@@ -15,6 +15,7 @@
 //! - [`Body`]: the boxed body type used where bodies of different kinds meet;
 //! - [`client`] and [`server`]: HTTP/1.1 and HTTP/2 plumbing on hyper, generic over the transport
 //!   (plain TCP here, TLS from `mesh-tls`);
+//! - [`service`]: boxed HTTP service aliases for the edges of a stack;
 //! - [`time`]: deadline arithmetic that cannot panic;
 //! - [`proxy`]: header rules for forwarding a request (hop-by-hop removal, authority rewrite,
 //!   `Forwarded` / `Via`).
@@ -29,6 +30,7 @@ pub mod identity;
 pub mod log;
 pub mod proxy;
 pub mod server;
+pub mod service;
 pub mod time;
 
 pub use body::Body;
