@@ -75,7 +75,7 @@ mod metrics;
 
 pub use balance::{
     Balance, BalanceConfig, BalanceLayer, BalanceStatus, ConfigError, EndpointTicket, MakeEndpoint,
-    MeasuredBody,
+    MakeFailed, MeasuredBody, TryMadeEndpoint, TryMadeFuture, TryMake,
 };
 pub use eject::OutlierConfig;
 pub use hash::HashConfig;

@@ -185,6 +185,7 @@ mod future;
 mod layer;
 mod make;
 mod service;
+mod try_make;
 mod waiters;
 
 pub use config::{BalanceConfig, ConfigError};
@@ -193,6 +194,7 @@ pub use future::ResponseFuture;
 pub use layer::BalanceLayer;
 pub use make::MakeEndpoint;
 pub use service::{Balance, BalanceStatus};
+pub use try_make::{MakeFailed, TryMadeEndpoint, TryMadeFuture, TryMake};
 
 /// A response body from the balancer: the endpoint's body, unchanged, plus the bookkeeping that
 /// ends the request when the body does.
