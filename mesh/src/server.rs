@@ -14,7 +14,9 @@ use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::{Server, ServerConfig, ServerStats};
 use mesh_core::{Body, BoxError};
 use mesh_observe::{ServerTraceLayer, TraceConfig};
-use mesh_retry::limit::{ConcurrencyConfig, ConcurrencyLimitLayer, RateLimitConfig, RateLimitLayer};
+use mesh_retry::limit::{
+    ConcurrencyConfig, ConcurrencyLimitLayer, RateLimitConfig, RateLimitLayer,
+};
 use mesh_tls::TlsAcceptor;
 use mesh_tls::authz::{AuthzLayer, AuthzPolicy};
 use tokio::net::TcpListener;
@@ -163,9 +165,8 @@ where
             concurrency_limit,
             rate_limit,
         } = self;
-        let mut inner: Inner = BoxCloneService::new(
-            MapBody::new(service).map_err(Into::<BoxError>::into),
-        );
+        let mut inner: Inner =
+            BoxCloneService::new(MapBody::new(service).map_err(Into::<BoxError>::into));
         if let Some(limit) = rate_limit {
             let layer =
                 RateLimitLayer::new(limit).map_err(|e| ConfigError::new("rate_limit", e))?;

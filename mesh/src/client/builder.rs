@@ -241,7 +241,10 @@ impl ClientBuilder {
             seed,
         } = self;
         let discover = discover.ok_or_else(|| {
-            ConfigError::new("discover", "no discovery source: call `discover` or `endpoints`")
+            ConfigError::new(
+                "discover",
+                "no discovery source: call `discover` or `endpoints`",
+            )
         })?;
         let identity = match identity {
             None => None,
@@ -326,7 +329,8 @@ impl Parts {
                 }
                 _ => ep.clone(),
             };
-            let client = HttpClient::<ReplayBody<Body>>::new(endpoint, connector.clone(), http.clone());
+            let client =
+                HttpClient::<ReplayBody<Body>>::new(endpoint, connector.clone(), http.clone());
             Ok(CircuitBreaker::with_handle(
                 client,
                 breakers.get(ep.addr()),
