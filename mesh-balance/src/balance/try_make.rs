@@ -194,10 +194,15 @@ mod tests {
         });
 
         let mut bad = make.make_endpoint(&Endpoint::new(addr(1)));
-        let err = ServiceExt::<Request<()>>::ready(&mut bad).await.unwrap_err();
+        let err = ServiceExt::<Request<()>>::ready(&mut bad)
+            .await
+            .unwrap_err();
         let failed = err.downcast_ref::<MakeFailed>().expect("MakeFailed");
         assert_eq!(failed.endpoint(), EndpointKey(addr(1)));
-        assert!(failed.to_string().contains("refused by the factory"), "{failed}");
+        assert!(
+            failed.to_string().contains("refused by the factory"),
+            "{failed}"
+        );
 
         let discover = StaticDiscover::new([Endpoint::new(addr(1)), Endpoint::new(addr(2))]);
         let balance = Balance::new(discover, make, BalanceConfig::default().seed(1)).unwrap();
