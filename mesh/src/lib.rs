@@ -4,7 +4,7 @@ mod client;
 mod error;
 mod server;
 
-pub use client::{Client, ClientBuilder, DEFAULT_CLIENT_TIMEOUT, ResponseFuture};
+pub use client::{Client, ClientBuilder, DEFAULT_CLIENT_TIMEOUT, EndpointService, ResponseFuture};
 pub use error::{ConfigError, ServeError};
 pub use server::{ServerBuilder, ServerHandle};
 

@@ -2,29 +2,25 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use mesh_balance::BalanceConfig;
 use mesh_balance::discover::StaticDiscover;
-use mesh_balance::{Balance, BalanceConfig, TryMake};
-use mesh_core::body::MapBodyLayer;
-use mesh_core::classify::MeshClassifier;
-use mesh_core::client::{ClientConfig, Connect, HttpClient, TcpConnector};
-use mesh_core::endpoint::InvalidEndpoint;
-use mesh_core::service::BoxCloneHttpService;
-use mesh_core::{Body, BoxError, Endpoint, EndpointKey, Identity};
-use mesh_observe::{ClientTraceLayer, TraceConfig};
-use mesh_retry::body::ReplayBody;
-use mesh_retry::breaker::{BreakerConfig, BreakerMode, BreakerRegistry, CircuitBreaker};
+use mesh_core::client::{ClientConfig, TcpConnector};
+use mesh_core::{BoxError, Endpoint, EndpointKey, Identity};
+use mesh_observe::TraceConfig;
+use mesh_retry::breaker::{BreakerConfig, BreakerMode, BreakerRegistry};
 use mesh_retry::budget::{WindowBudget, WindowBudgetConfig};
 use mesh_retry::retry::{RetryLayer, RetryPolicy};
-use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
+use mesh_retry::timeout::TimeoutConfig;
 use mesh_tls::TlsConnector;
 use opentelemetry::metrics::Meter;
-use tower::ServiceBuilder;
 use tower::discover::Discover;
 
 use super::Client;
-use super::discovery::{BoxDiscover, boxed};
+use super::assemble::{EndpointService, Parts, WrapEndpoints};
+use super::discovery::boxed;
 use crate::ConfigError;
 
 /// The request timeout when none is set: 15 s, Envoy's default route timeout (long enough for
@@ -65,7 +61,7 @@ pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// setting it refuses. It needs no runtime, but the client must be *used* inside a tokio runtime.
 #[must_use]
 pub struct ClientBuilder {
-    discover: Option<BoxDiscover>,
+    discover: Option<super::discovery::BoxDiscover>,
     name: Option<Cow<'static, str>>,
     timeout: Option<Duration>,
     retry: RetryPolicy,
@@ -78,6 +74,7 @@ pub struct ClientBuilder {
     trace: TraceConfig,
     meter: Option<Meter>,
     seed: Option<u64>,
+    wrap_endpoints: Option<WrapEndpoints>,
 }
 
 impl Default for ClientBuilder {
@@ -96,6 +93,7 @@ impl Default for ClientBuilder {
             trace: TraceConfig::new(),
             meter: None,
             seed: None,
+            wrap_endpoints: None,
         }
     }
 }
@@ -114,6 +112,7 @@ impl fmt::Debug for ClientBuilder {
             .field("tls", &self.tls.is_some())
             .field("identity", &self.identity)
             .field("seed", &self.seed)
+            .field("wrap_endpoints", &self.wrap_endpoints.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -218,6 +217,21 @@ impl ClientBuilder {
         self
     }
 
+    /// Wraps each endpoint's service (the breaker over the HTTP client) with `wrap`, called with
+    /// the endpoint whenever the balancer builds its service: per-endpoint counters, a
+    /// per-endpoint limit, fault injection in tests.
+    ///
+    /// The wrapped service is boxed as an [`EndpointService`], whose request body is the retry
+    /// layer's [`ReplayBody`](mesh_retry::body::ReplayBody) (the one place it shows); without
+    /// this setting nothing is boxed per endpoint.
+    pub fn wrap_endpoints<F>(mut self, wrap: F) -> Self
+    where
+        F: Fn(&Endpoint, EndpointService) -> EndpointService + Send + Sync + 'static,
+    {
+        self.wrap_endpoints = Some(Arc::new(wrap));
+        self
+    }
+
     /// The client.
     ///
     /// # Errors
@@ -239,6 +253,7 @@ impl ClientBuilder {
             mut trace,
             meter,
             seed,
+            wrap_endpoints,
         } = self;
         let discover = discover.ok_or_else(|| {
             ConfigError::new(
@@ -283,72 +298,11 @@ impl ClientBuilder {
             meter,
             timeout,
             trace,
+            wrap_endpoints,
         };
-        let service = match tls {
-            Some(tls) => parts.assemble(tls)?,
-            None => parts.assemble(TcpConnector::new())?,
-        };
-        Ok(Client::from_service(service))
-    }
-}
-
-/// The checked settings, waiting for a connector.
-struct Parts {
-    discover: BoxDiscover,
-    identity: Option<Identity>,
-    http: ClientConfig,
-    budget: WindowBudget,
-    breakers: BreakerRegistry,
-    balance: BalanceConfig,
-    retry: RetryLayer,
-    meter: Option<Meter>,
-    timeout: TimeoutConfig,
-    trace: TraceConfig,
-}
-
-impl Parts {
-    fn assemble<C: Connect + Sync>(self, connector: C) -> Result<BoxCloneHttpService, ConfigError> {
-        let Parts {
-            discover,
-            identity,
-            http,
-            budget,
-            breakers,
-            balance,
-            mut retry,
-            meter,
-            timeout,
-            trace,
-        } = self;
-        // The factory can fail only if an endpoint cannot take the expected identity; such an
-        // endpoint fails its readiness with a typed error and the balancer routes around it.
-        let make = TryMake::new(move |ep: &Endpoint| -> Result<_, InvalidEndpoint> {
-            let endpoint = match &identity {
-                Some(id) if ep.identity().is_none() => {
-                    ep.to_builder().identity(id.as_str()).build()?
-                }
-                _ => ep.clone(),
-            };
-            let client =
-                HttpClient::<ReplayBody<Body>>::new(endpoint, connector.clone(), http.clone());
-            Ok(CircuitBreaker::with_handle(
-                client,
-                breakers.get(ep.addr()),
-                MeshClassifier::new(),
-            ))
-        });
-        let balance = Balance::new(discover, make, balance)
-            .map_err(|e| ConfigError::new(format!("balance.{}", e.key()), e.reason()))?;
-        retry = retry.with_budget(budget);
-        if let Some(meter) = meter {
-            retry = retry.with_meter(meter);
+        match tls {
+            Some(tls) => parts.assemble(tls),
+            None => parts.assemble(TcpConnector::new()),
         }
-        let stack = ServiceBuilder::new()
-            .layer(MapBodyLayer::new())
-            .layer(ClientTraceLayer::new(trace))
-            .layer(RequestTimeoutLayer::new(timeout))
-            .layer(retry)
-            .service(balance);
-        Ok(BoxCloneHttpService::new(stack))
     }
 }

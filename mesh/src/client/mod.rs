@@ -3,17 +3,23 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
+use mesh_balance::BalanceStatus;
 use mesh_core::service::BoxCloneHttpService;
 use mesh_core::{Body, BoxError};
+use mesh_retry::breaker::BreakerRegistry;
+use mesh_retry::budget::WindowBudget;
 use tower::{Service, ServiceExt};
 
+mod assemble;
 mod builder;
 mod discovery;
 
+pub use assemble::EndpointService;
 pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
 
 /// A client of one service: trace → timeout → retry with budget → balancer → per-endpoint
@@ -38,6 +44,14 @@ pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
 #[derive(Clone)]
 pub struct Client {
     inner: BoxCloneHttpService,
+    handles: Option<Arc<Handles>>,
+}
+
+/// What a built client lets its owner watch.
+pub(crate) struct Handles {
+    pub(crate) status: Box<dyn Fn() -> BalanceStatus + Send + Sync>,
+    pub(crate) breakers: BreakerRegistry,
+    pub(crate) budget: WindowBudget,
 }
 
 impl Client {
@@ -46,9 +60,36 @@ impl Client {
         ClientBuilder::new()
     }
 
-    /// Wraps a stack assembled by hand (or a test double) in the `Client` interface.
+    /// Wraps a stack assembled by hand (or a test double) in the `Client` interface; it has no
+    /// [`status`](Self::status), [`breakers`](Self::breakers) or [`budget`](Self::budget).
     pub fn from_service(service: BoxCloneHttpService) -> Self {
-        Self { inner: service }
+        Self {
+            inner: service,
+            handles: None,
+        }
+    }
+
+    pub(crate) fn with_handles(service: BoxCloneHttpService, handles: Handles) -> Self {
+        Self {
+            inner: service,
+            handles: Some(Arc::new(handles)),
+        }
+    }
+
+    /// The balancer's endpoint set as of its last poll (endpoints, ready, ejected, panic mode);
+    /// `None` for a client made with [`from_service`](Self::from_service).
+    pub fn status(&self) -> Option<BalanceStatus> {
+        self.handles.as_ref().map(|handles| (handles.status)())
+    }
+
+    /// The per-endpoint breakers (`find(addr)` gives one endpoint's state).
+    pub fn breakers(&self) -> Option<&BreakerRegistry> {
+        self.handles.as_ref().map(|handles| &handles.breakers)
+    }
+
+    /// The retry budget (its window's request and retry counts).
+    pub fn budget(&self) -> Option<&WindowBudget> {
+        self.handles.as_ref().map(|handles| &handles.budget)
     }
 }
 
