@@ -183,3 +183,33 @@ fn settings_errors_name_the_key() {
     assert_eq!(err.key(), "breaker");
     assert!(err.reason().contains("jitter"), "{err}");
 }
+
+#[tokio::test]
+async fn endpoints_can_be_wrapped_and_the_client_watched() {
+    let (a, hits) = backend("a", None, |_| false).await;
+    let wrapped = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&wrapped);
+    let client = Client::builder()
+        .endpoints([a.local_addr()])
+        .wrap_endpoints(move |ep, service| {
+            assert_eq!(ep.addr().ip(), std::net::Ipv4Addr::LOCALHOST);
+            let counter = Arc::clone(&counter);
+            mesh::EndpointService::new(service.map_request(move |req| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                req
+            }))
+        })
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(get(&client, "/").await.unwrap().0, StatusCode::OK);
+    }
+    assert_eq!(wrapped.load(Ordering::SeqCst), 3);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    let status = client.status().expect("a built client has a status");
+    assert_eq!((status.endpoints, status.ejected), (1, 0));
+    let breakers = client.breakers().expect("and breakers");
+    assert!(breakers.find(a.local_addr()).is_some());
+    assert_eq!(client.budget().expect("and a budget").requests(), 3);
+    a.shutdown().await.unwrap();
+}
