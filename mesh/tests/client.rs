@@ -96,7 +96,7 @@ async fn retries_a_failed_request() {
 
 #[tokio::test]
 async fn retries_route_around_a_failing_endpoint() {
-    let (bad, _bad_hits) = backend("bad", None, |_| true).await;
+    let (bad, bad_hits) = backend("bad", None, |_| true).await;
     let (good, good_hits) = backend("good", None, |_| false).await;
     let client = Client::builder()
         .endpoints([bad.local_addr(), good.local_addr()])
@@ -109,8 +109,11 @@ async fn retries_route_around_a_failing_endpoint() {
             (StatusCode::OK, "good".to_owned())
         );
     }
-    // Every request succeeded exactly once, on the good endpoint.
+    // Every request succeeded exactly once, on the good endpoint; the bad one was tried (and
+    // those attempts retried) before ejection and its breaker took it out of rotation.
     assert_eq!(good_hits.load(Ordering::SeqCst), 20);
+    let bad_hits = bad_hits.load(Ordering::SeqCst);
+    assert!(bad_hits >= 1, "the failing endpoint was never tried");
     bad.shutdown().await.unwrap();
     good.shutdown().await.unwrap();
 }
