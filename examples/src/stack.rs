@@ -12,9 +12,10 @@
 //! A service configured with `transport = "plaintext"` (one outside the mesh) is reached over plain
 //! TCP instead, in the HTTP version it is configured with.
 //!
-//! The breakers live in gate mode inside the balancer's factory, as in the `demo` binary: an open
-//! breaker makes its endpoint unready and the balancer routes around it. They come from one
-//! [`BreakerRegistry`] per service: a rebuilt endpoint service keeps its endpoint's breaker, an
+//! The stack is assembled by the facade's [`mesh::ClientBuilder`]; this module only maps a
+//! service's configuration onto it. The breakers live in gate mode inside the balancer's factory:
+//! an open breaker makes its endpoint unready and the balancer routes around it. They come from
+//! one breaker registry per service: a rebuilt endpoint service keeps its endpoint's breaker, an
 //! endpoint that leaves discovery takes its breaker with it, and `mesh.breaker.state` has one
 //! series per endpoint (`mesh.breaker.name` = the service, `server.address` / `server.port` = the
 //! endpoint).
@@ -26,31 +27,22 @@
 
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::Request;
 use mesh_balance::discover::{
     DnsDiscover, DnsDiscoverConfig, DnsTarget, FileDiscover, FileDiscoverConfig, StaticDiscover,
 };
-use mesh_balance::{Balance, BalanceConfig, LocalityConfig};
-use mesh_core::classify::MeshClassifier;
-use mesh_core::client::{ClientConfig, Connect, HttpClient, TcpConnector};
+use mesh_balance::{BalanceConfig, LocalityConfig};
+use mesh_core::client::ClientConfig;
 use mesh_core::{Body, BoxError, Endpoint, Locality};
-use mesh_observe::{ClientTraceLayer, TraceConfig};
-use mesh_retry::body::ReplayBody;
-use mesh_retry::breaker::{BreakerRegistry, CircuitBreaker};
-use mesh_retry::budget::WindowBudget;
-use mesh_retry::retry::RetryLayer;
-use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
 use mesh_tls::TlsConnector;
 use opentelemetry::metrics::Meter;
-use tower::ServiceBuilder;
 use tower::discover::Discover;
-use tower::util::BoxCloneSyncService;
 
 use crate::config::{Discovery, Service, Transport};
 
-/// A whole client, boxed: mesh-core [`Body`] both ways. Clones share the balancer, budget and
-/// breakers (they are one client); each clone must be polled ready before it is called.
-pub type Client = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
+/// A whole client: the facade's [`mesh::Client`]. Clones share the balancer, budget and breakers
+/// (they are one client); it is always ready, and each call waits for an endpoint in its future.
+pub type Client = mesh::Client;
 
 /// Connection settings to an endpoint: the service's HTTP version and HTTP/1.1 pool, 1 s to
 /// connect (a peer that does not accept a TCP connection in a second is treated as down, and the
@@ -150,6 +142,7 @@ pub fn build_clients(
         .collect()
 }
 
+/// The builder call: the service's settings, seeded, on `meter`, over mTLS or plain TCP.
 fn finish<D>(
     discover: D,
     identity: Option<String>,
@@ -163,97 +156,28 @@ where
     D: Discover<Key = mesh_core::EndpointKey, Service = Endpoint> + Send + Unpin + 'static,
     D::Error: Into<BoxError>,
 {
-    match service.transport {
-        Transport::Mtls => {
-            with_connector(discover, identity, service, local, connector, meter, seed)
-        }
-        Transport::Plaintext => with_connector(
-            discover,
-            None,
-            service,
-            local,
-            TcpConnector::new(),
-            meter,
-            seed,
-        ),
-    }
-}
-
-fn with_connector<D, C>(
-    discover: D,
-    identity: Option<String>,
-    service: &Service,
-    local: &Locality,
-    connector: C,
-    meter: &Meter,
-    seed: u64,
-) -> Result<Client, BoxError>
-where
-    D: Discover<Key = mesh_core::EndpointKey, Service = Endpoint> + Send + Unpin + 'static,
-    D::Error: Into<BoxError>,
-    C: Connect + Sync,
-{
-    // Checked once here, so the factory below cannot fail. Each endpoint's breaker seeds its
-    // jitter from `seed` and its address.
-    let breakers = BreakerRegistry::new(
-        service
-            .breaker
-            .clone()
-            .seed(seed)
-            .name(service.name.clone())
-            .meter(meter.clone()),
-    )?;
-    let client_config = peer_client_config(service);
-    let make = move |ep: &Endpoint| {
-        let breaker = breakers.get(ep.addr());
-        let endpoint = with_identity(ep, identity.as_deref());
-        let http =
-            HttpClient::<ReplayBody<Body>>::new(endpoint, connector.clone(), client_config.clone());
-        CircuitBreaker::with_handle(http, breaker, MeshClassifier::new())
-    };
-    let balance_config = BalanceConfig::default()
+    let mut builder = Client::builder()
+        .discover(discover)
         .name(service.name.clone())
-        .seed(seed)
-        .outliers(service.outliers)
-        .locality(LocalityConfig::new(local.clone()))
-        .meter(meter.clone());
-    let balance = Balance::new(discover, make, balance_config)?;
-    let budget = WindowBudget::new(service.budget.clone())?;
-    let client = ServiceBuilder::new()
-        .map_response(|res: Response<_>| res.map(Body::new))
-        .layer(ClientTraceLayer::new(
-            TraceConfig::new().meter(meter.clone()),
-        ))
-        .layer(RequestTimeoutLayer::new(
-            TimeoutConfig::default()
-                .timeout(Some(service.timeout))
-                .meter(meter.clone()),
-        ))
-        .layer(
-            RetryLayer::new(service.retry.clone().seed(seed))?
-                .budget(budget)
-                .meter(meter.clone()),
+        .timeout(service.timeout)
+        .retry(service.retry.clone())
+        .budget(service.budget.clone())
+        .balance(
+            BalanceConfig::default()
+                .outliers(service.outliers)
+                .locality(LocalityConfig::new(local.clone())),
         )
-        .service(balance);
-    Ok(BoxCloneSyncService::new(client))
-}
-
-/// `ep` with the service-wide expected SPIFFE ID when it carries none of its own.
-fn with_identity(ep: &Endpoint, identity: Option<&str>) -> Endpoint {
-    match identity {
-        Some(id) if ep.identity().is_none() => {
-            let mut builder = Endpoint::builder(ep.addr())
-                .weight(ep.weight().get())
-                .locality(ep.locality().clone())
-                .identity(id);
-            for (name, value) in ep.labels() {
-                builder = builder.label(name, value);
-            }
-            // The ID was checked when the configuration was loaded.
-            builder.build().unwrap_or_else(|_| ep.clone())
+        .breaker(service.breaker.clone())
+        .http(peer_client_config(service))
+        .meter(meter.clone())
+        .seed(seed);
+    if matches!(service.transport, Transport::Mtls) {
+        builder = builder.tls(connector);
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
         }
-        _ => ep.clone(),
     }
+    Ok(builder.build()?)
 }
 
 /// Makes the trace context a request arrived with (W3C or B3 headers) the parent of the client span

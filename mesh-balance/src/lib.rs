@@ -18,7 +18,8 @@ mod metrics;
 
 pub use balance::{
     Balance, BalanceConfig, BalanceHandle, BalanceLayer, BalanceStatus, ConfigError,
-    EndpointStatus, EndpointTicket, MakeEndpoint, MeasuredBody, OutlierStatus,
+    EndpointStatus, EndpointTicket, MakeEndpoint, MakeFailed, MeasuredBody, OutlierStatus,
+    TryMadeEndpoint, TryMadeFuture, TryMake,
 };
 pub use eject::OutlierConfig;
 pub use hash::HashConfig;

@@ -239,6 +239,31 @@ impl Endpoint {
         }
     }
 
+    /// A builder pre-filled with this endpoint's address, weight, locality, expected identity and
+    /// labels: the way to derive a changed endpoint (another weight, an added label) from a
+    /// discovered one.
+    ///
+    /// ```
+    /// use mesh_core::Endpoint;
+    ///
+    /// let ep = Endpoint::builder("10.0.0.1:80".parse().unwrap()).weight(3).build().unwrap();
+    /// let pinned = ep.to_builder().identity("spiffe://example.org/api").build().unwrap();
+    /// assert_eq!(pinned.weight().get(), 3);
+    /// assert_eq!(pinned.identity().unwrap().as_str(), "spiffe://example.org/api");
+    /// ```
+    pub fn to_builder(&self) -> EndpointBuilder {
+        EndpointBuilder {
+            inner: Inner {
+                addr: self.0.addr,
+                weight: self.0.weight,
+                locality: self.0.locality.clone(),
+                identity: self.0.identity.clone(),
+                labels: self.0.labels.clone(),
+            },
+            error: None,
+        }
+    }
+
     /// The key discovery maps use for this endpoint.
     pub fn key(&self) -> EndpointKey {
         EndpointKey(self.0.addr)
@@ -373,6 +398,27 @@ mod tests {
         let ep = Endpoint::builder(addr()).weight(7).build().unwrap();
         assert_eq!(ep.weight().get(), 7);
         assert_eq!(Endpoint::new(addr()).weight(), Weight::DEFAULT);
+    }
+
+    #[test]
+    fn to_builder_keeps_every_field() {
+        let ep = Endpoint::builder(addr())
+            .weight(4)
+            .locality(Locality::new("r", "z", "s"))
+            .identity("spiffe://td/a")
+            .label("version", "v2")
+            .build()
+            .unwrap();
+        assert_eq!(ep.to_builder().build().unwrap(), ep);
+        let changed = ep.to_builder().weight(9).build().unwrap();
+        assert_eq!(changed.weight().get(), 9);
+        assert_eq!(changed.label("version"), Some("v2"));
+        assert_eq!(changed.locality(), ep.locality());
+        assert_eq!(changed.identity(), ep.identity());
+        assert_eq!(
+            ep.to_builder().weight(0).build(),
+            Err(InvalidEndpoint::ZeroWeight)
+        );
     }
 
     #[test]

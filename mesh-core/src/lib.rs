@@ -13,6 +13,7 @@ pub mod identity;
 pub mod log;
 pub mod proxy;
 pub mod server;
+pub mod service;
 pub mod time;
 
 pub use body::Body;

@@ -18,6 +18,9 @@ use mesh_core::Endpoint;
 /// assert_eq!(make.make_endpoint(&ep), ep.addr());
 /// ```
 ///
+/// A factory that may fail wraps in [`TryMake`](super::TryMake): a failed build becomes a
+/// service that fails readiness with a typed error, and the balancer routes around it.
+///
 /// The service must be `Clone`: the balancer hands the clone it polled ready to the caller and
 /// keeps a fresh clone, which it polls before its next use (tower's "clone, then poll" rule).
 pub trait MakeEndpoint {

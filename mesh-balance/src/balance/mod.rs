@@ -197,6 +197,7 @@ mod layer;
 mod make;
 mod service;
 mod status;
+mod try_make;
 mod waiters;
 
 pub use config::BalanceConfig;
@@ -207,6 +208,7 @@ pub use make::MakeEndpoint;
 pub use mesh_core::ConfigError;
 pub use service::Balance;
 pub use status::{BalanceHandle, BalanceStatus, EndpointStatus, OutlierStatus};
+pub use try_make::{MakeFailed, TryMadeEndpoint, TryMadeFuture, TryMake};
 
 /// A response body from the balancer: the endpoint's body, unchanged, plus the bookkeeping that
 /// ends the request when the body does.

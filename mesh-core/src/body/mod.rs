@@ -7,6 +7,9 @@
 //!
 //! [`IdleTimeoutBody`] bounds how long a body may keep its reader waiting: a proxy wraps the
 //! client's request body in it so that a stalled upload cannot hold an upstream connection.
+//!
+//! [`MapBodyLayer`] boxes a service's response body into `Body`, so a stack fits the boxed
+//! service types of [`service`](crate::service) without a `map_response` closure.
 
 use std::fmt;
 use std::pin::Pin;
@@ -20,8 +23,10 @@ use http_body_util::{BodyExt, Empty, Full};
 use crate::error::BoxError;
 
 mod idle;
+mod map;
 
 pub use idle::{BodyStalled, IdleTimeoutBody};
+pub use map::{MapBody, MapBodyFuture, MapBodyLayer};
 
 /// A boxed HTTP body of [`Bytes`] frames.
 pub struct Body(UnsyncBoxBody<Bytes, BoxError>);

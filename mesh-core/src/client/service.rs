@@ -22,7 +22,9 @@ use crate::error::BoxError;
 /// Sends HTTP requests to one [`Endpoint`] over HTTP/1.1 or HTTP/2 (see the [module docs](super)).
 ///
 /// `B` is the request body type, [`mesh_core::Body`](crate::Body) unless chosen otherwise. Like
-/// hyper's HTTP/2 client, it must be `Unpin`; box a body that is not.
+/// hyper's HTTP/2 client, it must be `Unpin`; box a body that is not. Under mesh-retry's retry
+/// layer the body is its `ReplayBody<B>` (so `HttpClient<ReplayBody<Body>>`); the `towermesh`
+/// facade's `ClientBuilder` picks that type itself, so its users never name it.
 ///
 /// # Readiness and clones
 ///

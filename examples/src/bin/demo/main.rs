@@ -12,13 +12,16 @@
 //!
 //! # The client stack
 //!
+//! One `mesh::ClientBuilder` call assembles it (`mesh.rs`):
+//!
 //! ```text
 //! ClientTraceLayer (mesh-observe: spans, http.client.request.duration)
 //!   → RequestTimeoutLayer (1 s overall)
 //!   → RetryLayer (3 attempts, 300 ms per try, WindowBudget: 20 % of requests + 10/s over 10 s)
 //!   → Balance (P2C over PeakEWMA, locality tiers from cloud A, outlier ejection, seeded)
 //!   → per endpoint, built by the balancer's factory:
-//!       Tally (the demo's attempt counter) → CircuitBreaker in gate mode → HttpClient over
+//!       Tally (the demo's attempt counter, through `wrap_endpoints`) → CircuitBreaker in gate
+//!       mode (one per endpoint from the builder's breaker registry) → HttpClient over
 //!       TlsConnector (HTTP/2, checks the endpoint's expected SPIFFE ID)
 //! ```
 //!
@@ -26,8 +29,9 @@
 //! mode](mesh_retry::breaker::BreakerMode::Gate), inside the balancer's factory: an open breaker
 //! makes its endpoint unready, the balancer routes around it, and the locality tiers count it as
 //! unhealthy. This composes cleanly because mesh-balance polls each endpoint's readiness and its
-//! factory can reuse a [`BreakerHandle`](mesh_retry::breaker::BreakerHandle) created in advance
-//! (the balancer rebuilds a service whose readiness failed; the breaker state must survive that).
+//! factory takes each endpoint's breaker from a
+//! [`BreakerRegistry`](mesh_retry::breaker::BreakerRegistry) (the balancer rebuilds a service whose
+//! readiness failed; the breaker state must survive that).
 //! A route-level breaker in fail-fast mode would have turned a local-cloud outage into failed
 //! requests instead of a failover.
 //!

@@ -6,24 +6,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
+use mesh::EndpointService;
 use mesh_balance::discover::DiscoverHandle;
-use mesh_balance::{Balance, BalanceConfig, BalanceStatus, LocalityConfig, OutlierConfig};
-use mesh_core::classify::MeshClassifier;
-use mesh_core::client::{ClientConfig, HttpClient, Protocol};
-use mesh_core::{Body, BoxError, Endpoint, Locality};
+use mesh_balance::{BalanceConfig, BalanceStatus, LocalityConfig, OutlierConfig};
+use mesh_core::client::{ClientConfig, Protocol};
+use mesh_core::{BoxError, Endpoint, Locality};
 use mesh_examples::stats::EndpointStats;
-use mesh_observe::{ClientTraceLayer, TraceConfig};
-use mesh_retry::body::ReplayBody;
-use mesh_retry::breaker::{BreakerConfig, BreakerHandle, BreakerMode, CircuitBreaker};
+use mesh_retry::breaker::{BreakerConfig, BreakerRegistry, BreakerState};
 use mesh_retry::budget::{WindowBudget, WindowBudgetConfig};
-use mesh_retry::retry::{ExponentialBackoff, RetryLayer, RetryPolicy};
-use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
+use mesh_retry::retry::{ExponentialBackoff, RetryPolicy};
 use mesh_tls::test_ca::TestCa;
 use mesh_tls::{TlsAcceptor, TlsConnector};
 use opentelemetry::metrics::Meter;
-use tower::ServiceBuilder;
-use tower::util::BoxCloneService;
 
 use crate::backend::Behaviour;
 use crate::tally::Tally;
@@ -146,16 +140,27 @@ impl Identities {
 /// What the stack reports to the live table, per endpoint (indexed like [`INSTANCES`]).
 pub(crate) struct EndpointProbes {
     pub(crate) attempts: Vec<Arc<EndpointStats>>,
-    pub(crate) breakers: Vec<BreakerHandle>,
+    addrs: Vec<SocketAddr>,
+    breakers: BreakerRegistry,
 }
 
-/// The whole client, boxed: request and response bodies are mesh-core's [`Body`].
-pub(crate) type Client = BoxCloneService<Request<Body>, Response<Body>, BoxError>;
+impl EndpointProbes {
+    /// The state of endpoint `i`'s breaker; one the registry no longer holds (its endpoint left)
+    /// reads closed, as its metric does.
+    pub(crate) fn breaker_state(&self, i: usize) -> BreakerState {
+        self.breakers
+            .find(self.addrs[i])
+            .map_or(BreakerState::Closed, |breaker| breaker.state())
+    }
+}
+
+/// The whole client: the facade's, built by [`build_stack`].
+pub(crate) type Client = mesh::Client;
 
 /// The client stack and the handles the table reads.
 pub(crate) struct Stack {
     pub(crate) client: Client,
-    pub(crate) status: Box<dyn Fn() -> BalanceStatus + Send>,
+    pub(crate) status: Box<dyn Fn() -> Option<BalanceStatus> + Send>,
     pub(crate) budget: WindowBudget,
     pub(crate) probes: EndpointProbes,
 }
@@ -166,46 +171,21 @@ pub(crate) const BUDGET_MIN_PER_SEC: u32 = 10;
 pub(crate) const BUDGET_WINDOW_SECS: u64 = 10;
 
 /// Builds observe → timeout → retry (+ budget) → balancer (locality tiers, ejection) → per
-/// endpoint: tally → breaker (gate) → HTTP client over mTLS.
+/// endpoint: tally → breaker (gate) → HTTP client over mTLS, with one `mesh::ClientBuilder` call.
 pub(crate) fn build_stack(
     endpoints: &[Endpoint],
     identities: &Identities,
     meter: &Meter,
     seed: u64,
 ) -> Result<Stack, BoxError> {
-    let connector = identities.connector();
-    let client_config = ClientConfig::default()
-        .protocol(Protocol::Http2)
-        .connect_timeout(ms(500));
-
-    // Per-endpoint breakers and counters exist before the balancer: the factory runs again when an
-    // endpoint's service fails, and the rebuilt service must keep the same breaker state.
-    let mut attempts = Vec::new();
-    let mut breakers = Vec::new();
-    let mut by_addr: HashMap<SocketAddr, (Arc<EndpointStats>, BreakerHandle)> = HashMap::new();
-    for (i, endpoint) in endpoints.iter().enumerate() {
-        let breaker = BreakerHandle::new(&breaker_config(meter, seed, INSTANCES[i].name))?;
-        let stats = Arc::new(EndpointStats::default());
-        attempts.push(stats.clone());
-        breakers.push(breaker.clone());
-        by_addr.insert(endpoint.addr(), (stats, breaker));
-    }
-    let fallback_breaker = BreakerHandle::new(&breaker_config(meter, seed, "other"))?;
-    let make = move |ep: &Endpoint| {
-        let (stats, breaker) = by_addr
-            .get(&ep.addr())
-            .cloned()
-            .unwrap_or_else(|| (Arc::default(), fallback_breaker.clone()));
-        let http = HttpClient::<ReplayBody<Body>>::new(
-            ep.clone(),
-            connector.clone(),
-            client_config.clone(),
-        );
-        Tally::new(
-            CircuitBreaker::with_handle(http, breaker, MeshClassifier::new()),
-            stats,
-        )
-    };
+    // Per-endpoint counters exist before the balancer: the factory runs again when an endpoint's
+    // service fails, and the rebuilt service must count into the same counters.
+    let attempts: Vec<Arc<EndpointStats>> = endpoints.iter().map(|_| Arc::default()).collect();
+    let by_addr: HashMap<SocketAddr, Arc<EndpointStats>> = endpoints
+        .iter()
+        .map(Endpoint::addr)
+        .zip(attempts.iter().cloned())
+        .collect();
 
     let discovery = DiscoverHandle::new();
     discovery.set(endpoints.iter().cloned());
@@ -217,63 +197,73 @@ pub(crate) fn build_stack(
         // balancer out of panic mode while the remote cloud alone is healthy (2 of 5 = 40 %).
         .max_ejected_share(0.6)
         .panic_threshold(0.3);
-    let balance_config = BalanceConfig::default()
+    let client = Client::builder()
+        .discover(discovery.discover())
+        .name("demo")
+        .timeout(ms(1000))
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(3)
+                .backoff(ExponentialBackoff::new(ms(5), ms(50))?)
+                .per_try_timeout(Some(ms(300))),
+        )
+        .budget(
+            WindowBudgetConfig::default()
+                .ratio(BUDGET_RATIO_PERCENT as f64 / 100.0)
+                .min_per_sec(BUDGET_MIN_PER_SEC)
+                .window(Duration::from_secs(BUDGET_WINDOW_SECS)),
+        )
+        .balance(
+            BalanceConfig::default()
+                .outliers(outliers)
+                .locality(LocalityConfig::new(locality(LOCAL)))
+                .fail_fast_after(ms(1000)),
+        )
+        .breaker(breaker_config())
+        .http(
+            ClientConfig::default()
+                .protocol(Protocol::Http2)
+                .connect_timeout(ms(500)),
+        )
+        .tls(identities.connector())
+        .meter(meter.clone())
         .seed(seed)
-        .outliers(outliers)
-        .locality(LocalityConfig::new(locality(LOCAL)))
-        .fail_fast_after(ms(1000))
-        .meter(meter.clone());
-    let balance = Balance::new(discovery.discover(), make, balance_config)?;
-    let watched = balance.clone();
+        .wrap_endpoints(move |ep, service| {
+            let stats = by_addr.get(&ep.addr()).cloned().unwrap_or_default();
+            EndpointService::new(Tally::new(service, stats))
+        })
+        .build()?;
+
+    let watched = client.clone();
     // The handle keeps discovery alive (dropping it would end the stream).
     let status = Box::new(move || {
         let _ = &discovery;
         watched.status()
     });
-
-    let budget = WindowBudget::new(
-        WindowBudgetConfig::default()
-            .ratio(BUDGET_RATIO_PERCENT as f64 / 100.0)
-            .min_per_sec(BUDGET_MIN_PER_SEC)
-            .window(Duration::from_secs(BUDGET_WINDOW_SECS)),
-    )?;
-    let policy = RetryPolicy::default()
-        .max_attempts(3)
-        .backoff(ExponentialBackoff::new(ms(5), ms(50))?)
-        .per_try_timeout(Some(ms(300)))
-        .seed(seed);
-    let client = ServiceBuilder::new()
-        .map_response(|res: Response<_>| res.map(Body::new))
-        .layer(ClientTraceLayer::new(
-            TraceConfig::new().meter(meter.clone()),
-        ))
-        .layer(RequestTimeoutLayer::new(
-            TimeoutConfig::default()
-                .timeout(Some(ms(1000)))
-                .meter(meter.clone()),
-        ))
-        .layer(
-            RetryLayer::new(policy)?
-                .budget(budget.clone())
-                .meter(meter.clone()),
-        )
-        .service(balance);
+    let budget = client
+        .budget()
+        .cloned()
+        .ok_or("the builder's client has a budget")?;
+    let breakers = client
+        .breakers()
+        .cloned()
+        .ok_or("the builder's client has breakers")?;
     Ok(Stack {
-        client: BoxCloneService::new(client),
+        client,
         status,
         budget,
-        probes: EndpointProbes { attempts, breakers },
+        probes: EndpointProbes {
+            attempts,
+            addrs: endpoints.iter().map(Endpoint::addr).collect(),
+            breakers,
+        },
     })
 }
 
 /// A per-endpoint gate: opens on 50 % failures over the last 10 calls (at least 5); stays open
-/// 1 s, doubling per re-open up to 5 s.
-fn breaker_config(meter: &Meter, seed: u64, name: &'static str) -> BreakerConfig {
+/// 1 s, doubling per re-open up to 5 s. (The builder puts it in gate mode, seeds it and names it.)
+fn breaker_config() -> BreakerConfig {
     BreakerConfig::new()
         .failure_rate(mesh_retry::breaker::SlidingWindow::Calls(10), 5, 0.5)
         .open_duration(ms(1000), 2.0, ms(5000))
-        .mode(BreakerMode::Gate)
-        .seed(seed)
-        .name(name)
-        .meter(meter.clone())
 }

@@ -19,7 +19,8 @@ pub(crate) fn print_second(second: u64, board: &Board, stack: &Stack, up: &[bool
     let windows: Vec<Window> = stack.probes.attempts.iter().map(|s| s.rotate()).collect();
     let attempts: u64 = windows.iter().map(Window::total).sum();
     let retries = attempts.saturating_sub(requests.total());
-    let status = (stack.status)();
+    let (ejected, endpoints, panic) =
+        (stack.status)().map_or((0, 0, false), |s| (s.ejected, s.endpoints, s.panic));
     // The budget grants retries ≤ ratio × requests + min_per_sec × window over its window; it
     // exposes its counts, not what is left, so the rest is computed here from the same settings.
     let budget = &stack.budget;
@@ -33,9 +34,9 @@ pub(crate) fn print_second(second: u64, board: &Board, stack: &Stack, up: &[bool
         requests.total(),
         requests.success,
         requests.total() - requests.success,
-        status.ejected,
-        status.endpoints,
-        if status.panic { "  PANIC" } else { "" },
+        ejected,
+        endpoints,
+        if panic { "  PANIC" } else { "" },
     );
     println!(
         "        {:<9} {:<8} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7}  breaker",
@@ -54,7 +55,7 @@ pub(crate) fn print_second(second: u64, board: &Board, stack: &Stack, up: &[bool
             w.error,
             p50,
             p99,
-            breaker(stack.probes.breakers[i].state()),
+            breaker(stack.probes.breaker_state(i)),
             if up.get(i).copied().unwrap_or(true) {
                 ""
             } else {
@@ -118,7 +119,7 @@ pub(crate) fn print_summary(
             w.error,
             p50,
             p99,
-            breaker(probes.breakers[i].state()),
+            breaker(probes.breaker_state(i)),
         );
     }
     let before = board.zones.phase(false);

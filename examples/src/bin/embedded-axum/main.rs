@@ -2,39 +2,34 @@
 //!
 //! ```text
 //! TlsAcceptor (mTLS; puts the client's PeerIdentity on every request)
+//!   → ServerTraceLayer (spans, http.server.request.duration)
 //!   → ErrorResponse (failures become responses: denied → 403)
 //!   → AuthzLayer (only spiffe://embedded.example/web may call)
-//!   → ServerTraceLayer (spans, http.server.request.duration)
 //!   → ConcurrencyLimit (at most 64 requests in the app at once)
 //!   → axum Router (/hello, /whoami)
 //! ```
 //!
-//! Certificates come from mesh-tls's in-process test CA, so the program needs no setup. It serves
-//! on a loopback port, then calls itself through mesh-core's `HttpClient` over mTLS twice per
-//! identity: as `web` (allowed) and as `batch` (denied with 403), prints one line per call and
-//! exits 0 when every answer was the expected one (1 otherwise).
+//! The whole stack is one `mesh::ServerBuilder` call. Certificates come from mesh-tls's
+//! in-process test CA, so the program needs no setup. It serves on a loopback port, then calls
+//! itself through a `mesh::Client` over mTLS twice per identity: as `web` (allowed) and as `batch`
+//! (denied with 403), prints one line per call and exits 0 when every answer was the expected one
+//! (1 otherwise).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request as AxumRequest;
 use axum::routing::get;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use mesh_core::client::{ClientConfig, HttpClient};
-use mesh_core::error::ErrorResponseLayer;
-use mesh_core::server::Server;
-use mesh_core::{Body, BoxError, Endpoint, PeerIdentity};
-use mesh_observe::{ServerTraceLayer, TraceConfig};
-use mesh_retry::limit::{ConcurrencyConfig, ConcurrencyLimitLayer};
-use mesh_tls::authz::{AuthzLayer, AuthzPolicy, AuthzRule};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mesh::{Client, ServerBuilder};
+use mesh_core::{BoxError, PeerIdentity};
+use mesh_retry::limit::ConcurrencyConfig;
+use mesh_tls::authz::{AuthzPolicy, AuthzRule};
 use mesh_tls::test_ca::TestCa;
 use mesh_tls::{Authorizer, SpiffeId, TlsAcceptor, TlsConnector, TrustBundleSet};
-use tokio::net::TcpListener;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceExt;
 
 const TRUST_DOMAIN: &str = "embedded.example";
 
@@ -68,48 +63,22 @@ async fn whoami(request: AxumRequest) -> String {
     }
 }
 
-/// The served stack: mesh inbound layers around the axum router.
-fn inbound(
-    allowed: SpiffeId,
-) -> Result<
-    impl tower::Service<
-        Request<Incoming>,
-        Response = Response<Body>,
-        Error = Infallible,
-        Future = impl Send,
-    > + Clone
-    + Send
-    + 'static,
-    BoxError,
-> {
-    let policy = AuthzPolicy::new().allow(AuthzRule::peers(Authorizer::ids([allowed])));
-    let limit = ConcurrencyLimitLayer::new(ConcurrencyConfig::fixed(64).name("embedded-axum"))?;
-    Ok(ServiceBuilder::new()
-        .map_response(|res: Response<_>| res.map(Body::new))
-        .layer(ErrorResponseLayer::new())
-        .layer(AuthzLayer::new(policy))
-        .layer(ServerTraceLayer::new(TraceConfig::new()))
-        .layer(limit)
-        .map_response(|res: Response<axum::body::Body>| res.map(Body::new))
-        .service(app()))
-}
-
 async fn run() -> Result<bool, BoxError> {
     let ca = TestCa::new(TRUST_DOMAIN);
     let bundles = TestCa::bundles([&ca]);
     let server_svid = ca.issue("/api");
     let web: SpiffeId = format!("spiffe://{TRUST_DOMAIN}/web").parse()?;
 
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let server = Server::new(listener).acceptor(TlsAcceptor::new(
-        server_svid.try_svid()?,
-        Arc::clone(&bundles),
-    ));
-    let addr = server.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve_with_shutdown(inbound(web)?, async {
-        let _ = stopped.await;
-    }));
+    let server = ServerBuilder::new(app())
+        .tls(TlsAcceptor::new(
+            server_svid.try_svid()?,
+            Arc::clone(&bundles),
+        ))
+        .authz(AuthzPolicy::new().allow(AuthzRule::peers(Authorizer::ids([web]))))
+        .concurrency_limit(ConcurrencyConfig::fixed(64).name("embedded-axum"))
+        .bind("127.0.0.1:0".parse()?)
+        .await?;
+    let addr = server.local_addr();
     println!("embedded-axum: serving on https://{addr} as spiffe://{TRUST_DOMAIN}/api");
 
     let mut all_expected = true;
@@ -134,8 +103,7 @@ async fn run() -> Result<bool, BoxError> {
         );
     }
 
-    let _ = stop.send(());
-    serving.await??;
+    server.shutdown().await?;
     Ok(all_expected)
 }
 
@@ -149,15 +117,12 @@ async fn call(
     path: &str,
 ) -> Result<(StatusCode, String), BoxError> {
     let svid = ca.issue(&format!("/{caller}")).try_svid()?;
-    let endpoint = Endpoint::builder(addr)
-        .identity(&format!("spiffe://{TRUST_DOMAIN}/api"))
+    let client = Client::builder()
+        .endpoints([addr])
+        .tls(TlsConnector::new(svid, Arc::clone(bundles)))
+        .identity(format!("spiffe://{TRUST_DOMAIN}/api"))
         .build()?;
-    let client = HttpClient::<Empty<bytes::Bytes>>::new(
-        endpoint,
-        TlsConnector::new(svid, Arc::clone(bundles)),
-        ClientConfig::default(),
-    );
-    let request = Request::get(format!("http://{addr}{path}")).body(Empty::new())?;
+    let request = Request::get(format!("http://{addr}{path}")).body(String::new())?;
     let response = client.oneshot(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();

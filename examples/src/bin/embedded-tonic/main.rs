@@ -2,12 +2,16 @@
 //!
 //! ```text
 //! tonic::client::Grpc (unary SayHello, prost messages written by hand: no protoc)
-//!   → tonic body ⇄ mesh-core Body adaptation (map_request / map_response)
-//!   → ClientTraceLayer (spans, http.client.request.duration)
-//!   → RetryLayer (gRPC UNAVAILABLE is retried; WindowBudget caps retries at 20 % + 10/s)
-//!   → Balance (P2C over PeakEWMA) over two loopback backends
-//!   → per endpoint: mesh-core HttpClient, HTTP/2 plaintext
+//!   → mesh::Client, the facade's whole outbound stack as tonic's channel:
+//!     ClientTraceLayer (spans, http.client.request.duration)
+//!     → RequestTimeout (15 s)
+//!     → RetryLayer (gRPC UNAVAILABLE is retried; WindowBudget caps retries at 20 % + 10/s)
+//!     → Balance (P2C over PeakEWMA) over two loopback backends
+//!     → per endpoint: circuit breaker → mesh-core HttpClient, HTTP/2 plaintext
 //! ```
+//!
+//! The client is one builder call, and tonic takes it as it is: it accepts tonic's request body
+//! and is always ready.
 //!
 //! The two backends are tonic's server-side codec behind mesh-core's `Server`. `steady` always
 //! answers; `flaky` answers `UNAVAILABLE` to every other request it receives. The program makes
@@ -20,21 +24,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::uri::PathAndQuery;
-use http::{Request, Response, Uri};
+use http::{Request, Uri};
 use hyper::body::Incoming;
-use mesh_balance::discover::StaticDiscover;
-use mesh_balance::{Balance, BalanceConfig};
-use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
+use mesh_core::BoxError;
+use mesh_core::client::{ClientConfig, Protocol};
 use mesh_core::server::Server;
-use mesh_core::{Body, BoxError, Endpoint};
-use mesh_observe::{ClientTraceLayer, TraceConfig};
-use mesh_retry::body::ReplayBody;
-use mesh_retry::budget::{WindowBudget, WindowBudgetConfig};
-use mesh_retry::retry::{RetryLayer, RetryPolicy, Retryable};
+use mesh_retry::retry::Retryable;
 use tokio::net::TcpListener;
 use tonic::Status;
 use tonic_prost::ProstCodec;
-use tower::ServiceBuilder;
 
 /// How many calls the client makes.
 const CALLS: u64 = 20;
@@ -121,34 +119,13 @@ async fn run() -> Result<bool, BoxError> {
     let (flaky_addr, flaky) = backend("flaky", true).await?;
     println!("embedded-tonic: backends steady={steady_addr} flaky={flaky_addr}");
 
-    let seed = 7;
-    let make = |ep: &Endpoint| {
-        HttpClient::<ReplayBody<Body>>::new(
-            ep.clone(),
-            TcpConnector::new(),
-            ClientConfig::default().protocol(Protocol::Http2),
-        )
-    };
-    let balance = Balance::new(
-        StaticDiscover::new([Endpoint::new(steady_addr), Endpoint::new(flaky_addr)]),
-        make,
-        BalanceConfig::default().seed(seed),
-    )?;
-    let budget = WindowBudget::new(WindowBudgetConfig::default())?;
-    let stack = ServiceBuilder::new()
-        // tonic hands us its own body type and wants it back; the mesh layers speak mesh-core's.
-        .map_request(|req: Request<tonic::body::Body>| {
-            let mut req = req.map(Body::new);
-            // SayHello has no side effects, so a POST that may have reached a backend can be
-            // sent again.
-            req.extensions_mut().insert(Retryable);
-            req
-        })
-        .map_response(|res: Response<_>| res.map(tonic::body::Body::new))
-        .layer(ClientTraceLayer::new(TraceConfig::new()))
-        .layer(RetryLayer::new(RetryPolicy::default().seed(seed))?.budget(budget))
-        .service(balance);
-    let mut client = tonic::client::Grpc::with_origin(stack, Uri::from_static("http://greeter"));
+    let channel = mesh::Client::builder()
+        .name("greeter")
+        .endpoints([steady_addr, flaky_addr])
+        .http(ClientConfig::default().protocol(Protocol::Http2))
+        .seed(7)
+        .build()?;
+    let mut client = tonic::client::Grpc::with_origin(channel, Uri::from_static("http://greeter"));
 
     let mut succeeded = 0;
     for i in 0..CALLS {
@@ -156,9 +133,12 @@ async fn run() -> Result<bool, BoxError> {
             .ready()
             .await
             .map_err(|e| format!("client not ready: {e}"))?;
-        let request = tonic::Request::new(HelloRequest {
+        let mut request = tonic::Request::new(HelloRequest {
             name: format!("caller-{i}"),
         });
+        // SayHello has no side effects, so a POST that may have reached a backend can be sent
+        // again.
+        request.extensions_mut().insert(Retryable);
         let codec = ProstCodec::<HelloRequest, HelloReply>::default();
         match client
             .unary(request, PathAndQuery::from_static(SAY_HELLO), codec)

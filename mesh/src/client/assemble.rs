@@ -1,0 +1,132 @@
+//! The assembly behind [`ClientBuilder::build`](super::ClientBuilder::build), once the settings
+//! are checked: the per-endpoint factory, the balancer, the layers above it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use mesh_balance::{Balance, BalanceConfig, MakeEndpoint, TryMake};
+use mesh_core::body::MapBodyLayer;
+use mesh_core::classify::MeshClassifier;
+use mesh_core::client::{ClientConfig, Connect, HttpClient};
+use mesh_core::endpoint::InvalidEndpoint;
+use mesh_core::{Body, BoxError, Endpoint, Identity};
+use mesh_observe::{ClientTraceLayer, TraceConfig};
+use mesh_retry::body::ReplayBody;
+use mesh_retry::breaker::{BreakerRegistry, CircuitBreaker};
+use mesh_retry::budget::WindowBudget;
+use mesh_retry::retry::RetryLayer;
+use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
+use opentelemetry::metrics::Meter;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+use super::discovery::BoxDiscover;
+use super::{Client, Handles};
+use crate::ConfigError;
+
+/// One endpoint's service as [`ClientBuilder::wrap_endpoints`](super::ClientBuilder::wrap_endpoints)
+/// sees it: boxed, taking the retry layer's replayable body, answering with a mesh-core [`Body`].
+pub type EndpointService = BoxCloneSyncService<Request<ReplayBody<Body>>, Response<Body>, BoxError>;
+
+pub(super) type WrapEndpoints =
+    Arc<dyn Fn(&Endpoint, EndpointService) -> EndpointService + Send + Sync>;
+
+/// The checked settings, waiting for a connector.
+pub(super) struct Parts {
+    pub(super) discover: BoxDiscover,
+    pub(super) identity: Option<Identity>,
+    pub(super) http: ClientConfig,
+    pub(super) budget: WindowBudget,
+    pub(super) breakers: BreakerRegistry,
+    pub(super) balance: BalanceConfig,
+    pub(super) retry: RetryLayer,
+    pub(super) meter: Option<Meter>,
+    pub(super) timeout: TimeoutConfig,
+    pub(super) trace: TraceConfig,
+    pub(super) wrap_endpoints: Option<WrapEndpoints>,
+}
+
+impl Parts {
+    pub(super) fn assemble<C: Connect + Sync>(self, connector: C) -> Result<Client, ConfigError> {
+        let identity = self.identity.clone();
+        let http = self.http.clone();
+        let breakers = self.breakers.clone();
+        // Only an endpoint that cannot take the expected identity fails here; it then fails its
+        // readiness with a typed error and the balancer routes around it.
+        let endpoint_service = move |ep: &Endpoint| -> Result<_, InvalidEndpoint> {
+            let endpoint = match &identity {
+                Some(id) if ep.identity().is_none() => {
+                    ep.to_builder().identity(id.as_str()).build()?
+                }
+                _ => ep.clone(),
+            };
+            let client =
+                HttpClient::<ReplayBody<Body>>::new(endpoint, connector.clone(), http.clone());
+            Ok(CircuitBreaker::with_handle(
+                client,
+                breakers.get(ep.addr()),
+                MeshClassifier::new(),
+            ))
+        };
+        match self.wrap_endpoints.clone() {
+            None => self.finish(TryMake::new(endpoint_service)),
+            Some(wrap) => self.finish(TryMake::new(move |ep: &Endpoint| {
+                let service = endpoint_service(ep)?;
+                let boxed = EndpointService::new(
+                    ServiceBuilder::new()
+                        .layer(MapBodyLayer::new())
+                        .service(service),
+                );
+                Ok::<_, InvalidEndpoint>(wrap(ep, boxed))
+            })),
+        }
+    }
+
+    fn finish<M, S, RB>(self, make: M) -> Result<Client, ConfigError>
+    where
+        M: MakeEndpoint<Service = S> + Send + 'static,
+        S: Service<Request<ReplayBody<Body>>, Response = Response<RB>, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        RB: http_body::Body<Data = Bytes> + Send + 'static,
+        RB::Error: Into<BoxError>,
+    {
+        let Parts {
+            discover,
+            budget,
+            breakers,
+            balance,
+            mut retry,
+            meter,
+            timeout,
+            trace,
+            ..
+        } = self;
+        let balance = Balance::new(discover, make, balance)
+            .map_err(|e| e.within("balance"))?;
+        let watched = balance.clone();
+        retry = retry.budget(budget.clone());
+        if let Some(meter) = meter {
+            retry = retry.meter(meter);
+        }
+        let stack = ServiceBuilder::new()
+            .layer(MapBodyLayer::new())
+            .layer(ClientTraceLayer::new(trace))
+            .layer(RequestTimeoutLayer::new(timeout))
+            .layer(retry)
+            .service(balance)
+            .map_err(Into::into);
+        Ok(Client::with_handles(
+            BoxCloneSyncService::new(stack),
+            Handles {
+                status: Box::new(move || watched.status()),
+                breakers,
+                budget,
+            },
+        ))
+    }
+}

@@ -1,0 +1,141 @@
+//! [`Client`]: the whole outbound stack as one named, boxed service.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use mesh_balance::BalanceStatus;
+use mesh_core::service::BoxCloneHttpService;
+use mesh_core::{Body, BoxError};
+use mesh_retry::breaker::BreakerRegistry;
+use mesh_retry::budget::WindowBudget;
+use tower::{Service, ServiceExt};
+
+mod assemble;
+mod builder;
+mod discovery;
+
+pub use assemble::EndpointService;
+pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
+
+/// A client of one service: trace → timeout → retry with budget → balancer → per-endpoint
+/// breaker → HTTP over TLS or TCP, built by [`ClientBuilder`].
+///
+/// - **Any request body.** `Client` is a `Service<Request<B>>` for any body of [`Bytes`] frames
+///   whose error converts to [`BoxError`]: mesh-core's [`Body`], axum's and tonic's bodies,
+///   `String`, `Full<Bytes>`, `Empty<Bytes>`. The body is boxed once into a [`Body`] (not again
+///   when it already is one). Responses always have a [`Body`].
+/// - **`Clone + Send + Sync`.** Clones share everything: the balancer and its endpoint set, the
+///   retry budget, the breakers, the connection pools. Put it in axum `State`, or hand it to
+///   `tonic::client::Grpc::with_origin` as a channel.
+/// - **Readiness.** A `Client` is always ready: `poll_ready` returns `Ready(Ok(()))` at once, and
+///   each call waits for an endpoint *inside its response future* (on its own clone of the stack),
+///   bounded by the balancer's fail-fast time (`BalanceConfig::fail_fast_after`, 3 s by default)
+///   and the request timeout. So callers that never poll readiness (an axum handler calling
+///   [`call`](Service::call) on its clone, tonic) and callers that do (`oneshot`) are both right.
+///   The cost is one boxed clone of the stack per request; the backpressure a caller would get
+///   from `poll_ready` shows up as the time the response takes instead.
+/// - **Errors** are boxed mesh-core failure types: `NoEndpoints`, `Timeout`, `CircuitOpen`, a
+///   connection error…; test them with `is::<T>()` or [`mesh_core::is_caused_by`].
+#[derive(Clone)]
+pub struct Client {
+    inner: BoxCloneHttpService,
+    handles: Option<Arc<Handles>>,
+}
+
+/// What a built client lets its owner watch.
+pub(crate) struct Handles {
+    pub(crate) status: Box<dyn Fn() -> BalanceStatus + Send + Sync>,
+    pub(crate) breakers: BreakerRegistry,
+    pub(crate) budget: WindowBudget,
+}
+
+impl Client {
+    /// A builder with every default; see [`ClientBuilder`].
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// Wraps a stack assembled by hand (or a test double) in the `Client` interface; it has no
+    /// [`status`](Self::status), [`breakers`](Self::breakers) or [`budget`](Self::budget).
+    pub fn from_service(service: BoxCloneHttpService) -> Self {
+        Self {
+            inner: service,
+            handles: None,
+        }
+    }
+
+    pub(crate) fn with_handles(service: BoxCloneHttpService, handles: Handles) -> Self {
+        Self {
+            inner: service,
+            handles: Some(Arc::new(handles)),
+        }
+    }
+
+    /// The balancer's endpoint set as of its last poll (endpoints, ready, ejected, panic mode);
+    /// `None` for a client made with [`from_service`](Self::from_service).
+    pub fn status(&self) -> Option<BalanceStatus> {
+        self.handles.as_ref().map(|handles| (handles.status)())
+    }
+
+    /// The per-endpoint breakers (`find(addr)` gives one endpoint's state).
+    pub fn breakers(&self) -> Option<&BreakerRegistry> {
+        self.handles.as_ref().map(|handles| &handles.breakers)
+    }
+
+    /// The retry budget (its window's request and retry counts).
+    pub fn budget(&self) -> Option<&WindowBudget> {
+        self.handles.as_ref().map(|handles| &handles.budget)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl<B> Service<Request<B>> for Client
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        // A fresh clone carries no reservation; `oneshot` polls it ready, then calls it.
+        let stack = self.inner.clone();
+        ResponseFuture {
+            inner: Box::pin(stack.oneshot(req.map(Body::new))),
+        }
+    }
+}
+
+/// The response future of a [`Client`]: boxed, `Send`.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Body>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
