@@ -2,7 +2,8 @@
 // go-control-plane (snapshot cache + ADS server, State-of-the-World and Delta) on 127.0.0.1,
 // driven by a loopback HTTP interface.
 //
-// It listens on two ephemeral ports and prints them on its first stdout line:
+// It listens on two ports (ephemeral, unless -xds names the ADS one) and prints them on its first
+// stdout line:
 //
 //	xds=127.0.0.1:PORT http=127.0.0.1:PORT
 //
@@ -11,7 +12,8 @@
 //	POST /snapshot  {"node":"n","version":"1","clusters":[...],"endpoints":[...]} → 204
 //	                builds CDS + EDS resources and sets them as the node's snapshot. An endpoint
 //	                may be invalid on purpose (port 0, a duplicate, a bad address) to provoke a NACK.
-//	GET  /nacks     → JSON list of the error_detail messages received (SotW and Delta), oldest first
+//	GET  /nacks     → JSON list of the error_detail messages received (SotW and Delta), oldest first;
+//	                with ?wait=N, once there are at least N (or after 30 s)
 //	GET  /requests  → JSON counts of the discovery requests received, per stream kind
 //
 // The program exits when its standard input closes, so a test harness that dies takes it along.
@@ -20,11 +22,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -73,11 +77,39 @@ type snapshotSpec struct {
 }
 
 type recorder struct {
-	mu       sync.Mutex
-	nacks    []string
-	sotw     int
-	delta    int
-	accepted []string
+	mu    sync.Mutex
+	nacks []string
+	sotw  int
+	delta int
+	// Closed and replaced at every NACK, so a GET /nacks?wait=N can block until N arrived.
+	nacked chan struct{}
+}
+
+func (r *recorder) recordNack(message string) {
+	r.nacks = append(r.nacks, message)
+	close(r.nacked)
+	r.nacked = make(chan struct{})
+}
+
+// waitNacks returns the NACK messages once there are at least n, or what there is after 30 s.
+func (r *recorder) waitNacks(n int) []string {
+	deadline := time.After(30 * time.Second)
+	for {
+		r.mu.Lock()
+		if len(r.nacks) >= n {
+			defer r.mu.Unlock()
+			return append([]string{}, r.nacks...)
+		}
+		changed := r.nacked
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return append([]string{}, r.nacks...)
+		}
+	}
 }
 
 func (r *recorder) callbacks() serverv3.CallbackFuncs {
@@ -87,7 +119,7 @@ func (r *recorder) callbacks() serverv3.CallbackFuncs {
 			defer r.mu.Unlock()
 			r.sotw++
 			if req.GetErrorDetail() != nil {
-				r.nacks = append(r.nacks, req.GetErrorDetail().GetMessage())
+				r.recordNack(req.GetErrorDetail().GetMessage())
 			}
 			return nil
 		},
@@ -96,7 +128,7 @@ func (r *recorder) callbacks() serverv3.CallbackFuncs {
 			defer r.mu.Unlock()
 			r.delta++
 			if req.GetErrorDetail() != nil {
-				r.nacks = append(r.nacks, req.GetErrorDetail().GetMessage())
+				r.recordNack(req.GetErrorDetail().GetMessage())
 			}
 			return nil
 		},
@@ -232,16 +264,18 @@ func writeJSON(w http.ResponseWriter, value any) {
 }
 
 func main() {
+	xdsAddr := flag.String("xds", "127.0.0.1:0", "the ADS listen address (a test restarting the server passes the old one)")
+	flag.Parse()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	cache := cachev3.NewSnapshotCache(false, cachev3.IDHash{}, nil)
-	rec := &recorder{}
+	rec := &recorder{nacked: make(chan struct{})}
 	xds := serverv3.NewServer(ctx, cache, rec.callbacks())
 
 	grpcServer := grpc.NewServer()
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, xds)
-	xdsListener, err := net.Listen("tcp", "127.0.0.1:0")
+	xdsListener, err := net.Listen("tcp", *xdsAddr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "listen xds:", err)
 		os.Exit(1)
@@ -268,10 +302,9 @@ func main() {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("GET /nacks", func(w http.ResponseWriter, _ *http.Request) {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		writeJSON(w, append([]string{}, rec.nacks...))
+	mux.HandleFunc("GET /nacks", func(w http.ResponseWriter, r *http.Request) {
+		wait, _ := strconv.Atoi(r.URL.Query().Get("wait"))
+		writeJSON(w, rec.waitNacks(wait))
 	})
 	mux.HandleFunc("GET /requests", func(w http.ResponseWriter, _ *http.Request) {
 		rec.mu.Lock()

@@ -47,9 +47,60 @@ impl Backoff {
     }
 }
 
+/// Paces repeated NACKs of one type URL.
+///
+/// A control plane that answers every request at once (go-control-plane's snapshot cache does,
+/// when the request's version differs from its snapshot's, which a NACK's always does) would
+/// otherwise trade NACKs with us as fast as the network allows while a bad resource stays in its
+/// snapshot. The first NACK after an accepted response goes out at once; each further one in a
+/// row waits one step of the backoff. An accepted response resets the pace.
+#[derive(Debug)]
+pub(crate) struct NackPacer {
+    backoff: Backoff,
+    in_a_row: bool,
+}
+
+impl NackPacer {
+    pub(crate) fn new(backoff: Backoff) -> Self {
+        Self {
+            backoff,
+            in_a_row: false,
+        }
+    }
+
+    /// How long to hold this NACK back: `None` for the first of a row.
+    pub(crate) fn on_nack(&mut self) -> Option<Duration> {
+        if self.in_a_row {
+            Some(self.backoff.next_delay())
+        } else {
+            self.in_a_row = true;
+            None
+        }
+    }
+
+    /// A response was accepted: the next NACK goes out at once again.
+    pub(crate) fn on_ack(&mut self) {
+        self.in_a_row = false;
+        self.backoff.reset();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_nacks_are_held_back_more_and_more_until_an_ack() {
+        let base = Duration::from_millis(100);
+        let mut pacer = NackPacer::new(Backoff::new(base, Duration::from_secs(10), Some(1)));
+        assert_eq!(pacer.on_nack(), None, "the first NACK goes out at once");
+        let first = pacer.on_nack().expect("the second waits");
+        assert!(first >= base.mul_f64(0.8));
+        let later = (0..5).filter_map(|_| pacer.on_nack()).last().unwrap();
+        assert!(later > first * 3, "{later:?} grows from {first:?}");
+        pacer.on_ack();
+        assert_eq!(pacer.on_nack(), None);
+    }
 
     #[test]
     fn grows_by_the_multiplier_within_jitter_caps_and_resets() {

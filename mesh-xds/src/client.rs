@@ -13,10 +13,11 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use futures_core::Stream;
 use mesh_balance::discover::{DiscoverHandle, HandleDiscover};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tonic::transport::Endpoint as GrpcEndpoint;
 
 use crate::ads::{self, TypeState, Update};
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, NackPacer};
 use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, XdsConfig, XdsError};
 
 /// What the client knows about its stream and the config it accepted, published on a watch
@@ -247,7 +248,15 @@ async fn stream_once(
         s.streams += 1;
     });
 
+    // Per type URL (0 = CDS, 1 = EDS): the NACK pace and a NACK held back by it.
+    let pacer = |salt: u64| {
+        let seed = config.seed.map(|seed| seed ^ salt);
+        NackPacer::new(Backoff::new(config.backoff_base, config.backoff_max, seed))
+    };
+    let mut pacers = [pacer(1), pacer(2)];
+    let mut held: [Option<(Instant, DiscoveryRequest)>; 2] = [None, None];
     loop {
+        let next_held = held.iter().flatten().map(|(at, _)| *at).min();
         tokio::select! {
             message = responses.message() => {
                 let response = match message {
@@ -256,13 +265,36 @@ async fn stream_once(
                     Err(status) => return Err(format!("stream failed: {status}")),
                 };
                 backoff.reset();
-                let request = match response.type_url.as_str() {
-                    CLUSTER_TYPE_URL => answer(shared, config, node, &response, &mut cds, &wildcard),
-                    ENDPOINT_TYPE_URL => answer(shared, config, node, &response, &mut eds, &names),
-                    // Not ours: NACK it without touching any state.
-                    _ => answer(shared, config, node, &response, &mut TypeState::default(), &wildcard),
+                let (slot, state, names) = match response.type_url.as_str() {
+                    CLUSTER_TYPE_URL => (0, &mut cds, &wildcard),
+                    ENDPOINT_TYPE_URL => (1, &mut eds, &names),
+                    // Not ours: NACK it at once without touching any state.
+                    _ => {
+                        let mut stray = TypeState::default();
+                        send(answer(shared, config, node, &response, &mut stray, &wildcard).0)?;
+                        continue;
+                    }
                 };
-                send(request)?;
+                let (request, accepted) = answer(shared, config, node, &response, state, names);
+                // A newer answer supersedes a NACK still held back for this type.
+                held[slot] = None;
+                if accepted {
+                    pacers[slot].on_ack();
+                    send(request)?;
+                } else if let Some(delay) = pacers[slot].on_nack() {
+                    held[slot] = Some((Instant::now() + delay, request));
+                } else {
+                    send(request)?;
+                }
+            }
+            () = sleep_until_some(next_held) => {
+                let now = Instant::now();
+                for slot in &mut held {
+                    if slot.as_ref().is_some_and(|(at, _)| *at <= now) {
+                        let (_, request) = slot.take().expect("checked above");
+                        send(request)?;
+                    }
+                }
             }
             changed = subscriptions.changed() => {
                 changed.map_err(|_| "client dropped".to_owned())?;
@@ -273,7 +305,15 @@ async fn stream_once(
     }
 }
 
-/// Validates and applies one response; returns its ACK or NACK.
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Validates and applies one response; returns its ACK or NACK, and whether it was accepted.
 fn answer(
     shared: &Shared,
     config: &XdsConfig,
@@ -281,7 +321,7 @@ fn answer(
     response: &DiscoveryResponse,
     state: &mut TypeState,
     names: &BTreeSet<String>,
-) -> DiscoveryRequest {
+) -> (DiscoveryRequest, bool) {
     let type_url = &response.type_url;
     match ads::decode(response, config.max_endpoints_per_cluster) {
         Ok(update) => {
@@ -309,7 +349,7 @@ fn answer(
                     s.clusters = clusters;
                 }
             });
-            state.ack(node, response, names)
+            (state.ack(node, response, names), true)
         }
         Err(error) => {
             tracing::warn!(%type_url, version = %response.version_info, %error,
@@ -318,7 +358,7 @@ fn answer(
                 *s.nacked.entry(type_url.clone()).or_default() += 1;
                 s.last_nack = Some(error.to_string());
             });
-            state.nack(node, response, names, &error)
+            (state.nack(node, response, names, &error), false)
         }
     }
 }

@@ -38,6 +38,10 @@
 //!   `error_detail` (`google.rpc.Status`, code `INVALID_ARGUMENT`) whose message names the
 //!   cluster, the endpoint and the reason. Nothing of a NACKed response is applied: the last good
 //!   endpoints keep serving.
+//! - **NACK pacing**: a control plane may answer a NACK at once with the same bad version
+//!   (go-control-plane's snapshot cache does), which would trade NACKs as fast as the network
+//!   allows. The first NACK after an accepted response goes out at once; each further one in a row
+//!   waits one step of the reconnect backoff below; a newer response supersedes a held NACK.
 //! - **Subscriptions**: CDS is a wildcard subscription (no names). EDS names exactly the clusters
 //!   someone asked for through [`XdsClient::discover`]; a change to that set is sent at once with
 //!   the current EDS version and nonce. SotW EDS is not "full state": a cluster missing from a

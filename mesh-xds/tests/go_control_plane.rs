@@ -1,0 +1,303 @@
+//! mesh-xds against Envoy's own go-control-plane (`interop/xds-server`), with real hyper backends
+//! on loopback: initial config, updates as diffs, a NACK, and a control-plane restart.
+//!
+//! Real sockets, so real time: every wait is on a condition (the client's status channel, the
+//! discover stream) bounded by `support::WAIT`, never a sleep.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use mesh_balance::discover::HandleDiscover;
+use mesh_balance::{Balance, BalanceConfig, LoadStrategy};
+use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
+use mesh_core::{Endpoint, EndpointKey};
+use mesh_xds::{ENDPOINT_TYPE_URL, XdsClient, XdsConfig, XdsStatus};
+use serde_json::json;
+use support::{ControlPlane, WAIT, backend, next_change, ready_changes};
+use tower::ServiceExt;
+use tower::discover::Change;
+
+const CLUSTER: &str = "orders";
+
+/// A snapshot with one cluster whose endpoints are `(address, weight, health)`.
+fn snapshot(version: &str, endpoints: &[(SocketAddr, u32, &str)]) -> serde_json::Value {
+    let endpoints: Vec<_> = endpoints
+        .iter()
+        .map(|(addr, weight, health)| {
+            json!({
+                "addr": addr.ip().to_string(), "port": addr.port(), "weight": weight,
+                "health": health, "region": "eu", "zone": "eu-1a",
+            })
+        })
+        .collect();
+    json!({
+        "version": version,
+        "clusters": [{"name": CLUSTER, "lb_policy": "LEAST_REQUEST"}],
+        "endpoints": [{"cluster": CLUSTER, "endpoints": endpoints}],
+    })
+}
+
+fn config(cp: &ControlPlane) -> XdsConfig {
+    XdsConfig::new(cp.uri(), "test-node")
+        .node_cluster("tests")
+        .backoff_base(Duration::from_millis(50))
+        .backoff_max(Duration::from_millis(500))
+        .seed(1)
+}
+
+async fn wait_status(client: &XdsClient, what: &str, pred: impl FnMut(&XdsStatus) -> bool) {
+    let mut status = client.status();
+    let waited = tokio::time::timeout(WAIT, status.wait_for(pred)).await;
+    let Ok(alive) = waited else {
+        panic!(
+            "timed out waiting for {what}: {:?}",
+            *client.status().borrow()
+        );
+    };
+    alive.expect("the client is alive");
+}
+
+fn eds_version(status: &XdsStatus) -> Option<&str> {
+    status.versions.get(ENDPOINT_TYPE_URL).map(String::as_str)
+}
+
+type Client = HttpClient<Empty<Bytes>>;
+type XdsBalance = Balance<HandleDiscover, fn(&Endpoint) -> Client>;
+
+fn http_client(endpoint: &Endpoint) -> Client {
+    HttpClient::new(
+        endpoint.clone(),
+        TcpConnector::new(),
+        ClientConfig::default(),
+    )
+}
+
+/// A balancer over the cluster; round robin, so which endpoints take traffic does not depend on
+/// their measured latency.
+fn balancer(client: &XdsClient) -> XdsBalance {
+    let make: fn(&Endpoint) -> Client = http_client;
+    Balance::new(
+        client.discover(CLUSTER),
+        make,
+        BalanceConfig::default().load(LoadStrategy::RoundRobin),
+    )
+    .expect("valid balance config")
+}
+
+/// Sends `n` requests and counts the answering backends.
+async fn spread(balance: &XdsBalance, n: usize) -> HashMap<SocketAddr, usize> {
+    let mut hits = HashMap::new();
+    for _ in 0..n {
+        let req = Request::get("/").body(Empty::new()).unwrap();
+        let res = balance.clone().oneshot(req).await.expect("a response");
+        let body = res.into_body().collect().await.expect("a body").to_bytes();
+        let addr: SocketAddr = std::str::from_utf8(&body).unwrap().parse().unwrap();
+        *hits.entry(addr).or_default() += 1;
+    }
+    hits
+}
+
+/// The endpoints a stream inserted, by address, after draining `count` changes.
+async fn inserted(discover: &mut HandleDiscover, count: usize) -> BTreeMap<SocketAddr, Endpoint> {
+    let mut set = BTreeMap::new();
+    for _ in 0..count {
+        match next_change(discover).await {
+            Change::Insert(key, ep) => set.insert(key.0, ep),
+            Change::Remove(key) => panic!("unexpected remove of {key}"),
+        };
+    }
+    set
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_config_reaches_every_endpoint_with_its_weight_and_locality() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let (a, b, c) = (backend().await, backend().await, backend().await);
+    cp.snapshot(snapshot(
+        "1",
+        &[(a, 1, "HEALTHY"), (b, 2, "UNKNOWN"), (c, 3, "HEALTHY")],
+    ))
+    .await;
+
+    let client = XdsClient::connect(config(&cp)).await.unwrap();
+    let mut discover = client.discover(CLUSTER);
+    client.ready(CLUSTER, WAIT).await.expect("first EDS answer");
+
+    let set = inserted(&mut discover, 3).await;
+    let weights: Vec<(SocketAddr, u32)> =
+        set.iter().map(|(k, ep)| (*k, ep.weight().get())).collect();
+    let mut expected = vec![(a, 1), (b, 2), (c, 3)];
+    expected.sort();
+    assert_eq!(weights, expected);
+    assert!(set.values().all(|ep| ep.locality().zone() == "eu-1a"));
+    assert!(
+        ready_changes(&mut discover).is_empty(),
+        "nothing beyond the three inserts"
+    );
+
+    // CDS (wildcard) was accepted too, and the stream reports one open stream.
+    wait_status(&client, "CDS", |s| s.clusters.contains(CLUSTER)).await;
+    assert_eq!(client.status().borrow().streams, 1);
+
+    // Real traffic reaches every endpoint.
+    let balance = balancer(&client);
+    let hits = spread(&balance, 60).await;
+    assert_eq!(hits.len(), 3, "all three backends answered: {hits:?}");
+    assert!(cp.nacks(0).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_arrive_as_diffs_and_unhealthy_endpoints_leave() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let (a, b, c) = (backend().await, backend().await, backend().await);
+    cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY"), (b, 1, "HEALTHY")]))
+        .await;
+    let client = XdsClient::connect(config(&cp)).await.unwrap();
+    let mut discover = client.discover(CLUSTER);
+    client.ready(CLUSTER, WAIT).await.unwrap();
+    assert_eq!(inserted(&mut discover, 2).await.len(), 2);
+
+    // a leaves, b is unchanged, c arrives.
+    cp.snapshot(snapshot("2", &[(b, 1, "HEALTHY"), (c, 1, "HEALTHY")]))
+        .await;
+    wait_status(&client, "version 2", |s| eds_version(s) == Some("2")).await;
+    let changes = ready_changes(&mut discover);
+    assert!(
+        matches!(&changes[..], [Change::Insert(k1, _), Change::Remove(k2)] if k1.0 == c && k2.0 == a),
+        "only c inserted and a removed (b untouched): {changes:?}"
+    );
+
+    // b drains and c turns unhealthy: both leave; a new weight for nobody else.
+    cp.snapshot(snapshot(
+        "3",
+        &[(b, 1, "DRAINING"), (c, 1, "UNHEALTHY"), (a, 4, "HEALTHY")],
+    ))
+    .await;
+    wait_status(&client, "version 3", |s| eds_version(s) == Some("3")).await;
+    let changes = ready_changes(&mut discover);
+    let removed: Vec<EndpointKey> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Remove(k) => Some(*k),
+            Change::Insert(..) => None,
+        })
+        .collect();
+    let mut expected = vec![EndpointKey(b), EndpointKey(c)];
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert!(
+        changes
+            .iter()
+            .any(|ch| matches!(ch, Change::Insert(k, ep) if k.0 == a && ep.weight().get() == 4))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_assignment_is_nacked_and_the_last_good_endpoints_keep_serving() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let (a, b) = (backend().await, backend().await);
+    cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY"), (b, 1, "HEALTHY")]))
+        .await;
+    let client = XdsClient::connect(config(&cp)).await.unwrap();
+    let mut discover = client.discover(CLUSTER);
+    client.ready(CLUSTER, WAIT).await.unwrap();
+    assert_eq!(inserted(&mut discover, 2).await.len(), 2);
+    let balance = balancer(&client);
+
+    // Version 2 drops b but carries an endpoint with port 0: the whole response is refused.
+    let port0: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    cp.snapshot(snapshot("2", &[(a, 1, "HEALTHY"), (port0, 1, "HEALTHY")]))
+        .await;
+    wait_status(&client, "a NACK", |s| {
+        s.nacked.get(ENDPOINT_TYPE_URL) == Some(&1)
+    })
+    .await;
+
+    let expected = r#"cluster "orders": endpoint 127.0.0.1:0: port 0"#;
+    assert_eq!(
+        client.status().borrow().last_nack.as_deref(),
+        Some(expected)
+    );
+    assert_eq!(eds_version(&client.status().borrow()), Some("1"));
+    // The control plane received our error_detail.
+    // The control plane received our error_detail (go-control-plane resends a NACKed version at
+    // once, so it may have received it again, paced by our backoff).
+    let nacks = cp.nacks(1).await;
+    assert!(
+        !nacks.is_empty() && nacks.iter().all(|n| n == expected),
+        "{nacks:?}"
+    );
+    // Nothing changed downstream, and both endpoints still take traffic.
+    assert!(ready_changes(&mut discover).is_empty());
+    let hits = spread(&balance, 40).await;
+    assert_eq!(hits.len(), 2, "both endpoints still serve: {hits:?}");
+
+    // Repeated NACKs are paced (50 ms growing to 500 ms here): without pacing, go-control-plane
+    // and the client trade tens of thousands of them per second. 20 would take over 5 s.
+    let nacked = client.status().borrow().nacked[ENDPOINT_TYPE_URL];
+    assert!(nacked < 20, "{nacked} NACKs: not paced");
+
+    // A later valid version is accepted.
+    cp.snapshot(snapshot("3", &[(a, 1, "HEALTHY")])).await;
+    wait_status(&client, "version 3", |s| eds_version(s) == Some("3")).await;
+    let changes = ready_changes(&mut discover);
+    assert!(
+        matches!(&changes[..], [Change::Remove(k)] if k.0 == b),
+        "{changes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_restart_keeps_the_last_config_and_a_later_update_applies() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let (a, b) = (backend().await, backend().await);
+    cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY")])).await;
+    let client = XdsClient::connect(config(&cp)).await.unwrap();
+    let mut discover = client.discover(CLUSTER);
+    client.ready(CLUSTER, WAIT).await.unwrap();
+    assert_eq!(inserted(&mut discover, 1).await.len(), 1);
+    let balance = balancer(&client);
+    assert_eq!(spread(&balance, 5).await.len(), 1);
+
+    // The control plane goes away: the stream notices, and traffic carries on.
+    let xds = cp.xds;
+    cp.kill().await;
+    wait_status(&client, "the stream to drop", |s| !s.connected).await;
+    assert_eq!(spread(&balance, 10).await.get(&a), Some(&10));
+    assert!(
+        ready_changes(&mut discover).is_empty(),
+        "no endpoint was dropped"
+    );
+
+    // It comes back on the same address, empty; a new snapshot adds b.
+    let cp = ControlPlane::start_at(xds)
+        .await
+        .expect("go is still there");
+    cp.snapshot(snapshot("2", &[(a, 1, "HEALTHY"), (b, 1, "HEALTHY")]))
+        .await;
+    wait_status(&client, "version 2 on a new stream", |s| {
+        s.streams >= 2 && eds_version(s) == Some("2")
+    })
+    .await;
+    let changes = ready_changes(&mut discover);
+    assert!(
+        matches!(&changes[..], [Change::Insert(k, _)] if k.0 == b),
+        "{changes:?}"
+    );
+    let hits = spread(&balance, 40).await;
+    assert_eq!(hits.len(), 2, "the new endpoint takes traffic: {hits:?}");
+}
