@@ -8,6 +8,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{Locality as XdsLocality, Node};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status;
 use mesh_core::Endpoint;
 use prost::Message;
@@ -106,56 +107,65 @@ pub(crate) enum Update {
     Endpoints(Vec<(String, Vec<Endpoint>)>),
 }
 
-/// Decodes and validates a whole response; any invalid resource rejects all of it.
+/// Decodes and validates a whole SotW response; any invalid resource rejects all of it.
 pub(crate) fn decode(
     response: &DiscoveryResponse,
     max_endpoints: usize,
 ) -> Result<Update, InvalidResource> {
-    let type_url = response.type_url.as_str();
+    decode_resources(&response.type_url, &response.resources, max_endpoints)
+}
+
+/// Decodes and validates the resources of one response (SotW or Delta) of `type_url`; any
+/// invalid resource rejects all of them.
+pub(crate) fn decode_resources<'a>(
+    type_url: &str,
+    resources: impl IntoIterator<Item = &'a Any>,
+    max_endpoints: usize,
+) -> Result<Update, InvalidResource> {
     let unexpected = |type_url: &str| InvalidResource::UnexpectedType {
         type_url: type_url.to_owned(),
     };
     if type_url != CLUSTER_TYPE_URL && type_url != ENDPOINT_TYPE_URL {
         return Err(unexpected(type_url));
     }
-    if let Some(other) = response.resources.iter().find(|r| r.type_url != type_url) {
-        return Err(unexpected(&other.type_url));
-    }
     let malformed = |e: prost::DecodeError| InvalidResource::Malformed {
         type_url: type_url.to_owned(),
         reason: e.to_string(),
     };
-    if type_url == CLUSTER_TYPE_URL {
-        let mut names = BTreeSet::new();
-        for resource in &response.resources {
-            let cluster = Cluster::decode(resource.value.as_slice()).map_err(malformed)?;
-            if !names.insert(cluster.name.clone()) {
+    let mut seen = BTreeSet::new();
+    let mut clusters = Vec::new();
+    for resource in resources {
+        if resource.type_url != type_url {
+            return Err(unexpected(&resource.type_url));
+        }
+        let bytes = resource.value.as_slice();
+        if type_url == CLUSTER_TYPE_URL {
+            let cluster = Cluster::decode(bytes).map_err(malformed)?;
+            if !seen.insert(cluster.name.clone()) {
                 return Err(InvalidResource::DuplicateCluster {
                     cluster: cluster.name,
                 });
             }
+        } else {
+            let cla = ClusterLoadAssignment::decode(bytes).map_err(malformed)?;
+            if !seen.insert(cla.cluster_name.clone()) {
+                return Err(InvalidResource::DuplicateCluster {
+                    cluster: cla.cluster_name,
+                });
+            }
+            let endpoints = crate::endpoints_from_assignment(&cla, max_endpoints)?;
+            clusters.push((cla.cluster_name, endpoints));
         }
-        return Ok(Update::Clusters(names));
     }
-    let mut seen = BTreeSet::new();
-    let mut clusters = Vec::with_capacity(response.resources.len());
-    for resource in &response.resources {
-        let cla = ClusterLoadAssignment::decode(resource.value.as_slice()).map_err(malformed)?;
-        if !seen.insert(cla.cluster_name.clone()) {
-            return Err(InvalidResource::DuplicateCluster {
-                cluster: cla.cluster_name,
-            });
-        }
-        let endpoints = crate::endpoints_from_assignment(&cla, max_endpoints)?;
-        clusters.push((cla.cluster_name, endpoints));
-    }
-    Ok(Update::Endpoints(clusters))
+    Ok(if type_url == CLUSTER_TYPE_URL {
+        Update::Clusters(seen)
+    } else {
+        Update::Endpoints(clusters)
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use envoy_types::pb::google::protobuf::Any;
-
     use super::*;
 
     fn response(version: &str, nonce: &str, resources: Vec<Any>) -> DiscoveryResponse {

@@ -1,24 +1,16 @@
 //! [`XdsClient`]: the handle, and the task that owns the ADS stream.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use futures_core::Stream;
 use mesh_balance::discover::{DiscoverHandle, HandleDiscover};
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::watch;
 use tonic::transport::Endpoint as GrpcEndpoint;
 
-use crate::ads::{self, TypeState, Update};
-use crate::backoff::{Backoff, NackPacer};
-use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, XdsConfig, XdsError};
+use crate::ads::{self, Update};
+use crate::backoff::Backoff;
+use crate::{InvalidResource, Protocol, XdsConfig, XdsError, delta, sotw};
 
 /// What the client knows about its stream and the config it accepted, published on a watch
 /// channel ([`XdsClient::status`]).
@@ -47,12 +39,12 @@ pub struct XdsStatus {
 
 /// State shared between the handle and the stream task.
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     /// One handle per subscribed cluster; its set is the last accepted assignment.
     clusters: Mutex<HashMap<String, DiscoverHandle>>,
     /// The cluster names EDS subscribes to; a change is sent on the stream at once.
     subscriptions: watch::Sender<BTreeSet<String>>,
-    status: watch::Sender<XdsStatus>,
+    pub(crate) status: watch::Sender<XdsStatus>,
 }
 
 impl Shared {
@@ -167,15 +159,17 @@ async fn run(shared: Arc<Shared>, config: XdsConfig, endpoint: GrpcEndpoint) {
     let mut backoff = Backoff::new(config.backoff_base, config.backoff_max, config.seed);
     let mut subscriptions = shared.subscriptions.subscribe();
     loop {
-        let Err(error) = stream_once(
-            &shared,
-            &config,
-            &node,
-            &endpoint,
-            &mut subscriptions,
-            &mut backoff,
-        )
-        .await;
+        let (shared, config, node, endpoint) = (&*shared, &config, &node, &endpoint);
+        let subs = &mut subscriptions;
+        let ended = match config.protocol {
+            Protocol::StateOfTheWorld => {
+                sotw::stream_once(shared, config, node, endpoint, subs, &mut backoff).await
+            }
+            Protocol::Delta => {
+                delta::stream_once(shared, config, node, endpoint, subs, &mut backoff).await
+            }
+        };
+        let Err(error) = ended;
         tracing::warn!(server = %config.server, %error, "xDS stream ended; last accepted config kept");
         shared.status.send_modify(|s| {
             s.connected = false;
@@ -185,180 +179,55 @@ async fn run(shared: Arc<Shared>, config: XdsConfig, endpoint: GrpcEndpoint) {
     }
 }
 
-/// The requests of one stream. Unbounded on purpose: we send only in answer to a response or a
-/// subscription change, one request each, so the queue is bounded by our own activity.
-struct RequestStream(mpsc::UnboundedReceiver<DiscoveryRequest>);
-
-impl Stream for RequestStream {
-    type Item = DiscoveryRequest;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
-    }
-}
-
-/// One ADS stream, from connect to its end; returns why it ended.
-async fn stream_once(
+/// Applies an accepted update and counts it.
+///
+/// `removed_clusters` is `None` for SotW (a CDS response is the full set) and the removed names
+/// for Delta (a CDS response adds to the set). An EDS answer for a cluster nobody subscribes to
+/// any more is dropped.
+pub(crate) fn apply(
     shared: &Shared,
-    config: &XdsConfig,
-    node: &Node,
-    endpoint: &GrpcEndpoint,
-    subscriptions: &mut watch::Receiver<BTreeSet<String>>,
-    backoff: &mut Backoff,
-) -> Result<Infallible, String> {
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let mut client = AggregatedDiscoveryServiceClient::new(channel)
-        .max_decoding_message_size(config.max_response_bytes);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let send = |request| {
-        tx.send(request)
-            .map_err(|_| "request stream closed".to_owned())
-    };
-
-    // A new stream starts with empty versions and nonces: the control plane resends everything,
-    // and the diffing handles make that a no-op for endpoints that did not change.
-    let mut cds = TypeState::default();
-    let mut eds = TypeState::default();
-    let wildcard = BTreeSet::new();
-    send(cds.request(node, CLUSTER_TYPE_URL, &wildcard, None))?;
-    let mut names = subscriptions.borrow_and_update().clone();
-    if !names.is_empty() {
-        send(eds.request(node, ENDPOINT_TYPE_URL, &names, None))?;
-    }
-
-    // A gRPC server may hold back the response headers until its first message, so keep sending
-    // subscription changes while the call opens.
-    let call = client.stream_aggregated_resources(RequestStream(rx));
-    tokio::pin!(call);
-    let mut responses = loop {
-        tokio::select! {
-            opened = &mut call => break opened.map_err(|s| format!("open stream: {s}"))?.into_inner(),
-            changed = subscriptions.changed() => {
-                changed.map_err(|_| "client dropped".to_owned())?;
-                names = subscriptions.borrow_and_update().clone();
-                send(eds.request(node, ENDPOINT_TYPE_URL, &names, None))?;
+    type_url: &str,
+    version: &str,
+    update: Update,
+    removed_clusters: Option<&[String]>,
+) {
+    let mut loaded = Vec::new();
+    let mut clusters = None;
+    match update {
+        Update::Clusters(names) => clusters = Some(names),
+        Update::Endpoints(assignments) => {
+            for (cluster, endpoints) in assignments {
+                if let Some(handle) = shared.handle(&cluster) {
+                    handle.set(endpoints);
+                    loaded.push(cluster);
+                }
             }
         }
-    };
+    }
+    tracing::debug!(%type_url, %version, "xDS update accepted");
     shared.status.send_modify(|s| {
-        s.connected = true;
-        s.streams += 1;
+        *s.accepted.entry(type_url.to_owned()).or_default() += 1;
+        s.versions.insert(type_url.to_owned(), version.to_owned());
+        s.loaded.extend(loaded);
+        match (clusters, removed_clusters) {
+            (Some(names), None) => s.clusters = names,
+            (names, Some(removed)) => {
+                s.clusters.extend(names.into_iter().flatten());
+                for name in removed {
+                    s.clusters.remove(name);
+                }
+            }
+            (None, None) => {}
+        }
     });
-
-    // Per type URL (0 = CDS, 1 = EDS): the NACK pace and a NACK held back by it.
-    let pacer = |salt: u64| {
-        let seed = config.seed.map(|seed| seed ^ salt);
-        NackPacer::new(Backoff::new(config.backoff_base, config.backoff_max, seed))
-    };
-    let mut pacers = [pacer(1), pacer(2)];
-    let mut held: [Option<(Instant, DiscoveryRequest)>; 2] = [None, None];
-    loop {
-        let next_held = held.iter().flatten().map(|(at, _)| *at).min();
-        tokio::select! {
-            message = responses.message() => {
-                let response = match message {
-                    Ok(Some(response)) => response,
-                    Ok(None) => return Err("closed by the control plane".to_owned()),
-                    Err(status) => return Err(format!("stream failed: {status}")),
-                };
-                backoff.reset();
-                let (slot, state, names) = match response.type_url.as_str() {
-                    CLUSTER_TYPE_URL => (0, &mut cds, &wildcard),
-                    ENDPOINT_TYPE_URL => (1, &mut eds, &names),
-                    // Not ours: NACK it at once without touching any state.
-                    _ => {
-                        let mut stray = TypeState::default();
-                        send(answer(shared, config, node, &response, &mut stray, &wildcard).0)?;
-                        continue;
-                    }
-                };
-                let (request, accepted) = answer(shared, config, node, &response, state, names);
-                // A newer answer supersedes a NACK still held back for this type.
-                held[slot] = None;
-                if accepted {
-                    pacers[slot].on_ack();
-                    send(request)?;
-                } else if let Some(delay) = pacers[slot].on_nack() {
-                    held[slot] = Some((Instant::now() + delay, request));
-                } else {
-                    send(request)?;
-                }
-            }
-            () = sleep_until_some(next_held) => {
-                let now = Instant::now();
-                for slot in &mut held {
-                    if slot.as_ref().is_some_and(|(at, _)| *at <= now) {
-                        let (_, request) = slot.take().expect("checked above");
-                        send(request)?;
-                    }
-                }
-            }
-            changed = subscriptions.changed() => {
-                changed.map_err(|_| "client dropped".to_owned())?;
-                names = subscriptions.borrow_and_update().clone();
-                send(eds.request(node, ENDPOINT_TYPE_URL, &names, None))?;
-            }
-        }
-    }
 }
 
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Validates and applies one response; returns its ACK or NACK, and whether it was accepted.
-fn answer(
-    shared: &Shared,
-    config: &XdsConfig,
-    node: &Node,
-    response: &DiscoveryResponse,
-    state: &mut TypeState,
-    names: &BTreeSet<String>,
-) -> (DiscoveryRequest, bool) {
-    let type_url = &response.type_url;
-    match ads::decode(response, config.max_endpoints_per_cluster) {
-        Ok(update) => {
-            let mut loaded = Vec::new();
-            let mut clusters = None;
-            match update {
-                Update::Clusters(names) => clusters = Some(names),
-                Update::Endpoints(assignments) => {
-                    for (cluster, endpoints) in assignments {
-                        // An answer for a cluster nobody asks for any more is dropped.
-                        if let Some(handle) = shared.handle(&cluster) {
-                            handle.set(endpoints);
-                            loaded.push(cluster);
-                        }
-                    }
-                }
-            }
-            tracing::debug!(%type_url, version = %response.version_info, "xDS update accepted");
-            shared.status.send_modify(|s| {
-                *s.accepted.entry(type_url.clone()).or_default() += 1;
-                s.versions
-                    .insert(type_url.clone(), response.version_info.clone());
-                s.loaded.extend(loaded);
-                if let Some(clusters) = clusters {
-                    s.clusters = clusters;
-                }
-            });
-            (state.ack(node, response, names), true)
-        }
-        Err(error) => {
-            tracing::warn!(%type_url, version = %response.version_info, %error,
-                "xDS update rejected (NACK); last accepted config kept");
-            shared.status.send_modify(|s| {
-                *s.nacked.entry(type_url.clone()).or_default() += 1;
-                s.last_nack = Some(error.to_string());
-            });
-            (state.nack(node, response, names, &error), false)
-        }
-    }
+/// Counts and logs a rejected update; the caller sends the NACK.
+pub(crate) fn reject(shared: &Shared, type_url: &str, version: &str, error: &InvalidResource) {
+    tracing::warn!(%type_url, %version, %error,
+        "xDS update rejected (NACK); last accepted config kept");
+    shared.status.send_modify(|s| {
+        *s.nacked.entry(type_url.to_owned()).or_default() += 1;
+        s.last_nack = Some(error.to_string());
+    });
 }

@@ -15,6 +15,20 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// project benchmarks (10 000 endpoints).
 pub const DEFAULT_MAX_ENDPOINTS_PER_CLUSTER: usize = 20_000;
 
+/// Which variant of the ADS protocol a client speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// State-of-the-World (`StreamAggregatedResources`): every response carries every
+    /// subscribed resource of its type. Spoken by every control plane; the default.
+    #[default]
+    StateOfTheWorld,
+    /// Delta / incremental (`DeltaAggregatedResources`): a response carries only what changed
+    /// and the names of what was removed, so a large mesh does not resend every cluster on
+    /// every change.
+    Delta,
+}
+
 /// How to reach a control plane and who we are to it.
 ///
 /// ```
@@ -38,6 +52,8 @@ pub struct XdsConfig {
     pub node_cluster: String,
     /// `node.locality`: where this client runs. Default: unknown.
     pub locality: Locality,
+    /// State-of-the-World or Delta. Default [`Protocol::StateOfTheWorld`].
+    pub protocol: Protocol,
     /// The largest response accepted, in bytes; larger ones fail the gRPC decode (the stream
     /// is then re-established after a backoff). Default [`DEFAULT_MAX_RESPONSE_BYTES`].
     pub max_response_bytes: usize,
@@ -61,6 +77,7 @@ impl Default for XdsConfig {
             node_id: String::new(),
             node_cluster: String::new(),
             locality: Locality::default(),
+            protocol: Protocol::default(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_endpoints_per_cluster: DEFAULT_MAX_ENDPOINTS_PER_CLUSTER,
             connect_timeout: Duration::from_secs(5),
@@ -102,6 +119,13 @@ impl XdsConfig {
     #[must_use]
     pub fn locality(mut self, locality: Locality) -> Self {
         self.locality = locality;
+        self
+    }
+
+    /// Sets [`protocol`](Self::protocol).
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
         self
     }
 

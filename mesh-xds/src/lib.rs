@@ -1,16 +1,17 @@
 //! An xDS client for the mesh-* stack: join a mesh whose control plane speaks Envoy's discovery
 //! protocol (Istio, Kuma, go-control-plane fleets, gRPC proxyless meshes).
 //!
-//! Today this crate speaks the **State-of-the-World** variant of the **Aggregated Discovery
-//! Service** (ADS): one gRPC stream per control plane carries both cluster (CDS) and endpoint (EDS)
-//! resources. Endpoints become a [`tower::discover::Discover`] stream of [`mesh_core::Endpoint`]
+//! This crate speaks the **Aggregated Discovery Service** (ADS), in both its variants
+//! ([`Protocol`]): **State-of-the-World** (the default; every control plane has it) and **Delta**
+//! (incremental; see [Delta](#delta)). One gRPC stream per control plane carries
+//! both cluster (CDS) and endpoint (EDS) resources. Endpoints become a [`tower::discover::Discover`] stream of [`mesh_core::Endpoint`]
 //! that mesh-balance's [`Balance`](mesh_balance::Balance) (or tower's) consumes directly.
 //!
 //! # Data flow
 //!
 //! ```text
 //! XdsClient::connect(XdsConfig)        spawns one stream task; returns at once
-//!   stream task ── gRPC ADS stream ──▶ control plane
+//!   stream task ── gRPC ADS stream (SotW or Delta) ──▶ control plane
 //!     │  requests:  CDS wildcard + EDS for the subscribed cluster names, ACK / NACK
 //!     │  responses: DiscoveryResponse (type_url, version_info, nonce, resources)
 //!     ▼
@@ -53,6 +54,16 @@
 //!   no-op for unchanged endpoints. While away, every handle keeps its last accepted set: a
 //!   control-plane restart never drops the data plane to zero endpoints. The backoff resets once a
 //!   stream delivers a response.
+//!
+//! # Delta
+//!
+//! Subscriptions are sent as changes (`resource_names_subscribe` / `_unsubscribe`; CDS as a
+//! wildcard), an ACK is the response's nonce, a NACK adds `error_detail`, and
+//! `system_version_info` is what [`XdsStatus::versions`] shows. A response carries only changed
+//! resources: a removed cluster leaves the CDS set, while a removed endpoint assignment keeps its
+//! last endpoints (logged) — removing the cluster from CDS is what retires it. A new stream
+//! subscribes afresh without `initial_resource_versions`, so everything is resent and the diffing
+//! handles absorb the repeat.
 //!
 //! # EDS mapping
 //!
@@ -99,7 +110,7 @@
 //!
 //! # Still to come
 //!
-//! Delta (incremental) xDS, CDS → policy (lb policy, outlier detection, circuit breakers), a
+//! CDS → policy (lb policy, outlier detection, circuit breakers), a
 //! ready-made `tower::Service` per cluster, OpenTelemetry metrics, mTLS to the control plane, and
 //! the sidecar's `discovery = { xds = "…" }`.
 
@@ -107,11 +118,15 @@ mod ads;
 mod backoff;
 mod client;
 mod config;
+mod delta;
 mod eds;
 mod error;
+mod sotw;
 
 pub use self::client::{XdsClient, XdsStatus};
-pub use self::config::{DEFAULT_MAX_ENDPOINTS_PER_CLUSTER, DEFAULT_MAX_RESPONSE_BYTES, XdsConfig};
+pub use self::config::{
+    DEFAULT_MAX_ENDPOINTS_PER_CLUSTER, DEFAULT_MAX_RESPONSE_BYTES, Protocol, XdsConfig,
+};
 pub use self::eds::{PRIORITY_LABEL, endpoints_from_assignment};
 pub use self::error::{InvalidResource, XdsError};
 

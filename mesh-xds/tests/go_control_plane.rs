@@ -17,13 +17,39 @@ use mesh_balance::discover::HandleDiscover;
 use mesh_balance::{Balance, BalanceConfig, LoadStrategy};
 use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
 use mesh_core::{Endpoint, EndpointKey};
-use mesh_xds::{ENDPOINT_TYPE_URL, XdsClient, XdsConfig, XdsStatus};
+use mesh_xds::{ENDPOINT_TYPE_URL, Protocol, XdsClient, XdsConfig, XdsStatus};
 use serde_json::json;
 use support::{ControlPlane, WAIT, backend, next_change, ready_changes};
 use tower::ServiceExt;
 use tower::discover::Change;
 
 const CLUSTER: &str = "orders";
+
+/// Runs each scenario once over State-of-the-World and once over Delta.
+macro_rules! both_protocols {
+    ($($name:ident),* $(,)?) => {
+        mod sotw {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(mesh_xds::Protocol::StateOfTheWorld).await;
+            })*
+        }
+        mod delta {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(mesh_xds::Protocol::Delta).await;
+            })*
+        }
+    };
+}
+
+both_protocols!(
+    initial_config_reaches_every_endpoint_with_its_weight_and_locality,
+    updates_arrive_as_diffs_and_unhealthy_endpoints_leave,
+    an_invalid_assignment_is_nacked_and_the_last_good_endpoints_keep_serving,
+    a_control_plane_restart_keeps_the_last_config_and_a_later_update_applies,
+    a_thousand_endpoint_cluster_is_applied_and_updated_as_a_diff,
+);
 
 /// A snapshot with one cluster whose endpoints are `(address, weight, health)`.
 fn snapshot(version: &str, endpoints: &[(SocketAddr, u32, &str)]) -> serde_json::Value {
@@ -43,8 +69,9 @@ fn snapshot(version: &str, endpoints: &[(SocketAddr, u32, &str)]) -> serde_json:
     })
 }
 
-fn config(cp: &ControlPlane) -> XdsConfig {
+fn config(cp: &ControlPlane, protocol: Protocol) -> XdsConfig {
     XdsConfig::new(cp.uri(), "test-node")
+        .protocol(protocol)
         .node_cluster("tests")
         .backoff_base(Duration::from_millis(50))
         .backoff_max(Duration::from_millis(500))
@@ -115,8 +142,7 @@ async fn inserted(discover: &mut HandleDiscover, count: usize) -> BTreeMap<Socke
     set
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn initial_config_reaches_every_endpoint_with_its_weight_and_locality() {
+async fn initial_config_reaches_every_endpoint_with_its_weight_and_locality(protocol: Protocol) {
     let Some(cp) = ControlPlane::start().await else {
         return;
     };
@@ -127,7 +153,7 @@ async fn initial_config_reaches_every_endpoint_with_its_weight_and_locality() {
     ))
     .await;
 
-    let client = XdsClient::connect(config(&cp)).await.unwrap();
+    let client = XdsClient::connect(config(&cp, protocol)).await.unwrap();
     let mut discover = client.discover(CLUSTER);
     client.ready(CLUSTER, WAIT).await.expect("first EDS answer");
 
@@ -152,17 +178,22 @@ async fn initial_config_reaches_every_endpoint_with_its_weight_and_locality() {
     let hits = spread(&balance, 60).await;
     assert_eq!(hits.len(), 3, "all three backends answered: {hits:?}");
     assert!(cp.nacks(0).await.is_empty());
+    // The stream spoke the variant asked for, and only that one.
+    let (sotw, delta) = cp.requests().await;
+    match protocol {
+        Protocol::StateOfTheWorld => assert!(sotw > 0 && delta == 0, "{sotw} {delta}"),
+        _ => assert!(sotw == 0 && delta > 0, "{sotw} {delta}"),
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn updates_arrive_as_diffs_and_unhealthy_endpoints_leave() {
+async fn updates_arrive_as_diffs_and_unhealthy_endpoints_leave(protocol: Protocol) {
     let Some(cp) = ControlPlane::start().await else {
         return;
     };
     let (a, b, c) = (backend().await, backend().await, backend().await);
     cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY"), (b, 1, "HEALTHY")]))
         .await;
-    let client = XdsClient::connect(config(&cp)).await.unwrap();
+    let client = XdsClient::connect(config(&cp, protocol)).await.unwrap();
     let mut discover = client.discover(CLUSTER);
     client.ready(CLUSTER, WAIT).await.unwrap();
     assert_eq!(inserted(&mut discover, 2).await.len(), 2);
@@ -202,15 +233,16 @@ async fn updates_arrive_as_diffs_and_unhealthy_endpoints_leave() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_assignment_is_nacked_and_the_last_good_endpoints_keep_serving() {
+async fn an_invalid_assignment_is_nacked_and_the_last_good_endpoints_keep_serving(
+    protocol: Protocol,
+) {
     let Some(cp) = ControlPlane::start().await else {
         return;
     };
     let (a, b) = (backend().await, backend().await);
     cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY"), (b, 1, "HEALTHY")]))
         .await;
-    let client = XdsClient::connect(config(&cp)).await.unwrap();
+    let client = XdsClient::connect(config(&cp, protocol)).await.unwrap();
     let mut discover = client.discover(CLUSTER);
     client.ready(CLUSTER, WAIT).await.unwrap();
     assert_eq!(inserted(&mut discover, 2).await.len(), 2);
@@ -221,7 +253,7 @@ async fn an_invalid_assignment_is_nacked_and_the_last_good_endpoints_keep_servin
     cp.snapshot(snapshot("2", &[(a, 1, "HEALTHY"), (port0, 1, "HEALTHY")]))
         .await;
     wait_status(&client, "a NACK", |s| {
-        s.nacked.get(ENDPOINT_TYPE_URL) == Some(&1)
+        s.nacked.contains_key(ENDPOINT_TYPE_URL)
     })
     .await;
 
@@ -259,14 +291,15 @@ async fn an_invalid_assignment_is_nacked_and_the_last_good_endpoints_keep_servin
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_control_plane_restart_keeps_the_last_config_and_a_later_update_applies() {
+async fn a_control_plane_restart_keeps_the_last_config_and_a_later_update_applies(
+    protocol: Protocol,
+) {
     let Some(cp) = ControlPlane::start().await else {
         return;
     };
     let (a, b) = (backend().await, backend().await);
     cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY")])).await;
-    let client = XdsClient::connect(config(&cp)).await.unwrap();
+    let client = XdsClient::connect(config(&cp, protocol)).await.unwrap();
     let mut discover = client.discover(CLUSTER);
     client.ready(CLUSTER, WAIT).await.unwrap();
     assert_eq!(inserted(&mut discover, 1).await.len(), 1);
@@ -300,4 +333,31 @@ async fn a_control_plane_restart_keeps_the_last_config_and_a_later_update_applie
     );
     let hits = spread(&balance, 40).await;
     assert_eq!(hits.len(), 2, "the new endpoint takes traffic: {hits:?}");
+}
+
+async fn a_thousand_endpoint_cluster_is_applied_and_updated_as_a_diff(protocol: Protocol) {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    // Addresses only: no traffic goes to them.
+    let addr = |i: u16| SocketAddr::from(([127, 0, 0, 1], 10_000 + i));
+    let first: Vec<_> = (0..1000).map(|i| (addr(i), 1, "HEALTHY")).collect();
+    cp.snapshot(snapshot("1", &first)).await;
+    let client = XdsClient::connect(config(&cp, protocol)).await.unwrap();
+    let mut discover = client.discover(CLUSTER);
+    client.ready(CLUSTER, WAIT).await.unwrap();
+    assert_eq!(inserted(&mut discover, 1000).await.len(), 1000);
+    assert!(ready_changes(&mut discover).is_empty());
+
+    // Ten leave, ten arrive, one changes weight: 21 changes, not 1000.
+    let mut second: Vec<_> = (10..1010).map(|i| (addr(i), 1, "HEALTHY")).collect();
+    second[0].1 = 5;
+    cp.snapshot(snapshot("2", &second)).await;
+    wait_status(&client, "version 2", |s| eds_version(s) == Some("2")).await;
+    let changes = ready_changes(&mut discover);
+    let inserts = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Insert(..)))
+        .count();
+    assert_eq!((inserts, changes.len() - inserts), (11, 10), "{changes:?}");
 }

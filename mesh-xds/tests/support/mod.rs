@@ -136,6 +136,17 @@ impl ControlPlane {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// How many discovery requests the server received, as (State-of-the-World, Delta).
+    pub async fn requests(&self) -> (u64, u64) {
+        let (status, text) = http(self.http, "GET", "/requests", "").await;
+        assert_eq!(status, 200, "{text}");
+        let counts: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (
+            counts["sotw"].as_u64().unwrap(),
+            counts["delta"].as_u64().unwrap(),
+        )
+    }
+
     /// Kills the server and waits until it is gone.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill the xds server");
