@@ -2,7 +2,7 @@
 //!
 //! Kept apart from the stream task so ACK/NACK rules are tested on plain values.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{Locality as XdsLocality, Node};
@@ -13,7 +13,7 @@ use envoy_types::pb::google::rpc::Status;
 use mesh_core::Endpoint;
 use prost::Message;
 
-use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, InvalidResource, XdsConfig};
+use crate::{CLUSTER_TYPE_URL, ClusterPolicy, ENDPOINT_TYPE_URL, InvalidResource, XdsConfig};
 
 /// `google.rpc.Code.INVALID_ARGUMENT`, the code of every NACK we send.
 const INVALID_ARGUMENT: i32 = 3;
@@ -101,8 +101,8 @@ pub(crate) fn node(config: &XdsConfig) -> Node {
 /// The content of a valid response.
 #[derive(Debug)]
 pub(crate) enum Update {
-    /// CDS: the names of every cluster (SotW CDS is the full set).
-    Clusters(BTreeSet<String>),
+    /// CDS: the policy of each cluster the response carries (for SotW, every cluster).
+    Clusters(BTreeMap<String, ClusterPolicy>),
     /// EDS: the usable endpoints of each cluster the response carries.
     Endpoints(Vec<(String, Vec<Endpoint>)>),
 }
@@ -134,6 +134,7 @@ pub(crate) fn decode_resources<'a>(
     };
     let mut seen = BTreeSet::new();
     let mut clusters = Vec::new();
+    let mut policies = BTreeMap::new();
     for resource in resources {
         if resource.type_url != type_url {
             return Err(unexpected(&resource.type_url));
@@ -146,6 +147,7 @@ pub(crate) fn decode_resources<'a>(
                     cluster: cluster.name,
                 });
             }
+            policies.insert(cluster.name.clone(), ClusterPolicy::from_cluster(&cluster)?);
         } else {
             let cla = ClusterLoadAssignment::decode(bytes).map_err(malformed)?;
             if !seen.insert(cla.cluster_name.clone()) {
@@ -158,7 +160,7 @@ pub(crate) fn decode_resources<'a>(
         }
     }
     Ok(if type_url == CLUSTER_TYPE_URL {
-        Update::Clusters(seen)
+        Update::Clusters(policies)
     } else {
         Update::Endpoints(clusters)
     })

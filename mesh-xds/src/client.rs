@@ -10,7 +10,7 @@ use tonic::transport::Endpoint as GrpcEndpoint;
 
 use crate::ads::{self, Update};
 use crate::backoff::Backoff;
-use crate::{InvalidResource, Protocol, XdsConfig, XdsError, delta, sotw};
+use crate::{ClusterPolicy, InvalidResource, Protocol, XdsConfig, XdsError, delta, sotw};
 
 /// What the client knows about its stream and the config it accepted, published on a watch
 /// channel ([`XdsClient::status`]).
@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     /// The cluster names EDS subscribes to; a change is sent on the stream at once.
     subscriptions: watch::Sender<BTreeSet<String>>,
     pub(crate) status: watch::Sender<XdsStatus>,
+    /// The policy of every cluster CDS named, by name.
+    policies: watch::Sender<BTreeMap<String, ClusterPolicy>>,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl XdsClient {
             clusters: Mutex::new(HashMap::new()),
             subscriptions: watch::Sender::new(BTreeSet::new()),
             status: watch::Sender::new(XdsStatus::default()),
+            policies: watch::Sender::new(BTreeMap::new()),
         });
         let task = tokio::spawn(run(shared.clone(), config, endpoint)).abort_handle();
         Ok(Self { shared, task })
@@ -141,6 +144,17 @@ impl XdsClient {
         }
     }
 
+    /// The policy CDS gave `cluster`, if CDS named it.
+    pub fn cluster_policy(&self, cluster: &str) -> Option<ClusterPolicy> {
+        self.shared.policies.borrow().get(cluster).cloned()
+    }
+
+    /// Every cluster's policy, by name, as a watch channel that changes with each accepted CDS
+    /// update (a policy change is what should reconfigure the stack of that cluster).
+    pub fn policies(&self) -> watch::Receiver<BTreeMap<String, ClusterPolicy>> {
+        self.shared.policies.subscribe()
+    }
+
     /// The client's status; wait on it with [`watch::Receiver::wait_for`].
     pub fn status(&self) -> watch::Receiver<XdsStatus> {
         self.shared.status.subscribe()
@@ -192,9 +206,29 @@ pub(crate) fn apply(
     removed_clusters: Option<&[String]>,
 ) {
     let mut loaded = Vec::new();
-    let mut clusters = None;
+    let mut cluster_names = None;
     match update {
-        Update::Clusters(names) => clusters = Some(names),
+        Update::Clusters(policies) => {
+            shared.policies.send_modify(|known| {
+                for policy in policies.values() {
+                    let before = known.get(&policy.name).map(|p| &p.ignored);
+                    if !policy.ignored.is_empty() && before != Some(&policy.ignored) {
+                        tracing::info!(cluster = %policy.name, fields = ?policy.ignored,
+                            "xDS cluster sets fields this client does not support; ignored");
+                    }
+                }
+                match removed_clusters {
+                    None => *known = policies,
+                    Some(removed) => {
+                        known.extend(policies);
+                        for name in removed {
+                            known.remove(name);
+                        }
+                    }
+                }
+                cluster_names = Some(known.keys().cloned().collect());
+            });
+        }
         Update::Endpoints(assignments) => {
             for (cluster, endpoints) in assignments {
                 if let Some(handle) = shared.handle(&cluster) {
@@ -209,15 +243,8 @@ pub(crate) fn apply(
         *s.accepted.entry(type_url.to_owned()).or_default() += 1;
         s.versions.insert(type_url.to_owned(), version.to_owned());
         s.loaded.extend(loaded);
-        match (clusters, removed_clusters) {
-            (Some(names), None) => s.clusters = names,
-            (names, Some(removed)) => {
-                s.clusters.extend(names.into_iter().flatten());
-                for name in removed {
-                    s.clusters.remove(name);
-                }
-            }
-            (None, None) => {}
+        if let Some(names) = cluster_names {
+            s.clusters = names;
         }
     });
 }

@@ -74,6 +74,14 @@ pub enum InvalidResource {
         /// The configured limit.
         limit: usize,
     },
+    /// A cluster (CDS) has an impossible value.
+    #[error("cluster {cluster:?}: {reason}")]
+    Cluster {
+        /// The cluster's name.
+        cluster: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The same cluster appears twice in one response.
     #[error("cluster {cluster:?} appears twice in one response")]
     DuplicateCluster {

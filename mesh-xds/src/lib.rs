@@ -16,10 +16,12 @@
 //!     │  responses: DiscoveryResponse (type_url, version_info, nonce, resources)
 //!     ▼
 //!   per type URL: last accepted version + last nonce          (ads::TypeState)
-//!     │  EDS: every ClusterLoadAssignment is validated first  (eds::endpoints)
-//!     │       one bad resource → the whole response is NACKed, nothing applied
+//!     │  every resource is validated first; one bad resource → the whole response is
+//!     │  NACKed, nothing applied
+//!     ├─ CDS: each Cluster → a ClusterPolicy                  (XdsClient::policies)
 //!     ▼
-//!   per cluster: a mesh-balance DiscoverHandle                (set = one snapshot)
+//!   EDS, per cluster: ClusterLoadAssignment → endpoints        (endpoints_from_assignment)
+//!     → a mesh-balance DiscoverHandle                         (set = one snapshot)
 //!     │  the handle diffs snapshots: an unchanged endpoint is never re-inserted,
 //!     │  so its PeakEWMA, outlier gate and slow-start ramp survive the update
 //!     ▼
@@ -84,6 +86,19 @@
 //! no "drain" state, so a DRAINING endpoint is removed — which has the same effect for new
 //! requests (no new picks) while the balancer lets requests already in flight finish.
 //!
+//! # CDS mapping
+//!
+//! Every accepted cluster becomes a [`ClusterPolicy`] ([`XdsClient::cluster_policy`], or the
+//! [`XdsClient::policies`] watch channel to follow changes): `lb_policy` ([`LbPolicy`], with
+//! [`LbPolicy::load_strategy`] for mesh-balance: LEAST_REQUEST → P2C by requests in flight,
+//! ROUND_ROBIN → round robin), `outlier_detection` (consecutive 5xx / gateway failures, interval,
+//! base ejection time, max ejection percent), the DEFAULT-priority `circuit_breakers.thresholds`
+//! (connections, pending, requests, retries), `common_lb_config.healthy_panic_threshold` and
+//! `connect_timeout`. Fields set but not supported are listed in [`ClusterPolicy::ignored`] and
+//! logged once per cluster, never NACKed; impossible values (negative durations, percentages
+//! above 100, a cluster without a name) are NACKed. SotW CDS is the full set (a missing cluster
+//! is gone); Delta CDS names removed clusters explicitly.
+//!
 //! # Bounds
 //!
 //! | bound | default | why |
@@ -110,12 +125,13 @@
 //!
 //! # Still to come
 //!
-//! CDS → policy (lb policy, outlier detection, circuit breakers), a
+//! Applying a [`ClusterPolicy`] to a running balancer / breaker / retry stack, a
 //! ready-made `tower::Service` per cluster, OpenTelemetry metrics, mTLS to the control plane, and
 //! the sidecar's `discovery = { xds = "…" }`.
 
 mod ads;
 mod backoff;
+mod cds;
 mod client;
 mod config;
 mod delta;
@@ -123,6 +139,7 @@ mod eds;
 mod error;
 mod sotw;
 
+pub use self::cds::{CircuitBreakerThresholds, ClusterPolicy, LbPolicy, OutlierPolicy};
 pub use self::client::{XdsClient, XdsStatus};
 pub use self::config::{
     DEFAULT_MAX_ENDPOINTS_PER_CLUSTER, DEFAULT_MAX_RESPONSE_BYTES, Protocol, XdsConfig,

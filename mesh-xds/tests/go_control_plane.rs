@@ -17,7 +17,9 @@ use mesh_balance::discover::HandleDiscover;
 use mesh_balance::{Balance, BalanceConfig, LoadStrategy};
 use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
 use mesh_core::{Endpoint, EndpointKey};
-use mesh_xds::{ENDPOINT_TYPE_URL, Protocol, XdsClient, XdsConfig, XdsStatus};
+use mesh_xds::{
+    ClusterPolicy, ENDPOINT_TYPE_URL, LbPolicy, Protocol, XdsClient, XdsConfig, XdsStatus,
+};
 use serde_json::json;
 use support::{ControlPlane, WAIT, backend, next_change, ready_changes};
 use tower::ServiceExt;
@@ -49,6 +51,7 @@ both_protocols!(
     an_invalid_assignment_is_nacked_and_the_last_good_endpoints_keep_serving,
     a_control_plane_restart_keeps_the_last_config_and_a_later_update_applies,
     a_thousand_endpoint_cluster_is_applied_and_updated_as_a_diff,
+    cluster_policies_follow_cds_changes_and_removals,
 );
 
 /// A snapshot with one cluster whose endpoints are `(address, weight, health)`.
@@ -360,4 +363,97 @@ async fn a_thousand_endpoint_cluster_is_applied_and_updated_as_a_diff(protocol: 
         .filter(|c| matches!(c, Change::Insert(..)))
         .count();
     assert_eq!((inserts, changes.len() - inserts), (11, 10), "{changes:?}");
+}
+
+/// A snapshot of clusters `(name, lb_policy, consecutive_5xx, max_requests)`, no endpoints.
+fn clusters(version: &str, clusters: &[(&str, &str, u32, u32)]) -> serde_json::Value {
+    let clusters: Vec<_> = clusters
+        .iter()
+        .map(|(name, lb, c5xx, max)| {
+            json!({"name": name, "lb_policy": lb, "consecutive_5xx": c5xx, "max_requests": max})
+        })
+        .collect();
+    json!({"version": version, "clusters": clusters, "endpoints": []})
+}
+
+/// `(lb_policy, consecutive_5xx, max_requests)` of one cluster.
+type Summary = (LbPolicy, Option<u32>, Option<u32>);
+
+/// The [`Summary`] of every cluster, by name.
+fn summary(policies: &BTreeMap<String, ClusterPolicy>) -> BTreeMap<String, Summary> {
+    policies
+        .iter()
+        .map(|(name, p)| {
+            let c5xx = p.outlier_detection.as_ref().and_then(|o| o.consecutive_5xx);
+            (
+                name.clone(),
+                (p.lb_policy, c5xx, p.circuit_breakers.max_requests),
+            )
+        })
+        .collect()
+}
+
+async fn cluster_policies_follow_cds_changes_and_removals(protocol: Protocol) {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    cp.snapshot(clusters("1", &[("orders", "ROUND_ROBIN", 5, 100)]))
+        .await;
+    let client = XdsClient::connect(config(&cp, protocol)).await.unwrap();
+    let mut policies = client.policies();
+    let mut wait = async |what: &str, expected: Vec<(&str, Summary)>| {
+        let expected: BTreeMap<String, _> = expected
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v))
+            .collect();
+        let waited =
+            tokio::time::timeout(WAIT, policies.wait_for(|p| summary(p) == expected)).await;
+        assert!(
+            waited.is_ok(),
+            "timed out waiting for {what}: {:?}",
+            summary(&client.policies().borrow())
+        );
+    };
+    wait(
+        "the first policy",
+        vec![("orders", (LbPolicy::RoundRobin, Some(5), Some(100)))],
+    )
+    .await;
+    assert_eq!(
+        client
+            .cluster_policy("orders")
+            .unwrap()
+            .lb_policy
+            .load_strategy(),
+        Some(mesh_balance::LoadStrategy::RoundRobin)
+    );
+
+    // Thresholds and policy change, and a second cluster arrives.
+    cp.snapshot(clusters(
+        "2",
+        &[
+            ("orders", "LEAST_REQUEST", 3, 10),
+            ("payments", "RING_HASH", 0, 0),
+        ],
+    ))
+    .await;
+    wait(
+        "the changed policy",
+        vec![
+            ("orders", (LbPolicy::LeastRequest, Some(3), Some(10))),
+            ("payments", (LbPolicy::RingHash, None, None)),
+        ],
+    )
+    .await;
+
+    // The second cluster goes away again (SotW: absent from the full set; Delta: removed).
+    cp.snapshot(clusters("3", &[("orders", "LEAST_REQUEST", 3, 10)]))
+        .await;
+    wait(
+        "the removal",
+        vec![("orders", (LbPolicy::LeastRequest, Some(3), Some(10)))],
+    )
+    .await;
+    let status = client.status().borrow().clone();
+    assert_eq!(status.clusters.iter().collect::<Vec<_>>(), ["orders"]);
 }
