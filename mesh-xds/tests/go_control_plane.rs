@@ -454,6 +454,9 @@ async fn cluster_policies_follow_cds_changes_and_removals(protocol: Protocol) {
         vec![("orders", (LbPolicy::LeastRequest, Some(3), Some(10)))],
     )
     .await;
-    let status = client.status().borrow().clone();
-    assert_eq!(status.clusters.iter().collect::<Vec<_>>(), ["orders"]);
+    // The status follows (it is published just after the policies).
+    wait_status(&client, "the status' cluster set", |s| {
+        s.clusters.iter().eq(["orders"])
+    })
+    .await;
 }
