@@ -10,6 +10,7 @@ use tonic::transport::Endpoint as GrpcEndpoint;
 
 use crate::ads::{self, Update};
 use crate::backoff::Backoff;
+use crate::metrics::XdsMetrics;
 use crate::{ClusterPolicy, InvalidResource, Protocol, XdsConfig, XdsError, delta, sotw};
 
 /// What the client knows about its stream and the config it accepted, published on a watch
@@ -47,6 +48,7 @@ pub(crate) struct Shared {
     pub(crate) status: watch::Sender<XdsStatus>,
     /// The policy of every cluster CDS named, by name.
     policies: watch::Sender<BTreeMap<String, ClusterPolicy>>,
+    pub(crate) metrics: XdsMetrics,
 }
 
 impl Shared {
@@ -90,6 +92,7 @@ impl XdsClient {
             subscriptions: watch::Sender::new(BTreeSet::new()),
             status: watch::Sender::new(XdsStatus::default()),
             policies: watch::Sender::new(BTreeMap::new()),
+            metrics: XdsMetrics::new(config.meter.as_ref()),
         });
         let task = tokio::spawn(run(shared.clone(), config, endpoint)).abort_handle();
         Ok(Self { shared, task })
@@ -239,6 +242,7 @@ pub(crate) fn apply(
         }
     }
     tracing::debug!(%type_url, %version, "xDS update accepted");
+    shared.metrics.update(type_url, true);
     shared.status.send_modify(|s| {
         *s.accepted.entry(type_url.to_owned()).or_default() += 1;
         s.versions.insert(type_url.to_owned(), version.to_owned());
@@ -253,6 +257,7 @@ pub(crate) fn apply(
 pub(crate) fn reject(shared: &Shared, type_url: &str, version: &str, error: &InvalidResource) {
     tracing::warn!(%type_url, %version, %error,
         "xDS update rejected (NACK); last accepted config kept");
+    shared.metrics.update(type_url, false);
     shared.status.send_modify(|s| {
         *s.nacked.entry(type_url.to_owned()).or_default() += 1;
         s.last_nack = Some(error.to_string());

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use mesh_core::Locality;
+use opentelemetry::metrics::Meter;
 
 /// The default [`XdsConfig::max_response_bytes`]: 16 MiB.
 ///
@@ -41,7 +42,7 @@ pub enum Protocol {
 ///     .seed(7);
 /// assert_eq!(config.node_id, "node-1");
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct XdsConfig {
     /// The control plane's gRPC URI, e.g. `http://istiod:15010`. Default: empty (must be set).
@@ -68,6 +69,10 @@ pub struct XdsConfig {
     pub backoff_max: Duration,
     /// The seed of the backoff jitter; `None` seeds from the thread's RNG. Default `None`.
     pub seed: Option<u64>,
+    /// Where the client's [metrics](crate#metrics) go. Default `None`:
+    /// `opentelemetry::global::meter("mesh-xds")`, a no-op until the application installs a
+    /// provider.
+    pub meter: Option<Meter>,
 }
 
 impl Default for XdsConfig {
@@ -84,6 +89,7 @@ impl Default for XdsConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(120),
             seed: None,
+            meter: None,
         }
     }
 }
@@ -168,6 +174,13 @@ impl XdsConfig {
     #[must_use]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Sets [`meter`](Self::meter).
+    #[must_use]
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
         self
     }
 

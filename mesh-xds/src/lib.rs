@@ -99,6 +99,20 @@
 //! above 100, a cluster without a name) are NACKed. SotW CDS is the full set (a missing cluster
 //! is gone); Delta CDS names removed clusters explicitly.
 //!
+//! # Metrics
+//!
+//! Recorded through the OpenTelemetry API with [`XdsConfig::meter`]:
+//!
+//! | Name | Instrument | Unit | Attributes | Meaning |
+//! |------|------------|------|------------|---------|
+//! | `mesh.xds.stream.connected` | up-down counter (i64) | `{stream}` | none | 1 while the client's ADS stream is open, 0 while it is away (connecting or backing off). Clients sharing a meter add up. |
+//! | `mesh.xds.streams` | counter (u64) | `{stream}` | none | ADS streams opened: more than one means the client reconnected. |
+//! | `mesh.xds.updates` | counter (u64) | `{update}` | `mesh.xds.type`: `cds`, `eds`, `other`; `mesh.xds.result`: `accepted`, `rejected` | Responses from the control plane, by resource type and whether they were ACKed or NACKed. |
+//!
+//! Every series is recorded at 0 when the client is built, so a first increment shows in
+//! Prometheus' `increase()`. Every rejected update is also logged (`tracing::warn!`, with the
+//! NACK's message) and shown in [`XdsStatus`].
+//!
 //! # Bounds
 //!
 //! | bound | default | why |
@@ -137,6 +151,7 @@ mod config;
 mod delta;
 mod eds;
 mod error;
+mod metrics;
 mod sotw;
 
 pub use self::cds::{CircuitBreakerThresholds, ClusterPolicy, LbPolicy, OutlierPolicy};

@@ -76,6 +76,7 @@ pub(crate) async fn stream_once(
             }
         }
     };
+    let _connected = shared.metrics.connected();
     shared.status.send_modify(|s| {
         s.connected = true;
         s.streams += 1;

@@ -20,6 +20,9 @@ use mesh_core::{Endpoint, EndpointKey};
 use mesh_xds::{
     ClusterPolicy, ENDPOINT_TYPE_URL, LbPolicy, Protocol, XdsClient, XdsConfig, XdsStatus,
 };
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use serde_json::json;
 use support::{ControlPlane, WAIT, backend, next_change, ready_changes};
 use tower::ServiceExt;
@@ -459,4 +462,97 @@ async fn cluster_policies_follow_cds_changes_and_removals(protocol: Protocol) {
         s.clusters.iter().eq(["orders"])
     })
     .await;
+}
+
+/// The integer sum `name` of a metrics snapshot, by `(type, result)` attributes (empty strings
+/// for a series without them).
+fn sums(
+    provider: &SdkMeterProvider,
+    exporter: &InMemoryMetricExporter,
+    name: &str,
+) -> BTreeMap<(String, String), i64> {
+    exporter.reset();
+    provider.force_flush().unwrap();
+    let snapshot = exporter.get_finished_metrics().unwrap().pop().unwrap();
+    let metric = snapshot
+        .scope_metrics()
+        .flat_map(|scope| scope.metrics())
+        .find(|metric| metric.name() == name)
+        .unwrap_or_else(|| panic!("no metric named {name}"));
+    let key = |attributes: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
+        let mut key = (String::new(), String::new());
+        for kv in attributes {
+            match kv.key.as_str() {
+                "mesh.xds.type" => key.0 = kv.value.to_string(),
+                "mesh.xds.result" => key.1 = kv.value.to_string(),
+                _ => {}
+            }
+        }
+        key
+    };
+    match metric.data() {
+        AggregatedMetrics::U64(MetricData::Sum(sum)) => sum
+            .data_points()
+            .map(|p| (key(&mut p.attributes()), p.value() as i64))
+            .collect(),
+        AggregatedMetrics::I64(MetricData::Sum(sum)) => sum
+            .data_points()
+            .map(|p| (key(&mut p.attributes()), p.value()))
+            .collect(),
+        other => panic!("{name} is not an integer sum: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_streams_and_accepted_and_rejected_updates() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    let a = backend().await;
+    cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY")])).await;
+    let config = config(&cp, Protocol::StateOfTheWorld).meter(provider.meter("xds-test"));
+    let client = XdsClient::connect(config).await.unwrap();
+    let _discover = client.discover(CLUSTER);
+    client.ready(CLUSTER, WAIT).await.unwrap();
+    wait_status(&client, "CDS", |s| s.clusters.contains(CLUSTER)).await;
+
+    let none = || (String::new(), String::new());
+    let series = |kind: &str, result: &str| (kind.to_owned(), result.to_owned());
+    assert_eq!(
+        sums(&provider, &exporter, "mesh.xds.stream.connected")[&none()],
+        1
+    );
+    assert_eq!(sums(&provider, &exporter, "mesh.xds.streams")[&none()], 1);
+    let updates = sums(&provider, &exporter, "mesh.xds.updates");
+    assert_eq!(
+        updates.len(),
+        6,
+        "every series exists from the start: {updates:?}"
+    );
+    assert!(updates[&series("cds", "accepted")] >= 1);
+    assert_eq!(updates[&series("eds", "accepted")], 1);
+    assert_eq!(updates[&series("eds", "rejected")], 0);
+
+    let port0: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    cp.snapshot(snapshot("2", &[(port0, 1, "HEALTHY")])).await;
+    wait_status(&client, "a NACK", |s| {
+        s.nacked.contains_key(ENDPOINT_TYPE_URL)
+    })
+    .await;
+    let updates = sums(&provider, &exporter, "mesh.xds.updates");
+    assert!(updates[&series("eds", "rejected")] >= 1, "{updates:?}");
+    assert_eq!(updates[&series("eds", "accepted")], 1);
+
+    // A dropped client takes its "connected" back: wait for its task to end (the status channel
+    // closes when the task drops its state, after the stream and its guard).
+    let mut status = client.status();
+    drop(client);
+    let ended = tokio::time::timeout(WAIT, async { while status.changed().await.is_ok() {} });
+    ended.await.expect("the stream task ends");
+    let connected = sums(&provider, &exporter, "mesh.xds.stream.connected");
+    assert_eq!(connected[&none()], 0);
 }
