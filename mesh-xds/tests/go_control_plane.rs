@@ -55,6 +55,7 @@ both_protocols!(
     a_control_plane_restart_keeps_the_last_config_and_a_later_update_applies,
     a_thousand_endpoint_cluster_is_applied_and_updated_as_a_diff,
     cluster_policies_follow_cds_changes_and_removals,
+    a_response_over_the_size_cap_is_refused_and_the_last_endpoints_stay,
 );
 
 /// A snapshot with one cluster whose endpoints are `(address, weight, health)`.
@@ -555,4 +556,33 @@ async fn metrics_count_streams_and_accepted_and_rejected_updates() {
     ended.await.expect("the stream task ends");
     let connected = sums(&provider, &exporter, "mesh.xds.stream.connected");
     assert_eq!(connected[&none()], 0);
+}
+
+async fn a_response_over_the_size_cap_is_refused_and_the_last_endpoints_stay(protocol: Protocol) {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let a = backend().await;
+    cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY")])).await;
+    // 8 KiB: the one-endpoint answer fits, a 1000-endpoint one (about 60 KiB) does not.
+    let config = config(&cp, protocol).max_response_bytes(8 * 1024);
+    let client = XdsClient::connect(config).await.unwrap();
+    let mut discover = client.discover(CLUSTER);
+    client.ready(CLUSTER, WAIT).await.unwrap();
+    assert_eq!(inserted(&mut discover, 1).await.len(), 1);
+
+    let addr = |i: u16| SocketAddr::from(([127, 0, 0, 1], 10_000 + i));
+    let big: Vec<_> = (0..1000).map(|i| (addr(i), 1, "HEALTHY")).collect();
+    cp.snapshot(snapshot("2", &big)).await;
+    wait_status(&client, "the decoder to refuse the response", |s| {
+        s.last_stream_error
+            .as_deref()
+            .is_some_and(|e| e.contains("too large"))
+    })
+    .await;
+    // Nothing of it was applied; the endpoint we had still serves.
+    assert_eq!(eds_version(&client.status().borrow()), Some("1"));
+    assert!(ready_changes(&mut discover).is_empty());
+    let balance = balancer(&client);
+    assert_eq!(spread(&balance, 5).await.get(&a), Some(&5));
 }
