@@ -48,7 +48,9 @@
 //! - **Subscriptions**: CDS is a wildcard subscription (no names). EDS names exactly the clusters
 //!   someone asked for through [`XdsClient::discover`]; a change to that set is sent at once with
 //!   the current EDS version and nonce. SotW EDS is not "full state": a cluster missing from a
-//!   response keeps its endpoints.
+//!   response keeps its endpoints. [`XdsClient::unsubscribe`] drops a name; its streams keep their
+//!   last set. (When the last name goes, SotW sends an empty list, which older control planes read
+//!   as a wildcard: their answers for clusters nobody asks for are dropped.)
 //! - **Reconnect**: when the stream fails or ends, the task waits a jittered exponential backoff
 //!   (gRPC's connection-backoff defaults: 1 s initial, × 1.6, ±20 % jitter, 120 s cap; seedable
 //!   RNG, tokio time) and opens a new stream. The new stream starts fresh (empty versions and

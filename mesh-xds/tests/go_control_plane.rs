@@ -56,6 +56,7 @@ both_protocols!(
     a_thousand_endpoint_cluster_is_applied_and_updated_as_a_diff,
     cluster_policies_follow_cds_changes_and_removals,
     a_response_over_the_size_cap_is_refused_and_the_last_endpoints_stay,
+    an_unsubscribed_cluster_gets_no_more_updates,
 );
 
 /// A snapshot with one cluster whose endpoints are `(address, weight, health)`.
@@ -585,4 +586,39 @@ async fn a_response_over_the_size_cap_is_refused_and_the_last_endpoints_stay(pro
     assert!(ready_changes(&mut discover).is_empty());
     let balance = balancer(&client);
     assert_eq!(spread(&balance, 5).await.get(&a), Some(&5));
+}
+
+async fn an_unsubscribed_cluster_gets_no_more_updates(protocol: Protocol) {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let two = |version: &str, port: u16| {
+        let endpoints = |cluster: &str| json!({"cluster": cluster, "endpoints": [{"addr": "127.0.0.1", "port": port}]});
+        json!({
+            "version": version,
+            "clusters": [{"name": "orders"}, {"name": "payments"}],
+            "endpoints": [endpoints("orders"), endpoints("payments")],
+        })
+    };
+    cp.snapshot(two("1", 10_001)).await;
+    let client = XdsClient::connect(config(&cp, protocol)).await.unwrap();
+    let mut orders = client.discover("orders");
+    let mut payments = client.discover("payments");
+    client.ready("orders", WAIT).await.unwrap();
+    client.ready("payments", WAIT).await.unwrap();
+    assert_eq!(inserted(&mut orders, 1).await.len(), 1);
+    assert_eq!(inserted(&mut payments, 1).await.len(), 1);
+
+    client.unsubscribe("payments");
+    cp.snapshot(two("2", 10_002)).await;
+    wait_status(&client, "version 2", |s| eds_version(s) == Some("2")).await;
+    assert_eq!(
+        ready_changes(&mut orders).len(),
+        2,
+        "orders moved to the new port"
+    );
+    assert!(
+        ready_changes(&mut payments).is_empty(),
+        "payments keeps its last set and gets no more updates"
+    );
 }
