@@ -100,8 +100,12 @@ pub struct CircuitBreakerThresholds {
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ClusterPolicy {
-    /// The cluster's name (what [`XdsClient::discover`](crate::XdsClient::discover) takes).
+    /// The cluster's name.
     pub name: String,
+    /// The name of its endpoint assignment (EDS resource), which is what
+    /// [`XdsClient::discover`](crate::XdsClient::discover) takes: `eds_cluster_config.service_name`
+    /// when set, else the cluster's name.
+    pub eds_service_name: String,
     /// The load-balancing policy.
     pub lb_policy: LbPolicy,
     /// The connect timeout, when set.
@@ -209,7 +213,12 @@ impl ClusterPolicy {
                 .map(|(field, _)| *field),
         );
 
+        let eds_service_name = match cluster.eds_cluster_config.as_ref() {
+            Some(eds) if !eds.service_name.is_empty() => eds.service_name.clone(),
+            _ => name.clone(),
+        };
         Ok(Self {
+            eds_service_name,
             lb_policy: LbPolicy::from_xds(cluster.lb_policy),
             connect_timeout: duration("connect_timeout", cluster.connect_timeout.as_ref())?,
             outlier_detection,
@@ -287,6 +296,7 @@ mod tests {
     fn maps_policy_outlier_breakers_and_panic_threshold() {
         let policy = ClusterPolicy::from_cluster(&cluster()).unwrap();
         assert_eq!(policy.name, "orders");
+        assert_eq!(policy.eds_service_name, "orders");
         assert_eq!(policy.lb_policy, LbPolicy::LeastRequest);
         assert_eq!(
             policy.lb_policy.load_strategy(),

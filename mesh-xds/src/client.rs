@@ -210,6 +210,7 @@ pub(crate) fn apply(
 ) {
     let mut loaded = Vec::new();
     let mut cluster_names = None;
+    let mut gone = Vec::new();
     match update {
         Update::Clusters(policies) => {
             shared.policies.send_modify(|known| {
@@ -220,17 +221,35 @@ pub(crate) fn apply(
                             "xDS cluster sets fields this client does not support; ignored");
                     }
                 }
-                match removed_clusters {
-                    None => *known = policies,
+                let next = match removed_clusters {
+                    None => policies,
                     Some(removed) => {
-                        known.extend(policies);
+                        let mut next = known.clone();
+                        next.extend(policies);
                         for name in removed {
-                            known.remove(name);
+                            next.remove(name);
                         }
+                        next
                     }
-                }
+                };
+                gone = known
+                    .values()
+                    .filter(|p| !next.contains_key(&p.name))
+                    .cloned()
+                    .collect();
+                *known = next;
                 cluster_names = Some(known.keys().cloned().collect());
             });
+            // A cluster the control plane removed takes its endpoints along: the balancer lets
+            // requests in flight finish and fails new ones fast. (A control plane that is merely
+            // away removes nothing: only an accepted CDS answer gets here.)
+            for policy in &gone {
+                if let Some(handle) = shared.handle(&policy.eds_service_name) {
+                    tracing::info!(cluster = %policy.name,
+                        "xDS cluster removed; its endpoints leave (requests in flight finish)");
+                    handle.set([]);
+                }
+            }
         }
         Update::Endpoints(assignments) => {
             for (cluster, endpoints) in assignments {
@@ -247,6 +266,9 @@ pub(crate) fn apply(
         *s.accepted.entry(type_url.to_owned()).or_default() += 1;
         s.versions.insert(type_url.to_owned(), version.to_owned());
         s.loaded.extend(loaded);
+        for policy in &gone {
+            s.loaded.remove(&policy.eds_service_name);
+        }
         if let Some(names) = cluster_names {
             s.clusters = names;
         }

@@ -99,7 +99,10 @@
 //! `connect_timeout`. Fields set but not supported are listed in [`ClusterPolicy::ignored`] and
 //! logged once per cluster, never NACKed; impossible values (negative durations, percentages
 //! above 100, a cluster without a name) are NACKed. SotW CDS is the full set (a missing cluster
-//! is gone); Delta CDS names removed clusters explicitly.
+//! is gone); Delta CDS names removed clusters explicitly. A removed cluster takes its endpoints
+//! along (its discover streams emit a `Remove` for each, so requests in flight finish and new ones
+//! fail fast with mesh-core's `NoEndpoints`), and [`XdsClient::ready`] waits for it again. Only an
+//! accepted CDS answer removes anything: a control plane that is merely away removes nothing.
 //!
 //! # Metrics
 //!

@@ -57,6 +57,7 @@ both_protocols!(
     cluster_policies_follow_cds_changes_and_removals,
     a_response_over_the_size_cap_is_refused_and_the_last_endpoints_stay,
     an_unsubscribed_cluster_gets_no_more_updates,
+    a_removed_cluster_takes_its_endpoints_along,
 );
 
 /// A snapshot with one cluster whose endpoints are `(address, weight, health)`.
@@ -620,5 +621,30 @@ async fn an_unsubscribed_cluster_gets_no_more_updates(protocol: Protocol) {
     assert!(
         ready_changes(&mut payments).is_empty(),
         "payments keeps its last set and gets no more updates"
+    );
+}
+
+async fn a_removed_cluster_takes_its_endpoints_along(protocol: Protocol) {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let a = backend().await;
+    cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY")])).await;
+    let client = XdsClient::connect(config(&cp, protocol)).await.unwrap();
+    let mut discover = client.discover(CLUSTER);
+    client.ready(CLUSTER, WAIT).await.unwrap();
+    assert_eq!(inserted(&mut discover, 1).await.len(), 1);
+    wait_status(&client, "CDS", |s| s.clusters.contains(CLUSTER)).await;
+
+    cp.snapshot(json!({"version": "2", "clusters": [], "endpoints": []}))
+        .await;
+    wait_status(&client, "the cluster's removal", |s| {
+        s.clusters.is_empty() && !s.loaded.contains(CLUSTER)
+    })
+    .await;
+    let changes = ready_changes(&mut discover);
+    assert!(
+        matches!(&changes[..], [Change::Remove(k)] if k.0 == a),
+        "{changes:?}"
     );
 }
