@@ -7,8 +7,8 @@ use opentelemetry::metrics::Meter;
 
 /// The default [`XdsConfig::max_response_bytes`]: 16 MiB.
 ///
-/// A `ClusterLoadAssignment` costs roughly 60–100 bytes per endpoint, so 10 000 endpoints fit in
-/// about 1 MiB; 16 MiB leaves room for many clusters in one response while bounding what a broken
+/// A `ClusterLoadAssignment` costs roughly 30–100 bytes per endpoint, so 10 000 endpoints fit in
+/// well under 1 MiB; 16 MiB leaves room for many clusters in one response while bounding what a broken
 /// or hostile control plane can make us allocate.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 

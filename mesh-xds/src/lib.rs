@@ -3,9 +3,10 @@
 //!
 //! This crate speaks the **Aggregated Discovery Service** (ADS), in both its variants
 //! ([`Protocol`]): **State-of-the-World** (the default; every control plane has it) and **Delta**
-//! (incremental; see [Delta](#delta)). One gRPC stream per control plane carries
-//! both cluster (CDS) and endpoint (EDS) resources. Endpoints become a [`tower::discover::Discover`] stream of [`mesh_core::Endpoint`]
-//! that mesh-balance's [`Balance`](mesh_balance::Balance) (or tower's) consumes directly.
+//! (incremental; see [Delta](#delta)). One gRPC stream per control plane carries both cluster
+//! (CDS) and endpoint (EDS) resources. Endpoints become a [`tower::discover::Discover`] stream of
+//! [`mesh_core::Endpoint`] that mesh-balance's [`Balance`](mesh_balance::Balance) (or tower's)
+//! consumes directly; clusters become a [`ClusterPolicy`] each.
 //!
 //! # Data flow
 //!
@@ -122,7 +123,7 @@
 //!
 //! | bound | default | why |
 //! |---|---|---|
-//! | [`max_response_bytes`](XdsConfig::max_response_bytes) | [`DEFAULT_MAX_RESPONSE_BYTES`] (16 MiB) | the gRPC decoder rejects a larger response (tonic's `max_decoding_message_size`) before it is allocated; a 10 000-endpoint assignment is about 1 MiB |
+//! | [`max_response_bytes`](XdsConfig::max_response_bytes) | [`DEFAULT_MAX_RESPONSE_BYTES`] (16 MiB) | the gRPC decoder rejects a larger response (tonic's `max_decoding_message_size`) before it is allocated; a 10 000-endpoint assignment is well under 1 MiB |
 //! | [`max_endpoints_per_cluster`](XdsConfig::max_endpoints_per_cluster) | [`DEFAULT_MAX_ENDPOINTS_PER_CLUSTER`] (20 000) | a larger assignment is NACKed; twice the largest cluster we benchmark |
 //! | backoff | 1 s → 120 s, × 1.6, ±20 % | gRPC's connection-backoff defaults: a restarting control plane is not stormed by its fleet |
 //!
@@ -144,9 +145,11 @@
 //!
 //! # Still to come
 //!
-//! Applying a [`ClusterPolicy`] to a running balancer / breaker / retry stack, a
-//! ready-made `tower::Service` per cluster, OpenTelemetry metrics, mTLS to the control plane, and
-//! the sidecar's `discovery = { xds = "…" }`.
+//! Applying a [`ClusterPolicy`] to a running balancer / breaker / retry stack (and slow start,
+//! SAN → expected SPIFFE ID), routing on xDS priorities and the overprovisioning factor, a
+//! ready-made `tower::Service` per cluster, metrics per cluster (endpoints by priority, version,
+//! time since the last update), mTLS to the control plane, and the sidecar's
+//! `discovery = { xds = "…" }`.
 
 mod ads;
 mod backoff;
