@@ -106,8 +106,7 @@ impl Parts {
             trace,
             ..
         } = self;
-        let balance = Balance::new(discover, make, balance)
-            .map_err(|e| e.within("balance"))?;
+        let balance = Balance::new(discover, make, balance).map_err(|e| e.within("balance"))?;
         let watched = balance.clone();
         retry = retry.budget(budget.clone());
         if let Some(meter) = meter {
