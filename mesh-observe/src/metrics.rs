@@ -24,7 +24,7 @@
 //! | `http.client.request.duration` | histogram, `s` ([`DURATION_BOUNDARIES`]) | `http.request.method`, `url.scheme`, `server.address`, `server.port`, `network.protocol.version`, `http.response.status_code`, `error.type` | mesh-observe `ClientTraceLayer` |
 //! | `http.client.active_requests` | up-down counter, `{request}` | `http.request.method`, `url.scheme` | mesh-observe `ClientTraceLayer` |
 //! | `mesh.trace_context.rejected` | counter, `{header}` | `header` (`traceparent`, `tracestate`, `b3`, `x-b3`), `reason` ([`RejectReason`]) | mesh-observe layers and propagators |
-//! | `mesh.balance.endpoints` | up-down counter, `{endpoint}` | `mesh.balance.endpoint.state` | mesh-balance |
+//! | `mesh.balance.endpoints` | up-down counter, `{endpoint}` | `mesh.balance.endpoint.state`; every balancer series also carries `mesh.balance.name` when the balancer is named | mesh-balance |
 //! | `mesh.balance.ejections` | counter, `{ejection}` | `mesh.balance.ejection.reason` (`consecutive`, `rate`, `probe`) | mesh-balance outlier gate |
 //! | `mesh.balance.panic.active` | up-down counter, `{balancer}` | — | mesh-balance |
 //! | `mesh.balance.panic.entries` | counter, `{entry}` | — | mesh-balance |
