@@ -210,7 +210,7 @@ impl Bench<'_> {
 
     /// Records how many threads each server runs (the one-worker settings, checked at run time).
     fn check_workers(&mut self) -> Result<(), String> {
-        for target in Target::ALL {
+        for target in self.options.targets.clone() {
             let (backend, running) = self.start(target)?;
             let proc = running.proc.as_ref().unwrap_or(&backend.proc);
             let pids = mesh_examples::children::process_tree(proc.pid());
@@ -224,6 +224,7 @@ impl Bench<'_> {
                     "; tokio gives its blocking-pool threads (file reads) the same name as its one worker"
                 }
                 Target::Nginx => "; master and one worker",
+                Target::Floor => "; a current-thread runtime",
                 _ => "",
             };
             self.notes.push(format!(
@@ -308,7 +309,7 @@ impl Bench<'_> {
         let mut runs = Vec::new();
         for repeat in 1..=self.options.repeats {
             for rate in self.options.rates.clone() {
-                for target in Target::ALL {
+                for target in self.options.targets.clone() {
                     runs.extend(self.measure_load(target, Some(rate), repeat)?);
                 }
             }
@@ -320,7 +321,7 @@ impl Bench<'_> {
     fn ceiling_part(&mut self) -> Result<Vec<LoadRun>, String> {
         let mut runs = Vec::new();
         for repeat in 1..=self.options.repeats {
-            for target in Target::ALL {
+            for target in self.options.targets.clone() {
                 runs.extend(self.measure_load(target, None, repeat)?);
             }
         }
@@ -332,7 +333,8 @@ impl Bench<'_> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut runs = Vec::new();
         for repeat in 1..=self.options.repeats {
-            for target in [Target::Sidecar, Target::Haproxy] {
+            let tls_targets: Vec<Target> = self.options.tls_targets().collect();
+            for target in tls_targets {
                 let (_backend, running) = self.start(target)?;
                 let (Some(proc), Some(tls)) = (running.proc.as_ref(), running.tls) else {
                     return Err(format!("{target} has no TLS listener"));
@@ -395,7 +397,8 @@ impl Bench<'_> {
     /// Idle connections: proxy → level, each level on a freshly started proxy.
     fn idle_part(&mut self, nofile: u64) -> Result<Vec<IdleRun>, String> {
         let mut runs = Vec::new();
-        for target in Target::PROXIES {
+        let proxies: Vec<Target> = self.options.proxies().collect();
+        for target in proxies {
             for &level in &self.options.idle_levels {
                 if level as u64 + 200 > nofile {
                     self.notes.push(format!(

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use mesh_examples::args::{ArgError, Args};
 
+use crate::targets::Target;
+
 /// A section of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Part {
@@ -61,6 +63,9 @@ pub(crate) struct Options {
     pub(crate) idle_levels: Vec<usize>,
     /// The sections to run, in the order they run.
     pub(crate) parts: Vec<Part>,
+    /// The systems measured, in the order of [`Target::ALL`]; `direct` always (the added latency
+    /// is measured against it).
+    pub(crate) targets: Vec<Target>,
     /// Install missing tools.
     pub(crate) install: bool,
     /// Keep the work directory (configs, logs).
@@ -124,8 +129,16 @@ impl Options {
             "latency,ceiling,handshake,idle,micro"
         };
         let parts: String = args.value("--parts", default_parts.to_owned())?;
+        let targets: String = args.value(
+            "--targets",
+            "direct,mesh-sidecar,hyper-floor,haproxy,nginx".to_owned(),
+        )?;
         let output: String = args.value("--output", String::new())?;
         args.finish()?;
+        let mut targets: Vec<Target> = parse_list(&targets, "--targets")?;
+        targets.push(Target::Direct);
+        targets.sort();
+        targets.dedup();
         let mut parts: Vec<Part> = parse_list(&parts, "--parts")?;
         if skip_micro {
             parts.retain(|p| *p != Part::Micro);
@@ -156,6 +169,7 @@ impl Options {
             handshake_concurrency,
             idle_levels: parse_list(&idle, "--idle-levels")?,
             parts,
+            targets,
             install: !no_install,
             keep_work,
             output: (!output.is_empty()).then(|| PathBuf::from(output)),
@@ -168,17 +182,33 @@ impl Options {
     pub(crate) fn estimate(&self) -> Duration {
         let run = self.duration.as_secs_f64() + 1.5;
         let r = f64::from(self.repeats);
+        let targets = self.targets.len() as f64;
+        let proxies = self.proxies().count() as f64;
+        let tls = self.tls_targets().count() as f64;
         let mut secs = 0.0;
         for part in &self.parts {
             secs += match part {
-                Part::Latency => r * self.rates.len() as f64 * 4.0 * run,
-                Part::Ceiling => r * 4.0 * run,
-                Part::Handshake => r * 2.0 * run,
-                Part::Idle => 3.0 * self.idle_levels.len() as f64 * 5.0,
+                Part::Latency => r * self.rates.len() as f64 * targets * run,
+                Part::Ceiling => r * targets * run,
+                Part::Handshake => r * tls * run,
+                Part::Idle => proxies * self.idle_levels.len() as f64 * 5.0,
                 Part::Micro => 600.0,
             };
         }
         Duration::from_secs_f64(secs)
+    }
+
+    /// The chosen proxies (every target but `direct`): the idle part measures these.
+    pub(crate) fn proxies(&self) -> impl Iterator<Item = Target> + '_ {
+        self.targets.iter().copied().filter(|t| t.is_proxy())
+    }
+
+    /// The chosen targets with an mTLS listener (mesh-sidecar, HAProxy): the handshake part.
+    pub(crate) fn tls_targets(&self) -> impl Iterator<Item = Target> + '_ {
+        self.targets
+            .iter()
+            .copied()
+            .filter(|t| matches!(t, Target::Sidecar | Target::Haproxy))
     }
 
     /// The method, as lines for the report.
@@ -186,8 +216,8 @@ impl Options {
         let secs = self.duration.as_secs();
         vec![
             "Everything on 127.0.0.1. Load generators (oha, the handshake client) pinned to CPU 0 with `taskset -c 0`; the proxy under test and the backend pinned to CPU 1 with `taskset -c 1`.".into(),
-            "One worker each: mesh-sidecar with `TOKIO_WORKER_THREADS=1` (its `#[tokio::main]` runtime reads it), HAProxy `nbthread 1`, nginx `worker_processes 1`, the backend `--workers 1` (a current-thread runtime). Thread counts observed at run time are listed below.".into(),
-            format!("Path: oha → proxy → backend over HTTP/1.1 keep-alive on both hops (mesh-sidecar: outbound listener, service with `transport = \"plaintext\"`, `protocol = \"http1\"`, through its full client stack: trace, timeout, retry + budget, balancer, breaker; HAProxy `http-reuse always`; nginx upstream `keepalive` with `proxy_http_version 1.1` and an empty `Connection` header). Access logs off everywhere. `direct` is oha → backend. The backend answers `200` with a body of about 10 bytes."),
+            "One worker each: mesh-sidecar with `TOKIO_WORKER_THREADS=1` (its `#[tokio::main]` runtime reads it), hyper-floor a current-thread runtime, HAProxy `nbthread 1`, nginx `worker_processes 1`, the backend `--workers 1` (a current-thread runtime). Thread counts observed at run time are listed below.".into(),
+            format!("Path: oha → proxy → backend over HTTP/1.1 keep-alive on both hops (mesh-sidecar: outbound listener, service with `transport = \"plaintext\"`, `protocol = \"http1\"`, through its full client stack: trace, timeout, retry + budget, balancer, breaker; hyper-floor: hyper 1.x's HTTP/1.1 server and hyper-util's pooled legacy client with no mesh layer, the floor a hyper-based proxy cannot go below; HAProxy `http-reuse always`; nginx upstream `keepalive` with `proxy_http_version 1.1` and an empty `Connection` header). Access logs off everywhere. `direct` is oha → backend. The backend answers `200` with a body of about 10 bytes."),
             format!("Every run starts a fresh backend and a fresh proxy, sends 200 warm-up requests, then measures; targets are interleaved: for each of {} repeat(s), for each rate, every target in turn.", self.repeats),
             format!("Fixed rates {} req/s: `oha -q RATE --latency-correction -z {secs}s -c {}` (latency counted from when each request was due, so stalls are not hidden). Added latency = the target's percentile − the `direct` percentile at the same rate in the same repeat. Tables give the median over repeats and (min–max).", self.rates.iter().map(u32::to_string).collect::<Vec<_>>().join(", "), self.connections),
             "CPU: utime + stime of the proxy's process tree (nginx: master and worker) from `/proc/<pid>/stat` before and after the oha run, divided by `getconf CLK_TCK`, per 100 000 successful requests; the backend's separately. Peak RSS: `VmHWM` from `/proc/<pid>/status` at the end of the run, summed over the tree (for `direct`, the backend's).".into(),
@@ -225,6 +255,17 @@ mod tests {
             (2, vec![500], vec![Part::Idle])
         );
         assert!(!over.install);
+        assert_eq!(full.targets, Target::ALL.to_vec());
+        let some = parse("--targets hyper-floor,mesh-sidecar").unwrap();
+        assert_eq!(
+            some.targets,
+            vec![Target::Direct, Target::Sidecar, Target::Floor]
+        );
+        assert_eq!(some.proxies().count(), 2);
+        assert_eq!(
+            some.tls_targets().collect::<Vec<_>>(),
+            vec![Target::Sidecar]
+        );
     }
 
     #[test]
@@ -235,6 +276,10 @@ mod tests {
         ));
         assert!(matches!(
             parse("--parts latency,speed"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--targets mesh-sidecar,envoy"),
             Err(ArgError::Invalid { .. })
         ));
         assert!(matches!(

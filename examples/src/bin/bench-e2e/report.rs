@@ -127,6 +127,28 @@ fn load_row(out: &mut String, runs: &[LoadRun], target: Target, rate: Option<u32
     );
 }
 
+/// How a baseline is named in the ratio headings and sentences.
+fn baseline_name(target: Target) -> &'static str {
+    match target {
+        Target::Floor => "hyper-floor",
+        Target::Haproxy => "HAProxy",
+        Target::Nginx => "nginx",
+        Target::Direct => "direct",
+        Target::Sidecar => "mesh-sidecar",
+    }
+}
+
+/// mesh-sidecar's `value` over each baseline's, in the order of [`Target::BASELINES`].
+fn ratios(value: impl Fn(Target) -> f64) -> [String; 3] {
+    Target::BASELINES.map(|t| ratio_cell(ratio(value(Target::Sidecar), value(t))))
+}
+
+/// `ratios` in a sentence: `1.20× of hyper-floor's, 1.50× of HAProxy's and 1.60× of nginx's`.
+fn ratio_sentence(value: impl Fn(Target) -> f64) -> String {
+    let [floor, haproxy, nginx] = ratios(value);
+    format!("{floor} of hyper-floor's, {haproxy} of HAProxy's and {nginx} of nginx's")
+}
+
 fn fixed_section(out: &mut String, r: &Results) {
     out.push_str("## Fixed-rate latency and cost\n\n");
     for &rate in &r.rates {
@@ -140,21 +162,25 @@ fn fixed_section(out: &mut String, r: &Results) {
         }
         out.push('\n');
     }
-    out.push_str("### Ratios: mesh-sidecar / HAProxy and mesh-sidecar / nginx\n\n");
-    out.push_str(
-        "| rate req/s | added p99: ours / HAProxy | added p99: ours / nginx | CPU per 100k: ours / HAProxy | CPU per 100k: ours / nginx |\n\
-         |---|---|---|---|---|\n",
+    out.push_str("### Ratios: mesh-sidecar / hyper-floor, / HAProxy and / nginx\n\n");
+    let names = Target::BASELINES.map(baseline_name);
+    let _ = writeln!(
+        out,
+        "| rate req/s | {} | {} |\n|---|{}",
+        names.map(|n| format!("added p99: ours / {n}")).join(" | "),
+        names
+            .map(|n| format!("CPU per 100k: ours / {n}"))
+            .join(" | "),
+        "---|".repeat(2 * names.len()),
     );
     for &rate in &r.rates {
         let p99 = |t| added_median(&r.fixed, t, rate, Pct::P99);
         let cpu = |t| cpu_median(&r.fixed, t, Some(rate));
         let _ = writeln!(
             out,
-            "| {rate} | {} | {} | {} | {} |",
-            ratio_cell(ratio(p99(Target::Sidecar), p99(Target::Haproxy))),
-            ratio_cell(ratio(p99(Target::Sidecar), p99(Target::Nginx))),
-            ratio_cell(ratio(cpu(Target::Sidecar), cpu(Target::Haproxy))),
-            ratio_cell(ratio(cpu(Target::Sidecar), cpu(Target::Nginx))),
+            "| {rate} | {} | {} |",
+            ratios(p99).join(" | "),
+            ratios(cpu).join(" | "),
         );
     }
     out.push_str("\nRatios are of medians over the repeats; `n/a` where the denominator is zero or negative (an added latency within the noise).\n\n");
@@ -176,11 +202,10 @@ fn ceiling_section(out: &mut String, r: &Results) {
                 .map(|x| x.oha.rps),
         )
     };
+    let [floor, haproxy, nginx] = ratios(rps);
     let _ = writeln!(
         out,
-        "\nCeiling ratio (req/s, higher is better): ours / HAProxy {}, ours / nginx {}.\n",
-        ratio_cell(ratio(rps(Target::Sidecar), rps(Target::Haproxy))),
-        ratio_cell(ratio(rps(Target::Sidecar), rps(Target::Nginx))),
+        "\nCeiling ratio (req/s, higher is better): ours / hyper-floor {floor}, ours / HAProxy {haproxy}, ours / nginx {nginx}.\n",
     );
 }
 
@@ -249,17 +274,15 @@ fn micro_section(out: &mut String, r: &Results) {
 }
 
 fn closing_note(out: &mut String, r: &Results) {
-    out.push_str("## Summary: mesh-sidecar relative to HAProxy and nginx\n\n");
+    out.push_str("## Summary: mesh-sidecar relative to hyper-floor, HAProxy and nginx\n\n");
     for &rate in &r.rates {
         let p99 = |t| added_median(&r.fixed, t, rate, Pct::P99);
         let cpu = |t| cpu_median(&r.fixed, t, Some(rate));
         let _ = writeln!(
             out,
-            "- {rate} req/s: added p99 {} of HAProxy's and {} of nginx's; CPU per request {} of HAProxy's and {} of nginx's.",
-            ratio_cell(ratio(p99(Target::Sidecar), p99(Target::Haproxy))),
-            ratio_cell(ratio(p99(Target::Sidecar), p99(Target::Nginx))),
-            ratio_cell(ratio(cpu(Target::Sidecar), cpu(Target::Haproxy))),
-            ratio_cell(ratio(cpu(Target::Sidecar), cpu(Target::Nginx))),
+            "- {rate} req/s: added p99 {}; CPU per request {}.",
+            ratio_sentence(p99),
+            ratio_sentence(cpu),
         );
     }
     out.push('\n');
@@ -416,6 +439,7 @@ mod tests {
         for repeat in 1..=3 {
             fixed.push(run(Target::Direct, repeat, 100.0, 0.0));
             fixed.push(run(Target::Sidecar, repeat, 160.0, 2.0));
+            fixed.push(run(Target::Floor, repeat, 150.0, 1.6));
             fixed.push(run(Target::Haproxy, repeat, 130.0, 1.0));
             fixed.push(run(Target::Nginx, repeat, 120.0, 0.5));
         }
@@ -430,9 +454,26 @@ mod tests {
         };
         let text = render(&meta, &results);
         assert!(text.contains("Quick (smoke) run"));
-        // Added p99: 60 µs ours, 30 HAProxy, 20 nginx; CPU per 100k: 2, 1, 0.5 s.
+        // Added p99: 60 µs ours, 50 the floor, 30 HAProxy, 20 nginx; CPU per 100k: 2, 1.6, 1,
+        // 0.5 s.
         assert!(
-            text.contains("| 1000 | 2.00× | 3.00× | 2.00× | 4.00× |"),
+            text.contains("| 1000 | 1.20× | 2.00× | 3.00× | 1.25× | 2.00× | 4.00× |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| rate req/s | added p99: ours / hyper-floor | added p99: ours / HAProxy |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("- 1000 req/s: added p99 1.20× of hyper-floor's, 2.00× of HAProxy's and 3.00× of nginx's; CPU per request 1.25× of hyper-floor's"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| hyper-floor | 1000 | 50 | 150 | 300 | 0 | 50 | 100 | 1.60 | 0.50 | 10.0 | 0 |"
+            ),
             "{text}"
         );
         assert!(

@@ -100,7 +100,7 @@ fn oha_path() -> Option<PathBuf> {
     })
 }
 
-/// Builds `backend` and `mesh-sidecar` in release next to this binary (the `cargo run` that
+/// Builds `backend`, `mesh-sidecar` and `hyper-floor` in release next to this binary (the `cargo run` that
 /// started us built only `bench-e2e`).
 pub(crate) fn build_binaries(cargo: &str, workspace: &Path) -> Result<(), String> {
     let manifest = workspace.join("Cargo.toml");
@@ -118,6 +118,8 @@ pub(crate) fn build_binaries(cargo: &str, workspace: &Path) -> Result<(), String
             "backend",
             "--bin",
             "mesh-sidecar",
+            "--bin",
+            "hyper-floor",
         ],
     )
 }

@@ -1,4 +1,5 @@
 //! The systems under test and how each is started: the backend alone (`direct`), `mesh-sidecar`,
+//! `hyper-floor` (a bare hyper reverse proxy: the floor mesh-sidecar's cost is judged against),
 //! HAProxy and nginx, each pinned to CPU 1 with one worker and proxying to the backend over
 //! HTTP/1.1 keep-alive. The proxy configurations are generated here, one file per start, into the
 //! run's work directory.
@@ -28,6 +29,9 @@ pub(crate) enum Target {
     Direct,
     /// Ours.
     Sidecar,
+    /// A bare hyper 1.x reverse proxy (hyper's server, hyper-util's pooled client, no mesh layer):
+    /// what mesh-sidecar would cost if its layers cost nothing.
+    Floor,
     /// HAProxy.
     Haproxy,
     /// nginx.
@@ -35,15 +39,34 @@ pub(crate) enum Target {
 }
 
 impl Target {
-    /// All four, in the order of the tables.
-    pub(crate) const ALL: [Target; 4] = [
+    /// All five, in the order of the tables.
+    pub(crate) const ALL: [Target; 5] = [
         Target::Direct,
         Target::Sidecar,
+        Target::Floor,
         Target::Haproxy,
         Target::Nginx,
     ];
-    /// The three proxies.
-    pub(crate) const PROXIES: [Target; 3] = [Target::Sidecar, Target::Haproxy, Target::Nginx];
+    /// What mesh-sidecar is compared with in the ratios, in the order of their columns.
+    pub(crate) const BASELINES: [Target; 3] = [Target::Floor, Target::Haproxy, Target::Nginx];
+
+    /// Whether it is a proxy (everything but `direct`).
+    pub(crate) fn is_proxy(self) -> bool {
+        self != Target::Direct
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.to_string() == s)
+            .ok_or_else(|| {
+                format!("unknown target {s:?} (direct, mesh-sidecar, hyper-floor, haproxy, nginx)")
+            })
+    }
 }
 
 impl fmt::Display for Target {
@@ -51,6 +74,7 @@ impl fmt::Display for Target {
         f.write_str(match self {
             Target::Direct => "direct",
             Target::Sidecar => "mesh-sidecar",
+            Target::Floor => "hyper-floor",
             Target::Haproxy => "haproxy",
             Target::Nginx => "nginx",
         })
@@ -60,7 +84,7 @@ impl fmt::Display for Target {
 /// Where the binaries and files of one benchmark run are.
 #[derive(Debug)]
 pub(crate) struct Env {
-    /// Our release binaries (`backend`, `mesh-sidecar`).
+    /// Our release binaries (`backend`, `mesh-sidecar`, `hyper-floor`).
     pub(crate) bin_dir: PathBuf,
     /// Configs, identities and logs.
     pub(crate) work: PathBuf,
@@ -125,6 +149,7 @@ pub(crate) fn start(env: &Env, target: Target, backend: &Backend) -> Result<Runn
             tls: None,
         }),
         Target::Sidecar => start_sidecar(env, backend.addr),
+        Target::Floor => start_floor(env, backend.addr),
         Target::Haproxy | Target::Nginx => start_with_free_ports(env, target, backend.addr),
     }
 }
@@ -196,6 +221,26 @@ fn start_sidecar(env: &Env, backend: SocketAddr) -> Result<Running, String> {
         plain: addr("outbound")?,
         tls: Some(addr("inbound")?),
         proc: Some(proc),
+    })
+}
+
+/// `hyper-floor`: its runtime has one thread whatever the environment says.
+fn start_floor(env: &Env, backend: SocketAddr) -> Result<Running, String> {
+    let (proc, line) = children::spawn("hyper-floor", env.bin_dir.join("hyper-floor"), &env.work)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &backend.to_string(),
+        ])
+        .cpu(SERVER_CPU)
+        .ready_line("hyper-floor: ready", START_TIMEOUT)?;
+    let plain =
+        ready_addr(&line, "listen").ok_or_else(|| format!("unexpected ready line {line:?}"))?;
+    Ok(Running {
+        proc: Some(proc),
+        plain,
+        tls: None,
     })
 }
 
@@ -374,6 +419,15 @@ mod tests {
         );
         assert_eq!(ready_addr(line, "in"), None);
         assert_eq!(ready_addr("backend: ready listen=x", "listen"), None);
+    }
+
+    #[test]
+    fn target_names_read_back() {
+        for target in Target::ALL {
+            assert_eq!(target.to_string().parse::<Target>(), Ok(target));
+        }
+        assert_eq!("hyper-floor".parse::<Target>(), Ok(Target::Floor));
+        assert!("envoy".parse::<Target>().is_err());
     }
 
     #[test]

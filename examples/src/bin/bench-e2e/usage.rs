@@ -2,7 +2,8 @@
 
 /// What `bench-e2e --help` prints.
 pub(crate) const USAGE: &str = "\
-bench-e2e: end-to-end comparison of mesh-sidecar with HAProxy and nginx (loopback, one machine)
+bench-e2e: end-to-end comparison of mesh-sidecar with a bare hyper proxy, HAProxy and nginx
+(loopback, one machine)
 
 USAGE:
     cargo run --release -p mesh-examples --bin bench-e2e -- [OPTIONS]
@@ -17,31 +18,40 @@ USAGE:
 WHAT IT DOES
     Installs what is missing: HAProxy and nginx with `apt-get update && apt-get install -y
     haproxy nginx` (needs root; otherwise it prints the command and stops), and oha with
-    `cargo install oha --locked` (this compiles oha: several minutes). Builds `backend` and
-    `mesh-sidecar` in release. Needs `taskset` and at least 2 CPUs; uses `prlimit`, when
-    installed, to raise its open-file limit (to 65536, or to the hard limit if that cannot be
-    raised); the children inherit it.
+    `cargo install oha --locked` (this compiles oha: several minutes). Builds `backend`,
+    `mesh-sidecar` and `hyper-floor` in release. Needs `taskset` and at least 2 CPUs; uses
+    `prlimit`, when installed, to raise its open-file limit (to 65536, or to the hard limit if
+    that cannot be raised); the children inherit it.
 
     Load generators run on CPU 0, each proxy and the backend on CPU 1 (`taskset`), every server
-    with one worker (mesh-sidecar: TOKIO_WORKER_THREADS=1; HAProxy: nbthread 1; nginx:
-    worker_processes 1; backend: --workers 1), HTTP/1.1 keep-alive to the backend, no access
-    logs. Every measurement starts a fresh backend and proxy on 127.0.0.1 ports chosen at run
+    with one worker (mesh-sidecar: TOKIO_WORKER_THREADS=1; hyper-floor: a current-thread
+    runtime; HAProxy: nbthread 1; nginx: worker_processes 1; backend: --workers 1), HTTP/1.1
+    keep-alive to the backend, no access logs. Every measurement starts a fresh backend and proxy on 127.0.0.1 ports chosen at run
     time; every child process is killed at the end, on error and on Ctrl-C.
 
+    Targets (--targets):
+      direct       oha straight to the backend (always run: the baseline of added latency)
+      mesh-sidecar its outbound listener through the full client stack
+      hyper-floor  a bare hyper 1.x reverse proxy (hyper's server, hyper-util's pooled client,
+                   no mesh layer): the floor mesh-sidecar's cost is judged against
+      haproxy      HAProxy 2.x, http-reuse always
+      nginx        nginx with upstream keepalive
+
     Parts (--parts):
-      latency    for each repeat, each rate, each target (direct, mesh-sidecar, haproxy, nginx):
+      latency    for each repeat, each rate, each target:
                  oha at a fixed rate with latency correction; p50/p99/p99.9, latency added over
                  direct in the same repeat, proxy and backend CPU-seconds per 100k requests
                  (/proc), peak RSS (VmHWM), errors
       ceiling    for each repeat, each target: oha closed loop; requests/s and CPU per 100k
       handshake  for each repeat: TLS 1.3 handshakes/s with a client certificate, no keep-alive,
                  against the mesh-sidecar inbound listener and HAProxy `ssl ... verify required`
-      idle       for each proxy and level: RSS per idle keep-alive connection
+      idle       for each proxy (hyper-floor too) and level: RSS per idle keep-alive
+                 connection
       micro      cargo bench of mesh-balance (balancer), mesh-retry (retry), mesh-tls (handshake)
 
     The report replaces the generated section of BENCHMARKS.md at the workspace root (between
     its markers; text around it is kept): date, machine, tool versions, method, one table per
-    part, and the ratios mesh-sidecar / HAProxy and mesh-sidecar / nginx.
+    part, and the ratios of mesh-sidecar to hyper-floor, HAProxy and nginx.
 
 OPTIONS:
     --quick                      smoke mode: --duration 2, --repeats 1, --idle-levels 1000, no
@@ -55,6 +65,8 @@ OPTIONS:
     --idle-levels <LIST>         idle connection counts (default 1000,5000,10000)
     --parts <LIST>               parts to run, comma-separated, from latency, ceiling,
                                  handshake, idle, micro (default: all)
+    --targets <LIST>             targets to measure, comma-separated, from mesh-sidecar,
+                                 hyper-floor, haproxy, nginx (default: all; direct always)
     --skip-micro                 leave out the micro part
     --no-install                 fail instead of installing missing tools
     --keep-work                  keep the temporary directory with configs and logs
