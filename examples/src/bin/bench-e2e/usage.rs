@@ -26,8 +26,9 @@ WHAT IT DOES
     Load generators run on CPU 0, each proxy and the backend on CPU 1 (`taskset`), every server
     with one worker (mesh-sidecar: TOKIO_WORKER_THREADS=1; hyper-floor: a current-thread
     runtime; HAProxy: nbthread 1; nginx: worker_processes 1; backend: --workers 1), HTTP/1.1
-    keep-alive to the backend, no access logs. Every measurement starts a fresh backend and proxy on 127.0.0.1 ports chosen at run
-    time; every child process is killed at the end, on error and on Ctrl-C.
+    keep-alive to the backend, no access logs. Every measurement starts a fresh backend and
+    proxy on 127.0.0.1 ports chosen at run time; every child process is killed at the end, on
+    error and on Ctrl-C.
 
     Targets (--targets):
       direct       oha straight to the backend (always run: the baseline of added latency)
