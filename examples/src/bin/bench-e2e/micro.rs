@@ -5,11 +5,18 @@ use std::time::Duration;
 
 use crate::children;
 
-/// The benches reported: (package, bench target, extra cargo arguments).
-const BENCHES: [(&str, &str, &[&str]); 3] = [
-    ("mesh-balance", "balancer", &[]),
-    ("mesh-retry", "retry", &[]),
-    ("mesh-tls", "handshake", &["--features", "mesh-tls/test-ca"]),
+/// The benches reported: (package, bench target, extra cargo arguments). Package names are the
+/// published ones (`towermesh-*`), not the folder names.
+const BENCHES: [(&str, &str, &[&str]); 5] = [
+    ("towermesh-balance", "balancer", &[]),
+    ("towermesh-retry", "retry", &[]),
+    (
+        "towermesh-tls",
+        "handshake",
+        &["--features", "towermesh-tls/test-ca"],
+    ),
+    ("towermesh", "client_stack", &[]),
+    ("mesh-examples", "allocs", &[]),
 ];
 
 /// One bench's output table.
@@ -57,6 +64,66 @@ pub(crate) fn table_only(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::BENCHES;
+
+    /// `(package name, bench names, feature names)` of every package of the workspace.
+    fn workspace_benches() -> Vec<(String, Vec<String>, Vec<String>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let Ok(text) = std::fs::read_to_string(entry.unwrap().path().join("Cargo.toml")) else {
+                continue;
+            };
+            let manifest: toml::Table = toml::from_str(&text).unwrap();
+            let Some(name) = manifest
+                .get("package")
+                .and_then(|p| p.get("name"))
+                .and_then(|n| n.as_str())
+            else {
+                continue;
+            };
+            let benches = manifest
+                .get("bench")
+                .and_then(|b| b.as_array())
+                .map(|b| {
+                    b.iter()
+                        .filter_map(|b| Some(b.get("name")?.as_str()?.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let features = manifest
+                .get("features")
+                .and_then(|f| f.as_table())
+                .map(|f| f.keys().cloned().collect())
+                .unwrap_or_default();
+            found.push((name.to_owned(), benches, features));
+        }
+        found
+    }
+
+    #[test]
+    fn every_bench_names_a_package_bench_and_feature_of_the_workspace() {
+        let workspace = workspace_benches();
+        for (package, bench, extra) in BENCHES {
+            let Some((_, benches, features)) = workspace.iter().find(|(name, ..)| name == package)
+            else {
+                panic!("no package {package} in the workspace");
+            };
+            assert!(
+                benches.iter().any(|b| b == bench),
+                "{package} has no bench {bench}"
+            );
+            for feature in extra.iter().filter(|a| a.contains('/')) {
+                let (owner, feature) = feature.split_once('/').unwrap();
+                assert_eq!(owner, package, "{feature}");
+                assert!(
+                    features.iter().any(|f| f == feature),
+                    "{package}: {feature}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn output_is_kept_verbatim_but_trimmed() {
         let text = "Timer precision: 10 ns\nbalancer   fastest  \n├─ a   1 ns\n\n\n";

@@ -8,8 +8,8 @@ bench-e2e: end-to-end comparison of mesh-sidecar with a bare hyper proxy, HAProx
 USAGE:
     cargo run --release -p mesh-examples --bin bench-e2e -- [OPTIONS]
 
-    Full run (the published figures; about 30 min, of which ~10 min fixed-rate runs, ~4 min
-    ceiling, ~2 min handshakes, ~1 min idle connections, ~10 min microbenchmarks with their
+    Full run (the published figures; about 35 min, of which ~14 min fixed-rate runs, ~5 min
+    ceiling, ~2 min handshakes, ~1 min idle connections, ~12 min microbenchmarks with their
     compilation; plus the first-time installs):
         cargo run --release -p mesh-examples --bin bench-e2e
     Smoke test of the tooling (about 2 min; figures not to be quoted):
@@ -48,7 +48,9 @@ WHAT IT DOES
                  against the mesh-sidecar inbound listener and HAProxy `ssl ... verify required`
       idle       for each proxy (hyper-floor too) and level: RSS per idle keep-alive
                  connection
-      micro      cargo bench of mesh-balance (balancer), mesh-retry (retry), mesh-tls (handshake)
+      micro      cargo bench of towermesh-balance (balancer), towermesh-retry (retry),
+                 towermesh-tls (handshake), towermesh (client_stack) and mesh-examples (allocs:
+                 heap allocations per proxied request, mesh-sidecar's path against the floor)
 
     The report replaces the generated section of BENCHMARKS.md at the workspace root (between
     its markers; text around it is kept): date, machine, tool versions, method, one table per
