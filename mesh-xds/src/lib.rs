@@ -105,6 +105,27 @@
 //! fail fast with mesh-core's `NoEndpoints`), and [`XdsClient::ready`] waits for it again. Only an
 //! accepted CDS answer removes anything: a control plane that is merely away removes nothing.
 //!
+//! # Applying a policy
+//!
+//! [`ClusterPolicy::balance_config`] and [`ClusterPolicy::outlier_config`] map a cluster onto
+//! mesh-balance's settings. The mapping starts from the caller's own settings and overrides only what the cluster sets, so
+//! a control plane that says nothing about outlier detection leaves the local defaults alone.
+//! What has no counterpart in mesh-balance is left out on purpose, and named here:
+//!
+//! | xDS | mesh-balance |
+//! |---|---|
+//! | `lb_policy` LEAST_REQUEST / ROUND_ROBIN | [`BalanceConfig::load`](mesh_balance::BalanceConfig::load) ([`LbPolicy::load_strategy`](crate::LbPolicy::load_strategy)); the others keep the configured strategy |
+//! | `outlier_detection.consecutive_5xx` (else `consecutive_gateway_failure`) | [`OutlierConfig::consecutive_failures`](mesh_balance::OutlierConfig::consecutive_failures) (mesh-balance counts every failed response, so the 5xx count is the closer one) |
+//! | `outlier_detection.base_ejection_time` | [`OutlierConfig::base_ejection`](mesh_balance::OutlierConfig::base_ejection) |
+//! | `outlier_detection.max_ejection_percent` | [`OutlierConfig::max_ejected_share`](mesh_balance::OutlierConfig::max_ejected_share) (percent / 100) |
+//! | `common_lb_config.healthy_panic_threshold` | [`OutlierConfig::panic_threshold`](mesh_balance::OutlierConfig::panic_threshold) (percent / 100) |
+//! | `circuit_breakers` `max_pending_requests` | [`BalanceConfig::max_waiters`](mesh_balance::BalanceConfig::max_waiters): requests waiting for a ready endpoint, the balancer's form of Envoy's pending queue |
+//! | `outlier_detection.interval` | not applied: mesh-balance ejects on each response, not on a timer |
+//! | `circuit_breakers` `max_connections`, `max_requests`, `max_retries` | not applied here: they bound the HTTP client and the retry layer, which the caller builds (`connect_timeout` likewise) |
+//!
+//! A policy applies when the stack is built; mesh-balance has no setter on a running balancer
+//! yet, so a later CDS change reaches a client only when it is rebuilt.
+//!
 //! # Metrics
 //!
 //! Recorded through the OpenTelemetry API with [`XdsConfig::meter`]:
@@ -145,13 +166,14 @@
 //!
 //! # Still to come
 //!
-//! Applying a [`ClusterPolicy`] to a running balancer / breaker / retry stack (and slow start,
-//! SAN → expected SPIFFE ID), routing on xDS priorities and the overprovisioning factor, a
-//! ready-made `tower::Service` per cluster, metrics per cluster (endpoints by priority, version,
-//! time since the last update), mTLS to the control plane, and the sidecar's
-//! `discovery = { xds = "…" }`.
+//! Applying a later [`ClusterPolicy`] change to a running balancer / breaker / retry stack (a
+//! policy applies when the stack is built, see [Applying a policy](#applying-a-policy)), slow
+//! start and SAN → expected SPIFFE ID, routing on xDS priorities and the overprovisioning
+//! factor, a ready-made `tower::Service` per cluster, metrics per cluster (endpoints by priority,
+//! version, time since the last update) and mTLS to the control plane.
 
 mod ads;
+mod apply;
 mod backoff;
 mod cds;
 mod client;

@@ -150,7 +150,14 @@ async fn run(
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
     let connector = identity.connector();
-    let clients = build_clients(&config.services, &config.locality, &connector, &meter, seed)?;
+    let clients = build_clients(
+        &config.services,
+        &config.locality,
+        &connector,
+        &meter,
+        seed,
+        None,
+    )?;
     let router = Router::new(
         config.routes.clone(),
         clients,
