@@ -135,9 +135,12 @@
 //! | `mesh.xds.stream.connected` | up-down counter (i64) | `{stream}` | none | 1 while the client's ADS stream is open, 0 while it is away (connecting or backing off). Clients sharing a meter add up. |
 //! | `mesh.xds.streams` | counter (u64) | `{stream}` | none | ADS streams opened: more than one means the client reconnected. |
 //! | `mesh.xds.updates` | counter (u64) | `{update}` | `mesh.xds.type`: `cds`, `eds`, `other`; `mesh.xds.result`: `accepted`, `rejected` | Responses from the control plane, by resource type and whether they were ACKed or NACKed. |
+//! | `mesh.xds.version` | gauge (u64) | `{version}` | `mesh.xds.type`; `mesh.xds.version`: the `version_info` (Delta: `system_version_info`) | 1 for the version accepted last of each type, 0 for the one it replaced: an info-style gauge, one live series per type. |
+//! | `mesh.xds.update.time` | gauge (u64) | `s` | `mesh.xds.type` | Unix time of the last accepted update of each type: time since the last update is `time() - mesh_xds_update_time_seconds`. |
+//! | `mesh.xds.endpoints` | gauge (u64) | `{endpoint}` | `mesh.xds.cluster` (the EDS resource name), `mesh.xds.priority` | Usable endpoints of each subscribed cluster by xDS priority, after each accepted assignment; a priority that empties (or a removed cluster's) goes to 0. |
 //!
-//! Every series is recorded at 0 when the client is built, so a first increment shows in
-//! Prometheus' `increase()`. Every rejected update is also logged (`tracing::warn!`, with the
+//! Every counter series is recorded at 0 when the client is built, so a first increment shows in
+//! Prometheus' `increase()`; the gauges appear with the first accepted update. Every rejected update is also logged (`tracing::warn!`, with the
 //! NACK's message) and shown in [`XdsStatus`].
 //!
 //! # Bounds
