@@ -186,6 +186,7 @@ mod eds;
 mod error;
 mod metrics;
 mod sotw;
+mod stream;
 
 pub use self::cds::{CircuitBreakerThresholds, ClusterPolicy, LbPolicy, OutlierPolicy};
 pub use self::client::{XdsClient, XdsStatus};
