@@ -13,19 +13,15 @@ mod xds_support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use http::header::HOST;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
-use mesh_core::{Body, Endpoint};
+use http::StatusCode;
+use mesh_core::client::Protocol;
 use mesh_tls::test_ca::TestCa;
 use serde_json::json;
-use tower::ServiceExt;
+use support::{PATIENCE, get_until};
 use xds_support::{ControlPlane, backend};
 
-/// A snapshot naming cluster `orders` (least request, 3 consecutive 5xx eject) with `endpoints`.
+/// A snapshot naming cluster `orders` (least request) with `endpoints`.
 fn snapshot(version: &str, endpoints: &[SocketAddr]) -> serde_json::Value {
     let endpoints: Vec<_> = endpoints
         .iter()
@@ -40,41 +36,7 @@ fn snapshot(version: &str, endpoints: &[SocketAddr]) -> serde_json::Value {
 
 /// One plaintext HTTP/1.1 request with `host` as the authority; returns the status and the body.
 async fn request(addr: SocketAddr, host: &str, path: &str) -> (StatusCode, String) {
-    let client = HttpClient::<Body>::new(
-        Endpoint::new(addr),
-        TcpConnector::new(),
-        ClientConfig::default(),
-    );
-    let req = Request::get(format!("http://{host}{path}"))
-        .header(HOST, host)
-        .body(Body::empty())
-        .unwrap();
-    let res = client.oneshot(req).await.unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// Upper bound on waiting for an observable change; a safety net on a loaded machine.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// GETs `path` on `addr` (`host` as the authority) every 20 ms until `wanted` holds or
-/// [`PATIENCE`] passes; returns the last answer.
-async fn get_until(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    wanted: impl Fn(StatusCode, &str) -> bool,
-) -> (StatusCode, String) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut pace = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        pace.tick().await;
-        let (status, body) = request(addr, host, path).await;
-        if wanted(status, &body) || tokio::time::Instant::now() >= deadline {
-            return (status, body);
-        }
-    }
+    support::get_with(addr, host, path, Protocol::Http1).await
 }
 
 /// The backends that answered `n` requests through the sidecar (each answers its own address).
