@@ -64,15 +64,31 @@ fn peer_client_config(service: &Service) -> ClientConfig {
 
 /// Builds `service`'s client: discovery as configured, mTLS through `connector` (or plain TCP for a
 /// `plaintext` service), locality tiers around `local`, metrics on `meter`, randomness from `seed`.
-/// An xDS-fed service takes its endpoints and its cluster's policy from `xds`.
 ///
 /// Must run inside a tokio runtime (file and DNS discovery start timers when first polled).
 ///
 /// # Errors
 ///
 /// When the discovery source cannot start (an unknown file extension, a resolver that cannot be
-/// built, an xDS service without `xds`) or a layer refuses its settings; the error says which.
+/// built, an xDS service: use [`build_client_with_xds`]) or a layer refuses its settings; the
+/// error says which.
 pub fn build_client(
+    service: &Service,
+    local: &Locality,
+    connector: TlsConnector,
+    meter: &Meter,
+    seed: u64,
+) -> Result<Client, BoxError> {
+    build_client_with_xds(service, local, connector, meter, seed, None)
+}
+
+/// [`build_client`], where an xDS-fed service takes its endpoints and its cluster's policy from
+/// `xds`.
+///
+/// # Errors
+///
+/// As [`build_client`]; an xDS service without `xds` is an error.
+pub fn build_client_with_xds(
     service: &Service,
     local: &Locality,
     connector: TlsConnector,
@@ -166,12 +182,27 @@ pub fn build_clients(
     connector: &TlsConnector,
     meter: &Meter,
     seed: u64,
+) -> Result<Vec<Client>, BoxError> {
+    build_clients_with_xds(services, local, connector, meter, seed, None)
+}
+
+/// [`build_client_with_xds`] for each of `services`, in order; an error names the service.
+///
+/// # Errors
+///
+/// As [`build_client_with_xds`], prefixed with `service <name>:`.
+pub fn build_clients_with_xds(
+    services: &[Service],
+    local: &Locality,
+    connector: &TlsConnector,
+    meter: &Meter,
+    seed: u64,
     xds: Option<&XdsClient>,
 ) -> Result<Vec<Client>, BoxError> {
     services
         .iter()
         .map(|service| {
-            build_client(service, local, connector.clone(), meter, seed, xds)
+            build_client_with_xds(service, local, connector.clone(), meter, seed, xds)
                 .map_err(|e| format!("service {}: {e}", service.name).into())
         })
         .collect()

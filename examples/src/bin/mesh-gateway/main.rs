@@ -150,14 +150,7 @@ async fn run(
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
     let connector = identity.connector();
-    let clients = build_clients(
-        &config.services,
-        &config.locality,
-        &connector,
-        &meter,
-        seed,
-        None,
-    )?;
+    let clients = build_clients(&config.services, &config.locality, &connector, &meter, seed)?;
     let router = Router::new(
         config.routes.clone(),
         clients,

@@ -64,7 +64,7 @@ use mesh_examples::args::{ArgError, Args};
 use mesh_examples::config::{self, ConfigError, Sidecar};
 use mesh_examples::logging::LogFormat;
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, local_clients_server_config};
-use mesh_examples::stack::build_clients;
+use mesh_examples::stack::build_clients_with_xds;
 use tower::Layer;
 
 const USAGE: &str = "\
@@ -142,7 +142,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         Some(settings) => Some(xds::connect(settings, &config.services, &meter, seed).await?),
         None => None,
     };
-    let clients = build_clients(
+    let clients = build_clients_with_xds(
         &config.services,
         &config.locality,
         &connector,
