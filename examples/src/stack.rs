@@ -23,6 +23,12 @@
 //! Peer sidecars are reached over HTTP/2 (the default `protocol`): one multiplexed mTLS connection
 //! carries the local app's HTTP/1.1 and gRPC requests alike, and each side converts at its edge.
 //!
+//! A service with `discovery = { xds = "CLUSTER" }` follows the endpoints the sidecar's
+//! [`XdsClient`] announces for that cluster, and its cluster's CDS policy (when the client has it
+//! at build time) shapes its balancer: load strategy, outlier ejection, panic threshold, pending
+//! bound (mesh-xds's `ClusterPolicy::balance_config`), and the connect timeout. A later CDS change
+//! of the policy is not applied to the running stack yet; endpoint (EDS) changes always are.
+//!
 //! [`config::Service`]: crate::config::Service
 
 use std::time::Duration;
@@ -35,6 +41,7 @@ use mesh_balance::{BalanceConfig, LocalityConfig};
 use mesh_core::client::ClientConfig;
 use mesh_core::{Body, BoxError, Endpoint, Locality};
 use mesh_tls::TlsConnector;
+use mesh_xds::{ClusterPolicy, XdsClient};
 use opentelemetry::metrics::Meter;
 use tower::discover::Discover;
 
@@ -63,7 +70,8 @@ fn peer_client_config(service: &Service) -> ClientConfig {
 /// # Errors
 ///
 /// When the discovery source cannot start (an unknown file extension, a resolver that cannot be
-/// built) or a layer refuses its settings; the error says which.
+/// built, an xDS service: use [`build_client_with_xds`]) or a layer refuses its settings; the
+/// error says which.
 pub fn build_client(
     service: &Service,
     local: &Locality,
@@ -71,10 +79,29 @@ pub fn build_client(
     meter: &Meter,
     seed: u64,
 ) -> Result<Client, BoxError> {
+    build_client_with_xds(service, local, connector, meter, seed, None)
+}
+
+/// [`build_client`], where an xDS-fed service takes its endpoints and its cluster's policy from
+/// `xds`.
+///
+/// # Errors
+///
+/// As [`build_client`]; an xDS service without `xds` is an error.
+pub fn build_client_with_xds(
+    service: &Service,
+    local: &Locality,
+    connector: TlsConnector,
+    meter: &Meter,
+    seed: u64,
+    xds: Option<&XdsClient>,
+) -> Result<Client, BoxError> {
+    let policy = None;
     match &service.discovery {
         Discovery::Static(endpoints) => finish(
             StaticDiscover::new(endpoints.iter().cloned()),
             None,
+            policy,
             service,
             local,
             connector,
@@ -93,6 +120,7 @@ pub fn build_client(
                     .meter(meter.clone()),
             )?,
             identity.clone(),
+            policy,
             service,
             local,
             connector,
@@ -111,6 +139,22 @@ pub fn build_client(
             finish(
                 discover,
                 identity.clone(),
+                policy,
+                service,
+                local,
+                connector,
+                meter,
+                seed,
+            )
+        }
+        Discovery::Xds { cluster, identity } => {
+            let xds = xds.ok_or("xDS discovery needs an `[xds]` control plane")?;
+            let policy = xds.cluster_policy(cluster);
+            let discover = xds.discover(&xds_resource(cluster, policy.as_ref()));
+            finish(
+                discover,
+                identity.clone(),
+                policy,
                 service,
                 local,
                 connector,
@@ -119,6 +163,12 @@ pub fn build_client(
             )
         }
     }
+}
+
+/// The EDS resource of `cluster`: the policy's `eds_service_name` once CDS named the cluster,
+/// else the cluster's own name (what most control planes use).
+pub fn xds_resource(cluster: &str, policy: Option<&ClusterPolicy>) -> String {
+    policy.map_or_else(|| cluster.to_owned(), |p| p.eds_service_name.clone())
 }
 
 /// [`build_client`] for each of `services`, in order; an error names the service.
@@ -133,19 +183,38 @@ pub fn build_clients(
     meter: &Meter,
     seed: u64,
 ) -> Result<Vec<Client>, BoxError> {
+    build_clients_with_xds(services, local, connector, meter, seed, None)
+}
+
+/// [`build_client_with_xds`] for each of `services`, in order; an error names the service.
+///
+/// # Errors
+///
+/// As [`build_client_with_xds`], prefixed with `service <name>:`.
+pub fn build_clients_with_xds(
+    services: &[Service],
+    local: &Locality,
+    connector: &TlsConnector,
+    meter: &Meter,
+    seed: u64,
+    xds: Option<&XdsClient>,
+) -> Result<Vec<Client>, BoxError> {
     services
         .iter()
         .map(|service| {
-            build_client(service, local, connector.clone(), meter, seed)
+            build_client_with_xds(service, local, connector.clone(), meter, seed, xds)
                 .map_err(|e| format!("service {}: {e}", service.name).into())
         })
         .collect()
 }
 
-/// The builder call: the service's settings, seeded, on `meter`, over mTLS or plain TCP.
+/// The builder call: the service's settings (with its xDS cluster's `policy` over them), seeded, on
+/// `meter`, over mTLS or plain TCP.
+#[allow(clippy::too_many_arguments)]
 fn finish<D>(
     discover: D,
     identity: Option<String>,
+    policy: Option<ClusterPolicy>,
     service: &Service,
     local: &Locality,
     connector: TlsConnector,
@@ -156,19 +225,25 @@ where
     D: Discover<Key = mesh_core::EndpointKey, Service = Endpoint> + Send + Unpin + 'static,
     D::Error: Into<BoxError>,
 {
+    let mut balance = BalanceConfig::default()
+        .outliers(service.outliers)
+        .locality(LocalityConfig::new(local.clone()));
+    let mut http = peer_client_config(service);
+    if let Some(policy) = &policy {
+        balance = policy.balance_config(balance);
+        if let Some(timeout) = policy.connect_timeout {
+            http = http.connect_timeout(timeout);
+        }
+    }
     let mut builder = Client::builder()
         .discover(discover)
         .name(service.name.clone())
         .timeout(service.timeout)
         .retry(service.retry.clone())
         .budget(service.budget.clone())
-        .balance(
-            BalanceConfig::default()
-                .outliers(service.outliers)
-                .locality(LocalityConfig::new(local.clone())),
-        )
+        .balance(balance)
         .breaker(service.breaker.clone())
-        .http(peer_client_config(service))
+        .http(http)
         .meter(meter.clone())
         .seed(seed);
     if matches!(service.transport, Transport::Mtls) {

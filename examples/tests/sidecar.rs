@@ -7,7 +7,7 @@
 
 mod support;
 
-use support::Sidecar;
+use support::{Sidecar, get_until, get_with};
 
 use std::convert::Infallible;
 
@@ -18,13 +18,11 @@ use std::time::Duration;
 
 use http::header::HOST;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
+use mesh_core::Body;
+use mesh_core::client::Protocol;
 use mesh_core::server::Server;
-use mesh_core::{Body, Endpoint};
 use mesh_tls::test_ca::TestCa;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mesh-sidecar");
 
@@ -50,30 +48,6 @@ fn config_tag(config: &str) -> u64 {
 /// One plaintext HTTP/1.1 request; returns the status and the body.
 async fn get(addr: SocketAddr, host: &str, path: &str) -> (StatusCode, String) {
     get_with(addr, host, path, Protocol::Http1).await
-}
-
-/// One plaintext request in `protocol` (HTTP/2 with prior knowledge); returns status and body.
-async fn get_with(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    protocol: Protocol,
-) -> (StatusCode, String) {
-    let client = HttpClient::<Body>::new(
-        Endpoint::new(addr),
-        TcpConnector::new(),
-        ClientConfig::default().protocol(protocol),
-    );
-    // The client connects to `addr` whatever the URI says; the URI carries the name the app
-    // addressed, as an app's HTTP/2 `:authority` would.
-    let req = Request::get(format!("http://{host}{path}"))
-        .header(HOST, host)
-        .body(Body::empty())
-        .unwrap();
-    let res = client.oneshot(req).await.unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Runs the binary on a config expected to be refused; returns its stderr.
@@ -226,30 +200,6 @@ async fn a_plaintext_service_is_reached_over_http1_without_tls() {
     }
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Upper bound on waiting for an observable change (a discovery update reaching the balancer); a
-/// safety net on a loaded machine, not a delay.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Sends GETs of `path` through `addr` until an answer satisfies `wanted` or [`PATIENCE`] passes;
-/// returns the last answer. Attempts are paced a few milliseconds apart so the loop does not
-/// monopolise the machine.
-async fn get_until(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    wanted: impl Fn(StatusCode, &str) -> bool,
-) -> (StatusCode, String) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut pace = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        pace.tick().await;
-        let (status, body) = get(addr, host, path).await;
-        if wanted(status, &body) || tokio::time::Instant::now() >= deadline {
-            return (status, body);
-        }
-    }
 }
 
 /// Writes mesh-balance's endpoint file at `path` naming one endpoint, atomically (write, then

@@ -46,6 +46,12 @@
 //! | `mesh.breaker.rejected` | counter, `{request}` | `mesh.breaker.name` | mesh-retry circuit breaker |
 //! | `mesh.limit.rejected` | counter, `{request}` | `mesh.limit.kind`, `mesh.limit.name` | mesh-retry limits |
 //! | `mesh.limit.concurrency` | gauge, `{request}` | `mesh.limit.kind`, `mesh.limit.name` | mesh-retry limits |
+//! | `mesh.xds.stream.connected` | up-down counter, `{stream}` | — | mesh-xds (1 while the ADS stream is open) |
+//! | `mesh.xds.streams` | counter, `{stream}` | — | mesh-xds (ADS streams opened; more than one = reconnects) |
+//! | `mesh.xds.updates` | counter, `{update}` | `mesh.xds.type` (`cds`, `eds`, `other`), `mesh.xds.result` (`accepted`, `rejected`) | mesh-xds |
+//! | `mesh.xds.version` | gauge, `{version}` (1 current, 0 replaced) | `mesh.xds.type`, `mesh.xds.version` | mesh-xds |
+//! | `mesh.xds.update.time` | gauge, `s` (Unix time of the last accepted update) | `mesh.xds.type` | mesh-xds |
+//! | `mesh.xds.endpoints` | gauge, `{endpoint}` | `mesh.xds.cluster`, `mesh.xds.priority` | mesh-xds (per subscribed cluster and xDS priority) |
 //! | `mesh.tls.authz.decisions` | counter | `decision` (`allow`, `deny`, `dry_run_deny`, `bad_request`) | mesh-tls authorization |
 //! | `mesh.tls.identity.updates` | counter | `outcome` (`applied`, `rejected`), `reason` | mesh-tls file rotation |
 //! | `mesh.tls.connections.closed` | counter | `reason` (`bundle_change`) | mesh-tls acceptor, connections closed because the peer no longer verifies after a bundle change |

@@ -46,6 +46,7 @@ fn every_recorded_mesh_name_is_in_the_table() {
         "mesh-retry",
         "mesh-tls",
         "mesh-observe",
+        "mesh-xds",
     ] {
         rust_files(&workspace.join(krate).join("src"), &mut files);
     }

@@ -248,12 +248,16 @@ pub(crate) fn apply(
                     tracing::info!(cluster = %policy.name,
                         "xDS cluster removed; its endpoints leave (requests in flight finish)");
                     handle.set([]);
+                    shared
+                        .metrics
+                        .cluster_endpoints(&policy.eds_service_name, &[]);
                 }
             }
         }
         Update::Endpoints(assignments) => {
             for (cluster, endpoints) in assignments {
                 if let Some(handle) = shared.handle(&cluster) {
+                    shared.metrics.cluster_endpoints(&cluster, &endpoints);
                     handle.set(endpoints);
                     loaded.push(cluster);
                 }
@@ -262,6 +266,7 @@ pub(crate) fn apply(
     }
     tracing::debug!(%type_url, %version, "xDS update accepted");
     shared.metrics.update(type_url, true);
+    shared.metrics.accepted_version(type_url, version);
     shared.status.send_modify(|s| {
         *s.accepted.entry(type_url.to_owned()).or_default() += 1;
         s.versions.insert(type_url.to_owned(), version.to_owned());

@@ -20,19 +20,17 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
 use envoy_types::pb::google::rpc::Status;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tonic::transport::Endpoint as GrpcEndpoint;
 
 use crate::ads;
-use crate::backoff::{Backoff, NackPacer};
+use crate::backoff::Backoff;
 use crate::client::{Shared, apply, reject};
-use crate::sotw::{RequestStream, sleep_until_some};
+use crate::stream::{self, Answers, RequestStream};
 use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, InvalidResource, XdsConfig};
 
 /// `google.rpc.Code.INVALID_ARGUMENT`, the code of every NACK we send.
@@ -115,12 +113,7 @@ pub(crate) async fn stream_once(
     subscriptions: &mut watch::Receiver<BTreeSet<String>>,
     backoff: &mut Backoff,
 ) -> Result<Infallible, String> {
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let mut client = AggregatedDiscoveryServiceClient::new(channel)
-        .max_decoding_message_size(config.max_response_bytes);
+    let mut client = stream::connect(endpoint, config).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let send = |request| {
         tx.send(request)
@@ -155,56 +148,27 @@ pub(crate) async fn stream_once(
             }
         }
     };
-    let _connected = shared.metrics.connected();
-    shared.status.send_modify(|s| {
-        s.connected = true;
-        s.streams += 1;
-    });
+    let _connected = stream::opened(shared);
 
-    // Per type URL (0 = CDS, 1 = EDS): the NACK pace and a NACK held back by it.
-    let pacer = |salt: u64| {
-        let seed = config.seed.map(|seed| seed ^ salt);
-        NackPacer::new(Backoff::new(config.backoff_base, config.backoff_max, seed))
-    };
-    let mut pacers = [pacer(1), pacer(2)];
-    let mut held: [Option<(Instant, DeltaDiscoveryRequest)>; 2] = [None, None];
+    let mut answers = Answers::new(config);
     loop {
-        let next_held = held.iter().flatten().map(|(at, _)| *at).min();
         tokio::select! {
             message = responses.message() => {
-                let response = match message {
-                    Ok(Some(response)) => response,
-                    Ok(None) => return Err("closed by the control plane".to_owned()),
-                    Err(status) => return Err(format!("stream failed: {status}")),
-                };
+                let response = stream::received(message)?;
                 backoff.reset();
-                let slot = match response.type_url.as_str() {
-                    CLUSTER_TYPE_URL => 0,
-                    ENDPOINT_TYPE_URL => 1,
+                let Some(slot) = stream::slot(&response.type_url) else {
                     // Not ours: NACK it at once.
-                    _ => {
-                        send(answer(shared, config, node, &response).0)?;
-                        continue;
-                    }
+                    send(answer(shared, config, node, &response).0)?;
+                    continue;
                 };
                 let (request, accepted) = answer(shared, config, node, &response);
-                held[slot] = None;
-                if accepted {
-                    pacers[slot].on_ack();
-                    send(request)?;
-                } else if let Some(delay) = pacers[slot].on_nack() {
-                    held[slot] = Some((Instant::now() + delay, request));
-                } else {
+                if let Some(request) = answers.answered(slot, request, accepted) {
                     send(request)?;
                 }
             }
-            () = sleep_until_some(next_held) => {
-                let now = Instant::now();
-                for slot in &mut held {
-                    if slot.as_ref().is_some_and(|(at, _)| *at <= now) {
-                        let (_, request) = slot.take().expect("checked above");
-                        send(request)?;
-                    }
+            due = answers.due() => {
+                for request in due {
+                    send(request)?;
                 }
             }
             changed = subscriptions.changed() => {

@@ -105,6 +105,27 @@
 //! fail fast with mesh-core's `NoEndpoints`), and [`XdsClient::ready`] waits for it again. Only an
 //! accepted CDS answer removes anything: a control plane that is merely away removes nothing.
 //!
+//! # Applying a policy
+//!
+//! [`ClusterPolicy::balance_config`] and [`ClusterPolicy::outlier_config`] map a cluster onto
+//! mesh-balance's settings. The mapping starts from the caller's own settings and overrides only what the cluster sets, so
+//! a control plane that says nothing about outlier detection leaves the local defaults alone.
+//! What has no counterpart in mesh-balance is left out on purpose, and named here:
+//!
+//! | xDS | mesh-balance |
+//! |---|---|
+//! | `lb_policy` LEAST_REQUEST / ROUND_ROBIN | [`BalanceConfig::load`](mesh_balance::BalanceConfig::load) ([`LbPolicy::load_strategy`](crate::LbPolicy::load_strategy)); the others keep the configured strategy |
+//! | `outlier_detection.consecutive_5xx` (else `consecutive_gateway_failure`) | [`OutlierConfig::consecutive_failures`](mesh_balance::OutlierConfig::consecutive_failures) (mesh-balance counts every failed response, so the 5xx count is the closer one) |
+//! | `outlier_detection.base_ejection_time` | [`OutlierConfig::base_ejection`](mesh_balance::OutlierConfig::base_ejection) |
+//! | `outlier_detection.max_ejection_percent` | [`OutlierConfig::max_ejected_share`](mesh_balance::OutlierConfig::max_ejected_share) (percent / 100) |
+//! | `common_lb_config.healthy_panic_threshold` | [`OutlierConfig::panic_threshold`](mesh_balance::OutlierConfig::panic_threshold) (percent / 100) |
+//! | `circuit_breakers` `max_pending_requests` | [`BalanceConfig::max_waiters`](mesh_balance::BalanceConfig::max_waiters): requests waiting for a ready endpoint, the balancer's form of Envoy's pending queue |
+//! | `outlier_detection.interval` | not applied: mesh-balance ejects on each response, not on a timer |
+//! | `circuit_breakers` `max_connections`, `max_requests`, `max_retries` | not applied here: they bound the HTTP client and the retry layer, which the caller builds (`connect_timeout` likewise) |
+//!
+//! A policy applies when the stack is built; mesh-balance has no setter on a running balancer
+//! yet, so a later CDS change reaches a client only when it is rebuilt.
+//!
 //! # Metrics
 //!
 //! Recorded through the OpenTelemetry API with [`XdsConfig::meter`]:
@@ -114,9 +135,12 @@
 //! | `mesh.xds.stream.connected` | up-down counter (i64) | `{stream}` | none | 1 while the client's ADS stream is open, 0 while it is away (connecting or backing off). Clients sharing a meter add up. |
 //! | `mesh.xds.streams` | counter (u64) | `{stream}` | none | ADS streams opened: more than one means the client reconnected. |
 //! | `mesh.xds.updates` | counter (u64) | `{update}` | `mesh.xds.type`: `cds`, `eds`, `other`; `mesh.xds.result`: `accepted`, `rejected` | Responses from the control plane, by resource type and whether they were ACKed or NACKed. |
+//! | `mesh.xds.version` | gauge (u64) | `{version}` | `mesh.xds.type`; `mesh.xds.version`: the `version_info` (Delta: `system_version_info`) | 1 for the version accepted last of each type, 0 for the one it replaced: an info-style gauge, one live series per type. |
+//! | `mesh.xds.update.time` | gauge (u64) | `s` | `mesh.xds.type` | Unix time of the last accepted update of each type: time since the last update is `time() - mesh_xds_update_time_seconds`. |
+//! | `mesh.xds.endpoints` | gauge (u64) | `{endpoint}` | `mesh.xds.cluster` (the EDS resource name), `mesh.xds.priority` | Usable endpoints of each subscribed cluster by xDS priority, after each accepted assignment; a priority that empties (or a removed cluster's) goes to 0. |
 //!
-//! Every series is recorded at 0 when the client is built, so a first increment shows in
-//! Prometheus' `increase()`. Every rejected update is also logged (`tracing::warn!`, with the
+//! Every counter series is recorded at 0 when the client is built, so a first increment shows in
+//! Prometheus' `increase()`; the gauges appear with the first accepted update. Every rejected update is also logged (`tracing::warn!`, with the
 //! NACK's message) and shown in [`XdsStatus`].
 //!
 //! # Bounds
@@ -145,13 +169,14 @@
 //!
 //! # Still to come
 //!
-//! Applying a [`ClusterPolicy`] to a running balancer / breaker / retry stack (and slow start,
-//! SAN → expected SPIFFE ID), routing on xDS priorities and the overprovisioning factor, a
-//! ready-made `tower::Service` per cluster, metrics per cluster (endpoints by priority, version,
-//! time since the last update), mTLS to the control plane, and the sidecar's
-//! `discovery = { xds = "…" }`.
+//! Applying a later [`ClusterPolicy`] change to a running balancer / breaker / retry stack (a
+//! policy applies when the stack is built, see [Applying a policy](#applying-a-policy)), slow
+//! start and SAN → expected SPIFFE ID, routing on xDS priorities and the overprovisioning
+//! factor, a ready-made `tower::Service` per cluster, metrics per cluster (endpoints by priority,
+//! version, time since the last update) and mTLS to the control plane.
 
 mod ads;
+mod apply;
 mod backoff;
 mod cds;
 mod client;
@@ -161,6 +186,7 @@ mod eds;
 mod error;
 mod metrics;
 mod sotw;
+mod stream;
 
 pub use self::cds::{CircuitBreakerThresholds, ClusterPolicy, LbPolicy, OutlierPolicy};
 pub use self::client::{XdsClient, XdsStatus};

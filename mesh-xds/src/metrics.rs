@@ -6,10 +6,15 @@
 //! Prometheus' `increase()`. The instruments come from [`XdsConfig::meter`](crate::XdsConfig::meter),
 //! by default the global provider's `mesh-xds` meter (a no-op until the application installs one).
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Meter, UpDownCounter};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL};
+use mesh_core::Endpoint;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Gauge, Meter, UpDownCounter};
+
+use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, PRIORITY_LABEL};
 
 const TYPES: [&str; 3] = ["cds", "eds", "other"];
 const RESULTS: [&str; 2] = ["accepted", "rejected"];
@@ -21,6 +26,19 @@ pub(crate) struct XdsMetrics {
     updates: Counter<u64>,
     /// `[type][result]`, built once.
     update_attributes: [[[KeyValue; 2]; 2]; 3],
+    version: Gauge<u64>,
+    update_time: Gauge<u64>,
+    endpoints: Gauge<u64>,
+    /// What the gauges last said, to zero a series that is no longer current.
+    last: Mutex<LastRecorded>,
+}
+
+#[derive(Debug, Default)]
+struct LastRecorded {
+    /// The current version, by type index.
+    versions: HashMap<usize, String>,
+    /// The priorities recorded, by cluster.
+    priorities: HashMap<String, BTreeSet<String>>,
 }
 
 impl XdsMetrics {
@@ -49,6 +67,24 @@ impl XdsMetrics {
                 .with_description("xDS responses, by resource type and ACK/NACK")
                 .with_unit("{update}")
                 .build(),
+            version: meter
+                .u64_gauge("mesh.xds.version")
+                .with_description(
+                    "1 for the accepted version_info of each resource type, 0 for earlier ones",
+                )
+                .with_unit("{version}")
+                .build(),
+            update_time: meter
+                .u64_gauge("mesh.xds.update.time")
+                .with_description("Unix time of the last accepted update, by resource type")
+                .with_unit("s")
+                .build(),
+            endpoints: meter
+                .u64_gauge("mesh.xds.endpoints")
+                .with_description("Usable endpoints of each subscribed cluster, by priority")
+                .with_unit("{endpoint}")
+                .build(),
+            last: Mutex::new(LastRecorded::default()),
             update_attributes: TYPES.map(|kind| {
                 RESULTS.map(|result| {
                     [
@@ -75,13 +111,68 @@ impl XdsMetrics {
     }
 
     pub(crate) fn update(&self, type_url: &str, accepted: bool) {
-        let kind = match type_url {
-            CLUSTER_TYPE_URL => 0,
-            ENDPOINT_TYPE_URL => 1,
-            _ => 2,
-        };
+        let kind = type_index(type_url);
         let result = usize::from(!accepted);
         self.updates.add(1, &self.update_attributes[kind][result]);
+    }
+
+    /// Records `version` as the current one of `type_url`, accepted now.
+    pub(crate) fn accepted_version(&self, type_url: &str, version: &str) {
+        let kind = type_index(type_url);
+        let type_attribute = KeyValue::new("mesh.xds.type", TYPES[kind]);
+        let attributes = |version: &str| {
+            [
+                type_attribute.clone(),
+                KeyValue::new("mesh.xds.version", version.to_owned()),
+            ]
+        };
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(previous) = last.versions.insert(kind, version.to_owned())
+            && previous != version
+        {
+            self.version.record(0, &attributes(&previous));
+        }
+        self.version.record(1, &attributes(version));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.update_time.record(now, &[type_attribute]);
+    }
+
+    /// Records `cluster`'s endpoints by priority; a priority that emptied is recorded at 0.
+    pub(crate) fn cluster_endpoints(&self, cluster: &str, endpoints: &[Endpoint]) {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for endpoint in endpoints {
+            let priority = endpoint.label(PRIORITY_LABEL).unwrap_or("0");
+            *counts.entry(priority.to_owned()).or_default() += 1;
+        }
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = last.priorities.remove(cluster).unwrap_or_default();
+        for priority in before.iter().filter(|p| !counts.contains_key(*p)) {
+            self.endpoints
+                .record(0, &endpoint_attributes(cluster, priority));
+        }
+        for (priority, count) in &counts {
+            self.endpoints
+                .record(*count, &endpoint_attributes(cluster, priority));
+        }
+        last.priorities
+            .insert(cluster.to_owned(), counts.into_keys().collect());
+    }
+}
+
+fn endpoint_attributes(cluster: &str, priority: &str) -> [KeyValue; 2] {
+    [
+        KeyValue::new("mesh.xds.cluster", cluster.to_owned()),
+        KeyValue::new("mesh.xds.priority", priority.to_owned()),
+    ]
+}
+
+fn type_index(type_url: &str) -> usize {
+    match type_url {
+        CLUSTER_TYPE_URL => 0,
+        ENDPOINT_TYPE_URL => 1,
+        _ => 2,
     }
 }
 

@@ -2,33 +2,17 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use futures_core::Stream;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tonic::transport::Endpoint as GrpcEndpoint;
 
 use crate::ads::{self, TypeState};
-use crate::backoff::{Backoff, NackPacer};
+use crate::backoff::Backoff;
 use crate::client::{Shared, apply, reject};
+use crate::stream::{self, Answers, RequestStream};
 use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, XdsConfig};
-
-/// The requests of one stream. Unbounded on purpose: we send only in answer to a response or a
-/// subscription change, one request each, so the queue is bounded by our own activity.
-pub(crate) struct RequestStream<T>(pub(crate) mpsc::UnboundedReceiver<T>);
-
-impl<T> Stream for RequestStream<T> {
-    type Item = T;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
-    }
-}
 
 /// One ADS stream, from connect to its end; returns why it ended.
 pub(crate) async fn stream_once(
@@ -39,12 +23,7 @@ pub(crate) async fn stream_once(
     subscriptions: &mut watch::Receiver<BTreeSet<String>>,
     backoff: &mut Backoff,
 ) -> Result<Infallible, String> {
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let mut client = AggregatedDiscoveryServiceClient::new(channel)
-        .max_decoding_message_size(config.max_response_bytes);
+    let mut client = stream::connect(endpoint, config).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let send = |request| {
         tx.send(request)
@@ -76,58 +55,32 @@ pub(crate) async fn stream_once(
             }
         }
     };
-    let _connected = shared.metrics.connected();
-    shared.status.send_modify(|s| {
-        s.connected = true;
-        s.streams += 1;
-    });
+    let _connected = stream::opened(shared);
 
-    // Per type URL (0 = CDS, 1 = EDS): the NACK pace and a NACK held back by it.
-    let pacer = |salt: u64| {
-        let seed = config.seed.map(|seed| seed ^ salt);
-        NackPacer::new(Backoff::new(config.backoff_base, config.backoff_max, seed))
-    };
-    let mut pacers = [pacer(1), pacer(2)];
-    let mut held: [Option<(Instant, DiscoveryRequest)>; 2] = [None, None];
+    let mut answers = Answers::new(config);
     loop {
-        let next_held = held.iter().flatten().map(|(at, _)| *at).min();
         tokio::select! {
             message = responses.message() => {
-                let response = match message {
-                    Ok(Some(response)) => response,
-                    Ok(None) => return Err("closed by the control plane".to_owned()),
-                    Err(status) => return Err(format!("stream failed: {status}")),
-                };
+                let response = stream::received(message)?;
                 backoff.reset();
-                let (slot, state, names) = match response.type_url.as_str() {
-                    CLUSTER_TYPE_URL => (0, &mut cds, &wildcard),
-                    ENDPOINT_TYPE_URL => (1, &mut eds, &names),
+                let (slot, state, names) = match stream::slot(&response.type_url) {
+                    Some(0) => (0, &mut cds, &wildcard),
+                    Some(_) => (1, &mut eds, &names),
                     // Not ours: NACK it at once without touching any state.
-                    _ => {
+                    None => {
                         let mut stray = TypeState::default();
                         send(answer(shared, config, node, &response, &mut stray, &wildcard).0)?;
                         continue;
                     }
                 };
                 let (request, accepted) = answer(shared, config, node, &response, state, names);
-                // A newer answer supersedes a NACK still held back for this type.
-                held[slot] = None;
-                if accepted {
-                    pacers[slot].on_ack();
-                    send(request)?;
-                } else if let Some(delay) = pacers[slot].on_nack() {
-                    held[slot] = Some((Instant::now() + delay, request));
-                } else {
+                if let Some(request) = answers.answered(slot, request, accepted) {
                     send(request)?;
                 }
             }
-            () = sleep_until_some(next_held) => {
-                let now = Instant::now();
-                for slot in &mut held {
-                    if slot.as_ref().is_some_and(|(at, _)| *at <= now) {
-                        let (_, request) = slot.take().expect("checked above");
-                        send(request)?;
-                    }
+            due = answers.due() => {
+                for request in due {
+                    send(request)?;
                 }
             }
             changed = subscriptions.changed() => {
@@ -136,14 +89,6 @@ pub(crate) async fn stream_once(
                 send(eds.request(node, ENDPOINT_TYPE_URL, &names, None))?;
             }
         }
-    }
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-pub(crate) async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

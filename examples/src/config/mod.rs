@@ -34,9 +34,9 @@ pub use model::{
     AppConfig, AuthorizationConfig, BreakerSettings, BudgetConfig, DiscoveryConfig, EjectionConfig,
     EndpointConfig, IdentityConfig, LimitName, Listeners, LocalityConfig, PoolConfig, ProtocolName,
     RetryConfig, RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
-    VegasSettings,
+    VegasSettings, XdsProtocolName, XdsSettings,
 };
-pub use resolve::{App, Discovery, Identity, Service, Sidecar, Transport};
+pub use resolve::{App, Discovery, Identity, Service, Sidecar, Transport, Xds};
 pub(crate) use resolve::{identity as resolve_identity, service as resolve_service};
 
 /// Why a configuration was refused.

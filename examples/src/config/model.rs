@@ -33,10 +33,51 @@ pub struct SidecarConfig {
     /// the first table). Default: the binary's name, `mesh-sidecar`.
     #[serde(default)]
     pub service_name: Option<String>,
+    /// `[xds]`: the xDS control plane that services with `discovery = { xds = "CLUSTER" }` follow.
+    /// Absent: no xDS (such a service is an error).
+    #[serde(default)]
+    pub xds: Option<XdsSettings>,
     /// `[otlp]`: export of spans and metrics over OTLP/HTTP. Absent: no export (metrics are still
     /// served on the admin listener's `/metrics`).
     #[serde(default)]
     pub otlp: Option<crate::telemetry::OtlpSettings>,
+}
+
+/// `[xds]`: one control plane over one ADS stream (mesh-xds). The connection is plaintext HTTP/2
+/// for now: mTLS to the control plane is not configurable yet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsSettings {
+    /// The control plane's gRPC address, `ip:port` or a URI (`http://host:port`).
+    pub server: String,
+    /// The node id this sidecar presents (Istio: `sidecar~IP~POD.NS~NS.svc.cluster.local`).
+    pub node_id: String,
+    /// The node's cluster (the service this sidecar runs for). Default: none.
+    #[serde(default)]
+    pub node_cluster: String,
+    /// `"sotw"` (State-of-the-World, default: every control plane has it) or `"delta"`.
+    #[serde(default)]
+    pub protocol: XdsProtocolName,
+    /// How long the sidecar waits at start for the first CDS answer naming its xDS services, so
+    /// their clusters' policies shape their stacks, in milliseconds. Default 15 000 (Envoy's
+    /// `initial_fetch_timeout`); when it passes, the services start on their own settings.
+    #[serde(default = "default_initial_fetch_timeout_ms")]
+    pub initial_fetch_timeout_ms: u64,
+}
+
+fn default_initial_fetch_timeout_ms() -> u64 {
+    15_000
+}
+
+/// The ADS variant of `[xds] protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdsProtocolName {
+    /// State-of-the-World.
+    #[default]
+    Sotw,
+    /// Delta (incremental).
+    Delta,
 }
 
 /// `[listeners]`: socket addresses (`ip:port`).
@@ -267,6 +308,7 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub authorities: Vec<String>,
     /// Where its endpoints (the peers' inbound listeners) are.
+    #[serde(deserialize_with = "discovery_config")]
     pub discovery: DiscoveryConfig,
     /// The SPIFFE ID every endpoint must present (overrides a per-endpoint identity when set).
     #[serde(default)]
@@ -304,7 +346,8 @@ fn default_timeout_ms() -> u64 {
     15_000
 }
 
-/// `discovery = { kind = "static" | "file" | "dns", ... }`.
+/// `discovery = { kind = "static" | "file" | "dns" | "xds", ... }`, or the short form of xDS,
+/// `discovery = { xds = "CLUSTER" }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum DiscoveryConfig {
@@ -334,6 +377,36 @@ pub enum DiscoveryConfig {
         #[serde(default)]
         nameserver: Option<String>,
     },
+    /// The endpoints the `[xds]` control plane announces for a cluster (its EDS answer).
+    Xds {
+        /// The CDS cluster name, e.g. Istio's `outbound|8080||reviews.default.svc.cluster.local`.
+        cluster: String,
+    },
+}
+
+/// Reads `discovery`: the short form `{ xds = "CLUSTER" }`, or the tagged table (`kind = ...`).
+fn discovery_config<'de, D>(deserializer: D) -> Result<DiscoveryConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let value = toml::Value::deserialize(deserializer)?;
+    if let Some(table) = value.as_table()
+        && let Some(cluster) = table.get("xds")
+    {
+        if table.len() > 1 {
+            return Err(D::Error::custom(
+                "the short form `{ xds = \"CLUSTER\" }` takes no other key",
+            ));
+        }
+        let cluster = cluster
+            .as_str()
+            .ok_or_else(|| D::Error::custom("`xds` must be a cluster name (a string)"))?;
+        return Ok(DiscoveryConfig::Xds {
+            cluster: cluster.to_owned(),
+        });
+    }
+    DiscoveryConfig::deserialize(value).map_err(D::Error::custom)
 }
 
 fn default_file_interval_ms() -> u64 {

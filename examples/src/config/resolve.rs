@@ -22,6 +22,7 @@ use super::ConfigError;
 use super::model::{
     AppConfig, AuthorizationConfig, DiscoveryConfig, IdentityConfig, LimitName, PoolConfig,
     ProtocolName, RetryConfig, RuleAction, RuleConfig, ServiceConfig, SidecarConfig, TransportName,
+    XdsProtocolName, XdsSettings,
 };
 
 /// A checked configuration.
@@ -50,6 +51,19 @@ pub struct Sidecar {
     pub request_body_idle_timeout: Option<std::time::Duration>,
     /// `service_name` and `[otlp]`.
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// `[xds]`, when set.
+    pub xds: Option<Xds>,
+}
+
+/// The checked `[xds]` table.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Xds {
+    /// The client's settings (server, node id and cluster, protocol, this sidecar's locality);
+    /// the sidecar adds its meter and seed.
+    pub config: mesh_xds::XdsConfig,
+    /// How long the sidecar waits at start for the clusters' policies (CDS).
+    pub initial_fetch_timeout: Duration,
 }
 
 /// The local app.
@@ -149,6 +163,13 @@ pub enum Discovery {
         /// The SPIFFE ID expected of every endpoint, from the service's `identity`.
         identity: Option<String>,
     },
+    /// The endpoints the `[xds]` control plane announces for a CDS cluster.
+    Xds {
+        /// The cluster's name.
+        cluster: String,
+        /// The SPIFFE ID expected of every endpoint, from the service's `identity`.
+        identity: Option<String>,
+    },
 }
 
 fn addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -220,8 +241,19 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
                 ));
             }
         }
+        if matches!(service.discovery, Discovery::Xds { .. }) && raw.xds.is_none() {
+            return Err(ConfigError::invalid(
+                format!("services.{name}.discovery"),
+                "xDS discovery needs an `[xds]` table naming the control plane",
+            ));
+        }
         services.push(service);
     }
+    let xds = raw
+        .xds
+        .as_ref()
+        .map(|xds| xds_settings(xds, &locality))
+        .transpose()?;
     Ok(Sidecar {
         inbound,
         outbound,
@@ -234,6 +266,36 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
         server: raw.server.resolve()?,
         request_body_idle_timeout: raw.server.request_body_idle_timeout(),
         telemetry: crate::telemetry::resolve(raw.service_name.as_deref(), raw.otlp.as_ref())?,
+        xds,
+    })
+}
+
+/// `[xds]`: a bare `ip:port` server becomes `http://ip:port`; mesh-xds checks the rest.
+fn xds_settings(raw: &XdsSettings, locality: &Locality) -> Result<Xds, ConfigError> {
+    let server = if raw.server.contains("://") {
+        raw.server.clone()
+    } else {
+        format!("http://{}", addr("xds.server", &raw.server)?)
+    };
+    let config = mesh_xds::XdsConfig::new(server, raw.node_id.clone())
+        .node_cluster(raw.node_cluster.clone())
+        .locality(locality.clone())
+        .protocol(match raw.protocol {
+            XdsProtocolName::Sotw => mesh_xds::Protocol::StateOfTheWorld,
+            XdsProtocolName::Delta => mesh_xds::Protocol::Delta,
+        });
+    if let Err(mesh_xds::XdsError::Config { field, reason }) = config.validate() {
+        return Err(ConfigError::invalid(format!("xds.{field}"), reason));
+    }
+    if raw.initial_fetch_timeout_ms == 0 {
+        return Err(ConfigError::invalid(
+            "xds.initial_fetch_timeout_ms",
+            "must be at least 1",
+        ));
+    }
+    Ok(Xds {
+        config,
+        initial_fetch_timeout: ms(raw.initial_fetch_timeout_ms),
     })
 }
 
@@ -632,6 +694,18 @@ fn discovery(key: &str, raw: &ServiceConfig, base: &Path) -> Result<Discovery, C
                 host: host.clone(),
                 port: *port,
                 nameserver,
+                identity: raw.identity.clone(),
+            }
+        }
+        DiscoveryConfig::Xds { cluster } => {
+            if cluster.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.xds"),
+                    "must name a cluster",
+                ));
+            }
+            Discovery::Xds {
+                cluster: cluster.clone(),
                 identity: raw.identity.clone(),
             }
         }

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use super::{ConfigError, Discovery, parse};
 
 mod retry;
+mod xds;
 
 /// A directory with empty identity files (existence is all the loader checks).
 fn dir() -> PathBuf {

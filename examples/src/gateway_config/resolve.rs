@@ -143,6 +143,12 @@ pub(super) fn resolve(raw: GatewayConfig, base: &Path) -> Result<Gateway, Config
         let mut config = config.clone();
         config.authorities = vec!["gateway".to_owned()];
         let mut service = resolve_service(name, &config, base)?;
+        if matches!(service.discovery, crate::config::Discovery::Xds { .. }) {
+            return Err(ConfigError::invalid(
+                format!("services.{name}.discovery"),
+                "xDS discovery is the sidecar's (its `[xds]` table); the gateway has none yet",
+            ));
+        }
         service.authorities.clear();
         index.insert(name.clone(), services.len());
         services.push(service);

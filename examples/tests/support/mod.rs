@@ -11,7 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use http::header::HOST;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
+use mesh_core::{Body, Endpoint};
 use mesh_tls::test_ca::TestCa;
+use std::time::Duration;
 
 /// A fresh directory under the system temp dir, unique per process and call.
 pub(crate) fn temp_dir(prefix: &str, tag: &str) -> PathBuf {
@@ -205,4 +211,52 @@ pub(crate) async fn get(
         parts.headers,
         String::from_utf8_lossy(&body).into_owned(),
     )
+}
+
+/// One plaintext request in `protocol` (HTTP/2 with prior knowledge); returns status and body.
+pub(crate) async fn get_with(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    protocol: Protocol,
+) -> (StatusCode, String) {
+    let client = HttpClient::<Body>::new(
+        Endpoint::new(addr),
+        TcpConnector::new(),
+        ClientConfig::default().protocol(protocol),
+    );
+    // The client connects to `addr` whatever the URI says; the URI carries the name the app
+    // addressed, as an app's HTTP/2 `:authority` would.
+    let req = Request::get(format!("http://{host}{path}"))
+        .header(HOST, host)
+        .body(Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(client, req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Upper bound on waiting for an observable change (a discovery update reaching the balancer); a
+/// safety net on a loaded machine, not a delay.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Sends GETs of `path` through `addr` until an answer satisfies `wanted` or [`PATIENCE`] passes;
+/// returns the last answer. Attempts are paced a few milliseconds apart so the loop does not
+/// monopolise the machine.
+pub(crate) async fn get_until(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    wanted: impl Fn(StatusCode, &str) -> bool,
+) -> (StatusCode, String) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut pace = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        pace.tick().await;
+        let (status, body) = get_with(addr, host, path, Protocol::Http1).await;
+        if wanted(status, &body) || tokio::time::Instant::now() >= deadline {
+            return (status, body);
+        }
+    }
 }

@@ -6,8 +6,10 @@
 //!   Vegas) → local app, whose trace context names the inbound server span as its parent
 //! outbound (plaintext, from the local app)
 //!   route by :authority / Host → ClientTrace → RequestTimeout → Retry + WindowBudget → Balance
-//!   (locality, ejection; static / file / DNS discovery) → per-endpoint breaker → HTTP/2 over mTLS
-//! admin    (plaintext) /live, /ready, /metrics
+//!   (locality, ejection; static / file / DNS / xDS discovery) → per-endpoint breaker → HTTP/2
+//!   over mTLS
+//! admin    (plaintext) /live, /ready, /metrics (with `[xds]`, /ready waits for every xDS-fed
+//!          service's first endpoints)
 //! ```
 //!
 //! HTTP/1.1 and HTTP/2 (gRPC) are accepted on every listener; between sidecars everything travels
@@ -51,6 +53,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod identity;
 mod inbound;
 mod outbound;
+mod xds;
 
 use std::collections::HashMap;
 
@@ -61,7 +64,7 @@ use mesh_examples::args::{ArgError, Args};
 use mesh_examples::config::{self, ConfigError, Sidecar};
 use mesh_examples::logging::LogFormat;
 use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, local_clients_server_config};
-use mesh_examples::stack::build_clients;
+use mesh_examples::stack::build_clients_with_xds;
 use tower::Layer;
 
 const USAGE: &str = "\
@@ -135,7 +138,18 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         .connector()
         .meter(meter.clone())
         .recheck_connections_on_bundle_change(config.identity.recheck_connections_on_bundle_change);
-    let clients = build_clients(&config.services, &config.locality, &connector, &meter, seed)?;
+    let xds = match &config.xds {
+        Some(settings) => Some(xds::connect(settings, &config.services, &meter, seed).await?),
+        None => None,
+    };
+    let clients = build_clients_with_xds(
+        &config.services,
+        &config.locality,
+        &connector,
+        &meter,
+        seed,
+        xds.as_ref(),
+    )?;
     let mut routes = HashMap::new();
     for (service, client) in config.services.iter().zip(clients) {
         for authority in &service.authorities {
@@ -180,7 +194,15 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         mesh_examples::admin::build(telemetry.metrics(), drain.ready_flag()),
         drain.stopped(),
     ));
-    drain.set_ready();
+    match &xds {
+        Some(client) => xds::mark_ready_when_loaded(
+            client,
+            &config.services,
+            drain.ready_flag(),
+            drain.stopped(),
+        ),
+        None => drain.set_ready(),
+    }
     println!(
         "mesh-sidecar: ready inbound={} outbound={} admin={} seed={seed}",
         addrs.0, addrs.1, addrs.2
@@ -197,6 +219,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
 
     drain.run_until_signal("mesh-sidecar").await?;
     drop(identity);
+    drop(xds);
     telemetry.shutdown();
     tracing::info!("mesh-sidecar: stopped");
     Ok(())
