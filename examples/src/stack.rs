@@ -34,16 +34,16 @@
 use std::time::Duration;
 
 use http::Request;
+use mesh::ClientBuilder;
 use mesh_balance::discover::{
     DnsDiscover, DnsDiscoverConfig, DnsTarget, FileDiscover, FileDiscoverConfig, StaticDiscover,
 };
 use mesh_balance::{BalanceConfig, LocalityConfig};
 use mesh_core::client::ClientConfig;
-use mesh_core::{Body, BoxError, Endpoint, Locality};
+use mesh_core::{Body, BoxError, Locality};
 use mesh_tls::TlsConnector;
 use mesh_xds::{ClusterPolicy, XdsClient};
 use opentelemetry::metrics::Meter;
-use tower::discover::Discover;
 
 use crate::config::{Discovery, Service, Transport};
 
@@ -96,37 +96,26 @@ pub fn build_client_with_xds(
     seed: u64,
     xds: Option<&XdsClient>,
 ) -> Result<Client, BoxError> {
-    let policy = None;
-    match &service.discovery {
-        Discovery::Static(endpoints) => finish(
-            StaticDiscover::new(endpoints.iter().cloned()),
+    // Each source sets the builder's discovery (it boxes whatever it is given); the rest of the
+    // settings are the same for all, in `finish`.
+    let builder = Client::builder();
+    let (builder, identity, policy) = match &service.discovery {
+        Discovery::Static(endpoints) => (
+            builder.discover(StaticDiscover::new(endpoints.iter().cloned())),
             None,
-            policy,
-            service,
-            local,
-            connector,
-            meter,
-            seed,
+            None,
         ),
         Discovery::File {
             path,
             interval,
             identity,
-        } => finish(
-            FileDiscover::with_config(
-                path.clone(),
-                FileDiscoverConfig::default()
-                    .interval(*interval)
-                    .meter(meter.clone()),
-            )?,
-            identity.clone(),
-            policy,
-            service,
-            local,
-            connector,
-            meter,
-            seed,
-        ),
+        } => {
+            let config = FileDiscoverConfig::default()
+                .interval(*interval)
+                .meter(meter.clone());
+            let discover = FileDiscover::with_config(path.clone(), config)?;
+            (builder.discover(discover), identity.clone(), None)
+        }
         Discovery::Dns {
             host,
             port,
@@ -136,33 +125,18 @@ pub fn build_client_with_xds(
             let config = DnsDiscoverConfig::default().meter(meter.clone());
             let discover =
                 DnsDiscover::with_nameserver(DnsTarget::host(host, *port)?, *nameserver, config)?;
-            finish(
-                discover,
-                identity.clone(),
-                policy,
-                service,
-                local,
-                connector,
-                meter,
-                seed,
-            )
+            (builder.discover(discover), identity.clone(), None)
         }
         Discovery::Xds { cluster, identity } => {
             let xds = xds.ok_or("xDS discovery needs an `[xds]` control plane")?;
             let policy = xds.cluster_policy(cluster);
             let discover = xds.discover(&xds_resource(cluster, policy.as_ref()));
-            finish(
-                discover,
-                identity.clone(),
-                policy,
-                service,
-                local,
-                connector,
-                meter,
-                seed,
-            )
+            (builder.discover(discover), identity.clone(), policy)
         }
-    }
+    };
+    finish(
+        builder, identity, policy, service, local, connector, meter, seed,
+    )
 }
 
 /// The EDS resource of `cluster`: the policy's `eds_service_name` once CDS named the cluster,
@@ -211,8 +185,8 @@ pub fn build_clients_with_xds(
 /// The builder call: the service's settings (with its xDS cluster's `policy` over them), seeded, on
 /// `meter`, over mTLS or plain TCP.
 #[allow(clippy::too_many_arguments)]
-fn finish<D>(
-    discover: D,
+fn finish(
+    builder: ClientBuilder,
     identity: Option<String>,
     policy: Option<ClusterPolicy>,
     service: &Service,
@@ -220,11 +194,7 @@ fn finish<D>(
     connector: TlsConnector,
     meter: &Meter,
     seed: u64,
-) -> Result<Client, BoxError>
-where
-    D: Discover<Key = mesh_core::EndpointKey, Service = Endpoint> + Send + Unpin + 'static,
-    D::Error: Into<BoxError>,
-{
+) -> Result<Client, BoxError> {
     let mut balance = BalanceConfig::default()
         .outliers(service.outliers)
         .locality(LocalityConfig::new(local.clone()));
@@ -235,8 +205,7 @@ where
             http = http.connect_timeout(timeout);
         }
     }
-    let mut builder = Client::builder()
-        .discover(discover)
+    let mut builder = builder
         .name(service.name.clone())
         .timeout(service.timeout)
         .retry(service.retry.clone())
