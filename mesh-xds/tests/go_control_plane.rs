@@ -17,12 +17,10 @@ use mesh_balance::discover::HandleDiscover;
 use mesh_balance::{Balance, BalanceConfig, LoadStrategy};
 use mesh_core::client::{ClientConfig, HttpClient, TcpConnector};
 use mesh_core::{Endpoint, EndpointKey};
+use mesh_test::TestMetrics;
 use mesh_xds::{
     ClusterPolicy, ENDPOINT_TYPE_URL, LbPolicy, Protocol, XdsClient, XdsConfig, XdsStatus,
 };
-use opentelemetry::metrics::MeterProvider;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use serde_json::json;
 use support::{ControlPlane, WAIT, backend, next_change, ready_changes};
 use tower::ServiceExt;
@@ -469,41 +467,25 @@ async fn cluster_policies_follow_cds_changes_and_removals(protocol: Protocol) {
 
 /// The integer sum `name` of a metrics snapshot, by `(type, result)` attributes (empty strings
 /// for a series without them).
-fn sums(
-    provider: &SdkMeterProvider,
-    exporter: &InMemoryMetricExporter,
-    name: &str,
-) -> BTreeMap<(String, String), i64> {
-    exporter.reset();
-    provider.force_flush().unwrap();
-    let snapshot = exporter.get_finished_metrics().unwrap().pop().unwrap();
-    let metric = snapshot
-        .scope_metrics()
-        .flat_map(|scope| scope.metrics())
-        .find(|metric| metric.name() == name)
-        .unwrap_or_else(|| panic!("no metric named {name}"));
-    let key = |attributes: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
-        let mut key = (String::new(), String::new());
-        for kv in attributes {
-            match kv.key.as_str() {
-                "mesh.xds.type" => key.0 = kv.value.to_string(),
-                "mesh.xds.result" => key.1 = kv.value.to_string(),
-                _ => {}
-            }
-        }
-        key
+fn sums(metrics: &TestMetrics, name: &str) -> BTreeMap<(String, String), i64> {
+    let attribute = |point: &mesh_test::Point, key: &str| {
+        point
+            .attribute(key)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
     };
-    match metric.data() {
-        AggregatedMetrics::U64(MetricData::Sum(sum)) => sum
-            .data_points()
-            .map(|p| (key(&mut p.attributes()), p.value() as i64))
-            .collect(),
-        AggregatedMetrics::I64(MetricData::Sum(sum)) => sum
-            .data_points()
-            .map(|p| (key(&mut p.attributes()), p.value()))
-            .collect(),
-        other => panic!("{name} is not an integer sum: {other:?}"),
-    }
+    metrics
+        .get(name)
+        .points
+        .iter()
+        .map(|p| {
+            let key = (
+                attribute(p, "mesh.xds.type"),
+                attribute(p, "mesh.xds.result"),
+            );
+            (key, p.value)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,13 +493,10 @@ async fn metrics_count_streams_and_accepted_and_rejected_updates() {
     let Some(cp) = ControlPlane::start().await else {
         return;
     };
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
+    let metrics = TestMetrics::new();
     let a = backend().await;
     cp.snapshot(snapshot("1", &[(a, 1, "HEALTHY")])).await;
-    let config = config(&cp, Protocol::StateOfTheWorld).meter(provider.meter("xds-test"));
+    let config = config(&cp, Protocol::StateOfTheWorld).meter(metrics.meter());
     let client = XdsClient::connect(config).await.unwrap();
     let _discover = client.discover(CLUSTER);
     client.ready(CLUSTER, WAIT).await.unwrap();
@@ -525,12 +504,9 @@ async fn metrics_count_streams_and_accepted_and_rejected_updates() {
 
     let none = || (String::new(), String::new());
     let series = |kind: &str, result: &str| (kind.to_owned(), result.to_owned());
-    assert_eq!(
-        sums(&provider, &exporter, "mesh.xds.stream.connected")[&none()],
-        1
-    );
-    assert_eq!(sums(&provider, &exporter, "mesh.xds.streams")[&none()], 1);
-    let updates = sums(&provider, &exporter, "mesh.xds.updates");
+    assert_eq!(sums(&metrics, "mesh.xds.stream.connected")[&none()], 1);
+    assert_eq!(sums(&metrics, "mesh.xds.streams")[&none()], 1);
+    let updates = sums(&metrics, "mesh.xds.updates");
     assert_eq!(
         updates.len(),
         6,
@@ -546,7 +522,7 @@ async fn metrics_count_streams_and_accepted_and_rejected_updates() {
         s.nacked.contains_key(ENDPOINT_TYPE_URL)
     })
     .await;
-    let updates = sums(&provider, &exporter, "mesh.xds.updates");
+    let updates = sums(&metrics, "mesh.xds.updates");
     assert!(updates[&series("eds", "rejected")] >= 1, "{updates:?}");
     assert_eq!(updates[&series("eds", "accepted")], 1);
 
@@ -556,7 +532,7 @@ async fn metrics_count_streams_and_accepted_and_rejected_updates() {
     drop(client);
     let ended = tokio::time::timeout(WAIT, async { while status.changed().await.is_ok() {} });
     ended.await.expect("the stream task ends");
-    let connected = sums(&provider, &exporter, "mesh.xds.stream.connected");
+    let connected = sums(&metrics, "mesh.xds.stream.connected");
     assert_eq!(connected[&none()], 0);
 }
 

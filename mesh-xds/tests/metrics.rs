@@ -7,37 +7,21 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use mesh_test::{Kind, TestMetrics};
 use mesh_xds::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, XdsClient, XdsConfig};
-use opentelemetry::metrics::MeterProvider;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use serde_json::json;
 use support::{ControlPlane, WAIT, backend};
 
 type Series = BTreeMap<BTreeMap<String, String>, u64>;
 
-/// The points of the u64 gauge `name`, by attributes.
-fn gauge(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter, name: &str) -> Series {
-    exporter.reset();
-    provider.force_flush().unwrap();
-    let snapshot = exporter.get_finished_metrics().unwrap().pop().unwrap();
-    let metric = snapshot
-        .scope_metrics()
-        .flat_map(|scope| scope.metrics())
-        .find(|metric| metric.name() == name)
-        .unwrap_or_else(|| panic!("no metric named {name}"));
-    let AggregatedMetrics::U64(MetricData::Gauge(gauge)) = metric.data() else {
-        panic!("{name} is not a u64 gauge");
-    };
-    gauge
-        .data_points()
-        .map(|p| {
-            let attributes = p
-                .attributes()
-                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-                .collect();
-            (attributes, p.value())
-        })
+/// The points of the gauge `name`, by attributes.
+fn gauge(metrics: &TestMetrics, name: &str) -> Series {
+    let metric = metrics.get(name);
+    assert_eq!(metric.kind, Kind::Gauge, "{name} is not a gauge");
+    metric
+        .points
+        .iter()
+        .map(|p| (p.labels(), u64::try_from(p.value).expect("a u64 gauge")))
         .collect()
 }
 
@@ -69,17 +53,14 @@ async fn gauges_show_versions_update_time_and_endpoints_by_priority() {
     let Some(cp) = ControlPlane::start().await else {
         return;
     };
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
+    let metrics = TestMetrics::new();
     let (a, b, c) = (backend().await, backend().await, backend().await);
     cp.snapshot(snapshot("1", &[(a, 0), (b, 0), (c, 1)])).await;
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let config = XdsConfig::new(cp.uri(), "test-node").meter(provider.meter("xds-test"));
+    let config = XdsConfig::new(cp.uri(), "test-node").meter(metrics.meter());
     let client = XdsClient::connect(config).await.unwrap();
     let _discover = client.discover("orders");
     client.ready("orders", WAIT).await.unwrap();
@@ -93,7 +74,7 @@ async fn gauges_show_versions_update_time_and_endpoints_by_priority() {
         .unwrap()
         .unwrap();
 
-    let endpoints = gauge(&provider, &exporter, "mesh.xds.endpoints");
+    let endpoints = gauge(&metrics, "mesh.xds.endpoints");
     let series = |priority: &str| {
         attrs(&[
             ("mesh.xds.cluster", "orders"),
@@ -101,13 +82,13 @@ async fn gauges_show_versions_update_time_and_endpoints_by_priority() {
         ])
     };
     assert_eq!(endpoints, [(series("0"), 2), (series("1"), 1)].into());
-    let versions = gauge(&provider, &exporter, "mesh.xds.version");
+    let versions = gauge(&metrics, "mesh.xds.version");
     let version = |kind: &str, v: &str| attrs(&[("mesh.xds.type", kind), ("mesh.xds.version", v)]);
     assert_eq!(
         versions,
         [(version("cds", "1"), 1), (version("eds", "1"), 1)].into()
     );
-    let times = gauge(&provider, &exporter, "mesh.xds.update.time");
+    let times = gauge(&metrics, "mesh.xds.update.time");
     for kind in ["cds", "eds"] {
         let at = times[&attrs(&[("mesh.xds.type", kind)])];
         assert!(
@@ -125,9 +106,9 @@ async fn gauges_show_versions_update_time_and_endpoints_by_priority() {
     .await
     .unwrap()
     .unwrap();
-    let endpoints = gauge(&provider, &exporter, "mesh.xds.endpoints");
+    let endpoints = gauge(&metrics, "mesh.xds.endpoints");
     assert_eq!(endpoints, [(series("0"), 1), (series("1"), 0)].into());
-    let versions = gauge(&provider, &exporter, "mesh.xds.version");
+    let versions = gauge(&metrics, "mesh.xds.version");
     assert_eq!(versions[&version("eds", "1")], 0);
     assert_eq!(versions[&version("eds", "2")], 1);
 }
