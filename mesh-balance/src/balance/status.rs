@@ -89,6 +89,7 @@ impl OutlierStatus {
 pub(crate) trait StatusSource: Send + Sync {
     fn status(&self) -> BalanceStatus;
     fn endpoints(&self) -> Vec<EndpointStatus>;
+    fn reconfigure(&self, config: super::BalanceConfig) -> Result<(), super::ConfigError>;
 }
 
 /// A cheap, clonable view of one balancer for an admin or debug endpoint.
@@ -118,6 +119,16 @@ impl BalanceHandle {
     /// the balancer is gone.
     pub fn endpoints(&self) -> Option<Vec<EndpointStatus>> {
         Some(self.source.upgrade()?.endpoints())
+    }
+
+    /// Applies a new configuration to the running balancer (every clone), without dropping a
+    /// request: see [`Balance::reconfigure`](super::Balance::reconfigure) for what changes and
+    /// what is kept. `Ok(false)` once the balancer is gone.
+    pub fn reconfigure(&self, config: super::BalanceConfig) -> Result<bool, super::ConfigError> {
+        match self.source.upgrade() {
+            Some(source) => source.reconfigure(config).map(|()| true),
+            None => Ok(false),
+        }
     }
 }
 

@@ -165,6 +165,16 @@ where
         }
     }
 
+    /// See [`Balance::reconfigure`](super::Balance::reconfigure).
+    pub(crate) fn reconfigure(&mut self, config: BalanceConfig) {
+        self.config.load = config.load;
+        self.config.locality = config.locality;
+        self.config.slow_start = config.slow_start;
+        self.config.outliers = config.outliers;
+        // Tiers are recomputed from the new locality settings at the next refresh.
+        self.seen = (u64::MAX, u64::MAX);
+    }
+
     pub(crate) fn status(&self) -> BalanceStatus {
         BalanceStatus {
             endpoints: self.slots.len(),
