@@ -24,6 +24,6 @@ pub use balance::{
 pub use eject::OutlierConfig;
 pub use hash::HashConfig;
 pub use load::{LoadStrategy, PeakEwmaConfig};
-pub use locality::LocalityConfig;
+pub use locality::{LocalityConfig, TierSource};
 pub mod health;
 pub mod slow_start;

@@ -46,12 +46,15 @@ pub(crate) enum EndpointCount {
     Ejected = 1,
     /// Not ejected, but its service is not ready (or not polled yet).
     Unready = 2,
+    /// Marked draining by discovery (whatever its readiness or gate): takes no new requests.
+    Draining = 3,
 }
 
-const STATES: [(EndpointCount, &str); 3] = [
+const STATES: [(EndpointCount, &str); 4] = [
     (EndpointCount::Ready, "ready"),
     (EndpointCount::Ejected, "ejected"),
     (EndpointCount::Unready, "unready"),
+    (EndpointCount::Draining, "draining"),
 ];
 
 /// Which detector ejected an endpoint.
@@ -66,7 +69,17 @@ pub(crate) enum EjectionReason {
 }
 
 const REASONS: [&str; 3] = ["consecutive", "rate", "probe"];
-const TIER_NAMES: [&str; TIERS] = ["subzone", "zone", "region", "any"];
+/// Tier names by proximity, then by priority ([`TierSource`](crate::locality::TierSource)).
+const TIER_NAMES: [&str; TIERS * 2] = [
+    "subzone",
+    "zone",
+    "region",
+    "any",
+    "priority-0",
+    "priority-1",
+    "priority-2",
+    "priority-3+",
+];
 
 /// Every instrument of one balancer and the attribute sets that do not depend on an endpoint.
 #[derive(Debug)]
@@ -79,10 +92,10 @@ pub(crate) struct BalanceMetrics {
     in_flight: UpDownCounter<i64>,
     /// The attributes every series of this balancer carries: its name, when it has one.
     balancer_attributes: Vec<KeyValue>,
-    state_attributes: [Vec<KeyValue>; 3],
+    state_attributes: [Vec<KeyValue>; 4],
     reason_attributes: [Vec<KeyValue>; 3],
-    /// Indexed by [`route`]: tier × spilled.
-    route_attributes: [Vec<KeyValue>; TIERS * 2],
+    /// Indexed by [`route`]: tier source × tier × spilled.
+    route_attributes: [Vec<KeyValue>; TIERS * 4],
 }
 
 /// `attributes` after the balancer's own (its name).
@@ -93,15 +106,18 @@ fn with_balancer(
     balancer.iter().cloned().chain(attributes).collect()
 }
 
-/// The index of a request's locality route in the `mesh.balance.requests` attribute sets.
-pub(crate) fn route(tier: usize, spilled: bool) -> u8 {
-    (tier * 2 + usize::from(spilled)) as u8
+/// The index of a request's locality route in the `mesh.balance.requests` attribute sets. The
+/// tier is `(route / 2) % TIERS` whatever the source.
+pub(crate) fn route(tier: usize, spilled: bool, by_priority: bool) -> u8 {
+    (usize::from(by_priority) * TIERS * 2 + tier * 2 + usize::from(spilled)) as u8
 }
 
 impl BalanceMetrics {
     /// Instruments from `meter`, or from the global provider's `mesh-balance` meter; every series
     /// carries `mesh.balance.name = name` when a name is given.
-    pub(crate) fn new(meter: Option<&Meter>, name: Option<&str>) -> Arc<Self> {
+    /// The request series of tiers by priority start at zero only when priorities are in use
+    /// (`by_priority`, or later [`start_routes`](Self::start_routes)).
+    pub(crate) fn new(meter: Option<&Meter>, name: Option<&str>, by_priority: bool) -> Arc<Self> {
         let balancer: Vec<KeyValue> = name
             .map(|name| KeyValue::new(NAME, name.to_owned()))
             .into_iter()
@@ -161,6 +177,7 @@ impl BalanceMetrics {
             balancer_attributes: balancer,
         };
         metrics.start_at_zero();
+        metrics.start_routes(by_priority);
         Arc::new(metrics)
     }
 
@@ -173,11 +190,17 @@ impl BalanceMetrics {
         for attributes in &self.reason_attributes {
             self.ejections.add(0, attributes);
         }
-        for attributes in &self.route_attributes {
-            self.requests.add(0, attributes);
-        }
         self.panic_active.add(0, &self.balancer_attributes);
         self.panic_entries.add(0, &self.balancer_attributes);
+    }
+
+    /// Records 0 for the request series of one tier source (see the module docs).
+    pub(crate) fn start_routes(&self, by_priority: bool) {
+        let half = TIERS * 2;
+        let start = usize::from(by_priority) * half;
+        for attributes in &self.route_attributes[start..start + half] {
+            self.requests.add(0, attributes);
+        }
     }
 
     pub(crate) fn ejected(&self, reason: EjectionReason) {
@@ -227,7 +250,7 @@ impl EndpointMetrics {
 #[derive(Debug)]
 pub(crate) struct ReportedCounts {
     metrics: Arc<BalanceMetrics>,
-    endpoints: [i64; 3],
+    endpoints: [i64; 4],
     panic: bool,
 }
 
@@ -235,7 +258,7 @@ impl ReportedCounts {
     pub(crate) fn new(metrics: Arc<BalanceMetrics>) -> Self {
         Self {
             metrics,
-            endpoints: [0; 3],
+            endpoints: [0; 4],
             panic: false,
         }
     }
@@ -245,7 +268,7 @@ impl ReportedCounts {
     }
 
     /// Reports the current endpoint counts, indexed by [`EndpointCount`].
-    pub(crate) fn endpoints(&mut self, counts: [i64; 3]) {
+    pub(crate) fn endpoints(&mut self, counts: [i64; 4]) {
         for (i, (&new, old)) in counts.iter().zip(&mut self.endpoints).enumerate() {
             if new != *old {
                 self.metrics
@@ -277,7 +300,7 @@ impl ReportedCounts {
 
 impl Drop for ReportedCounts {
     fn drop(&mut self) {
-        self.endpoints([0; 3]);
+        self.endpoints([0; 4]);
         self.panic(false);
     }
 }

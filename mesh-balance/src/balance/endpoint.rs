@@ -20,6 +20,57 @@ use crate::slow_start::SlowStart;
 /// a scan.
 pub(crate) type TierInFlight = [AtomicU64; TIERS];
 
+/// The settings an endpoint's requests read when they end, outside the balancer's lock: shared by
+/// every endpoint of one balancer and kept in atomics, so that a
+/// [reconfiguration](super::Balance::reconfigure) reaches requests already in flight without a
+/// lock on their path.
+#[derive(Debug)]
+pub(crate) struct LiveTuning {
+    /// The PeakEWMA time constant samples are averaged with, in nanoseconds.
+    decay: AtomicU64,
+    /// Slow start's [`cold_after`](SlowStart::cold_after) in nanoseconds; `u64::MAX` while slow
+    /// start is off (nothing is ever cold).
+    cold_after: AtomicU64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl LiveTuning {
+    pub(crate) fn new(strategy: &LoadStrategy, slow_start: &SlowStart) -> Self {
+        let tuning = Self {
+            decay: AtomicU64::new(nanos(Duration::from_secs(10))),
+            cold_after: AtomicU64::new(u64::MAX),
+        };
+        tuning.set(strategy, slow_start);
+        tuning
+    }
+
+    /// Takes the decay of a PeakEWMA `strategy` (another strategy keeps the current one: its
+    /// estimates are still kept, for the status report) and `slow_start`'s cold threshold.
+    pub(crate) fn set(&self, strategy: &LoadStrategy, slow_start: &SlowStart) {
+        if let LoadStrategy::PeakEwma(c) = strategy {
+            self.decay.store(nanos(c.decay), Ordering::Relaxed);
+        }
+        let cold = if slow_start.is_enabled() {
+            nanos(slow_start.cold_after)
+        } else {
+            u64::MAX
+        };
+        self.cold_after.store(cold, Ordering::Relaxed);
+    }
+
+    fn decay(&self) -> Duration {
+        Duration::from_nanos(self.decay.load(Ordering::Relaxed))
+    }
+
+    fn is_cold_after(&self, out: Duration) -> bool {
+        let cold = self.cold_after.load(Ordering::Relaxed);
+        cold != u64::MAX && nanos(out) >= cold
+    }
+}
+
 /// Load, health and weight of one endpoint, shared by the balancer and the endpoint's in-flight
 /// requests (which may outlive its removal from discovery).
 #[derive(Debug)]
@@ -28,8 +79,8 @@ pub(crate) struct EndpointState {
     pub(crate) health: EndpointHealth,
     pub(crate) metrics: EndpointMetrics,
     weight: AtomicU32,
-    decay: Duration,
-    slow_start: SlowStart,
+    /// Decay and slow start's cold threshold, shared with the balancer's other endpoints.
+    tuning: Arc<LiveTuning>,
     /// When discovery first inserted the endpoint.
     added_at: Instant,
     /// The start of the slow-start ramp, in nanoseconds after `added_at`: 0 at first, moved to
@@ -44,23 +95,22 @@ impl EndpointState {
     pub(crate) fn new(
         endpoint: &Endpoint,
         strategy: &LoadStrategy,
-        slow_start: SlowStart,
+        tuning: Arc<LiveTuning>,
         outliers: Arc<OutlierShared>,
         metrics: Arc<BalanceMetrics>,
         tier_in_flight: Option<Arc<TierInFlight>>,
         now: Instant,
     ) -> Self {
-        let (default_rtt, decay) = match strategy {
-            LoadStrategy::PeakEwma(c) => (c.default_rtt, c.decay),
-            _ => (Duration::ZERO, Duration::from_secs(10)),
+        let default_rtt = match strategy {
+            LoadStrategy::PeakEwma(c) => c.default_rtt,
+            _ => Duration::ZERO,
         };
         Self {
             load: EndpointLoad::new(default_rtt, now),
             health: EndpointHealth::new(outliers, now, endpoint.addr()),
             metrics: EndpointMetrics::new(metrics, endpoint.addr()),
             weight: AtomicU32::new(endpoint.weight().get()),
-            decay,
-            slow_start,
+            tuning,
             added_at: now,
             ramp_offset: AtomicU64::new(0),
             tier_in_flight,
@@ -75,7 +125,7 @@ impl EndpointState {
     /// The endpoint is back in rotation after `out` out of it (ejected, or not ready): if that
     /// is long enough for it to have gone cold, its slow-start ramp starts again at `now`.
     pub(crate) fn back_in_rotation(&self, out: Duration, now: Instant) {
-        if !self.slow_start.is_cold_after(out) {
+        if !self.tuning.is_cold_after(out) {
             return;
         }
         let offset = now.saturating_duration_since(self.added_at).as_nanos();
@@ -90,23 +140,39 @@ impl EndpointState {
     /// The weight the cost is divided by: the endpoint's weight, scaled by the slow-start factor
     /// while the endpoint is new or back cold. The one place weights are read. Never zero (a 0 %
     /// slow-start floor would otherwise make the cost infinite or NaN): at least a millionth.
-    pub(crate) fn effective_weight(&self, now: Instant) -> f64 {
+    pub(crate) fn effective_weight(&self, slow_start: &SlowStart, now: Instant) -> f64 {
         let weight = f64::from(self.weight.load(Ordering::Relaxed).max(1));
         let ramp = Duration::from_nanos(self.ramp_offset.load(Ordering::Relaxed));
         let since = now
             .saturating_duration_since(self.added_at)
             .saturating_sub(ramp);
-        (weight * self.slow_start.factor(since)).max(1e-6)
+        (weight * slow_start.factor(since)).max(1e-6)
     }
 
     /// The RTT estimate as the pick sees it at `now`.
     pub(crate) fn rtt(&self, now: Instant) -> Duration {
-        self.load.rtt(now, self.decay)
+        self.load.rtt(now, self.tuning.decay())
     }
 
     /// The cost of sending this endpoint one more request.
-    pub(crate) fn cost(&self, strategy: &LoadStrategy, now: Instant) -> f64 {
-        self.load.cost(strategy, now) / self.effective_weight(now)
+    pub(crate) fn cost(
+        &self,
+        strategy: &LoadStrategy,
+        slow_start: &SlowStart,
+        now: Instant,
+    ) -> f64 {
+        self.load.cost(strategy, now) / self.effective_weight(slow_start, now)
+    }
+
+    /// The load strategy changed to `strategy`: an estimate with no sample yet starts over from
+    /// the new PeakEWMA `default_rtt` (or from zero under another strategy, which does not read
+    /// it); a measured one, the pending count and everything else are kept.
+    pub(crate) fn adapt_load(&self, strategy: &LoadStrategy, now: Instant) {
+        let initial = match strategy {
+            LoadStrategy::PeakEwma(c) => c.default_rtt,
+            _ => Duration::ZERO,
+        };
+        self.load.reseed(initial, now);
     }
 }
 
@@ -163,7 +229,7 @@ impl EndpointTicket {
             Some(started) => {
                 let now = Instant::now();
                 let sample = outcome.map(|_| (now.saturating_duration_since(started), now));
-                self.state.load.end(sample, self.state.decay);
+                self.state.load.end(sample, self.state.tuning.decay());
                 self.count_in_tier(false);
                 self.state.metrics.in_flight(-1);
                 if let Some(out) = self.state.health.record(outcome, self.probe, now) {

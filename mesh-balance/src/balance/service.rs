@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -32,8 +33,10 @@ struct Shared<D, M: MakeEndpoint> {
     waiters: Arc<Waiters>,
     /// Wakes every waiting caller; the waker all endpoint services and discovery are polled with.
     fanout: Waker,
-    fail_fast_after: Duration,
-    max_waiters: usize,
+    /// [`BalanceConfig::fail_fast_after`] in nanoseconds; atomics, so that a reconfiguration
+    /// reaches every clone without a lock of its own.
+    fail_fast_after: AtomicU64,
+    max_waiters: AtomicUsize,
     /// Hash mode: the request part that keys the ring.
     hash_key: Option<HashKey>,
     /// [`BalanceConfig::name`], for the handles.
@@ -56,10 +59,36 @@ where
     }
 
     fn reconfigure(&self, config: BalanceConfig) -> Result<(), ConfigError> {
+        Shared::reconfigure(self, config)
+    }
+}
+
+impl<D, M> Shared<D, M>
+where
+    D: Discover<Key = EndpointKey, Service = Endpoint>,
+    D::Error: Into<BoxError>,
+    M: MakeEndpoint,
+{
+    /// Validates, then applies under the balancer's lock: a caller polling after this returns
+    /// sees every new setting.
+    fn reconfigure(&self, config: BalanceConfig) -> Result<(), ConfigError> {
         config.validate()?;
-        lock(&self.core).reconfigure(config);
+        let (fail_fast_after, max_waiters) = (config.fail_fast_after, config.max_waiters);
+        let mut core = lock(&self.core);
+        core.reconfigure(config, Instant::now())?;
+        self.fail_fast_after
+            .store(duration_nanos(fail_fast_after), Ordering::Relaxed);
+        self.max_waiters.store(max_waiters, Ordering::Relaxed);
         Ok(())
     }
+
+    fn fail_fast_after(&self) -> Duration {
+        Duration::from_nanos(self.fail_fast_after.load(Ordering::Relaxed))
+    }
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A load balancer over a discovered set of endpoints; see the [module docs](super).
@@ -107,8 +136,8 @@ where
         let waiters = Arc::new(Waiters::default());
         let shared = Shared {
             fanout: Waker::from(waiters.clone()),
-            fail_fast_after: config.fail_fast_after,
-            max_waiters: config.max_waiters,
+            fail_fast_after: AtomicU64::new(duration_nanos(config.fail_fast_after)),
+            max_waiters: AtomicUsize::new(config.max_waiters),
             hash_key: config.hash.as_ref().map(|h| h.key.clone()),
             name: config.name.as_deref().map(Arc::from),
             core: Mutex::new(Core::new(discover, make, config, waiters.clone())),
@@ -134,17 +163,22 @@ where
         lock(&self.shared.core).endpoints(Instant::now())
     }
 
-    /// Applies a new configuration to this balancer and every clone, without dropping a request.
+    /// Applies a new configuration to this balancer and every clone, without dropping a request;
+    /// see [Live reconfiguration](super#live-reconfiguration) for what changes how.
     ///
-    /// Takes effect from the next pick: the load strategy, outlier detection, locality tiers and
-    /// slow start. Kept from the first configuration: the name, meter, seed and hash mode.
-    /// Requests in flight are not touched. Fails only on an invalid `config`.
-    // TODO(reconfigure): first cut; fail_fast_after / max_waiters, per-endpoint load trackers
-    // and the outlier settings are not yet rebuilt.
+    /// Every clone sees the change from its next pick. Requests in flight, and reservations
+    /// already made, are not touched. Kept from the first configuration: the
+    /// [name](BalanceConfig::name), [meter](BalanceConfig::meter) and [seed](BalanceConfig::seed)
+    /// (silently), and hash mode: a `config` that turns [hashing](BalanceConfig::hash) on or off
+    /// or changes its key fails with a [`ConfigError`] naming `hash` (its ring settings may
+    /// change).
+    ///
+    /// # Errors
+    ///
+    /// An invalid `config` (see [`BalanceConfig::validate`]) or a change of hash mode; then
+    /// nothing changes.
     pub fn reconfigure(&self, config: BalanceConfig) -> Result<(), ConfigError> {
-        config.validate()?;
-        lock(&self.shared.core).reconfigure(config);
-        Ok(())
+        self.shared.reconfigure(config)
     }
 
     /// A clonable, non-generic view of this balancer (all its clones) for an admin endpoint; it
@@ -205,8 +239,12 @@ where
             self.stop_waiting();
             return Poll::Ready(Ok(()));
         }
-        let deadline = *core.unready_since.get_or_insert(now) + shared.fail_fast_after;
-        if now >= deadline || !shared.waiters.register(cx.waker(), shared.max_waiters) {
+        let deadline = mesh_core::time::deadline_after(
+            *core.unready_since.get_or_insert(now),
+            shared.fail_fast_after(),
+        );
+        let max_waiters = shared.max_waiters.load(Ordering::Relaxed);
+        if now >= deadline || !shared.waiters.register(cx.waker(), max_waiters) {
             drop(core);
             return self.no_endpoints();
         }
@@ -256,7 +294,7 @@ where
                 drop(core);
                 let ring = job.build();
                 core = lock(&self.shared.core);
-                core.install_ring(ring, job.version);
+                core.install_ring(ring, job);
             }
             let mut fanout = Context::from_waker(&self.shared.fanout);
             let now = Instant::now();

@@ -25,6 +25,9 @@ pub struct BalanceStatus {
     pub ready: usize,
     /// Endpoints currently ejected by their outlier gate (probing ones included).
     pub ejected: usize,
+    /// Endpoints discovery marked draining: in the set (and counted in `endpoints`, and in
+    /// `ready` when their service is ready) but given no new requests.
+    pub draining: usize,
     /// Whether the balancer is in panic mode (ejection ignored).
     pub panic: bool,
 }
@@ -42,8 +45,20 @@ pub struct EndpointStatus {
     /// The weight discovery gave it (before slow start scales it).
     pub weight: Weight,
     /// Its locality tier relative to the balancer's local locality; `None` when it is outside
-    /// the allowed failover regions and never used.
+    /// the allowed failover regions and never used. Under
+    /// [`TierSource::Priority`](crate::locality::TierSource::Priority) the tiers are priorities,
+    /// not proximities: read [`tier_index`](Self::tier_index) (this field then names tier `i`
+    /// by the proximity of the same index).
     pub tier: Option<Proximity>,
+    /// Its tier's index, 0 being the most preferred: the proximity (subzone 0 … any 3), or under
+    /// [`TierSource::Priority`](crate::locality::TierSource::Priority) its priority capped at
+    /// the last tier; `None` as for [`tier`](Self::tier).
+    pub tier_index: Option<usize>,
+    /// The priority discovery gave it ([`Endpoint::priority`](mesh_core::Endpoint::priority)).
+    pub priority: u32,
+    /// Whether discovery marked it draining: it finishes the requests it holds and gets no new
+    /// ones until it is marked not draining again.
+    pub draining: bool,
     /// Whether its service was ready at the balancer's last poll. A per-endpoint circuit breaker
     /// (or any other layer that gates readiness, such as a health check) shows here: an open
     /// breaker is an endpoint that is not ready. The balancer cannot tell why.

@@ -17,9 +17,15 @@ use crate::metrics::{BalanceMetrics, EjectionReason};
 /// What every gate of one balancer shares: the config, the ejection count that enforces
 /// `max_ejected_share`, and a generation number bumped on every ejection or return, so the
 /// balancer knows when its cached health counts are stale.
+///
+/// The config can be replaced while requests run ([`set_config`](Self::set_config)). Each gate
+/// keeps its own copy, under the lock it takes for every outcome anyway, and refreshes it when
+/// `config_version` moved: recording an outcome takes no lock beyond the gate's own.
 #[derive(Debug)]
 pub(crate) struct OutlierShared {
-    config: OutlierConfig,
+    config: Mutex<OutlierConfig>,
+    /// Bumped by every [`set_config`](Self::set_config).
+    config_version: AtomicU64,
     ejected: AtomicUsize,
     total: AtomicUsize,
     generation: AtomicU64,
@@ -38,7 +44,8 @@ impl OutlierShared {
         wake: Waker,
     ) -> Self {
         Self {
-            config,
+            config: Mutex::new(config),
+            config_version: AtomicU64::new(0),
             ejected: AtomicUsize::new(0),
             total: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
@@ -48,8 +55,18 @@ impl OutlierShared {
         }
     }
 
-    pub(crate) fn config(&self) -> &OutlierConfig {
-        &self.config
+    /// The current config, and its version.
+    fn current(&self) -> (OutlierConfig, u64) {
+        let config = lock(&self.config);
+        (*config, self.config_version.load(Ordering::Acquire))
+    }
+
+    /// Replaces the config: every gate uses it from its next outcome on. Ejections in force keep
+    /// the length they were given; the bounds apply to the next ejection.
+    pub(crate) fn set_config(&self, config: OutlierConfig) {
+        let mut current = lock(&self.config);
+        *current = config;
+        self.config_version.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn set_total(&self, total: usize) {
@@ -70,9 +87,9 @@ impl OutlierShared {
 
     /// Takes one ejection slot if both bounds allow it: at most `floor(share × total)` ejected, and
     /// at least one endpoint never ejected.
-    fn try_take_slot(&self) -> bool {
+    fn try_take_slot(&self, config: &OutlierConfig) -> bool {
         let total = self.total.load(Ordering::Relaxed);
-        let cap = (self.config.max_ejected_share * total as f64).floor() as usize;
+        let cap = (config.max_ejected_share * total as f64).floor() as usize;
         let cap = cap.min(total.saturating_sub(1));
         self.ejected
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -88,8 +105,7 @@ impl OutlierShared {
     }
 
     /// `base × times`, capped, with jitter; the jitter never takes it above the cap.
-    fn ejection_length(&self, times: u32) -> Duration {
-        let c = &self.config;
+    fn ejection_length(&self, c: &OutlierConfig, times: u32) -> Duration {
         let plain = c
             .base_ejection
             .saturating_mul(times.max(1))
@@ -138,6 +154,9 @@ struct HealthState {
     /// move it).
     out_since: Instant,
     removed: bool,
+    /// This gate's copy of the shared config, as of `config_version`.
+    config: OutlierConfig,
+    config_version: u64,
 }
 
 /// The ejection multiplier of an endpoint in rotation, less one for every whole
@@ -183,6 +202,7 @@ impl EndpointHealth {
         now: Instant,
         endpoint: std::net::SocketAddr,
     ) -> Self {
+        let (config, config_version) = shared.current();
         Self {
             ejected: AtomicBool::new(false),
             state: Mutex::new(HealthState {
@@ -195,6 +215,8 @@ impl EndpointHealth {
                 returned_at: None,
                 out_since: now,
                 removed: false,
+                config,
+                config_version,
             }),
             shared,
             endpoint,
@@ -267,8 +289,11 @@ impl EndpointHealth {
         probe: bool,
         now: Instant,
     ) -> Option<Duration> {
-        let config = *self.shared.config();
         let mut state = lock(&self.state);
+        if state.config_version != self.shared.config_version.load(Ordering::Acquire) {
+            (state.config, state.config_version) = self.shared.current();
+        }
+        let config = state.config;
         if state.removed || !config.enabled {
             return None;
         }
@@ -281,7 +306,7 @@ impl EndpointHealth {
                     self.return_to_rotation(&mut state, now);
                 }
                 Verdict::Bad => {
-                    self.eject(&mut state, now, EjectionReason::Probe);
+                    self.eject(&mut state, &config, now, EjectionReason::Probe);
                     return None;
                 }
                 Verdict::Neutral => state.gate = Gate::Ejected { until: now },
@@ -316,25 +341,34 @@ impl EndpointHealth {
             && state.window_requests >= config.failure_rate_min_requests
             && f64::from(state.window_failures)
                 >= config.failure_rate * f64::from(state.window_requests);
-        if (consecutive || rate) && self.shared.try_take_slot() {
+        if (consecutive || rate) && self.shared.try_take_slot(&config) {
             state.times_ejected = decayed(&state, &config, now);
             let reason = if consecutive {
                 EjectionReason::Consecutive
             } else {
                 EjectionReason::Rate
             };
-            self.eject(&mut state, now, reason);
+            self.eject(&mut state, &config, now, reason);
         }
         None
     }
 
     /// Ejects (again): the caller holds an ejection slot already.
-    fn eject(&self, state: &mut HealthState, now: Instant, reason: EjectionReason) {
+    fn eject(
+        &self,
+        state: &mut HealthState,
+        config: &OutlierConfig,
+        now: Instant,
+        reason: EjectionReason,
+    ) {
         if state.gate == Gate::InRotation {
             state.out_since = now;
         }
         state.times_ejected = state.times_ejected.saturating_add(1);
-        let until = deadline_after(now, self.shared.ejection_length(state.times_ejected));
+        let until = deadline_after(
+            now,
+            self.shared.ejection_length(config, state.times_ejected),
+        );
         state.gate = Gate::Ejected { until };
         state.consecutive = 0;
         state.window_start = now;
@@ -357,6 +391,18 @@ impl EndpointHealth {
         self.shared.give_back_slot();
         self.shared.bump();
         tracing::info!(endpoint = %self.endpoint, "endpoint back in rotation");
+    }
+
+    /// Ejection was turned off: an ejected or probing endpoint is put back in rotation at once
+    /// (with detection off no probe would ever be judged). Its ejection multiplier is kept.
+    pub(crate) fn reinstate(&self, now: Instant) {
+        let mut state = lock(&self.state);
+        if state.removed || state.gate == Gate::InRotation {
+            return;
+        }
+        self.return_to_rotation(&mut state, now);
+        drop(state);
+        self.shared.wake.wake_by_ref();
     }
 
     /// The endpoint left discovery: it frees its ejection slot and ignores late outcomes.

@@ -132,6 +132,11 @@ impl EndpointLoad {
         }
     }
 
+    /// See [`RttEstimate::reseed`].
+    pub(crate) fn reseed(&self, initial: Duration, now: Instant) -> bool {
+        lock(&self.rtt).reseed(initial, now)
+    }
+
     /// The RTT estimate as the pick sees it at `now`.
     pub(crate) fn rtt(&self, now: Instant, decay: Duration) -> Duration {
         Duration::from_secs_f64(lock(&self.rtt).at(now, decay).max(0.0) / 1e9)

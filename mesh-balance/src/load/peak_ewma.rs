@@ -9,6 +9,9 @@ use tokio::time::Instant;
 pub(crate) struct RttEstimate {
     nanos: f64,
     updated: Instant,
+    /// Whether any sample was recorded: until then the estimate is only the configured start
+    /// value, which a reconfiguration may replace (see [`reseed`](Self::reseed)).
+    sampled: bool,
 }
 
 /// `exp(-elapsed / decay)`: the weight the old estimate keeps after `elapsed`.
@@ -22,7 +25,19 @@ impl RttEstimate {
         Self {
             nanos: initial.as_secs_f64() * 1e9,
             updated: now,
+            sampled: false,
         }
+    }
+
+    /// Starts an estimate that has no sample yet over from `initial` at `now`; one built from
+    /// samples is kept (they are measurements, whichever strategy was in force when they were
+    /// taken). Returns whether it was reseeded.
+    pub(crate) fn reseed(&mut self, initial: Duration, now: Instant) -> bool {
+        if self.sampled {
+            return false;
+        }
+        *self = Self::new(initial, now);
+        true
     }
 
     /// The estimate as seen at `now`: decayed toward zero since the last sample, so an endpoint
@@ -42,6 +57,7 @@ impl RttEstimate {
             self.nanos = self.nanos * keep + sample * (1.0 - keep);
         }
         self.updated = now;
+        self.sampled = true;
     }
 }
 
@@ -63,5 +79,18 @@ mod tests {
         assert!((est.at(t1, decay) - expected).abs() < 1.0);
         // Idle time decays the view toward zero.
         assert!(est.at(t1 + decay, decay) < expected * 0.4);
+    }
+
+    #[test]
+    fn reseed_replaces_only_an_unsampled_estimate() {
+        let t0 = Instant::now();
+        let decay = Duration::from_secs(10);
+        let mut fresh = RttEstimate::new(Duration::ZERO, t0);
+        assert!(fresh.reseed(Duration::from_millis(30), t0));
+        assert_eq!(fresh.at(t0, decay), 30e6);
+        let mut measured = RttEstimate::new(Duration::ZERO, t0);
+        measured.record(Duration::from_millis(5), t0, decay);
+        assert!(!measured.reseed(Duration::from_millis(30), t0));
+        assert_eq!(measured.at(t0, decay), 5e6);
     }
 }

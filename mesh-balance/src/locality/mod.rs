@@ -24,6 +24,20 @@
 //! With the default (unknown) local locality every endpoint lands in the last tier, and locality
 //! plays no part.
 //!
+//! # Priorities instead of proximity
+//!
+//! With [`tiers(TierSource::Priority)`](LocalityConfig::tiers) an endpoint's tier is its
+//! [`priority`](mesh_core::Endpoint::priority) as discovery gave it (xDS EDS priorities: 0 is
+//! the most preferred), and the local locality and failover regions play no part. The arithmetic
+//! above is unchanged, so this is Envoy's priority failover: priority 0 takes all traffic while
+//! its healthy share is at least the threshold, spills the rest to priority 1 below it, and
+//! gives everything up when none of it is healthy. There are [`TIERS`] tiers: priorities 0, 1 and
+//! 2 have their own, and **priorities 3 and above share the last tier** (an EDS assignment with
+//! more than four priorities is rare; within the shared tier, endpoints are balanced as one set).
+//! Envoy's default overprovisioning factor is 1.4: set
+//! [`overprovisioning_factor(1.4)`](LocalityConfig::overprovisioning_factor), the same as
+//! `threshold(1.0 / 1.4)`, to match it exactly.
+//!
 //! ```
 //! use mesh_balance::{BalanceConfig, LocalityConfig};
 //! use mesh_core::Locality;
@@ -37,8 +51,21 @@
 
 use mesh_core::{Endpoint, Locality, Proximity};
 
-/// The number of tiers: subzone, zone, region, any.
-pub(crate) const TIERS: usize = 4;
+/// The number of tiers: subzone, zone, region, any; or priorities 0, 1, 2 and 3 and above.
+pub const TIERS: usize = 4;
+
+/// What puts an endpoint in a locality tier; see the [module docs](self).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TierSource {
+    /// How close the endpoint's locality is to the local one: same subzone, zone, region, or
+    /// elsewhere (the default).
+    #[default]
+    Proximity,
+    /// The endpoint's [`priority`](mesh_core::Endpoint::priority) (xDS EDS): priority `p` is
+    /// tier `p`, and priorities 3 and above share the last tier.
+    Priority,
+}
 
 /// Locality-aware routing settings; see the [module docs](self).
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +80,8 @@ pub struct LocalityConfig {
     pub(crate) strict: bool,
     /// Regions other than the local one that traffic may fail over to; empty means any.
     pub(crate) failover_regions: Vec<String>,
+    /// What makes the tiers. Default [`TierSource::Proximity`].
+    pub(crate) tiers: TierSource,
 }
 
 impl Default for LocalityConfig {
@@ -62,6 +91,7 @@ impl Default for LocalityConfig {
             threshold: 0.7,
             strict: false,
             failover_regions: Vec::new(),
+            tiers: TierSource::Proximity,
         }
     }
 }
@@ -101,9 +131,41 @@ impl LocalityConfig {
         self
     }
 
-    /// The tier of `endpoint` (0 = same subzone … 3 = elsewhere), or `None` when it is outside the
-    /// local region and not on the failover list.
+    /// What makes the tiers: locality proximity (the default) or the endpoints' xDS priorities,
+    /// see [Priorities instead of proximity](self#priorities-instead-of-proximity). Under
+    /// [`TierSource::Priority`] the local locality and the failover regions are not used.
+    #[must_use]
+    pub fn tiers(mut self, source: TierSource) -> Self {
+        self.tiers = source;
+        self
+    }
+
+    /// Sets the threshold from Envoy's overprovisioning factor: `threshold(1.0 / factor)`.
+    /// Envoy's default factor is 1.4 (a threshold of about 71.4 %); a factor below 1 gives a
+    /// threshold above 1, which validation rejects.
+    #[must_use]
+    pub fn overprovisioning_factor(self, factor: f64) -> Self {
+        self.threshold(1.0 / factor)
+    }
+
+    /// What makes the tiers.
+    pub fn get_tiers(&self) -> TierSource {
+        self.tiers
+    }
+
+    /// The healthy share at or above which a tier takes all its traffic.
+    pub fn get_threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// The tier of `endpoint`: by proximity, 0 = same subzone … 3 = elsewhere, or `None` when it
+    /// is outside the local region and not on the failover list; by priority, its priority with
+    /// 3 and above in tier 3.
     pub(crate) fn tier_of(&self, endpoint: &Endpoint) -> Option<usize> {
+        if self.tiers == TierSource::Priority {
+            let last = TIERS - 1;
+            return Some(usize::try_from(endpoint.priority()).map_or(last, |p| p.min(last)));
+        }
         let proximity = self.local.proximity(endpoint.locality());
         let tier = match proximity {
             Proximity::Subzone => 0,

@@ -55,13 +55,28 @@ where
             if slot.endpoint == endpoint {
                 return;
             }
-            // A changed description: new service, same load and health history. Requests in
-            // flight keep the old service (they own their clone).
+            // A changed description keeps the load and health history. The service is rebuilt
+            // only when what it may have been built from changed (address, identity, labels);
+            // a new weight, locality, priority or draining mark is the balancer's business and
+            // keeps it, with its connections and readiness. Requests in flight keep the old
+            // service either way (they own their clone).
+            let rebuild = needs_new_service(&slot.endpoint, &endpoint);
+            let draining = endpoint.is_draining();
+            if draining != slot.draining {
+                tracing::info!(
+                    endpoint = %endpoint.addr(),
+                    draining,
+                    "discovery: endpoint draining changed"
+                );
+            }
             slot.state.set_weight(&endpoint);
-            slot.service = self.make.make_endpoint(&endpoint);
+            if rebuild {
+                slot.service = self.make.make_endpoint(&endpoint);
+            }
             slot.endpoint = endpoint;
             slot.tier = tier;
-            if std::mem::replace(&mut slot.ready, false) {
+            slot.draining = draining;
+            if rebuild && std::mem::replace(&mut slot.ready, false) {
                 slot.unready_since = Some(now);
                 self.unready += 1;
             }
@@ -69,7 +84,7 @@ where
             let state = EndpointState::new(
                 &endpoint,
                 &self.config.load,
-                self.config.slow_start,
+                self.tuning.clone(),
                 self.outliers.clone(),
                 self.reported.metrics().clone(),
                 self.tier_in_flight.clone(),
@@ -78,10 +93,12 @@ where
             tracing::info!(
                 endpoint = %endpoint.addr(),
                 endpoints = self.slots.len() + 1,
+                draining = endpoint.is_draining(),
                 "discovery: endpoint added"
             );
             self.slots.push(Slot {
                 key,
+                draining: endpoint.is_draining(),
                 service: self.make.make_endpoint(&endpoint),
                 endpoint,
                 ready: false,
@@ -126,9 +143,18 @@ where
             tier.clear();
         }
         for (i, slot) in self.slots.iter().enumerate() {
-            if let Some(t) = slot.tier {
+            if let Some(t) = slot.tier
+                && !slot.draining
+            {
                 self.tiers[t].push(i);
             }
         }
     }
+}
+
+/// Whether an endpoint's service must be rebuilt for its new description: when something a
+/// [`MakeEndpoint`] may have built it from changed. Weight, locality, priority and draining only
+/// steer the balancer.
+fn needs_new_service(old: &Endpoint, new: &Endpoint) -> bool {
+    old.addr() != new.addr() || old.identity() != new.identity() || !old.labels().eq(new.labels())
 }

@@ -23,12 +23,12 @@ use mesh_core::{BoxError, Endpoint, EndpointKey, Proximity};
 use tokio::time::{Instant, Sleep};
 use tower::discover::Discover;
 
-use super::endpoint::{EndpointState, EndpointTicket, TierInFlight};
+use super::endpoint::{EndpointState, EndpointTicket, LiveTuning, TierInFlight};
 use super::waiters::Waiters;
-use super::{BalanceConfig, BalanceStatus, EndpointStatus, MakeEndpoint};
+use super::{BalanceConfig, BalanceStatus, ConfigError, EndpointStatus, MakeEndpoint};
 use crate::eject::{Admission, OutlierShared};
 use crate::hash::{HashRing, RingConfig};
-use crate::locality::TIERS;
+use crate::locality::{TIERS, TierSource};
 use crate::metrics::{BalanceMetrics, ReportedCounts};
 
 /// A ready endpoint service taken out of the set for one request, with the ticket the request
@@ -56,6 +56,9 @@ struct Slot<S> {
     unready_since: Option<Instant>,
     /// `None`: outside the allowed failover regions, never used.
     tier: Option<usize>,
+    /// Discovery marked it draining: kept (its service, state and requests in flight) but left
+    /// out of every tier list, the tier loads and the ring, so no pick can choose it.
+    draining: bool,
     state: Arc<EndpointState>,
 }
 
@@ -81,17 +84,20 @@ pub(crate) struct Core<D, M: MakeEndpoint> {
     rng: fastrand::Rng,
     cursor: usize,
     config: BalanceConfig,
+    /// What in-flight requests read of `config` when they end (decay, cold threshold).
+    tuning: Arc<LiveTuning>,
     outliers: Arc<OutlierShared>,
     waiters: Arc<Waiters>,
     /// Fires at the earliest ejection expiry while callers wait, through the shared waker: an
     /// ejected endpoint becoming probe-able is a change nothing else would wake them for.
     expiry: Option<Pin<Box<Sleep>>>,
     reported: ReportedCounts,
-    /// Hash mode only: the ring over `slots` (ring index = slot index) as of set version
+    /// Hash mode only: the ring over the endpoints not draining, as of set version
     /// `ring_version`, rebuilt outside the lock by the first hashed request after the set changed
-    /// (see [`RingJob`]).
-    /// hashed request after the set changed.
+    /// (see [`RingJob`](ring::RingJob)).
     ring: Option<HashRing>,
+    /// The slot index of each ring index.
+    ring_slots: Vec<usize>,
     ring_config: Option<RingConfig>,
     ring_version: u64,
     /// Bumped by every change of the endpoint set (insert, update, removal).
@@ -125,7 +131,9 @@ where
         let seed = config.seed.unwrap_or_else(|| fastrand::Rng::new().u64(..));
         // A distinct stream for ejection jitter, so outcomes recorded from other threads do not
         // shift the sampling sequence.
-        let metrics = BalanceMetrics::new(config.meter.as_ref(), config.name.as_deref());
+        let by_priority = config.locality.tiers == TierSource::Priority;
+        let metrics =
+            BalanceMetrics::new(config.meter.as_ref(), config.name.as_deref(), by_priority);
         let outliers = Arc::new(OutlierShared::new(
             config.outliers,
             seed ^ 0x9e37_79b9_7f4a_7c15,
@@ -133,6 +141,7 @@ where
             Waker::from(waiters.clone()),
         ));
         let ring_config = config.hash.as_ref().map(|h| h.ring.clone());
+        let tuning = Arc::new(LiveTuning::new(&config.load, &config.slow_start));
         Self {
             discover: Box::pin(discover),
             discover_done: false,
@@ -151,11 +160,13 @@ where
             rng: fastrand::Rng::with_seed(seed),
             cursor: 0,
             config,
+            tuning,
             outliers,
             waiters,
             expiry: None,
             reported: ReportedCounts::new(metrics),
             ring: None,
+            ring_slots: Vec::new(),
             tier_in_flight: ring_config.as_ref().map(|_| Arc::new(Default::default())),
             ring_config,
             ring_version: u64::MAX,
@@ -165,14 +176,85 @@ where
         }
     }
 
-    /// See [`Balance::reconfigure`](super::Balance::reconfigure).
-    pub(crate) fn reconfigure(&mut self, config: BalanceConfig) {
-        self.config.load = config.load;
-        self.config.locality = config.locality;
-        self.config.slow_start = config.slow_start;
-        self.config.outliers = config.outliers;
-        // Tiers are recomputed from the new locality settings at the next refresh.
+    /// See [`Balance::reconfigure`](super::Balance::reconfigure); `config` is valid. Fails, and
+    /// changes nothing, when `config` would change hash mode or its key.
+    pub(crate) fn reconfigure(
+        &mut self,
+        config: BalanceConfig,
+        now: Instant,
+    ) -> Result<(), ConfigError> {
+        let old_key = self.config.hash.as_ref().map(|h| &h.key);
+        if old_key != config.hash.as_ref().map(|h| &h.key) {
+            return Err(ConfigError::new(
+                "hash",
+                "cannot change on a running balancer (turning hashing on or off, or its key); \
+                 build a new balancer",
+            ));
+        }
+        let BalanceConfig {
+            load,
+            fail_fast_after,
+            max_waiters,
+            outliers,
+            locality,
+            slow_start,
+            hash,
+            // Kept from the first configuration, as documented: the instruments, the random
+            // streams and the handles were made from them.
+            seed: _,
+            meter: _,
+            name: _,
+        } = config;
+        if load != self.config.load {
+            for slot in &self.slots {
+                slot.state.adapt_load(&load, now);
+            }
+        }
+        self.tuning.set(&load, &slow_start);
+        if outliers != self.config.outliers {
+            self.outliers.set_config(outliers);
+            if !outliers.enabled {
+                for slot in &self.slots {
+                    slot.state.health.reinstate(now);
+                }
+            }
+        }
+        let ring_config = hash.map(|h| h.ring);
+        if ring_config != self.ring_config {
+            self.ring_config = ring_config;
+            // A ring being built meanwhile is for the old settings: its version is now stale.
+            self.set_version = self.set_version.wrapping_add(1);
+        }
+        let relocate = locality != self.config.locality;
+        tracing::info!(
+            name = self.config.name.as_deref().unwrap_or(""),
+            load = ?load,
+            tiers = ?locality.tiers,
+            outliers_enabled = outliers.enabled,
+            slow_start = ?slow_start.window,
+            fail_fast_after_ms = fail_fast_after.as_millis() as u64,
+            max_waiters,
+            "balancer reconfigured"
+        );
+        self.config.load = load;
+        self.config.fail_fast_after = fail_fast_after;
+        self.config.max_waiters = max_waiters;
+        self.config.outliers = outliers;
+        self.config.locality = locality;
+        self.config.slow_start = slow_start;
+        if relocate {
+            self.reported.metrics().start_routes(self.by_priority());
+            for slot in &mut self.slots {
+                slot.tier = self.config.locality.tier_of(&slot.endpoint);
+            }
+            self.topology_changed();
+        }
+        // Panic mode, tier loads and round-robin turns are recomputed at the next pick.
         self.seen = (u64::MAX, u64::MAX);
+        self.cursor = 0;
+        // A waiting caller may be able to pick now (locality no longer strict, say).
+        self.waiters.wake_all();
+        Ok(())
     }
 
     pub(crate) fn status(&self) -> BalanceStatus {
@@ -180,6 +262,7 @@ where
             endpoints: self.slots.len(),
             ready: self.slots.len() - self.unready,
             ejected: self.outliers.ejected(),
+            draining: self.slots.iter().filter(|slot| slot.draining).count(),
             panic: self.panic,
         }
     }
@@ -198,6 +281,9 @@ where
                 addr: slot.endpoint.addr(),
                 weight: slot.endpoint.weight(),
                 tier: slot.tier.map(|t| PROXIMITY[t]),
+                tier_index: slot.tier,
+                priority: slot.endpoint.priority(),
+                draining: slot.draining,
                 ready: slot.ready,
                 in_flight: slot.state.load.pending(),
                 rtt: slot.state.rtt(now),
@@ -206,8 +292,13 @@ where
             .collect()
     }
 
+    /// Whether tiers are priorities rather than proximity.
+    fn by_priority(&self) -> bool {
+        self.config.locality.tiers == TierSource::Priority
+    }
+
     fn eligible(&self, i: usize, now: Instant) -> Option<Admission> {
-        if !self.slots[i].ready {
+        if !self.slots[i].ready || self.slots[i].draining {
             return None;
         }
         match self.admission(i, now) {

@@ -132,11 +132,12 @@ where
         <M::Service as Service<Req>>::Error: Into<BoxError>,
     {
         let probe = admission == Admission::Probe;
+        let route = route(tier, tier != self.best, self.by_priority());
         let slot = &mut self.slots[i];
         if probe && !slot.state.health.claim_probe(now) {
             return None;
         }
-        let ticket = EndpointTicket::new(slot.state.clone(), probe, route(tier, tier != self.best));
+        let ticket = EndpointTicket::new(slot.state.clone(), probe, route);
         match slot.service.poll_ready(cx) {
             Poll::Ready(Ok(())) => {
                 let fresh = slot.service.clone();
@@ -180,8 +181,8 @@ where
         if b.1 == Admission::Probe {
             return Some(b);
         }
-        let strategy = &self.config.load;
-        let cost = |i: usize| self.slots[i].state.cost(strategy, now);
+        let (strategy, slow_start) = (&self.config.load, &self.config.slow_start);
+        let cost = |i: usize| self.slots[i].state.cost(strategy, slow_start, now);
         Some(if cost(b.0) < cost(a.0) { b } else { a })
     }
 

@@ -30,15 +30,21 @@ where
         let (mut healthy, mut total) = (0usize, 0usize);
         let mut ready = [TierHealth::default(); TIERS];
         let mut in_rotation = [TierHealth::default(); TIERS];
-        let mut counts = [0i64; 3];
+        let mut counts = [0i64; 4];
         let (mut ready_weight, mut rotation_weight) = ([0u64; TIERS], [0u64; TIERS]);
         for slot in &self.slots {
-            let state = match (slot.state.health.is_ejected(), slot.ready) {
-                (true, _) => EndpointCount::Ejected,
-                (false, true) => EndpointCount::Ready,
-                (false, false) => EndpointCount::Unready,
+            let state = match (slot.draining, slot.state.health.is_ejected(), slot.ready) {
+                (true, _, _) => EndpointCount::Draining,
+                (false, true, _) => EndpointCount::Ejected,
+                (false, false, true) => EndpointCount::Ready,
+                (false, false, false) => EndpointCount::Unready,
             };
             counts[state as usize] += 1;
+            // A draining endpoint is leaving: it counts toward neither its tier's health nor
+            // panic mode, whose shares are of the endpoints that may take requests.
+            if slot.draining {
+                continue;
+            }
             let Some(t) = slot.tier else { continue };
             total += 1;
             ready[t].total += 1;
@@ -54,7 +60,7 @@ where
                 }
             }
         }
-        let outliers = self.outliers.config();
+        let outliers = &self.config.outliers;
         self.panic = outliers.enabled
             && total > 0
             && (healthy as f64) < outliers.panic_threshold * total as f64;
@@ -78,7 +84,7 @@ where
         let next = self
             .slots
             .iter()
-            .filter(|slot| slot.ready && slot.tier.is_some())
+            .filter(|slot| slot.ready && slot.tier.is_some() && !slot.draining)
             .filter_map(|slot| slot.state.health.ejected_until())
             .min();
         let Some(next) = next else { return };

@@ -28,10 +28,15 @@ where
             return None;
         }
         self.ring_building = true;
+        // Draining endpoints leave the ring: their keys move to the next endpoints clockwise.
+        let slots: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| !self.slots[i].draining)
+            .collect();
         Some(RingJob {
-            endpoints: (self.slots.iter())
-                .map(|slot| (slot.key, slot.endpoint.weight()))
+            endpoints: (slots.iter())
+                .map(|&i| (self.slots[i].key, self.slots[i].endpoint.weight()))
                 .collect(),
+            slots,
             config: config.clone(),
             version: self.set_version,
         })
@@ -39,10 +44,11 @@ where
 
     /// Installs a ring built from a [`RingJob`]; it is used only while the set is still the one it
     /// was built for (otherwise the next hashed request builds another).
-    pub(crate) fn install_ring(&mut self, ring: HashRing, version: u64) {
+    pub(crate) fn install_ring(&mut self, ring: HashRing, job: RingJob) {
         self.ring_building = false;
         self.ring = Some(ring);
-        self.ring_version = version;
+        self.ring_slots = job.slots;
+        self.ring_version = job.version;
     }
 
     /// Hash mode: the endpoint of `hash` on the ring, within the tier `reserved` was picked in,
@@ -71,7 +77,7 @@ where
         // Every failed attempt makes one endpoint ineligible, so this ends; the bound is a guard.
         for _ in 0..=self.tiers[tier].len() + 1 {
             let view = RingView::new(self, tier, reserved.key, now);
-            let i = self.ring.as_ref()?.pick(hash, &view)?;
+            let i = self.ring_slots[self.ring.as_ref()?.pick(hash, &view)?];
             let slot = &self.slots[i];
             if slot.key == reserved.key {
                 return None;
@@ -89,6 +95,8 @@ where
 #[derive(Debug)]
 pub(crate) struct RingJob {
     endpoints: Vec<(EndpointKey, mesh_core::Weight)>,
+    /// The slot index of each ring index.
+    slots: Vec<usize>,
     config: RingConfig,
     pub(crate) version: u64,
 }
@@ -110,6 +118,8 @@ impl RingJob {
 /// capacity by a fraction of a request, and the walk still ends at an eligible endpoint.
 struct RingView<'a, S> {
     slots: &'a [Slot<S>],
+    /// Ring index → slot index.
+    ring_slots: &'a [usize],
     tier: usize,
     reserved: EndpointKey,
     panic: bool,
@@ -128,6 +138,7 @@ impl<'a, S> RingView<'a, S> {
         });
         Self {
             slots: &core.slots,
+            ring_slots: &core.ring_slots,
             tier,
             reserved,
             panic: core.panic,
@@ -140,7 +151,7 @@ impl<'a, S> RingView<'a, S> {
 
 impl<S> LoadView for RingView<'_, S> {
     fn load(&self, index: usize) -> u64 {
-        u64::from(self.slots[index].state.load.pending())
+        u64::from(self.slots[self.ring_slots[index]].state.load.pending())
     }
 
     fn total(&self) -> u64 {
@@ -148,8 +159,9 @@ impl<S> LoadView for RingView<'_, S> {
     }
 
     fn eligible(&self, index: usize) -> bool {
-        let slot = &self.slots[index];
-        slot.tier == Some(self.tier)
+        let slot = &self.slots[self.ring_slots[index]];
+        !slot.draining
+            && slot.tier == Some(self.tier)
             && (slot.key == self.reserved
                 || (slot.ready
                     && (self.panic || slot.state.health.admission(self.now) != Admission::Closed)))
