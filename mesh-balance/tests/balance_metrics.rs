@@ -245,7 +245,7 @@ async fn every_known_series_is_exported_at_zero_before_its_first_event() {
     );
     assert!(requests.points.iter().all(|p| p.value == 0));
     let endpoints = metrics.get("mesh.balance.endpoints");
-    assert_eq!(endpoints.points.len(), 3, "{endpoints:?}");
+    assert_eq!(endpoints.points.len(), 4, "{endpoints:?}");
 }
 
 #[tokio::test(start_paused = true)]
