@@ -277,6 +277,8 @@ impl EndpointHealth {
         if state.gate == Gate::Probing {
             state.gate = Gate::Ejected { until: now };
             drop(state);
+            // A changed gate: the balancer recomputes what it caches about probes.
+            self.shared.bump();
             self.shared.wake.wake_by_ref();
         }
     }
@@ -309,7 +311,10 @@ impl EndpointHealth {
                     self.eject(&mut state, &config, now, EjectionReason::Probe);
                     return None;
                 }
-                Verdict::Neutral => state.gate = Gate::Ejected { until: now },
+                Verdict::Neutral => {
+                    state.gate = Gate::Ejected { until: now };
+                    self.shared.bump();
+                }
             }
             // The endpoint can be picked again (in rotation, or probed anew).
             drop(state);

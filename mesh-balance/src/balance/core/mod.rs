@@ -72,6 +72,10 @@ pub(crate) struct Core<D, M: MakeEndpoint> {
     loads: [f64; TIERS],
     /// The best non-empty tier; requests sent elsewhere count as spilled over.
     best: usize,
+    /// When the earliest ejected endpoint of a tier that gets no traffic (load 0: all of it
+    /// ejected) may take its probe: such a tier is never drawn, so the pick looks for its probes
+    /// itself (see `pick_dormant_probe`). `None`: no such endpoint.
+    dormant_probe_at: Option<Instant>,
     panic: bool,
     /// `(topology, outlier generation)` the tier loads were computed at.
     seen: (u64, u64),
@@ -151,6 +155,7 @@ where
             tiers: Default::default(),
             loads: [0.0; TIERS],
             best: 0,
+            dormant_probe_at: None,
             panic: false,
             seen: (u64::MAX, u64::MAX),
             topology: 0,

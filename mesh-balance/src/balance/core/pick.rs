@@ -62,6 +62,11 @@ where
         <M::Service as Service<Req>>::Error: Into<BoxError>,
     {
         self.refresh_loads();
+        if self.dormant_probe_at.is_some_and(|at| at <= now)
+            && let Some(picked) = self.pick_dormant_probe::<Req>(cx, now)
+        {
+            return Some(picked);
+        }
         let first = self.draw_tier()?;
         if let Some(picked) = self.pick_in_tier::<Req>(first, cx, now) {
             return Some(picked);
@@ -73,6 +78,44 @@ where
         (0..TIERS)
             .filter(|&t| t != first)
             .find_map(|t| self.pick_in_tier::<Req>(t, cx, now))
+    }
+
+    /// The probe of an ejected endpoint in a tier that gets no traffic, whose ejection is over.
+    /// Tiers are drawn by their healthy share, so a tier whose every endpoint is ejected is never
+    /// drawn, and without this its endpoints would never be probed: a failed-over priority or
+    /// zone would never come back. Runs only once such a probe is due (one scan of the set),
+    /// and moves `dormant_probe_at` to the next one when none is due now.
+    fn pick_dormant_probe<Req>(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Option<Picked<M::Service>>
+    where
+        M::Service: Service<Req> + Clone,
+        <M::Service as Service<Req>>::Error: Into<BoxError>,
+    {
+        let mut next = None::<Instant>;
+        for i in 0..self.slots.len() {
+            let slot = &self.slots[i];
+            let Some(tier) = slot.tier else { continue };
+            if !slot.ready || slot.draining || self.loads[tier] != 0.0 {
+                continue;
+            }
+            let Some(until) = slot.state.health.ejected_until() else {
+                continue;
+            };
+            if until > now {
+                next = Some(next.map_or(until, |n| n.min(until)));
+                continue;
+            }
+            if self.slots[i].state.health.admission(now) == Admission::Probe
+                && let Some(picked) = self.take::<Req>(i, Admission::Probe, tier, cx, now)
+            {
+                return Some(picked);
+            }
+        }
+        self.dormant_probe_at = next;
+        None
     }
 
     pub(super) fn draw_tier(&mut self) -> Option<usize> {

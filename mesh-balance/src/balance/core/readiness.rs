@@ -75,6 +75,12 @@ where
         self.best = tiers.iter().position(|t| t.total > 0).unwrap_or(0);
         let locality = &self.config.locality;
         self.loads = tier_loads(tiers, locality.threshold, locality.strict);
+        let loads = self.loads;
+        self.dormant_probe_at = (self.slots.iter())
+            .filter(|slot| slot.ready && !slot.draining)
+            .filter(|slot| slot.tier.is_some_and(|t| loads[t] == 0.0))
+            .filter_map(|slot| slot.state.health.ejected_until())
+            .min();
     }
 
     /// Schedules a wake-up of every waiting caller for when the earliest ejection of a ready
