@@ -7,8 +7,11 @@
 //!
 //! 1. applies pending discovery changes (a removed endpoint takes no new requests; requests in
 //!    flight own their service clone and finish);
-//! 2. draws a [locality tier](crate::locality) by the tiers' traffic shares;
-//! 3. samples two distinct eligible endpoints of that tier (ready, and let through by their
+//! 2. draws a [locality tier](crate::locality) (by proximity, or by xDS priority) by the tiers'
+//!    traffic shares; an ejected endpoint of a tier that gets no traffic at all is still given
+//!    its probe once its ejection is over, so a failed-over tier can come back;
+//! 3. samples two distinct eligible endpoints of that tier (ready, not
+//!    [draining](#draining-endpoints), and let through by their
 //!    [outlier gate](crate::eject)), and keeps the one with the lower
 //!    [cost](crate::load) (`rtt × (pending + 1) ÷ weight` by default); an endpoint due for its
 //!    single probe wins outright;
@@ -132,12 +135,62 @@
 //! # }
 //! ```
 //!
+//! # Draining endpoints
+//!
+//! An endpoint discovery marks [draining](mesh_core::Endpoint::is_draining) (xDS EDS
+//! `DRAINING`, a pod on its way out) stays in the set with everything the balancer knows about
+//! it (its service and connections, load estimate, outlier gate, slow-start ramp), and the
+//! requests it holds finish normally; but no pick chooses it: not power of two choices, not
+//! round robin, not a retry moving off a tried endpoint, not panic mode, and it leaves the
+//! [hash ring](#consistent-hashing) (its keys go to the next endpoints clockwise). It counts
+//! toward neither its tier's healthy share nor panic mode: those are shares of the endpoints
+//! that may take requests. When only draining endpoints are left, nothing is ready, and callers
+//! [fail fast](#fail-fast-bounded-waiting) with `NoEndpoints`.
+//!
+//! Discovery changes the mark by inserting the endpoint again under the same key. An unchanged
+//! endpoint is ignored; a changed one keeps its state, and keeps its *service* too unless what a
+//! [`MakeEndpoint`] may have built it from changed (address, identity, labels): a new weight,
+//! locality, priority or draining mark only steers the balancer. So an endpoint marked not
+//! draining again is back in rotation at once, warm, with its connections.
+//!
+//! # Live reconfiguration
+//!
+//! [`Balance::reconfigure`] (or [`BalanceHandle::reconfigure`], from an admin endpoint or an
+//! xDS client) replaces the settings of a running balancer. The new config is validated first;
+//! an invalid one changes nothing. It is applied under the balancer's lock, so every clone's
+//! next pick uses it; requests in flight, and reservations already made, are untouched, and no
+//! request fails because of it. Field by field:
+//!
+//! - **load strategy**: an unchanged strategy keeps every endpoint's state as it is. A changed
+//!   one keeps the pending counts and every *measured* RTT estimate (estimates are kept under
+//!   every strategy); an endpoint with no sample yet starts over from the new PeakEWMA
+//!   `default_rtt` (zero under the other strategies, which do not read it), since an
+//!   unmeasured zero would make it the cheapest endpoint of all. The PeakEWMA decay applies to
+//!   the next sample of every endpoint.
+//! - **outlier ejection**: the new thresholds and bounds apply to every endpoint's next outcome;
+//!   an ejection in force keeps its end. Turning ejection off puts ejected endpoints back in
+//!   rotation (with detection off, nothing would judge their probe).
+//! - **locality**: every endpoint's tier is recomputed (proximity or priority), and the tier
+//!   loads with it.
+//! - **slow start**: read at the next pick for every endpoint, from the time it was added (or
+//!   came back cold): with a longer window, an endpoint younger than it ramps again.
+//! - **`fail_fast_after`, `max_waiters`**: the next poll of every clone; callers already waiting
+//!   are woken to re-read them.
+//! - **kept from the first config**: the [name](BalanceConfig::name),
+//!   [meter](BalanceConfig::meter) and [seed](BalanceConfig::seed) (the metrics instruments and
+//!   random streams were made from them; new values are ignored), and
+//!   [hash mode](BalanceConfig::hash): turning hashing on or off or changing its key is
+//!   refused with a [`ConfigError`] naming `hash` (build a new balancer); the ring settings
+//!   of the same key may change, and the ring is rebuilt.
+//!
+//! Every reconfiguration is logged (`info`) with the main new values.
+//!
 //! # Status
 //!
-//! [`Balance::status`] counts the set (endpoints, ready, ejected, panic);
+//! [`Balance::status`] counts the set (endpoints, ready, ejected, draining, panic);
 //! [`Balance::endpoints`] reports each endpoint ([`EndpointStatus`]: address, weight, locality
-//! tier, readiness, requests in flight, the PeakEWMA RTT estimate, and its outlier gate with the
-//! instant its ejection ends). A circuit breaker per endpoint works as a readiness gate, so an
+//! tier and priority, readiness, draining, requests in flight, the PeakEWMA RTT estimate, and its
+//! outlier gate with the instant its ejection ends). A circuit breaker per endpoint works as a readiness gate, so an
 //! open breaker shows as `ready: false`: the balancer cannot see why a service is not ready.
 //! [`Balance::handle`] gives a clonable, non-generic [`BalanceHandle`] for an admin endpoint; it
 //! reads the same reports and does not keep the balancer alive. [`BalanceConfig::name`] names the

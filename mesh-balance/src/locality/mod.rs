@@ -16,6 +16,10 @@
 //! When the tiers together cannot absorb all traffic (every tier degraded), loads are scaled up in
 //! proportion so they sum to one; when nothing is healthy at all, the best tier takes everything.
 //!
+//! A tier whose endpoints are all ejected gets no traffic, yet each of its endpoints still gets
+//! its single probe once its ejection is over (the balancer looks for such probes itself), so a
+//! tier that failed over comes back when it heals.
+//!
 //! - **strict** mode never leaves the best non-empty tier: a zone-pinned deployment (data residency,
 //!   cross-zone cost) prefers failing to crossing the boundary;
 //! - **failover regions**: when not empty, endpoints outside the local region are used only if their
