@@ -1,7 +1,7 @@
 //! Draining endpoints: kept in the set with their state, finishing what they hold, but given no
-#![allow(clippy::needless_range_loop)] // users are numbered keys as well as indexes
 //! new request (not in panic mode, not by the ring); back in rotation, state intact, when
 //! discovery clears the mark.
+#![allow(clippy::needless_range_loop)] // users are numbered keys as well as indexes
 
 mod support;
 
