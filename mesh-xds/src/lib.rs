@@ -187,13 +187,18 @@ mod error;
 mod metrics;
 mod sotw;
 mod stream;
+mod tls;
 
-pub use self::cds::{CircuitBreakerThresholds, ClusterPolicy, LbPolicy, OutlierPolicy};
+pub use self::apply::locality_threshold;
+pub use self::cds::{
+    CircuitBreakerThresholds, ClusterPolicy, LbPolicy, LocalityPolicy, OutlierPolicy,
+    SlowStartPolicy,
+};
 pub use self::client::{XdsClient, XdsStatus};
 pub use self::config::{
     DEFAULT_MAX_ENDPOINTS_PER_CLUSTER, DEFAULT_MAX_RESPONSE_BYTES, Protocol, XdsConfig,
 };
-pub use self::eds::{PRIORITY_LABEL, endpoints_from_assignment};
+pub use self::eds::{AssignmentPolicy, DEFAULT_OVERPROVISIONING_FACTOR, endpoints_from_assignment};
 pub use self::error::{InvalidResource, XdsError};
 
 /// The xDS type URL of clusters (CDS).

@@ -14,7 +14,7 @@ use mesh_core::Endpoint;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Meter, UpDownCounter};
 
-use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, PRIORITY_LABEL};
+use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL};
 
 const TYPES: [&str; 3] = ["cds", "eds", "other"];
 const RESULTS: [&str; 2] = ["accepted", "rejected"];
@@ -29,6 +29,7 @@ pub(crate) struct XdsMetrics {
     version: Gauge<u64>,
     update_time: Gauge<u64>,
     endpoints: Gauge<u64>,
+    ignored_fields: Counter<u64>,
     /// What the gauges last said, to zero a series that is no longer current.
     last: Mutex<LastRecorded>,
 }
@@ -38,7 +39,17 @@ struct LastRecorded {
     /// The current version, by type index.
     versions: HashMap<usize, String>,
     /// The priorities recorded, by cluster.
-    priorities: HashMap<String, BTreeSet<String>>,
+    priorities: HashMap<String, BTreeSet<u32>>,
+    /// The digest of the last resource version whose ignored fields were counted, by resource
+    /// kind (CDS or EDS) and name.
+    ignored_versions: HashMap<(Resource, String), u64>,
+}
+
+/// The kind of resource whose ignored fields are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Resource {
+    Cluster,
+    Assignment,
 }
 
 impl XdsMetrics {
@@ -83,6 +94,13 @@ impl XdsMetrics {
                 .u64_gauge("mesh.xds.endpoints")
                 .with_description("Usable endpoints of each subscribed cluster, by priority")
                 .with_unit("{endpoint}")
+                .build(),
+            ignored_fields: meter
+                .u64_counter("mesh.xds.ignored_fields")
+                .with_description(
+                    "Unsupported fields set in accepted xDS resources, once per resource version",
+                )
+                .with_unit("{field}")
                 .build(),
             last: Mutex::new(LastRecorded::default()),
             update_attributes: TYPES.map(|kind| {
@@ -139,32 +157,64 @@ impl XdsMetrics {
         self.update_time.record(now, &[type_attribute]);
     }
 
-    /// Records `cluster`'s endpoints by priority; a priority that emptied is recorded at 0.
+    /// Counts each of `fields` once for `name`, unless this version of the resource (`digest`)
+    /// was counted already; returns whether it counted (a new version with ignored fields).
+    pub(crate) fn ignored_fields(
+        &self,
+        kind: Resource,
+        name: &str,
+        digest: u64,
+        fields: &[&'static str],
+    ) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = last.ignored_versions.insert((kind, name.to_owned()), digest);
+        if previous == Some(digest) || fields.is_empty() {
+            return false;
+        }
+        for field in fields {
+            self.ignored_fields.add(
+                1,
+                &[
+                    KeyValue::new("mesh.xds.cluster", name.to_owned()),
+                    KeyValue::new("mesh.xds.field", *field),
+                ],
+            );
+        }
+        true
+    }
+
+    /// Forgets the counted version of a removed resource, so its return counts again.
+    pub(crate) fn forget_resource(&self, kind: Resource, name: &str) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.ignored_versions.remove(&(kind, name.to_owned()));
+    }
+
+    /// Records `cluster`'s endpoints that take new requests (draining ones are left out) by
+    /// priority; a priority that emptied is recorded at 0.
     pub(crate) fn cluster_endpoints(&self, cluster: &str, endpoints: &[Endpoint]) {
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for endpoint in endpoints {
-            let priority = endpoint.label(PRIORITY_LABEL).unwrap_or("0");
-            *counts.entry(priority.to_owned()).or_default() += 1;
+        let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+        for endpoint in endpoints.iter().filter(|e| !e.is_draining()) {
+            *counts.entry(endpoint.priority()).or_default() += 1;
         }
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let before = last.priorities.remove(cluster).unwrap_or_default();
         for priority in before.iter().filter(|p| !counts.contains_key(*p)) {
             self.endpoints
-                .record(0, &endpoint_attributes(cluster, priority));
+                .record(0, &endpoint_attributes(cluster, *priority));
         }
         for (priority, count) in &counts {
             self.endpoints
-                .record(*count, &endpoint_attributes(cluster, priority));
+                .record(*count, &endpoint_attributes(cluster, *priority));
         }
         last.priorities
             .insert(cluster.to_owned(), counts.into_keys().collect());
     }
 }
 
-fn endpoint_attributes(cluster: &str, priority: &str) -> [KeyValue; 2] {
+fn endpoint_attributes(cluster: &str, priority: u32) -> [KeyValue; 2] {
     [
         KeyValue::new("mesh.xds.cluster", cluster.to_owned()),
-        KeyValue::new("mesh.xds.priority", priority.to_owned()),
+        KeyValue::new("mesh.xds.priority", priority.to_string()),
     ]
 }
 
