@@ -137,7 +137,9 @@ mod tests {
     use mesh_balance::LoadStrategy;
 
     use super::*;
-    use crate::{CircuitBreakerThresholds, LbPolicy, OutlierPolicy};
+    use crate::{
+        CircuitBreakerThresholds, LbPolicy, LocalityPolicy, OutlierPolicy, SlowStartPolicy,
+    };
 
     #[test]
     fn set_fields_override_and_unset_fields_keep_the_base() {
@@ -183,5 +185,98 @@ mod tests {
         assert_eq!(config.get_load(), base.get_load());
         assert_eq!(config.get_max_waiters(), 9);
         assert_eq!(config.get_outliers(), base.get_outliers());
+    }
+
+    #[test]
+    fn slow_start_overrides_only_what_the_cluster_sets() {
+        let base = BalanceConfig::default().slow_start(
+            mesh_balance::slow_start::SlowStart::new(Duration::from_secs(5))
+                .aggression(3.0)
+                .cold_after(Duration::from_secs(20)),
+        );
+        let policy = ClusterPolicy {
+            slow_start: Some(SlowStartPolicy {
+                window: Some(Duration::from_secs(30)),
+                min_weight_percent: Some(25.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let ramp = *policy.balance_config(base.clone()).get_slow_start();
+        assert_eq!(ramp.get_window(), Duration::from_secs(30));
+        assert_eq!(ramp.get_aggression(), 3.0);
+        assert_eq!(ramp.get_min_weight_percent(), 25.0);
+        assert_eq!(ramp.get_cold_after(), Duration::from_secs(20));
+        let untouched = ClusterPolicy::default().balance_config(base.clone());
+        assert_eq!(untouched.get_slow_start(), base.get_slow_start());
+    }
+
+    #[test]
+    fn overprovisioning_becomes_the_locality_threshold() {
+        assert!((locality_threshold(140) - 100.0 / 140.0).abs() < 1e-12);
+        assert_eq!(locality_threshold(200), 0.5);
+        assert_eq!(locality_threshold(100), 1.0);
+        assert_eq!(locality_threshold(50), 1.0);
+        assert_eq!(locality_threshold(0), 1.0);
+        let threshold = AssignmentPolicy::default().locality_threshold();
+        let config = LocalityConfig::default().threshold(threshold);
+        assert!(BalanceConfig::default().locality(config).validate().is_ok());
+    }
+
+    #[test]
+    fn zone_aware_routing_gives_proximity_tiers_and_the_rest_one_tier() {
+        let local = Locality::new("eu", "eu-1a", "");
+        let with = |locality| ClusterPolicy {
+            locality,
+            ..Default::default()
+        };
+        assert_eq!(with(None).locality_config(&local), None);
+        let zone_aware = |routing_enabled| {
+            Some(LocalityPolicy::ZoneAware {
+                routing_enabled,
+                min_cluster_size: None,
+            })
+        };
+        assert_eq!(
+            with(zone_aware(None)).locality_config(&local),
+            Some(LocalityConfig::new(local.clone()))
+        );
+        assert_eq!(
+            with(zone_aware(Some(0.0))).locality_config(&local),
+            Some(LocalityConfig::default())
+        );
+        assert_eq!(
+            with(Some(LocalityPolicy::LocalityWeighted)).locality_config(&local),
+            Some(LocalityConfig::default())
+        );
+    }
+
+    #[test]
+    fn one_expected_identity_is_put_on_every_endpoint_several_on_none() {
+        let id = "spiffe://cluster.local/ns/shop/sa/reviews";
+        let endpoints = vec![
+            Endpoint::new("10.0.0.1:80".parse().unwrap()),
+            Endpoint::builder("10.0.0.2:80".parse().unwrap())
+                .identity("spiffe://cluster.local/ns/shop/sa/old")
+                .weight(3)
+                .priority(1)
+                .build()
+                .unwrap(),
+        ];
+        let one = ClusterPolicy {
+            expected_identities: vec![id.to_owned()],
+            ..Default::default()
+        };
+        let applied = one.endpoints_with_identity(endpoints.clone());
+        for endpoint in &applied {
+            assert_eq!(endpoint.identity().map(|i| i.as_str()), Some(id));
+        }
+        assert_eq!(applied[1].weight().get(), 3);
+        assert_eq!(applied[1].priority(), 1);
+        let several = ClusterPolicy {
+            expected_identities: vec![id.to_owned(), "spiffe://cluster.local/ns/x/sa/y".into()],
+            ..Default::default()
+        };
+        assert_eq!(several.endpoints_with_identity(endpoints.clone()), endpoints);
     }
 }

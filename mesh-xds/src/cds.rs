@@ -491,10 +491,24 @@ fn to_duration(d: &XdsDuration) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
-    use envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig;
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::common_lb_config::ZoneAwareLbConfig;
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        LeastRequestLbConfig, RoundRobinLbConfig,
+    };
     use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, OutlierDetection};
+    use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+    use envoy_types::pb::envoy::config::core::v3::{RuntimeDouble, TransportSocket};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::{
+        CombinedCertificateValidationContext, ValidationContextType,
+    };
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, UpstreamTlsContext,
+    };
+    use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
+    use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
     use envoy_types::pb::envoy::r#type::v3::Percent;
-    use envoy_types::pb::google::protobuf::UInt32Value;
+    use envoy_types::pb::google::protobuf::{UInt32Value, UInt64Value};
 
     use super::*;
 
@@ -593,6 +607,276 @@ mod tests {
         });
         assert!(reason(c).contains("healthy_panic_threshold"));
         assert!(reason(Cluster::default()).contains("has no name"));
+    }
+
+    fn tls_socket(validation: CertificateValidationContext) -> TransportSocket {
+        let context = UpstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                validation_context_type: Some(ValidationContextType::CombinedValidationContext(
+                    CombinedCertificateValidationContext {
+                        default_validation_context: Some(validation),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        TransportSocket {
+            name: "envoy.transport_sockets.tls".into(),
+            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(context))),
+        }
+    }
+
+    fn exact(value: &str) -> StringMatcher {
+        StringMatcher {
+            match_pattern: Some(MatchPattern::Exact(value.into())),
+            ..Default::default()
+        }
+    }
+
+    fn san(san_type: SanType, value: &str) -> SubjectAltNameMatcher {
+        SubjectAltNameMatcher {
+            san_type: san_type as i32,
+            matcher: Some(exact(value)),
+            ..Default::default()
+        }
+    }
+
+    const REVIEWS: &str = "spiffe://cluster.local/ns/shop/sa/reviews";
+    const RATINGS: &str = "spiffe://cluster.local/ns/shop/sa/ratings";
+
+    #[test]
+    fn maps_slow_start_of_least_request_and_round_robin() {
+        let ramp = SlowStartConfig {
+            slow_start_window: Some(XdsDuration {
+                seconds: 30,
+                nanos: 0,
+            }),
+            aggression: Some(RuntimeDouble {
+                default_value: 2.0,
+                runtime_key: "upstream.aggression".into(),
+            }),
+            min_weight_percent: Some(Percent { value: 20.0 }),
+        };
+        let mut c = cluster();
+        c.lb_config = Some(LbConfig::LeastRequestLbConfig(LeastRequestLbConfig {
+            choice_count: u32v(3),
+            slow_start_config: Some(ramp.clone()),
+            ..Default::default()
+        }));
+        let policy = ClusterPolicy::from_cluster(&c).unwrap();
+        let expected = SlowStartPolicy {
+            window: Some(Duration::from_secs(30)),
+            aggression: Some(2.0),
+            min_weight_percent: Some(20.0),
+        };
+        assert_eq!(policy.slow_start.as_ref(), Some(&expected));
+        assert!(policy.ignored.contains(&"least_request_lb_config.choice_count"));
+        assert!(
+            policy
+                .ignored
+                .contains(&"slow_start_config.aggression.runtime_key")
+        );
+
+        c.lb_config = Some(LbConfig::RoundRobinLbConfig(RoundRobinLbConfig {
+            slow_start_config: Some(SlowStartConfig {
+                aggression: None,
+                ..ramp
+            }),
+        }));
+        let policy = ClusterPolicy::from_cluster(&c).unwrap();
+        assert_eq!(policy.slow_start.unwrap().aggression, None);
+        c.lb_config = Some(LbConfig::RingHashLbConfig(Default::default()));
+        let policy = ClusterPolicy::from_cluster(&c).unwrap();
+        assert_eq!(policy.slow_start, None);
+        assert!(policy.ignored.contains(&"ring_hash_lb_config"));
+    }
+
+    #[test]
+    fn impossible_slow_start_values_are_invalid() {
+        let reason = |ramp: SlowStartConfig| {
+            let mut c = cluster();
+            c.lb_config = Some(LbConfig::RoundRobinLbConfig(RoundRobinLbConfig {
+                slow_start_config: Some(ramp),
+            }));
+            ClusterPolicy::from_cluster(&c).unwrap_err().to_string()
+        };
+        let negative = reason(SlowStartConfig {
+            slow_start_window: Some(XdsDuration {
+                seconds: -5,
+                nanos: 0,
+            }),
+            ..Default::default()
+        });
+        assert!(negative.contains("slow_start_window is negative"), "{negative}");
+        for bad in [0.0, -1.0, f64::NAN] {
+            let message = reason(SlowStartConfig {
+                aggression: Some(RuntimeDouble {
+                    default_value: bad,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            assert!(message.contains("aggression"), "{message}");
+        }
+        let floor = reason(SlowStartConfig {
+            min_weight_percent: Some(Percent { value: 150.0 }),
+            ..Default::default()
+        });
+        assert!(floor.contains("min_weight_percent is 150 %"), "{floor}");
+    }
+
+    #[test]
+    fn maps_zone_aware_and_locality_weighted_routing() {
+        let with = |specifier: LocalityConfigSpecifier| {
+            let mut c = Cluster {
+                name: "orders".into(),
+                ..Default::default()
+            };
+            c.common_lb_config = Some(CommonLbConfig {
+                locality_config_specifier: Some(specifier),
+                ..Default::default()
+            });
+            ClusterPolicy::from_cluster(&c)
+        };
+        let zone = |routing: Option<f64>, min: Option<u64>| {
+            LocalityConfigSpecifier::ZoneAwareLbConfig(ZoneAwareLbConfig {
+                routing_enabled: routing.map(|value| Percent { value }),
+                min_cluster_size: min.map(|value| UInt64Value { value }),
+                ..Default::default()
+            })
+        };
+        let on = with(zone(None, None)).unwrap();
+        assert_eq!(
+            on.locality,
+            Some(LocalityPolicy::ZoneAware {
+                routing_enabled: None,
+                min_cluster_size: None
+            })
+        );
+        assert!(on.locality.unwrap().prefers_proximity());
+        assert!(on.ignored.is_empty(), "{:?}", on.ignored);
+
+        let off = with(zone(Some(0.0), Some(10))).unwrap();
+        assert!(!off.locality.unwrap().prefers_proximity());
+        assert_eq!(off.ignored, ["zone_aware_lb_config.min_cluster_size"]);
+
+        let partial = with(zone(Some(50.0), None)).unwrap();
+        assert!(partial.locality.unwrap().prefers_proximity());
+        assert_eq!(
+            partial.ignored,
+            ["zone_aware_lb_config.routing_enabled (between 0 and 100 %)"]
+        );
+
+        let weighted = with(LocalityConfigSpecifier::LocalityWeightedLbConfig(
+            Default::default(),
+        ))
+        .unwrap();
+        assert_eq!(weighted.locality, Some(LocalityPolicy::LocalityWeighted));
+        assert_eq!(
+            weighted.ignored,
+            ["locality_weighted_lb_config (locality weights)"]
+        );
+
+        let bad = with(zone(Some(101.0), None)).unwrap_err().to_string();
+        assert!(bad.contains("routing_enabled is 101 %"), "{bad}");
+    }
+
+    #[test]
+    fn typed_uri_san_matchers_become_expected_identities() {
+        let mut c = cluster();
+        c.transport_socket = Some(tls_socket(CertificateValidationContext {
+            match_typed_subject_alt_names: vec![
+                san(SanType::Uri, REVIEWS),
+                san(SanType::Dns, "reviews.shop.svc"),
+                san(SanType::Uri, REVIEWS),
+            ],
+            ..Default::default()
+        }));
+        let policy = ClusterPolicy::from_cluster(&c).unwrap();
+        assert_eq!(policy.expected_identities, [REVIEWS]);
+        assert_eq!(policy.expected_identity(), Some(REVIEWS));
+        assert!(
+            policy
+                .ignored
+                .contains(&"match_typed_subject_alt_names (a SAN type other than URI)")
+        );
+        assert!(!policy.ignored.iter().any(|f| f.starts_with("transport_socket")));
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn older_san_matchers_are_read_and_several_ids_are_kept_as_a_list() {
+        let mut c = cluster();
+        let prefix = StringMatcher {
+            match_pattern: Some(MatchPattern::Prefix("spiffe://cluster.local/".into())),
+            ..Default::default()
+        };
+        c.transport_socket = Some(tls_socket(CertificateValidationContext {
+            match_subject_alt_names: vec![
+                exact(REVIEWS),
+                exact(RATINGS),
+                exact("reviews.shop.svc"),
+                prefix,
+            ],
+            ..Default::default()
+        }));
+        let policy = ClusterPolicy::from_cluster(&c).unwrap();
+        assert_eq!(policy.expected_identities, [REVIEWS, RATINGS]);
+        assert_eq!(policy.expected_identity(), None);
+        assert!(policy.ignored.contains(&"subject alt name (not a SPIFFE ID)"));
+        assert!(
+            policy
+                .ignored
+                .contains(&"subject alt name matcher (not an exact, case-sensitive match)")
+        );
+    }
+
+    #[test]
+    fn a_malformed_tls_context_is_invalid() {
+        let reason = |socket: TransportSocket| {
+            let mut c = cluster();
+            c.transport_socket = Some(socket);
+            ClusterPolicy::from_cluster(&c).unwrap_err().to_string()
+        };
+        let mut garbage = tls_socket(Default::default());
+        if let Some(ConfigType::TypedConfig(any)) = &mut garbage.config_type {
+            any.value = vec![0xff, 0xff, 0xff];
+        }
+        let message = reason(garbage);
+        assert!(
+            message.starts_with(r#"cluster "orders": transport_socket.typed_config does not decode as UpstreamTlsContext"#),
+            "{message}"
+        );
+        let mut mistyped = tls_socket(Default::default());
+        if let Some(ConfigType::TypedConfig(any)) = &mut mistyped.config_type {
+            any.type_url = "type.googleapis.com/google.protobuf.Empty".into();
+        }
+        assert!(reason(mistyped).contains("typed_config is type.googleapis.com/google.protobuf.Empty"));
+        let untyped = TransportSocket {
+            name: "envoy.transport_sockets.tls".into(),
+            config_type: None,
+        };
+        assert!(reason(untyped).contains("has no typed_config"));
+        let bad_id = reason(tls_socket(CertificateValidationContext {
+            match_typed_subject_alt_names: vec![san(SanType::Uri, "spiffe:///ns/x")],
+            ..Default::default()
+        }));
+        assert!(bad_id.contains(r#"subject alt name "spiffe:///ns/x""#), "{bad_id}");
+
+        let mut c = cluster();
+        c.transport_socket = Some(TransportSocket {
+            name: "envoy.transport_sockets.raw_buffer".into(),
+            config_type: None,
+        });
+        let policy = ClusterPolicy::from_cluster(&c).unwrap();
+        assert!(policy.expected_identities.is_empty());
+        assert!(
+            policy
+                .ignored
+                .contains(&"transport_socket (not envoy.transport_sockets.tls)")
+        );
     }
 
     #[test]
