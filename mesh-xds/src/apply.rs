@@ -277,6 +277,9 @@ mod tests {
             expected_identities: vec![id.to_owned(), "spiffe://cluster.local/ns/x/sa/y".into()],
             ..Default::default()
         };
-        assert_eq!(several.endpoints_with_identity(endpoints.clone()), endpoints);
+        assert_eq!(
+            several.endpoints_with_identity(endpoints.clone()),
+            endpoints
+        );
     }
 }

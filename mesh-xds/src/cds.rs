@@ -624,7 +624,9 @@ mod tests {
         };
         TransportSocket {
             name: "envoy.transport_sockets.tls".into(),
-            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(context))),
+            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
+                context,
+            ))),
         }
     }
 
@@ -672,7 +674,11 @@ mod tests {
             min_weight_percent: Some(20.0),
         };
         assert_eq!(policy.slow_start.as_ref(), Some(&expected));
-        assert!(policy.ignored.contains(&"least_request_lb_config.choice_count"));
+        assert!(
+            policy
+                .ignored
+                .contains(&"least_request_lb_config.choice_count")
+        );
         assert!(
             policy
                 .ignored
@@ -709,7 +715,10 @@ mod tests {
             }),
             ..Default::default()
         });
-        assert!(negative.contains("slow_start_window is negative"), "{negative}");
+        assert!(
+            negative.contains("slow_start_window is negative"),
+            "{negative}"
+        );
         for bad in [0.0, -1.0, f64::NAN] {
             let message = reason(SlowStartConfig {
                 aggression: Some(RuntimeDouble {
@@ -802,7 +811,12 @@ mod tests {
                 .ignored
                 .contains(&"match_typed_subject_alt_names (a SAN type other than URI)")
         );
-        assert!(!policy.ignored.iter().any(|f| f.starts_with("transport_socket")));
+        assert!(
+            !policy
+                .ignored
+                .iter()
+                .any(|f| f.starts_with("transport_socket"))
+        );
     }
 
     #[test]
@@ -825,7 +839,11 @@ mod tests {
         let policy = ClusterPolicy::from_cluster(&c).unwrap();
         assert_eq!(policy.expected_identities, [REVIEWS, RATINGS]);
         assert_eq!(policy.expected_identity(), None);
-        assert!(policy.ignored.contains(&"subject alt name (not a SPIFFE ID)"));
+        assert!(
+            policy
+                .ignored
+                .contains(&"subject alt name (not a SPIFFE ID)")
+        );
         assert!(
             policy
                 .ignored
@@ -853,7 +871,9 @@ mod tests {
         if let Some(ConfigType::TypedConfig(any)) = &mut mistyped.config_type {
             any.type_url = "type.googleapis.com/google.protobuf.Empty".into();
         }
-        assert!(reason(mistyped).contains("typed_config is type.googleapis.com/google.protobuf.Empty"));
+        assert!(
+            reason(mistyped).contains("typed_config is type.googleapis.com/google.protobuf.Empty")
+        );
         let untyped = TransportSocket {
             name: "envoy.transport_sockets.tls".into(),
             config_type: None,
@@ -863,7 +883,10 @@ mod tests {
             match_typed_subject_alt_names: vec![san(SanType::Uri, "spiffe:///ns/x")],
             ..Default::default()
         }));
-        assert!(bad_id.contains(r#"subject alt name "spiffe:///ns/x""#), "{bad_id}");
+        assert!(
+            bad_id.contains(r#"subject alt name "spiffe:///ns/x""#),
+            "{bad_id}"
+        );
 
         let mut c = cluster();
         c.transport_socket = Some(TransportSocket {

@@ -286,7 +286,11 @@ pub(crate) fn apply(
                     digest,
                     &policy.ignored,
                 );
-                let before = shared.policies.borrow().get(&policy.name).map(|p| p.ignored.clone());
+                let before = shared
+                    .policies
+                    .borrow()
+                    .get(&policy.name)
+                    .map(|p| p.ignored.clone());
                 if new_version && before.as_ref() != Some(&policy.ignored) {
                     tracing::info!(cluster = %policy.name, fields = ?policy.ignored,
                         "xDS cluster sets fields this client does not support; ignored");
@@ -337,7 +341,9 @@ pub(crate) fn apply(
             // requests in flight finish and fails new ones fast. (A control plane that is merely
             // away removes nothing: only an accepted CDS answer gets here.)
             for policy in &gone {
-                shared.metrics.forget_resource(Resource::Cluster, &policy.name);
+                shared
+                    .metrics
+                    .forget_resource(Resource::Cluster, &policy.name);
                 if let Some(handle) = shared.handle(&policy.eds_service_name) {
                     tracing::info!(cluster = %policy.name,
                         "xDS cluster removed; its endpoints leave (requests in flight finish)");
@@ -361,7 +367,11 @@ pub(crate) fn apply(
                     assignment.digest,
                     &policy.ignored,
                 ) {
-                    let before = shared.assignments.borrow().get(&cluster).map(|p| p.ignored.clone());
+                    let before = shared
+                        .assignments
+                        .borrow()
+                        .get(&cluster)
+                        .map(|p| p.ignored.clone());
                     if before.as_ref() != Some(&policy.ignored) {
                         tracing::info!(%cluster, fields = ?policy.ignored,
                             "xDS endpoint assignment sets fields this client does not support; ignored");

@@ -111,7 +111,9 @@ enum Health {
 
 fn health(status: i32) -> Health {
     match HealthStatus::try_from(status) {
-        Ok(HealthStatus::Healthy | HealthStatus::Unknown | HealthStatus::Degraded) => Health::Usable,
+        Ok(HealthStatus::Healthy | HealthStatus::Unknown | HealthStatus::Degraded) => {
+            Health::Usable
+        }
         Ok(HealthStatus::Draining) => Health::Draining,
         _ => Health::Unusable,
     }

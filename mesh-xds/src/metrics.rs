@@ -167,7 +167,9 @@ impl XdsMetrics {
         fields: &[&'static str],
     ) -> bool {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let previous = last.ignored_versions.insert((kind, name.to_owned()), digest);
+        let previous = last
+            .ignored_versions
+            .insert((kind, name.to_owned()), digest);
         if previous == Some(digest) || fields.is_empty() {
             return false;
         }

@@ -205,13 +205,17 @@ async fn mapping(protocol: Protocol) {
 
     // Metrics: one ignored-field count per field of this cluster version; the endpoints gauge
     // counts the endpoints taking new requests per priority (the draining one is left out).
-    assert_eq!(ignored(&metrics, "zone_aware_lb_config.min_cluster_size"), 1);
+    assert_eq!(
+        ignored(&metrics, "zone_aware_lb_config.min_cluster_size"),
+        1
+    );
     assert_eq!(
         ignored(&metrics, "slow_start_config.aggression.runtime_key"),
         1
     );
     let gauge = metrics.gauge("mesh.xds.endpoints", "{endpoint}");
-    let priority = |p: &str| gauge.value(&[("mesh.xds.cluster", CLUSTER), ("mesh.xds.priority", p)]);
+    let priority =
+        |p: &str| gauge.value(&[("mesh.xds.cluster", CLUSTER), ("mesh.xds.priority", p)]);
     assert_eq!((priority("0"), priority("1")), (1, 1));
 
     // A new snapshot whose cluster is unchanged (SotW resends it): no new count. The draining
@@ -229,7 +233,10 @@ async fn mapping(protocol: Protocol) {
         })
         .await;
     }
-    assert_eq!(ignored(&metrics, "zone_aware_lb_config.min_cluster_size"), 1);
+    assert_eq!(
+        ignored(&metrics, "zone_aware_lb_config.min_cluster_size"),
+        1
+    );
 
     // A changed cluster is a new version: counted again. A new SAN reaches the endpoints at once.
     let reviews = "spiffe://cluster.local/ns/shop/sa/orders-v2";
@@ -244,7 +251,10 @@ async fn mapping(protocol: Protocol) {
             .all(|e| e.identity().map(|i| i.as_str()) == Some(reviews))
     })
     .await;
-    assert_eq!(ignored(&metrics, "zone_aware_lb_config.min_cluster_size"), 2);
+    assert_eq!(
+        ignored(&metrics, "zone_aware_lb_config.min_cluster_size"),
+        2
+    );
     let policy = client.cluster_policy(CLUSTER).unwrap();
     assert_eq!(
         policy.locality,
@@ -262,7 +272,10 @@ async fn mapping(protocol: Protocol) {
         set.values().all(|e| e.identity().is_none())
     })
     .await;
-    assert_eq!(client.cluster_policy(CLUSTER).unwrap().expected_identities, both);
+    assert_eq!(
+        client.cluster_policy(CLUSTER).unwrap().expected_identities,
+        both
+    );
 
     // A TLS context that does not decode: NACKed with a clear reason, the last policy kept.
     cp.snapshot(snapshot("5", json!({"tls_garbage": true}), &healthy))
@@ -278,5 +291,8 @@ async fn mapping(protocol: Protocol) {
         s.nacked.get(CLUSTER_TYPE_URL).is_some_and(|n| *n >= 1)
     })
     .await;
-    assert_eq!(client.cluster_policy(CLUSTER).unwrap().expected_identities, both);
+    assert_eq!(
+        client.cluster_policy(CLUSTER).unwrap().expected_identities,
+        both
+    );
 }
