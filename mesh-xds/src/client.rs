@@ -278,119 +278,11 @@ pub(crate) fn apply(
     let mut gone = Vec::new();
     match update {
         Update::Clusters { policies, digests } => {
-            for policy in policies.values() {
-                let digest = digests.get(&policy.name).copied().unwrap_or_default();
-                let new_version = shared.metrics.ignored_fields(
-                    Resource::Cluster,
-                    &policy.name,
-                    digest,
-                    &policy.ignored,
-                );
-                let before = shared
-                    .policies
-                    .borrow()
-                    .get(&policy.name)
-                    .map(|p| p.ignored.clone());
-                if new_version && before.as_ref() != Some(&policy.ignored) {
-                    tracing::info!(cluster = %policy.name, fields = ?policy.ignored,
-                        "xDS cluster sets fields this client does not support; ignored");
-                }
-            }
-            let mut changed_identity = Vec::new();
-            shared.policies.send_modify(|known| {
-                let next = match removed_clusters {
-                    None => policies,
-                    Some(removed) => {
-                        let mut next = known.clone();
-                        next.extend(policies);
-                        for name in removed {
-                            next.remove(name);
-                        }
-                        next
-                    }
-                };
-                gone = known
-                    .values()
-                    .filter(|p| !next.contains_key(&p.name))
-                    .cloned()
-                    .collect();
-                changed_identity = next
-                    .values()
-                    .filter(|p| {
-                        known.get(&p.name).map(ClusterPolicy::expected_identity)
-                            != Some(p.expected_identity())
-                    })
-                    .map(|p| p.eds_service_name.clone())
-                    .collect();
-                *known = next;
-                cluster_names = Some(known.keys().cloned().collect());
-            });
-            // A new expected identity applies to the endpoints already known at once.
-            for eds_name in changed_identity {
-                let endpoints = shared
-                    .assigned
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&eds_name)
-                    .cloned();
-                if let (Some(handle), Some(endpoints)) = (shared.handle(&eds_name), endpoints) {
-                    shared.set_endpoints(&handle, &eds_name, endpoints);
-                }
-            }
-            // A cluster the control plane removed takes its endpoints along: the balancer lets
-            // requests in flight finish and fails new ones fast. (A control plane that is merely
-            // away removes nothing: only an accepted CDS answer gets here.)
-            for policy in &gone {
-                shared
-                    .metrics
-                    .forget_resource(Resource::Cluster, &policy.name);
-                if let Some(handle) = shared.handle(&policy.eds_service_name) {
-                    tracing::info!(cluster = %policy.name,
-                        "xDS cluster removed; its endpoints leave (requests in flight finish)");
-                    handle.set([]);
-                    shared
-                        .metrics
-                        .cluster_endpoints(&policy.eds_service_name, &[]);
-                }
-            }
+            let (names, removed) = apply_clusters(shared, policies, &digests, removed_clusters);
+            cluster_names = Some(names);
+            gone = removed;
         }
-        Update::Endpoints(assignments) => {
-            for assignment in assignments {
-                let cluster = assignment.cluster;
-                let Some(handle) = shared.handle(&cluster) else {
-                    continue;
-                };
-                let policy = assignment.policy;
-                if shared.metrics.ignored_fields(
-                    Resource::Assignment,
-                    &cluster,
-                    assignment.digest,
-                    &policy.ignored,
-                ) {
-                    let before = shared
-                        .assignments
-                        .borrow()
-                        .get(&cluster)
-                        .map(|p| p.ignored.clone());
-                    if before.as_ref() != Some(&policy.ignored) {
-                        tracing::info!(%cluster, fields = ?policy.ignored,
-                            "xDS endpoint assignment sets fields this client does not support; ignored");
-                    }
-                }
-                shared
-                    .assigned
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(cluster.clone(), assignment.endpoints.clone());
-                shared.set_endpoints(&handle, &cluster, assignment.endpoints);
-                shared.assignments.send_if_modified(|known| {
-                    let changed = known.get(&cluster) != Some(&policy);
-                    known.insert(cluster.clone(), policy);
-                    changed
-                });
-                loaded.push(cluster);
-            }
-        }
+        Update::Endpoints(assignments) => loaded = apply_assignments(shared, assignments),
     }
     tracing::debug!(%type_url, %version, "xDS update accepted");
     shared.metrics.update(type_url, true);
@@ -406,6 +298,144 @@ pub(crate) fn apply(
             s.clusters = names;
         }
     });
+}
+
+/// Applies accepted clusters; returns the names of every known cluster and the policies of the
+/// clusters that are gone.
+fn apply_clusters(
+    shared: &Shared,
+    policies: BTreeMap<String, ClusterPolicy>,
+    digests: &BTreeMap<String, u64>,
+    removed_clusters: Option<&[String]>,
+) -> (BTreeSet<String>, Vec<ClusterPolicy>) {
+    for policy in policies.values() {
+        let digest = digests.get(&policy.name).copied().unwrap_or_default();
+        let new_version =
+            shared
+                .metrics
+                .ignored_fields(Resource::Cluster, &policy.name, digest, &policy.ignored);
+        let before = shared
+            .policies
+            .borrow()
+            .get(&policy.name)
+            .map(|p| p.ignored.clone());
+        if new_version && before.as_ref() != Some(&policy.ignored) {
+            tracing::info!(cluster = %policy.name, fields = ?policy.ignored,
+                "xDS cluster sets fields this client does not support; ignored");
+        }
+    }
+    let mut gone = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut changed_identity = Vec::new();
+    shared.policies.send_modify(|known| {
+        let next = match removed_clusters {
+            None => policies,
+            Some(removed) => {
+                let mut next = known.clone();
+                next.extend(policies);
+                for name in removed {
+                    next.remove(name);
+                }
+                next
+            }
+        };
+        gone = known
+            .values()
+            .filter(|p| !next.contains_key(&p.name))
+            .cloned()
+            .collect();
+        changed_identity = next
+            .values()
+            .filter(|p| {
+                known.get(&p.name).map(ClusterPolicy::expected_identity)
+                    != Some(p.expected_identity())
+            })
+            .map(|p| p.eds_service_name.clone())
+            .collect();
+        *known = next;
+        names = known.keys().cloned().collect();
+    });
+    // A new expected identity applies to the endpoints already known at once.
+    for eds_name in changed_identity {
+        let endpoints = shared
+            .assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&eds_name)
+            .cloned();
+        if let (Some(handle), Some(endpoints)) = (shared.handle(&eds_name), endpoints) {
+            shared.set_endpoints(&handle, &eds_name, endpoints);
+        }
+    }
+    // A cluster the control plane removed takes its endpoints along: the balancer lets requests
+    // in flight finish and fails new ones fast. (A control plane that is merely away removes
+    // nothing: only an accepted CDS answer gets here.)
+    for policy in &gone {
+        let eds_name = &policy.eds_service_name;
+        shared
+            .metrics
+            .forget_resource(Resource::Cluster, &policy.name);
+        shared
+            .metrics
+            .forget_resource(Resource::Assignment, eds_name);
+        // Its endpoints are forgotten too: a cluster that comes back waits for a new assignment
+        // instead of reviving the old one.
+        shared
+            .assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(eds_name);
+        shared
+            .assignments
+            .send_if_modified(|known| known.remove(eds_name).is_some());
+        if let Some(handle) = shared.handle(eds_name) {
+            tracing::info!(cluster = %policy.name,
+                "xDS cluster removed; its endpoints leave (requests in flight finish)");
+            handle.set([]);
+            shared.metrics.cluster_endpoints(eds_name, &[]);
+        }
+    }
+    (names, gone)
+}
+
+/// Applies accepted endpoint assignments to the subscribed clusters; returns their names.
+fn apply_assignments(shared: &Shared, assignments: Vec<ads::Assignment>) -> Vec<String> {
+    let mut loaded = Vec::new();
+    for assignment in assignments {
+        let cluster = assignment.cluster;
+        let Some(handle) = shared.handle(&cluster) else {
+            continue;
+        };
+        let policy = assignment.policy;
+        let new_version = shared.metrics.ignored_fields(
+            Resource::Assignment,
+            &cluster,
+            assignment.digest,
+            &policy.ignored,
+        );
+        let before = shared
+            .assignments
+            .borrow()
+            .get(&cluster)
+            .map(|p| p.ignored.clone());
+        if new_version && before.as_ref() != Some(&policy.ignored) {
+            tracing::info!(%cluster, fields = ?policy.ignored,
+                "xDS endpoint assignment sets fields this client does not support; ignored");
+        }
+        shared
+            .assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cluster.clone(), assignment.endpoints.clone());
+        shared.set_endpoints(&handle, &cluster, assignment.endpoints);
+        shared.assignments.send_if_modified(|known| {
+            let changed = known.get(&cluster) != Some(&policy);
+            known.insert(cluster.clone(), policy);
+            changed
+        });
+        loaded.push(cluster);
+    }
+    loaded
 }
 
 /// Counts and logs a rejected update; the caller sends the NACK.

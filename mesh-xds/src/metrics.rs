@@ -237,3 +237,66 @@ impl Drop for ConnectedGuard<'_> {
         self.0.connected.add(-1, &[]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mesh_test::TestMetrics;
+
+    use super::*;
+
+    #[test]
+    fn ignored_fields_count_once_per_resource_version() {
+        let test = TestMetrics::new();
+        let metrics = XdsMetrics::new(Some(&test.meter()));
+        let fields = ["lb_subset_config", "health_checks"];
+        assert!(metrics.ignored_fields(Resource::Cluster, "orders", 1, &fields));
+        // The same version again (a resend), and an assignment of the same name: no new count
+        // for the cluster.
+        assert!(!metrics.ignored_fields(Resource::Cluster, "orders", 1, &fields));
+        assert!(metrics.ignored_fields(Resource::Assignment, "orders", 1, &["named_endpoints"]));
+        // A new version without ignored fields counts nothing; the next one with them counts.
+        assert!(!metrics.ignored_fields(Resource::Cluster, "orders", 2, &[]));
+        assert!(metrics.ignored_fields(Resource::Cluster, "orders", 3, &fields[..1]));
+        // A removed cluster that comes back unchanged counts again.
+        metrics.forget_resource(Resource::Cluster, "orders");
+        assert!(metrics.ignored_fields(Resource::Cluster, "orders", 3, &fields[..1]));
+
+        let counter = test.counter("mesh.xds.ignored_fields", "{field}");
+        let count = |field: &str| {
+            counter.value(&[("mesh.xds.cluster", "orders"), ("mesh.xds.field", field)])
+        };
+        assert_eq!(count("lb_subset_config"), 3);
+        assert_eq!(count("health_checks"), 1);
+        assert_eq!(count("named_endpoints"), 1);
+    }
+
+    #[test]
+    fn endpoints_gauge_counts_non_draining_endpoints_per_priority() {
+        let test = TestMetrics::new();
+        let metrics = XdsMetrics::new(Some(&test.meter()));
+        let endpoint = |port: u16, priority: u32, draining: bool| {
+            Endpoint::builder(([10, 0, 0, 1], port).into())
+                .priority(priority)
+                .draining(draining)
+                .build()
+                .unwrap()
+        };
+        metrics.cluster_endpoints(
+            "orders",
+            &[
+                endpoint(1, 0, false),
+                endpoint(2, 0, true),
+                endpoint(3, 2, false),
+                endpoint(4, 2, false),
+            ],
+        );
+        let gauge = test.gauge("mesh.xds.endpoints", "{endpoint}");
+        let at = |p: &str| gauge.value(&[("mesh.xds.cluster", "orders"), ("mesh.xds.priority", p)]);
+        assert_eq!((at("0"), at("2")), (1, 2));
+        // Priority 2 empties: its series drops to 0.
+        metrics.cluster_endpoints("orders", &[endpoint(1, 0, false)]);
+        let gauge = test.gauge("mesh.xds.endpoints", "{endpoint}");
+        let at = |p: &str| gauge.value(&[("mesh.xds.cluster", "orders"), ("mesh.xds.priority", p)]);
+        assert_eq!((at("0"), at("2")), (1, 0));
+    }
+}
