@@ -12,6 +12,10 @@
 //	POST /snapshot  {"node":"n","version":"1","clusters":[...],"endpoints":[...]} → 204
 //	                builds CDS + EDS resources and sets them as the node's snapshot. An endpoint
 //	                may be invalid on purpose (port 0, a duplicate, a bad address) to provoke a NACK.
+//	                A cluster may carry slow start, zone-aware routing, circuit-breaker limits and
+//	                a TLS transport socket with exact URI SAN matchers ("sans"), or a TLS socket
+//	                whose typed_config does not decode ("tls_garbage"); an assignment may carry an
+//	                overprovisioning factor. See clusterSpec and assignmentSpec.
 //	GET  /nacks     → JSON list of the error_detail messages received (SotW and Delta), oldest first;
 //	                with ?wait=N, once there are at least N (or after 30 s)
 //	GET  /requests  → JSON counts of the discovery requests received, per stream kind
@@ -35,12 +39,16 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -52,6 +60,20 @@ type clusterSpec struct {
 	Consecutive5xx  uint32 `json:"consecutive_5xx"`
 	MaxRequests     uint32 `json:"max_requests"`
 	ConnectTimeoutS int64  `json:"connect_timeout_s"`
+	// DEFAULT-priority limits besides max_requests, when > 0.
+	MaxPendingRequests uint32 `json:"max_pending_requests"`
+	MaxRetries         uint32 `json:"max_retries"`
+	// Slow start (in the round-robin or least-request config, by lb_policy), when the window > 0.
+	SlowStartWindowS int64   `json:"slow_start_window_s"`
+	Aggression       float64 `json:"aggression"`
+	MinWeightPercent float64 `json:"min_weight_percent"`
+	// Zone-aware routing; min_cluster_size set when > 0.
+	ZoneAware      bool   `json:"zone_aware"`
+	MinClusterSize uint64 `json:"min_cluster_size"`
+	// A TLS transport socket whose validation context matches these exact URI SANs.
+	Sans []string `json:"sans"`
+	// A TLS transport socket whose typed_config is not a valid UpstreamTlsContext.
+	TLSGarbage bool `json:"tls_garbage"`
 }
 
 type endpointSpec struct {
@@ -67,6 +89,8 @@ type endpointSpec struct {
 type assignmentSpec struct {
 	Cluster   string         `json:"cluster"`
 	Endpoints []endpointSpec `json:"endpoints"`
+	// policy.overprovisioning_factor, when > 0.
+	OverprovisioningFactor uint32 `json:"overprovisioning_factor"`
 }
 
 type snapshotSpec struct {
@@ -180,14 +204,95 @@ func buildCluster(spec clusterSpec) (*clusterv3.Cluster, error) {
 			Consecutive_5Xx: wrapperspb.UInt32(spec.Consecutive5xx),
 		}
 	}
-	if spec.MaxRequests > 0 {
+	if spec.MaxRequests > 0 || spec.MaxPendingRequests > 0 || spec.MaxRetries > 0 {
+		limits := &clusterv3.CircuitBreakers_Thresholds{}
+		if spec.MaxRequests > 0 {
+			limits.MaxRequests = wrapperspb.UInt32(spec.MaxRequests)
+		}
+		if spec.MaxPendingRequests > 0 {
+			limits.MaxPendingRequests = wrapperspb.UInt32(spec.MaxPendingRequests)
+		}
+		if spec.MaxRetries > 0 {
+			limits.MaxRetries = wrapperspb.UInt32(spec.MaxRetries)
+		}
 		cluster.CircuitBreakers = &clusterv3.CircuitBreakers{
-			Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
-				MaxRequests: wrapperspb.UInt32(spec.MaxRequests),
-			}},
+			Thresholds: []*clusterv3.CircuitBreakers_Thresholds{limits},
 		}
 	}
+	if spec.SlowStartWindowS > 0 {
+		ramp := &clusterv3.Cluster_SlowStartConfig{
+			SlowStartWindow: durationpb.New(time.Duration(spec.SlowStartWindowS) * time.Second),
+		}
+		if spec.Aggression != 0 {
+			ramp.Aggression = &corev3.RuntimeDouble{DefaultValue: spec.Aggression, RuntimeKey: "upstream.aggression"}
+		}
+		if spec.MinWeightPercent != 0 {
+			ramp.MinWeightPercent = &typev3.Percent{Value: spec.MinWeightPercent}
+		}
+		if policy == clusterv3.Cluster_LEAST_REQUEST {
+			cluster.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{
+				LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: ramp},
+			}
+		} else {
+			cluster.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{
+				RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{SlowStartConfig: ramp},
+			}
+		}
+	}
+	if spec.ZoneAware {
+		zone := &clusterv3.Cluster_CommonLbConfig_ZoneAwareLbConfig{}
+		if spec.MinClusterSize > 0 {
+			zone.MinClusterSize = wrapperspb.UInt64(spec.MinClusterSize)
+		}
+		cluster.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{
+			LocalityConfigSpecifier: &clusterv3.Cluster_CommonLbConfig_ZoneAwareLbConfig_{ZoneAwareLbConfig: zone},
+		}
+	}
+	if len(spec.Sans) > 0 || spec.TLSGarbage {
+		socket, err := tlsSocket(spec.Sans, spec.TLSGarbage)
+		if err != nil {
+			return nil, err
+		}
+		cluster.TransportSocket = socket
+	}
 	return cluster, nil
+}
+
+// tlsSocket is an envoy.transport_sockets.tls socket whose validation context matches the exact
+// URI SANs given (Istio's form), or one whose typed_config bytes are not an UpstreamTlsContext.
+func tlsSocket(sans []string, garbage bool) (*corev3.TransportSocket, error) {
+	var typed *anypb.Any
+	if garbage {
+		typed = &anypb.Any{
+			TypeUrl: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+			Value:   []byte{0xff, 0xff, 0xff},
+		}
+	} else {
+		var matchers []*tlsv3.SubjectAltNameMatcher
+		for _, san := range sans {
+			matchers = append(matchers, &tlsv3.SubjectAltNameMatcher{
+				SanType: tlsv3.SubjectAltNameMatcher_URI,
+				Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: san}},
+			})
+		}
+		context := &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
+				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+					DefaultValidationContext: &tlsv3.CertificateValidationContext{
+						MatchTypedSubjectAltNames: matchers,
+					},
+				},
+			},
+		}}
+		var err error
+		if typed, err = anypb.New(context); err != nil {
+			return nil, err
+		}
+	}
+	return &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: typed},
+	}, nil
 }
 
 func buildAssignment(spec assignmentSpec) (*endpointv3.ClusterLoadAssignment, error) {
@@ -230,6 +335,11 @@ func buildAssignment(spec assignmentSpec) (*endpointv3.ClusterLoadAssignment, er
 		group.LbEndpoints = append(group.LbEndpoints, lb)
 	}
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: spec.Cluster}
+	if spec.OverprovisioningFactor > 0 {
+		cla.Policy = &endpointv3.ClusterLoadAssignment_Policy{
+			OverprovisioningFactor: wrapperspb.UInt32(spec.OverprovisioningFactor),
+		}
+	}
 	for _, key := range order {
 		cla.Endpoints = append(cla.Endpoints, groups[key])
 	}

@@ -51,7 +51,8 @@
 //! | `mesh.xds.updates` | counter, `{update}` | `mesh.xds.type` (`cds`, `eds`, `other`), `mesh.xds.result` (`accepted`, `rejected`) | mesh-xds |
 //! | `mesh.xds.version` | gauge, `{version}` (1 current, 0 replaced) | `mesh.xds.type`, `mesh.xds.version` | mesh-xds |
 //! | `mesh.xds.update.time` | gauge, `s` (Unix time of the last accepted update) | `mesh.xds.type` | mesh-xds |
-//! | `mesh.xds.endpoints` | gauge, `{endpoint}` | `mesh.xds.cluster`, `mesh.xds.priority` | mesh-xds (per subscribed cluster and xDS priority) |
+//! | `mesh.xds.endpoints` | gauge, `{endpoint}` | `mesh.xds.cluster`, `mesh.xds.priority` | mesh-xds (endpoints taking new requests, draining ones left out, per subscribed cluster and xDS priority) |
+//! | `mesh.xds.ignored_fields` | counter, `{field}` | `mesh.xds.cluster`, `mesh.xds.field` | mesh-xds (an unsupported field set in a cluster or endpoint assignment, once per resource version) |
 //! | `mesh.tls.authz.decisions` | counter | `decision` (`allow`, `deny`, `dry_run_deny`, `bad_request`) | mesh-tls authorization |
 //! | `mesh.tls.identity.updates` | counter | `outcome` (`applied`, `rejected`), `reason` | mesh-tls file rotation |
 //! | `mesh.tls.connections.closed` | counter | `reason` (`bundle_change`) | mesh-tls acceptor, connections closed because the peer no longer verifies after a bundle change |

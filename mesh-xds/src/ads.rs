@@ -3,6 +3,7 @@
 //! Kept apart from the stream task so ACK/NACK rules are tested on plain values.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hasher};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{Locality as XdsLocality, Node};
@@ -13,7 +14,10 @@ use envoy_types::pb::google::rpc::Status;
 use mesh_core::Endpoint;
 use prost::Message;
 
-use crate::{CLUSTER_TYPE_URL, ClusterPolicy, ENDPOINT_TYPE_URL, InvalidResource, XdsConfig};
+use crate::{
+    AssignmentPolicy, CLUSTER_TYPE_URL, ClusterPolicy, ENDPOINT_TYPE_URL, InvalidResource,
+    XdsConfig,
+};
 
 /// `google.rpc.Code.INVALID_ARGUMENT`, the code of every NACK we send.
 const INVALID_ARGUMENT: i32 = 3;
@@ -101,10 +105,36 @@ pub(crate) fn node(config: &XdsConfig) -> Node {
 /// The content of a valid response.
 #[derive(Debug)]
 pub(crate) enum Update {
-    /// CDS: the policy of each cluster the response carries (for SotW, every cluster).
-    Clusters(BTreeMap<String, ClusterPolicy>),
-    /// EDS: the usable endpoints of each cluster the response carries.
-    Endpoints(Vec<(String, Vec<Endpoint>)>),
+    /// CDS: the policy of each cluster the response carries (for SotW, every cluster), and a
+    /// digest of each cluster's bytes.
+    Clusters {
+        policies: BTreeMap<String, ClusterPolicy>,
+        digests: BTreeMap<String, u64>,
+    },
+    /// EDS: each assignment the response carries.
+    Endpoints(Vec<Assignment>),
+}
+
+/// One accepted endpoint assignment.
+#[derive(Debug)]
+pub(crate) struct Assignment {
+    /// The EDS resource name (`cluster_name`).
+    pub(crate) cluster: String,
+    /// The endpoints kept (draining ones included), before any expected identity is applied.
+    pub(crate) endpoints: Vec<Endpoint>,
+    pub(crate) policy: AssignmentPolicy,
+    /// A digest of the resource's bytes.
+    pub(crate) digest: u64,
+}
+
+/// A digest of a resource's bytes: "the same version of this resource" without trusting a
+/// control plane's version strings (SotW has none per resource). Equal bytes give equal digests
+/// across runs (the hasher's keys are fixed); a re-encoding of the same message with its map
+/// entries in another order counts as a new version, which only means one more count.
+fn digest(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 /// Decodes and validates a whole SotW response; any invalid resource rejects all of it.
@@ -135,6 +165,7 @@ pub(crate) fn decode_resources<'a>(
     let mut seen = BTreeSet::new();
     let mut clusters = Vec::new();
     let mut policies = BTreeMap::new();
+    let mut digests = BTreeMap::new();
     for resource in resources {
         if resource.type_url != type_url {
             return Err(unexpected(&resource.type_url));
@@ -148,6 +179,7 @@ pub(crate) fn decode_resources<'a>(
                 });
             }
             policies.insert(cluster.name.clone(), ClusterPolicy::from_cluster(&cluster)?);
+            digests.insert(cluster.name, digest(bytes));
         } else {
             let cla = ClusterLoadAssignment::decode(bytes).map_err(malformed)?;
             if !seen.insert(cla.cluster_name.clone()) {
@@ -156,11 +188,17 @@ pub(crate) fn decode_resources<'a>(
                 });
             }
             let endpoints = crate::endpoints_from_assignment(&cla, max_endpoints)?;
-            clusters.push((cla.cluster_name, endpoints));
+            let policy = AssignmentPolicy::from_assignment(&cla)?;
+            clusters.push(Assignment {
+                cluster: cla.cluster_name,
+                endpoints,
+                policy,
+                digest: digest(bytes),
+            });
         }
     }
     Ok(if type_url == CLUSTER_TYPE_URL {
-        Update::Clusters(policies)
+        Update::Clusters { policies, digests }
     } else {
         Update::Endpoints(clusters)
     })

@@ -8,10 +8,14 @@ use mesh_balance::discover::{DiscoverHandle, HandleDiscover};
 use tokio::sync::watch;
 use tonic::transport::Endpoint as GrpcEndpoint;
 
+use mesh_core::Endpoint;
+
 use crate::ads::{self, Update};
 use crate::backoff::Backoff;
-use crate::metrics::XdsMetrics;
-use crate::{ClusterPolicy, InvalidResource, Protocol, XdsConfig, XdsError, delta, sotw};
+use crate::metrics::{Resource, XdsMetrics};
+use crate::{
+    AssignmentPolicy, ClusterPolicy, InvalidResource, Protocol, XdsConfig, XdsError, delta, sotw,
+};
 
 /// What the client knows about its stream and the config it accepted, published on a watch
 /// channel ([`XdsClient::status`]).
@@ -41,8 +45,14 @@ pub struct XdsStatus {
 /// State shared between the handle and the stream task.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// One handle per subscribed cluster; its set is the last accepted assignment.
+    /// One handle per subscribed cluster; its set is the last accepted assignment, with the
+    /// cluster's expected identity applied.
     clusters: Mutex<HashMap<String, DiscoverHandle>>,
+    /// The last accepted endpoints of each subscribed cluster as EDS gave them (before the
+    /// expected identity), so a CDS change of identity can be applied to them.
+    assigned: Mutex<HashMap<String, Vec<Endpoint>>>,
+    /// The policy of every subscribed cluster's last accepted assignment.
+    assignments: watch::Sender<BTreeMap<String, AssignmentPolicy>>,
     /// The cluster names EDS subscribes to; a change is sent on the stream at once.
     subscriptions: watch::Sender<BTreeSet<String>>,
     pub(crate) status: watch::Sender<XdsStatus>,
@@ -56,6 +66,28 @@ impl Shared {
         let clusters = self.clusters.lock().unwrap_or_else(PoisonError::into_inner);
         clusters.get(cluster).cloned()
     }
+
+    /// Sets the endpoints of the EDS resource `cluster` on its handle, with the expected
+    /// identity of the CDS cluster it belongs to, and records them.
+    fn set_endpoints(&self, handle: &DiscoverHandle, cluster: &str, endpoints: Vec<Endpoint>) {
+        let policies = self.policies.borrow();
+        let endpoints = match policy_of(&policies, cluster) {
+            Some(policy) => policy.endpoints_with_identity(endpoints),
+            None => endpoints,
+        };
+        drop(policies);
+        self.metrics.cluster_endpoints(cluster, &endpoints);
+        handle.set(endpoints);
+    }
+}
+
+/// The CDS cluster whose endpoints are the EDS resource `eds_name` (the first by name, if several
+/// clusters share one assignment).
+fn policy_of<'a>(
+    policies: &'a BTreeMap<String, ClusterPolicy>,
+    eds_name: &str,
+) -> Option<&'a ClusterPolicy> {
+    policies.values().find(|p| p.eds_service_name == eds_name)
 }
 
 /// A client of one xDS control plane over one ADS stream (State-of-the-World).
@@ -89,6 +121,8 @@ impl XdsClient {
             .tcp_nodelay(true);
         let shared = Arc::new(Shared {
             clusters: Mutex::new(HashMap::new()),
+            assigned: Mutex::new(HashMap::new()),
+            assignments: watch::Sender::new(BTreeMap::new()),
             subscriptions: watch::Sender::new(BTreeSet::new()),
             status: watch::Sender::new(XdsStatus::default()),
             policies: watch::Sender::new(BTreeMap::new()),
@@ -127,6 +161,14 @@ impl XdsClient {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(cluster);
         self.shared
+            .assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(cluster);
+        self.shared
+            .assignments
+            .send_if_modified(|known| known.remove(cluster).is_some());
+        self.shared
             .subscriptions
             .send_if_modified(|names| names.remove(cluster));
     }
@@ -156,6 +198,29 @@ impl XdsClient {
     /// update (a policy change is what should reconfigure the stack of that cluster).
     pub fn policies(&self) -> watch::Receiver<BTreeMap<String, ClusterPolicy>> {
         self.shared.policies.subscribe()
+    }
+
+    /// The policy of `cluster`'s last accepted endpoint assignment (`cluster` is the EDS resource
+    /// name, as given to [`discover`](Self::discover)); `None` before its first one.
+    pub fn assignment_policy(&self, cluster: &str) -> Option<AssignmentPolicy> {
+        self.shared.assignments.borrow().get(cluster).cloned()
+    }
+
+    /// `cluster`'s overprovisioning factor, in percent (140, Envoy's default, when its
+    /// assignment sets none); `None` before its first assignment. Turn it into mesh-balance's
+    /// locality threshold with [`locality_threshold`](crate::locality_threshold).
+    pub fn overprovisioning(&self, cluster: &str) -> Option<u32> {
+        self.shared
+            .assignments
+            .borrow()
+            .get(cluster)
+            .map(|p| p.overprovisioning_factor)
+    }
+
+    /// Every subscribed cluster's assignment policy, by EDS resource name, as a watch channel
+    /// that changes with each accepted EDS update that changes one.
+    pub fn assignment_policies(&self) -> watch::Receiver<BTreeMap<String, AssignmentPolicy>> {
+        self.shared.assignments.subscribe()
     }
 
     /// The client's status; wait on it with [`watch::Receiver::wait_for`].
@@ -212,57 +277,12 @@ pub(crate) fn apply(
     let mut cluster_names = None;
     let mut gone = Vec::new();
     match update {
-        Update::Clusters(policies) => {
-            shared.policies.send_modify(|known| {
-                for policy in policies.values() {
-                    let before = known.get(&policy.name).map(|p| &p.ignored);
-                    if !policy.ignored.is_empty() && before != Some(&policy.ignored) {
-                        tracing::info!(cluster = %policy.name, fields = ?policy.ignored,
-                            "xDS cluster sets fields this client does not support; ignored");
-                    }
-                }
-                let next = match removed_clusters {
-                    None => policies,
-                    Some(removed) => {
-                        let mut next = known.clone();
-                        next.extend(policies);
-                        for name in removed {
-                            next.remove(name);
-                        }
-                        next
-                    }
-                };
-                gone = known
-                    .values()
-                    .filter(|p| !next.contains_key(&p.name))
-                    .cloned()
-                    .collect();
-                *known = next;
-                cluster_names = Some(known.keys().cloned().collect());
-            });
-            // A cluster the control plane removed takes its endpoints along: the balancer lets
-            // requests in flight finish and fails new ones fast. (A control plane that is merely
-            // away removes nothing: only an accepted CDS answer gets here.)
-            for policy in &gone {
-                if let Some(handle) = shared.handle(&policy.eds_service_name) {
-                    tracing::info!(cluster = %policy.name,
-                        "xDS cluster removed; its endpoints leave (requests in flight finish)");
-                    handle.set([]);
-                    shared
-                        .metrics
-                        .cluster_endpoints(&policy.eds_service_name, &[]);
-                }
-            }
+        Update::Clusters { policies, digests } => {
+            let (names, removed) = apply_clusters(shared, policies, &digests, removed_clusters);
+            cluster_names = Some(names);
+            gone = removed;
         }
-        Update::Endpoints(assignments) => {
-            for (cluster, endpoints) in assignments {
-                if let Some(handle) = shared.handle(&cluster) {
-                    shared.metrics.cluster_endpoints(&cluster, &endpoints);
-                    handle.set(endpoints);
-                    loaded.push(cluster);
-                }
-            }
-        }
+        Update::Endpoints(assignments) => loaded = apply_assignments(shared, assignments),
     }
     tracing::debug!(%type_url, %version, "xDS update accepted");
     shared.metrics.update(type_url, true);
@@ -278,6 +298,144 @@ pub(crate) fn apply(
             s.clusters = names;
         }
     });
+}
+
+/// Applies accepted clusters; returns the names of every known cluster and the policies of the
+/// clusters that are gone.
+fn apply_clusters(
+    shared: &Shared,
+    policies: BTreeMap<String, ClusterPolicy>,
+    digests: &BTreeMap<String, u64>,
+    removed_clusters: Option<&[String]>,
+) -> (BTreeSet<String>, Vec<ClusterPolicy>) {
+    for policy in policies.values() {
+        let digest = digests.get(&policy.name).copied().unwrap_or_default();
+        let new_version =
+            shared
+                .metrics
+                .ignored_fields(Resource::Cluster, &policy.name, digest, &policy.ignored);
+        let before = shared
+            .policies
+            .borrow()
+            .get(&policy.name)
+            .map(|p| p.ignored.clone());
+        if new_version && before.as_ref() != Some(&policy.ignored) {
+            tracing::info!(cluster = %policy.name, fields = ?policy.ignored,
+                "xDS cluster sets fields this client does not support; ignored");
+        }
+    }
+    let mut gone = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut changed_identity = Vec::new();
+    shared.policies.send_modify(|known| {
+        let next = match removed_clusters {
+            None => policies,
+            Some(removed) => {
+                let mut next = known.clone();
+                next.extend(policies);
+                for name in removed {
+                    next.remove(name);
+                }
+                next
+            }
+        };
+        gone = known
+            .values()
+            .filter(|p| !next.contains_key(&p.name))
+            .cloned()
+            .collect();
+        changed_identity = next
+            .values()
+            .filter(|p| {
+                known.get(&p.name).map(ClusterPolicy::expected_identity)
+                    != Some(p.expected_identity())
+            })
+            .map(|p| p.eds_service_name.clone())
+            .collect();
+        *known = next;
+        names = known.keys().cloned().collect();
+    });
+    // A new expected identity applies to the endpoints already known at once.
+    for eds_name in changed_identity {
+        let endpoints = shared
+            .assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&eds_name)
+            .cloned();
+        if let (Some(handle), Some(endpoints)) = (shared.handle(&eds_name), endpoints) {
+            shared.set_endpoints(&handle, &eds_name, endpoints);
+        }
+    }
+    // A cluster the control plane removed takes its endpoints along: the balancer lets requests
+    // in flight finish and fails new ones fast. (A control plane that is merely away removes
+    // nothing: only an accepted CDS answer gets here.)
+    for policy in &gone {
+        let eds_name = &policy.eds_service_name;
+        shared
+            .metrics
+            .forget_resource(Resource::Cluster, &policy.name);
+        shared
+            .metrics
+            .forget_resource(Resource::Assignment, eds_name);
+        // Its endpoints are forgotten too: a cluster that comes back waits for a new assignment
+        // instead of reviving the old one.
+        shared
+            .assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(eds_name);
+        shared
+            .assignments
+            .send_if_modified(|known| known.remove(eds_name).is_some());
+        if let Some(handle) = shared.handle(eds_name) {
+            tracing::info!(cluster = %policy.name,
+                "xDS cluster removed; its endpoints leave (requests in flight finish)");
+            handle.set([]);
+            shared.metrics.cluster_endpoints(eds_name, &[]);
+        }
+    }
+    (names, gone)
+}
+
+/// Applies accepted endpoint assignments to the subscribed clusters; returns their names.
+fn apply_assignments(shared: &Shared, assignments: Vec<ads::Assignment>) -> Vec<String> {
+    let mut loaded = Vec::new();
+    for assignment in assignments {
+        let cluster = assignment.cluster;
+        let Some(handle) = shared.handle(&cluster) else {
+            continue;
+        };
+        let policy = assignment.policy;
+        let new_version = shared.metrics.ignored_fields(
+            Resource::Assignment,
+            &cluster,
+            assignment.digest,
+            &policy.ignored,
+        );
+        let before = shared
+            .assignments
+            .borrow()
+            .get(&cluster)
+            .map(|p| p.ignored.clone());
+        if new_version && before.as_ref() != Some(&policy.ignored) {
+            tracing::info!(%cluster, fields = ?policy.ignored,
+                "xDS endpoint assignment sets fields this client does not support; ignored");
+        }
+        shared
+            .assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cluster.clone(), assignment.endpoints.clone());
+        shared.set_endpoints(&handle, &cluster, assignment.endpoints);
+        shared.assignments.send_if_modified(|known| {
+            let changed = known.get(&cluster) != Some(&policy);
+            known.insert(cluster.clone(), policy);
+            changed
+        });
+        loaded.push(cluster);
+    }
+    loaded
 }
 
 /// Counts and logs a rejected update; the caller sends the NACK.

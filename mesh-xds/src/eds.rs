@@ -1,4 +1,5 @@
-//! EDS: a `ClusterLoadAssignment` becomes the set of usable [`Endpoint`]s of one cluster.
+//! EDS: a `ClusterLoadAssignment` becomes the set of [`Endpoint`]s of one cluster, plus the
+//! cluster-wide settings of its `policy` ([`AssignmentPolicy`]).
 //!
 //! Validation is all-or-nothing: the first unusable endpoint rejects the whole assignment (and the
 //! caller NACKs the response), so a half-applied update never reaches the balancer. The mapping
@@ -17,8 +18,9 @@ use mesh_core::{Endpoint, Locality};
 
 use crate::InvalidResource;
 
-/// The label carrying an endpoint's xDS `priority` (0 = most preferred), as decimal text.
-pub const PRIORITY_LABEL: &str = "xds.priority";
+/// Envoy's default `overprovisioning_factor`, in percent: a priority or locality counts as fully
+/// available down to 100 / 1.4 ≈ 71 % healthy endpoints.
+pub const DEFAULT_OVERPROVISIONING_FACTOR: u32 = 140;
 
 /// The metadata namespace whose string fields become endpoint labels (Envoy's subset balancer
 /// reads the same one).
@@ -26,8 +28,10 @@ const LABEL_NAMESPACE: &str = "envoy.lb";
 
 /// The usable endpoints of `assignment`, or why it is invalid.
 ///
-/// Endpoints whose health is UNHEALTHY, DRAINING or TIMEOUT are left out; at most
-/// `max_endpoints` endpoints (counting left-out ones) are accepted.
+/// Endpoints whose health is UNHEALTHY or TIMEOUT are left out; DRAINING ones are kept, marked
+/// [`draining`](mesh_core::Endpoint::is_draining), so a balancer lets their requests finish but
+/// sends them no new ones. At most `max_endpoints` endpoints (counting left-out ones) are
+/// accepted.
 ///
 /// ```
 /// use mesh_xds::envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -72,14 +76,17 @@ pub fn endpoints_from_assignment(
             if !seen.insert(addr) {
                 return Err(invalid(addr.to_string(), "listed twice"));
             }
-            if !usable(lb.health_status) {
-                continue;
-            }
+            let draining = match health(lb.health_status) {
+                Health::Usable => false,
+                Health::Draining => true,
+                Health::Unusable => continue,
+            };
             let weight = lb.load_balancing_weight.map_or(1, |w| w.value);
             let mut builder = Endpoint::builder(addr)
                 .weight(weight)
                 .locality(locality.clone())
-                .label(PRIORITY_LABEL, &group.priority.to_string());
+                .priority(group.priority)
+                .draining(draining);
             for (name, value) in labels(lb.metadata.as_ref()) {
                 builder = builder.label(name, value);
             }
@@ -92,13 +99,96 @@ pub fn endpoints_from_assignment(
     Ok(endpoints)
 }
 
-/// HEALTHY, UNKNOWN and DEGRADED take traffic; UNHEALTHY, TIMEOUT and DRAINING do not (a value
-/// this version does not know is treated as unusable).
-fn usable(health: i32) -> bool {
-    matches!(
-        HealthStatus::try_from(health),
-        Ok(HealthStatus::Healthy | HealthStatus::Unknown | HealthStatus::Degraded)
-    )
+/// What an endpoint's health status means for the balancer.
+enum Health {
+    /// HEALTHY, UNKNOWN, DEGRADED: takes traffic.
+    Usable,
+    /// DRAINING: kept for the requests already on it, picked for no new one.
+    Draining,
+    /// UNHEALTHY, TIMEOUT, or a value this version does not know: left out.
+    Unusable,
+}
+
+fn health(status: i32) -> Health {
+    match HealthStatus::try_from(status) {
+        Ok(HealthStatus::Healthy | HealthStatus::Unknown | HealthStatus::Degraded) => {
+            Health::Usable
+        }
+        Ok(HealthStatus::Draining) => Health::Draining,
+        _ => Health::Unusable,
+    }
+}
+
+/// The cluster-wide settings of an assignment's `policy`; see the
+/// [crate docs](crate#eds-mapping).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AssignmentPolicy {
+    /// `policy.overprovisioning_factor`, in percent ([`DEFAULT_OVERPROVISIONING_FACTOR`], 140,
+    /// when unset): a priority counts as fully available while its healthy share × this factor
+    /// is at least 100 %. [`locality_threshold`](crate::locality_threshold) turns it into
+    /// mesh-balance's [`LocalityConfig::threshold`](mesh_balance::LocalityConfig::threshold).
+    pub overprovisioning_factor: u32,
+    /// The fields that were set but are not supported, by their xDS name.
+    pub ignored: Vec<&'static str>,
+}
+
+impl Default for AssignmentPolicy {
+    fn default() -> Self {
+        Self {
+            overprovisioning_factor: DEFAULT_OVERPROVISIONING_FACTOR,
+            ignored: Vec::new(),
+        }
+    }
+}
+
+impl AssignmentPolicy {
+    /// The policy of `assignment`, or why it is invalid (an `overprovisioning_factor` of 0, which
+    /// Envoy's own validation refuses too).
+    ///
+    /// ```
+    /// use mesh_xds::envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+    /// use mesh_xds::AssignmentPolicy;
+    ///
+    /// let cla = ClusterLoadAssignment { cluster_name: "orders".into(), ..Default::default() };
+    /// let policy = AssignmentPolicy::from_assignment(&cla).unwrap();
+    /// assert_eq!(policy.overprovisioning_factor, 140);
+    /// ```
+    pub fn from_assignment(assignment: &ClusterLoadAssignment) -> Result<Self, InvalidResource> {
+        let Some(policy) = &assignment.policy else {
+            return Ok(Self::default());
+        };
+        let overprovisioning_factor = match policy.overprovisioning_factor {
+            None => DEFAULT_OVERPROVISIONING_FACTOR,
+            Some(f) if f.value == 0 => {
+                return Err(InvalidResource::Cluster {
+                    cluster: assignment.cluster_name.clone(),
+                    reason: "policy.overprovisioning_factor is 0 (it must be above 0)".to_owned(),
+                });
+            }
+            Some(f) => f.value,
+        };
+        let unsupported = [
+            ("policy.drop_overloads", !policy.drop_overloads.is_empty()),
+            (
+                "policy.endpoint_stale_after",
+                policy.endpoint_stale_after.is_some(),
+            ),
+            (
+                "policy.weighted_priority_health",
+                policy.weighted_priority_health,
+            ),
+            ("named_endpoints", !assignment.named_endpoints.is_empty()),
+        ];
+        Ok(Self {
+            overprovisioning_factor,
+            ignored: unsupported
+                .iter()
+                .filter(|(_, set)| *set)
+                .map(|(field, _)| *field)
+                .collect(),
+        })
+    }
 }
 
 /// The endpoint's IP socket address, or its printable name (when it has one) and the reason.
@@ -154,6 +244,7 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::{
         Address, Locality as XdsLocality, SocketAddress,
     };
+    use envoy_types::pb::envoy::config::endpoint::v3::cluster_load_assignment::Policy;
     use envoy_types::pb::envoy::config::endpoint::v3::{
         Endpoint as XdsEndpoint, LocalityLbEndpoints,
     };
@@ -221,14 +312,15 @@ mod tests {
         assert_eq!(eps[0].weight().get(), 3);
         assert_eq!(eps[0].locality(), &Locality::new("eu", "a", ""));
         assert_eq!(eps[0].label("version"), Some("v2"));
-        assert_eq!(eps[0].label(PRIORITY_LABEL), Some("0"));
+        assert_eq!(eps[0].priority(), 0);
+        assert_eq!(eps[0].labels().count(), 1, "no label but the metadata's");
         assert_eq!(eps[1].addr(), "[::1]:81".parse().unwrap());
         assert_eq!(eps[1].weight().get(), 1);
-        assert_eq!(eps[1].label(PRIORITY_LABEL), Some("1"));
+        assert_eq!(eps[1].priority(), 1);
     }
 
     #[test]
-    fn leaves_out_unhealthy_draining_and_timed_out_endpoints() {
+    fn leaves_out_unhealthy_and_timed_out_endpoints_and_marks_draining_ones() {
         let with = |port, health: HealthStatus| {
             let mut ep = lb("10.0.0.1", port);
             ep.health_status = health as i32;
@@ -246,12 +338,12 @@ mod tests {
                 with(6, HealthStatus::Timeout),
             ],
         )]);
-        let ports: Vec<u16> = endpoints_from_assignment(&cla, 10)
+        let ports: Vec<(u16, bool)> = endpoints_from_assignment(&cla, 10)
             .unwrap()
             .iter()
-            .map(|ep| ep.addr().port())
+            .map(|ep| (ep.addr().port(), ep.is_draining()))
             .collect();
-        assert_eq!(ports, [1, 2, 3]);
+        assert_eq!(ports, [(1, false), (2, false), (3, false), (5, true)]);
     }
 
     #[test]
@@ -276,6 +368,37 @@ mod tests {
         assert!(zero.contains("weight"), "{zero}");
         let none = reason(assignment(vec![(0, "a", vec![LbEndpoint::default()])]));
         assert!(none.contains("#0: has no address"), "{none}");
+    }
+
+    #[test]
+    fn assignment_policy_reads_overprovisioning_and_names_ignored_fields() {
+        let mut cla = assignment(vec![(0, "a", vec![lb("10.0.0.1", 80)])]);
+        assert_eq!(
+            AssignmentPolicy::from_assignment(&cla).unwrap(),
+            AssignmentPolicy::default()
+        );
+        cla.policy = Some(Policy {
+            overprovisioning_factor: Some(UInt32Value { value: 200 }),
+            endpoint_stale_after: Some(Default::default()),
+            drop_overloads: vec![Default::default()],
+            ..Default::default()
+        });
+        let policy = AssignmentPolicy::from_assignment(&cla).unwrap();
+        assert_eq!(policy.overprovisioning_factor, 200);
+        assert_eq!(
+            policy.ignored,
+            ["policy.drop_overloads", "policy.endpoint_stale_after"]
+        );
+        cla.policy = Some(Policy {
+            overprovisioning_factor: Some(UInt32Value { value: 0 }),
+            ..Default::default()
+        });
+        assert_eq!(
+            AssignmentPolicy::from_assignment(&cla)
+                .unwrap_err()
+                .to_string(),
+            r#"cluster "orders": policy.overprovisioning_factor is 0 (it must be above 0)"#
+        );
     }
 
     #[test]

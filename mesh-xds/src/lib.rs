@@ -22,6 +22,8 @@
 //!     ├─ CDS: each Cluster → a ClusterPolicy                  (XdsClient::policies)
 //!     ▼
 //!   EDS, per cluster: ClusterLoadAssignment → endpoints        (endpoints_from_assignment)
+//!     │                and its AssignmentPolicy                (XdsClient::assignment_policies)
+//!     │  + the CDS cluster's expected SPIFFE ID on each endpoint (when it names exactly one)
 //!     → a mesh-balance DiscoverHandle                         (set = one snapshot)
 //!     │  the handle diffs snapshots: an unchanged endpoint is never re-inserted,
 //!     │  so its PeakEWMA, outlier gate and slow-start ramp survive the update
@@ -77,17 +79,21 @@
 //! | socket address (IP literal) + `port_value` | [`Endpoint::addr`](mesh_core::Endpoint::addr); a host name, a named port, a pipe or port 0 is invalid |
 //! | `load_balancing_weight` | [`Weight`](mesh_core::Weight); absent = 1, 0 is invalid |
 //! | locality region / zone / sub_zone | [`Locality`](mesh_core::Locality) (mesh-balance's locality tiers) |
-//! | `priority` | label `xds.priority` (see below) |
+//! | `LocalityLbEndpoints.priority` | [`Endpoint::priority`](mesh_core::Endpoint::priority) (0 = most preferred) |
 //! | `health_status` HEALTHY, UNKNOWN, DEGRADED | kept |
-//! | `health_status` UNHEALTHY, TIMEOUT | removed |
-//! | `health_status` DRAINING | removed (see below) |
+//! | `health_status` UNHEALTHY, TIMEOUT (or a value this version does not know) | removed |
+//! | `health_status` DRAINING | kept, marked [`draining`](mesh_core::Endpoint::is_draining): its requests in flight finish, it gets no new ones |
 //! | metadata `filter_metadata["envoy.lb"]` string fields | labels (what Envoy's subset balancer reads) |
 //! | the same address twice in one cluster | invalid (NACK) |
+//! | `policy.overprovisioning_factor` | [`AssignmentPolicy::overprovisioning_factor`] ([`XdsClient::overprovisioning`]); absent = [`DEFAULT_OVERPROVISIONING_FACTOR`] (140), 0 is invalid; [`locality_threshold`] gives mesh-balance's threshold |
+//! | `policy.drop_overloads`, `policy.endpoint_stale_after`, `policy.weighted_priority_health`, `named_endpoints` | ignored ([`AssignmentPolicy::ignored`], counted in `mesh.xds.ignored_fields`) |
 //!
-//! Gaps, on purpose for now: mesh-balance's tiers come from locality proximity, not from xDS
-//! priorities, so the priority is carried as a label and not yet routed on; and mesh-balance has
-//! no "drain" state, so a DRAINING endpoint is removed — which has the same effect for new
-//! requests (no new picks) while the balancer lets requests already in flight finish.
+//! Priorities and the draining mark are inputs: a balancer that routes on priorities sends
+//! traffic to priority 1 only when priority 0 cannot take it, and one that honours the mark never
+//! picks a draining endpoint. The endpoints of a cluster whose CDS transport socket names exactly
+//! one SPIFFE ID carry it as [`Endpoint::identity`](mesh_core::Endpoint::identity) (see
+//! [`ClusterPolicy::expected_identities`]); a later CDS change of that ID is applied to the
+//! endpoints at once (each is replaced, as any changed endpoint is).
 //!
 //! # CDS mapping
 //!
@@ -97,9 +103,18 @@
 //! ROUND_ROBIN → round robin), `outlier_detection` (consecutive 5xx / gateway failures, interval,
 //! base ejection time, max ejection percent), the DEFAULT-priority `circuit_breakers.thresholds`
 //! (connections, pending, requests, retries), `common_lb_config.healthy_panic_threshold` and
-//! `connect_timeout`. Fields set but not supported are listed in [`ClusterPolicy::ignored`] and
+//! `connect_timeout`, the `slow_start_config` of `round_robin_lb_config` or
+//! `least_request_lb_config` ([`SlowStartPolicy`]), `common_lb_config.zone_aware_lb_config` or
+//! `locality_weighted_lb_config` ([`LocalityPolicy`]), and the exact URI SAN matchers of an
+//! `envoy.transport_sockets.tls` socket (`UpstreamTlsContext`: `validation_context` or
+//! `combined_validation_context.default_validation_context`, `match_typed_subject_alt_names` of
+//! type URI, else the older `match_subject_alt_names`) as
+//! [`ClusterPolicy::expected_identities`]. Fields set but not supported are listed in
+//! [`ClusterPolicy::ignored`], counted in `mesh.xds.ignored_fields` once per cluster version and
 //! logged once per cluster, never NACKed; impossible values (negative durations, percentages
-//! above 100, a cluster without a name) are NACKed. SotW CDS is the full set (a missing cluster
+//! above 100, a slow-start aggression not above 0, a cluster without a name, a TLS
+//! `typed_config` that is not an `UpstreamTlsContext` or does not decode, a SAN that claims to be
+//! a SPIFFE ID and is not one) are NACKed. SotW CDS is the full set (a missing cluster
 //! is gone); Delta CDS names removed clusters explicitly. A removed cluster takes its endpoints
 //! along (its discover streams emit a `Remove` for each, so requests in flight finish and new ones
 //! fail fast with mesh-core's `NoEndpoints`), and [`XdsClient::ready`] waits for it again. Only an
@@ -120,11 +135,17 @@
 //! | `outlier_detection.max_ejection_percent` | [`OutlierConfig::max_ejected_share`](mesh_balance::OutlierConfig::max_ejected_share) (percent / 100) |
 //! | `common_lb_config.healthy_panic_threshold` | [`OutlierConfig::panic_threshold`](mesh_balance::OutlierConfig::panic_threshold) (percent / 100) |
 //! | `circuit_breakers` `max_pending_requests` | [`BalanceConfig::max_waiters`](mesh_balance::BalanceConfig::max_waiters): requests waiting for a ready endpoint, the balancer's form of Envoy's pending queue |
+//! | `slow_start_config` `slow_start_window`, `aggression.default_value`, `min_weight_percent` | [`BalanceConfig::slow_start`](mesh_balance::BalanceConfig::slow_start): window, aggression and floor of [`SlowStart`](mesh_balance::slow_start::SlowStart), each only when set (`cold_after` stays the caller's); `aggression.runtime_key` is ignored (Envoy runtime) |
+//! | `zone_aware_lb_config` with `routing_enabled` above 0 (or unset) | [`ClusterPolicy::locality_config`]: proximity tiers around the client's locality ([`LocalityConfig::new`](mesh_balance::LocalityConfig::new)); a `routing_enabled` between 0 and 100 % counts as on (mesh-balance routes every request by locality or none), `min_cluster_size` and `fail_traffic_on_panic` are ignored |
+//! | `zone_aware_lb_config.routing_enabled` 0, `locality_weighted_lb_config` | [`ClusterPolicy::locality_config`]: a single tier (no proximity preference); locality weights are ignored |
+//! | EDS `policy.overprovisioning_factor` | [`LocalityConfig::threshold`](mesh_balance::LocalityConfig::threshold) = [`locality_threshold`] (100 / factor, at most 1) |
+//! | transport socket SAN: exactly one SPIFFE ID | [`Endpoint::identity`](mesh_core::Endpoint::identity) of every endpoint of the cluster, applied by the client itself: mesh-tls's connector refuses a peer presenting another ID |
+//! | transport socket SAN: several SPIFFE IDs | no endpoint identity; the list is [`ClusterPolicy::expected_identities`], for the caller to authorize the peer against |
 //! | `outlier_detection.interval` | not applied: mesh-balance ejects on each response, not on a timer |
-//! | `circuit_breakers` `max_connections`, `max_requests`, `max_retries` | not applied here: they bound the HTTP client and the retry layer, which the caller builds (`connect_timeout` likewise) |
+//! | `circuit_breakers` `max_connections`, `max_requests`, `max_retries` | not applied here: typed values on [`CircuitBreakerThresholds`] for the HTTP client pool, the concurrency limit and the retry layer, which the caller (the facade) builds (`connect_timeout` likewise) |
 //!
-//! A policy applies when the stack is built; mesh-balance has no setter on a running balancer
-//! yet, so a later CDS change reaches a client only when it is rebuilt.
+//! A policy applies when the stack is built; following [`XdsClient::policies`] and
+//! [`XdsClient::assignment_policies`] is how a caller reapplies a later change.
 //!
 //! # Metrics
 //!
@@ -137,10 +158,12 @@
 //! | `mesh.xds.updates` | counter (u64) | `{update}` | `mesh.xds.type`: `cds`, `eds`, `other`; `mesh.xds.result`: `accepted`, `rejected` | Responses from the control plane, by resource type and whether they were ACKed or NACKed. |
 //! | `mesh.xds.version` | gauge (u64) | `{version}` | `mesh.xds.type`; `mesh.xds.version`: the `version_info` (Delta: `system_version_info`) | 1 for the version accepted last of each type, 0 for the one it replaced: an info-style gauge, one live series per type. |
 //! | `mesh.xds.update.time` | gauge (u64) | `s` | `mesh.xds.type` | Unix time of the last accepted update of each type: time since the last update is `time() - mesh_xds_update_time_seconds`. |
-//! | `mesh.xds.endpoints` | gauge (u64) | `{endpoint}` | `mesh.xds.cluster` (the EDS resource name), `mesh.xds.priority` | Usable endpoints of each subscribed cluster by xDS priority, after each accepted assignment; a priority that empties (or a removed cluster's) goes to 0. |
+//! | `mesh.xds.endpoints` | gauge (u64) | `{endpoint}` | `mesh.xds.cluster` (the EDS resource name), `mesh.xds.priority` (decimal) | Endpoints taking new requests (draining ones left out) of each subscribed cluster by xDS priority, after each accepted assignment: one series per cluster × priority; a priority that empties (or a removed cluster's) goes to 0. |
+//! | `mesh.xds.ignored_fields` | counter (u64) | `{field}` | `mesh.xds.cluster` (the cluster, or the EDS resource name); `mesh.xds.field`: the field's name as in [`ClusterPolicy::ignored`] / [`AssignmentPolicy::ignored`] | A field set but not supported, counted once per version of the resource that carries it (a version is the resource's bytes: a control plane resending an unchanged cluster adds nothing; a changed one counts again). |
 //!
-//! Every counter series is recorded at 0 when the client is built, so a first increment shows in
-//! Prometheus' `increase()`; the gauges appear with the first accepted update. Every rejected update is also logged (`tracing::warn!`, with the
+//! Every counter series with fixed attributes is recorded at 0 when the client is built, so a
+//! first increment shows in Prometheus' `increase()` (`mesh.xds.ignored_fields` names clusters,
+//! so its series start at their first count); the gauges appear with the first accepted update. Every rejected update is also logged (`tracing::warn!`, with the
 //! NACK's message) and shown in [`XdsStatus`].
 //!
 //! # Bounds
@@ -170,10 +193,9 @@
 //! # Still to come
 //!
 //! Applying a later [`ClusterPolicy`] change to a running balancer / breaker / retry stack (a
-//! policy applies when the stack is built, see [Applying a policy](#applying-a-policy)), slow
-//! start and SAN → expected SPIFFE ID, routing on xDS priorities and the overprovisioning
-//! factor, a ready-made `tower::Service` per cluster, metrics per cluster (endpoints by priority,
-//! version, time since the last update) and mTLS to the control plane.
+//! policy applies when the stack is built, see [Applying a policy](#applying-a-policy)),
+//! `transport_socket_matches` (Istio's auto-mTLS form), SAN matchers other than an exact URI, a
+//! ready-made `tower::Service` per cluster, and mTLS to the control plane.
 
 mod ads;
 mod apply;
@@ -187,13 +209,18 @@ mod error;
 mod metrics;
 mod sotw;
 mod stream;
+mod tls;
 
-pub use self::cds::{CircuitBreakerThresholds, ClusterPolicy, LbPolicy, OutlierPolicy};
+pub use self::apply::locality_threshold;
+pub use self::cds::{
+    CircuitBreakerThresholds, ClusterPolicy, LbPolicy, LocalityPolicy, OutlierPolicy,
+    SlowStartPolicy,
+};
 pub use self::client::{XdsClient, XdsStatus};
 pub use self::config::{
     DEFAULT_MAX_ENDPOINTS_PER_CLUSTER, DEFAULT_MAX_RESPONSE_BYTES, Protocol, XdsConfig,
 };
-pub use self::eds::{PRIORITY_LABEL, endpoints_from_assignment};
+pub use self::eds::{AssignmentPolicy, DEFAULT_OVERPROVISIONING_FACTOR, endpoints_from_assignment};
 pub use self::error::{InvalidResource, XdsError};
 
 /// The xDS type URL of clusters (CDS).

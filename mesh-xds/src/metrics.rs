@@ -14,7 +14,7 @@ use mesh_core::Endpoint;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Meter, UpDownCounter};
 
-use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, PRIORITY_LABEL};
+use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL};
 
 const TYPES: [&str; 3] = ["cds", "eds", "other"];
 const RESULTS: [&str; 2] = ["accepted", "rejected"];
@@ -29,6 +29,7 @@ pub(crate) struct XdsMetrics {
     version: Gauge<u64>,
     update_time: Gauge<u64>,
     endpoints: Gauge<u64>,
+    ignored_fields: Counter<u64>,
     /// What the gauges last said, to zero a series that is no longer current.
     last: Mutex<LastRecorded>,
 }
@@ -38,7 +39,17 @@ struct LastRecorded {
     /// The current version, by type index.
     versions: HashMap<usize, String>,
     /// The priorities recorded, by cluster.
-    priorities: HashMap<String, BTreeSet<String>>,
+    priorities: HashMap<String, BTreeSet<u32>>,
+    /// The digest of the last resource version whose ignored fields were counted, by resource
+    /// kind (CDS or EDS) and name.
+    ignored_versions: HashMap<(Resource, String), u64>,
+}
+
+/// The kind of resource whose ignored fields are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Resource {
+    Cluster,
+    Assignment,
 }
 
 impl XdsMetrics {
@@ -83,6 +94,13 @@ impl XdsMetrics {
                 .u64_gauge("mesh.xds.endpoints")
                 .with_description("Usable endpoints of each subscribed cluster, by priority")
                 .with_unit("{endpoint}")
+                .build(),
+            ignored_fields: meter
+                .u64_counter("mesh.xds.ignored_fields")
+                .with_description(
+                    "Unsupported fields set in accepted xDS resources, once per resource version",
+                )
+                .with_unit("{field}")
                 .build(),
             last: Mutex::new(LastRecorded::default()),
             update_attributes: TYPES.map(|kind| {
@@ -139,32 +157,66 @@ impl XdsMetrics {
         self.update_time.record(now, &[type_attribute]);
     }
 
-    /// Records `cluster`'s endpoints by priority; a priority that emptied is recorded at 0.
+    /// Counts each of `fields` once for `name`, unless this version of the resource (`digest`)
+    /// was counted already; returns whether it counted (a new version with ignored fields).
+    pub(crate) fn ignored_fields(
+        &self,
+        kind: Resource,
+        name: &str,
+        digest: u64,
+        fields: &[&'static str],
+    ) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = last
+            .ignored_versions
+            .insert((kind, name.to_owned()), digest);
+        if previous == Some(digest) || fields.is_empty() {
+            return false;
+        }
+        for field in fields {
+            self.ignored_fields.add(
+                1,
+                &[
+                    KeyValue::new("mesh.xds.cluster", name.to_owned()),
+                    KeyValue::new("mesh.xds.field", *field),
+                ],
+            );
+        }
+        true
+    }
+
+    /// Forgets the counted version of a removed resource, so its return counts again.
+    pub(crate) fn forget_resource(&self, kind: Resource, name: &str) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.ignored_versions.remove(&(kind, name.to_owned()));
+    }
+
+    /// Records `cluster`'s endpoints that take new requests (draining ones are left out) by
+    /// priority; a priority that emptied is recorded at 0.
     pub(crate) fn cluster_endpoints(&self, cluster: &str, endpoints: &[Endpoint]) {
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for endpoint in endpoints {
-            let priority = endpoint.label(PRIORITY_LABEL).unwrap_or("0");
-            *counts.entry(priority.to_owned()).or_default() += 1;
+        let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+        for endpoint in endpoints.iter().filter(|e| !e.is_draining()) {
+            *counts.entry(endpoint.priority()).or_default() += 1;
         }
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let before = last.priorities.remove(cluster).unwrap_or_default();
         for priority in before.iter().filter(|p| !counts.contains_key(*p)) {
             self.endpoints
-                .record(0, &endpoint_attributes(cluster, priority));
+                .record(0, &endpoint_attributes(cluster, *priority));
         }
         for (priority, count) in &counts {
             self.endpoints
-                .record(*count, &endpoint_attributes(cluster, priority));
+                .record(*count, &endpoint_attributes(cluster, *priority));
         }
         last.priorities
             .insert(cluster.to_owned(), counts.into_keys().collect());
     }
 }
 
-fn endpoint_attributes(cluster: &str, priority: &str) -> [KeyValue; 2] {
+fn endpoint_attributes(cluster: &str, priority: u32) -> [KeyValue; 2] {
     [
         KeyValue::new("mesh.xds.cluster", cluster.to_owned()),
-        KeyValue::new("mesh.xds.priority", priority.to_owned()),
+        KeyValue::new("mesh.xds.priority", priority.to_string()),
     ]
 }
 
@@ -183,5 +235,68 @@ pub(crate) struct ConnectedGuard<'a>(&'a XdsMetrics);
 impl Drop for ConnectedGuard<'_> {
     fn drop(&mut self) {
         self.0.connected.add(-1, &[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_test::TestMetrics;
+
+    use super::*;
+
+    #[test]
+    fn ignored_fields_count_once_per_resource_version() {
+        let test = TestMetrics::new();
+        let metrics = XdsMetrics::new(Some(&test.meter()));
+        let fields = ["lb_subset_config", "health_checks"];
+        assert!(metrics.ignored_fields(Resource::Cluster, "orders", 1, &fields));
+        // The same version again (a resend), and an assignment of the same name: no new count
+        // for the cluster.
+        assert!(!metrics.ignored_fields(Resource::Cluster, "orders", 1, &fields));
+        assert!(metrics.ignored_fields(Resource::Assignment, "orders", 1, &["named_endpoints"]));
+        // A new version without ignored fields counts nothing; the next one with them counts.
+        assert!(!metrics.ignored_fields(Resource::Cluster, "orders", 2, &[]));
+        assert!(metrics.ignored_fields(Resource::Cluster, "orders", 3, &fields[..1]));
+        // A removed cluster that comes back unchanged counts again.
+        metrics.forget_resource(Resource::Cluster, "orders");
+        assert!(metrics.ignored_fields(Resource::Cluster, "orders", 3, &fields[..1]));
+
+        let counter = test.counter("mesh.xds.ignored_fields", "{field}");
+        let count = |field: &str| {
+            counter.value(&[("mesh.xds.cluster", "orders"), ("mesh.xds.field", field)])
+        };
+        assert_eq!(count("lb_subset_config"), 3);
+        assert_eq!(count("health_checks"), 1);
+        assert_eq!(count("named_endpoints"), 1);
+    }
+
+    #[test]
+    fn endpoints_gauge_counts_non_draining_endpoints_per_priority() {
+        let test = TestMetrics::new();
+        let metrics = XdsMetrics::new(Some(&test.meter()));
+        let endpoint = |port: u16, priority: u32, draining: bool| {
+            Endpoint::builder(([10, 0, 0, 1], port).into())
+                .priority(priority)
+                .draining(draining)
+                .build()
+                .unwrap()
+        };
+        metrics.cluster_endpoints(
+            "orders",
+            &[
+                endpoint(1, 0, false),
+                endpoint(2, 0, true),
+                endpoint(3, 2, false),
+                endpoint(4, 2, false),
+            ],
+        );
+        let gauge = test.gauge("mesh.xds.endpoints", "{endpoint}");
+        let at = |p: &str| gauge.value(&[("mesh.xds.cluster", "orders"), ("mesh.xds.priority", p)]);
+        assert_eq!((at("0"), at("2")), (1, 2));
+        // Priority 2 empties: its series drops to 0.
+        metrics.cluster_endpoints("orders", &[endpoint(1, 0, false)]);
+        let gauge = test.gauge("mesh.xds.endpoints", "{endpoint}");
+        let at = |p: &str| gauge.value(&[("mesh.xds.cluster", "orders"), ("mesh.xds.priority", p)]);
+        assert_eq!((at("0"), at("2")), (1, 0));
     }
 }

@@ -48,7 +48,7 @@ macro_rules! both_protocols {
 
 both_protocols!(
     initial_config_reaches_every_endpoint_with_its_weight_and_locality,
-    updates_arrive_as_diffs_and_unhealthy_endpoints_leave,
+    updates_arrive_as_diffs_unhealthy_endpoints_leave_and_draining_ones_stay_marked,
     an_invalid_assignment_is_nacked_and_the_last_good_endpoints_keep_serving,
     a_control_plane_restart_keeps_the_last_config_and_a_later_update_applies,
     a_thousand_endpoint_cluster_is_applied_and_updated_as_a_diff,
@@ -193,7 +193,9 @@ async fn initial_config_reaches_every_endpoint_with_its_weight_and_locality(prot
     }
 }
 
-async fn updates_arrive_as_diffs_and_unhealthy_endpoints_leave(protocol: Protocol) {
+async fn updates_arrive_as_diffs_unhealthy_endpoints_leave_and_draining_ones_stay_marked(
+    protocol: Protocol,
+) {
     let Some(cp) = ControlPlane::start().await else {
         return;
     };
@@ -215,7 +217,8 @@ async fn updates_arrive_as_diffs_and_unhealthy_endpoints_leave(protocol: Protoco
         "only c inserted and a removed (b untouched): {changes:?}"
     );
 
-    // b drains and c turns unhealthy: both leave; a new weight for nobody else.
+    // b drains (kept, marked draining, so requests on it finish) and c turns unhealthy (leaves);
+    // a comes back with a new weight.
     cp.snapshot(snapshot(
         "3",
         &[(b, 1, "DRAINING"), (c, 1, "UNHEALTHY"), (a, 4, "HEALTHY")],
@@ -230,9 +233,13 @@ async fn updates_arrive_as_diffs_and_unhealthy_endpoints_leave(protocol: Protoco
             Change::Insert(..) => None,
         })
         .collect();
-    let mut expected = vec![EndpointKey(b), EndpointKey(c)];
-    expected.sort();
-    assert_eq!(removed, expected);
+    assert_eq!(removed, [EndpointKey(c)]);
+    assert!(
+        changes
+            .iter()
+            .any(|ch| matches!(ch, Change::Insert(k, ep) if k.0 == b && ep.is_draining())),
+        "b is replaced by its draining self: {changes:?}"
+    );
     assert!(
         changes
             .iter()
