@@ -187,6 +187,7 @@ mod error;
 mod metrics;
 mod sotw;
 mod stream;
+mod tls;
 
 pub use self::cds::{CircuitBreakerThresholds, ClusterPolicy, LbPolicy, OutlierPolicy};
 pub use self::client::{XdsClient, XdsStatus};
@@ -195,6 +196,7 @@ pub use self::config::{
 };
 pub use self::eds::{PRIORITY_LABEL, endpoints_from_assignment};
 pub use self::error::{InvalidResource, XdsError};
+pub use self::tls::XdsTls;
 
 /// The xDS type URL of clusters (CDS).
 pub const CLUSTER_TYPE_URL: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
