@@ -143,6 +143,16 @@
 //! Prometheus' `increase()`; the gauges appear with the first accepted update. Every rejected update is also logged (`tracing::warn!`, with the
 //! NACK's message) and shown in [`XdsStatus`].
 //!
+//! # Mutual TLS to the control plane
+//!
+//! [`XdsConfig::tls`] takes mesh-tls's [`TlsConnector`](mesh_tls::TlsConnector) (this workload's
+//! SVID and trust bundles, fixed or rotating) and the SPIFFE ID the control plane must present,
+//! e.g. `spiffe://cluster.local/ns/istio-system/sa/istiod`. The server's chain must lead to the
+//! bundle of its own trust domain and name exactly that ID; the URI's host is dialled, not
+//! checked. ALPN offers `h2` only. A refused handshake (wrong identity, untrusted chain, our
+//! certificate refused by the server) fails the stream attempt with the reason in
+//! [`XdsStatus::last_stream_error`], and the client retries after its backoff. See [`XdsTls`].
+//!
 //! # Bounds
 //!
 //! | bound | default | why |
@@ -173,7 +183,7 @@
 //! policy applies when the stack is built, see [Applying a policy](#applying-a-policy)), slow
 //! start and SAN → expected SPIFFE ID, routing on xDS priorities and the overprovisioning
 //! factor, a ready-made `tower::Service` per cluster, metrics per cluster (endpoints by priority,
-//! version, time since the last update) and mTLS to the control plane.
+//! version, time since the last update).
 
 mod ads;
 mod apply;
