@@ -34,7 +34,7 @@ const ALPN_H2: &[u8] = b"h2";
 /// The connection is mutual TLS through mesh-tls: the client presents the SVID of `connector`
 /// (the same workload identity the mesh traffic uses), and the control plane must present an
 /// X.509-SVID that chains to the trust bundle of its own trust domain **and** carries exactly
-/// [`server_identity`](Self::server_identity). The host name in the server URI is only dialled;
+/// [`server_identity`](Self::get_server_identity). The host name in the server URI is only dialled;
 /// it is not checked against the certificate (SPIFFE identities replace host names). ALPN offers
 /// `h2` alone, as gRPC needs HTTP/2.
 ///
