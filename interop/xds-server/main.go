@@ -20,11 +20,18 @@
 //	                with ?wait=N, once there are at least N (or after 30 s)
 //	GET  /requests  → JSON counts of the discovery requests received, per stream kind
 //
+// With -tls-cert, -tls-key and -tls-ca (PEM files) the ADS port speaks mutual TLS: it presents the
+// certificate chain and key, and requires and verifies a client certificate issued under one of the
+// CA certificates (TLS 1.3, ALPN h2 through gRPC's TLS credentials). The HTTP interface stays
+// plaintext.
+//
 // The program exits when its standard input closes, so a test harness that dies takes it along.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -48,6 +55,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -373,9 +381,43 @@ func writeJSON(w http.ResponseWriter, value any) {
 	_ = json.NewEncoder(w).Encode(value)
 }
 
+// serverTLS builds the mutual-TLS config of the ADS port from PEM files.
+func serverTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load -tls-cert/-tls-key: %w", err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read -tls-ca: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("-tls-ca %s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    roots,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS13,
+	}, nil
+}
+
 func main() {
 	xdsAddr := flag.String("xds", "127.0.0.1:0", "the ADS listen address (a test restarting the server passes the old one)")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate chain of the ADS port (mutual TLS when set, with -tls-key and -tls-ca)")
+	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
+	tlsCA := flag.String("tls-ca", "", "PEM CA certificates a client certificate must chain to")
 	flag.Parse()
+	var grpcOptions []grpc.ServerOption
+	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
+		config, err := serverTLS(*tlsCert, *tlsKey, *tlsCA)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tls:", err)
+			os.Exit(1)
+		}
+		grpcOptions = append(grpcOptions, grpc.Creds(credentials.NewTLS(config)))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -383,7 +425,7 @@ func main() {
 	rec := &recorder{nacked: make(chan struct{})}
 	xds := serverv3.NewServer(ctx, cache, rec.callbacks())
 
-	grpcServer := grpc.NewServer()
+	grpcServer := grpc.NewServer(grpcOptions...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(grpcServer, xds)
 	xdsListener, err := net.Listen("tcp", *xdsAddr)
 	if err != nil {

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use mesh_core::Locality;
+use mesh_tls::TlsConnector;
 use opentelemetry::metrics::Meter;
+
+use crate::XdsTls;
 
 /// The default [`XdsConfig::max_response_bytes`]: 16 MiB.
 ///
@@ -73,6 +76,9 @@ pub struct XdsConfig {
     /// `opentelemetry::global::meter("mesh-xds")`, a no-op until the application installs a
     /// provider.
     pub meter: Option<Meter>,
+    /// Mutual TLS to the control plane (see [`XdsTls`]). Default `None`: plaintext HTTP/2, for a
+    /// control plane on the same host or behind a trusted network.
+    pub tls: Option<XdsTls>,
 }
 
 impl Default for XdsConfig {
@@ -90,6 +96,7 @@ impl Default for XdsConfig {
             backoff_max: Duration::from_secs(120),
             seed: None,
             meter: None,
+            tls: None,
         }
     }
 }
@@ -184,7 +191,23 @@ impl XdsConfig {
         self
     }
 
+    /// Connects with mutual TLS through mesh-tls: presents `connector`'s SVID and accepts only a
+    /// control plane that proves `server_identity` (a SPIFFE ID such as
+    /// `spiffe://cluster.local/ns/istio-system/sa/istiod`). See [`XdsTls`] for what is checked.
+    ///
+    /// The [`server`](Self::server) URI should then use `https`; its host is dialled, not
+    /// verified.
+    #[must_use]
+    pub fn tls(mut self, connector: TlsConnector, server_identity: impl Into<String>) -> Self {
+        self.tls = Some(XdsTls::new(connector, server_identity));
+        self
+    }
+
     /// Checks the settings, naming the first bad field.
+    ///
+    /// Besides the bounds, it refuses an `https` server without [`tls`](Self::tls) (a plaintext
+    /// client on a TLS port would only see the connection fail) and a
+    /// [`tls`](Self::tls) server identity that is not a SPIFFE ID.
     pub fn validate(&self) -> Result<(), crate::XdsError> {
         let bad = |field: &'static str, reason: &'static str| {
             Err(crate::XdsError::Config { field, reason })
@@ -200,6 +223,19 @@ impl XdsConfig {
         }
         if self.max_endpoints_per_cluster == 0 {
             return bad("max_endpoints_per_cluster", "must be at least 1");
+        }
+        if self.tls.is_none() && self.server.starts_with("https:") {
+            return bad("server", "is https but no tls settings are given");
+        }
+        if self
+            .tls
+            .as_ref()
+            .is_some_and(|tls| !tls.identity_is_valid())
+        {
+            return bad(
+                "tls.server_identity",
+                "must be a SPIFFE ID (spiffe://trust-domain/path)",
+            );
         }
         if self.backoff_base.is_zero() || self.backoff_max < self.backoff_base {
             return bad("backoff_base", "must be above 0 and at most backoff_max");

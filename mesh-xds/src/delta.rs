@@ -113,7 +113,7 @@ pub(crate) async fn stream_once(
     subscriptions: &mut watch::Receiver<BTreeSet<String>>,
     backoff: &mut Backoff,
 ) -> Result<Infallible, String> {
-    let mut client = stream::connect(endpoint, config).await?;
+    let (mut client, transport) = stream::connect(endpoint, config).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let send = |request| {
         tx.send(request)
@@ -141,7 +141,7 @@ pub(crate) async fn stream_once(
     tokio::pin!(call);
     let mut responses = loop {
         tokio::select! {
-            opened = &mut call => break opened.map_err(|s| format!("open stream: {s}"))?.into_inner(),
+            opened = &mut call => break opened.map_err(|s| transport.explain("open stream", &s))?.into_inner(),
             changed = subscriptions.changed() => {
                 changed.map_err(|_| "client dropped".to_owned())?;
                 resubscribe(&mut subscribed, subscriptions.borrow_and_update().clone())?;

@@ -166,6 +166,16 @@
 //! so its series start at their first count); the gauges appear with the first accepted update. Every rejected update is also logged (`tracing::warn!`, with the
 //! NACK's message) and shown in [`XdsStatus`].
 //!
+//! # Mutual TLS to the control plane
+//!
+//! [`XdsConfig::tls`] takes mesh-tls's [`TlsConnector`](mesh_tls::TlsConnector) (this workload's
+//! SVID and trust bundles, fixed or rotating) and the SPIFFE ID the control plane must present,
+//! e.g. `spiffe://cluster.local/ns/istio-system/sa/istiod`. The server's chain must lead to the
+//! bundle of its own trust domain and name exactly that ID; the URI's host is dialled, not
+//! checked. ALPN offers `h2` only. A refused handshake (wrong identity, untrusted chain, our
+//! certificate refused by the server) fails the stream attempt with the reason in
+//! [`XdsStatus::last_stream_error`], and the client retries after its backoff. See [`XdsTls`].
+//!
 //! # Bounds
 //!
 //! | bound | default | why |
@@ -192,10 +202,12 @@
 //!
 //! # Still to come
 //!
-//! Applying a later [`ClusterPolicy`] change to a running balancer / breaker / retry stack (a
-//! policy applies when the stack is built, see [Applying a policy](#applying-a-policy)),
-//! `transport_socket_matches` (Istio's auto-mTLS form), SAN matchers other than an exact URI, a
-//! ready-made `tower::Service` per cluster, and mTLS to the control plane.
+//! Live application of policy changes to a running stack lives in the facade crate
+//! (`towermesh`, feature `xds`: `mesh::xds::XdsServiceExt::service` builds a whole client from a
+//! cluster name and `mesh::xds::follow_policy` reconfigures its balancer at each CDS change).
+//! Not yet mapped: `transport_socket_matches` (Istio's auto-mTLS form), SAN matchers other than
+//! an exact URI, and the circuit-breaker thresholds `max_requests`, `max_retries` and
+//! `max_connections` (exposed on [`ClusterPolicy`], applied by no layer yet).
 
 mod ads;
 mod apply;
@@ -210,6 +222,7 @@ mod metrics;
 mod sotw;
 mod stream;
 mod tls;
+mod transport;
 
 pub use self::apply::locality_threshold;
 pub use self::cds::{
@@ -222,6 +235,7 @@ pub use self::config::{
 };
 pub use self::eds::{AssignmentPolicy, DEFAULT_OVERPROVISIONING_FACTOR, endpoints_from_assignment};
 pub use self::error::{InvalidResource, XdsError};
+pub use self::transport::XdsTls;
 
 /// The xDS type URL of clusters (CDS).
 pub const CLUSTER_TYPE_URL: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";

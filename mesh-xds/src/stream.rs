@@ -16,19 +16,29 @@ use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
 use crate::backoff::{Backoff, NackPacer};
 use crate::client::Shared;
 use crate::metrics::ConnectedGuard;
+use crate::transport::{ControlPlaneConnector, TransportLog, error_chain};
 use crate::{CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, XdsConfig};
 
-/// Connects to the control plane, with the response size cap on the decoder.
+/// Connects to the control plane (over mutual TLS when [`XdsConfig::tls`] is set), with the
+/// response size cap on the decoder. The [`TransportLog`] explains a later stream failure that
+/// the TLS layer saw first.
 pub(crate) async fn connect(
     endpoint: &GrpcEndpoint,
     config: &XdsConfig,
-) -> Result<AggregatedDiscoveryServiceClient<Channel>, String> {
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    Ok(AggregatedDiscoveryServiceClient::new(channel)
-        .max_decoding_message_size(config.max_response_bytes))
+) -> Result<(AggregatedDiscoveryServiceClient<Channel>, TransportLog), String> {
+    let log = TransportLog::default();
+    let channel = match &config.tls {
+        None => endpoint.connect().await,
+        Some(tls) => {
+            endpoint
+                .connect_with_connector(ControlPlaneConnector::new(tls, log.clone()))
+                .await
+        }
+    }
+    .map_err(|e| format!("connect: {}", error_chain(&e)))?;
+    let client = AggregatedDiscoveryServiceClient::new(channel)
+        .max_decoding_message_size(config.max_response_bytes);
+    Ok((client, log))
 }
 
 /// The requests of one stream. Unbounded on purpose: we send only in answer to a response or a
@@ -58,7 +68,7 @@ pub(crate) fn received<R>(message: Result<Option<R>, tonic::Status>) -> Result<R
     match message {
         Ok(Some(response)) => Ok(response),
         Ok(None) => Err("closed by the control plane".to_owned()),
-        Err(status) => Err(format!("stream failed: {status}")),
+        Err(status) => Err(format!("stream failed: {}", error_chain(&status))),
     }
 }
 

@@ -87,6 +87,12 @@ impl ControlPlane {
 
     /// Starts a server whose ADS port is `xds` (to restart one in place).
     pub async fn start_at(xds: SocketAddr) -> Option<Self> {
+        Self::start_with(xds, &[]).await
+    }
+
+    /// Starts a server whose ADS port is `xds`, with extra command-line `args` (e.g. the
+    /// `-tls-cert`, `-tls-key`, `-tls-ca` of mutual TLS).
+    pub async fn start_with(xds: SocketAddr, args: &[&std::ffi::OsStr]) -> Option<Self> {
         let Some(binary) = server_binary() else {
             println!("skipped: go not found");
             return None;
@@ -94,6 +100,7 @@ impl ControlPlane {
         let mut child = Command::new(binary)
             .arg("-xds")
             .arg(xds.to_string())
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
