@@ -24,10 +24,11 @@
 //! carries the local app's HTTP/1.1 and gRPC requests alike, and each side converts at its edge.
 //!
 //! A service with `discovery = { xds = "CLUSTER" }` follows the endpoints the sidecar's
-//! [`XdsClient`] announces for that cluster, and its cluster's CDS policy (when the client has it
-//! at build time) shapes its balancer: load strategy, outlier ejection, panic threshold, pending
-//! bound (mesh-xds's `ClusterPolicy::balance_config`), and the connect timeout. A later CDS change
-//! of the policy is not applied to the running stack yet; endpoint (EDS) changes always are.
+//! [`XdsClient`] announces for that cluster, and its cluster's CDS policy shapes its balancer:
+//! load strategy, outlier ejection, panic threshold, pending bound (mesh-xds's
+//! `ClusterPolicy::balance_config`), applied again at every CDS change of the cluster while the
+//! sidecar runs (`mesh::xds::follow_policy`; requests in flight are not touched). The connect
+//! timeout is taken from the policy known when the stack is built.
 //!
 //! [`config::Service`]: crate::config::Service
 
@@ -99,10 +100,9 @@ pub fn build_client_with_xds(
     // Each source sets the builder's discovery (it boxes whatever it is given); the rest of the
     // settings are the same for all, in `finish`.
     let builder = Client::builder();
-    let (builder, identity, policy) = match &service.discovery {
+    let (builder, identity) = match &service.discovery {
         Discovery::Static(endpoints) => (
             builder.discover(StaticDiscover::new(endpoints.iter().cloned())),
-            None,
             None,
         ),
         Discovery::File {
@@ -114,7 +114,7 @@ pub fn build_client_with_xds(
                 .interval(*interval)
                 .meter(meter.clone());
             let discover = FileDiscover::with_config(path.clone(), config)?;
-            (builder.discover(discover), identity.clone(), None)
+            (builder.discover(discover), identity.clone())
         }
         Discovery::Dns {
             host,
@@ -125,18 +125,40 @@ pub fn build_client_with_xds(
             let config = DnsDiscoverConfig::default().meter(meter.clone());
             let discover =
                 DnsDiscover::with_nameserver(DnsTarget::host(host, *port)?, *nameserver, config)?;
-            (builder.discover(discover), identity.clone(), None)
+            (builder.discover(discover), identity.clone())
         }
         Discovery::Xds { cluster, identity } => {
             let xds = xds.ok_or("xDS discovery needs an `[xds]` control plane")?;
             let policy = xds.cluster_policy(cluster);
             let discover = xds.discover(&xds_resource(cluster, policy.as_ref()));
-            (builder.discover(discover), identity.clone(), policy)
+            let builder = builder.discover(discover);
+            let (client, base) = finish(
+                builder,
+                identity.clone(),
+                policy.as_ref(),
+                service,
+                local,
+                connector,
+                meter,
+                seed,
+            )?;
+            // Later CDS changes of the cluster's policy reconfigure the running balancer.
+            if let Some(balance) = client.balance() {
+                tokio::spawn(mesh::xds::follow_policy(
+                    xds.policies(),
+                    cluster.clone(),
+                    policy,
+                    base,
+                    balance.clone(),
+                ));
+            }
+            return Ok(client);
         }
     };
-    finish(
-        builder, identity, policy, service, local, connector, meter, seed,
-    )
+    let (client, _) = finish(
+        builder, identity, None, service, local, connector, meter, seed,
+    )?;
+    Ok(client)
 }
 
 /// The EDS resource of `cluster`: the policy's `eds_service_name` once CDS named the cluster,
@@ -188,18 +210,19 @@ pub fn build_clients_with_xds(
 fn finish(
     builder: ClientBuilder,
     identity: Option<String>,
-    policy: Option<ClusterPolicy>,
+    policy: Option<&ClusterPolicy>,
     service: &Service,
     local: &Locality,
     connector: TlsConnector,
     meter: &Meter,
     seed: u64,
-) -> Result<Client, BoxError> {
-    let mut balance = BalanceConfig::default()
+) -> Result<(Client, BalanceConfig), BoxError> {
+    let base = BalanceConfig::default()
         .outliers(service.outliers)
         .locality(LocalityConfig::new(local.clone()));
+    let mut balance = base.clone();
     let mut http = peer_client_config(service);
-    if let Some(policy) = &policy {
+    if let Some(policy) = policy {
         balance = policy.balance_config(balance);
         if let Some(timeout) = policy.connect_timeout {
             http = http.connect_timeout(timeout);
@@ -221,7 +244,7 @@ fn finish(
             builder = builder.identity(identity);
         }
     }
-    Ok(builder.build()?)
+    Ok((builder.build()?, base))
 }
 
 /// Makes the trace context a request arrived with (W3C or B3 headers) the parent of the client span

@@ -3,6 +3,8 @@
 mod client;
 mod error;
 mod server;
+#[cfg(feature = "xds")]
+pub mod xds;
 
 pub use client::{Client, ClientBuilder, DEFAULT_CLIENT_TIMEOUT, EndpointService, ResponseFuture};
 pub use error::{ConfigError, ServeError};

@@ -107,7 +107,7 @@ impl Parts {
             ..
         } = self;
         let balance = Balance::new(discover, make, balance).map_err(|e| e.within("balance"))?;
-        let watched = balance.clone();
+        let handle = balance.handle();
         retry = retry.budget(budget.clone());
         if let Some(meter) = meter {
             retry = retry.meter(meter);
@@ -122,7 +122,7 @@ impl Parts {
         Ok(Client::with_handles(
             BoxCloneSyncService::new(stack),
             Handles {
-                status: Box::new(move || watched.status()),
+                balance: handle,
                 breakers,
                 budget,
             },

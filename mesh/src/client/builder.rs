@@ -62,13 +62,13 @@ pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 #[must_use]
 pub struct ClientBuilder {
     discover: Option<super::discovery::BoxDiscover>,
-    name: Option<Cow<'static, str>>,
+    pub(crate) name: Option<Cow<'static, str>>,
     timeout: Option<Duration>,
     retry: RetryPolicy,
     budget: WindowBudgetConfig,
-    balance: BalanceConfig,
+    pub(crate) balance: BalanceConfig,
     breaker: BreakerConfig,
-    http: ClientConfig,
+    pub(crate) http: ClientConfig,
     tls: Option<TlsConnector>,
     identity: Option<String>,
     trace: TraceConfig,

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use mesh_balance::BalanceStatus;
+use mesh_balance::{BalanceHandle, BalanceStatus};
 use mesh_core::service::BoxCloneHttpService;
 use mesh_core::{Body, BoxError};
 use mesh_retry::breaker::BreakerRegistry;
@@ -49,7 +49,7 @@ pub struct Client {
 
 /// What a built client lets its owner watch.
 pub(crate) struct Handles {
-    pub(crate) status: Box<dyn Fn() -> BalanceStatus + Send + Sync>,
+    pub(crate) balance: BalanceHandle,
     pub(crate) breakers: BreakerRegistry,
     pub(crate) budget: WindowBudget,
 }
@@ -79,7 +79,17 @@ impl Client {
     /// The balancer's endpoint set as of its last poll (endpoints, ready, ejected, panic mode);
     /// `None` for a client made with [`from_service`](Self::from_service).
     pub fn status(&self) -> Option<BalanceStatus> {
-        self.handles.as_ref().map(|handles| (handles.status)())
+        self.handles
+            .as_ref()
+            .and_then(|handles| handles.balance.status())
+    }
+
+    /// A handle on the client's balancer: its endpoints, and
+    /// [`reconfigure`](BalanceHandle::reconfigure) to change its settings while it runs (what
+    /// the xDS service does when the cluster's policy changes). `None` for a client made with
+    /// [`from_service`](Self::from_service).
+    pub fn balance(&self) -> Option<&BalanceHandle> {
+        self.handles.as_ref().map(|handles| &handles.balance)
     }
 
     /// The per-endpoint breakers (`find(addr)` gives one endpoint's state).
