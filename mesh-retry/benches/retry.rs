@@ -138,11 +138,21 @@ mod success_path {
             .bench_local_values(|req| call_once(&mut service, req));
     }
 
-    /// The same with [`RetryPolicy::with_avoid_tried_endpoints`] off: no `TriedEndpoints`
+    /// The same with [`RetryPolicy::avoid_tried_endpoints`] off: no `TriedEndpoints`
     /// record in the request (what that record costs).
     #[divan::bench]
     fn get_mesh_retry_no_tried_record(bencher: divan::Bencher<'_, '_>) {
         let policy = RetryPolicy::default().seed(1).avoid_tried_endpoints(false);
+        let mut service = RetryLayer::new(policy).unwrap().layer(Ok200);
+        bencher
+            .with_inputs(get)
+            .bench_local_values(|req| call_once(&mut service, req));
+    }
+
+    /// The same with a policy allowing one attempt: no template, no record, no replay copy.
+    #[divan::bench]
+    fn get_mesh_retry_single_attempt(bencher: divan::Bencher<'_, '_>) {
+        let policy = RetryPolicy::default().seed(1).max_attempts(1);
         let mut service = RetryLayer::new(policy).unwrap().layer(Ok200);
         bencher
             .with_inputs(get)

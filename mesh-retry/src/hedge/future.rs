@@ -190,7 +190,8 @@ where
                             let mut service = this.service.take().expect("checked above");
                             match body {
                                 Some(body) if granted => {
-                                    let request = crate::retry::attempt_request(template, body);
+                                    let request =
+                                        crate::retry::attempt_request(template, body, None);
                                     this.hedge.set(Some(service.call(request)));
                                     this.settings.sent.add(1, &[]);
                                 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use http_body::Body;
 use mesh_core::BoxError;
+use mesh_core::attempts::TriedEndpoints;
 use mesh_core::classify::{
     ClassifiedResponse, ClassifyResponse, FailureClass, MakeClassifier, is_grpc,
 };
@@ -44,11 +45,20 @@ where
     #[pin]
     timer: Option<Sleep>,
     service: S,
-    template: Request<ReplayBody<B>>,
+    /// `None` when the policy allows a single attempt.
+    template: Option<Template<B>>,
     classifier: C::Classifier,
     settings: Arc<Settings<C>>,
     attempts: u32,
     retryable: bool,
+}
+
+/// What a retry is rebuilt from: the caller's request head with the replayable body, and the
+/// tried-endpoints record the layer made for this request (put in each attempt's extensions,
+/// not in the template's).
+pub(super) struct Template<B> {
+    pub(super) request: Request<ReplayBody<B>>,
+    pub(super) tried: Option<TriedEndpoints>,
 }
 
 /// `R` is the next attempt's request, made when the retry is decided (kept in the state so the
@@ -68,7 +78,7 @@ where
     pub(super) fn new(
         future: S::Future,
         service: S,
-        template: Request<ReplayBody<B>>,
+        template: Option<Template<B>>,
         classifier: C::Classifier,
         settings: Arc<Settings<C>>,
         retryable: bool,
@@ -126,7 +136,7 @@ where
                         &result,
                         *this.attempts,
                         *this.retryable,
-                        this.template,
+                        this.template.as_ref(),
                     );
                     let Some((request, delay)) = decision else {
                         return Poll::Ready(result);
@@ -179,7 +189,7 @@ fn decide<B, C, RB>(
     result: &Result<Response<RB>, BoxError>,
     attempts: u32,
     retryable: bool,
-    template: &Request<ReplayBody<B>>,
+    template: Option<&Template<B>>,
 ) -> Option<(Request<ReplayBody<B>>, Duration)>
 where
     B: Body,
@@ -203,6 +213,11 @@ where
     if attempts >= policy.max_attempts {
         return None;
     }
+    // Always there when more than one attempt is allowed.
+    let Template {
+        request: template,
+        tried,
+    } = template?;
     let (reason, server_delay) = policy.reason(&class, retryable)?;
     let sequence = settings.sequence.fetch_add(1, Ordering::Relaxed);
     let mut rng = fastrand::Rng::with_seed(
@@ -229,7 +244,7 @@ where
         return None;
     }
     settings.metrics.retry(reason);
-    let mut request = attempt_request(template, body);
+    let mut request = attempt_request(template, body, tried.as_ref());
     if let Some(deadline) = deadline
         && is_grpc(request.headers())
         && request.headers().contains_key(GRPC_TIMEOUT)
@@ -243,10 +258,11 @@ where
     Some((request, delay))
 }
 
-/// One attempt's request: the template's head, cloned, with `body`.
+/// One attempt's request: the template's head, cloned, with `body` and a share of `tried`.
 pub(crate) fn attempt_request<B>(
     template: &Request<ReplayBody<B>>,
     body: ReplayBody<B>,
+    tried: Option<&TriedEndpoints>,
 ) -> Request<ReplayBody<B>> {
     let mut request = Request::new(body);
     *request.method_mut() = template.method().clone();
@@ -254,6 +270,9 @@ pub(crate) fn attempt_request<B>(
     *request.version_mut() = template.version();
     *request.headers_mut() = template.headers().clone();
     *request.extensions_mut() = template.extensions().clone();
+    if let Some(tried) = tried {
+        request.extensions_mut().insert(tried.clone());
+    }
     request
 }
 

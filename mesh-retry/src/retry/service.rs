@@ -10,7 +10,7 @@ use mesh_core::attempts::TriedEndpoints;
 use mesh_core::classify::{FailureClass, MakeClassifier, MeshClassifier};
 use tower_service::Service;
 
-use super::future::{ResponseFuture, attempt_request};
+use super::future::{ResponseFuture, Template, attempt_request};
 use super::layer::Settings;
 use super::{RetryLayer, RetryPolicy};
 use crate::body::ReplayBody;
@@ -23,7 +23,9 @@ use crate::body::ReplayBody;
 ///   before each retry, so a clone that was not polled ready is never called.
 /// - The request body is wrapped in a [`ReplayBody`] (the inner service sees
 ///   `Request<ReplayBody<B>>`); the method, URI, version, headers and extensions are cloned once
-///   per request to rebuild each attempt.
+///   per attempt from a template kept for retries.
+/// - A policy allowing a single attempt keeps no template: the request goes through as it is,
+///   its body a [passthrough](ReplayBody::passthrough) one (never copied).
 /// - Each request deposits into the budget once; each retry withdraws once.
 /// - `Clone` clones the inner service and shares the policy, classifier, budget and metrics.
 #[derive(Debug)]
@@ -92,31 +94,46 @@ where
         let settings = &self.settings;
         settings.budget.deposit();
         let retryable = settings.policy.is_retryable(&req);
-        let (mut parts, body) = req.into_parts();
-        if settings.policy.avoid_tried
-            && settings.policy.max_attempts > 1
-            && parts.extensions.get::<TriedEndpoints>().is_none()
-        {
-            // Shared by every attempt: a balancer below sends a retry to an endpoint this request
-            // has not tried yet, when one is ready (see mesh_core::attempts).
-            parts.extensions.insert(TriedEndpoints::new());
+        // The ready service goes with the request; a fresh clone waits for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut service = std::mem::replace(&mut self.inner, clone);
+        let classifier = settings.classifier.make_classifier(&req);
+        if settings.policy.max_attempts <= 1 {
+            // No retry can follow (the attempt limit is checked before anything else in
+            // `decide`): no template, no replay copy of the body, no tried-endpoints record.
+            let future = service.call(req.map(ReplayBody::passthrough));
+            return ResponseFuture::new(
+                future,
+                service,
+                None,
+                classifier,
+                Arc::clone(settings),
+                retryable,
+            );
         }
+        let (parts, body) = req.into_parts();
         let template =
             Request::from_parts(parts, ReplayBody::new(body, settings.policy.replay_cap));
+        // Shared by every attempt, but kept out of the template: each attempt's request gets a
+        // clone, so the template's extensions (cloned for each attempt) stay as the caller made
+        // them. A balancer below sends a retry to an endpoint this request has not tried yet,
+        // when one is ready (see mesh_core::attempts).
+        let tried = (settings.policy.avoid_tried
+            && template.extensions().get::<TriedEndpoints>().is_none())
+        .then(TriedEndpoints::new);
         let first_body = template
             .body()
             .replay()
             .expect("a body nobody has read is replayable");
-        let first = attempt_request(&template, first_body);
-        let classifier = settings.classifier.make_classifier(&template);
-        // The ready service goes with the request; a fresh clone waits for the next poll_ready.
-        let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
+        let first = attempt_request(&template, first_body, tried.as_ref());
         let future = service.call(first);
         ResponseFuture::new(
             future,
             service,
-            template,
+            Some(Template {
+                request: template,
+                tried,
+            }),
             classifier,
             Arc::clone(settings),
             retryable,

@@ -120,7 +120,7 @@ impl Parts {
             .service(balance)
             .map_err(Into::into);
         Ok(Client::with_handles(
-            BoxCloneSyncService::new(stack),
+            stack,
             Handles {
                 balance: handle,
                 breakers,

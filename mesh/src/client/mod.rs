@@ -37,14 +37,41 @@ pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
 ///   bounded by the balancer's fail-fast time (`BalanceConfig::fail_fast_after`, 3 s by default)
 ///   and the request timeout. So callers that never poll readiness (an axum handler calling
 ///   [`call`](Service::call) on its clone, tonic) and callers that do (`oneshot`) are both right.
-///   The cost is one boxed clone of the stack per request; the backpressure a caller would get
-///   from `poll_ready` shows up as the time the response takes instead.
+///   The cost is one heap allocation per request: the response future, which holds the stack's
+///   clone inline. The backpressure a caller would get from `poll_ready` shows up as the time the
+///   response takes instead.
+/// - **Cheap to clone.** A `Client` is a reference count on the assembled stack: cloning it
+///   allocates nothing (the stack itself is cloned per call, inside the response future).
 /// - **Errors** are boxed mesh-core failure types: `NoEndpoints`, `Timeout`, `CircuitOpen`, a
 ///   connection error…; test them with `is::<T>()` or [`mesh_core::is_caused_by`].
 #[derive(Clone)]
 pub struct Client {
-    inner: BoxCloneHttpService,
+    inner: Arc<dyn CallOwned>,
     handles: Option<Arc<Handles>>,
+}
+
+/// The stack behind a [`Client`], type-erased once: each call clones the stack into the response
+/// future, which polls that clone ready and then calls it (`tower::util::Oneshot`), in the one
+/// box the future needs anyway. Shared by reference count, so cloning a `Client` copies nothing.
+trait CallOwned: Send + Sync {
+    fn call_owned(&self, request: Request<Body>) -> ResponseFuture;
+}
+
+impl<S> CallOwned for S
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn call_owned(&self, request: Request<Body>) -> ResponseFuture {
+        // A fresh clone carries no reservation; `Oneshot` polls it ready, then calls it.
+        ResponseFuture {
+            inner: Box::pin(self.clone().oneshot(request)),
+        }
+    }
 }
 
 /// What a built client lets its owner watch.
@@ -64,14 +91,23 @@ impl Client {
     /// [`status`](Self::status), [`breakers`](Self::breakers) or [`budget`](Self::budget).
     pub fn from_service(service: BoxCloneHttpService) -> Self {
         Self {
-            inner: service,
+            inner: Arc::new(service),
             handles: None,
         }
     }
 
-    pub(crate) fn with_handles(service: BoxCloneHttpService, handles: Handles) -> Self {
+    /// The assembled stack (concrete, boxed once here) with its handles.
+    pub(crate) fn with_handles<S>(service: S, handles: Handles) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         Self {
-            inner: service,
+            inner: Arc::new(service),
             handles: Some(Arc::new(handles)),
         }
     }
@@ -123,15 +159,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
-        // A fresh clone carries no reservation; `oneshot` polls it ready, then calls it.
-        let stack = self.inner.clone();
-        ResponseFuture {
-            inner: Box::pin(stack.oneshot(req.map(Body::new))),
-        }
+        self.inner.call_owned(req.map(Body::new))
     }
 }
 
-/// The response future of a [`Client`]: boxed, `Send`.
+/// The response future of a [`Client`]: boxed (the one allocation a call makes here), `Send`.
 pub struct ResponseFuture {
     inner: Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>,
 }

@@ -1,0 +1,103 @@
+//! Heap allocations of `mesh::Client` per call, counted by a counting global allocator: the
+//! client over one endpoint whose service answers `200` at once (the set-up of
+//! `benches/client_stack.rs`), with the library's default telemetry (OpenTelemetry's no-op
+//! tracer and meter). The counts are deterministic, so they are asserted as upper bounds; timing
+//! lives in the benchmark.
+//!
+//! One test function only: the allocator counts every thread, and the test harness runs the
+//! tests of one binary on several threads.
+
+use std::alloc::System;
+use std::future::{Ready, ready};
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use mesh::EndpointService;
+use mesh_core::{Body, BoxError};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Service, ServiceExt};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// The endpoint service: `200` with an empty body at once.
+#[derive(Clone, Copy, Debug)]
+struct NoOpEndpoint;
+
+impl<B> Service<Request<B>> for NoOpEndpoint {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Ready<Result<Response<Body>, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<B>) -> Self::Future {
+        ready(Ok(Response::new(Body::empty())))
+    }
+}
+
+fn request() -> Request<Body> {
+    Request::get("http://reviews.test/api")
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn count(f: impl FnOnce()) -> usize {
+    let region = Region::new(GLOBAL);
+    f();
+    let change = region.change();
+    change.allocations + change.reallocations
+}
+
+#[test]
+fn a_call_allocates_a_bounded_number_of_times_and_a_clone_none() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint: SocketAddr = ([127, 0, 0, 1], 9).into();
+    let client = rt.block_on(async {
+        let client = mesh::Client::builder()
+            .endpoints([endpoint])
+            .name("reviews")
+            .seed(1)
+            .wrap_endpoints(|_endpoint, _client| EndpointService::new(NoOpEndpoint))
+            .build()
+            .unwrap();
+        // The balancer discovers its endpoint and builds its service; instruments are made.
+        for _ in 0..100 {
+            client.clone().oneshot(request()).await.unwrap();
+        }
+        client
+    });
+
+    // A clone shares the assembled stack: nothing is copied.
+    let mut clones = Vec::with_capacity(1);
+    assert_eq!(count(|| clones.push(client.clone())), 0, "Client::clone");
+    drop(clones);
+
+    let req = request();
+    let oneshot = count(|| {
+        rt.block_on(client.clone().oneshot(req)).unwrap();
+    });
+    // What the call costs, layer by layer (no-op telemetry): the client's one boxed future, the
+    // deadline put in the request's extensions (their map: 2, the value: 1), the retry layer's
+    // clone of the head for the attempt (the extensions again: 3) and its tried-endpoints record
+    // (2), the endpoint's boxed service future (1, the no-op endpoint's wrapping), and what the
+    // trace layer and the balancer add.
+    assert!(
+        oneshot <= 16,
+        "a call through oneshot: {oneshot} allocations"
+    );
+
+    // Calling without polling readiness (an axum handler, tonic) costs the same.
+    let req = request();
+    let mut caller = client.clone();
+    let direct = count(|| {
+        rt.block_on(caller.call(req)).unwrap();
+    });
+    assert_eq!(direct, oneshot, "call without poll_ready");
+}
