@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode, Version};
 use mesh_core::classify::{Completion, OnCompletion, Outcome};
-use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::global::BoxedSpan;
+use opentelemetry::trace::{Span, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::time::Instant;
 
@@ -37,7 +38,7 @@ pub struct RequestRecorder {
 }
 
 struct State {
-    cx: Context,
+    span: RequestSpan,
     recording: bool,
     start: Instant,
     instruments: Arc<RequestInstruments>,
@@ -56,6 +57,46 @@ impl fmt::Debug for RequestRecorder {
     }
 }
 
+/// Where a request's span lives: in the OpenTelemetry context the server side makes current while
+/// the handler runs, or, on the client side, where nothing needs the span as a context, held
+/// alone (which spares the context's shared allocation for it).
+pub(crate) enum RequestSpan {
+    /// The span of this context.
+    Context(Context),
+    /// The span itself.
+    Span(BoxedSpan),
+}
+
+impl RequestSpan {
+    fn is_recording(&self) -> bool {
+        match self {
+            Self::Context(cx) => cx.span().is_recording(),
+            Self::Span(span) => span.is_recording(),
+        }
+    }
+
+    fn set_attribute(&mut self, attribute: KeyValue) {
+        match self {
+            Self::Context(cx) => cx.span().set_attribute(attribute),
+            Self::Span(span) => span.set_attribute(attribute),
+        }
+    }
+
+    fn set_status(&mut self, status: Status) {
+        match self {
+            Self::Context(cx) => cx.span().set_status(status),
+            Self::Span(span) => span.set_status(status),
+        }
+    }
+
+    fn end(&mut self) {
+        match self {
+            Self::Context(cx) => cx.span().end(),
+            Self::Span(span) => span.end(),
+        }
+    }
+}
+
 /// How a request ended, as far as the recorder is concerned.
 pub(crate) enum Ended {
     Outcome(Outcome),
@@ -63,18 +104,18 @@ pub(crate) enum Ended {
 }
 
 impl RequestRecorder {
-    /// Starts timing a request whose span lives in `cx`; counts it as active.
+    /// Starts timing a request whose span is `span`; counts it as active.
     pub(crate) fn start(
-        cx: Context,
+        span: RequestSpan,
         instruments: Arc<RequestInstruments>,
         attributes: MetricAttributes,
     ) -> Self {
-        let recording = cx.span().is_recording();
+        let recording = span.is_recording();
         let (active, n) = active_attributes(&attributes);
         instruments.active.add(1, &active[..n]);
         Self {
             state: Some(State {
-                cx,
+                span,
                 recording,
                 start: Instant::now(),
                 instruments,
@@ -103,7 +144,7 @@ impl RequestRecorder {
     }
 
     pub(crate) fn finish(&mut self, ended: Ended) {
-        let Some(state) = self.state.take() else {
+        let Some(mut state) = self.state.take() else {
             return;
         };
         let elapsed = state.start.elapsed().as_secs_f64();
@@ -148,7 +189,7 @@ impl RequestRecorder {
         let (active, n) = active_attributes(&state.attributes);
         state.instruments.active.add(-1, &active[..n]);
 
-        let span = state.cx.span();
+        let span = &mut state.span;
         if state.recording {
             if let Some(status) = state.status {
                 let code = i64::from(status.as_u16());

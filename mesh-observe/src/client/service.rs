@@ -6,22 +6,23 @@ use std::task::{Context as TaskContext, Poll};
 use http::{Request, Response};
 use mesh_core::classify::{MakeClassifier, MeshClassifier};
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Span, SpanBuilder, SpanKind, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue, StringValue};
+use opentelemetry::trace::{Span, SpanBuilder, SpanKind, Tracer};
+use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
+use super::authority::AuthorityCache;
 use crate::config::TraceConfig;
 use crate::future::{ResponseFuture, TracedBody};
 use crate::metrics::{RequestInstruments, Side};
 use crate::propagation::{self, Propagation};
-use crate::recorder::{MetricAttributes, RequestRecorder, method_name, scheme_name};
+use crate::recorder::{MetricAttributes, RequestRecorder, RequestSpan, method_name, scheme_name};
 
 /// Traces, measures and propagates the requests sent through `S`; built by
 /// [`ClientTraceLayer`](super::ClientTraceLayer).
 ///
 /// Readiness is the inner service's. Errors of `S` are returned unchanged (and recorded with their
 /// [`ErrorKind`](mesh_core::classify::ErrorKind) as `error.type`). Clones share the tracer and
-/// instruments.
+/// instruments (and the cache of `server.address` values).
 #[derive(Clone, Debug)]
 pub struct ClientTrace<S> {
     inner: S,
@@ -29,6 +30,7 @@ pub struct ClientTrace<S> {
     classifier: MeshClassifier,
     propagation: Propagation,
     instruments: Arc<RequestInstruments>,
+    authorities: Arc<AuthorityCache>,
 }
 
 impl<S> ClientTrace<S> {
@@ -36,13 +38,19 @@ impl<S> ClientTrace<S> {
     /// wrapping many services, so they share one set).
     pub fn new(inner: S, config: &TraceConfig) -> Self {
         let instruments = RequestInstruments::new(&config.resolve_meter(), Side::Client);
-        Self::from_parts(inner, config, Arc::new(instruments))
+        Self::from_parts(
+            inner,
+            config,
+            Arc::new(instruments),
+            Arc::new(AuthorityCache::default()),
+        )
     }
 
     pub(crate) fn from_parts(
         inner: S,
         config: &TraceConfig,
         instruments: Arc<RequestInstruments>,
+        authorities: Arc<AuthorityCache>,
     ) -> Self {
         Self {
             inner,
@@ -50,6 +58,7 @@ impl<S> ClientTrace<S> {
             classifier: config.classifier,
             propagation: config.propagation,
             instruments,
+            authorities,
         }
     }
 
@@ -89,12 +98,12 @@ where
         };
         let method = method_name(req.method());
         let scheme = scheme_name(req.uri());
-        let (address, port) = server_address(&req, scheme);
+        let address = self.authorities.server_address(&req, scheme);
         let attributes = MetricAttributes {
             method,
             scheme,
-            server_address: address.map(StringValue::from),
-            server_port: port.map(i64::from),
+            server_address: address.as_ref().map(|a| a.host.clone()),
+            server_port: address.as_ref().and_then(|a| a.port).map(i64::from),
             // The version the connection used is only known from the response; see
             // `RequestRecorder::set_response_version`.
             protocol: None,
@@ -104,51 +113,69 @@ where
         let builder = SpanBuilder::from_name(name).with_kind(SpanKind::Client);
         let mut span = self.tracer.build_with_context(builder, &parent);
         if span.is_recording() {
-            span.set_attributes(request_attributes(&req, &attributes));
+            set_request_attributes(&mut span, &req, &attributes);
         }
-        let cx = parent.with_span(span);
-        propagation::inject_context(&cx, self.propagation, req.headers_mut());
+        // The span is not put in a context: nothing below needs it as one (the parent's carried
+        // trace state is read from `parent`), and the recorder ends it.
+        propagation::inject_child(
+            span.span_context(),
+            &parent,
+            self.propagation,
+            req.headers_mut(),
+        );
 
         let classifier = self.classifier.make_classifier(&req);
-        let recorder = RequestRecorder::start(cx, Arc::clone(&self.instruments), attributes);
+        let recorder = RequestRecorder::start(
+            RequestSpan::Span(span),
+            Arc::clone(&self.instruments),
+            attributes,
+        );
         ResponseFuture::client(self.inner.call(req), classifier, recorder)
     }
 }
 
-/// `server.address` and `server.port`: from the URI, else the `Host` header; the port defaults
-/// from the scheme as the semantic conventions ask.
-fn server_address<B>(req: &Request<B>, scheme: Option<&str>) -> (Option<String>, Option<u16>) {
-    let authority = req.uri().authority().cloned().or_else(|| {
-        let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
-        host.parse::<http::uri::Authority>().ok()
-    });
-    let Some(authority) = authority else {
-        return (None, None);
-    };
-    let port = authority.port_u16().or(match scheme {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    });
-    (Some(authority.host().to_owned()), port)
-}
-
-/// The span attributes known from the request (only built when the span is recording).
-fn request_attributes<B>(req: &Request<B>, attrs: &MetricAttributes) -> Vec<KeyValue> {
-    let mut out = Vec::with_capacity(6);
-    out.push(KeyValue::new("http.request.method", attrs.method));
+/// Sets the span attributes known from the request (only when the span is recording), one by
+/// one: no list of them is built.
+fn set_request_attributes<B>(span: &mut impl Span, req: &Request<B>, attrs: &MetricAttributes) {
+    span.set_attribute(KeyValue::new("http.request.method", attrs.method));
     if attrs.method == "_OTHER" {
-        out.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             "http.request.method_original",
             req.method().to_string(),
         ));
     }
-    out.push(KeyValue::new("url.full", req.uri().to_string()));
+    span.set_attribute(KeyValue::new("url.full", url_full(req.uri())));
     if let Some(address) = &attrs.server_address {
-        out.push(KeyValue::new("server.address", address.clone()));
+        span.set_attribute(KeyValue::new("server.address", address.clone()));
     }
     if let Some(port) = attrs.server_port {
-        out.push(KeyValue::new("server.port", port));
+        span.set_attribute(KeyValue::new("server.port", port));
+    }
+}
+
+/// The URI as `url.full`, written into one allocation of the exact size (its `Display` would grow
+/// a string piece by piece). Same text as `uri.to_string()`.
+fn url_full(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str();
+    let authority = uri.authority().map(http::uri::Authority::as_str);
+    let path = uri.path();
+    let query = uri.query();
+    let len = scheme.map_or(0, |s| s.len() + 3)
+        + authority.map_or(0, str::len)
+        + path.len()
+        + query.map_or(0, |q| q.len() + 1);
+    let mut out = String::with_capacity(len);
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(authority) = authority {
+        out.push_str(authority);
+    }
+    out.push_str(path);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
     }
     out
 }

@@ -236,6 +236,22 @@ pub fn inject_context(cx: &Context, propagation: Propagation, headers: &mut Head
     );
 }
 
+/// [`inject_context`] for a span that is not (yet) in a context: `span` written with the list
+/// `parent` carries, exactly as `inject_context` would write `parent.with_span(span)`.
+pub(crate) fn inject_child(
+    span: &SpanContext,
+    parent: &Context,
+    propagation: Propagation,
+    headers: &mut HeaderMap,
+) {
+    inject_parts(
+        span,
+        parent.get::<CarriedTraceState>(),
+        propagation,
+        headers,
+    );
+}
+
 fn inject_parts(
     span: &SpanContext,
     carried: Option<&CarriedTraceState>,

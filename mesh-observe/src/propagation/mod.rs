@@ -51,6 +51,7 @@ mod rejection;
 mod tracestate;
 mod w3c;
 
+pub(crate) use headers::inject_child;
 pub use headers::{extract, extract_context, inject, inject_context};
 pub use propagator::{B3Propagator, W3cPropagator};
 pub use rejection::{RejectReason, Rejection, TraceHeader};

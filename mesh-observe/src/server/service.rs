@@ -18,7 +18,7 @@ use crate::future::{ResponseFuture, TracedBody};
 use crate::metrics::RequestInstruments;
 use crate::propagation;
 use crate::recorder::{
-    MetricAttributes, RequestRecorder, method_name, protocol_version, scheme_name,
+    MetricAttributes, RequestRecorder, RequestSpan, method_name, protocol_version, scheme_name,
 };
 use crate::route::RouteTemplate;
 
@@ -114,8 +114,11 @@ where
         req.extensions_mut().insert(cx.clone());
 
         let classifier = self.classifier.make_classifier(&req);
-        let recorder =
-            RequestRecorder::start(cx.clone(), Arc::clone(&self.instruments), attributes);
+        let recorder = RequestRecorder::start(
+            RequestSpan::Context(cx.clone()),
+            Arc::clone(&self.instruments),
+            attributes,
+        );
         let future = {
             let _current = cx.clone().attach();
             self.inner.call(req)

@@ -4,12 +4,19 @@
 //! Before routing, the request target is normalised once (mesh-core's `normalize_target`): one
 //! unambiguous host, the path without dot segments or repeated slashes, `CONNECT` refused with
 //! `405`. The peer's authorization rules then see the same path and host this router used.
+//!
+//! # Allocation
+//!
+//! Routing a request allocates nothing of its own: the authority is looked up without copying
+//! it (unless it is not in canonical form), the client is called in place rather than cloned
+//! (a `mesh::Client` clones its stack inside `call` anyway), and the response future is the
+//! client's own, not boxed again.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,13 +26,15 @@ use hyper::body::Incoming;
 use mesh_core::proxy::{TargetRules, canonical_host, normalize_target, remove_hop_by_hop_headers};
 use mesh_core::{Body, BoxError};
 use mesh_examples::stack::{Client, adopt_trace_context, forwarded_body};
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 /// Routes each request to the client of the service owning its authority. Clones share the table.
 #[derive(Clone)]
 pub(crate) struct Router {
-    /// Lower-cased authority (`host` or `host:port`) → client.
-    routes: Arc<HashMap<String, Client>>,
+    /// Lower-cased authority (`host` or `host:port`) → client. A `mesh::Client` is always ready
+    /// and its `call` only clones its stack, so the lock is held for that clone and no longer;
+    /// it spares cloning the client itself for each request (one allocation).
+    routes: Arc<HashMap<String, Mutex<Client>>>,
     target: Arc<TargetRules>,
     body_idle_timeout: Option<Duration>,
 }
@@ -36,6 +45,10 @@ impl Router {
         routes: HashMap<String, Client>,
         body_idle_timeout: Option<Duration>,
     ) -> Self {
+        let routes = routes
+            .into_iter()
+            .map(|(authority, client)| (authority, Mutex::new(client)))
+            .collect();
         Self {
             routes: Arc::new(routes),
             target: Arc::new(TargetRules::default()),
@@ -46,13 +59,13 @@ impl Router {
     /// The client for `authority`: an exact match first, then the host without its port. Table
     /// keys are lower-case without a trailing dot; an authority that already is (the usual case)
     /// is looked up without copying it.
-    fn route(&self, authority: &str) -> Option<Client> {
+    fn route(&self, authority: &str) -> Option<&Mutex<Client>> {
         let authority = canonical_authority(authority);
         if let Some(client) = self.routes.get(authority.as_ref()) {
-            return Some(client.clone());
+            return Some(client);
         }
         let host = authority.rsplit_once(':').map(|(host, _)| host)?;
-        self.routes.get(host).cloned()
+        self.routes.get(host)
     }
 }
 
@@ -92,28 +105,51 @@ fn no_route(authority: Option<&str>) -> Response<Body> {
 impl Service<Request<Incoming>> for Router {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+    type Future = RouteFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        // Each request readies its own clone of its service's client in `oneshot`.
+        // A `mesh::Client` is always ready (it waits for an endpoint inside its future).
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> RouteFuture {
         if let Err(refused) = normalize_target(&mut req, &self.target) {
-            let failure = refused.into_failure();
-            return Box::pin(async move { Err(failure) });
+            return RouteFuture::Answered(Some(Err(refused.into_failure())));
         }
         let authority = authority_of(&req);
         let Some(client) = authority.and_then(|a| self.route(a)) else {
-            let res = no_route(authority);
-            return Box::pin(async move { Ok::<_, BoxError>(res) });
+            return RouteFuture::Answered(Some(Ok(no_route(authority))));
         };
         let timeout = self.body_idle_timeout;
         let mut req = req.map(|body| forwarded_body(body, timeout));
         remove_hop_by_hop_headers(req.headers_mut());
         adopt_trace_context(&mut req);
-        Box::pin(client.oneshot(req))
+        // A panic inside `call` cannot leave a client half-updated (it only clones its stack),
+        // so a poisoned lock is still a usable client.
+        let mut client = client.lock().unwrap_or_else(PoisonError::into_inner);
+        RouteFuture::Forwarded(client.call(req))
+    }
+}
+
+/// The router's response future: the client's own, or an answer the router gave itself.
+pub(crate) enum RouteFuture {
+    /// Refused or unrouted: the answer, taken when first polled.
+    Answered(Option<Result<Response<Body>, BoxError>>),
+    /// Forwarded to a service's client.
+    Forwarded(mesh::ResponseFuture),
+}
+
+impl Future for RouteFuture {
+    type Output = Result<Response<Body>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Both variants are `Unpin` (the client's future is boxed).
+        match self.get_mut() {
+            RouteFuture::Answered(answer) => {
+                Poll::Ready(answer.take().expect("RouteFuture polled after completion"))
+            }
+            RouteFuture::Forwarded(future) => Pin::new(future).poll(cx),
+        }
     }
 }
 
