@@ -25,8 +25,9 @@
 //!
 //! A service with `discovery = { xds = "CLUSTER" }` follows the endpoints the sidecar's
 //! [`XdsClient`] announces for that cluster, and its cluster's CDS policy shapes its balancer:
-//! load strategy, outlier ejection, panic threshold, pending bound (mesh-xds's
-//! `ClusterPolicy::balance_config`), applied again at every CDS change of the cluster while the
+//! load strategy, outlier ejection, panic threshold, pending bound, slow start, and tiers by xDS
+//! priority with the assignment's overprovisioning factor (`mesh::xds::cluster_balance_config`),
+//! applied again at every CDS change (or overprovisioning change) of the cluster while the
 //! sidecar runs (`mesh::xds::follow_policy`; requests in flight are not touched). The connect
 //! timeout is taken from the policy known when the stack is built.
 //!
@@ -145,9 +146,9 @@ pub fn build_client_with_xds(
             // Later CDS changes of the cluster's policy reconfigure the running balancer.
             if let Some(balance) = client.balance() {
                 tokio::spawn(mesh::xds::follow_policy(
-                    xds.policies(),
-                    cluster.clone(),
-                    policy,
+                    xds,
+                    cluster,
+                    (policy, None),
                     base,
                     balance.clone(),
                 ));
@@ -223,7 +224,7 @@ fn finish(
     let mut balance = base.clone();
     let mut http = peer_client_config(service);
     if let Some(policy) = policy {
-        balance = policy.balance_config(balance);
+        balance = mesh::xds::cluster_balance_config(&balance, policy, None);
         if let Some(timeout) = policy.connect_timeout {
             http = http.connect_timeout(timeout);
         }

@@ -40,8 +40,7 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
 
-use mesh_balance::{BalanceConfig, BalanceHandle};
-use tokio::sync::watch;
+use mesh_balance::{BalanceConfig, BalanceHandle, TierSource};
 use tokio::time::Instant;
 
 pub use mesh_xds::*;
@@ -172,7 +171,9 @@ impl<'a> XdsService<'a> {
         };
         let resource = policy.eds_service_name.clone();
         let base = client.balance.clone();
-        let mut builder = client.balance(policy.balance_config(base.clone()));
+        let assignment = xds.assignment_policy(&resource);
+        let mut builder =
+            client.balance(cluster_balance_config(&base, &policy, assignment.as_ref()));
         if builder.name.is_none() {
             builder = builder.name(cluster.clone());
         }
@@ -180,11 +181,12 @@ impl<'a> XdsService<'a> {
             builder.http = builder.http.connect_timeout(timeout);
         }
         let client = builder.discover(xds.discover(&resource)).build()?;
+        drop(policies);
         if let Some(balance) = client.balance() {
             tokio::spawn(follow_policy(
-                policies,
-                cluster.clone(),
-                Some(policy),
+                xds,
+                &cluster,
+                (Some(policy), assignment),
                 base,
                 balance.clone(),
             ));
@@ -211,42 +213,95 @@ impl<'a> IntoFuture for XdsService<'a> {
     }
 }
 
-/// Applies each change of `cluster`'s policy to a running balancer, until the balancer is gone or
-/// the xDS client stops: the policy is mapped onto `base` with
-/// [`ClusterPolicy::balance_config`] and handed to
-/// [`BalanceHandle::reconfigure`](mesh_balance::BalanceHandle::reconfigure). `applied` is the
-/// policy the balancer was built with (`None`: built before CDS named the cluster, so the first
+/// The balancer settings of a cluster: `base` with the cluster's [`ClusterPolicy`] applied
+/// ([`ClusterPolicy::balance_config`]), and its locality tiers:
+///
+/// - by **xDS priority** (mesh-balance's [`TierSource::Priority`]): traffic stays on priority 0
+///   while its healthy share is at least `1 / overprovisioning_factor` (the EDS assignment's
+///   factor, Envoy's default 140 % when it has none yet) and spills to the next priority below
+///   it, as Envoy does (and as Istio's locality failover, which it expresses as priorities,
+///   expects);
+/// - by **proximity** to the base's local locality instead, when the cluster asks for zone-aware
+///   routing: mesh-balance tiers on one dimension, so such a cluster's priorities are not
+///   routed on.
+///
+/// The base's other locality settings (strict mode, failover regions) are kept.
+pub fn cluster_balance_config(
+    base: &BalanceConfig,
+    policy: &ClusterPolicy,
+    assignment: Option<&AssignmentPolicy>,
+) -> BalanceConfig {
+    let config = policy.balance_config(base.clone());
+    let proximity = policy
+        .locality
+        .as_ref()
+        .is_some_and(LocalityPolicy::prefers_proximity);
+    let mut locality = base.get_locality().clone();
+    locality = match proximity {
+        true => locality.tiers(TierSource::Proximity),
+        false => locality.tiers(TierSource::Priority),
+    };
+    let factor = assignment.map_or(DEFAULT_OVERPROVISIONING_FACTOR, |a| {
+        a.overprovisioning_factor
+    });
+    config.locality(locality.threshold(locality_threshold(factor)))
+}
+
+/// Applies each change of a cluster's CDS policy or EDS assignment policy (overprovisioning
+/// factor) to a running balancer, until the balancer is gone or the xDS client stops. The
+/// settings are [`cluster_balance_config`] over `base`, handed to
+/// [`BalanceHandle::reconfigure`](mesh_balance::BalanceHandle::reconfigure). `applied` is what
+/// the balancer was built with (`(None, None)`: built before CDS named the cluster, so the first
 /// policy to arrive is applied).
 ///
 /// [`XdsServiceExt::service`] runs this for the clients it builds; a proxy that builds its
 /// [`Client`] itself (with [`XdsClient::discover`] as its discovery) spawns it next to it.
 /// A cluster that leaves CDS changes nothing here (its endpoints leave through discovery); a
-/// refused policy is logged and the previous settings stay.
-pub async fn follow_policy(
-    mut policies: watch::Receiver<std::collections::BTreeMap<String, ClusterPolicy>>,
-    cluster: String,
-    mut applied: Option<ClusterPolicy>,
+/// refused policy is logged and the previous settings stay. The future holds no reference to
+/// `xds`.
+pub fn follow_policy(
+    xds: &XdsClient,
+    cluster: &str,
+    applied: (Option<ClusterPolicy>, Option<AssignmentPolicy>),
     base: BalanceConfig,
     balance: BalanceHandle,
-) {
-    while policies.changed().await.is_ok() {
-        let Some(policy) = policies.borrow_and_update().get(&cluster).cloned() else {
-            continue;
-        };
-        if applied.as_ref() == Some(&policy) {
-            continue;
-        }
-        match balance.reconfigure(policy.balance_config(base.clone())) {
-            Ok(true) => {
-                tracing::info!(%cluster, "xDS cluster policy changed; balancer reconfigured");
-                applied = Some(policy);
+) -> impl Future<Output = ()> + Send + 'static {
+    let mut policies = xds.policies();
+    let mut assignments = xds.assignment_policies();
+    let cluster = cluster.to_owned();
+    let mut applied = applied;
+    async move {
+        loop {
+            tokio::select! {
+                changed = policies.changed() => if changed.is_err() { return },
+                changed = assignments.changed() => if changed.is_err() { return },
             }
-            Ok(false) => return,
-            Err(error) => {
-                tracing::warn!(%cluster, %error,
-                    "xDS cluster policy refused by the running balancer; previous settings kept");
-                applied = Some(policy);
+            let Some(policy) = policies.borrow_and_update().get(&cluster).cloned() else {
+                continue;
+            };
+            let assignment = assignments
+                .borrow_and_update()
+                .get(&policy.eds_service_name)
+                .cloned();
+            let current = (Some(policy), assignment);
+            if current == applied {
+                continue;
             }
+            let (Some(policy), assignment) = &current else {
+                continue;
+            };
+            let config = cluster_balance_config(&base, policy, assignment.as_ref());
+            match balance.reconfigure(config) {
+                Ok(true) => {
+                    tracing::info!(%cluster, "xDS cluster policy changed; balancer reconfigured");
+                }
+                Ok(false) => return,
+                Err(error) => {
+                    tracing::warn!(%cluster, %error,
+                        "xDS cluster policy refused by the running balancer; previous settings kept");
+                }
+            }
+            applied = current;
         }
     }
 }

@@ -8,15 +8,15 @@
 //! # Allocation
 //!
 //! Routing a request allocates nothing of its own: the authority is looked up without copying
-//! it (unless it is not in canonical form), the client is called in place rather than cloned
-//! (a `mesh::Client` clones its stack inside `call` anyway), and the response future is the
-//! client's own, not boxed again.
+//! it (unless it is not in canonical form), cloning a `mesh::Client` to call it shares its
+//! stack (two reference counts, no allocation), and the response future is the client's own, not
+//! boxed again.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,10 +31,8 @@ use tower::Service;
 /// Routes each request to the client of the service owning its authority. Clones share the table.
 #[derive(Clone)]
 pub(crate) struct Router {
-    /// Lower-cased authority (`host` or `host:port`) → client. A `mesh::Client` is always ready
-    /// and its `call` only clones its stack, so the lock is held for that clone and no longer;
-    /// it spares cloning the client itself for each request (one allocation).
-    routes: Arc<HashMap<String, Mutex<Client>>>,
+    /// Lower-cased authority (`host` or `host:port`) → client.
+    routes: Arc<HashMap<String, Client>>,
     target: Arc<TargetRules>,
     body_idle_timeout: Option<Duration>,
 }
@@ -45,10 +43,6 @@ impl Router {
         routes: HashMap<String, Client>,
         body_idle_timeout: Option<Duration>,
     ) -> Self {
-        let routes = routes
-            .into_iter()
-            .map(|(authority, client)| (authority, Mutex::new(client)))
-            .collect();
         Self {
             routes: Arc::new(routes),
             target: Arc::new(TargetRules::default()),
@@ -59,7 +53,7 @@ impl Router {
     /// The client for `authority`: an exact match first, then the host without its port. Table
     /// keys are lower-case without a trailing dot; an authority that already is (the usual case)
     /// is looked up without copying it.
-    fn route(&self, authority: &str) -> Option<&Mutex<Client>> {
+    fn route(&self, authority: &str) -> Option<&Client> {
         let authority = canonical_authority(authority);
         if let Some(client) = self.routes.get(authority.as_ref()) {
             return Some(client);
@@ -124,10 +118,8 @@ impl Service<Request<Incoming>> for Router {
         let mut req = req.map(|body| forwarded_body(body, timeout));
         remove_hop_by_hop_headers(req.headers_mut());
         adopt_trace_context(&mut req);
-        // A panic inside `call` cannot leave a client half-updated (it only clones its stack),
-        // so a poisoned lock is still a usable client.
-        let mut client = client.lock().unwrap_or_else(PoisonError::into_inner);
-        RouteFuture::Forwarded(client.call(req))
+        // A clone shares the client's stack; it is always ready.
+        RouteFuture::Forwarded(client.clone().call(req))
     }
 }
 
