@@ -19,6 +19,23 @@
 //! The client is an ordinary [`Client`]: `Clone + Send + Sync`, always ready, usable as an axum
 //! state or a tonic channel.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use mesh::xds::{XdsClient, XdsConfig, XdsServiceExt};
+//! use tower::ServiceExt;
+//!
+//! # async fn run() -> Result<(), mesh::BoxError> {
+//! let xds = XdsClient::connect(XdsConfig::new("http://istiod.istio-system:15010", "sidecar~10.0.0.7~reviews-1.default~default.svc.cluster.local")).await?;
+//! let reviews = xds
+//!     .service("outbound|8080||reviews.default.svc.cluster.local")
+//!     .client(mesh::Client::builder().timeout(Duration::from_secs(2)))
+//!     .await?;
+//! let request = http::Request::get("http://reviews/").body(String::new())?;
+//! let response = reviews.oneshot(request).await?;
+//! # drop(response); Ok(()) }
+//! ```
+//!
 //! # What follows the control plane while the client runs
 //!
 //! - **Endpoints** (EDS), always: each accepted update reaches the balancer as a diff, so an

@@ -235,7 +235,10 @@ async fn a_cds_change_reconfigures_the_running_client(protocol: Protocol) {
     // Round robin: every other request, give or take a turn skipped while a fresh connection
     // was not ready.
     let bad_before = bad_seen.load(Ordering::Relaxed);
-    assert!((13..=17).contains(&bad_before), "bad endpoint saw {bad_before} of 30");
+    assert!(
+        (13..=17).contains(&bad_before),
+        "bad endpoint saw {bad_before} of 30"
+    );
     assert_eq!(client.status().unwrap().ejected, 0);
 
     // The control plane turns outlier detection on: 3 consecutive 5xx eject.

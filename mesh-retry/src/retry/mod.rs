@@ -19,7 +19,8 @@
 //! layer already did), shared by all its attempts. mesh-balance's balancer reads it: a retry goes
 //! to an endpoint the request has not tried yet whenever one is eligible and ready, so an endpoint
 //! that fails fast cannot take every attempt before outlier ejection notices it. Other balancers
-//! ignore it. Cost: one small allocation per request.
+//! ignore it. Cost: the record's own allocation, plus, in each attempt's request, its place in the
+//! extension map (the map's own allocations when the request had no extensions yet).
 //!
 //! ```
 //! use std::time::Duration;
