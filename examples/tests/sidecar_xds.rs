@@ -134,3 +134,61 @@ async fn ready_waits_for_the_first_eds_answer() {
     drop(sidecar);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `[xds] server_identity`: the sidecar reaches its control plane over mutual TLS with its own
+/// identity, the control plane requiring a client certificate from the mesh's CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_reaches_its_control_plane_over_mutual_tls() {
+    let dir = support::temp_dir("mesh-sidecar-xds-mtls", "sotw");
+    let ca = TestCa::new("test.example");
+    let server = ca.issue("/ns/istio-system/sa/istiod");
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let flags = [
+        "-tls-cert".into(),
+        write("cp.pem", server.chain_pem()),
+        "-tls-key".into(),
+        write("cp-key.pem", server.key_pem()),
+        "-tls-ca".into(),
+        write("cp-client-ca.pem", ca.root_pem()),
+    ];
+    let args: Vec<&std::ffi::OsStr> = flags
+        .iter()
+        .map(|p: &std::path::PathBuf| p.as_os_str())
+        .collect();
+    let Some(cp) = ControlPlane::start_with("127.0.0.1:0".parse().unwrap(), &args).await else {
+        return;
+    };
+    let b1 = backend().await;
+    cp.snapshot(snapshot("1", &[b1])).await;
+
+    let config = format!(
+        "[listeners]\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [app]\naddress = \"127.0.0.1:9\"\n\n{}\n\
+         [xds]\nserver = \"{}\"\nnode_id = \"test-node\"\n\
+         server_identity = \"spiffe://test.example/ns/istio-system/sa/istiod\"\n\n\
+         [services.orders]\nauthorities = [\"orders\"]\ntransport = \"plaintext\"\nprotocol = \"http1\"\n\
+         discovery = {{ xds = \"orders\" }}\n",
+        support::write_identity(&dir, &ca, "a"),
+        cp.xds,
+    );
+    let sidecar = support::start_sidecar(&dir.join("sidecar.toml"), &config).await;
+    let (status, _) = get_until(sidecar.admin, "admin", "/ready", |s, _| s == StatusCode::OK).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "/ready after the first EDS answer over mTLS"
+    );
+    assert_eq!(
+        answered_by(sidecar.outbound, 5).await,
+        [b1.to_string()].into()
+    );
+    // The control plane saw our requests over its TLS port.
+    let (sotw, _) = cp.requests().await;
+    assert!(sotw > 0, "the control plane recorded no discovery request");
+    drop(sidecar);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,8 +43,8 @@ pub struct SidecarConfig {
     pub otlp: Option<crate::telemetry::OtlpSettings>,
 }
 
-/// `[xds]`: one control plane over one ADS stream (mesh-xds). The connection is plaintext HTTP/2
-/// for now: mTLS to the control plane is not configurable yet.
+/// `[xds]`: one control plane over one ADS stream (mesh-xds): plaintext HTTP/2, or mutual TLS
+/// with the sidecar's own identity when `server_identity` is set.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct XdsSettings {
@@ -63,6 +63,12 @@ pub struct XdsSettings {
     /// `initial_fetch_timeout`); when it passes, the services start on their own settings.
     #[serde(default = "default_initial_fetch_timeout_ms")]
     pub initial_fetch_timeout_ms: u64,
+    /// The SPIFFE ID the control plane must prove (Istio: `spiffe://cluster.local/ns/istio-system/sa/istiod`).
+    /// When set, the sidecar connects with mutual TLS: it presents its own SVID (`[identity]`)
+    /// and checks the control plane's certificate against its trust bundles, as for mesh traffic.
+    /// Default: none, plaintext (`server` must then not be an `https://` URI).
+    #[serde(default)]
+    pub server_identity: Option<String>,
 }
 
 fn default_initial_fetch_timeout_ms() -> u64 {

@@ -64,6 +64,9 @@ pub struct Xds {
     pub config: mesh_xds::XdsConfig,
     /// How long the sidecar waits at start for the clusters' policies (CDS).
     pub initial_fetch_timeout: Duration,
+    /// The SPIFFE ID the control plane must prove; `Some` means mutual TLS with the sidecar's
+    /// own identity (added by the sidecar once its identity is loaded).
+    pub server_identity: Option<mesh_core::Identity>,
 }
 
 /// The local app.
@@ -272,10 +275,27 @@ pub(super) fn resolve(raw: SidecarConfig, base: &Path) -> Result<Sidecar, Config
 
 /// `[xds]`: a bare `ip:port` server becomes `http://ip:port`; mesh-xds checks the rest.
 fn xds_settings(raw: &XdsSettings, locality: &Locality) -> Result<Xds, ConfigError> {
+    let scheme = match raw.server_identity {
+        Some(_) => "https",
+        None => "http",
+    };
     let server = if raw.server.contains("://") {
         raw.server.clone()
     } else {
-        format!("http://{}", addr("xds.server", &raw.server)?)
+        format!("{scheme}://{}", addr("xds.server", &raw.server)?)
+    };
+    let server_identity = match &raw.server_identity {
+        None => None,
+        Some(id) if !id.starts_with("spiffe://") => {
+            return Err(ConfigError::invalid(
+                "xds.server_identity",
+                format!("`{id}` is not a SPIFFE ID (spiffe://trust-domain/path)"),
+            ));
+        }
+        Some(id) => Some(
+            mesh_core::Identity::new(id)
+                .map_err(|e| ConfigError::invalid("xds.server_identity", e))?,
+        ),
     };
     let config = mesh_xds::XdsConfig::new(server, raw.node_id.clone())
         .node_cluster(raw.node_cluster.clone())
@@ -284,7 +304,16 @@ fn xds_settings(raw: &XdsSettings, locality: &Locality) -> Result<Xds, ConfigErr
             XdsProtocolName::Sotw => mesh_xds::Protocol::StateOfTheWorld,
             XdsProtocolName::Delta => mesh_xds::Protocol::Delta,
         });
-    if let Err(mesh_xds::XdsError::Config { field, reason }) = config.validate() {
+    // The TLS settings need the identity, loaded later: an `https` server is checked here.
+    if server_identity.is_none() && config.server.starts_with("https://") {
+        return Err(ConfigError::invalid(
+            "xds.server",
+            "an `https` control plane needs `server_identity` (the SPIFFE ID it must prove)",
+        ));
+    }
+    if server_identity.is_none()
+        && let Err(mesh_xds::XdsError::Config { field, reason }) = config.validate()
+    {
         return Err(ConfigError::invalid(format!("xds.{field}"), reason));
     }
     if raw.initial_fetch_timeout_ms == 0 {
@@ -296,6 +325,7 @@ fn xds_settings(raw: &XdsSettings, locality: &Locality) -> Result<Xds, ConfigErr
     Ok(Xds {
         config,
         initial_fetch_timeout: ms(raw.initial_fetch_timeout_ms),
+        server_identity,
     })
 }
 

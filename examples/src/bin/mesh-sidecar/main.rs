@@ -139,7 +139,9 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         .meter(meter.clone())
         .recheck_connections_on_bundle_change(config.identity.recheck_connections_on_bundle_change);
     let xds = match &config.xds {
-        Some(settings) => Some(xds::connect(settings, &config.services, &meter, seed).await?),
+        Some(settings) => {
+            Some(xds::connect(settings, &config.services, &connector, &meter, seed).await?)
+        }
         None => None,
     };
     let clients = build_clients_with_xds(

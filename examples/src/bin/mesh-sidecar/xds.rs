@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mesh_core::BoxError;
 use mesh_examples::config::{Discovery, Service, Xds};
 use mesh_examples::stack::xds_resource;
+use mesh_tls::TlsConnector;
 use mesh_xds::XdsClient;
 use opentelemetry::metrics::Meter;
 
@@ -29,14 +30,20 @@ fn clusters(services: &[Service]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Connects to the control plane and waits, bounded, for the policies of the services' clusters.
+/// Connects to the control plane (over mutual TLS with `connector`'s identity when the settings
+/// name the control plane's SPIFFE ID) and waits, bounded, for the policies of the services' clusters.
 pub(crate) async fn connect(
     settings: &Xds,
     services: &[Service],
+    connector: &TlsConnector,
     meter: &Meter,
     seed: u64,
 ) -> Result<XdsClient, BoxError> {
-    let config = settings.config.clone().meter(meter.clone()).seed(seed);
+    let mut config = settings.config.clone().meter(meter.clone()).seed(seed);
+    if let Some(server) = &settings.server_identity {
+        // The sidecar's own SVID and trust bundles, as for mesh traffic.
+        config = config.tls(connector.clone(), server.as_str());
+    }
     let client = XdsClient::connect(config).await?;
     let clusters = clusters(services);
     let mut policies = client.policies();
