@@ -11,6 +11,7 @@
 //! would read as about one. Starting at 0 costs one `add` per series, at construction.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Meter, UpDownCounter};
@@ -90,6 +91,9 @@ pub(crate) struct BalanceMetrics {
     panic_entries: Counter<u64>,
     requests: Counter<u64>,
     in_flight: UpDownCounter<i64>,
+    /// Requests in flight over every endpoint (what `max_in_flight` bounds), kept whether or not
+    /// metrics are exported.
+    total_in_flight: AtomicI64,
     /// The attributes every series of this balancer carries: its name, when it has one.
     balancer_attributes: Vec<KeyValue>,
     state_attributes: [Vec<KeyValue>; 4],
@@ -161,6 +165,7 @@ impl BalanceMetrics {
                 .with_description("Requests in flight per endpoint, until the response body ends")
                 .with_unit("{request}")
                 .build(),
+            total_in_flight: AtomicI64::new(0),
             state_attributes: STATES
                 .map(|(_, name)| with_balancer(&balancer, [KeyValue::new(STATE, name)])),
             reason_attributes: REASONS
@@ -208,6 +213,11 @@ impl BalanceMetrics {
             .add(1, &self.reason_attributes[reason as usize]);
     }
 
+    /// Requests in flight over every endpoint of this balancer.
+    pub(crate) fn total_in_flight(&self) -> i64 {
+        self.total_in_flight.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn request_sent(&self, route: u8) {
         self.requests
             .add(1, &self.route_attributes[usize::from(route)]);
@@ -240,6 +250,9 @@ impl EndpointMetrics {
     }
 
     pub(crate) fn in_flight(&self, delta: i64) {
+        self.metrics
+            .total_in_flight
+            .fetch_add(delta, Ordering::Relaxed);
         self.metrics.in_flight.add(delta, &self.address);
     }
 }

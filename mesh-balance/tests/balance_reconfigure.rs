@@ -377,3 +377,58 @@ async fn reconfiguring_under_load_loses_no_request() {
     assert_eq!(hits(&fakes).iter().sum::<usize>(), 16 * 30);
     assert!(balance.endpoints().iter().all(|s| s.in_flight == 0));
 }
+
+/// `max_in_flight` (Envoy's `max_requests`): past the bound, `poll_ready` fails at once with
+/// `Overloaded`; a request ending makes room; a reconfigure lifts or sets the bound live.
+#[tokio::test(start_paused = true)]
+async fn max_in_flight_sheds_past_the_bound_and_follows_a_reconfigure() {
+    let config = BalanceConfig::default().seed(5).max_in_flight(2);
+    let (mut balance, _d, _fakes) = balancer(2, config.clone());
+    // Two responses whose bodies are not read yet: both requests are still in flight.
+    let first = balance
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    let second = balance
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    let mut third = balance.clone();
+    let refused = third.ready().await.map(|_| ()).unwrap_err();
+    assert!(
+        refused.is::<mesh_core::error::Overloaded>(),
+        "expected Overloaded, got {refused}"
+    );
+
+    // The first body ends: room for one more.
+    drop(first);
+    assert!(third.ready().await.is_ok());
+    let third_response = third.call(Request::new(())).await.unwrap();
+    assert!(
+        balance.clone().ready().await.is_err(),
+        "bound reached again"
+    );
+
+    // Lifted while two are in flight: the next caller goes through at once.
+    balance
+        .reconfigure(config.clone().max_in_flight(None))
+        .unwrap();
+    assert!(balance.clone().ready().await.is_ok());
+    // And set again, below what is in flight.
+    balance.reconfigure(config.max_in_flight(1)).unwrap();
+    assert!(balance.clone().ready().await.is_err());
+    drop((second, third_response));
+    assert!(balance.clone().ready().await.is_ok());
+    assert!(
+        BalanceConfig::default()
+            .max_in_flight(0)
+            .validate()
+            .is_err()
+    );
+}

@@ -55,8 +55,8 @@ impl ClusterPolicy {
         config
     }
 
-    /// `base` with this cluster's load strategy, outlier settings, slow start and
-    /// pending-request bound applied (see the [module table](crate#applying-a-policy)).
+    /// `base` with this cluster's load strategy, outlier settings, slow start, pending-request
+    /// bound and in-flight bound (`max_requests`) applied (see the [module table](crate#applying-a-policy)).
     ///
     /// Locality is left alone: it needs where this client runs, see
     /// [`locality_config`](Self::locality_config).
@@ -84,6 +84,11 @@ impl ClusterPolicy {
         }
         if let Some(pending) = self.circuit_breakers.max_pending_requests {
             config = config.max_waiters(usize::try_from(pending).unwrap_or(usize::MAX));
+        }
+        if let Some(requests) = self.circuit_breakers.max_requests {
+            // 0 would refuse every request; Envoy reads it the same way, so keep it but at
+            // mesh-balance's lowest valid bound rather than failing the whole policy.
+            config = config.max_in_flight(usize::try_from(requests.max(1)).unwrap_or(usize::MAX));
         }
         config
     }
@@ -153,6 +158,7 @@ mod tests {
             }),
             circuit_breakers: CircuitBreakerThresholds {
                 max_pending_requests: Some(64),
+                max_requests: Some(200),
                 ..Default::default()
             },
             healthy_panic_threshold: Some(40.0),
@@ -164,6 +170,7 @@ mod tests {
         let config = policy.balance_config(base);
         assert_eq!(config.get_load(), &LoadStrategy::PendingRequests);
         assert_eq!(config.get_max_waiters(), 64);
+        assert_eq!(config.get_max_in_flight(), Some(200));
         let expected = OutlierConfig::default()
             .max_ejection(Duration::from_secs(60))
             .consecutive_failures(3)
@@ -184,6 +191,7 @@ mod tests {
         .balance_config(base.clone());
         assert_eq!(config.get_load(), base.get_load());
         assert_eq!(config.get_max_waiters(), 9);
+        assert_eq!(config.get_max_in_flight(), None);
         assert_eq!(config.get_outliers(), base.get_outliers());
     }
 

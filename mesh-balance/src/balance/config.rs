@@ -27,6 +27,12 @@ pub struct BalanceConfig {
     /// The most callers that may wait for an endpoint at once; past it, `poll_ready` fails at once
     /// with `NoEndpoints`. Default 1024 (Envoy's pending-request limit).
     pub(crate) max_waiters: usize,
+    /// The most requests in flight over all endpoints at once (Envoy's `max_requests` circuit
+    /// breaker); past it, `poll_ready` fails at once with
+    /// [`Overloaded`](mesh_core::error::Overloaded) (a 503 at a proxy edge). The check is made
+    /// before the pick without a lock, so concurrent callers may overshoot it by a few. Default
+    /// `None`: no bound of the balancer's own.
+    pub(crate) max_in_flight: Option<usize>,
     /// Seed of the balancer's random choices (sampling, tier draw, ejection jitter); `None` draws
     /// one from the OS. Default `None`; set it in tests.
     pub(crate) seed: Option<u64>,
@@ -66,6 +72,7 @@ impl Default for BalanceConfig {
             load: LoadStrategy::default(),
             fail_fast_after: Duration::from_secs(3),
             max_waiters: 1024,
+            max_in_flight: None,
             seed: None,
             outliers: OutlierConfig::default(),
             locality: LocalityConfig::default(),
@@ -100,6 +107,15 @@ impl BalanceConfig {
     #[must_use]
     pub fn max_waiters(mut self, max: usize) -> Self {
         self.max_waiters = max;
+        self
+    }
+
+    /// The most requests in flight over all endpoints at once (Envoy's `max_requests`); past
+    /// it, `poll_ready` fails at once with [`Overloaded`](mesh_core::error::Overloaded).
+    /// Concurrent callers may overshoot it by a few (the check takes no lock). Default `None`.
+    #[must_use]
+    pub fn max_in_flight(mut self, max: impl Into<Option<usize>>) -> Self {
+        self.max_in_flight = max.into();
         self
     }
 
@@ -186,6 +202,11 @@ impl BalanceConfig {
         self.max_waiters
     }
 
+    /// The most requests in flight at once, if bounded.
+    pub fn get_max_in_flight(&self) -> Option<usize> {
+        self.max_in_flight
+    }
+
     /// The outlier ejection settings.
     pub fn get_outliers(&self) -> &OutlierConfig {
         &self.outliers
@@ -215,13 +236,18 @@ impl BalanceConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let share = |v: f64| (0.0..=1.0).contains(&v);
         let load_factor = self.hash.as_ref().map_or(2.0, |h| h.ring.load_factor);
-        let checks: [(bool, &'static str, &'static str); 11] = [
+        let checks: [(bool, &'static str, &'static str); 12] = [
             (
                 !self.fail_fast_after.is_zero(),
                 "fail_fast_after",
                 "must be longer than zero",
             ),
             (self.max_waiters > 0, "max_waiters", "must be at least 1"),
+            (
+                self.max_in_flight != Some(0),
+                "max_in_flight",
+                "must be at least 1 (or none)",
+            ),
             (
                 !matches!(self.load, crate::LoadStrategy::PeakEwma(c) if c.decay.is_zero()),
                 "load.decay",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use mesh_core::attempts::TriedEndpoints;
 use mesh_core::classify::{ClassifyResponse, FailureClass, MakeClassifier, MeshClassifier};
-use mesh_core::error::NoEndpoints;
+use mesh_core::error::{NoEndpoints, Overloaded};
 use mesh_core::{BoxError, Endpoint, EndpointKey};
 use tokio::time::{Instant, Sleep};
 use tower::discover::Discover;
@@ -26,6 +26,7 @@ use super::{
 };
 use crate::hash::HashKey;
 use crate::load::lock;
+use crate::metrics::BalanceMetrics;
 
 /// What every clone of one balancer shares.
 struct Shared<D, M: MakeEndpoint> {
@@ -37,6 +38,10 @@ struct Shared<D, M: MakeEndpoint> {
     /// reaches every clone without a lock of its own.
     fail_fast_after: AtomicU64,
     max_waiters: AtomicUsize,
+    /// [`BalanceConfig::max_in_flight`]; `usize::MAX` when unbounded.
+    max_in_flight: AtomicUsize,
+    /// The balancer's instruments, with the in-flight count `max_in_flight` is checked against.
+    metrics: Arc<BalanceMetrics>,
     /// Hash mode: the request part that keys the ring.
     hash_key: Option<HashKey>,
     /// [`BalanceConfig::name`], for the handles.
@@ -74,11 +79,14 @@ where
     fn reconfigure(&self, config: BalanceConfig) -> Result<(), ConfigError> {
         config.validate()?;
         let (fail_fast_after, max_waiters) = (config.fail_fast_after, config.max_waiters);
+        let max_in_flight = config.max_in_flight;
         let mut core = lock(&self.core);
         core.reconfigure(config, Instant::now())?;
         self.fail_fast_after
             .store(duration_nanos(fail_fast_after), Ordering::Relaxed);
         self.max_waiters.store(max_waiters, Ordering::Relaxed);
+        self.max_in_flight
+            .store(max_in_flight.unwrap_or(usize::MAX), Ordering::Relaxed);
         Ok(())
     }
 
@@ -134,13 +142,16 @@ where
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let waiters = Arc::new(Waiters::default());
+        let core = Core::new(discover, make, config.clone(), waiters.clone());
         let shared = Shared {
+            metrics: core.metrics(),
             fanout: Waker::from(waiters.clone()),
             fail_fast_after: AtomicU64::new(duration_nanos(config.fail_fast_after)),
             max_waiters: AtomicUsize::new(config.max_waiters),
+            max_in_flight: AtomicUsize::new(config.max_in_flight.unwrap_or(usize::MAX)),
             hash_key: config.hash.as_ref().map(|h| h.key.clone()),
             name: config.name.as_deref().map(Arc::from),
-            core: Mutex::new(Core::new(discover, make, config, waiters.clone())),
+            core: Mutex::new(core),
             waiters,
         };
         Ok(Self {
@@ -228,6 +239,13 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         if self.reserved.is_some() {
             return Poll::Ready(Ok(()));
+        }
+        let max_in_flight = self.shared.max_in_flight.load(Ordering::Relaxed);
+        if max_in_flight != usize::MAX
+            && usize::try_from(self.shared.metrics.total_in_flight()).unwrap_or(0) >= max_in_flight
+        {
+            self.stop_waiting();
+            return Poll::Ready(Err(Overloaded::new().into()));
         }
         let now = Instant::now();
         let shared = Arc::clone(&self.shared);

@@ -200,6 +200,7 @@ where
             load,
             fail_fast_after,
             max_waiters,
+            max_in_flight,
             outliers,
             locality,
             slow_start,
@@ -244,6 +245,7 @@ where
         self.config.load = load;
         self.config.fail_fast_after = fail_fast_after;
         self.config.max_waiters = max_waiters;
+        self.config.max_in_flight = max_in_flight;
         self.config.outliers = outliers;
         self.config.locality = locality;
         self.config.slow_start = slow_start;
@@ -260,6 +262,11 @@ where
         // A waiting caller may be able to pick now (locality no longer strict, say).
         self.waiters.wake_all();
         Ok(())
+    }
+
+    /// The balancer's instruments (and its count of requests in flight).
+    pub(crate) fn metrics(&self) -> Arc<crate::metrics::BalanceMetrics> {
+        self.reported.metrics().clone()
     }
 
     pub(crate) fn status(&self) -> BalanceStatus {
