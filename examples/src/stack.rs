@@ -144,15 +144,16 @@ pub fn build_client_with_xds(
                 seed,
             )?;
             // Later CDS changes of the cluster's policy reconfigure the running balancer.
-            if let Some(balance) = client.balance() {
-                tokio::spawn(mesh::xds::follow_policy(
-                    xds,
-                    cluster,
-                    (policy, None),
-                    base,
-                    balance.clone(),
-                ));
+            if let Some(policy) = &policy {
+                mesh::xds::apply_retry_limit(&client, policy);
             }
+            tokio::spawn(mesh::xds::follow_policy(
+                xds,
+                cluster,
+                (policy, None),
+                base,
+                &client,
+            ));
             return Ok(client);
         }
     };

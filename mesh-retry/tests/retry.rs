@@ -571,3 +571,51 @@ fn an_out_of_range_max_attempts_is_refused_when_the_layer_is_built() {
         10
     );
 }
+
+/// `RetryLimit` (Envoy's `max_retries`): with one retry in flight and a bound of 1, a second
+/// request's failure is returned as it is; once the first retry has its outcome, retries are
+/// allowed again, and `set_max` changes the bound live.
+#[tokio::test(start_paused = true)]
+async fn the_retry_limit_bounds_retries_in_flight_across_requests() {
+    use mesh_retry::retry::RetryLimit;
+    let limit = RetryLimit::new(1);
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap().limit(limit.clone()));
+
+    // Request A fails once: its retry takes the one slot and is in flight.
+    let mut a = task::spawn(service.clone().oneshot(request(Method::GET, "")));
+    assert_pending!(a.poll());
+    let (_, send) = take(&mut handle).expect("A's first attempt");
+    send.send_response(status(503));
+    assert_pending!(a.poll());
+    let (_, a_retry) = take(&mut handle).expect("A's retry");
+    assert_eq!(limit.in_flight(), 1);
+
+    // Request B fails meanwhile: no slot, so its 503 comes back without a retry.
+    let mut b = task::spawn(service.clone().oneshot(request(Method::GET, "")));
+    assert_pending!(b.poll());
+    let (_, send) = take(&mut handle).expect("B's first attempt");
+    send.send_response(status(503));
+    assert_eq!(assert_ready!(b.poll()).unwrap().status(), 503);
+    assert!(take(&mut handle).is_none(), "B was not retried");
+
+    // A's retry succeeds: the slot is free again, and C's failure is retried.
+    a_retry.send_response(status(200));
+    assert_eq!(assert_ready!(a.poll()).unwrap().status(), 200);
+    assert_eq!(limit.in_flight(), 0);
+    let mut c = task::spawn(service.clone().oneshot(request(Method::GET, "")));
+    assert_pending!(c.poll());
+    let (_, send) = take(&mut handle).expect("C's first attempt");
+    send.send_response(status(503));
+    assert_pending!(c.poll());
+    let (_, send) = take(&mut handle).expect("C's retry");
+    send.send_response(status(200));
+    assert_eq!(assert_ready!(c.poll()).unwrap().status(), 200);
+
+    // A bound of 0, set live: no retry at all.
+    limit.set_max(0);
+    let mut d = task::spawn(service.oneshot(request(Method::GET, "")));
+    assert_pending!(d.poll());
+    let (_, send) = take(&mut handle).expect("D's first attempt");
+    send.send_response(status(503));
+    assert_eq!(assert_ready!(d.poll()).unwrap().status(), 503);
+}

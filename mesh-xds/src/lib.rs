@@ -143,7 +143,8 @@
 //! | transport socket SAN: several SPIFFE IDs | no endpoint identity; the list is [`ClusterPolicy::expected_identities`], for the caller to authorize the peer against |
 //! | `outlier_detection.interval` | not applied: mesh-balance ejects on each response, not on a timer |
 //! | `circuit_breakers` `max_requests` | [`BalanceConfig::max_in_flight`](mesh_balance::BalanceConfig::max_in_flight): past it, requests fail at once with `Overloaded` (503), as Envoy's overflow does |
-//! | `circuit_breakers` `max_connections`, `max_retries` | not applied: typed values on [`CircuitBreakerThresholds`] (mesh-core's client keeps one HTTP/2 connection or a bounded HTTP/1.1 pool per endpoint; mesh-retry bounds retries by a ratio budget, not by a count in flight) |
+//! | `circuit_breakers` `max_retries` | not a balancer setting: the facade (`mesh::xds`) sets it as the client's `mesh_retry::retry::RetryLimit`, a bound on retries in flight on top of the retry budget |
+//! | `circuit_breakers` `max_connections` | not applied: a typed value on [`CircuitBreakerThresholds`] (mesh-core's client keeps one HTTP/2 connection, or a bounded HTTP/1.1 pool, per endpoint) |
 //!
 //! A policy applies when the stack is built; following [`XdsClient::policies`] and
 //! [`XdsClient::assignment_policies`] is how a caller reapplies a later change.
@@ -207,8 +208,8 @@
 //! (`towermesh`, feature `xds`: `mesh::xds::XdsServiceExt::service` builds a whole client from a
 //! cluster name and `mesh::xds::follow_policy` reconfigures its balancer at each CDS change).
 //! Not yet mapped: `transport_socket_matches` (Istio's auto-mTLS form), SAN matchers other than
-//! an exact URI, and the circuit-breaker thresholds `max_retries` and
-//! `max_connections` (exposed on [`ClusterPolicy`], applied by no layer yet).
+//! an exact URI, and the circuit-breaker threshold `max_connections` (exposed on
+//! [`ClusterPolicy`], applied by no layer yet).
 
 mod ads;
 mod apply;

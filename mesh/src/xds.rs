@@ -199,15 +199,14 @@ impl<'a> XdsService<'a> {
         }
         let client = builder.discover(xds.discover(&resource)).build()?;
         drop(policies);
-        if let Some(balance) = client.balance() {
-            tokio::spawn(follow_policy(
-                xds,
-                &cluster,
-                (Some(policy), assignment),
-                base,
-                balance.clone(),
-            ));
-        }
+        apply_retry_limit(&client, &policy);
+        tokio::spawn(follow_policy(
+            xds,
+            &cluster,
+            (Some(policy), assignment),
+            base,
+            &client,
+        ));
         let left = deadline.saturating_duration_since(Instant::now());
         match xds.ready(&resource, left).await {
             Ok(()) => Ok(client),
@@ -264,11 +263,22 @@ pub fn cluster_balance_config(
     config.locality(locality.threshold(locality_threshold(factor)))
 }
 
+/// `policy`'s `circuit_breakers.max_retries` as the client's [`RetryLimit`] (unbounded when the
+/// cluster does not set it).
+///
+/// [`RetryLimit`]: mesh_retry::retry::RetryLimit
+pub fn apply_retry_limit(client: &Client, policy: &ClusterPolicy) {
+    if let Some(limit) = client.retry_limit() {
+        limit.set_max(policy.circuit_breakers.max_retries.unwrap_or(u32::MAX));
+    }
+}
+
 /// Applies each change of a cluster's CDS policy or EDS assignment policy (overprovisioning
-/// factor) to a running balancer, until the balancer is gone or the xDS client stops. The
+/// factor) to a running client, until the client is gone or the xDS client stops: the balancer
 /// settings are [`cluster_balance_config`] over `base`, handed to
-/// [`BalanceHandle::reconfigure`](mesh_balance::BalanceHandle::reconfigure). `applied` is what
-/// the balancer was built with (`(None, None)`: built before CDS named the cluster, so the first
+/// [`BalanceHandle::reconfigure`](mesh_balance::BalanceHandle::reconfigure), and the
+/// retries in flight are bounded by the cluster's `max_retries` ([`apply_retry_limit`]).
+/// `applied` is what the client was built with (`(None, None)`: built before CDS named the cluster, so the first
 /// policy to arrive is applied).
 ///
 /// [`XdsServiceExt::service`] runs this for the clients it builds; a proxy that builds its
@@ -281,13 +291,17 @@ pub fn follow_policy(
     cluster: &str,
     applied: (Option<ClusterPolicy>, Option<AssignmentPolicy>),
     base: BalanceConfig,
-    balance: BalanceHandle,
+    client: &Client,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let balance: Option<BalanceHandle> = client.balance().cloned();
+    let retry_limit = client.retry_limit().cloned();
     let mut policies = xds.policies();
     let mut assignments = xds.assignment_policies();
     let cluster = cluster.to_owned();
     let mut applied = applied;
     async move {
+        // A client made with `Client::from_service` has nothing to reconfigure.
+        let Some(balance) = balance else { return };
         loop {
             tokio::select! {
                 changed = policies.changed() => if changed.is_err() { return },
@@ -307,6 +321,9 @@ pub fn follow_policy(
             let (Some(policy), assignment) = &current else {
                 continue;
             };
+            if let Some(limit) = &retry_limit {
+                limit.set_max(policy.circuit_breakers.max_retries.unwrap_or(u32::MAX));
+            }
             let config = cluster_balance_config(&base, policy, assignment.as_ref());
             match balance.reconfigure(config) {
                 Ok(true) => {

@@ -240,10 +240,17 @@ async fn a_cds_change_reconfigures_the_running_client(protocol: Protocol) {
         "bad endpoint saw {bad_before} of 30"
     );
     assert_eq!(client.status().unwrap().ejected, 0);
+    assert_eq!(
+        client.retry_limit().unwrap().get_max(),
+        u32::MAX,
+        "no max_retries yet"
+    );
 
     // The control plane turns outlier detection on: 3 consecutive 5xx eject.
-    cp.snapshot(snapshot("2", "ROUND_ROBIN", 3, &[good, bad]))
-        .await;
+    // … and bounds retries in flight (`max_retries`).
+    let mut v2 = snapshot("2", "ROUND_ROBIN", 3, &[good, bad]);
+    v2["clusters"][0]["max_retries"] = json!(2);
+    cp.snapshot(v2).await;
     let mut policies = xds.policies();
     tokio::time::timeout(
         WAIT,

@@ -21,6 +21,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
 use super::layer::Settings;
+use super::limit::RetryPermit;
 use crate::body::ReplayBody;
 use crate::timeout::Deadline;
 use crate::timeout::grpc_timeout::{self, GRPC_TIMEOUT};
@@ -51,6 +52,9 @@ where
     settings: Arc<Settings<C>>,
     attempts: u32,
     retryable: bool,
+    /// The slot of the retry in progress under the layer's [`RetryLimit`](super::RetryLimit),
+    /// from its decision until its attempt has an outcome.
+    permit: Option<RetryPermit>,
 }
 
 /// What a retry is rebuilt from: the caller's request head with the replayable body, and the
@@ -96,6 +100,7 @@ where
             settings,
             attempts: 1,
             retryable,
+            permit: None,
         }
     }
 }
@@ -130,6 +135,8 @@ where
                             Err(Timeout::new().into())
                         }
                     };
+                    // This attempt has its outcome: a retry it was stops counting.
+                    *this.permit = None;
                     let decision = decide(
                         this.settings,
                         this.classifier.clone(),
@@ -138,9 +145,10 @@ where
                         *this.retryable,
                         this.template.as_ref(),
                     );
-                    let Some((request, delay)) = decision else {
+                    let Some((request, delay, permit)) = decision else {
                         return Poll::Ready(result);
                     };
+                    *this.permit = permit;
                     if delay.is_zero() {
                         this.state.set(State::Ready(Some(request)));
                     } else {
@@ -181,8 +189,8 @@ fn set_timer(mut timer: Pin<&mut Option<Sleep>>, after: Duration) {
     }
 }
 
-/// Decides whether to retry after an attempt: `Some((next request, delay))` or `None` to return
-/// the result as it is. Budget and metrics are updated here.
+/// Decides whether to retry after an attempt: `Some((next request, delay, slot under the retry
+/// limit))` or `None` to return the result as it is. Budget, limit and metrics are updated here.
 fn decide<B, C, RB>(
     settings: &Settings<C>,
     classifier: C::Classifier,
@@ -190,7 +198,7 @@ fn decide<B, C, RB>(
     attempts: u32,
     retryable: bool,
     template: Option<&Template<B>>,
-) -> Option<(Request<ReplayBody<B>>, Duration)>
+) -> Option<(Request<ReplayBody<B>>, Duration, Option<RetryPermit>)>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -239,6 +247,16 @@ where
             .not_replayable(template.body().status().as_str());
         return None;
     };
+    let permit = match &settings.limit {
+        None => None,
+        Some(limit) => match limit.try_acquire() {
+            Some(permit) => Some(permit),
+            None => {
+                settings.metrics.budget_exhausted(reason);
+                return None;
+            }
+        },
+    };
     if !settings.budget.withdraw() {
         settings.metrics.budget_exhausted(reason);
         return None;
@@ -255,7 +273,7 @@ where
             .headers_mut()
             .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
     }
-    Some((request, delay))
+    Some((request, delay, permit))
 }
 
 /// One attempt's request: the template's head, cloned, with `body` and a share of `tried`.

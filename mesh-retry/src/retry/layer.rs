@@ -8,6 +8,7 @@ use mesh_core::classify::{GrpcClassifier, GrpcCode, GrpcCodeSet, MeshClassifier}
 use opentelemetry::metrics::Meter;
 use tower_layer::Layer;
 
+use super::RetryLimit;
 use super::metrics::RetryMetrics;
 use super::{Retry, RetryPolicy};
 use crate::budget::{RetryBudget, WindowBudget};
@@ -28,6 +29,7 @@ pub struct RetryLayer<C = MeshClassifier> {
     policy: RetryPolicy,
     classifier: C,
     budget: Arc<dyn RetryBudget>,
+    limit: Option<RetryLimit>,
     meter: Option<Meter>,
 }
 
@@ -53,6 +55,7 @@ impl RetryLayer {
                 ),
             ),
             budget: Arc::new(WindowBudget::default()),
+            limit: None,
             meter: None,
         })
     }
@@ -82,8 +85,17 @@ impl<C> RetryLayer<C> {
             policy: self.policy,
             classifier,
             budget: self.budget,
+            limit: self.limit,
             meter: self.meter,
         }
+    }
+
+    /// Bounds the retries in flight over every request of this layer (and of every layer
+    /// sharing `limit`); see [`RetryLimit`]. Default: none, only the budget.
+    #[must_use]
+    pub fn limit(mut self, limit: RetryLimit) -> Self {
+        self.limit = Some(limit);
+        self
     }
 
     /// Records metrics through `meter`.
@@ -105,6 +117,7 @@ pub(super) struct Settings<C> {
     pub(super) policy: RetryPolicy,
     pub(super) classifier: C,
     pub(super) budget: Arc<dyn RetryBudget>,
+    pub(super) limit: Option<RetryLimit>,
     pub(super) metrics: RetryMetrics,
     /// Jitter seeds are `seed` mixed with a per-retry sequence number, so a seeded layer gives
     /// reproducible delays and two requests never share a jitter sequence.
@@ -124,6 +137,7 @@ impl<S, C: Clone> Layer<S> for RetryLayer<C> {
             policy: self.policy.clone(),
             classifier: self.classifier.clone(),
             budget: Arc::clone(&self.budget),
+            limit: self.limit.clone(),
             metrics: RetryMetrics::new(&meter),
             seed: self.policy.seed.unwrap_or_else(|| fastrand::u64(..)),
             sequence: AtomicU64::new(0),

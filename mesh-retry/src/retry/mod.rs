@@ -55,6 +55,7 @@
 mod backoff;
 mod future;
 mod layer;
+mod limit;
 mod marker;
 mod metrics;
 mod policy;
@@ -64,6 +65,7 @@ pub use backoff::ExponentialBackoff;
 pub use future::ResponseFuture;
 pub(crate) use future::attempt_request;
 pub use layer::RetryLayer;
+pub use limit::RetryLimit;
 pub use marker::{Retryable, is_idempotent};
 pub use policy::RetryPolicy;
 pub use service::Retry;

@@ -15,7 +15,7 @@ use mesh_observe::{ClientTraceLayer, TraceConfig};
 use mesh_retry::body::ReplayBody;
 use mesh_retry::breaker::{BreakerRegistry, CircuitBreaker};
 use mesh_retry::budget::WindowBudget;
-use mesh_retry::retry::RetryLayer;
+use mesh_retry::retry::{RetryLayer, RetryLimit};
 use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
 use opentelemetry::metrics::Meter;
 use tower::util::BoxCloneSyncService;
@@ -41,6 +41,7 @@ pub(super) struct Parts {
     pub(super) breakers: BreakerRegistry,
     pub(super) balance: BalanceConfig,
     pub(super) retry: RetryLayer,
+    pub(super) retry_limit: RetryLimit,
     pub(super) meter: Option<Meter>,
     pub(super) timeout: TimeoutConfig,
     pub(super) trace: TraceConfig,
@@ -101,6 +102,7 @@ impl Parts {
             breakers,
             balance,
             mut retry,
+            retry_limit,
             meter,
             timeout,
             trace,
@@ -108,7 +110,7 @@ impl Parts {
         } = self;
         let balance = Balance::new(discover, make, balance).map_err(|e| e.within("balance"))?;
         let handle = balance.handle();
-        retry = retry.budget(budget.clone());
+        retry = retry.budget(budget.clone()).limit(retry_limit.clone());
         if let Some(meter) = meter {
             retry = retry.meter(meter);
         }
@@ -125,6 +127,7 @@ impl Parts {
                 balance: handle,
                 breakers,
                 budget,
+                retry_limit,
             },
         ))
     }

@@ -12,6 +12,7 @@ use mesh_core::{BoxError, Endpoint, EndpointKey, Identity};
 use mesh_observe::TraceConfig;
 use mesh_retry::breaker::{BreakerConfig, BreakerMode, BreakerRegistry};
 use mesh_retry::budget::{WindowBudget, WindowBudgetConfig};
+use mesh_retry::retry::RetryLimit;
 use mesh_retry::retry::{RetryLayer, RetryPolicy};
 use mesh_retry::timeout::TimeoutConfig;
 use mesh_tls::TlsConnector;
@@ -298,6 +299,7 @@ impl ClientBuilder {
             breakers: BreakerRegistry::new(breaker).map_err(|e| e.within("breaker"))?,
             balance,
             retry: RetryLayer::new(retry).map_err(|e| e.within("retry"))?,
+            retry_limit: RetryLimit::unbounded(),
             meter,
             timeout,
             trace,

@@ -13,6 +13,7 @@ use mesh_core::service::BoxCloneHttpService;
 use mesh_core::{Body, BoxError};
 use mesh_retry::breaker::BreakerRegistry;
 use mesh_retry::budget::WindowBudget;
+use mesh_retry::retry::RetryLimit;
 use tower::{Service, ServiceExt};
 
 mod assemble;
@@ -79,6 +80,7 @@ pub(crate) struct Handles {
     pub(crate) balance: BalanceHandle,
     pub(crate) breakers: BreakerRegistry,
     pub(crate) budget: WindowBudget,
+    pub(crate) retry_limit: RetryLimit,
 }
 
 impl Client {
@@ -131,6 +133,13 @@ impl Client {
     /// The per-endpoint breakers (`find(addr)` gives one endpoint's state).
     pub fn breakers(&self) -> Option<&BreakerRegistry> {
         self.handles.as_ref().map(|handles| &handles.breakers)
+    }
+
+    /// The bound on retries in flight over every request of this client (unbounded unless
+    /// set: the budget alone limits retries); [`RetryLimit::set_max`] changes it live, as the
+    /// xDS service does with a cluster's `max_retries`.
+    pub fn retry_limit(&self) -> Option<&RetryLimit> {
+        self.handles.as_ref().map(|handles| &handles.retry_limit)
     }
 
     /// The retry budget (its window's request and retry counts).
