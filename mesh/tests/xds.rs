@@ -108,6 +108,7 @@ macro_rules! both_protocols {
 
 both_protocols!(
     a_service_from_a_cluster_name_spreads_traffic_over_its_endpoints,
+    traffic_follows_the_endpoint_weights,
     traffic_fails_over_to_the_next_priority_when_the_first_is_unhealthy,
     a_cds_change_reconfigures_the_running_client,
     a_removed_cluster_fails_new_requests_fast_with_no_endpoints,
@@ -141,6 +142,48 @@ async fn a_service_from_a_cluster_name_spreads_traffic_over_its_endpoints(protoc
         assert!((8..=12).contains(&got), "{addr}: {got} of 30 ({seen:?})");
     }
     assert_eq!(client.status().unwrap().endpoints, 3);
+}
+
+async fn traffic_follows_the_endpoint_weights(protocol: Protocol) {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let light = [backend().await, backend().await];
+    let heavy = backend().await;
+    let endpoint = |a: SocketAddr, weight: u32| json!({"addr": a.ip().to_string(), "port": a.port(), "weight": weight});
+    cp.snapshot(json!({
+        "version": "1",
+        "clusters": [{"name": CLUSTER, "lb_policy": "LEAST_REQUEST"}],
+        "endpoints": [{"cluster": CLUSTER, "endpoints": [
+            endpoint(light[0], 1), endpoint(light[1], 1), endpoint(heavy, 4),
+        ]}],
+    }))
+    .await;
+    let xds = XdsClient::connect(config(&cp, protocol)).await.unwrap();
+    let client = xds
+        .service(CLUSTER)
+        .client(client_settings())
+        .ready_timeout(WAIT)
+        .await
+        .unwrap();
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for _ in 0..300 {
+        let (status, body) = get(&client).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        *seen.entry(body).or_default() += 1;
+    }
+    // Least request divides each candidate's `pending + 1` by its weight: the weight-4 endpoint
+    // wins every draw it is part of (two of three with three endpoints), the others share the
+    // rest.
+    let got = |a: &SocketAddr| seen.get(&a.to_string()).copied().unwrap_or(0);
+    assert!(
+        got(&heavy) > 2 * got(&light[0]).max(got(&light[1])),
+        "weight 4 vs 1: {seen:?}"
+    );
+    assert!(
+        light.iter().all(|a| got(a) > 0),
+        "every endpoint used: {seen:?}"
+    );
 }
 
 async fn traffic_fails_over_to_the_next_priority_when_the_first_is_unhealthy(protocol: Protocol) {
