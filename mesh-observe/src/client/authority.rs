@@ -1,7 +1,7 @@
 //! [`AuthorityCache`]: `server.address` and `server.port` of a request, without copying the host
 //! for every request.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{PoisonError, RwLock};
 
 use http::Request;
 use http::uri::Authority;
@@ -22,7 +22,7 @@ const CAPACITY: usize = 8;
 /// at most [`CAPACITY`] short strings.
 #[derive(Debug, Default)]
 pub(crate) struct AuthorityCache {
-    entries: Mutex<Entries>,
+    entries: RwLock<Entries>,
 }
 
 #[derive(Debug, Default)]
@@ -66,12 +66,15 @@ impl AuthorityCache {
             Some(authority) => authority.as_str(),
             None => req.headers().get(http::header::HOST)?.to_str().ok()?,
         };
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = entries.list.iter().find(|e| *e.raw == *raw) {
-            return Some(ServerAddress {
-                host: entry.host.clone(),
-                port: entry.port.or(default_port),
-            });
+        // A hit only reads: clones of the layer on other threads look up side by side.
+        {
+            let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(entry) = entries.list.iter().find(|e| *e.raw == *raw) {
+                return Some(ServerAddress {
+                    host: entry.host.clone(),
+                    port: entry.port.or(default_port),
+                });
+            }
         }
         // Parsed as `Authority` whether it came from the URI (already valid) or `Host`.
         let authority = match req.uri().authority() {
@@ -87,7 +90,10 @@ impl AuthorityCache {
             host: entry.host.clone(),
             port: entry.port.or(default_port),
         };
-        if entries.list.len() < CAPACITY {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.list.iter().any(|e| e.raw == entry.raw) {
+            // Another clone cached it meanwhile.
+        } else if entries.list.len() < CAPACITY {
             entries.list.push(entry);
         } else {
             let next = entries.next;
@@ -144,7 +150,7 @@ mod tests {
             let req = Request::get(format!("http://host{i}/")).body(()).unwrap();
             cache.server_address(&req, Some("http")).unwrap();
         }
-        let entries = cache.entries.lock().unwrap();
+        let entries = cache.entries.read().unwrap();
         assert_eq!(entries.list.len(), CAPACITY);
         assert!(entries.list.iter().all(|e| &*e.raw != "orders:8080"));
     }
