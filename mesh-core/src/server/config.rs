@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::error::ConfigError;
+
 /// How a [`Server`](super::Server) bounds its connections.
 ///
 /// Every field has a default chosen for a service or sidecar facing untrusted-but-not-hostile
@@ -129,6 +131,10 @@ pub struct ServerConfig {
     /// Sets `TCP_NODELAY` on accepted sockets. Default `true`: request/response traffic suffers from
     /// Nagle's algorithm.
     pub(crate) tcp_nodelay: bool,
+
+    /// How long an HTTP/1.1 connection must be idle before it is parked. Default 1 s
+    /// ([`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER)); `None` never parks.
+    pub(crate) http1_park_after: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -145,11 +151,64 @@ impl Default for ServerConfig {
             http2_keep_alive_interval: Some(Duration::from_secs(20)),
             http2_keep_alive_timeout: Duration::from_secs(20),
             tcp_nodelay: true,
+            http1_park_after: Some(Self::DEFAULT_HTTP1_PARK_AFTER),
         }
     }
 }
 
 impl ServerConfig {
+    /// The default of [`http1_park_after`](method@Self::http1_park_after): one second, far
+    /// longer than the gap between requests of a busy keep-alive client, far shorter than the
+    /// 20–30 s an idle pooled connection usually waits.
+    pub const DEFAULT_HTTP1_PARK_AFTER: Duration = Duration::from_secs(1);
+
+    /// The shortest [`http1_park_after`](method@Self::http1_park_after) accepted: 10 ms. Parking
+    /// sooner would rebuild hyper's connection between most requests of a busy client.
+    pub const MIN_HTTP1_PARK_AFTER: Duration = Duration::from_millis(10);
+
+    /// Checks every setting; the error names the first bad one. The server calls it when it
+    /// starts serving.
+    ///
+    /// # Errors
+    ///
+    /// `http1_park_after` below [`MIN_HTTP1_PARK_AFTER`](Self::MIN_HTTP1_PARK_AFTER).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(after) = self.http1_park_after
+            && after < Self::MIN_HTTP1_PARK_AFTER
+        {
+            return Err(ConfigError::new(
+                "http1_park_after",
+                "must be at least 10 ms, or None to never park",
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long an HTTP/1.1 connection must be idle (no request in progress) before it is
+    /// parked. Default 1 s ([`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER)), at
+    /// least [`MIN_HTTP1_PARK_AFTER`](Self::MIN_HTTP1_PARK_AFTER); `None` never parks.
+    ///
+    /// hyper keeps an HTTP/1.1 connection's read buffer (8 KiB) and write buffer (8 KiB) for as
+    /// long as the connection lives. A parked connection gives them back: the server takes the
+    /// socket back from hyper, with any bytes hyper had read but not yet parsed, and waits for
+    /// the client's next bytes holding only the socket and its own small state (measured: the
+    /// memory of an idle connection falls to about a third). When bytes arrive, a fresh hyper
+    /// connection is built over the socket and the request is served as usual: the client sees
+    /// nothing. The cost falls on the first request after a park: hyper's buffers and
+    /// connection state are allocated again (about three allocations), and the connection is
+    /// rebuilt once.
+    ///
+    /// A connection is parked only when nothing can be lost: no request is in progress, hyper
+    /// has nothing left to write, and hyper is waiting for the next request. HTTP/2
+    /// connections are never parked (their state is the connection). A parked connection is
+    /// still bounded by [`idle_timeout`](Self::idle_timeout) and
+    /// [`header_read_timeout`](Self::header_read_timeout), counted from when it turned idle,
+    /// is still chosen first for eviction, and closes at once on shutdown.
+    pub fn http1_park_after(mut self, after: Option<Duration>) -> Self {
+        self.http1_park_after = after;
+        self
+    }
+
     /// How long the [`Acceptor`](super::Acceptor) handshake (TLS) may take. Default 10 s: long
     /// enough for a client on a slow network, short enough that half-open handshakes do not pin
     /// connection slots.
@@ -342,5 +401,10 @@ impl ServerConfig {
     /// The [`tcp_nodelay`](method@Self::tcp_nodelay) setting.
     pub fn get_tcp_nodelay(&self) -> bool {
         self.tcp_nodelay
+    }
+
+    /// The [`http1_park_after`](method@Self::http1_park_after) setting.
+    pub fn get_http1_park_after(&self) -> Option<Duration> {
+        self.http1_park_after
     }
 }

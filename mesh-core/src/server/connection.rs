@@ -9,8 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Extensions, Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::watch;
@@ -23,6 +21,7 @@ use tracing::debug;
 use super::acceptor::{Acceptor, ConnectionInfo};
 use super::close::{CloseHandle, FinishOnDrop};
 use super::preface_deadline::PrefaceDeadline;
+use super::protocol::{Builders, HttpConnection, Parked};
 use super::registry::{Activity, Registration, Registry};
 use super::stats::ServerStats;
 use super::tracked::{TrackedBody, TrackedFuture};
@@ -38,7 +37,8 @@ const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 /// What every connection task of one server shares.
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) builder: auto::Builder<TokioExecutor>,
+    pub(super) builders: Builders,
+    pub(super) http1_park_after: Option<Duration>,
     pub(super) handshake_timeout: Duration,
     pub(super) header_read_timeout: Option<Duration>,
     pub(super) idle_timeout: Option<Duration>,
@@ -144,11 +144,8 @@ pub(super) async fn serve_connection<A, S, B>(
     let mut close_seen = false;
 
     let io = PrefaceDeadline::new(io, shared.header_read_timeout);
-    let io = TokioIo::new(WriteStall::new(
-        io,
-        shared.write_stall_timeout,
-        shared.stats.clone(),
-    ));
+    let io = WriteStall::new(io, shared.write_stall_timeout, shared.stats.clone())
+        .report_to(activity.clone());
     let service = ConnectionContext {
         service,
         info,
@@ -157,24 +154,32 @@ pub(super) async fn serve_connection<A, S, B>(
         registry: registration.registry().clone(),
         activity: activity.clone(),
     };
-    let mut conn = pin!(shared.builder.serve_connection_with_upgrades(io, service));
+    let mut conn = HttpConnection::new(io, service);
 
     // Serve until the connection ends. Four things ask it to finish early, each with a graceful
-    // shutdown (HTTP/2: GOAWAY; HTTP/1.1: close after the current response, or at once if idle):
-    // the server's shutdown (then it keeps being driven until its requests finish; stopping it
-    // at the drain deadline is the accept loop's job), the idle timeout and eviction (then it is
-    // disconnected as soon as it is idle and past its grace, without waiting for the peer), and
-    // its close handle (the same, with the grace counted from when its requests have finished).
+    // shutdown (HTTP/2: GOAWAY; HTTP/1.1: close after the current response, or at once if idle;
+    // with no hyper connection, choosing the version or parked: at once): the server's shutdown
+    // (then it keeps being driven until its requests finish; stopping it at the drain deadline
+    // is the accept loop's job), the idle timeout and eviction (then it is disconnected as soon
+    // as it is idle and past its grace, without waiting for the peer), and its close handle (the
+    // same, with the grace counted from when its requests have finished). Idle HTTP/1.1
+    // connections are parked (see `protocol`).
     let mut shutdown = pin!(drain.changed());
     let mut draining = false;
     let mut closing = Closing::No;
     let mut timer = pin!(sleep(Duration::ZERO));
     let mut timer_at: Option<Instant> = None;
+    // The idle period (by its start) in which the park deadline has passed; and the one in which
+    // the connection has already been parked (not parked twice in one period).
+    let mut park_due: Option<Instant> = None;
+    let mut parked_in: Option<Instant> = None;
     let result = poll_fn(|cx| {
         if !draining && shutdown.as_mut().poll(cx).is_ready() {
             draining = true;
             activity.set_closing();
-            conn.as_mut().graceful_shutdown();
+            if conn.graceful_shutdown() {
+                return Poll::Ready(Ok(()));
+            }
         }
         while changed.as_mut().poll(cx).is_ready() {
             changed.set(activity.changed());
@@ -184,7 +189,9 @@ pub(super) async fn serve_connection<A, S, B>(
             debug!(peer = %info.peer_addr(), "closing an idle connection to make room");
             closing = Closing::Idle(Instant::now());
             activity.set_closing();
-            conn.as_mut().graceful_shutdown();
+            if conn.graceful_shutdown() {
+                return Poll::Ready(Ok(()));
+            }
         }
         if !close_seen && close_requested.as_mut().poll(cx).is_ready() {
             close_seen = true;
@@ -193,21 +200,38 @@ pub(super) async fn serve_connection<A, S, B>(
                 debug!(peer = %info.peer_addr(), "closing a connection on request");
                 closing = Closing::Requested;
                 activity.set_closing();
-                conn.as_mut().graceful_shutdown();
+                if conn.graceful_shutdown() {
+                    return Poll::Ready(Ok(()));
+                }
             }
         }
-        if closing == Closing::Requested && activity.is_idle() {
+        let idle = activity.is_idle();
+        if closing == Closing::Requested && idle {
             closing = Closing::Idle(Instant::now() + GOAWAY_GRACE);
         }
 
-        // The deadline that matters now, if any: the idle timeout while idle and not closing, the
-        // end of the grace while closing.
+        // The deadlines of an idle connection not closing: the idle timeout; while parked, the
+        // header-read timeout hyper would have applied; while served by hyper's HTTP/1.1, the
+        // park deadline (once per idle period).
+        let idle_since = (idle && closing == Closing::No && !draining)
+            .then(|| registration.idle_since());
+        let idle_at = idle_since.zip(shared.idle_timeout).map(|(at, t)| at + t);
+        let header_at = idle_since
+            .filter(|_| conn.is_parked())
+            .zip(shared.header_read_timeout)
+            .map(|(at, t)| at + t);
+        let park_at = idle_since
+            .filter(|since| {
+                conn.is_http1() && park_due != Some(*since) && parked_in != Some(*since)
+            })
+            .zip(shared.http1_park_after)
+            .map(|(at, t)| at + t);
+
+        // The deadline that matters now, if any: the earliest of those while idle and not
+        // closing, the end of the grace while closing.
         let deadline = match closing {
             _ if draining => None,
-            Closing::No => shared
-                .idle_timeout
-                .filter(|_| activity.is_idle())
-                .map(|timeout| registration.idle_since() + timeout),
+            Closing::No => [idle_at, header_at, park_at].into_iter().flatten().min(),
             Closing::Requested => None,
             Closing::Idle(at) => Some(at),
         };
@@ -217,29 +241,59 @@ pub(super) async fn serve_connection<A, S, B>(
                 timer.as_mut().reset(at);
             }
         }
-        if timer_at.is_some() && timer.as_mut().poll(cx).is_ready() && activity.is_idle() {
+        if timer_at.is_some() && timer.as_mut().poll(cx).is_ready() && idle {
             match closing {
                 Closing::No => {
-                    shared.stats.record_idle_closed();
-                    debug!(peer = %info.peer_addr(), "closing an idle connection");
-                    closing = Closing::Idle(Instant::now() + GOAWAY_GRACE);
-                    activity.set_closing();
-                    conn.as_mut().graceful_shutdown();
-                    // Wake again to arm the grace timer.
+                    let now = Instant::now();
+                    if idle_at.is_some_and(|at| at <= now) {
+                        shared.stats.record_idle_closed();
+                        debug!(peer = %info.peer_addr(), "closing an idle connection");
+                        closing = Closing::Idle(now + GOAWAY_GRACE);
+                        activity.set_closing();
+                        if conn.graceful_shutdown() {
+                            return Poll::Ready(Ok(()));
+                        }
+                    } else if header_at.is_some_and(|at| at <= now) {
+                        debug!(peer = %info.peer_addr(), "closing a parked connection: no request in time");
+                        return Poll::Ready(Ok(()));
+                    } else if park_at.is_some_and(|at| at <= now) {
+                        park_due = idle_since;
+                    }
+                    // Wake again to arm the next timer.
                     cx.waker().wake_by_ref();
                 }
                 // No deadline is armed while requests finish.
                 Closing::Requested => {}
                 Closing::Idle(_) => {
                     // Give the connection one last chance to write its GOAWAY, then drop it.
-                    if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                    if let Poll::Ready(result) = conn.poll(cx, &shared.builders) {
                         return Poll::Ready(result);
                     }
                     return Poll::Ready(Ok(()));
                 }
             }
         }
-        conn.as_mut().poll(cx)
+        let polled = conn.poll(cx, &shared.builders);
+        // Park once hyper is waiting for the client, in the idle period whose park deadline
+        // passed, with nothing left to write.
+        if polled.is_pending()
+            && park_due.is_some()
+            && closing == Closing::No
+            && !draining
+            && activity.is_idle()
+            && Some(registration.idle_since()) == park_due
+            && !activity.is_write_blocked()
+        {
+            parked_in = park_due.take();
+            match conn.park(&shared.builders) {
+                Parked::Waiting => shared.stats.record_http1_parked(),
+                Parked::Rebuilt | Parked::No => {}
+            }
+            // Poll the new state: the parked socket registers for reading, a rebuilt
+            // connection reads the bytes given back.
+            cx.waker().wake_by_ref();
+        }
+        polled
     })
     .await;
     if let Err(error) = result {
@@ -249,7 +303,7 @@ pub(super) async fn serve_connection<A, S, B>(
 
 /// Adapts the user's tower service to hyper, adding the connection's values to each request.
 #[derive(Clone, Debug)]
-struct ConnectionContext<S> {
+pub(super) struct ConnectionContext<S> {
     service: S,
     info: ConnectionInfo,
     extensions: Extensions,
@@ -258,6 +312,10 @@ struct ConnectionContext<S> {
     registry: Arc<Registry>,
     activity: Arc<Activity>,
 }
+
+// The service is never pinned (hyper calls it through `&self`), so the context moves freely; this
+// lets hyper's HTTP/1.1 connection be unboxed from its pin and taken apart when it is parked.
+impl<S> Unpin for ConnectionContext<S> {}
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for ConnectionContext<S>
 where

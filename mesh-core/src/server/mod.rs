@@ -84,7 +84,11 @@ mod connection;
 #[cfg(feature = "server")]
 mod preface_deadline;
 #[cfg(feature = "server")]
+mod protocol;
+#[cfg(feature = "server")]
 mod registry;
+#[cfg(feature = "server")]
+mod rewind;
 #[cfg(feature = "server")]
 mod serve;
 #[cfg(feature = "server")]

@@ -34,6 +34,9 @@ pub(super) struct Activity {
     closing: AtomicBool,
     /// Wakes the connection task when `open` drops to zero or `evict` is set.
     wake: Notify,
+    /// Whether the last write (or flush, or shutdown) to the client returned `Pending`: hyper
+    /// still holds bytes to send, so the connection must not be parked.
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
@@ -50,6 +53,16 @@ impl Activity {
     /// Marks the connection as closing: it is no longer a candidate for eviction.
     pub(super) fn set_closing(&self) {
         self.closing.store(true, Ordering::Release);
+    }
+
+    /// Records whether the last write to the client was blocked.
+    pub(super) fn set_write_blocked(&self, blocked: bool) {
+        self.write_blocked.store(blocked, Ordering::Relaxed);
+    }
+
+    /// Whether the last write to the client was blocked (hyper has output still to send).
+    pub(super) fn is_write_blocked(&self) -> bool {
+        self.write_blocked.load(Ordering::Relaxed)
     }
 
     /// Completes when `open` drops to zero or the connection is evicted (and possibly spuriously).
@@ -118,6 +131,7 @@ impl Registry {
             evict: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             wake: Notify::new(),
+            write_blocked: AtomicBool::new(false),
         });
         let mut table = self.table();
         let id = table.next_id;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -22,6 +22,7 @@ use tracing::{debug, error, warn};
 use super::acceptor::{Acceptor, ConnectionInfo, PlainAcceptor};
 use super::config::ServerConfig;
 use super::connection::{Shared, serve_connection};
+use super::protocol::Builders;
 use super::registry::{Activity, Registry};
 use super::stats::ServerStats;
 use crate::error::BoxError;
@@ -119,7 +120,9 @@ impl<A: Acceptor> Server<A> {
     ///
     /// # Errors
     ///
-    /// Only when the listener's local address cannot be read at start. Failures of `accept(2)` (for
+    /// At start, when the configuration is invalid ([`ServerConfig::validate`]; the error's
+    /// kind is [`InvalidInput`](io::ErrorKind::InvalidInput) and it wraps the
+    /// [`ConfigError`](crate::ConfigError)), or when the listener's local address cannot be read. Failures of `accept(2)` (for
     /// instance running out of file descriptors) are logged and counted, and the server backs off
     /// briefly and continues; failures of single connections are logged at `debug`.
     pub async fn serve_with_shutdown<S, B, F>(self, service: S, shutdown: F) -> io::Result<()>
@@ -137,9 +140,13 @@ impl<A: Acceptor> Server<A> {
             config,
             stats,
         } = self;
+        config
+            .validate()
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let listen_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            builder: http_builder(&config),
+            builders: http_builders(&config),
+            http1_park_after: config.http1_park_after,
             handshake_timeout: config.handshake_timeout,
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
@@ -246,17 +253,16 @@ impl<A: Acceptor> Server<A> {
 /// The smallest HTTP/1.1 read buffer hyper accepts (`max_buf_size` panics below it).
 const MIN_REQUEST_HEAD_SIZE: usize = 8 * 1024;
 
-/// The hyper connection builder for `config`: both HTTP versions, tokio timers, the head size.
-fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+/// The hyper connection builders for `config`: tokio timers, the head size, HTTP/2 keep-alive.
+fn http_builders(config: &ServerConfig) -> Builders {
     let head_size = config.max_request_head_size.max(MIN_REQUEST_HEAD_SIZE);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         // hyper answers 431 when a request head does not fit its read buffer.
         .max_buf_size(head_size);
-    let mut http2 = builder.http2();
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(head_size).unwrap_or(u32::MAX));
@@ -265,7 +271,7 @@ fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
             .keep_alive_interval(interval)
             .keep_alive_timeout(config.http2_keep_alive_timeout);
     }
-    builder
+    Builders { http1, http2 }
 }
 
 /// A connection slot: a free one, else one freed by closing the connection idle the longest,

@@ -26,6 +26,7 @@ struct Counters {
     per_peer_refused: AtomicU64,
     write_stalls: AtomicU64,
     close_requested: AtomicU64,
+    http1_parked: AtomicU64,
 }
 
 impl ServerStats {
@@ -86,6 +87,18 @@ impl ServerStats {
     /// (not counting those already closing for another reason).
     pub fn close_requested(&self) -> u64 {
         self.counters.close_requested.load(Ordering::Relaxed)
+    }
+
+    /// Times an idle HTTP/1.1 connection was parked: its hyper connection and buffers dropped
+    /// while it waits for the client's next request (see
+    /// [`ServerConfig::http1_park_after`](super::ServerConfig::http1_park_after)). A connection
+    /// parked in each of several idle periods counts once for each.
+    pub fn http1_parked(&self) -> u64 {
+        self.counters.http1_parked.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn record_http1_parked(&self) {
+        self.counters.http1_parked.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_close_requested(&self) {
@@ -151,6 +164,7 @@ impl fmt::Debug for ServerStats {
             .field("per_peer_refused", &self.per_peer_refused())
             .field("write_stalls", &self.write_stalls())
             .field("close_requested", &self.close_requested())
+            .field("http1_parked", &self.http1_parked())
             .finish()
     }
 }

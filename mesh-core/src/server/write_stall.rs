@@ -13,9 +13,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Sleep, sleep};
 
+use super::registry::Activity;
 use super::stats::ServerStats;
 
 /// An IO whose writes fail with [`io::ErrorKind::TimedOut`] after `timeout` without progress.
@@ -26,6 +29,11 @@ pub(super) struct WriteStall<I> {
     /// Armed while a write is blocked.
     stalled: Option<Pin<Box<Sleep>>>,
     stats: ServerStats,
+    /// Told whether the last write was blocked, so the connection is never parked with output
+    /// still inside hyper.
+    activity: Option<Arc<Activity>>,
+    /// What `activity` was last told, so the shared flag is written only when it changes.
+    blocked: bool,
 }
 
 impl<I> WriteStall<I> {
@@ -36,6 +44,24 @@ impl<I> WriteStall<I> {
             timeout,
             stalled: None,
             stats,
+            activity: None,
+            blocked: false,
+        }
+    }
+
+    /// Reports to `activity` whether the last write was blocked.
+    pub(super) fn report_to(mut self, activity: Arc<Activity>) -> Self {
+        self.activity = Some(activity);
+        self
+    }
+
+    /// Tells the activity when the blocked state changes.
+    fn set_blocked(&mut self, blocked: bool) {
+        if self.blocked != blocked {
+            self.blocked = blocked;
+            if let Some(activity) = &self.activity {
+                activity.set_write_blocked(blocked);
+            }
         }
     }
 
@@ -50,6 +76,7 @@ impl<I> WriteStall<I> {
     {
         match poll(Pin::new(&mut self.io), cx) {
             Poll::Pending => {
+                self.set_blocked(true);
                 let Some(timeout) = self.timeout else {
                     return Poll::Pending;
                 };
@@ -66,6 +93,7 @@ impl<I> WriteStall<I> {
                 Poll::Pending
             }
             ready => {
+                self.set_blocked(false);
                 self.stalled = None;
                 ready
             }
