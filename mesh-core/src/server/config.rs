@@ -132,8 +132,9 @@ pub struct ServerConfig {
     /// Nagle's algorithm.
     pub(crate) tcp_nodelay: bool,
 
-    /// How long an HTTP/1.1 connection must be idle before it is parked. Default 1 s
-    /// ([`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER)); `None` never parks.
+    /// How long an HTTP/1.1 connection must be idle before it is parked. Default `None` (never
+    /// parks) for now; [`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER) is the
+    /// intended value.
     pub(crate) http1_park_after: Option<Duration>,
 }
 
@@ -151,13 +152,13 @@ impl Default for ServerConfig {
             http2_keep_alive_interval: Some(Duration::from_secs(20)),
             http2_keep_alive_timeout: Duration::from_secs(20),
             tcp_nodelay: true,
-            http1_park_after: Some(Self::DEFAULT_HTTP1_PARK_AFTER),
+            http1_park_after: None,
         }
     }
 }
 
 impl ServerConfig {
-    /// The default of [`http1_park_after`](method@Self::http1_park_after): one second, far
+    /// The intended default of [`http1_park_after`](method@Self::http1_park_after): one second, far
     /// longer than the gap between requests of a busy keep-alive client, far shorter than the
     /// 20–30 s an idle pooled connection usually waits.
     pub const DEFAULT_HTTP1_PARK_AFTER: Duration = Duration::from_secs(1);
@@ -185,8 +186,10 @@ impl ServerConfig {
     }
 
     /// How long an HTTP/1.1 connection must be idle (no request in progress) before it is
-    /// parked. Default 1 s ([`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER)), at
-    /// least [`MIN_HTTP1_PARK_AFTER`](Self::MIN_HTTP1_PARK_AFTER); `None` never parks.
+    /// parked. Default `None` (never parks) until a request head split across a wake-up is
+    /// handled; the intended value is
+    /// [`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER). At least
+    /// [`MIN_HTTP1_PARK_AFTER`](Self::MIN_HTTP1_PARK_AFTER).
     ///
     /// hyper keeps an HTTP/1.1 connection's read buffer (8 KiB) and write buffer (8 KiB) for as
     /// long as the connection lives. A parked connection gives them back: the server takes the

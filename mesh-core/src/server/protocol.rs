@@ -78,6 +78,9 @@ pub(super) struct Sniff {
     len: usize,
 }
 
+/// hyper's HTTP/2 connection over the server's IO stack.
+type Http2Connection<I, S> = http2::Connection<TokioIo<Rewind<I>>, S, TokioExecutor>;
+
 /// One connection's HTTP state.
 pub(super) enum HttpConnection<I, S>
 where
@@ -90,7 +93,7 @@ where
         sniff: Option<Sniff>,
     },
     Http1(Box<http1::UpgradeableConnection<TokioIo<Rewind<I>>, S>>),
-    Http2(Pin<Box<http2::Connection<TokioIo<Rewind<I>>, S, TokioExecutor>>>),
+    Http2(Pin<Box<Http2Connection<I, S>>>),
     /// Ended (a park that found the connection upgraded, or a failed transition).
     Ended,
 }
