@@ -132,9 +132,8 @@ pub struct ServerConfig {
     /// Nagle's algorithm.
     pub(crate) tcp_nodelay: bool,
 
-    /// How long an HTTP/1.1 connection must be idle before it is parked. Default `None` (never
-    /// parks) for now; [`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER) is the
-    /// intended value.
+    /// How long an HTTP/1.1 connection must be idle before it is parked. Default
+    /// [`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER) (1 s); `None` never parks.
     pub(crate) http1_park_after: Option<Duration>,
 }
 
@@ -152,13 +151,13 @@ impl Default for ServerConfig {
             http2_keep_alive_interval: Some(Duration::from_secs(20)),
             http2_keep_alive_timeout: Duration::from_secs(20),
             tcp_nodelay: true,
-            http1_park_after: None,
+            http1_park_after: Some(Self::DEFAULT_HTTP1_PARK_AFTER),
         }
     }
 }
 
 impl ServerConfig {
-    /// The intended default of [`http1_park_after`](method@Self::http1_park_after): one second, far
+    /// The default of [`http1_park_after`](method@Self::http1_park_after): one second, far
     /// longer than the gap between requests of a busy keep-alive client, far shorter than the
     /// 20–30 s an idle pooled connection usually waits.
     pub const DEFAULT_HTTP1_PARK_AFTER: Duration = Duration::from_secs(1);
@@ -186,16 +185,14 @@ impl ServerConfig {
     }
 
     /// How long an HTTP/1.1 connection must be idle (no request in progress) before it is
-    /// parked. Default `None` (never parks) until a request head split across a wake-up is
-    /// handled; the intended value is
-    /// [`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER). At least
-    /// [`MIN_HTTP1_PARK_AFTER`](Self::MIN_HTTP1_PARK_AFTER).
+    /// parked. Default [`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER) (1 s);
+    /// `None` never parks. At least [`MIN_HTTP1_PARK_AFTER`](Self::MIN_HTTP1_PARK_AFTER).
     ///
     /// hyper keeps an HTTP/1.1 connection's read buffer (8 KiB) and write buffer (8 KiB) for as
     /// long as the connection lives. A parked connection gives them back: the server takes the
     /// socket back from hyper, with any bytes hyper had read but not yet parsed, and waits for
-    /// the client's next bytes holding only the socket and its own small state (measured: the
-    /// memory of an idle connection falls to about a third). When bytes arrive, a fresh hyper
+    /// the client's next bytes holding only the socket and its own small state. When bytes
+    /// arrive, a fresh hyper
     /// connection is built over the socket and the request is served as usual: the client sees
     /// nothing. The cost falls on the first request after a park: hyper's buffers and
     /// connection state are allocated again (about three allocations), and the connection is
