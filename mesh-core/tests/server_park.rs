@@ -29,9 +29,10 @@ const PAST_PARK: Duration = Duration::from_secs(2);
 
 /// Awaits `fut`, bounded in real time. Not with `tokio::time::timeout`: on the paused clock a
 /// pending timer is where time jumps to whenever every task waits, even while loopback bytes are
-/// still on their way to a socket (the wake-up they cause does not hold the clock back), so a
-/// guard timer would fire before the server had read them. A watchdog thread on the real clock
-/// names the wait and aborts the run if it takes longer than [`GUARD`].
+/// still on their way (a client's second small write waits, under Nagle's algorithm, for the
+/// server's delayed ACK of the first: tens of real milliseconds), so a guard timer would fire
+/// before the server had read them. A watchdog thread on the real clock names the wait and
+/// aborts the run if it takes longer than [`GUARD`].
 async fn guarded<F: Future>(what: &str, fut: F) -> F::Output {
     let (done, wait) = std::sync::mpsc::channel::<()>();
     let what = what.to_owned();
