@@ -275,7 +275,7 @@ pub(super) async fn serve_connection<A, S, B>(
         }
         let polled = conn.poll(cx, &shared.builders);
         // Park once hyper is waiting for the client, in the idle period whose park deadline
-        // passed, with nothing left to write.
+        // passed, with nothing left to write and the client's next request not begun.
         if polled.is_pending()
             && park_due.is_some()
             && closing == Closing::No
@@ -283,6 +283,7 @@ pub(super) async fn serve_connection<A, S, B>(
             && activity.is_idle()
             && Some(registration.idle_since()) == park_due
             && !activity.is_write_blocked()
+            && !activity.has_read_since_write()
         {
             parked_in = park_due.take();
             match conn.park(&shared.builders) {

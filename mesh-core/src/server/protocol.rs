@@ -29,12 +29,14 @@
 //!   response body has ended or been dropped), and none has started since the idle period began;
 //! - hyper has nothing left to write: the IO stack records whether the last write or flush was
 //!   blocked, and a blocked one forbids parking (hyper's write buffer is private);
-//! - hyper's last poll returned `Pending`, i.e. it is waiting for the client.
+//! - hyper's last poll returned `Pending`, i.e. it is waiting for the client;
+//! - the client has sent nothing since the last bytes written to it: once a response is out, the
+//!   first bytes read begin the next request, and taking hyper's connection apart then would
+//!   restart hyper's header-read timeout (a client trickling a head would get more time).
 //!
-//! Bytes hyper had already read of a next request come back with the socket; they are replayed
-//! to a new hyper connection at once (no waiting), and that connection is not parked again in
-//! the same idle period, so a client trickling a request head costs one rebuild at most and is
-//! still bounded by the header-read timeout (restarted once, at the rebuild).
+//! Bytes hyper holds that arrived before the last response was written (a pipelined request)
+//! come back with the socket; they are replayed to a new hyper connection at once (no waiting),
+//! and that connection is not parked again in the same idle period.
 //!
 //! What a park costs: the first request after it pays for a new hyper connection (its state and
 //! its two buffers, a few allocations) and one extra read. Busy keep-alive connections never park:

@@ -37,6 +37,11 @@ pub(super) struct Activity {
     /// Whether the last write (or flush, or shutdown) to the client returned `Pending`: hyper
     /// still holds bytes to send, so the connection must not be parked.
     write_blocked: AtomicBool,
+    /// Whether bytes have been read from the client since the last bytes written to it: once a
+    /// response is out, the first bytes read begin the next request, and a connection whose
+    /// next head has begun must not be parked (taking hyper's connection apart would restart its
+    /// header-read timeout: a client trickling a head would get more time).
+    read_since_write: AtomicBool,
 }
 
 impl Activity {
@@ -58,6 +63,17 @@ impl Activity {
     /// Records whether the last write to the client was blocked.
     pub(super) fn set_write_blocked(&self, blocked: bool) {
         self.write_blocked.store(blocked, Ordering::Relaxed);
+    }
+
+    /// Records whether bytes have been read since the last bytes written.
+    pub(super) fn set_read_since_write(&self, read: bool) {
+        self.read_since_write.store(read, Ordering::Relaxed);
+    }
+
+    /// Whether the client has sent bytes since the last bytes written to it (its next request
+    /// has begun).
+    pub(super) fn has_read_since_write(&self) -> bool {
+        self.read_since_write.load(Ordering::Relaxed)
     }
 
     /// Whether the last write to the client was blocked (hyper has output still to send).
@@ -132,6 +148,7 @@ impl Registry {
             closing: AtomicBool::new(false),
             wake: Notify::new(),
             write_blocked: AtomicBool::new(false),
+            read_since_write: AtomicBool::new(false),
         });
         let mut table = self.table();
         let id = table.next_id;

@@ -34,6 +34,8 @@ pub(super) struct WriteStall<I> {
     activity: Option<Arc<Activity>>,
     /// What `activity` was last told, so the shared flag is written only when it changes.
     blocked: bool,
+    /// Whether bytes were read since the last bytes written, as last told to `activity`.
+    read_since_write: bool,
 }
 
 impl<I> WriteStall<I> {
@@ -46,6 +48,7 @@ impl<I> WriteStall<I> {
             stats,
             activity: None,
             blocked: false,
+            read_since_write: false,
         }
     }
 
@@ -61,6 +64,16 @@ impl<I> WriteStall<I> {
             self.blocked = blocked;
             if let Some(activity) = &self.activity {
                 activity.set_write_blocked(blocked);
+            }
+        }
+    }
+
+    /// Tells the activity when bytes move in the other direction than last time.
+    fn set_read_since_write(&mut self, read: bool) {
+        if self.read_since_write != read {
+            self.read_since_write = read;
+            if let Some(activity) = &self.activity {
+                activity.set_read_since_write(read);
             }
         }
     }
@@ -107,7 +120,13 @@ impl<I: AsyncRead + Unpin> AsyncRead for WriteStall<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.set_read_since_write(true);
+        }
+        poll
     }
 }
 
@@ -117,7 +136,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WriteStall<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().timed(cx, |io, cx| io.poll_write(cx, buf))
+        let this = self.get_mut();
+        let poll = this.timed(cx, |io, cx| io.poll_write(cx, buf));
+        if let Poll::Ready(Ok(1..)) = poll {
+            this.set_read_since_write(false);
+        }
+        poll
     }
 
     fn poll_write_vectored(
@@ -125,8 +149,12 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WriteStall<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .timed(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+        let this = self.get_mut();
+        let poll = this.timed(cx, |io, cx| io.poll_write_vectored(cx, bufs));
+        if let Poll::Ready(Ok(1..)) = poll {
+            this.set_read_since_write(false);
+        }
+        poll
     }
 
     fn is_write_vectored(&self) -> bool {
