@@ -416,6 +416,12 @@ impl Bench<'_> {
                 let opening = started.elapsed();
                 std::thread::sleep(Duration::from_secs(2));
                 let after = procfs::tree_status_kib(proc.pid(), "VmRSS");
+                std::thread::sleep(
+                    self.options
+                        .idle_hold
+                        .saturating_sub(Duration::from_secs(2)),
+                );
+                let held_rss = procfs::tree_status_kib(proc.pid(), "VmRSS");
                 // Still open = nothing to read yet (a closed one reads EOF); the streams are
                 // non-blocking.
                 let mut scratch = [0u8; 1];
@@ -433,7 +439,8 @@ impl Bench<'_> {
                     ));
                 }
                 eprintln!(
-                    "bench-e2e: idle {target} {level}: held {held}, RSS {before} → {after} KiB (opened in {:.1} s)",
+                    "bench-e2e: idle {target} {level}: held {held}, RSS {before} → {after} KiB at 2 s, {held_rss} KiB at {} s (opened in {:.1} s)",
+                    self.options.idle_hold.as_secs(),
                     opening.as_secs_f64()
                 );
                 runs.push(IdleRun {
@@ -442,6 +449,7 @@ impl Bench<'_> {
                     held,
                     rss_before_kib: before,
                     rss_after_kib: after,
+                    rss_held_kib: held_rss,
                 });
             }
         }

@@ -61,6 +61,9 @@ pub(crate) struct Options {
     pub(crate) handshake_concurrency: usize,
     /// Idle-connection levels.
     pub(crate) idle_levels: Vec<usize>,
+    /// How long the idle connections are held before the last `VmRSS` reading (at least 2 s;
+    /// the first reading is at 2 s).
+    pub(crate) idle_hold: Duration,
     /// The sections to run, in the order they run.
     pub(crate) parts: Vec<Part>,
     /// The systems measured, in the order of [`Target::ALL`]; `direct` always (the added latency
@@ -123,6 +126,7 @@ impl Options {
             "--idle-levels",
             if quick { "1000" } else { "1000,5000,10000" }.to_owned(),
         )?;
+        let idle_hold: u64 = args.value("--idle-hold", if quick { 2 } else { 15 })?;
         let default_parts = if quick || skip_micro {
             "latency,ceiling,handshake,idle"
         } else {
@@ -168,6 +172,7 @@ impl Options {
             ceiling_connections,
             handshake_concurrency,
             idle_levels: parse_list(&idle, "--idle-levels")?,
+            idle_hold: Duration::from_secs(idle_hold.max(2)),
             parts,
             targets,
             install: !no_install,
@@ -191,7 +196,9 @@ impl Options {
                 Part::Latency => r * self.rates.len() as f64 * targets * run,
                 Part::Ceiling => r * targets * run,
                 Part::Handshake => r * tls * run,
-                Part::Idle => proxies * self.idle_levels.len() as f64 * 5.0,
+                Part::Idle => {
+                    proxies * self.idle_levels.len() as f64 * (3.0 + self.idle_hold.as_secs_f64())
+                }
                 Part::Micro => 720.0,
             };
         }
@@ -223,7 +230,7 @@ impl Options {
             "CPU: utime + stime of the proxy's process tree (nginx: master and worker) from `/proc/<pid>/stat` before and after the oha run, divided by `getconf CLK_TCK`, per 100 000 successful requests; the backend's separately. Peak RSS: `VmHWM` from `/proc/<pid>/status` at the end of the run, summed over the tree (for `direct`, the backend's).".into(),
             format!("Ceiling: oha closed loop, `-c {}`, no rate limit, {secs} s per run.", self.ceiling_connections),
             format!("mTLS handshakes: the `bench-e2e --handshake-client` child on CPU 0, {} concurrent tasks for {secs} s, each looping TCP connect → TLS 1.3 handshake (X25519, ECDSA P-256 certificates from one test CA, client certificate required, no session resumption) → `GET /` with `Connection: close` → read to the end. Targets: the mesh-sidecar inbound listener (SPIFFE verification, authorization, then the backend as local app) and an HAProxy frontend `bind … ssl crt … ca-file … verify required ssl-min-ver TLSv1.3` to the same backend. Proxy CPU per handshake from `/proc` as above.", self.handshake_concurrency),
-            format!("Idle connections at {}: a freshly started proxy, 200 warm-up requests, `VmRSS` of its tree; then that many plaintext connections (64 being opened at a time), one keep-alive request answered on each, held idle for 2 s; `VmRSS` again; (after − before) / connections still open. mesh-sidecar closes idle connections after 30 s and serves 10 000 at once by default, so levels stay within both; HAProxy `maxconn` and nginx `worker_connections` are set from the open-file limit (below) and exceed the highest level.", self.idle_levels.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+            format!("Idle connections at {}: a freshly started proxy, 200 warm-up requests, `VmRSS` of its tree; then that many plaintext connections (64 being opened at a time), one keep-alive request answered on each, held idle; `VmRSS` again after 2 s and at the end of the hold ({} s); (after − before) / connections still open. The second reading shows memory a proxy frees while its connections idle once the allocator has given it back (mesh-sidecar parks an HTTP/1.1 connection idle for 1 s, freeing hyper's buffers; its jemalloc returns freed pages after about 10 s). mesh-sidecar closes idle connections after 30 s and serves 10 000 at once by default, so levels stay within both; HAProxy `maxconn` and nginx `worker_connections` are set from the open-file limit (below) and exceed the highest level.", self.idle_levels.iter().map(usize::to_string).collect::<Vec<_>>().join(", "), self.idle_hold.as_secs()),
             "Pinning keeps our processes apart, not the rest of the system: other work on the machine shows up as noise.".into(),
         ]
     }

@@ -248,19 +248,21 @@ fn handshake_section(out: &mut String, r: &Results) {
 fn idle_section(out: &mut String, r: &Results) {
     out.push_str("## Memory per idle connection\n\n");
     out.push_str(
-        "| proxy | connections | held open | RSS before MiB | RSS with them MiB | KiB per connection |\n|---|---|---|---|---|---|\n",
+        "| proxy | connections | held open | RSS before MiB | RSS with them, 2 s MiB | RSS with them, end of hold MiB | KiB per connection, 2 s | KiB per connection, end of hold |\n|---|---|---|---|---|---|---|---|\n",
     );
+    let kib = |k: Option<f64>| k.map_or("–".to_owned(), |k| format!("{k:.1}"));
     for run in &r.idle {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
             run.target,
             run.connections,
             run.held,
             run.rss_before_kib as f64 / 1024.0,
             run.rss_after_kib as f64 / 1024.0,
-            run.kib_per_connection()
-                .map_or("–".to_owned(), |k| format!("{k:.1}")),
+            run.rss_held_kib as f64 / 1024.0,
+            kib(run.kib_per_connection()),
+            kib(run.kib_per_connection_held()),
         );
     }
     out.push('\n');

@@ -8,8 +8,8 @@ bench-e2e: end-to-end comparison of mesh-sidecar with a bare hyper proxy, HAProx
 USAGE:
     cargo run --release -p mesh-examples --bin bench-e2e -- [OPTIONS]
 
-    Full run (the published figures; about 35 min, of which ~14 min fixed-rate runs, ~5 min
-    ceiling, ~2 min handshakes, ~1 min idle connections, ~12 min microbenchmarks with their
+    Full run (the published figures; about 38 min, of which ~14 min fixed-rate runs, ~5 min
+    ceiling, ~2 min handshakes, ~4 min idle connections, ~12 min microbenchmarks with their
     compilation; plus the first-time installs):
         cargo run --release -p mesh-examples --bin bench-e2e
     Smoke test of the tooling (about 2 min; figures not to be quoted):
@@ -66,6 +66,8 @@ OPTIONS:
     --ceiling-connections <N>    oha connections in the closed loop (default 64)
     --handshake-concurrency <N>  concurrent handshake tasks (default 32)
     --idle-levels <LIST>         idle connection counts (default 1000,5000,10000)
+    --idle-hold <SECS>           how long the idle connections are held; RSS is read at 2 s
+                                 and at the end (default 15; --quick: 2)
     --parts <LIST>               parts to run, comma-separated, from latency, ceiling,
                                  handshake, idle, micro (default: all)
     --targets <LIST>             targets to measure, comma-separated, from mesh-sidecar,
