@@ -15,6 +15,7 @@ pub mod prometheus;
 pub mod propagation;
 mod recorder;
 mod route;
+mod tracer;
 pub mod server;
 
 pub use client::{ClientTrace, ClientTraceLayer};

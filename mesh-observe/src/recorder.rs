@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode, Version};
 use mesh_core::classify::{Completion, OnCompletion, Outcome};
-use opentelemetry::global::BoxedSpan;
-use opentelemetry::trace::{Span, Status, TraceContextExt};
+use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::time::Instant;
 
 use crate::metrics::RequestInstruments;
+use crate::tracer::MeshSpan;
 
 /// The low-cardinality attributes shared by a request's metrics (and, at its end, its span).
 #[derive(Clone, Debug, Default)]
@@ -64,7 +64,7 @@ pub(crate) enum RequestSpan {
     /// The span of this context.
     Context(Context),
     /// The span itself.
-    Span(BoxedSpan),
+    Span(MeshSpan),
 }
 
 impl RequestSpan {
