@@ -1,9 +1,9 @@
 //! [`TraceConfig`]: what both trace layers share.
 
-use std::fmt;
 use mesh_core::classify::MeshClassifier;
 use opentelemetry::metrics::Meter;
 use opentelemetry::trace::Tracer;
+use std::fmt;
 
 use crate::propagation::Propagation;
 use crate::tracer::LayerTracer;

@@ -15,8 +15,8 @@ pub mod prometheus;
 pub mod propagation;
 mod recorder;
 mod route;
-mod tracer;
 pub mod server;
+mod tracer;
 
 pub use client::{ClientTrace, ClientTraceLayer};
 pub use config::TraceConfig;

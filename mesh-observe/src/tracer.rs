@@ -61,6 +61,8 @@ impl LayerTracer {
         parent: &Context,
         attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> MeshSpan {
+        #[cfg(not(feature = "sdk"))]
+        let _ = attributes;
         match self {
             Self::Boxed(tracer) => MeshSpan::Boxed(tracer.build_with_context(builder, parent)),
             #[cfg(feature = "sdk")]

@@ -111,9 +111,11 @@ where
         };
         let name = if method == "_OTHER" { "HTTP" } else { method };
         let builder = SpanBuilder::from_name(name).with_kind(SpanKind::Client);
-        let mut span = self
-            .tracer
-            .start(builder, &parent, || request_attributes(&req, &attributes));
+        let mut span = self.tracer.start(builder, &parent, || {
+            let mut list = Vec::with_capacity(SPAN_ATTRIBUTES);
+            list.extend(request_attributes(&req, &attributes));
+            list
+        });
         if !span.attributes_given() && span.is_recording() {
             for attribute in request_attributes(&req, &attributes) {
                 span.set_attribute(attribute);
@@ -142,25 +144,29 @@ where
 /// `network.protocol.version`, `error.type` and `rpc.grpc.status_code` at the end.
 const SPAN_ATTRIBUTES: usize = 9;
 
-/// The span attributes known from the request (only built when the span may record), in a list
-/// with room for those set at the end, so that a span that keeps it never grows it.
-fn request_attributes<B>(req: &Request<B>, attrs: &MetricAttributes) -> Vec<KeyValue> {
-    let mut out = Vec::with_capacity(SPAN_ATTRIBUTES);
-    out.push(KeyValue::new("http.request.method", attrs.method));
-    if attrs.method == "_OTHER" {
-        out.push(KeyValue::new(
-            "http.request.method_original",
-            req.method().to_string(),
-        ));
-    }
-    out.push(KeyValue::new("url.full", url_full(req.uri())));
-    if let Some(address) = &attrs.server_address {
-        out.push(KeyValue::new("server.address", address.clone()));
-    }
-    if let Some(port) = attrs.server_port {
-        out.push(KeyValue::new("server.port", port));
-    }
-    out
+/// The span attributes known from the request (only made when the span may record), without a
+/// list of their own: the caller puts them in the span's list (sized with [`SPAN_ATTRIBUTES`])
+/// or sets them one by one.
+fn request_attributes<B>(
+    req: &Request<B>,
+    attrs: &MetricAttributes,
+) -> impl Iterator<Item = KeyValue> {
+    let original = (attrs.method == "_OTHER")
+        .then(|| KeyValue::new("http.request.method_original", req.method().to_string()));
+    [
+        Some(KeyValue::new("http.request.method", attrs.method)),
+        original,
+        Some(KeyValue::new("url.full", url_full(req.uri()))),
+        attrs
+            .server_address
+            .as_ref()
+            .map(|address| KeyValue::new("server.address", address.clone())),
+        attrs
+            .server_port
+            .map(|port| KeyValue::new("server.port", port)),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The URI as `url.full`, written into one allocation of the exact size (its `Display` would grow
