@@ -173,7 +173,12 @@ mod tests {
 
     fn agrees(value: &[u8]) {
         let ours = parse_host_header(value).map(|hp| (hp.host.to_owned(), hp.port));
-        assert_eq!(ours, reference(value), "{:?}", String::from_utf8_lossy(value));
+        assert_eq!(
+            ours,
+            reference(value),
+            "{:?}",
+            String::from_utf8_lossy(value)
+        );
     }
 
     #[test]
