@@ -15,7 +15,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty};
 use mesh_observe::{ClientTraceLayer, TraceConfig};
-use opentelemetry::trace::{SpanBuilder, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    SpanBuilder, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
+    TracerProvider,
+};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service, ServiceExt};
@@ -63,16 +66,40 @@ fn count(f: impl FnOnce()) -> usize {
     change.allocations + change.reallocations
 }
 
-/// Allocations of one request and its response body, after a warm-up.
-fn per_request(rt: &tokio::runtime::Runtime, config: TraceConfig) -> usize {
+/// A remote parent, sampled, with a `tracestate` of `state` (none when empty).
+fn parent(state: &str) -> opentelemetry::Context {
+    let state = if state.is_empty() {
+        TraceState::default()
+    } else {
+        state.parse().unwrap()
+    };
+    opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        SpanId::from(0x00f0_67aa_0ba9_02b7),
+        TraceFlags::SAMPLED,
+        true,
+        state,
+    ))
+}
+
+/// Allocations of one request and its response body, after a warm-up; the request's parent is
+/// `parent` (in its extensions), if any.
+fn per_request(
+    rt: &tokio::runtime::Runtime,
+    config: TraceConfig,
+    parent: Option<opentelemetry::Context>,
+) -> usize {
     let service = ClientTraceLayer::new(config).layer(Answer);
-    // Origin form with `Host`, as the sidecar forwards them; room for the `traceparent` header
-    // the layer adds, so the count is the layer's alone.
+    // Origin form with `Host`, as the sidecar forwards them; room for the trace headers the
+    // layer adds, so the count is the layer's alone.
     let request = || {
         let mut req = Request::get("/api/reviews").body(()).unwrap();
         req.headers_mut().reserve(4);
         req.headers_mut()
             .insert("host", HeaderValue::from_static("reviews.test:9080"));
+        if let Some(parent) = &parent {
+            req.extensions_mut().insert(parent.clone());
+        }
         req
     };
     let one = |req: Request<()>| {
@@ -97,13 +124,12 @@ fn an_sdk_tracer_span_is_inline_and_its_attributes_one_list() {
         .unwrap();
     let provider = SdkTracerProvider::builder().build();
 
-    let sdk = per_request(
-        &rt,
-        TraceConfig::new().tracer(provider.tracer("allocations")),
-    );
+    let sdk_config = || TraceConfig::new().tracer(provider.tracer("allocations"));
+    let sdk = per_request(&rt, sdk_config(), None);
     let boxed = per_request(
         &rt,
         TraceConfig::new().tracer(Wrapped(provider.tracer("allocations"))),
+        None,
     );
     // SDK tracer: the span's attribute list (sized for the end attributes too), `url.full`, the
     // `traceparent` value. Where the SDK's own span data lives (inline in the span) costs
@@ -116,4 +142,12 @@ fn an_sdk_tracer_span_is_inline_and_its_attributes_one_list() {
         sdk + 2,
         "boxed tracer: {boxed} allocations per request"
     );
+
+    // A remote parent without `tracestate` costs nothing more. With one of two members: the SDK
+    // gives the child span a copy of the parent's trace state (its list, and each member's key
+    // and value: 1 + 2 × 2), and the `tracestate` value sent is written into one allocation of
+    // its exact size, which the header value takes over (1).
+    assert_eq!(per_request(&rt, sdk_config(), Some(parent(""))), sdk);
+    let with_state = per_request(&rt, sdk_config(), Some(parent("vendor=x,other=y")));
+    assert_eq!(with_state, sdk + 5 + 1, "with a tracestate: {with_state}");
 }
