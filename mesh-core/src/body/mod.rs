@@ -167,6 +167,35 @@ mod tests {
     use http_body::Body as _;
 
     #[tokio::test]
+    async fn bytes_and_empty_bodies_are_held_inline() {
+        assert!(matches!(Body::from("hello").0, Kind::Full(_)));
+        assert!(matches!(Body::new(Empty::<Bytes>::new()).0, Kind::Empty));
+        assert!(matches!(Body::empty().0, Kind::Empty));
+        let boxed = Body::new(Once(Some(Bytes::from_static(b"streamed"))));
+        assert!(matches!(boxed.0, Kind::Boxed(_)));
+        assert_eq!(boxed.collect().await.unwrap().to_bytes(), "streamed");
+        let full = Body::new(Full::new(Bytes::from_static(b"full")));
+        assert_eq!(full.size_hint().exact(), Some(4));
+        assert!(!full.is_end_stream());
+        assert_eq!(full.collect().await.unwrap().to_bytes(), "full");
+    }
+
+    /// A one-frame body of a type `Body` boxes.
+    struct Once(Option<Bytes>);
+
+    impl http_body::Body for Once {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
     async fn boxes_once_and_keeps_bytes() {
         let body = Body::new(Body::from("hello"));
         assert_eq!(body.size_hint().exact(), Some(5));
