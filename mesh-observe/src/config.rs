@@ -33,11 +33,11 @@ impl TraceConfig {
     /// Records spans with `tracer` (e.g. `provider.tracer("my-service")`) instead of
     /// `opentelemetry::global::tracer("mesh-observe")`.
     ///
-    /// The SDK's tracer (`opentelemetry_sdk::trace::SdkTracer`, with feature `sdk`, on by
-    /// default) is kept as it is: its spans are not boxed, and the client layer hands a span its
-    /// request attributes when it is built, in one list sized for all of them (one allocation
-    /// per recorded span instead of three). Any other tracer is boxed once, here, and each of its
-    /// spans is boxed by OpenTelemetry's API.
+    /// The SDK's tracer (`opentelemetry_sdk::trace::SdkTracer`, with feature `sdk`; the
+    /// `towermesh` facade turns it on) is kept as it is: its spans are not boxed, and the client
+    /// layer hands a span its request attributes when it is built, in one list sized for all of
+    /// them (one allocation per recorded span; two or three through the box). Any other tracer is
+    /// boxed once, here, and each of its spans is boxed by OpenTelemetry's API.
     #[must_use]
     pub fn tracer<T>(mut self, tracer: T) -> Self
     where

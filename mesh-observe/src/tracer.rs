@@ -2,7 +2,7 @@
 //!
 //! OpenTelemetry's type-erased [`BoxedTracer`] boxes every span it starts (one heap allocation per
 //! request). When the application hands [`TraceConfig::tracer`](crate::TraceConfig::tracer) the
-//! SDK's own tracer (feature `sdk`, on by default), the layer keeps it as that type and its spans
+//! SDK's own tracer (feature `sdk`), the layer keeps it as that type and its spans
 //! stay inline; any other tracer, and the global default, go through `BoxedTracer` as before.
 
 use std::sync::Arc;
