@@ -60,6 +60,8 @@ impl fmt::Debug for RequestRecorder {
 /// Where a request's span lives: in the OpenTelemetry context the server side makes current while
 /// the handler runs, or, on the client side, where nothing needs the span as a context, held
 /// alone (which spares the context's shared allocation for it).
+// Inline on purpose (see `MeshSpan`).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum RequestSpan {
     /// The span of this context.
     Context(Context),

@@ -87,6 +87,10 @@ impl LayerTracer {
 }
 
 /// A span started by a [`LayerTracer`]: boxed by the OpenTelemetry API, or the SDK's, inline.
+// The SDK's span is large (about 300 bytes) and held inline on purpose: boxing it is the
+// allocation this type exists to save; it lives in the response future and body, which the
+// caller's stack typically boxes once anyway.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum MeshSpan {
     /// From a [`BoxedTracer`].
     Boxed(BoxedSpan),
