@@ -222,7 +222,14 @@ async fn start_sidecar(backend: SocketAddr, dir: &Path) -> SocketAddr {
         .connector()
         .meter(meter.clone())
         .recheck_connections_on_bundle_change(config.identity.recheck_connections_on_bundle_change);
-    let clients = build_clients(&config.services, &config.locality, &connector, &meter, 1).unwrap();
+    let clients = build_clients(
+        &config.services,
+        &config.locality,
+        &connector,
+        &telemetry.client_telemetry(),
+        1,
+    )
+    .unwrap();
     let mut routes = HashMap::new();
     for (service, client) in config.services.iter().zip(clients) {
         for authority in &service.authorities {

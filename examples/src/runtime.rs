@@ -120,6 +120,15 @@ impl Telemetry {
         &self.meter
     }
 
+    /// What the client stacks record with: [`meter`](Self::meter), and a tracer of the installed
+    /// tracer provider (scope `mesh-observe`, as the global default names it), kept as the SDK's
+    /// type so that spans are not boxed.
+    pub fn client_telemetry(&self) -> crate::stack::ClientTelemetry {
+        use opentelemetry::trace::TracerProvider as _;
+        crate::stack::ClientTelemetry::new(self.meter.clone())
+            .tracer(self.tracer_provider.tracer("mesh-observe"))
+    }
+
     /// The `/metrics` service (clones share the registry).
     pub fn metrics(&self) -> MetricsService {
         self.metrics.clone()

@@ -43,15 +43,53 @@ use mesh_balance::discover::{
 use mesh_balance::{BalanceConfig, LocalityConfig};
 use mesh_core::client::ClientConfig;
 use mesh_core::{Body, BoxError, Locality};
+use mesh_observe::TraceConfig;
 use mesh_tls::TlsConnector;
 use mesh_xds::{ClusterPolicy, XdsClient};
 use opentelemetry::metrics::Meter;
+use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::config::{Discovery, Service, Transport};
 
 /// A whole client: the facade's [`mesh::Client`]. Clones share the balancer, budget and breakers
 /// (they are one client); it is always ready, and each call waits for an endpoint in its future.
 pub type Client = mesh::Client;
+
+/// What a client stack records with: the meter of every layer's metrics, and the tracer of its
+/// spans.
+///
+/// Give it the process's SDK tracer ([`tracer`](Self::tracer); [`Telemetry`] does): the trace layer
+/// then keeps it as the SDK's own type, so a request's span is not boxed and gets its attributes
+/// in one list. Without one, spans come from the global tracer provider (the same spans, boxed).
+///
+/// [`Telemetry`]: crate::runtime::Telemetry
+#[derive(Clone, Debug)]
+pub struct ClientTelemetry {
+    meter: Meter,
+    tracer: Option<SdkTracer>,
+}
+
+impl ClientTelemetry {
+    /// Metrics on `meter`; spans from the global tracer provider.
+    pub fn new(meter: Meter) -> Self {
+        Self {
+            meter,
+            tracer: None,
+        }
+    }
+
+    /// Spans from `tracer` (one of the SDK provider the process installed).
+    #[must_use]
+    pub fn tracer(mut self, tracer: SdkTracer) -> Self {
+        self.tracer = Some(tracer);
+        self
+    }
+
+    /// The meter every layer records with.
+    pub fn get_meter(&self) -> &Meter {
+        &self.meter
+    }
+}
 
 /// Connection settings to an endpoint: the service's HTTP version and HTTP/1.1 pool, 1 s to
 /// connect (a peer that does not accept a TCP connection in a second is treated as down, and the
@@ -65,7 +103,8 @@ fn peer_client_config(service: &Service) -> ClientConfig {
 }
 
 /// Builds `service`'s client: discovery as configured, mTLS through `connector` (or plain TCP for a
-/// `plaintext` service), locality tiers around `local`, metrics on `meter`, randomness from `seed`.
+/// `plaintext` service), locality tiers around `local`, metrics and spans as `telemetry` says,
+/// randomness from `seed`.
 ///
 /// Must run inside a tokio runtime (file and DNS discovery start timers when first polled).
 ///
@@ -78,10 +117,10 @@ pub fn build_client(
     service: &Service,
     local: &Locality,
     connector: TlsConnector,
-    meter: &Meter,
+    telemetry: &ClientTelemetry,
     seed: u64,
 ) -> Result<Client, BoxError> {
-    build_client_with_xds(service, local, connector, meter, seed, None)
+    build_client_with_xds(service, local, connector, telemetry, seed, None)
 }
 
 /// [`build_client`], where an xDS-fed service takes its endpoints and its cluster's policy from
@@ -94,7 +133,7 @@ pub fn build_client_with_xds(
     service: &Service,
     local: &Locality,
     connector: TlsConnector,
-    meter: &Meter,
+    telemetry: &ClientTelemetry,
     seed: u64,
     xds: Option<&XdsClient>,
 ) -> Result<Client, BoxError> {
@@ -113,7 +152,7 @@ pub fn build_client_with_xds(
         } => {
             let config = FileDiscoverConfig::default()
                 .interval(*interval)
-                .meter(meter.clone());
+                .meter(telemetry.meter.clone());
             let discover = FileDiscover::with_config(path.clone(), config)?;
             (builder.discover(discover), identity.clone())
         }
@@ -123,7 +162,7 @@ pub fn build_client_with_xds(
             nameserver,
             identity,
         } => {
-            let config = DnsDiscoverConfig::default().meter(meter.clone());
+            let config = DnsDiscoverConfig::default().meter(telemetry.meter.clone());
             let discover =
                 DnsDiscover::with_nameserver(DnsTarget::host(host, *port)?, *nameserver, config)?;
             (builder.discover(discover), identity.clone())
@@ -140,7 +179,7 @@ pub fn build_client_with_xds(
                 service,
                 local,
                 connector,
-                meter,
+                telemetry,
                 seed,
             )?;
             // Later CDS changes of the cluster's policy reconfigure the running balancer.
@@ -158,7 +197,7 @@ pub fn build_client_with_xds(
         }
     };
     let (client, _) = finish(
-        builder, identity, None, service, local, connector, meter, seed,
+        builder, identity, None, service, local, connector, telemetry, seed,
     )?;
     Ok(client)
 }
@@ -178,10 +217,10 @@ pub fn build_clients(
     services: &[Service],
     local: &Locality,
     connector: &TlsConnector,
-    meter: &Meter,
+    telemetry: &ClientTelemetry,
     seed: u64,
 ) -> Result<Vec<Client>, BoxError> {
-    build_clients_with_xds(services, local, connector, meter, seed, None)
+    build_clients_with_xds(services, local, connector, telemetry, seed, None)
 }
 
 /// [`build_client_with_xds`] for each of `services`, in order; an error names the service.
@@ -193,21 +232,21 @@ pub fn build_clients_with_xds(
     services: &[Service],
     local: &Locality,
     connector: &TlsConnector,
-    meter: &Meter,
+    telemetry: &ClientTelemetry,
     seed: u64,
     xds: Option<&XdsClient>,
 ) -> Result<Vec<Client>, BoxError> {
     services
         .iter()
         .map(|service| {
-            build_client_with_xds(service, local, connector.clone(), meter, seed, xds)
+            build_client_with_xds(service, local, connector.clone(), telemetry, seed, xds)
                 .map_err(|e| format!("service {}: {e}", service.name).into())
         })
         .collect()
 }
 
 /// The builder call: the service's settings (with its xDS cluster's `policy` over them), seeded, on
-/// `meter`, over mTLS or plain TCP.
+/// `telemetry`, over mTLS or plain TCP.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     builder: ClientBuilder,
@@ -216,7 +255,7 @@ fn finish(
     service: &Service,
     local: &Locality,
     connector: TlsConnector,
-    meter: &Meter,
+    telemetry: &ClientTelemetry,
     seed: u64,
 ) -> Result<(Client, BalanceConfig), BoxError> {
     let base = BalanceConfig::default()
@@ -238,8 +277,11 @@ fn finish(
         .balance(balance)
         .breaker(service.breaker.clone())
         .http(http)
-        .meter(meter.clone())
+        .meter(telemetry.meter.clone())
         .seed(seed);
+    if let Some(tracer) = &telemetry.tracer {
+        builder = builder.trace(TraceConfig::new().tracer(tracer.clone()));
+    }
     if matches!(service.transport, Transport::Mtls) {
         builder = builder.tls(connector);
         if let Some(identity) = identity {
@@ -253,7 +295,8 @@ fn finish(
 /// [`build_client`]'s stack opens, which then replaces those headers with its own. A malformed
 /// context is ignored, so the client span starts a new trace.
 ///
-/// The body a proxy forwards for a client's request body: boxed, and cut with mesh-core's
+/// The body a proxy forwards for a client's request body: a mesh-core `Body` (which holds hyper's
+/// `Incoming`, and the idle-timeout wrapper around it, without boxing), cut with mesh-core's
 /// `BodyStalled` when it stops arriving for `idle_timeout` (a stalled upload must not hold an
 /// upstream connection; through mesh-core's client the cut is answered `400`).
 pub fn forwarded_body<B>(body: B, idle_timeout: Option<std::time::Duration>) -> Body

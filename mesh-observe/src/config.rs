@@ -1,14 +1,12 @@
 //! [`TraceConfig`]: what both trace layers share.
 
-use std::fmt;
-use std::sync::Arc;
-
 use mesh_core::classify::MeshClassifier;
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::Meter;
 use opentelemetry::trace::Tracer;
+use std::fmt;
 
 use crate::propagation::Propagation;
+use crate::tracer::LayerTracer;
 
 /// Configuration of [`ServerTraceLayer`](crate::ServerTraceLayer) and
 /// [`ClientTraceLayer`](crate::ClientTraceLayer).
@@ -19,7 +17,7 @@ use crate::propagation::Propagation;
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct TraceConfig {
-    pub(crate) tracer: Option<Arc<BoxedTracer>>,
+    pub(crate) tracer: Option<LayerTracer>,
     pub(crate) meter: Option<Meter>,
     pub(crate) classifier: MeshClassifier,
     pub(crate) propagation: Propagation,
@@ -33,14 +31,20 @@ impl TraceConfig {
     }
 
     /// Records spans with `tracer` (e.g. `provider.tracer("my-service")`) instead of
-    /// `opentelemetry::global::tracer("mesh-observe")`. The tracer is boxed once, here.
+    /// `opentelemetry::global::tracer("mesh-observe")`.
+    ///
+    /// The SDK's tracer (`opentelemetry_sdk::trace::SdkTracer`, with feature `sdk`; the
+    /// `towermesh` facade turns it on) is kept as it is: its spans are not boxed, and the client
+    /// layer hands a span its request attributes when it is built, in one list sized for all of
+    /// them (one allocation per recorded span; two or three through the box). Any other tracer is
+    /// boxed once, here, and each of its spans is boxed by OpenTelemetry's API.
     #[must_use]
     pub fn tracer<T>(mut self, tracer: T) -> Self
     where
         T: Tracer + Send + Sync + 'static,
         T::Span: Send + Sync + 'static,
     {
-        self.tracer = Some(Arc::new(BoxedTracer::new(Box::new(tracer))));
+        self.tracer = Some(LayerTracer::new(tracer));
         self
     }
 
@@ -68,10 +72,8 @@ impl TraceConfig {
         self
     }
 
-    pub(crate) fn resolve_tracer(&self) -> Arc<BoxedTracer> {
-        self.tracer
-            .clone()
-            .unwrap_or_else(|| Arc::new(opentelemetry::global::tracer("mesh-observe")))
+    pub(crate) fn resolve_tracer(&self) -> LayerTracer {
+        self.tracer.clone().unwrap_or_else(LayerTracer::global)
     }
 
     pub(crate) fn resolve_meter(&self) -> Meter {

@@ -16,6 +16,7 @@ pub mod propagation;
 mod recorder;
 mod route;
 pub mod server;
+mod tracer;
 
 pub use client::{ClientTrace, ClientTraceLayer};
 pub use config::TraceConfig;

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode, Version};
 use mesh_core::classify::{Completion, OnCompletion, Outcome};
-use opentelemetry::global::BoxedSpan;
-use opentelemetry::trace::{Span, Status, TraceContextExt};
+use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::time::Instant;
 
 use crate::metrics::RequestInstruments;
+use crate::tracer::MeshSpan;
 
 /// The low-cardinality attributes shared by a request's metrics (and, at its end, its span).
 #[derive(Clone, Debug, Default)]
@@ -60,11 +60,13 @@ impl fmt::Debug for RequestRecorder {
 /// Where a request's span lives: in the OpenTelemetry context the server side makes current while
 /// the handler runs, or, on the client side, where nothing needs the span as a context, held
 /// alone (which spares the context's shared allocation for it).
+// Inline on purpose (see `MeshSpan`).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum RequestSpan {
     /// The span of this context.
     Context(Context),
     /// The span itself.
-    Span(BoxedSpan),
+    Span(MeshSpan),
 }
 
 impl RequestSpan {

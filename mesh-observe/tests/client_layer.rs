@@ -273,3 +273,92 @@ async fn protocol_version_is_the_responses() {
     seen.sort();
     assert_eq!(seen, ["1.0", "1.1", "2"]);
 }
+
+/// The SDK's tracer under another type, which the layer can only box.
+struct Wrapped(opentelemetry_sdk::trace::SdkTracer);
+
+impl Tracer for Wrapped {
+    type Span = opentelemetry_sdk::trace::Span;
+
+    fn build_with_context(
+        &self,
+        builder: opentelemetry::trace::SpanBuilder,
+        parent_cx: &Context,
+    ) -> Self::Span {
+        self.0.build_with_context(builder, parent_cx)
+    }
+}
+
+#[tokio::test]
+async fn a_boxed_tracer_and_the_sdks_own_record_the_same_span() {
+    let mut recorded = Vec::new();
+    for boxed in [false, true] {
+        let telemetry = Telemetry::new();
+        let tracer = telemetry.tracer_provider.tracer("test");
+        let config = if boxed {
+            TraceConfig::new().tracer(Wrapped(tracer))
+        } else {
+            TraceConfig::new().tracer(tracer)
+        }
+        .meter(telemetry.metrics.meter());
+        let (transport, _seen) = recording_transport();
+        let client = ClientTraceLayer::new(config).layer(transport);
+        // A non-standard method: the most request attributes a client span gets.
+        let req = Request::builder()
+            .method("PURGE")
+            .uri("http://inventory.shop:9000/stock?sku=1")
+            .body(())
+            .unwrap();
+        let res = client.oneshot(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+        let spans = telemetry.finished_spans();
+        assert_eq!(spans.len(), 1);
+        let mut attributes: Vec<_> = spans[0]
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect();
+        attributes.sort();
+        recorded.push((spans[0].name.clone(), attributes));
+    }
+    assert_eq!(recorded[0], recorded[1]);
+    let (name, attributes) = &recorded[0];
+    assert_eq!(name, "HTTP");
+    let keys: Vec<_> = attributes.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "http.request.method",
+            "http.request.method_original",
+            "http.response.status_code",
+            "network.protocol.version",
+            "server.address",
+            "server.port",
+            "url.full",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unsampled_parent_gets_an_unsampled_child_and_no_span() {
+    let telemetry = Telemetry::new();
+    let (transport, mut seen) = recording_transport();
+    let client = ClientTraceLayer::new(telemetry.config()).layer(transport);
+    let parent = SpanContext::new(
+        remote_parent().trace_id(),
+        remote_parent().span_id(),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    );
+    let mut req = Request::get("http://inventory.shop/").body(()).unwrap();
+    req.extensions_mut()
+        .insert(Context::new().with_remote_span_context(parent));
+    let res = client.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+
+    let injected = extract(&seen.recv().await.unwrap(), |r| panic!("{r}")).unwrap();
+    assert_eq!(injected.trace_id(), remote_parent().trace_id());
+    assert!(!injected.is_sampled(), "the decision travels");
+    assert!(telemetry.finished_spans().is_empty(), "nothing recorded");
+}

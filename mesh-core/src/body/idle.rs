@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http_body::{Frame, SizeHint};
 use pin_project::pin_project;
-use tokio::time::{Sleep, sleep};
+use tokio::time::{Instant, Sleep, sleep};
 
 use crate::error::BoxError;
 
@@ -42,9 +42,11 @@ pub struct IdleTimeoutBody<B> {
     #[pin]
     inner: B,
     timeout: Duration,
-    /// Armed while the reader waits for a frame; `None` between frames.
-    #[pin]
-    waiting: Option<Sleep>,
+    /// The clock, made the first time the reader waits and reset at each later wait (so a body
+    /// whose frames are always ready allocates nothing, and one that waits allocates once).
+    clock: Option<Pin<Box<Sleep>>>,
+    /// Whether the clock runs: the reader is waiting for a frame.
+    waiting: bool,
 }
 
 impl<B> IdleTimeoutBody<B> {
@@ -53,7 +55,8 @@ impl<B> IdleTimeoutBody<B> {
         Self {
             inner,
             timeout,
-            waiting: None,
+            clock: None,
+            waiting: false,
         }
     }
 
@@ -75,20 +78,26 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            this.waiting.set(None);
+            *this.waiting = false;
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        if this.waiting.is_none() {
-            this.waiting.set(Some(sleep(*this.timeout)));
-        }
-        match this.waiting.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Some(Err(BodyStalled {
+        let clock = match this.clock {
+            Some(clock) if *this.waiting => clock,
+            Some(clock) => {
+                clock.as_mut().reset(Instant::now() + *this.timeout);
+                clock
+            }
+            None => this.clock.insert(Box::pin(sleep(*this.timeout))),
+        };
+        *this.waiting = true;
+        match clock.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyStalled {
                 timeout: *this.timeout,
             }
             .into()))),
-            _ => Poll::Pending,
+            Poll::Pending => Poll::Pending,
         }
     }
 

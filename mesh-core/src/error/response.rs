@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::header::HOST;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::uri::Authority;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use pin_project::pin_project;
 use tower_layer::Layer;
@@ -333,19 +334,27 @@ impl<S> ErrorResponse<S> {
 struct RequestInfo {
     grpc: bool,
     method: Method,
-    authority: Option<HeaderValue>,
+    authority: Option<RequestAuthority>,
     describe: Option<Describe>,
     log: LogLimiter<LogKey>,
+}
+
+/// The authority a request named, for the log line: the URI's (HTTP/2, absolute form) or the
+/// `Host` header; either clone shares the request's bytes.
+#[derive(Debug)]
+enum RequestAuthority {
+    Uri(Authority),
+    Host(HeaderValue),
 }
 
 impl RequestInfo {
     fn respond(&self, err: BoxError) -> Response<Body> {
         let failure = classify_failure_with(&*err, self.describe);
-        let authority = self
-            .authority
-            .as_ref()
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("");
+        let authority = match &self.authority {
+            Some(RequestAuthority::Uri(authority)) => authority.as_str(),
+            Some(RequestAuthority::Host(value)) => value.to_str().unwrap_or(""),
+            None => "",
+        };
         let detail = failure.detail().map(tracing::field::display);
         let upstream_failed = matches!(
             failure.kind(),
@@ -366,8 +375,8 @@ impl RequestInfo {
 impl<S> ErrorResponse<S> {
     fn request_info<B>(&self, req: &Request<B>) -> RequestInfo {
         let authority = match req.uri().authority() {
-            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-            None => req.headers().get(HOST).cloned(),
+            Some(authority) => Some(RequestAuthority::Uri(authority.clone())),
+            None => req.headers().get(HOST).cloned().map(RequestAuthority::Host),
         };
         RequestInfo {
             grpc: is_grpc(req.headers()),

@@ -48,16 +48,33 @@ const ALWAYS_HOP_BY_HOP: [&str; 7] = [
 pub fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
     let keep_te_trailers = is_te_trailers(headers);
 
-    // Collect first: the names borrow from the values being removed.
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
-        .collect();
-    headers.remove(CONNECTION);
-    for name in &named {
-        headers.remove(name);
+    let mut lines = headers.get_all(CONNECTION).iter();
+    match (lines.next(), lines.next()) {
+        (None, _) => {}
+        (Some(line), None) => {
+            // The usual case, one line: a clone shares its bytes, and each name is looked up in
+            // place (the map lower-cases a name it is asked for without allocating).
+            let line = line.clone();
+            headers.remove(CONNECTION);
+            for token in line.as_bytes().split(|&b| b == b',') {
+                if let Ok(name) = std::str::from_utf8(token.trim_ascii()) {
+                    headers.remove(name);
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            // Collect first: the names borrow from the values being removed.
+            let named: Vec<HeaderName> = headers
+                .get_all(CONNECTION)
+                .iter()
+                .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+                .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
+                .collect();
+            headers.remove(CONNECTION);
+            for name in &named {
+                headers.remove(name);
+            }
+        }
     }
     for name in ALWAYS_HOP_BY_HOP {
         headers.remove(name);

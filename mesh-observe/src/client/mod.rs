@@ -26,13 +26,18 @@
 //!
 //! # Allocation
 //!
-//! Per request: the OpenTelemetry API boxes the span; a recording span stores its attributes
-//! (one list, one copy of `url.full`); each injected header owns its bytes. `server.address` is
-//! shared: the layer remembers the host of the last few authorities it saw (up to 8) as
-//! reference-counted values, so the metrics and the span take it without a copy. The span is
-//! kept by the recorder rather than put in an OpenTelemetry `Context` (one allocation fewer).
-//! Attributes are set only on a recording span, so an unsampled request builds none. Everything
-//! else is static strings or integers.
+//! Per request: a recording span stores its attributes (one list, one copy of `url.full`); each
+//! injected header owns its bytes (one allocation for `traceparent`, none for an absent
+//! `tracestate`). With the SDK's tracer given to [`TraceConfig::tracer`](crate::TraceConfig::tracer)
+//! (feature `sdk`), the span is held inline and gets its attributes when it is built, in one list
+//! with room for those set at its end; with any other tracer (the global one by default) the
+//! OpenTelemetry API boxes the span and the attributes are set one by one, growing the span's
+//! list. `server.address` is shared: the layer remembers the host of the last few authorities
+//! it saw (up to 8) as reference-counted values, so the metrics and the span take it without a
+//! copy. The span is kept by the recorder rather than put in an OpenTelemetry `Context` (one
+//! allocation fewer). Attributes are built only for a span that may record: a boxed span that
+//! records, or an SDK span whose parent is not known to be unsampled (a root span the SDK's
+//! sampler then drops wastes the list). Everything else is static strings or integers.
 //!
 //! # Example
 //!

@@ -5,8 +5,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
 use mesh_core::classify::{MakeClassifier, MeshClassifier};
-use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Span, SpanBuilder, SpanKind, Tracer};
+use opentelemetry::trace::{SpanBuilder, SpanKind};
 use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
@@ -16,6 +15,7 @@ use crate::future::{ResponseFuture, TracedBody};
 use crate::metrics::{RequestInstruments, Side};
 use crate::propagation::{self, Propagation};
 use crate::recorder::{MetricAttributes, RequestRecorder, RequestSpan, method_name, scheme_name};
+use crate::tracer::LayerTracer;
 
 /// Traces, measures and propagates the requests sent through `S`; built by
 /// [`ClientTraceLayer`](super::ClientTraceLayer).
@@ -26,7 +26,7 @@ use crate::recorder::{MetricAttributes, RequestRecorder, RequestSpan, method_nam
 #[derive(Clone, Debug)]
 pub struct ClientTrace<S> {
     inner: S,
-    tracer: Arc<BoxedTracer>,
+    tracer: LayerTracer,
     classifier: MeshClassifier,
     propagation: Propagation,
     instruments: Arc<RequestInstruments>,
@@ -111,9 +111,15 @@ where
         };
         let name = if method == "_OTHER" { "HTTP" } else { method };
         let builder = SpanBuilder::from_name(name).with_kind(SpanKind::Client);
-        let mut span = self.tracer.build_with_context(builder, &parent);
-        if span.is_recording() {
-            set_request_attributes(&mut span, &req, &attributes);
+        let mut span = self.tracer.start(builder, &parent, || {
+            let mut list = Vec::with_capacity(SPAN_ATTRIBUTES);
+            list.extend(request_attributes(&req, &attributes));
+            list
+        });
+        if !span.attributes_given() && span.is_recording() {
+            for attribute in request_attributes(&req, &attributes) {
+                span.set_attribute(attribute);
+            }
         }
         // The span is not put in a context: nothing below needs it as one (the parent's carried
         // trace state is read from `parent`), and the recorder ends it.
@@ -134,23 +140,33 @@ where
     }
 }
 
-/// Sets the span attributes known from the request (only when the span is recording), one by
-/// one: no list of them is built.
-fn set_request_attributes<B>(span: &mut impl Span, req: &Request<B>, attrs: &MetricAttributes) {
-    span.set_attribute(KeyValue::new("http.request.method", attrs.method));
-    if attrs.method == "_OTHER" {
-        span.set_attribute(KeyValue::new(
-            "http.request.method_original",
-            req.method().to_string(),
-        ));
-    }
-    span.set_attribute(KeyValue::new("url.full", url_full(req.uri())));
-    if let Some(address) = &attrs.server_address {
-        span.set_attribute(KeyValue::new("server.address", address.clone()));
-    }
-    if let Some(port) = attrs.server_port {
-        span.set_attribute(KeyValue::new("server.port", port));
-    }
+/// The most attributes a client span gets: five from the request, then status code,
+/// `network.protocol.version`, `error.type` and `rpc.grpc.status_code` at the end.
+const SPAN_ATTRIBUTES: usize = 9;
+
+/// The span attributes known from the request (only made when the span may record), without a
+/// list of their own: the caller puts them in the span's list (sized with [`SPAN_ATTRIBUTES`])
+/// or sets them one by one.
+fn request_attributes<B>(
+    req: &Request<B>,
+    attrs: &MetricAttributes,
+) -> impl Iterator<Item = KeyValue> {
+    let original = (attrs.method == "_OTHER")
+        .then(|| KeyValue::new("http.request.method_original", req.method().to_string()));
+    [
+        Some(KeyValue::new("http.request.method", attrs.method)),
+        original,
+        Some(KeyValue::new("url.full", url_full(req.uri()))),
+        attrs
+            .server_address
+            .as_ref()
+            .map(|address| KeyValue::new("server.address", address.clone())),
+        attrs
+            .server_port
+            .map(|port| KeyValue::new("server.port", port)),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The URI as `url.full`, written into one allocation of the exact size (its `Display` would grow

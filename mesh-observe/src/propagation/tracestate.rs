@@ -100,17 +100,29 @@ pub(crate) struct CarriedTraceState {
 /// come first, followed by the carried members whose keys they do not repeat, up to 32 members.
 pub(crate) fn header_for(span: &SpanContext, carried: Option<&CarriedTraceState>) -> String {
     let own = span.trace_state();
-    let Some(carried) = carried.filter(|carried| carried.trace_id == span.trace_id()) else {
-        return own.header();
+    let carried = carried.filter(|carried| carried.trace_id == span.trace_id());
+    // The span's own state alone is sent whole, as OpenTelemetry would write it.
+    let limit = if carried.is_some() {
+        MAX_TRACESTATE_MEMBERS
+    } else {
+        usize::MAX
     };
-    let mut out = String::new();
-    let local = own.into_iter();
-    let inherited = carried
-        .members
-        .iter()
-        .map(|(key, value)| (key.as_str(), value.as_str()))
-        .filter(|(key, _)| own.get(key).is_none());
-    for (key, value) in local.chain(inherited).take(MAX_TRACESTATE_MEMBERS) {
+    let members = || {
+        let inherited = carried
+            .into_iter()
+            .flat_map(|carried| carried.members.iter())
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .filter(|(key, _)| own.get(key).is_none());
+        own.into_iter().chain(inherited).take(limit)
+    };
+    // Measured first, so the value is written into one allocation of its exact size, which the
+    // header value then takes over without copying.
+    let len = members()
+        .map(|(key, value)| key.len() + 1 + value.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    let mut out = String::with_capacity(len);
+    for (key, value) in members() {
         if !out.is_empty() {
             out.push(',');
         }

@@ -9,8 +9,7 @@ use mesh_core::PeerIdentity;
 use mesh_core::classify::{MakeClassifier, MeshClassifier};
 use mesh_core::server::ConnectionInfo;
 use opentelemetry::KeyValue;
-use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Span, SpanBuilder, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanBuilder, SpanKind};
 use tower_service::Service;
 
 use crate::config::TraceConfig;
@@ -21,6 +20,7 @@ use crate::recorder::{
     MetricAttributes, RequestRecorder, RequestSpan, method_name, protocol_version, scheme_name,
 };
 use crate::route::RouteTemplate;
+use crate::tracer::LayerTracer;
 
 /// Traces and measures the requests `S` serves; built by [`ServerTraceLayer`](super::ServerTraceLayer).
 ///
@@ -30,7 +30,7 @@ use crate::route::RouteTemplate;
 #[derive(Clone, Debug)]
 pub struct ServerTrace<S> {
     inner: S,
-    tracer: Arc<BoxedTracer>,
+    tracer: LayerTracer,
     classifier: MeshClassifier,
     instruments: Arc<RequestInstruments>,
 }
@@ -106,11 +106,15 @@ where
             ..MetricAttributes::default()
         };
         let builder = SpanBuilder::from_name(name).with_kind(SpanKind::Server);
-        let mut span = self.tracer.build_with_context(builder, &parent);
-        if span.is_recording() {
-            span.set_attributes(request_attributes(&req, &attributes));
+        let mut span = self
+            .tracer
+            .start(builder, &parent, || request_attributes(&req, &attributes));
+        if !span.attributes_given() && span.is_recording() {
+            for attribute in request_attributes(&req, &attributes) {
+                span.set_attribute(attribute);
+            }
         }
-        let cx = parent.with_span(span);
+        let cx = span.into_context(&parent);
         req.extensions_mut().insert(cx.clone());
 
         let classifier = self.classifier.make_classifier(&req);
@@ -127,9 +131,14 @@ where
     }
 }
 
-/// The span attributes known from the request (only built when the span is recording).
+/// The most attributes a server span gets: eleven from the request, then status code,
+/// `error.type` and `rpc.grpc.status_code` at the end.
+const SPAN_ATTRIBUTES: usize = 14;
+
+/// The span attributes known from the request (only built when the span may record), in a list
+/// with room for those set at the end, so that a span that keeps it never grows it.
 fn request_attributes<B>(req: &Request<B>, attrs: &MetricAttributes) -> Vec<KeyValue> {
-    let mut out = Vec::with_capacity(10);
+    let mut out = Vec::with_capacity(SPAN_ATTRIBUTES);
     out.push(KeyValue::new("http.request.method", attrs.method));
     if attrs.method == "_OTHER" {
         out.push(KeyValue::new(

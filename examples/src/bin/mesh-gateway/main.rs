@@ -150,7 +150,13 @@ async fn run(
     let identity = IdentityFiles::load(&config.identity, &meter).await?;
 
     let connector = identity.connector();
-    let clients = build_clients(&config.services, &config.locality, &connector, &meter, seed)?;
+    let clients = build_clients(
+        &config.services,
+        &config.locality,
+        &connector,
+        &telemetry.client_telemetry(),
+        seed,
+    )?;
     let router = Router::new(
         config.routes.clone(),
         clients,

@@ -148,7 +148,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         &config.services,
         &config.locality,
         &connector,
-        &meter,
+        &telemetry.client_telemetry(),
         seed,
         xds.as_ref(),
     )?;

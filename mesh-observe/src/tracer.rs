@@ -1,0 +1,162 @@
+//! [`LayerTracer`]: the tracer a trace layer starts its spans with, concrete when it can be.
+//!
+//! OpenTelemetry's type-erased [`BoxedTracer`] boxes every span it starts (one heap allocation per
+//! request). When the application hands [`TraceConfig::tracer`](crate::TraceConfig::tracer) the
+//! SDK's own tracer (feature `sdk`), the layer keeps it as that type and its spans
+//! stay inline; any other tracer, and the global default, go through `BoxedTracer` as before.
+
+use std::sync::Arc;
+
+use opentelemetry::global::{BoxedSpan, BoxedTracer};
+use opentelemetry::trace::{Span, SpanBuilder, SpanContext, Status, Tracer};
+use opentelemetry::{Context, KeyValue};
+
+/// A layer's tracer; clones share it.
+#[derive(Clone, Debug)]
+pub(crate) enum LayerTracer {
+    /// Any tracer, behind OpenTelemetry's object-safe box (the global one by default).
+    Boxed(Arc<BoxedTracer>),
+    /// The SDK's tracer, whose spans are not boxed.
+    #[cfg(feature = "sdk")]
+    Sdk(opentelemetry_sdk::trace::SdkTracer),
+}
+
+impl LayerTracer {
+    /// Keeps `tracer` as the SDK's type when it is one, else boxes it (once, here).
+    pub(crate) fn new<T>(tracer: T) -> Self
+    where
+        T: Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        #[cfg(feature = "sdk")]
+        {
+            let mut slot = Some(tracer);
+            let any: &mut dyn std::any::Any = &mut slot;
+            if let Some(sdk) = any.downcast_mut::<Option<opentelemetry_sdk::trace::SdkTracer>>()
+                && let Some(sdk) = sdk.take()
+            {
+                return Self::Sdk(sdk);
+            }
+            let tracer = slot.take().expect("tracer present");
+            Self::Boxed(Arc::new(BoxedTracer::new(Box::new(tracer))))
+        }
+        #[cfg(not(feature = "sdk"))]
+        Self::Boxed(Arc::new(BoxedTracer::new(Box::new(tracer))))
+    }
+
+    /// `opentelemetry::global::tracer("mesh-observe")`, read now.
+    pub(crate) fn global() -> Self {
+        Self::Boxed(Arc::new(opentelemetry::global::tracer("mesh-observe")))
+    }
+
+    /// Starts a span as a child of `parent`.
+    ///
+    /// `attributes` is called only when the tracer is known to record the span (the SDK's, unless
+    /// the parent is known and unsampled): it returns the attributes, in a list sized for the ones
+    /// the span will get later too, so the SDK keeps that one list and never grows it. Otherwise
+    /// the caller sets them on the span itself if it records (see [`MeshSpan::attributes_given`]).
+    pub(crate) fn start(
+        &self,
+        builder: SpanBuilder,
+        parent: &Context,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) -> MeshSpan {
+        #[cfg(not(feature = "sdk"))]
+        let _ = attributes;
+        match self {
+            Self::Boxed(tracer) => MeshSpan::Boxed(tracer.build_with_context(builder, parent)),
+            #[cfg(feature = "sdk")]
+            Self::Sdk(tracer) => {
+                use opentelemetry::trace::TraceContextExt;
+                let parent_span = parent.span();
+                let known_unsampled = parent_span.span_context().is_valid()
+                    && !parent_span.span_context().is_sampled();
+                if known_unsampled {
+                    MeshSpan::Sdk(tracer.build_with_context(builder, parent), false)
+                } else {
+                    // Set as is (not through `with_attributes`), so the list keeps its capacity.
+                    let builder = SpanBuilder {
+                        attributes: Some(attributes()),
+                        ..builder
+                    };
+                    MeshSpan::Sdk(tracer.build_with_context(builder, parent), true)
+                }
+            }
+        }
+    }
+}
+
+/// A span started by a [`LayerTracer`]: boxed by the OpenTelemetry API, or the SDK's, inline.
+// The SDK's span is large (about 300 bytes) and held inline on purpose: boxing it is the
+// allocation this type exists to save; it lives in the response future and body, which the
+// caller's stack typically boxes once anyway.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum MeshSpan {
+    /// From a [`BoxedTracer`].
+    Boxed(BoxedSpan),
+    /// The SDK's span; `true` when its request attributes were given at build time.
+    #[cfg(feature = "sdk")]
+    Sdk(opentelemetry_sdk::trace::Span, bool),
+}
+
+impl MeshSpan {
+    /// Whether the request attributes were given when the span was built.
+    pub(crate) fn attributes_given(&self) -> bool {
+        match self {
+            Self::Boxed(_) => false,
+            #[cfg(feature = "sdk")]
+            Self::Sdk(_, given) => *given,
+        }
+    }
+
+    /// A child of `parent` holding this span (the server side makes it current while the
+    /// handler runs).
+    pub(crate) fn into_context(self, parent: &Context) -> Context {
+        use opentelemetry::trace::TraceContextExt;
+        match self {
+            Self::Boxed(span) => parent.with_span(span),
+            #[cfg(feature = "sdk")]
+            Self::Sdk(span, _) => parent.with_span(span),
+        }
+    }
+
+    pub(crate) fn span_context(&self) -> &SpanContext {
+        match self {
+            Self::Boxed(span) => span.span_context(),
+            #[cfg(feature = "sdk")]
+            Self::Sdk(span, _) => span.span_context(),
+        }
+    }
+
+    pub(crate) fn is_recording(&self) -> bool {
+        match self {
+            Self::Boxed(span) => span.is_recording(),
+            #[cfg(feature = "sdk")]
+            Self::Sdk(span, _) => span.is_recording(),
+        }
+    }
+
+    pub(crate) fn set_attribute(&mut self, attribute: KeyValue) {
+        match self {
+            Self::Boxed(span) => span.set_attribute(attribute),
+            #[cfg(feature = "sdk")]
+            Self::Sdk(span, _) => span.set_attribute(attribute),
+        }
+    }
+
+    pub(crate) fn set_status(&mut self, status: Status) {
+        match self {
+            Self::Boxed(span) => span.set_status(status),
+            #[cfg(feature = "sdk")]
+            Self::Sdk(span, _) => span.set_status(status),
+        }
+    }
+
+    pub(crate) fn end(&mut self) {
+        match self {
+            Self::Boxed(span) => span.end(),
+            #[cfg(feature = "sdk")]
+            Self::Sdk(span, _) => span.end(),
+        }
+    }
+}
