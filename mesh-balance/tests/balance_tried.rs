@@ -50,7 +50,10 @@ async fn marked_retries_on_one_instance_avoid_where_its_request_went() {
         let second = send_marked(&mut attempt, &fakes, true).await;
         let third = send_marked(&mut attempt, &fakes, true).await;
         assert_ne!(first, second);
-        assert!(third != first && third != second, "{first} {second} {third}");
+        assert!(
+            third != first && third != second,
+            "{first} {second} {third}"
+        );
         // Every endpoint tried: a fourth attempt takes the balancer's own pick, not an error.
         send_marked(&mut attempt, &fakes, true).await;
     }

@@ -96,7 +96,11 @@ fn a_request_on_a_kept_alive_connection_allocates_only_what_hyper_needs() {
         let change = region.change();
         (client, change.allocations + change.reallocations)
     });
-    assert_eq!(client.open_connections(), 1, "every request on one connection");
+    assert_eq!(
+        client.open_connections(),
+        1,
+        "every request on one connection"
+    );
     let per_request = allocations as f64 / REQUESTS as f64;
     eprintln!("allocations per pooled HTTP/1.1 request: {per_request}");
     // Measured: 13 per request, plus one over the whole run (a one-off growth that is not per

@@ -17,8 +17,8 @@ use mesh_retry::budget::WindowBudget;
 use mesh_retry::retry::{Retry, RetryLayer, RetryLimit};
 use mesh_retry::timeout::{RequestTimeout, RequestTimeoutLayer, TimeoutConfig};
 use opentelemetry::metrics::Meter;
-use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
 
 use super::discovery::BoxDiscover;
 use super::{Client, Handles};
@@ -52,14 +52,12 @@ pub(super) struct Parts {
 type MakeFn<S> = Box<dyn Fn(&Endpoint) -> Result<S, InvalidEndpoint> + Send + Sync>;
 
 /// The endpoint service of a client without `wrap_endpoints`: the breaker over the HTTP client.
-pub(super) type DirectEndpoint =
-    CircuitBreaker<HttpClient<ReplayBody<Body>>, MeshClassifier>;
+pub(super) type DirectEndpoint = CircuitBreaker<HttpClient<ReplayBody<Body>>, MeshClassifier>;
 
 /// The whole assembled stack over endpoint services `S`, as a named type: the [`Client`]'s
 /// response future holds its `Oneshot` inline instead of in a box.
-pub(super) type Stack<S> = MapBody<
-    ClientTrace<RequestTimeout<Retry<Balance<BoxDiscover, TryMake<MakeFn<S>>>>>>,
->;
+pub(super) type Stack<S> =
+    MapBody<ClientTrace<RequestTimeout<Retry<Balance<BoxDiscover, TryMake<MakeFn<S>>>>>>>;
 
 impl Parts {
     pub(super) fn assemble<C: Connect + Sync>(self, connector: C) -> Result<Client, ConfigError> {
@@ -104,7 +102,10 @@ impl Parts {
         }
     }
 
-    fn finish<S: Send + 'static>(self, make: MakeFn<S>) -> Result<(Stack<S>, Handles), ConfigError> {
+    fn finish<S: Send + 'static>(
+        self,
+        make: MakeFn<S>,
+    ) -> Result<(Stack<S>, Handles), ConfigError> {
         let Parts {
             discover,
             budget,
@@ -117,8 +118,8 @@ impl Parts {
             trace,
             ..
         } = self;
-        let balance = Balance::new(discover, TryMake::new(make), balance)
-            .map_err(|e| e.within("balance"))?;
+        let balance =
+            Balance::new(discover, TryMake::new(make), balance).map_err(|e| e.within("balance"))?;
         let handle = balance.handle();
         retry = retry.budget(budget.clone()).limit(retry_limit.clone());
         if let Some(meter) = meter {

@@ -22,8 +22,8 @@ mod assemble;
 mod builder;
 mod discovery;
 
-use assemble::{DirectEndpoint, Stack};
 pub use assemble::EndpointService;
+use assemble::{DirectEndpoint, Stack};
 pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
 
 /// A client of one service: trace → timeout → retry with budget → balancer → per-endpoint

@@ -200,15 +200,18 @@ impl<B> ConnShared<B> {
         }
     }
 
-    /// The connection task has ended: drop whatever is parked (outside the lock).
-    fn end(&self) {
+    /// The connection task has ended: whatever is parked is dropped (outside the lock) and leaves
+    /// the pool's list of returning connections.
+    fn end(self: &Arc<Self>) {
         let parked = {
             let mut state = self.lock();
             state.ended = true;
             state.task = None;
             state.parked.take()
         };
-        drop(parked);
+        if let Some(parked) = parked {
+            finish_return(self, parked, false);
+        }
     }
 }
 
@@ -259,5 +262,51 @@ impl<F: Future, B> Future for Driven<F, B> {
 impl<F, B> PinnedDrop for Driven<F, B> {
     fn drop(self: Pin<&mut Self>) {
         self.shared.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tower::{Service, ServiceExt};
+
+    use crate::client::{ClientConfig, HttpClient, TcpConnector};
+    use crate::{Body, Endpoint};
+
+    /// A response whose body is dropped unread: hyper closes the connection, its task ends, and
+    /// the connection leaves the pool's list of returning ones (nothing is kept for it).
+    #[tokio::test]
+    async fn a_connection_closed_while_returning_leaves_the_pool() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::from(listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buffer = [0_u8; 1024];
+            let _ = stream.read(&mut buffer).await.unwrap();
+            // Two of the announced ten bytes: the body cannot end.
+            let head = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nab";
+            stream.write_all(head).await.unwrap();
+            // Holds the connection open until the client closes it.
+            let _ = stream.read(&mut buffer).await;
+        });
+        let mut client =
+            HttpClient::<Body>::new(endpoint, TcpConnector::new(), ClientConfig::default());
+        let request = Request::get("/").body(Body::empty()).unwrap();
+        let response = client.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(
+            client.returning_connections(),
+            1,
+            "parked until the body ends"
+        );
+        drop(response);
+        // The server sees the close once the client's connection task has ended.
+        server.await.unwrap();
+        while client.open_connections() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(client.returning_connections(), 0);
+        assert_eq!(client.idle_connections(), 0);
     }
 }

@@ -82,6 +82,11 @@ impl<B> Http1Pool<B> {
         self.lock().idle.len()
     }
 
+    #[cfg(test)]
+    pub(crate) fn returning_count(&self) -> usize {
+        self.lock().returning.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolState<B>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
