@@ -1,12 +1,16 @@
-//! A retried request avoids the endpoints it already tried (mesh-core's `TriedEndpoints`, which
-//! mesh-retry's layer puts in every attempt), when another one is ready; otherwise the balancer's
-//! own pick stands. Every attempt records the endpoint that took it.
+//! A retried request avoids the endpoints it already tried, when another one is ready; otherwise
+//! the balancer's own pick stands. Two ways: mesh-core's `AvoidTried` marker (what mesh-retry's
+//! layer puts on its retries, all sent through one balancer instance, which remembers where the
+//! request's earlier attempts went), and a shared `TriedEndpoints` record in the request (every
+//! attempt records the endpoint that took it).
 
 mod support;
 
+use std::sync::Arc;
+
 use http::Request;
 use mesh_balance::{BalanceConfig, LocalityConfig};
-use mesh_core::attempts::TriedEndpoints;
+use mesh_core::attempts::{AvoidTried, TriedEndpoints};
 use mesh_core::{EndpointKey, Locality};
 use support::*;
 use tower::ServiceExt;
@@ -17,6 +21,42 @@ async fn send_tried(balance: &mut TestBalance, tried: &TriedEndpoints) {
     let mut req = Request::new(());
     req.extensions_mut().insert(tried.clone());
     balance.ready().await.unwrap().call(req).await.unwrap();
+}
+
+/// Which endpoint (by index) took a request sent with `marked` on `balance`, an instance a retry
+/// layer would own for one request.
+async fn send_marked(balance: &mut TestBalance, fakes: &[Arc<Behaviour>], marked: bool) -> usize {
+    let before = hits(fakes);
+    let mut req = Request::new(());
+    if marked {
+        req.extensions_mut().insert(AvoidTried);
+    }
+    balance.ready().await.unwrap().call(req).await.unwrap();
+    let after = hits(fakes);
+    (0..fakes.len())
+        .find(|&i| after[i] != before[i])
+        .expect("one endpoint took it")
+}
+
+#[tokio::test(start_paused = true)]
+async fn marked_retries_on_one_instance_avoid_where_its_request_went() {
+    let (balance, _d, fakes) = balancer(3, BalanceConfig::default().seed(13));
+    // What the retry layer does: every attempt of a request through one instance. The instance
+    // is kept across requests here: an unmarked request must start a new list (were the list
+    // kept, from the second request on every endpoint would count as tried).
+    let mut attempt = balance.clone();
+    for _ in 0..30 {
+        let first = send_marked(&mut attempt, &fakes, false).await;
+        let second = send_marked(&mut attempt, &fakes, true).await;
+        let third = send_marked(&mut attempt, &fakes, true).await;
+        assert_ne!(first, second);
+        assert!(
+            third != first && third != second,
+            "{first} {second} {third}"
+        );
+        // Every endpoint tried: a fourth attempt takes the balancer's own pick, not an error.
+        send_marked(&mut attempt, &fakes, true).await;
+    }
 }
 
 fn key(n: usize) -> EndpointKey {

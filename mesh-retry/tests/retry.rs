@@ -511,46 +511,45 @@ impl http_body::Body for Chunked {
 }
 
 #[tokio::test(start_paused = true)]
-async fn every_attempt_shares_one_record_of_tried_endpoints() {
-    use mesh_core::EndpointKey;
-    use mesh_core::attempts::TriedEndpoints;
+async fn retries_are_marked_to_avoid_tried_endpoints_and_the_first_attempt_is_not() {
+    use mesh_core::attempts::{AvoidTried, TriedEndpoints};
     let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
     let (first, send) = take(&mut handle).unwrap();
-    // What a balancer below does: note the endpoint that took the attempt.
-    let endpoint = EndpointKey("10.0.0.1:80".parse().unwrap());
-    first
-        .extensions()
-        .get::<TriedEndpoints>()
-        .expect("the retry layer puts a record in the request")
-        .record(endpoint);
+    // A request answered at once carries nothing extra.
+    assert!(first.extensions().get::<AvoidTried>().is_none());
+    assert!(first.extensions().get::<TriedEndpoints>().is_none());
     send.send_response(status(503));
     assert_pending!(future.poll());
     let (second, send) = take(&mut handle).expect("a retry");
-    let tried = second.extensions().get::<TriedEndpoints>().unwrap();
     assert!(
-        tried.contains(&endpoint),
-        "the retry does not know the first endpoint"
+        second.extensions().get::<AvoidTried>().is_some(),
+        "a retry tells the balancer to avoid where the earlier attempts went"
     );
-    send.send_response(status(200));
-    assert_eq!(assert_ready!(future.poll()).unwrap().status(), 200);
+    send.send_response(status(503));
+    assert_pending!(future.poll());
+    let (third, send) = take(&mut handle).expect("a second retry");
+    assert!(third.extensions().get::<AvoidTried>().is_some());
+    send.send_response(status(503));
+    assert_eq!(assert_ready!(future.poll()).unwrap().status(), 503);
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_retries_or_when_turned_off_no_record_is_added() {
-    use mesh_core::attempts::TriedEndpoints;
-    let single = policy().max_attempts(1);
-    let off = policy().avoid_tried_endpoints(false);
-    for policy in [single, off] {
-        let (service, mut handle) = setup(RetryLayer::new(policy).unwrap());
-        let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
-        assert_pending!(future.poll());
-        let (first, send) = take(&mut handle).unwrap();
-        assert!(first.extensions().get::<TriedEndpoints>().is_none());
-        send.send_response(status(200));
-        assert_ready!(future.poll()).unwrap();
-    }
+async fn turned_off_retries_carry_no_marker() {
+    use mesh_core::attempts::AvoidTried;
+    let (service, mut handle) =
+        setup(RetryLayer::new(policy().avoid_tried_endpoints(false)).unwrap());
+    let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
+    assert_pending!(future.poll());
+    let (first, send) = take(&mut handle).unwrap();
+    assert!(first.extensions().get::<AvoidTried>().is_none());
+    send.send_response(status(503));
+    assert_pending!(future.poll());
+    let (retry, send) = take(&mut handle).expect("a retry");
+    assert!(retry.extensions().get::<AvoidTried>().is_none());
+    send.send_response(status(200));
+    assert_eq!(assert_ready!(future.poll()).unwrap().status(), 200);
 }
 
 #[test]

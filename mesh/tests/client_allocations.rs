@@ -83,12 +83,15 @@ fn a_call_allocates_a_bounded_number_of_times_and_a_clone_none() {
     let oneshot = count(|| {
         rt.block_on(client.clone().oneshot(req)).unwrap();
     });
-    // 16 when this bound was set. Where they come from: the client's one boxed future, the
-    // deadline the timeout layer puts in the request's extensions, the retry layer's copy of the
-    // request head and its tried-endpoints record, this test's boxed endpoint future, and what
-    // the trace layer and the balancer add. A change that adds one fails here.
+    eprintln!("allocations per call through oneshot: {oneshot}");
+    // 9 now: 12 before the client's response future held the stack's `Oneshot` inline instead
+    // of in a box and the retry layer stopped putting a shared tried-endpoints record in every
+    // request (16 when a bound was first set). Where they come from: the deadline the timeout
+    // layer puts in the request's extensions (creating the map: 3), the retry layer's copy of the
+    // request's extensions for the attempt (3), this test's boxed endpoint future, and what the
+    // trace layer and the balancer add. A change that adds one fails here.
     assert!(
-        oneshot <= 16,
+        oneshot <= 9,
         "a call through oneshot: {oneshot} allocations"
     );
 

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http::{Request, Response};
-use mesh_core::attempts::TriedEndpoints;
+use mesh_core::attempts::{AvoidTried, TriedEndpoints, TriedKeys};
 use mesh_core::classify::{ClassifyResponse, FailureClass, MakeClassifier, MeshClassifier};
 use mesh_core::error::{NoEndpoints, Overloaded};
 use mesh_core::{BoxError, Endpoint, EndpointKey};
@@ -110,6 +110,9 @@ pub struct Balance<D, M: MakeEndpoint, C = MeshClassifier> {
     reserved: Option<Picked<M::Service>>,
     fail_fast: Option<Pin<Box<Sleep>>>,
     waiting: Option<Waker>,
+    /// The endpoints this instance sent the attempts of its current request to: a request marked
+    /// [`AvoidTried`] is another attempt of it, any other request starts a new list.
+    tried: TriedKeys,
 }
 
 impl<D, M> Balance<D, M>
@@ -160,6 +163,7 @@ where
             reserved: None,
             fail_fast: None,
             waiting: None,
+            tried: TriedKeys::new(),
         })
     }
 
@@ -291,10 +295,11 @@ where
 
     /// Sends `request` to the reserved endpoint. In [hash mode](super#consistent-hashing), a
     /// request carrying the key goes to the ring's endpoint for it instead when that endpoint is
-    /// ready now, and the reservation is given back. A retried request (one carrying
-    /// [`TriedEndpoints`], which mesh-retry's layer inserts) whose reserved endpoint it already
-    /// tried goes to an untried eligible endpoint instead when one is ready now, and the
-    /// endpoint that takes it is recorded there. `call` never waits.
+    /// ready now, and the reservation is given back. A retried request whose reserved endpoint it
+    /// already tried goes to an untried eligible endpoint instead when one is ready now: a
+    /// request marked [`AvoidTried`] (mesh-retry's layer marks its retries) avoids the endpoints
+    /// this instance sent the earlier attempts to; one carrying a [`TriedEndpoints`] avoids those
+    /// it names, and the endpoint that takes it is recorded there. `call` never waits.
     ///
     /// # Panics
     ///
@@ -324,22 +329,28 @@ where
                 drop(unused);
             }
         }
-        if let Some(tried) = request.extensions().get::<TriedEndpoints>() {
-            if tried.contains(&picked.key) {
-                let mut core = lock(&self.shared.core);
-                let mut fanout = Context::from_waker(&self.shared.fanout);
-                let now = Instant::now();
-                if let Some(other) =
-                    core.pick_untried::<Request<B>>(tried, &picked, &mut fanout, now)
-                {
-                    let unused = std::mem::replace(&mut picked, other);
-                    drop(core);
-                    // Outside the lock, as above.
-                    drop(unused);
-                }
-            }
-            tried.record(picked.key);
+        let shared = request.extensions().get::<TriedEndpoints>();
+        if request.extensions().get::<AvoidTried>().is_none() {
+            // Not a retry of the request this instance carried last: a new request.
+            self.tried.clear();
         }
+        let avoid = shared.map_or(self.tried, TriedEndpoints::snapshot);
+        if avoid.contains(&picked.key) {
+            let mut core = lock(&self.shared.core);
+            let mut fanout = Context::from_waker(&self.shared.fanout);
+            let now = Instant::now();
+            if let Some(other) = core.pick_untried::<Request<B>>(&avoid, &picked, &mut fanout, now)
+            {
+                let unused = std::mem::replace(&mut picked, other);
+                drop(core);
+                // Outside the lock, as above.
+                drop(unused);
+            }
+        }
+        if let Some(shared) = shared {
+            shared.record(picked.key);
+        }
+        self.tried.record(picked.key);
         let Picked {
             mut service,
             mut ticket,
@@ -360,6 +371,7 @@ impl<D, M: MakeEndpoint, C: Clone> Clone for Balance<D, M, C> {
             reserved: None,
             fail_fast: None,
             waiting: None,
+            tried: TriedKeys::new(),
         }
     }
 }

@@ -19,6 +19,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use super::config::{ClientConfig, HTTP2_KEEP_ALIVE_TIMEOUT};
+use super::http1::{ConnShared, Driven, Http1Sender};
 use crate::Endpoint;
 use crate::error::{BoxError, ConnectError, Timeout};
 use crate::server::{CloseHandle, FinishOnDrop};
@@ -282,20 +283,23 @@ fn into_connect_error(error: BoxError) -> ConnectError {
     }
 }
 
-impl<C, B> Dial<http1::SendRequest<B>> for Dialer<C>
+impl<C, B> Dial<Http1Sender<B>> for Dialer<C>
 where
     C: Connect,
     B: HttpBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    fn dial(&self) -> BoxFuture<Result<Dialed<http1::SendRequest<B>>, ConnectError>> {
+    fn dial(&self) -> BoxFuture<Result<Dialed<Http1Sender<B>>, ConnectError>> {
         self.dial_with(|io, open| async move {
             let (sender, connection) = http1::handshake(io).await?;
             // With upgrades, `hyper::upgrade::on(response)` works for a 101 answer or a `CONNECT`
             // tunnel; the upgraded connection then leaves the pool (its sender reports closed).
-            tokio::spawn(drive(connection.with_upgrades(), open.guard()));
-            Ok(sender)
+            // The connection's task also returns it to the pool after each response.
+            let shared = ConnShared::new();
+            let driven = Driven::new(connection.with_upgrades(), shared.clone());
+            tokio::spawn(drive(driven, open.guard()));
+            Ok(Http1Sender::new(sender, shared))
         })
     }
 }

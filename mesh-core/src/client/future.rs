@@ -26,9 +26,11 @@ use crate::error::BoxError;
 /// carrying it is closed (the protocol cannot abandon one request and keep the connection) and its
 /// slot is released; an HTTP/2 stream is reset while the connection stays up.
 ///
-/// Per request, the future allocates once, to hold hyper's send future, whose type cannot be named;
-/// with HTTP/2 a second, small allocation keeps the request body's failure, should it fail; making a
-/// new connection allocates a little more.
+/// Per request, with HTTP/1.1 the client itself allocates nothing on a pooled connection: hyper's
+/// send future (whose type cannot be named) is written into a slot allocated once per connection,
+/// and the connection's own task puts it back in the pool after the response. With HTTP/2 the send
+/// future is boxed and a second, small allocation keeps the request body's failure, should it
+/// fail. Making a new connection allocates a little more.
 pub struct ResponseFuture<B> {
     kind: Kind<B>,
 }

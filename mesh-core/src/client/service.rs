@@ -130,6 +130,15 @@ impl<B> HttpClient<B> {
             Transport::Http2(_) => 0,
         }
     }
+
+    /// HTTP/1.1 connections listed as on their way back to the pool.
+    #[cfg(test)]
+    pub(crate) fn returning_connections(&self) -> usize {
+        match &self.shared.transport {
+            Transport::Http1(pool) => pool.returning_count(),
+            Transport::Http2(_) => 0,
+        }
+    }
 }
 
 impl<B> Clone for HttpClient<B> {

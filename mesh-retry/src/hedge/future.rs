@@ -191,7 +191,7 @@ where
                             match body {
                                 Some(body) if granted => {
                                     let request =
-                                        crate::retry::attempt_request(template, body, None);
+                                        crate::retry::attempt_request(template, body, false);
                                     this.hedge.set(Some(service.call(request)));
                                     this.settings.sent.add(1, &[]);
                                 }

@@ -105,7 +105,7 @@ where
             .body()
             .replay()
             .expect("a body nobody has read is replayable");
-        let first = crate::retry::attempt_request(&template, body, None);
+        let first = crate::retry::attempt_request(&template, body, false);
         let future = ready.call(first);
         ResponseFuture::hedged(
             future,

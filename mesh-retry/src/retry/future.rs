@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use http_body::Body;
 use mesh_core::BoxError;
-use mesh_core::attempts::TriedEndpoints;
+use mesh_core::attempts::AvoidTried;
 use mesh_core::classify::{
     ClassifiedResponse, ClassifyResponse, FailureClass, MakeClassifier, is_grpc,
 };
@@ -28,9 +28,10 @@ use crate::timeout::grpc_timeout::{self, GRPC_TIMEOUT};
 
 /// The future of a [`Retry`](super::Retry) call.
 ///
-/// It owns the inner service (polled ready before each retry), the request template and one
-/// timer, reused for the per-try timeout and the backoff. On the success path it allocates
-/// nothing (the timer is inline; a retry only allocates the next request's headers).
+/// It owns the inner service (polled ready before each retry; every attempt goes to this one
+/// instance), the request template and one timer, reused for the per-try timeout and the
+/// backoff. It allocates nothing itself (the timer is inline; a retry only allocates the next
+/// request's head).
 ///
 /// Dropping it cancels the attempt in flight; no retry outlives it. If the inner service fails
 /// `poll_ready` before a retry, that error is returned (the service cannot take the retry).
@@ -57,12 +58,12 @@ where
     permit: Option<RetryPermit>,
 }
 
-/// What a retry is rebuilt from: the caller's request head with the replayable body, and the
-/// tried-endpoints record the layer made for this request (put in each attempt's extensions,
-/// not in the template's).
+/// What a retry is rebuilt from: the caller's request head with the replayable body, and whether
+/// retries carry the [`AvoidTried`] marker (put in each retry's extensions, never in the
+/// template's nor in the first attempt's: a request answered at once carries nothing extra).
 pub(super) struct Template<B> {
     pub(super) request: Request<ReplayBody<B>>,
-    pub(super) tried: Option<TriedEndpoints>,
+    pub(super) avoid_tried: bool,
 }
 
 /// `R` is the next attempt's request, made when the retry is decided (kept in the state so the
@@ -224,7 +225,7 @@ where
     // Always there when more than one attempt is allowed.
     let Template {
         request: template,
-        tried,
+        avoid_tried,
     } = template?;
     let (reason, server_delay) = policy.reason(&class, retryable)?;
     let sequence = settings.sequence.fetch_add(1, Ordering::Relaxed);
@@ -262,7 +263,7 @@ where
         return None;
     }
     settings.metrics.retry(reason);
-    let mut request = attempt_request(template, body, tried.as_ref());
+    let mut request = attempt_request(template, body, *avoid_tried);
     if let Some(deadline) = deadline
         && is_grpc(request.headers())
         && request.headers().contains_key(GRPC_TIMEOUT)
@@ -276,11 +277,12 @@ where
     Some((request, delay, permit))
 }
 
-/// One attempt's request: the template's head, cloned, with `body` and a share of `tried`.
+/// One attempt's request: the template's head, cloned, with `body`, marked [`AvoidTried`] when
+/// `avoid_tried` (a zero-sized value: no allocation when the extensions map exists already).
 pub(crate) fn attempt_request<B>(
     template: &Request<ReplayBody<B>>,
     body: ReplayBody<B>,
-    tried: Option<&TriedEndpoints>,
+    avoid_tried: bool,
 ) -> Request<ReplayBody<B>> {
     let mut request = Request::new(body);
     *request.method_mut() = template.method().clone();
@@ -288,8 +290,8 @@ pub(crate) fn attempt_request<B>(
     *request.version_mut() = template.version();
     *request.headers_mut() = template.headers().clone();
     *request.extensions_mut() = template.extensions().clone();
-    if let Some(tried) = tried {
-        request.extensions_mut().insert(tried.clone());
+    if avoid_tried {
+        request.extensions_mut().insert(AvoidTried);
     }
     request
 }

@@ -14,13 +14,13 @@
 //! configurable sets; 429/503 after the server's `Retry-After` or
 //! `grpc-retry-pushback-ms`, if that is short enough; 3 attempts at most by default.
 //!
-//! When more than one attempt is allowed, the layer puts a
-//! [`TriedEndpoints`](mesh_core::attempts::TriedEndpoints) record in the request (unless an outer
-//! layer already did), shared by all its attempts. mesh-balance's balancer reads it: a retry goes
-//! to an endpoint the request has not tried yet whenever one is eligible and ready, so an endpoint
-//! that fails fast cannot take every attempt before outlier ejection notices it. Other balancers
-//! ignore it. Cost: the record's own allocation, plus, in each attempt's request, its place in the
-//! extension map (the map's own allocations when the request had no extensions yet).
+//! Every attempt of a request goes to the same inner service instance, and each retry carries
+//! mesh-core's [`AvoidTried`](mesh_core::attempts::AvoidTried) marker. mesh-balance's balancer,
+//! right below, remembers per instance where the earlier attempts went: a retry goes to an
+//! endpoint the request has not tried yet whenever one is eligible and ready, so an endpoint that
+//! fails fast cannot take every attempt before outlier ejection notices it. Other balancers ignore
+//! the marker. Cost: nothing on the first attempt; the marker is zero-sized, so a retry pays at
+//! most the extension map's own allocations when its request had no extensions.
 //!
 //! ```
 //! use std::time::Duration;

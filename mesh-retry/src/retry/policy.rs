@@ -152,12 +152,11 @@ impl RetryPolicy {
         self
     }
 
-    /// Whether each request carries a [`TriedEndpoints`](mesh_core::attempts::TriedEndpoints)
-    /// record (default `true`), so that a balancer below sends retries to endpoints the request
-    /// has not tried. It costs the record's allocation per request and its place in each attempt's
-    /// extension map (the map's own allocations when the request had none yet: 4 allocations in
-    /// all on a bare GET, counted by `tests/allocations.rs`); turn it off when no balancer below
-    /// reads it.
+    /// Whether retries carry the [`AvoidTried`](mesh_core::attempts::AvoidTried) marker (default
+    /// `true`), so that a balancer right below sends them to endpoints the request has not tried.
+    /// The first attempt carries nothing either way, and the marker is zero-sized: it costs an
+    /// allocation only on a retry whose request had no extensions (the map's own). Turn it off to
+    /// let the balancer's own pick stand for retries.
     #[must_use]
     pub fn avoid_tried_endpoints(mut self, avoid: bool) -> Self {
         self.avoid_tried = avoid;

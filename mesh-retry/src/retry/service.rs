@@ -6,7 +6,6 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use http_body::Body;
 use mesh_core::BoxError;
-use mesh_core::attempts::TriedEndpoints;
 use mesh_core::classify::{FailureClass, MakeClassifier, MeshClassifier};
 use tower_service::Service;
 
@@ -26,6 +25,11 @@ use crate::body::ReplayBody;
 ///   per attempt from a template kept for retries.
 /// - A policy allowing a single attempt keeps no template: the request goes through as it is,
 ///   its body a [passthrough](ReplayBody::passthrough) one (never copied).
+/// - Every attempt of a request goes to the same inner service instance (the one polled ready
+///   for the call), and each retry carries mesh-core's
+///   [`AvoidTried`](mesh_core::attempts::AvoidTried) marker (unless
+///   [`avoid_tried_endpoints`](RetryPolicy::avoid_tried_endpoints) is off): a balancer right
+///   below sends it to an endpoint the earlier attempts did not go to.
 /// - Each request deposits into the budget once; each retry withdraws once.
 /// - `Clone` clones the inner service and shares the policy, classifier, budget and metrics.
 #[derive(Debug)]
@@ -100,7 +104,7 @@ where
         let classifier = settings.classifier.make_classifier(&req);
         if settings.policy.max_attempts <= 1 {
             // No retry can follow (the attempt limit is checked before anything else in
-            // `decide`): no template, no replay copy of the body, no tried-endpoints record.
+            // `decide`): no template, no replay copy of the body.
             let future = service.call(req.map(ReplayBody::passthrough));
             return ResponseFuture::new(
                 future,
@@ -114,25 +118,20 @@ where
         let (parts, body) = req.into_parts();
         let template =
             Request::from_parts(parts, ReplayBody::new(body, settings.policy.replay_cap));
-        // Shared by every attempt, but kept out of the template: each attempt's request gets a
-        // clone, so the template's extensions (cloned for each attempt) stay as the caller made
-        // them. A balancer below sends a retry to an endpoint this request has not tried yet,
-        // when one is ready (see mesh_core::attempts).
-        let tried = (settings.policy.avoid_tried
-            && template.extensions().get::<TriedEndpoints>().is_none())
-        .then(TriedEndpoints::new);
         let first_body = template
             .body()
             .replay()
             .expect("a body nobody has read is replayable");
-        let first = attempt_request(&template, first_body, tried.as_ref());
+        // The first attempt carries the caller's extensions as they are: nothing is added for
+        // the balancer below until a retry (see `Template::avoid_tried`).
+        let first = attempt_request(&template, first_body, false);
         let future = service.call(first);
         ResponseFuture::new(
             future,
             service,
             Some(Template {
                 request: template,
-                tried,
+                avoid_tried: settings.policy.avoid_tried,
             }),
             classifier,
             Arc::clone(settings),

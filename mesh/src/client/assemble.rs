@@ -3,23 +3,22 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{Request, Response};
-use mesh_balance::{Balance, BalanceConfig, MakeEndpoint, TryMake};
-use mesh_core::body::MapBodyLayer;
+use mesh_balance::{Balance, BalanceConfig, TryMake};
+use mesh_core::body::{MapBody, MapBodyLayer};
 use mesh_core::classify::MeshClassifier;
 use mesh_core::client::{ClientConfig, Connect, HttpClient};
 use mesh_core::endpoint::InvalidEndpoint;
 use mesh_core::{Body, BoxError, Endpoint, Identity};
-use mesh_observe::{ClientTraceLayer, TraceConfig};
+use mesh_observe::{ClientTrace, ClientTraceLayer, TraceConfig};
 use mesh_retry::body::ReplayBody;
 use mesh_retry::breaker::{BreakerRegistry, CircuitBreaker};
 use mesh_retry::budget::WindowBudget;
-use mesh_retry::retry::{RetryLayer, RetryLimit};
-use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
+use mesh_retry::retry::{Retry, RetryLayer, RetryLimit};
+use mesh_retry::timeout::{RequestTimeout, RequestTimeoutLayer, TimeoutConfig};
 use opentelemetry::metrics::Meter;
+use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder, ServiceExt};
 
 use super::discovery::BoxDiscover;
 use super::{Client, Handles};
@@ -48,6 +47,18 @@ pub(super) struct Parts {
     pub(super) wrap_endpoints: Option<WrapEndpoints>,
 }
 
+/// The per-endpoint factory the balancer holds: boxed once per client (called once per endpoint,
+/// never per request), so the stack's type does not carry the connector's or a closure's type.
+type MakeFn<S> = Box<dyn Fn(&Endpoint) -> Result<S, InvalidEndpoint> + Send + Sync>;
+
+/// The endpoint service of a client without `wrap_endpoints`: the breaker over the HTTP client.
+pub(super) type DirectEndpoint = CircuitBreaker<HttpClient<ReplayBody<Body>>, MeshClassifier>;
+
+/// The whole assembled stack over endpoint services `S`, as a named type: the [`Client`]'s
+/// response future holds its `Oneshot` inline instead of in a box.
+pub(super) type Stack<S> =
+    MapBody<ClientTrace<RequestTimeout<Retry<Balance<BoxDiscover, TryMake<MakeFn<S>>>>>>>;
+
 impl Parts {
     pub(super) fn assemble<C: Connect + Sync>(self, connector: C) -> Result<Client, ConfigError> {
         let identity = self.identity.clone();
@@ -55,7 +66,7 @@ impl Parts {
         let breakers = self.breakers.clone();
         // Only an endpoint that cannot take the expected identity fails here; it then fails its
         // readiness with a typed error and the balancer routes around it.
-        let endpoint_service = move |ep: &Endpoint| -> Result<_, InvalidEndpoint> {
+        let endpoint_service = move |ep: &Endpoint| -> Result<DirectEndpoint, InvalidEndpoint> {
             let endpoint = match &identity {
                 Some(id) if ep.identity().is_none() => {
                     ep.to_builder().identity(id.as_str()).build()?
@@ -71,31 +82,30 @@ impl Parts {
             ))
         };
         match self.wrap_endpoints.clone() {
-            None => self.finish(TryMake::new(endpoint_service)),
-            Some(wrap) => self.finish(TryMake::new(move |ep: &Endpoint| {
-                let service = endpoint_service(ep)?;
-                let boxed = EndpointService::new(
-                    ServiceBuilder::new()
-                        .layer(MapBodyLayer::new())
-                        .service(service),
-                );
-                Ok::<_, InvalidEndpoint>(wrap(ep, boxed))
-            })),
+            None => {
+                let (stack, handles) = self.finish(Box::new(endpoint_service))?;
+                Ok(Client::direct(stack, handles))
+            }
+            Some(wrap) => {
+                let make: MakeFn<EndpointService> = Box::new(move |ep: &Endpoint| {
+                    let service = endpoint_service(ep)?;
+                    let boxed = EndpointService::new(
+                        ServiceBuilder::new()
+                            .layer(MapBodyLayer::new())
+                            .service(service),
+                    );
+                    Ok(wrap(ep, boxed))
+                });
+                let (stack, handles) = self.finish(make)?;
+                Ok(Client::wrapped(stack, handles))
+            }
         }
     }
 
-    fn finish<M, S, RB>(self, make: M) -> Result<Client, ConfigError>
-    where
-        M: MakeEndpoint<Service = S> + Send + 'static,
-        S: Service<Request<ReplayBody<Body>>, Response = Response<RB>, Error = BoxError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        RB: http_body::Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
-    {
+    fn finish<S: Send + 'static>(
+        self,
+        make: MakeFn<S>,
+    ) -> Result<(Stack<S>, Handles), ConfigError> {
         let Parts {
             discover,
             budget,
@@ -108,7 +118,8 @@ impl Parts {
             trace,
             ..
         } = self;
-        let balance = Balance::new(discover, make, balance).map_err(|e| e.within("balance"))?;
+        let balance =
+            Balance::new(discover, TryMake::new(make), balance).map_err(|e| e.within("balance"))?;
         let handle = balance.handle();
         retry = retry.budget(budget.clone()).limit(retry_limit.clone());
         if let Some(meter) = meter {
@@ -119,9 +130,8 @@ impl Parts {
             .layer(ClientTraceLayer::new(trace))
             .layer(RequestTimeoutLayer::new(timeout))
             .layer(retry)
-            .service(balance)
-            .map_err(Into::into);
-        Ok(Client::with_handles(
+            .service(balance);
+        Ok((
             stack,
             Handles {
                 balance: handle,

@@ -14,6 +14,8 @@ use mesh_core::{Body, BoxError};
 use mesh_retry::breaker::BreakerRegistry;
 use mesh_retry::budget::WindowBudget;
 use mesh_retry::retry::RetryLimit;
+use pin_project::pin_project;
+use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 
 mod assemble;
@@ -21,6 +23,7 @@ mod builder;
 mod discovery;
 
 pub use assemble::EndpointService;
+use assemble::{DirectEndpoint, Stack};
 pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
 
 /// A client of one service: trace → timeout → retry with budget → balancer → per-endpoint
@@ -38,41 +41,30 @@ pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
 ///   bounded by the balancer's fail-fast time (`BalanceConfig::fail_fast_after`, 3 s by default)
 ///   and the request timeout. So callers that never poll readiness (an axum handler calling
 ///   [`call`](Service::call) on its clone, tonic) and callers that do (`oneshot`) are both right.
-///   The cost is one heap allocation per request: the response future, which holds the stack's
-///   clone inline. The backpressure a caller would get from `poll_ready` shows up as the time the
-///   response takes instead.
+///   The response future holds the stack's clone inline, unboxed (it is large, over a kilobyte,
+///   and not `Unpin`). The backpressure a caller would get from `poll_ready` shows up as the time
+///   the response takes instead.
 /// - **Cheap to clone.** A `Client` is a reference count on the assembled stack: cloning it
 ///   allocates nothing (the stack itself is cloned per call, inside the response future).
 /// - **Errors** are boxed mesh-core failure types: `NoEndpoints`, `Timeout`, `CircuitOpen`, a
 ///   connection error…; test them with `is::<T>()` or [`mesh_core::is_caused_by`].
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<dyn CallOwned>,
+    inner: Inner,
     handles: Option<Arc<Handles>>,
 }
 
-/// The stack behind a [`Client`], type-erased once: each call clones the stack into the response
-/// future, which polls that clone ready and then calls it (`tower::util::Oneshot`), in the one
-/// box the future needs anyway. Shared by reference count, so cloning a `Client` copies nothing.
-trait CallOwned: Send + Sync {
-    fn call_owned(&self, request: Request<Body>) -> ResponseFuture;
-}
-
-impl<S> CallOwned for S
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    fn call_owned(&self, request: Request<Body>) -> ResponseFuture {
-        // A fresh clone carries no reservation; `Oneshot` polls it ready, then calls it.
-        ResponseFuture {
-            inner: Box::pin(self.clone().oneshot(request)),
-        }
-    }
+/// The stack behind a [`Client`], by its concrete type, shared by reference count (cloning a
+/// `Client` copies nothing). Each call clones the stack into the response future, which polls that
+/// clone ready and then calls it (`tower::util::Oneshot`), inline: no box per call.
+#[derive(Clone)]
+enum Inner {
+    /// Built without `wrap_endpoints`: breaker over HTTP client per endpoint.
+    Direct(Arc<Stack<DirectEndpoint>>),
+    /// Built with `wrap_endpoints`: the boxed endpoint services the wrapper returns.
+    Wrapped(Arc<Stack<EndpointService>>),
+    /// Made with [`Client::from_service`].
+    Service(BoxCloneHttpService),
 }
 
 /// What a built client lets its owner watch.
@@ -93,23 +85,23 @@ impl Client {
     /// [`status`](Self::status), [`breakers`](Self::breakers) or [`budget`](Self::budget).
     pub fn from_service(service: BoxCloneHttpService) -> Self {
         Self {
-            inner: Arc::new(service),
+            inner: Inner::Service(service),
             handles: None,
         }
     }
 
-    /// The assembled stack (concrete, boxed once here) with its handles.
-    pub(crate) fn with_handles<S>(service: S, handles: Handles) -> Self
-    where
-        S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    /// The assembled stack without endpoint wrapping, with its handles.
+    pub(crate) fn direct(stack: Stack<DirectEndpoint>, handles: Handles) -> Self {
         Self {
-            inner: Arc::new(service),
+            inner: Inner::Direct(Arc::new(stack)),
+            handles: Some(Arc::new(handles)),
+        }
+    }
+
+    /// The assembled stack over wrapped endpoint services, with its handles.
+    pub(crate) fn wrapped(stack: Stack<EndpointService>, handles: Handles) -> Self {
+        Self {
+            inner: Inner::Wrapped(Arc::new(stack)),
             handles: Some(Arc::new(handles)),
         }
     }
@@ -168,13 +160,35 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
-        self.inner.call_owned(req.map(Body::new))
+        let request = req.map(Body::new);
+        // A fresh clone of the stack carries no reservation; `Oneshot` polls it ready, then
+        // calls it.
+        let kind = match &self.inner {
+            Inner::Direct(stack) => Kind::Direct(Stack::clone(stack).oneshot(request)),
+            Inner::Wrapped(stack) => Kind::Wrapped(Stack::clone(stack).oneshot(request)),
+            Inner::Service(service) => Kind::Service(service.clone().oneshot(request)),
+        };
+        ResponseFuture { kind }
     }
 }
 
-/// The response future of a [`Client`]: boxed (the one allocation a call makes here), `Send`.
+/// The response future of a [`Client`]: `Send`, and not boxed. It holds the call's clone of the
+/// stack and the stack's own future inline, so it is large (over a kilobyte; a caller that keeps
+/// many of them may box them) and not `Unpin` (pin it to poll it, as `.await` does).
+#[pin_project]
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>,
+    #[pin]
+    kind: Kind,
+}
+
+// Unboxed on purpose: boxing the large variants is the allocation this type exists to avoid; the
+// small one (`from_service`, whose stack boxes its own future) just leaves room unused.
+#[allow(clippy::large_enum_variant)]
+#[pin_project(project = KindProj)]
+enum Kind {
+    Direct(#[pin] Oneshot<Stack<DirectEndpoint>, Request<Body>>),
+    Wrapped(#[pin] Oneshot<Stack<EndpointService>, Request<Body>>),
+    Service(#[pin] Oneshot<BoxCloneHttpService, Request<Body>>),
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -186,7 +200,11 @@ impl fmt::Debug for ResponseFuture {
 impl Future for ResponseFuture {
     type Output = Result<Response<Body>, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Direct(future) => future.poll(cx),
+            KindProj::Wrapped(future) => future.poll(cx),
+            KindProj::Service(future) => future.poll(cx),
+        }
     }
 }

@@ -124,23 +124,25 @@ impl Service<Request<Incoming>> for Router {
 }
 
 /// The router's response future: the client's own, or an answer the router gave itself.
+// The client's future is held inline (boxing it is the allocation its type avoids).
+#[allow(clippy::large_enum_variant)]
+#[pin_project::pin_project(project = RouteProj)]
 pub(crate) enum RouteFuture {
     /// Refused or unrouted: the answer, taken when first polled.
     Answered(Option<Result<Response<Body>, BoxError>>),
-    /// Forwarded to a service's client.
-    Forwarded(mesh::ResponseFuture),
+    /// Forwarded to a service's client (its future is unboxed, so pinned here).
+    Forwarded(#[pin] mesh::ResponseFuture),
 }
 
 impl Future for RouteFuture {
     type Output = Result<Response<Body>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Both variants are `Unpin` (the client's future is boxed).
-        match self.get_mut() {
-            RouteFuture::Answered(answer) => {
+        match self.project() {
+            RouteProj::Answered(answer) => {
                 Poll::Ready(answer.take().expect("RouteFuture polled after completion"))
             }
-            RouteFuture::Forwarded(future) => Pin::new(future).poll(cx),
+            RouteProj::Forwarded(future) => future.poll(cx),
         }
     }
 }

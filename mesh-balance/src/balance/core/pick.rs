@@ -3,7 +3,7 @@
 
 use std::task::{Context, Poll};
 
-use mesh_core::attempts::TriedEndpoints;
+use mesh_core::attempts::TriedKeys;
 use mesh_core::{BoxError, Endpoint, EndpointKey};
 use tokio::time::Instant;
 use tower::discover::Discover;
@@ -212,7 +212,7 @@ where
         &mut self,
         tier: usize,
         now: Instant,
-        avoid: Option<&TriedEndpoints>,
+        avoid: Option<&TriedKeys>,
     ) -> Option<(usize, Admission)> {
         let a = self.sample(tier, None, avoid, now)?;
         let Some(b) = self.sample(tier, Some(a.0), avoid, now) else {
@@ -247,7 +247,7 @@ where
         &mut self,
         tier: usize,
         except: Option<usize>,
-        avoid: Option<&TriedEndpoints>,
+        avoid: Option<&TriedKeys>,
         now: Instant,
     ) -> Option<(usize, Admission)> {
         let n = self.tiers[tier].len();
@@ -278,7 +278,7 @@ where
     /// untried is eligible and ready). Never waits: each candidate's service is polled once.
     pub(crate) fn pick_untried<Req>(
         &mut self,
-        tried: &TriedEndpoints,
+        tried: &TriedKeys,
         reserved: &Picked<M::Service>,
         cx: &mut Context<'_>,
         now: Instant,

@@ -7,7 +7,6 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::TrySendError;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::pool::{Conn, Http1Pool};
@@ -15,8 +14,6 @@ use crate::client::connect::BoxFuture;
 use crate::error::{
     BadRequest, BoxError, ConnectError, RequestBodyError, UpstreamError, find_cause,
 };
-
-type SendFuture<B> = BoxFuture<Result<Response<Incoming>, TrySendError<Request<B>>>>;
 
 impl<B: http_body::Body + Send + 'static> Http1Pool<B> {
     /// Starts the exchange of `request`, on a pooled connection when there is one.
@@ -52,16 +49,16 @@ pub(crate) struct Http1Exchange<B> {
     waiting: Option<Request<B>>,
 }
 
-// Nothing in an exchange is pinned in place (the futures are boxed, the request is only moved), so it
-// is `Unpin` whatever the body type.
+// Nothing in an exchange is pinned in place (the connect future is boxed, the send future lives in
+// the connection's slot, the request is only moved), so it is `Unpin` whatever the body type.
 impl<B> Unpin for Http1Exchange<B> {}
 
 enum Step<B> {
     Connecting {
         connect: BoxFuture<Result<Conn<B>, ConnectError>>,
     },
+    /// The send future is in the connection's slot (allocated once per connection).
     Sending {
-        send: SendFuture<B>,
         sender: Option<Conn<B>>,
         /// The connection came from the idle list, so it may have been closed by the server before the
         /// request reached it; such a request is tried once more on a new connection.
@@ -78,8 +75,8 @@ impl<B: http_body::Body + Send + 'static> Step<B> {
     }
 
     fn send(mut sender: Conn<B>, request: Request<B>, pooled: bool) -> Self {
+        sender.sender.start_send(request);
         Step::Sending {
-            send: Box::pin(sender.sender.try_send_request(request)),
             sender: Some(sender),
             pooled,
         }
@@ -109,12 +106,14 @@ where
                         }
                     }
                 }
-                Step::Sending {
-                    send,
-                    sender,
-                    pooled,
-                } => {
-                    let result = ready!(send.as_mut().poll(cx));
+                Step::Sending { sender, pooled } => {
+                    let Some(conn) = sender.as_mut() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let Some(result) = ready!(conn.sender.poll_send(cx)) else {
+                        this.step = Step::Done;
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
                     let pooled = *pooled;
                     let sender = sender.take();
                     this.step = Step::Done;

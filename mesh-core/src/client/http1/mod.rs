@@ -15,10 +15,12 @@
 //! - a request waits for a slot at most the pool wait timeout; past it, it fails with
 //!   `PoolExhausted` without being sent, and so do later requests until a slot is taken again.
 
+mod connection;
 mod exchange;
 mod pool;
 mod reservation;
 
+pub(crate) use connection::{ConnShared, Driven, Http1Sender};
 pub(crate) use exchange::Http1Exchange;
 pub(crate) use pool::Http1Pool;
 pub(crate) use reservation::{Reservation, Reserved, exhausted};
