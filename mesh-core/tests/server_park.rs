@@ -154,6 +154,18 @@ async fn read_response(tcp: &mut TcpStream) -> String {
     }
 }
 
+/// A raw connection that has had one request answered and has been idle long enough to park.
+async fn parked_connection(server: &Running) -> TcpStream {
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    read_response(&mut tcp).await;
+    sleep(PAST_PARK).await;
+    assert_eq!(server.stats.http1_parked(), 1);
+    tcp
+}
+
 async fn wait_closed(tcp: &mut TcpStream) {
     let mut sink = Vec::new();
     let _ = guarded("the server to close", tcp.read_to_end(&mut sink)).await;
@@ -208,13 +220,7 @@ async fn requests_closer_together_than_the_park_delay_never_park() {
 #[tokio::test(start_paused = true)]
 async fn a_head_split_across_the_wake_up_is_answered() {
     let server = start(parking()).await;
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
-        .await
-        .unwrap();
-    read_response(&mut tcp).await;
-    sleep(PAST_PARK).await;
-    assert_eq!(server.stats.http1_parked(), 1);
+    let mut tcp = parked_connection(&server).await;
     // The first bytes wake the connection; the rest of the head comes after a pause.
     tcp.write_all(b"POST /again HT").await.unwrap();
     sleep(PAST_PARK).await;
@@ -304,13 +310,7 @@ async fn the_header_read_timeout_still_bounds_a_parked_connection() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_closes_parked_connections_at_once() {
     let mut server = start(parking()).await;
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
-        .await
-        .unwrap();
-    read_response(&mut tcp).await;
-    sleep(PAST_PARK).await;
-    assert_eq!(server.stats.http1_parked(), 1);
+    let mut tcp = parked_connection(&server).await;
 
     let stopped_at = Instant::now();
     server.stop.take().unwrap().send(()).unwrap();
@@ -346,13 +346,7 @@ async fn a_full_server_evicts_a_parked_connection() {
 #[tokio::test(start_paused = true)]
 async fn an_oversized_head_after_a_park_is_answered_431() {
     let server = start(parking()).await;
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
-        .await
-        .unwrap();
-    read_response(&mut tcp).await;
-    sleep(PAST_PARK).await;
-    assert_eq!(server.stats.http1_parked(), 1);
+    let mut tcp = parked_connection(&server).await;
 
     let (mut read, mut write) = tcp.into_split();
     let head = format!(
