@@ -346,7 +346,7 @@ async fn a_full_server_evicts_a_parked_connection() {
 #[tokio::test(start_paused = true)]
 async fn an_oversized_head_after_a_park_is_answered_431() {
     let server = start(parking()).await;
-    let mut tcp = parked_connection(&server).await;
+    let tcp = parked_connection(&server).await;
 
     let (mut read, mut write) = tcp.into_split();
     let head = format!(
