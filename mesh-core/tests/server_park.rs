@@ -154,13 +154,19 @@ async fn read_response(tcp: &mut TcpStream) -> String {
     }
 }
 
-/// A raw connection that has had one request answered and has been idle long enough to park.
-async fn parked_connection(server: &Running) -> TcpStream {
+/// A raw connection that has had one request answered.
+async fn answered_connection(server: &Running) -> TcpStream {
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
         .await
         .unwrap();
     read_response(&mut tcp).await;
+    tcp
+}
+
+/// A raw connection that has had one request answered and has been idle long enough to park.
+async fn parked_connection(server: &Running) -> TcpStream {
+    let tcp = answered_connection(server).await;
     sleep(PAST_PARK).await;
     assert_eq!(server.stats.http1_parked(), 1);
     tcp
@@ -281,11 +287,7 @@ async fn an_upgrade_after_a_park_works() {
 #[tokio::test(start_paused = true)]
 async fn the_idle_timeout_closes_a_parked_connection_at_its_deadline() {
     let server = start(parking().idle_timeout(Some(Duration::from_secs(30)))).await;
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
-        .await
-        .unwrap();
-    read_response(&mut tcp).await;
+    let mut tcp = answered_connection(&server).await;
     let idle_from = Instant::now();
     wait_closed(&mut tcp).await;
     assert_eq!(idle_from.elapsed(), Duration::from_secs(30));
@@ -296,11 +298,7 @@ async fn the_idle_timeout_closes_a_parked_connection_at_its_deadline() {
 #[tokio::test(start_paused = true)]
 async fn the_header_read_timeout_still_bounds_a_parked_connection() {
     let server = start(parking().header_read_timeout(Some(Duration::from_secs(5)))).await;
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
-        .await
-        .unwrap();
-    read_response(&mut tcp).await;
+    let mut tcp = answered_connection(&server).await;
     let idle_from = Instant::now();
     wait_closed(&mut tcp).await;
     assert_eq!(idle_from.elapsed(), Duration::from_secs(5));
@@ -417,11 +415,7 @@ async fn a_park_delay_below_the_minimum_is_refused() {
 #[tokio::test(start_paused = true)]
 async fn a_head_begun_before_the_park_deadline_is_answered() {
     let server = start(parking()).await;
-    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
-        .await
-        .unwrap();
-    read_response(&mut tcp).await;
+    let mut tcp = answered_connection(&server).await;
     // Part of the next head reaches hyper before the deadline: the next request has begun, so
     // the connection stays with hyper (its header-read timeout keeps running) and is not parked.
     sleep(PARK_AFTER / 2).await;

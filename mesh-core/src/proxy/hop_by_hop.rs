@@ -1,7 +1,9 @@
 //! Removing the headers that belong to one connection, not to the message.
 
-use http::HeaderMap;
 use http::header::{CONNECTION, HeaderName, HeaderValue, TE};
+use http::{Extensions, HeaderMap};
+
+use crate::server::{CloseHandle, ConnectionInfo};
 
 /// Hop-by-hop headers removed whether or not `Connection` names them: those RFC 9110 §7.6.1 lists
 /// and those of RFC 2616 §13.5.1 that old agents still send without naming them.
@@ -14,6 +16,28 @@ const ALWAYS_HOP_BY_HOP: [&str; 7] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// Removes the values that belong to the inbound connection, not to the message: mesh-core's
+/// server puts [`ConnectionInfo`] and the connection's [`CloseHandle`] in every request's
+/// extensions. A proxy forwarding the request to a client stack takes them out first: nothing on
+/// the client side reads them, and a retry layer copies every extension into each attempt.
+///
+/// ```
+/// use http::Request;
+/// use mesh_core::proxy::remove_connection_extensions;
+/// use mesh_core::server::CloseHandle;
+///
+/// let mut req = Request::new(());
+/// req.extensions_mut().insert(CloseHandle::new());
+/// req.extensions_mut().insert(7_u32);
+/// remove_connection_extensions(req.extensions_mut());
+/// assert!(req.extensions().get::<CloseHandle>().is_none());
+/// assert_eq!(req.extensions().get::<u32>(), Some(&7));
+/// ```
+pub fn remove_connection_extensions(extensions: &mut Extensions) {
+    extensions.remove::<ConnectionInfo>();
+    extensions.remove::<CloseHandle>();
+}
 
 /// Removes the hop-by-hop headers a proxy must not forward (RFC 9110 §7.6.1).
 ///

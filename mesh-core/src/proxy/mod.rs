@@ -58,7 +58,7 @@ use http::header::{Entry, HeaderName, HeaderValue};
 
 pub use authority::{set_endpoint_authority, socket_authority};
 pub use forwarded::{ForwardedElement, ForwardedNode};
-pub use hop_by_hop::remove_hop_by_hop_headers;
+pub use hop_by_hop::{remove_connection_extensions, remove_hop_by_hop_headers};
 pub use target::{
     EscapedSlashes, NormalizeTarget, NormalizeTargetFuture, NormalizeTargetLayer, TargetError,
     TargetRules, canonical_host, normalize_path, normalize_target, request_host, same_host,

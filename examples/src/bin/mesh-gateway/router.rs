@@ -16,9 +16,9 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use mesh_core::proxy::{
-    TargetRules, canonical_host, normalize_target, remove_hop_by_hop_headers, request_host,
+    TargetRules, canonical_host, normalize_target, remove_connection_extensions,
+    remove_hop_by_hop_headers, request_host,
 };
-use mesh_core::server::{CloseHandle, ConnectionInfo};
 use mesh_core::{Body, BoxError};
 use mesh_examples::gateway_config::Route;
 use mesh_examples::stack::{Client, adopt_trace_context, forwarded_body};
@@ -107,11 +107,7 @@ impl Service<Request<Incoming>> for Router {
         let client = self.clients[route.service].clone();
         let timeout = self.body_idle_timeout;
         let mut req = req.map(|body| forwarded_body(body, timeout));
-        // The client's connection stays on this side: the service's client reads neither
-        // value, and its retry layer would copy both into every attempt.
-        let extensions = req.extensions_mut();
-        extensions.remove::<ConnectionInfo>();
-        extensions.remove::<CloseHandle>();
+        remove_connection_extensions(req.extensions_mut());
         adopt_trace_context(&mut req);
         let headers = req.headers_mut();
         remove_hop_by_hop_headers(headers);

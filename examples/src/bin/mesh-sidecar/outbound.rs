@@ -23,8 +23,10 @@ use std::time::Duration;
 use http::header::HOST;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use mesh_core::proxy::{TargetRules, canonical_host, normalize_target, remove_hop_by_hop_headers};
-use mesh_core::server::{CloseHandle, ConnectionInfo};
+use mesh_core::proxy::{
+    TargetRules, canonical_host, normalize_target, remove_connection_extensions,
+    remove_hop_by_hop_headers,
+};
 use mesh_core::{Body, BoxError};
 use mesh_examples::stack::{Client, adopt_trace_context, forwarded_body};
 use tower::Service;
@@ -118,11 +120,7 @@ impl Service<Request<Incoming>> for Router {
         let timeout = self.body_idle_timeout;
         let mut req = req.map(|body| forwarded_body(body, timeout));
         remove_hop_by_hop_headers(req.headers_mut());
-        // The local app's connection stays on this side: the service's client reads neither
-        // value, and its retry layer would copy both into every attempt.
-        let extensions = req.extensions_mut();
-        extensions.remove::<ConnectionInfo>();
-        extensions.remove::<CloseHandle>();
+        remove_connection_extensions(req.extensions_mut());
         adopt_trace_context(&mut req);
         // A clone shares the client's stack; it is always ready.
         RouteFuture::Forwarded(client.clone().call(req))
