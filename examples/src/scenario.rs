@@ -47,7 +47,8 @@
 //! 17 % of the traffic in S2 (a failure is its cheapest answer) and the refusing endpoints over
 //! half of it in S4. The mesh stack ejects them after five failures in a row (tens of
 //! milliseconds), retries those few failures within its budget (each retry on an endpoint the
-//! request has not tried: mesh-core's `TriedEndpoints`), and in S4 spills the local
+//! request has not tried: mesh-retry marks each retry with mesh-core's `AvoidTried` and the
+//! balancer skips the endpoints that request's attempts went to), and in S4 spills the local
 //! zone's excess to the other zone.
 //!
 //! Latencies are whole milliseconds: tokio's timers (and so the simulated endpoints) have

@@ -1,20 +1,24 @@
 //! The balancer's OpenTelemetry instruments; the names are documented in the crate docs.
 //!
 //! Instruments are created once per balancer and every attribute set is built before the first
-//! request: per endpoint when discovery inserts it, per locality tier here. Recording on the
-//! request path is therefore `add` with a borrowed slice: no allocation in this crate (and none in
-//! the OpenTelemetry SDK once an attribute set has been seen).
+//! request: per endpoint when discovery inserts it, per locality tier here. The two series a
+//! request touches (`mesh.balance.endpoint.in_flight` of its endpoint, `mesh.balance.requests` of
+//! its tier) are *bound* instruments (OpenTelemetry's `bind`, a 0.33 API feature marked
+//! experimental): the SDK resolves the attribute set once, when the endpoint is inserted or the
+//! tier first used, and a recording is then an atomic add on that series instead of hashing the
+//! attribute set and looking it up on every request. The series, their values and their export are
+//! the same as unbound recordings'. Nothing on the request path allocates.
 //!
 //! Every series is also *recorded* once, with 0, when its attribute set is built. A series that
 //! first appears at its first increment has no earlier sample, so Prometheus' `increase()` and
 //! `rate()` take that first increment as the baseline and lose it: six retries in a fresh series
 //! would read as about one. Starting at 0 costs one `add` per series, at construction.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Meter, UpDownCounter};
+use opentelemetry::metrics::{BoundCounter, BoundUpDownCounter, Counter, Meter, UpDownCounter};
 
 use crate::locality::TIERS;
 
@@ -100,6 +104,9 @@ pub(crate) struct BalanceMetrics {
     reason_attributes: [Vec<KeyValue>; 3],
     /// Indexed by [`route`]: tier source × tier × spilled.
     route_attributes: [Vec<KeyValue>; TIERS * 4],
+    /// `requests` bound to each of `route_attributes`, when the route is first used (binding
+    /// creates the series, and the series of an unused tier source are not created).
+    route_counters: [OnceLock<BoundCounter<u64>>; TIERS * 4],
 }
 
 /// `attributes` after the balancer's own (its name).
@@ -179,6 +186,7 @@ impl BalanceMetrics {
                     ],
                 )
             }),
+            route_counters: std::array::from_fn(|_| OnceLock::new()),
             balancer_attributes: balancer,
         };
         metrics.start_at_zero();
@@ -219,16 +227,19 @@ impl BalanceMetrics {
     }
 
     pub(crate) fn request_sent(&self, route: u8) {
-        self.requests
-            .add(1, &self.route_attributes[usize::from(route)]);
+        let route = usize::from(route);
+        self.route_counters[route]
+            .get_or_init(|| self.requests.bind(&self.route_attributes[route]))
+            .add(1);
     }
 }
 
-/// One endpoint's `server.address` / `server.port` attributes, built once when it is inserted.
+/// One endpoint's `mesh.balance.endpoint.in_flight` series (`server.address`, `server.port`),
+/// bound once when it is inserted.
 #[derive(Debug)]
 pub(crate) struct EndpointMetrics {
     metrics: Arc<BalanceMetrics>,
-    address: Vec<KeyValue>,
+    in_flight: BoundUpDownCounter<i64>,
 }
 
 impl EndpointMetrics {
@@ -240,9 +251,10 @@ impl EndpointMetrics {
                 KeyValue::new("server.port", i64::from(addr.port())),
             ],
         );
+        let in_flight = metrics.in_flight.bind(&address);
         // The series starts at 0 when discovery inserts the endpoint (see the module docs).
-        metrics.in_flight.add(0, &address);
-        Self { metrics, address }
+        in_flight.add(0);
+        Self { metrics, in_flight }
     }
 
     pub(crate) fn shared(&self) -> &BalanceMetrics {
@@ -253,7 +265,7 @@ impl EndpointMetrics {
         self.metrics
             .total_in_flight
             .fetch_add(delta, Ordering::Relaxed);
-        self.metrics.in_flight.add(delta, &self.address);
+        self.in_flight.add(delta);
     }
 }
 

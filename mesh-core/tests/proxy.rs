@@ -128,6 +128,28 @@ fn hop_by_hop_removal() {
     }
 }
 
+/// Each header of the fixed set goes on its own too, beside end-to-end headers only (the removal
+/// first scans the names, and returns early when it finds none of them).
+#[test]
+fn hop_by_hop_removal_of_each_fixed_header_alone() {
+    for (name, value) in [
+        ("connection", &b"close"[..]),
+        ("keep-alive", b"timeout=5"),
+        ("proxy-connection", b"keep-alive"),
+        ("proxy-authenticate", b"Basic"),
+        ("proxy-authorization", b"Basic Zm9vOmJhcg=="),
+        ("trailer", b"grpc-status"),
+        ("transfer-encoding", b"chunked"),
+        ("upgrade", b"websocket"),
+        ("te", b"gzip"),
+    ] {
+        let mut map = headers(&[("accept", b"*/*"), (name, value), ("x-end", b"1")]);
+        remove_hop_by_hop_headers(&mut map);
+        let want = [("accept", "*/*"), ("x-end", "1")].map(|(n, v)| (n.to_string(), v.to_string()));
+        assert_eq!(lines(&map), want, "{name} alone");
+    }
+}
+
 /// One authority-rewrite case.
 struct AuthorityCase {
     case: &'static str,

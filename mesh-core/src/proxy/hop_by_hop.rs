@@ -70,6 +70,11 @@ pub fn remove_connection_extensions(extensions: &mut Extensions) {
 /// assert_eq!(headers["content-type"], "application/grpc");
 /// ```
 pub fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
+    // The usual message has none: one pass over its names then spares the lookups below, each of
+    // which parses and hashes a name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let keep_te_trailers = is_te_trailers(headers);
 
     let mut lines = headers.get_all(CONNECTION).iter();
@@ -108,6 +113,13 @@ pub fn remove_hop_by_hop_headers(headers: &mut HeaderMap) {
     if keep_te_trailers {
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// Whether `name` is removed whatever `Connection` says (`Connection` and `TE` included). A
+/// header that `Connection` names is removed only when `Connection` is present, which this
+/// reports.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION || name == TE || ALWAYS_HOP_BY_HOP.contains(&name.as_str())
 }
 
 /// Whether the request's `TE` is exactly the one token `trailers`, across all its field lines.
