@@ -10,6 +10,11 @@
 //! most 10 000 connections and 1 024 per client address, stalled writers cut after 30 s, request
 //! heads up to 64 KiB (larger: `431`), HTTP/2 keep-alive PINGs every 20 s.
 //!
+//! The runtime ([`build_runtime`], [`workers_option`]): with one worker the binaries run a
+//! current-thread tokio runtime, every task and the I/O driver on the main thread, which spares the
+//! multi-thread scheduler's hand-offs between a worker and the driver for nothing; with more, a
+//! multi-thread runtime with that many workers.
+//!
 //! A binary's `run` reads, in order:
 //!
 //! ```text
@@ -21,6 +26,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -38,6 +44,50 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::args::{ArgError, Args};
+
+/// The environment variable that gives the worker count when `--workers` is absent (tokio's own
+/// name for it, which `#[tokio::main]` reads).
+pub const WORKERS_ENV: &str = "TOKIO_WORKER_THREADS";
+
+/// Takes `--workers <N>` (N ≥ 1) from `args`; when absent, [`WORKERS_ENV`]'s value, else the
+/// number of CPUs the process may run on.
+///
+/// # Errors
+///
+/// When the flag or the variable is not a whole number of at least 1.
+pub fn workers_option(args: &mut Args) -> Result<NonZeroUsize, ArgError> {
+    let default = match std::env::var(WORKERS_ENV) {
+        Ok(value) => value.trim().parse().map_err(|e| ArgError::Invalid {
+            flag: WORKERS_ENV.into(),
+            value,
+            reason: format!("{e} (a whole number of at least 1)"),
+        })?,
+        Err(_) => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+    };
+    args.value("--workers", default)
+}
+
+/// The binaries' tokio runtime, timers and I/O enabled: with one worker a current-thread runtime
+/// (everything, the I/O driver included, runs on the thread that calls `block_on`), else a
+/// multi-thread runtime with `workers` worker threads. Blocking work (file reads, DNS) goes to
+/// tokio's blocking pool in both.
+///
+/// # Errors
+///
+/// When the runtime cannot be built (the operating system refuses a thread or the I/O driver).
+pub fn build_runtime(workers: NonZeroUsize) -> io::Result<tokio::runtime::Runtime> {
+    match workers.get() {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+}
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, Identity};
@@ -135,10 +185,10 @@ impl Telemetry {
     }
 
     /// Flushes and stops the providers (at exit; errors are of no use then and are ignored).
-    /// With OTLP export this sends what is buffered, which blocks: on a multi-thread runtime the
-    /// worker is handed over meanwhile ([`tokio::task::block_in_place`]), since the export
-    /// requests run on the same runtime.
-    pub fn shutdown(self) {
+    /// With OTLP export this sends what is buffered, which blocks until the export requests are
+    /// answered; those requests run on this runtime, so the blocking part runs on tokio's blocking
+    /// pool while the caller's runtime (current-thread or multi-thread) keeps driving them.
+    pub async fn shutdown(self) {
         let stop = move || {
             let _ = self.meter_provider.shutdown();
             let _ = self.tracer_provider.shutdown();
@@ -146,13 +196,8 @@ impl Telemetry {
                 let _ = otlp.shutdown();
             }
         };
-        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        });
-        match multi_thread {
-            true => tokio::task::block_in_place(stop),
-            false => stop(),
-        }
+        // A panic in an exporter's shutdown is of no more use at exit than its error.
+        let _ = tokio::task::spawn_blocking(stop).await;
     }
 }
 
@@ -416,6 +461,32 @@ mod tests {
     fn settings(text: &str) -> Result<ServerConfig, String> {
         let settings: ServerSettings = toml::from_str(text).map_err(|e| e.to_string())?;
         settings.resolve().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_worker_is_a_current_thread_runtime_more_a_multi_thread_one() {
+        use tokio::runtime::RuntimeFlavor;
+        let flavor = |n| {
+            let workers = NonZeroUsize::new(n).unwrap();
+            build_runtime(workers).unwrap().handle().runtime_flavor()
+        };
+        assert_eq!(flavor(1), RuntimeFlavor::CurrentThread);
+        assert_eq!(flavor(2), RuntimeFlavor::MultiThread);
+    }
+
+    #[test]
+    fn workers_flag_is_at_least_one() {
+        let parse = |value: &str| {
+            let mut args = Args::parse(["--workers".to_owned(), value.to_owned()]).unwrap();
+            workers_option(&mut args).map(NonZeroUsize::get)
+        };
+        assert_eq!(parse("3"), Ok(3));
+        for bad in ["0", "-1", "many"] {
+            assert!(
+                matches!(parse(bad), Err(ArgError::Invalid { ref flag, .. }) if flag == "--workers"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

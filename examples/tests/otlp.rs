@@ -7,6 +7,7 @@ mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,21 +179,22 @@ async fn the_sidecar_exports_metrics_over_otlp_with_its_service_name() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn the_sidecar_exports_the_server_span_of_a_proxied_request_over_otlp() {
-    let dir = support::temp_dir("mesh-otlp-test", "traces");
-    let ca = TestCa::new("test.example");
-    let (otlp, mut rx) = receiver().await;
-    let app = support::start_app("app").await;
-    let text = format!(
+/// The traced sidecar's configuration: service `orders`, spans exported to `otlp`, metrics not.
+fn traces_config(dir: &std::path::Path, ca: &TestCa, app: SocketAddr, otlp: SocketAddr) -> String {
+    format!(
         "service_name = \"orders\"\n[listeners]\ninbound = \"127.0.0.1:0\"\n\
          outbound = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[app]\naddress = \"{app}\"\n{}\
          [otlp]\nendpoint = \"http://{otlp}\"\nmetrics = false\n",
-        support::write_identity(&dir, &ca, "orders")
-    );
-    let sidecar = support::start_sidecar(&dir.join("traces.toml"), &text).await;
+        support::write_identity(dir, ca, "orders")
+    )
+}
 
-    // A caller with an SVID of the same trust domain, sending its own trace context.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+/// Sends `GET /items/1` to the sidecar's inbound listener as a caller with an SVID of the same
+/// trust domain and its own trace context ([`TRACE_ID`], parent [`PARENT`]); checks the answer.
+async fn traced_request(sidecar: &support::Sidecar, ca: &TestCa) {
     let caller = ca.issue("/web").svid();
     let bundles = Arc::new(
         TrustBundleSet::new()
@@ -208,47 +210,108 @@ async fn the_sidecar_exports_the_server_span_of_a_proxied_request_over_otlp() {
         TlsConnector::new(caller, bundles),
         ClientConfig::default(),
     );
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let parent = "00f067aa0ba902b7";
     let request = Request::get("http://orders/items/1")
-        .header("traceparent", format!("00-{trace_id}-{parent}-01"))
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT}-01"))
         .body(Body::empty())
         .unwrap();
     let response = client.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "app");
+}
+
+/// The `service.name` and the server span of one export, if it is a trace export holding one.
+fn server_span(path: &str, body: Bytes) -> Option<(Option<String>, Span)> {
+    assert_ne!(path, "/v1/metrics", "metrics are off");
+    assert_eq!(path, "/v1/traces");
+    let export = TraceExport::decode(body).expect("an OTLP protobuf trace export");
+    export.resource_spans.iter().find_map(|resource| {
+        let mut spans = resource.scope_spans.iter().flat_map(|s| &s.spans);
+        let span = spans.find(|span| span.kind == SPAN_KIND_SERVER)?;
+        Some((service_name(resource.resource.as_ref()), span.clone()))
+    })
+}
+
+/// The span is the sidecar's server span of [`traced_request`], under service `orders`.
+fn assert_traced_request_span(service: Option<String>, span: &Span) {
+    assert_eq!(service.as_deref(), Some("orders"));
+    assert_eq!(hex(&span.trace_id), TRACE_ID, "the caller's trace");
+    assert_eq!(
+        hex(&span.parent_span_id),
+        PARENT,
+        "the caller's span is the parent"
+    );
+    assert!(span.name.starts_with("GET"), "{}", span.name);
+}
+
+#[tokio::test]
+async fn the_sidecar_exports_the_server_span_of_a_proxied_request_over_otlp() {
+    let dir = support::temp_dir("mesh-otlp-test", "traces");
+    let ca = TestCa::new("test.example");
+    let (otlp, mut rx) = receiver().await;
+    let app = support::start_app("app").await;
+    let text = traces_config(&dir, &ca, app, otlp);
+    let sidecar = support::start_sidecar(&dir.join("traces.toml"), &text).await;
+    traced_request(&sidecar, &ca).await;
 
     // The batch exporter sends within its schedule delay (5 s by default); bounded at 30 s.
     let wait = async {
         loop {
             let (path, body) = rx.recv().await.expect("the receiver stopped");
-            assert_ne!(path, "/v1/metrics", "metrics are off");
-            assert_eq!(path, "/v1/traces");
-            let export = TraceExport::decode(body).expect("an OTLP protobuf trace export");
-            for resource in &export.resource_spans {
-                let mut spans = resource.scope_spans.iter().flat_map(|s| &s.spans);
-                if let Some(span) = spans.find(|span| span.kind == SPAN_KIND_SERVER) {
-                    return (service_name(resource.resource.as_ref()), span.clone());
-                }
+            if let Some(found) = server_span(&path, body) {
+                return found;
             }
         }
     };
     let (service, span) = tokio::time::timeout(Duration::from_secs(30), wait)
         .await
         .expect("no server span arrived");
-    assert_eq!(service.as_deref(), Some("orders"));
-    assert_eq!(hex(&span.trace_id), trace_id, "the caller's trace");
-    assert_eq!(
-        hex(&span.parent_span_id),
-        parent,
-        "the caller's span is the parent"
-    );
-    assert!(span.name.starts_with("GET"), "{}", span.name);
+    assert_traced_request_span(service, &span);
     drop(sidecar);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// With one worker the sidecar runs a current-thread runtime; on SIGTERM it drains, flushes the
+/// span it still buffers (the export requests run on that same runtime while the flush waits for
+/// them) and exits 0.
+#[tokio::test]
+async fn on_one_worker_the_sidecar_flushes_its_spans_when_it_stops() {
+    let dir = support::temp_dir("mesh-otlp-test", "one-worker");
+    let ca = TestCa::new("test.example");
+    let (otlp, mut rx) = receiver().await;
+    let app = support::start_app("app").await;
+    let text = traces_config(&dir, &ca, app, otlp);
+    let path = dir.join("one-worker.toml");
+    let mut sidecar = support::start_sidecar_with(&path, &text, &["--workers", "1"]).await;
+    traced_request(&sidecar, &ca).await;
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(sidecar.child.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || sidecar.child.0.wait().unwrap()),
+    )
+    .await
+    .expect("the sidecar did not stop within 30 s")
+    .unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    // The receiver queues an export before answering it, and the sidecar exits only after its
+    // exports are answered: the span is here already.
+    let mut found = None;
+    while let Ok((path, body)) = rx.try_recv() {
+        found = found.or_else(|| server_span(&path, body));
+    }
+    let (service, span) = found.expect("no server span was exported before the sidecar exited");
+    assert_traced_request_span(service, &span);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Lower-case hex of an id.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -97,12 +97,15 @@ pub(crate) struct Sidecar {
 
 /// Writes `config` to `path`, starts `mesh-sidecar` on it and waits for its `ready` line.
 pub(crate) async fn start_sidecar(path: &Path, config: &str) -> Sidecar {
+    start_sidecar_with(path, config, &[]).await
+}
+
+/// [`start_sidecar`] with more command-line arguments.
+pub(crate) async fn start_sidecar_with(path: &Path, config: &str, args: &[&str]) -> Sidecar {
     std::fs::write(path, config).unwrap();
-    let (child, line) = spawn_ready(
-        env!("CARGO_BIN_EXE_mesh-sidecar"),
-        ["--config".as_ref(), path.as_os_str()],
-    )
-    .await;
+    let mut argv = vec!["--config".as_ref(), path.as_os_str()];
+    argv.extend(args.iter().map(std::ffi::OsStr::new));
+    let (child, line) = spawn_ready(env!("CARGO_BIN_EXE_mesh-sidecar"), argv).await;
     let addr = |key: &str| ready_addr(&line, key);
     Sidecar {
         inbound: addr("inbound"),

@@ -19,6 +19,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,7 +51,7 @@ struct Options {
     name: String,
     delay: Duration,
     body_bytes: Option<usize>,
-    workers: usize,
+    workers: NonZeroUsize,
     max_connections: usize,
 }
 
@@ -60,16 +61,9 @@ fn options() -> Result<Options, ArgError> {
     let name: String = args.value("--name", "backend".to_owned())?;
     let delay_ms: u64 = args.value("--delay-ms", 0)?;
     let body_bytes: usize = args.value("--body-bytes", usize::MAX)?;
-    let workers: usize = args.value("--workers", 1)?;
+    let workers = args.value("--workers", NonZeroUsize::MIN)?;
     let max_connections: usize = args.value("--max-connections", 10_000)?;
     args.finish()?;
-    if workers == 0 {
-        return Err(ArgError::Invalid {
-            flag: "--workers".into(),
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
-    }
     if HeaderValue::from_str(&name).is_err() {
         return Err(ArgError::Invalid {
             flag: "--name".into(),
@@ -89,17 +83,7 @@ fn options() -> Result<Options, ArgError> {
 
 fn main() {
     let options = mesh_examples::args::or_exit(options(), "backend", USAGE);
-    let runtime = if options.workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(options.workers)
-            .enable_all()
-            .build()
-    };
-    let result = runtime
+    let result = mesh_examples::runtime::build_runtime(options.workers)
         .map_err(|e| e.to_string())
         .and_then(|rt| rt.block_on(run(options)).map_err(|e| e.to_string()));
     if let Err(e) = result {

@@ -210,9 +210,13 @@ fn start_sidecar(env: &Env, backend: SocketAddr) -> Result<Running, String> {
     std::fs::write(&path, sidecar_config(backend, trust_domain.trim()))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let (proc, line) = children::spawn("mesh-sidecar", env.bin_dir.join("mesh-sidecar"), &env.work)
-        .args(["--config".into(), path.into_os_string()])
-        // `#[tokio::main]` reads TOKIO_WORKER_THREADS for its worker count.
-        .env("TOKIO_WORKER_THREADS", "1")
+        // One worker, as the other proxies: the sidecar then runs a current-thread runtime.
+        .args([
+            "--config".into(),
+            path.into_os_string(),
+            "--workers".into(),
+            "1".into(),
+        ])
         .cpu(SERVER_CPU)
         .ready_line("mesh-sidecar: ready", START_TIMEOUT)?;
     let addr =

@@ -24,8 +24,8 @@ WHAT IT DOES
     that cannot be raised); the children inherit it.
 
     Load generators run on CPU 0, each proxy and the backend on CPU 1 (`taskset`), every server
-    with one worker (mesh-sidecar: TOKIO_WORKER_THREADS=1; hyper-floor: a current-thread
-    runtime; HAProxy: nbthread 1; nginx: worker_processes 1; backend: --workers 1), HTTP/1.1
+    with one worker (mesh-sidecar and the backend: --workers 1, a current-thread runtime;
+    hyper-floor: a current-thread runtime; HAProxy: nbthread 1; nginx: worker_processes 1), HTTP/1.1
     keep-alive to the backend, no access logs. Every measurement starts a fresh backend and
     proxy on 127.0.0.1 ports chosen at run time; every child process is killed at the end, on
     error and on Ctrl-C.

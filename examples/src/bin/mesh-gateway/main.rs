@@ -40,6 +40,8 @@ mod request_id;
 mod router;
 mod tls;
 
+use std::num::NonZeroUsize;
+
 use http::{Request, Response};
 use hyper::body::Incoming;
 use mesh_core::error::ErrorResponseLayer;
@@ -62,21 +64,34 @@ const USAGE: &str = "\
 mesh-gateway: an edge gateway (routing, rate limits, request ids, mTLS to upstreams)
 
 USAGE:
-    mesh-gateway --config <FILE> [--seed <N>] [--log-format <text|json>]
+    mesh-gateway --config <FILE> [--seed <N>] [--workers <N>] [--log-format <text|json>]
 
 OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::gateway_config docs)
     --seed <N>        seed of the balancers, retry jitter and request ids (default: random,
                       printed on the ready line)
+    --workers <N>     runtime worker threads; 1 runs everything on one thread (a
+                      current-thread runtime). Default: TOKIO_WORKER_THREADS, else
+                      the number of CPUs
     --log-format <F>  `text` (default) or `json` lines on stderr; default from the
                       MESH_LOG_FORMAT environment variable. RUST_LOG filters them
                       (default `info`)
     --help            print this text";
 
-#[tokio::main]
-async fn main() {
-    let (path, seed, log_format) = mesh_examples::args::or_exit(options(), "mesh-gateway", USAGE);
+fn main() {
+    let (path, seed, log_format, workers) =
+        mesh_examples::args::or_exit(options(), "mesh-gateway", USAGE);
     mesh_examples::logging::init(log_format);
+    match mesh_examples::runtime::build_runtime(workers) {
+        Ok(runtime) => runtime.block_on(serve(path, seed)),
+        Err(e) => {
+            eprintln!("mesh-gateway: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn serve(path: String, seed: u64) {
     let config = match gateway_config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
         Err(e) => {
@@ -104,17 +119,18 @@ async fn main() {
     }
 }
 
-fn options() -> Result<(String, u64, LogFormat), ArgError> {
+fn options() -> Result<(String, u64, LogFormat, NonZeroUsize), ArgError> {
     let mut args = Args::parse(std::env::args().skip(1))?;
     let path: String = args.value("--config", String::new())?;
     // Request ids must differ between gateway instances, so the default seed is random.
     let seed: u64 = args.value("--seed", fastrand::u64(..))?;
     let log_format = mesh_examples::logging::format_option(&mut args)?;
+    let workers = mesh_examples::runtime::workers_option(&mut args)?;
     args.finish()?;
     if path.is_empty() {
         return Err(ArgError::MissingValue("--config".into()));
     }
-    Ok((path, seed, log_format))
+    Ok((path, seed, log_format, workers))
 }
 
 type Routed = BoxCloneService<Request<Incoming>, Response<Body>, BoxError>;
@@ -202,7 +218,7 @@ async fn run(
 
     drain.run_until_signal("mesh-gateway").await?;
     drop(identity);
-    telemetry.shutdown();
+    telemetry.shutdown().await;
     tracing::info!("mesh-gateway: stopped");
     Ok(())
 }

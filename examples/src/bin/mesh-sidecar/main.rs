@@ -56,6 +56,7 @@ mod outbound;
 mod xds;
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use mesh_core::BoxError;
 use mesh_core::error::ErrorResponseLayer;
@@ -71,13 +72,16 @@ const USAGE: &str = "\
 mesh-sidecar: a service-mesh sidecar (mTLS, authorization, balancing, retries, metrics)
 
 USAGE:
-    mesh-sidecar --config <FILE> [--seed <N>] [--log-format <text|json>]
+    mesh-sidecar --config <FILE> [--seed <N>] [--workers <N>] [--log-format <text|json>]
     mesh-sidecar identity <init|issue|bundle> ...   (see `mesh-sidecar identity --help`)
 
 OPTIONS:
     --config <FILE>   the TOML configuration (see the mesh_examples::config docs)
     --seed <N>        seed of the balancers, retry and breaker jitter (default: random,
                       printed on the ready line; give it to reproduce a run)
+    --workers <N>     runtime worker threads; 1 runs everything on one thread (a
+                      current-thread runtime). Default: TOKIO_WORKER_THREADS, else
+                      the number of CPUs
     --log-format <F>  `text` (default) or `json` lines on stderr; default from the
                       MESH_LOG_FORMAT environment variable. RUST_LOG filters them
                       (default `info`)
@@ -91,10 +95,20 @@ fn main() {
     serve();
 }
 
-#[tokio::main]
-async fn serve() {
-    let (path, seed, log_format) = mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
+fn serve() {
+    let (path, seed, log_format, workers) =
+        mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
     mesh_examples::logging::init(log_format);
+    match mesh_examples::runtime::build_runtime(workers) {
+        Ok(runtime) => runtime.block_on(serve_on_runtime(path, seed)),
+        Err(e) => {
+            eprintln!("mesh-sidecar: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn serve_on_runtime(path: String, seed: u64) {
     let config = match config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
         Err(e) => {
@@ -112,17 +126,18 @@ async fn serve() {
     }
 }
 
-fn options() -> Result<(String, u64, LogFormat), ArgError> {
+fn options() -> Result<(String, u64, LogFormat, NonZeroUsize), ArgError> {
     let mut args = Args::parse(std::env::args().skip(1))?;
     let path: String = args.value("--config", String::new())?;
     // Random by default, so a fleet's sidecars do not jitter in lock-step.
     let seed: u64 = args.value("--seed", fastrand::u64(..))?;
     let log_format = mesh_examples::logging::format_option(&mut args)?;
+    let workers = mesh_examples::runtime::workers_option(&mut args)?;
     args.finish()?;
     if path.is_empty() {
         return Err(ArgError::MissingValue("--config".into()));
     }
-    Ok((path, seed, log_format))
+    Ok((path, seed, log_format, workers))
 }
 
 async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
@@ -222,7 +237,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
     drain.run_until_signal("mesh-sidecar").await?;
     drop(identity);
     drop(xds);
-    telemetry.shutdown();
+    telemetry.shutdown().await;
     tracing::info!("mesh-sidecar: stopped");
     Ok(())
 }
