@@ -58,12 +58,56 @@ where
     permit: Option<RetryPermit>,
 }
 
-/// What a retry is rebuilt from: the caller's request head with the replayable body, and whether
-/// retries carry the [`AvoidTried`] marker (put in each retry's extensions, never in the
-/// template's nor in the first attempt's: a request answered at once carries nothing extra).
+/// What a retry is rebuilt from: a copy of the caller's request head with the replayable body,
+/// the request's [`Deadline`] (kept here rather than in the copy's extensions), and whether retries
+/// carry the [`AvoidTried`] marker (put in each retry's extensions, never in the first attempt's: a
+/// request answered at once carries nothing extra).
+///
+/// The first attempt takes the caller's head itself; the copy is made before it is sent (the
+/// inner service consumes its request). The `Deadline` is left out of the copy and put back into
+/// each retry's extensions, so a request whose only extension is its deadline (what the timeout
+/// layer above leaves) costs no extension map here: only a retry makes one.
 pub(super) struct Template<B> {
-    pub(super) request: Request<ReplayBody<B>>,
-    pub(super) avoid_tried: bool,
+    request: Request<ReplayBody<B>>,
+    deadline: Option<Deadline>,
+    avoid_tried: bool,
+}
+
+impl<B> Template<B> {
+    /// Copies the head of `head` (all of it but the `Deadline`, which is read) for retries, with
+    /// `body`.
+    pub(super) fn new<T>(head: &Request<T>, body: ReplayBody<B>, avoid_tried: bool) -> Self {
+        let extensions = head.extensions();
+        let deadline = extensions.get::<Deadline>().copied();
+        let mut request = Request::new(body);
+        *request.method_mut() = head.method().clone();
+        *request.uri_mut() = head.uri().clone();
+        *request.version_mut() = head.version();
+        *request.headers_mut() = head.headers().clone();
+        if extensions.len() > usize::from(deadline.is_some()) {
+            let copy = request.extensions_mut();
+            *copy = extensions.clone();
+            copy.remove::<Deadline>();
+        }
+        Self {
+            request,
+            deadline,
+            avoid_tried,
+        }
+    }
+
+    /// A retry's request: the copied head, cloned, with `body`, the `Deadline` put back and the
+    /// [`AvoidTried`] marker when asked for. The extensions are the caller's plus the marker.
+    fn retry_request(&self, body: ReplayBody<B>) -> Request<ReplayBody<B>> {
+        let mut request = attempt_request(&self.request, body, false);
+        if let Some(deadline) = self.deadline {
+            request.extensions_mut().insert(deadline);
+        }
+        if self.avoid_tried {
+            request.extensions_mut().insert(AvoidTried);
+        }
+        request
+    }
 }
 
 /// `R` is the next attempt's request, made when the retry is decided (kept in the state so the
@@ -223,10 +267,7 @@ where
         return None;
     }
     // Always there when more than one attempt is allowed.
-    let Template {
-        request: template,
-        avoid_tried,
-    } = template?;
+    let template = template?;
     let (reason, server_delay) = policy.reason(&class, retryable)?;
     let sequence = settings.sequence.fetch_add(1, Ordering::Relaxed);
     let mut rng = fastrand::Rng::with_seed(
@@ -238,14 +279,14 @@ where
         .backoff
         .delay(attempts, &mut rng)
         .max(server_delay.unwrap_or_default());
-    let deadline = template.extensions().get::<Deadline>().copied();
+    let deadline = template.deadline;
     if deadline.is_some_and(|deadline| deadline.remaining() <= delay) {
         return None;
     }
-    let Some(body) = template.body().replay() else {
+    let Some(body) = template.request.body().replay() else {
         settings
             .metrics
-            .not_replayable(template.body().status().as_str());
+            .not_replayable(template.request.body().status().as_str());
         return None;
     };
     let permit = match &settings.limit {
@@ -263,7 +304,7 @@ where
         return None;
     }
     settings.metrics.retry(reason);
-    let mut request = attempt_request(template, body, *avoid_tried);
+    let mut request = template.retry_request(body);
     if let Some(deadline) = deadline
         && is_grpc(request.headers())
         && request.headers().contains_key(GRPC_TIMEOUT)
