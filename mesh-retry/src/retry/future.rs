@@ -42,7 +42,7 @@ where
     C: MakeClassifier,
 {
     #[pin]
-    state: State<S::Future, Request<ReplayBody<B>>>,
+    state: State<S::Future, NextAttempt<B>>,
     /// The per-try timeout while calling, the backoff while waiting.
     #[pin]
     timer: Option<Sleep>,
@@ -96,10 +96,16 @@ impl<B> Template<B> {
         }
     }
 
-    /// A retry's request: the copied head, cloned, with `body`, the `Deadline` put back and the
-    /// [`AvoidTried`] marker when asked for. The extensions are the caller's plus the marker.
-    fn retry_request(&self, body: ReplayBody<B>) -> Request<ReplayBody<B>> {
-        let mut request = attempt_request(&self.request, body, false);
+    /// A retry's request: the copied head, cloned, with the retry's body and `grpc-timeout`, the
+    /// `Deadline` put back and the [`AvoidTried`] marker when asked for. The extensions are the
+    /// caller's plus the marker.
+    fn retry_request(&self, next: NextAttempt<B>) -> Request<ReplayBody<B>> {
+        let mut request = attempt_request(&self.request, next.body, false);
+        if let Some(left) = next.grpc_timeout {
+            request
+                .headers_mut()
+                .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
+        }
         if let Some(deadline) = self.deadline {
             request.extensions_mut().insert(deadline);
         }
@@ -110,13 +116,21 @@ impl<B> Template<B> {
     }
 }
 
-/// `R` is the next attempt's request, made when the retry is decided (kept in the state so the
-/// future is no larger than it needs to be).
+/// `R` is the next attempt, decided on (kept in the state so the future is no larger than it
+/// needs to be).
 #[pin_project(project = StateProj)]
 enum State<F, R> {
     Calling(#[pin] F),
     Backoff(Option<R>),
     Ready(Option<R>),
+}
+
+/// A retry that was decided: its body (a replay taken when deciding) and the `grpc-timeout` it is
+/// to carry, if any. Its request is made from the template when it is sent, so that the future
+/// does not hold a second request head while the first attempt is in flight.
+struct NextAttempt<B> {
+    body: ReplayBody<B>,
+    grpc_timeout: Option<Duration>,
 }
 
 impl<S, B, C> ResponseFuture<S, B, C>
@@ -212,7 +226,9 @@ where
                     if let Err(error) = ready!(this.service.poll_ready(cx)) {
                         return Poll::Ready(Err(error.into()));
                     }
-                    let request = request.take().expect("a retry was decided");
+                    let next = request.take().expect("a retry was decided");
+                    let template = this.template.as_ref().expect("a retry has a template");
+                    let request = template.retry_request(next);
                     *this.attempts += 1;
                     let future = this.service.call(request);
                     match this.settings.policy.per_try_timeout {
@@ -234,7 +250,7 @@ fn set_timer(mut timer: Pin<&mut Option<Sleep>>, after: Duration) {
     }
 }
 
-/// Decides whether to retry after an attempt: `Some((next request, delay, slot under the retry
+/// Decides whether to retry after an attempt: `Some((next attempt, delay, slot under the retry
 /// limit))` or `None` to return the result as it is. Budget, limit and metrics are updated here.
 fn decide<B, C, RB>(
     settings: &Settings<C>,
@@ -243,7 +259,7 @@ fn decide<B, C, RB>(
     attempts: u32,
     retryable: bool,
     template: Option<&Template<B>>,
-) -> Option<(Request<ReplayBody<B>>, Duration, Option<RetryPermit>)>
+) -> Option<(NextAttempt<B>, Duration, Option<RetryPermit>)>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -304,18 +320,15 @@ where
         return None;
     }
     settings.metrics.retry(reason);
-    let mut request = template.retry_request(body);
-    if let Some(deadline) = deadline
-        && is_grpc(request.headers())
-        && request.headers().contains_key(GRPC_TIMEOUT)
-    {
-        // The retry starts later than the first attempt: tell the server what is left then.
-        let left = deadline.remaining().saturating_sub(delay);
-        request
-            .headers_mut()
-            .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
-    }
-    Some((request, delay, permit))
+    let headers = template.request.headers();
+    let grpc_timeout = match deadline {
+        Some(deadline) if is_grpc(headers) && headers.contains_key(GRPC_TIMEOUT) => {
+            // The retry starts later than the first attempt: tell the server what is left then.
+            Some(deadline.remaining().saturating_sub(delay))
+        }
+        _ => None,
+    };
+    Some((NextAttempt { body, grpc_timeout }, delay, permit))
 }
 
 /// One attempt's request: the template's head, cloned, with `body`, marked [`AvoidTried`] when
