@@ -644,7 +644,10 @@ async fn every_attempt_carries_the_callers_extensions_and_deadline() {
         // The deadline is kept aside for retries and put back: the same set as before, plus
         // the marker.
         assert_eq!(retry.extensions().get::<Deadline>(), Some(&deadline));
-        assert_eq!(retry.extensions().get::<Tag>().cloned(), tagged.then_some(Tag("caller")));
+        assert_eq!(
+            retry.extensions().get::<Tag>().cloned(),
+            tagged.then_some(Tag("caller"))
+        );
         assert!(retry.extensions().get::<AvoidTried>().is_some());
         assert_eq!(retry.extensions().len(), 2 + usize::from(tagged));
         send.send_response(status(200));
