@@ -113,8 +113,9 @@ impl WindowBudgetConfig {
 /// A [`withdraw`](RetryBudget::withdraw) sums the request counts of the slots in the window and
 /// takes a short lock for the retry counts, so two retries never both take the last one: the bound
 /// is exact. A request count saturates at 2³² − 1 per slot (counting fewer requests only allows
-/// fewer retries). A slot nothing was counted in for 2³² slot lengths since it was last read could
-/// be taken for a current one: 136 years with the default one-second slots.
+/// fewer retries). Slot numbers are compared by their low 32 bits, which is right while they are
+/// less than 2³¹ slots apart: a slot nothing was counted in and nothing read for that long (68
+/// years with the default one-second slots) could be taken for a current one.
 #[derive(Clone, Debug)]
 pub struct WindowBudget {
     shared: Arc<Shared>,
@@ -235,6 +236,25 @@ impl Shared {
         slot
     }
 
+    /// Counts one request in slot number `slot`.
+    fn count_request(&self, slot: u64) {
+        let word = &self.requests[(slot % self.requests.len() as u64) as usize];
+        // The slot number's low 32 bits: the truncation is the point.
+        let tag = u64::from(slot as u32) << 32;
+        let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |value| {
+            let counted = (value >> 32) as u32;
+            if counted == slot as u32 {
+                Some(value + u64::from(value & COUNT_MASK < COUNT_MASK))
+            } else if is_later(counted, slot as u32) {
+                // The word counts a slot one window or more after this one (this deposit read
+                // the clock long before it got here): this request has left the window already.
+                None
+            } else {
+                Some(tag | 1)
+            }
+        });
+    }
+
     fn retries(&self) -> MutexGuard<'_, Retries> {
         // The counts stay consistent even if a holder panicked: every update is one step.
         self.retries.lock().unwrap_or_else(|e| e.into_inner())
@@ -251,16 +271,26 @@ impl Shared {
             let age = newest.wrapping_sub((value >> 32) as u32);
             if age < len {
                 sum += value & COUNT_MASK;
-            } else if value != 0 {
-                // Stale (or, from a deposit that read a later clock, not counted yet): a stale
-                // word becomes 0 unless a deposit replaced it meanwhile.
-                if age <= u32::MAX / 2 {
-                    let _ = word.compare_exchange(value, 0, Ordering::Relaxed, Ordering::Relaxed);
-                }
+            } else if value & COUNT_MASK != 0 && !is_later((value >> 32) as u32, newest) {
+                // A slot out of the window (not one a deposit that read a later clock has just
+                // started): its count goes, its number stays, unless a deposit replaced it
+                // meanwhile.
+                let _ = word.compare_exchange(
+                    value,
+                    value & !COUNT_MASK,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
             }
         }
         sum
     }
+}
+
+/// Whether slot number `a` comes after `b`, both as their low 32 bits (serial-number order:
+/// right while the two are less than 2³¹ slots apart).
+fn is_later(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
 }
 
 impl Retries {
@@ -282,17 +312,7 @@ impl Retries {
 impl RetryBudget for WindowBudget {
     fn deposit(&self) {
         let shared = &*self.shared;
-        let slot = shared.slot_now();
-        let word = &shared.requests[(slot % shared.requests.len() as u64) as usize];
-        // The slot number's low 32 bits: the truncation is the point.
-        let tag = u64::from(slot as u32) << 32;
-        let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |value| {
-            Some(if value & !COUNT_MASK == tag {
-                value + u64::from(value & COUNT_MASK < COUNT_MASK)
-            } else {
-                tag | 1
-            })
-        });
+        shared.count_request(shared.slot_now());
     }
 
     fn withdraw(&self) -> bool {
@@ -314,5 +334,28 @@ impl RetryBudget for WindowBudget {
         let head = retries.head;
         retries.slots[(head % len) as usize] += 1;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_deposit_never_overwrites_a_later_slot() {
+        let config = WindowBudgetConfig::default().window(Duration::from_secs(10));
+        let budget = WindowBudget::new(config).unwrap();
+        let shared = &*budget.shared;
+        // Slots 10 and 0 share a word: slot 10 is counted, then a deposit that read the clock
+        // in slot 0 (a window earlier) arrives; it has left the window and changes nothing.
+        shared.count_request(10);
+        shared.count_request(10);
+        shared.count_request(0);
+        assert_eq!(shared.requests_in_window(10), 2);
+        assert_eq!(shared.requests_in_window(19), 2);
+        // One window later the word's count goes, and slot 20 starts afresh.
+        assert_eq!(shared.requests_in_window(20), 0);
+        shared.count_request(20);
+        assert_eq!(shared.requests_in_window(20), 1);
     }
 }
