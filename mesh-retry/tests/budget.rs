@@ -63,6 +63,42 @@ async fn old_slots_are_forgotten() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_slot_reused_a_window_later_starts_afresh() {
+    let budget = ratio_only(1.0);
+    for _ in 0..4 {
+        budget.deposit();
+    }
+    // The same place in the ring, one window later: its old count is not added to.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    for _ in 0..3 {
+        budget.deposit();
+    }
+    assert_eq!(budget.requests(), 3);
+    assert_eq!(withdraw_all(&budget), 3);
+}
+
+/// Deposits take no lock: concurrent ones must all be counted.
+#[test]
+fn concurrent_deposits_are_all_counted() {
+    // A window far longer than the test, so no deposit can leave it while it runs.
+    let config = WindowBudgetConfig::default()
+        .window(Duration::from_secs(3600))
+        .min_per_sec(0)
+        .ratio(1.0);
+    let budget = WindowBudget::new(config).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..25_000 {
+                    budget.deposit();
+                }
+            });
+        }
+    });
+    assert_eq!(budget.requests(), 100_000);
+}
+
+#[tokio::test(start_paused = true)]
 async fn clones_share_the_budget() {
     let budget = ratio_only(1.0);
     let clone = budget.clone();

@@ -618,3 +618,39 @@ async fn the_retry_limit_bounds_retries_in_flight_across_requests() {
     send.send_response(status(503));
     assert_eq!(assert_ready!(d.poll()).unwrap().status(), 503);
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_attempt_carries_the_callers_extensions_and_deadline() {
+    use mesh_core::attempts::AvoidTried;
+    #[derive(Clone, Debug, PartialEq)]
+    struct Tag(&'static str);
+    let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
+    let deadline = Deadline::after(Duration::from_secs(5));
+    for tagged in [false, true] {
+        let mut req = request(Method::GET, "");
+        req.extensions_mut().insert(deadline);
+        if tagged {
+            req.extensions_mut().insert(Tag("caller"));
+        }
+        let mut future = task::spawn(service.clone().oneshot(req));
+        assert_pending!(future.poll());
+        let (first, send) = take(&mut handle).unwrap();
+        assert_eq!(first.extensions().get::<Deadline>(), Some(&deadline));
+        assert_eq!(first.extensions().get::<Tag>().is_some(), tagged);
+        assert_eq!(first.extensions().len(), 1 + usize::from(tagged));
+        send.send_response(status(503));
+        assert_pending!(future.poll());
+        let (retry, send) = take(&mut handle).expect("a retry");
+        // The deadline is kept aside for retries and put back: the same set as before, plus
+        // the marker.
+        assert_eq!(retry.extensions().get::<Deadline>(), Some(&deadline));
+        assert_eq!(
+            retry.extensions().get::<Tag>().cloned(),
+            tagged.then_some(Tag("caller"))
+        );
+        assert!(retry.extensions().get::<AvoidTried>().is_some());
+        assert_eq!(retry.extensions().len(), 2 + usize::from(tagged));
+        send.send_response(status(200));
+        assert_eq!(assert_ready!(future.poll()).unwrap().status(), 200);
+    }
+}

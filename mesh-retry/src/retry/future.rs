@@ -42,7 +42,7 @@ where
     C: MakeClassifier,
 {
     #[pin]
-    state: State<S::Future, Request<ReplayBody<B>>>,
+    state: State<S::Future, NextAttempt<B>>,
     /// The per-try timeout while calling, the backoff while waiting.
     #[pin]
     timer: Option<Sleep>,
@@ -58,21 +58,79 @@ where
     permit: Option<RetryPermit>,
 }
 
-/// What a retry is rebuilt from: the caller's request head with the replayable body, and whether
-/// retries carry the [`AvoidTried`] marker (put in each retry's extensions, never in the
-/// template's nor in the first attempt's: a request answered at once carries nothing extra).
+/// What a retry is rebuilt from: a copy of the caller's request head with the replayable body,
+/// the request's [`Deadline`] (kept here rather than in the copy's extensions), and whether retries
+/// carry the [`AvoidTried`] marker (put in each retry's extensions, never in the first attempt's: a
+/// request answered at once carries nothing extra).
+///
+/// The first attempt takes the caller's head itself; the copy is made before it is sent (the
+/// inner service consumes its request). The `Deadline` is left out of the copy and put back into
+/// each retry's extensions, so a request whose only extension is its deadline (what the timeout
+/// layer above leaves) costs no extension map here: only a retry makes one.
 pub(super) struct Template<B> {
-    pub(super) request: Request<ReplayBody<B>>,
-    pub(super) avoid_tried: bool,
+    request: Request<ReplayBody<B>>,
+    deadline: Option<Deadline>,
+    avoid_tried: bool,
 }
 
-/// `R` is the next attempt's request, made when the retry is decided (kept in the state so the
-/// future is no larger than it needs to be).
+impl<B> Template<B> {
+    /// Copies the head of `head` (all of it but the `Deadline`, which is read) for retries, with
+    /// `body`.
+    pub(super) fn new<T>(head: &Request<T>, body: ReplayBody<B>, avoid_tried: bool) -> Self {
+        let extensions = head.extensions();
+        let deadline = extensions.get::<Deadline>().copied();
+        let mut request = Request::new(body);
+        *request.method_mut() = head.method().clone();
+        *request.uri_mut() = head.uri().clone();
+        *request.version_mut() = head.version();
+        *request.headers_mut() = head.headers().clone();
+        if extensions.len() > usize::from(deadline.is_some()) {
+            let copy = request.extensions_mut();
+            *copy = extensions.clone();
+            copy.remove::<Deadline>();
+        }
+        Self {
+            request,
+            deadline,
+            avoid_tried,
+        }
+    }
+
+    /// A retry's request: the copied head, cloned, with the retry's body and `grpc-timeout`, the
+    /// `Deadline` put back and the [`AvoidTried`] marker when asked for. The extensions are the
+    /// caller's plus the marker.
+    fn retry_request(&self, next: NextAttempt<B>) -> Request<ReplayBody<B>> {
+        let mut request = attempt_request(&self.request, next.body, false);
+        if let Some(left) = next.grpc_timeout {
+            request
+                .headers_mut()
+                .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
+        }
+        if let Some(deadline) = self.deadline {
+            request.extensions_mut().insert(deadline);
+        }
+        if self.avoid_tried {
+            request.extensions_mut().insert(AvoidTried);
+        }
+        request
+    }
+}
+
+/// `R` is the next attempt, decided on (kept in the state so the future is no larger than it
+/// needs to be).
 #[pin_project(project = StateProj)]
 enum State<F, R> {
     Calling(#[pin] F),
     Backoff(Option<R>),
     Ready(Option<R>),
+}
+
+/// A retry that was decided: its body (a replay taken when deciding) and the `grpc-timeout` it is
+/// to carry, if any. Its request is made from the template when it is sent, so that the future
+/// does not hold a second request head while the first attempt is in flight.
+struct NextAttempt<B> {
+    body: ReplayBody<B>,
+    grpc_timeout: Option<Duration>,
 }
 
 impl<S, B, C> ResponseFuture<S, B, C>
@@ -168,7 +226,9 @@ where
                     if let Err(error) = ready!(this.service.poll_ready(cx)) {
                         return Poll::Ready(Err(error.into()));
                     }
-                    let request = request.take().expect("a retry was decided");
+                    let next = request.take().expect("a retry was decided");
+                    let template = this.template.as_ref().expect("a retry has a template");
+                    let request = template.retry_request(next);
                     *this.attempts += 1;
                     let future = this.service.call(request);
                     match this.settings.policy.per_try_timeout {
@@ -190,7 +250,7 @@ fn set_timer(mut timer: Pin<&mut Option<Sleep>>, after: Duration) {
     }
 }
 
-/// Decides whether to retry after an attempt: `Some((next request, delay, slot under the retry
+/// Decides whether to retry after an attempt: `Some((next attempt, delay, slot under the retry
 /// limit))` or `None` to return the result as it is. Budget, limit and metrics are updated here.
 fn decide<B, C, RB>(
     settings: &Settings<C>,
@@ -199,7 +259,7 @@ fn decide<B, C, RB>(
     attempts: u32,
     retryable: bool,
     template: Option<&Template<B>>,
-) -> Option<(Request<ReplayBody<B>>, Duration, Option<RetryPermit>)>
+) -> Option<(NextAttempt<B>, Duration, Option<RetryPermit>)>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -223,10 +283,7 @@ where
         return None;
     }
     // Always there when more than one attempt is allowed.
-    let Template {
-        request: template,
-        avoid_tried,
-    } = template?;
+    let template = template?;
     let (reason, server_delay) = policy.reason(&class, retryable)?;
     let sequence = settings.sequence.fetch_add(1, Ordering::Relaxed);
     let mut rng = fastrand::Rng::with_seed(
@@ -238,14 +295,14 @@ where
         .backoff
         .delay(attempts, &mut rng)
         .max(server_delay.unwrap_or_default());
-    let deadline = template.extensions().get::<Deadline>().copied();
+    let deadline = template.deadline;
     if deadline.is_some_and(|deadline| deadline.remaining() <= delay) {
         return None;
     }
-    let Some(body) = template.body().replay() else {
+    let Some(body) = template.request.body().replay() else {
         settings
             .metrics
-            .not_replayable(template.body().status().as_str());
+            .not_replayable(template.request.body().status().as_str());
         return None;
     };
     let permit = match &settings.limit {
@@ -263,18 +320,15 @@ where
         return None;
     }
     settings.metrics.retry(reason);
-    let mut request = attempt_request(template, body, *avoid_tried);
-    if let Some(deadline) = deadline
-        && is_grpc(request.headers())
-        && request.headers().contains_key(GRPC_TIMEOUT)
-    {
-        // The retry starts later than the first attempt: tell the server what is left then.
-        let left = deadline.remaining().saturating_sub(delay);
-        request
-            .headers_mut()
-            .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
-    }
-    Some((request, delay, permit))
+    let headers = template.request.headers();
+    let grpc_timeout = match deadline {
+        Some(deadline) if is_grpc(headers) && headers.contains_key(GRPC_TIMEOUT) => {
+            // The retry starts later than the first attempt: tell the server what is left then.
+            Some(deadline.remaining().saturating_sub(delay))
+        }
+        _ => None,
+    };
+    Some((NextAttempt { body, grpc_timeout }, delay, permit))
 }
 
 /// One attempt's request: the template's head, cloned, with `body`, marked [`AvoidTried`] when

@@ -9,7 +9,7 @@ use mesh_core::BoxError;
 use mesh_core::classify::{FailureClass, MakeClassifier, MeshClassifier};
 use tower_service::Service;
 
-use super::future::{ResponseFuture, Template, attempt_request};
+use super::future::{ResponseFuture, Template};
 use super::layer::Settings;
 use super::{RetryLayer, RetryPolicy};
 use crate::body::ReplayBody;
@@ -21,8 +21,11 @@ use crate::body::ReplayBody;
 ///   leaves a clone in its place; the response future owns the ready one and polls it ready again
 ///   before each retry, so a clone that was not polled ready is never called.
 /// - The request body is wrapped in a [`ReplayBody`] (the inner service sees
-///   `Request<ReplayBody<B>>`); the method, URI, version, headers and extensions are cloned once
-///   per attempt from a template kept for retries.
+///   `Request<ReplayBody<B>>`). The first attempt takes the caller's head as it is; a copy of
+///   its method, URI, version, headers and extensions is kept for retries (the request's
+///   [`Deadline`](crate::timeout::Deadline) aside, put back into each retry's extensions: a
+///   request whose only extension is its deadline costs no extension map until a retry), and
+///   each retry's head is cloned from it.
 /// - A policy allowing a single attempt keeps no template: the request goes through as it is,
 ///   its body a [passthrough](ReplayBody::passthrough) one (never copied).
 /// - Every attempt of a request goes to the same inner service instance (the one polled ready
@@ -115,24 +118,19 @@ where
                 retryable,
             );
         }
-        let (parts, body) = req.into_parts();
-        let template =
-            Request::from_parts(parts, ReplayBody::new(body, settings.policy.replay_cap));
-        let first_body = template
+        let req = req.map(|body| ReplayBody::new(body, settings.policy.replay_cap));
+        let kept = req
             .body()
             .replay()
             .expect("a body nobody has read is replayable");
-        // The first attempt carries the caller's extensions as they are: nothing is added for
-        // the balancer below until a retry (see `Template::avoid_tried`).
-        let first = attempt_request(&template, first_body, false);
-        let future = service.call(first);
+        let template = Template::new(&req, kept, settings.policy.avoid_tried);
+        // The first attempt carries the caller's head as it is (not a copy): nothing is added
+        // for the balancer below until a retry.
+        let future = service.call(req);
         ResponseFuture::new(
             future,
             service,
-            Some(Template {
-                request: template,
-                avoid_tried: settings.policy.avoid_tried,
-            }),
+            Some(template),
             classifier,
             Arc::clone(settings),
             retryable,
