@@ -7,7 +7,10 @@
 //! `mesh.tls.authz.decisions` and `mesh.tls.identity.updates`), so that every series exists before
 //! its first event: Prometheus' `increase()` cannot see the step to a series' first sample; recording a request allocates nothing in this module
 //! (attributes are static strings, integers, or reference-counted strings carried by the request,
-//! on a fixed-size stack array).
+//! on a fixed-size stack array), except once per series when the SDK is in the build: the request
+//! metrics then record through series bound to their attribute sets (see `ActiveRequests` and
+//! `RequestDuration` in the source), which spares the SDK's hashing and lookup of the attribute
+//! set on every recording and records the same series with the same values.
 //!
 //! # Every metric of the workspace
 //!

@@ -397,7 +397,11 @@ async fn every_series_is_recorded_exactly_past_the_bound_series() {
     }
 
     let points = telemetry.histogram(HTTP_CLIENT_REQUEST_DURATION);
-    assert_eq!(points.len(), 2 * statuses.len(), "one series per method and status");
+    assert_eq!(
+        points.len(),
+        2 * statuses.len(),
+        "one series per method and status"
+    );
     for point in &points {
         let attrs: Vec<_> = point.attributes().cloned().collect();
         assert_eq!(point.count(), 2, "{attrs:?}");
