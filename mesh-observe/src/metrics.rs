@@ -68,6 +68,8 @@
 //! `mesh.peer.identity`, the peer's SPIFFE ID when mesh-tls verified one.
 
 #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
 use std::sync::{OnceLock, PoisonError, RwLock};
 
 use http::StatusCode;
@@ -356,8 +358,11 @@ impl ActiveRequests {
 }
 
 /// How many duration series a layer keeps bound: 32. A client layer sending to one service
-/// records a handful (a method or two, a status code or two); past 32 the oldest binding is
-/// replaced, and its series recorded unbound until bound again.
+/// records a handful (a method or two, a status code or two). Once 32 are bound, a request of
+/// another series is recorded unbound, as without binding, and one such request in 32 replaces
+/// the oldest binding with its own series: a layer recording more series than that (a server
+/// with many routes) pays a bind, which costs more than an unbound recording, on a few of its
+/// requests only, and the bound set follows the series in use.
 #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
 const DURATION_SERIES: usize = 32;
 
@@ -369,6 +374,9 @@ pub(crate) struct RequestDuration {
     histogram: Histogram<f64>,
     #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
     bound: RwLock<BoundDurations>,
+    /// Requests of an unbound series seen while every binding was taken.
+    #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+    misses: AtomicUsize,
 }
 
 #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
@@ -411,6 +419,8 @@ impl RequestDuration {
             histogram,
             #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
             bound: RwLock::default(),
+            #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+            misses: AtomicUsize::new(0),
         }
     }
 
@@ -424,14 +434,25 @@ impl RequestDuration {
     ) {
         #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
         {
+            let full;
             {
                 let bound = self.bound.read().unwrap_or_else(PoisonError::into_inner);
                 if let Some(entry) = bound.list.iter().find(|e| e.is(attrs, status, error_type)) {
                     entry.histogram.record(seconds);
                     return;
                 }
+                full = bound.list.len() >= DURATION_SERIES;
             }
             let (points, n) = duration_attributes(attrs, status, error_type);
+            if full
+                && !self
+                    .misses
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(DURATION_SERIES)
+            {
+                self.histogram.record(seconds, &points[..n]);
+                return;
+            }
             let entry = BoundDuration {
                 attributes: attrs.clone(),
                 status,
