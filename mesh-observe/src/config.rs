@@ -49,6 +49,12 @@ impl TraceConfig {
     }
 
     /// Records metrics on `meter` instead of `opentelemetry::global::meter("mesh-observe")`.
+    ///
+    /// With the OpenTelemetry SDK in the build (feature `sdk`, `prometheus` or `otlp`), the
+    /// request metrics record through series bound once to their attribute sets (OpenTelemetry's
+    /// experimental binding, which the SDK implements): the same series and values, without the
+    /// SDK looking each attribute set up per request. A meter (or global meter provider) other
+    /// than the SDK's must then implement binding, or those recordings are dropped.
     #[must_use]
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);

@@ -7,7 +7,10 @@
 //! `mesh.tls.authz.decisions` and `mesh.tls.identity.updates`), so that every series exists before
 //! its first event: Prometheus' `increase()` cannot see the step to a series' first sample; recording a request allocates nothing in this module
 //! (attributes are static strings, integers, or reference-counted strings carried by the request,
-//! on a fixed-size stack array).
+//! on a fixed-size stack array), except once per series when the SDK is in the build: the request
+//! metrics then record through series bound to their attribute sets (see `ActiveRequests` and
+//! `RequestDuration` in the source), which spares the SDK's hashing and lookup of the attribute
+//! set on every recording and records the same series with the same values.
 //!
 //! # Every metric of the workspace
 //!
@@ -64,8 +67,16 @@
 //! Spans carry one attribute outside the semantic conventions, never a metric attribute:
 //! `mesh.peer.identity`, the peer's SPIFFE ID when mesh-tls verified one.
 
-use opentelemetry::KeyValue;
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+use std::sync::{OnceLock, PoisonError, RwLock};
+
+use http::StatusCode;
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter};
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+use opentelemetry::{KeyValue, StringValue};
 
 use crate::propagation::{RejectReason, Rejection, TraceHeader};
 
@@ -155,10 +166,10 @@ pub(crate) enum Side {
 }
 
 /// The request instruments of one layer.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct RequestInstruments {
-    pub(crate) duration: Histogram<f64>,
-    pub(crate) active: UpDownCounter<i64>,
+    pub(crate) duration: RequestDuration,
+    pub(crate) active: ActiveRequests,
     pub(crate) rejected: RejectionCounter,
 }
 
@@ -177,18 +188,293 @@ impl RequestInstruments {
             ),
         };
         Self {
-            duration: meter
-                .f64_histogram(duration)
-                .with_description(format!("Duration of HTTP {what} requests"))
-                .with_unit("s")
-                .with_boundaries(DURATION_BOUNDARIES.to_vec())
-                .build(),
-            active: meter
-                .i64_up_down_counter(active)
-                .with_description(format!("Number of active HTTP {what} requests"))
-                .with_unit("{request}")
-                .build(),
+            duration: RequestDuration::new(
+                meter
+                    .f64_histogram(duration)
+                    .with_description(format!("Duration of HTTP {what} requests"))
+                    .with_unit("s")
+                    .with_boundaries(DURATION_BOUNDARIES.to_vec())
+                    .build(),
+            ),
+            active: ActiveRequests::new(
+                meter
+                    .i64_up_down_counter(active)
+                    .with_description(format!("Number of active HTTP {what} requests"))
+                    .with_unit("{request}")
+                    .build(),
+            ),
             rejected: RejectionCounter::new(meter),
+        }
+    }
+}
+
+/// The low-cardinality attributes shared by a request's metrics (and, at its end, its span).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct MetricAttributes {
+    pub(crate) method: &'static str,
+    pub(crate) scheme: Option<&'static str>,
+    pub(crate) route: Option<StringValue>,
+    pub(crate) server_address: Option<StringValue>,
+    pub(crate) server_port: Option<i64>,
+    pub(crate) protocol: Option<&'static str>,
+}
+
+/// How many attributes a duration point can carry: the six above, status code and `error.type`.
+const MAX_ATTRIBUTES: usize = 8;
+
+/// The attributes of one duration point, on a fixed-size array: returns it and how many of its
+/// entries are used.
+fn duration_attributes(
+    attrs: &MetricAttributes,
+    status: Option<StatusCode>,
+    error_type: Option<&'static str>,
+) -> ([KeyValue; MAX_ATTRIBUTES], usize) {
+    let mut points: [KeyValue; MAX_ATTRIBUTES] = std::array::from_fn(|_| KeyValue::new("", ""));
+    let mut n = 0;
+    let mut push = |kv: KeyValue| {
+        points[n] = kv;
+        n += 1;
+    };
+    push(KeyValue::new("http.request.method", attrs.method));
+    if let Some(scheme) = attrs.scheme {
+        push(KeyValue::new("url.scheme", scheme));
+    }
+    if let Some(route) = &attrs.route {
+        push(KeyValue::new("http.route", route.clone()));
+    }
+    if let Some(address) = &attrs.server_address {
+        push(KeyValue::new("server.address", address.clone()));
+    }
+    if let Some(port) = attrs.server_port {
+        push(KeyValue::new("server.port", port));
+    }
+    if let Some(protocol) = attrs.protocol {
+        push(KeyValue::new("network.protocol.version", protocol));
+    }
+    if let Some(status) = status {
+        push(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
+    }
+    if let Some(error_type) = error_type {
+        push(KeyValue::new("error.type", error_type));
+    }
+    (points, n)
+}
+
+/// `http.*.active_requests` carries only attributes known when the request starts (method, and
+/// `url.scheme` when the URI names it, as the duration histogram does).
+fn active_attributes(method: &'static str, scheme: Option<&'static str>) -> ([KeyValue; 2], usize) {
+    let method = KeyValue::new("http.request.method", method);
+    match scheme {
+        Some(scheme) => ([method, KeyValue::new("url.scheme", scheme)], 2),
+        None => ([method, KeyValue::new("", "")], 1),
+    }
+}
+
+/// Bound series of `http.*.active_requests`: the 10 method names
+/// ([`method_name`](crate::recorder::method_name)'s values) × `url.scheme` `http`, `https` or
+/// absent.
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+const ACTIVE_SLOTS: usize = 30;
+
+/// The bound series of `method` and `scheme`; `None` for a method name
+/// [`method_name`](crate::recorder::method_name) does not give.
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+fn active_slot(method: &str, scheme: Option<&str>) -> Option<usize> {
+    let method = match method {
+        "GET" => 0,
+        "POST" => 1,
+        "PUT" => 2,
+        "DELETE" => 3,
+        "HEAD" => 4,
+        "OPTIONS" => 5,
+        "PATCH" => 6,
+        "CONNECT" => 7,
+        "TRACE" => 8,
+        "_OTHER" => 9,
+        _ => return None,
+    };
+    let scheme = match scheme {
+        None => 0,
+        Some("http") => 1,
+        Some("https") => 2,
+        Some(_) => return None,
+    };
+    Some(method * 3 + scheme)
+}
+
+/// `http.*.active_requests`: +1 when a request starts, −1 when it ends, with the attributes known
+/// at its start.
+///
+/// With the OpenTelemetry SDK in the build (feature `sdk`, `prometheus` or `otlp`), each of the
+/// 30 possible attribute sets is bound to its series the first time a request uses it and kept
+/// for the life of the layer: a request then adds to its series directly, where an unbound
+/// recording has the SDK hash the attribute set and look it up in its table, twice per request.
+/// The series, its attributes and its values are those of the unbound recording. Without the
+/// SDK every change goes through [`UpDownCounter::add`].
+///
+/// Binding is OpenTelemetry's experimental `bind`, which the SDK implements (this crate turns the
+/// SDK's `experimental_metrics_bound_instruments` feature on with its SDK features); a meter of
+/// some other provider that does not implement it would drop the bound recordings.
+pub(crate) struct ActiveRequests {
+    counter: UpDownCounter<i64>,
+    #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+    bound: [OnceLock<BoundUpDownCounter<i64>>; ACTIVE_SLOTS],
+}
+
+impl std::fmt::Debug for ActiveRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveRequests").finish_non_exhaustive()
+    }
+}
+
+impl ActiveRequests {
+    fn new(counter: UpDownCounter<i64>) -> Self {
+        Self {
+            counter,
+            #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+            bound: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// Adds `n` to the series of `method` (a [`method_name`](crate::recorder::method_name) value)
+    /// and `scheme`.
+    pub(crate) fn add(&self, n: i64, method: &'static str, scheme: Option<&'static str>) {
+        #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+        if let Some(slot) = active_slot(method, scheme) {
+            self.bound[slot]
+                .get_or_init(|| {
+                    let (attributes, len) = active_attributes(method, scheme);
+                    self.counter.bind(&attributes[..len])
+                })
+                .add(n);
+            return;
+        }
+        let (attributes, len) = active_attributes(method, scheme);
+        self.counter.add(n, &attributes[..len]);
+    }
+}
+
+/// How many duration series a layer keeps bound: 32. A client layer sending to one service
+/// records a handful (a method or two, a status code or two). Once 32 are bound, a request of
+/// another series is recorded unbound, as without binding, and one such request in 32 replaces
+/// the oldest binding with its own series: a layer recording more series than that (a server
+/// with many routes) pays a bind, which costs more than an unbound recording, on a few of its
+/// requests only, and the bound set follows the series in use.
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+const DURATION_SERIES: usize = 32;
+
+/// `http.*.request.duration`. With the SDK in the build, the series recorded lately are bound
+/// (see [`ActiveRequests`] for what that means and needs): a request whose attribute values
+/// equal a bound series' records into it after comparing them, without building the attribute
+/// list or the SDK hashing it. Same series, same values as unbound.
+pub(crate) struct RequestDuration {
+    histogram: Histogram<f64>,
+    #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+    bound: RwLock<BoundDurations>,
+    /// Requests of an unbound series seen while every binding was taken.
+    #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+    misses: AtomicUsize,
+}
+
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[derive(Default)]
+struct BoundDurations {
+    list: Vec<BoundDuration>,
+    /// The entry replaced next once the list is full.
+    next: usize,
+}
+
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+struct BoundDuration {
+    attributes: MetricAttributes,
+    status: Option<StatusCode>,
+    error_type: Option<&'static str>,
+    histogram: BoundHistogram<f64>,
+}
+
+#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+impl BoundDuration {
+    fn is(
+        &self,
+        attrs: &MetricAttributes,
+        status: Option<StatusCode>,
+        error_type: Option<&'static str>,
+    ) -> bool {
+        self.status == status && self.error_type == error_type && self.attributes == *attrs
+    }
+}
+
+impl std::fmt::Debug for RequestDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestDuration").finish_non_exhaustive()
+    }
+}
+
+impl RequestDuration {
+    fn new(histogram: Histogram<f64>) -> Self {
+        Self {
+            histogram,
+            #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+            bound: RwLock::default(),
+            #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+            misses: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records `seconds` in the series of these attributes.
+    pub(crate) fn record(
+        &self,
+        seconds: f64,
+        attrs: &MetricAttributes,
+        status: Option<StatusCode>,
+        error_type: Option<&'static str>,
+    ) {
+        #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+        {
+            let full;
+            {
+                let bound = self.bound.read().unwrap_or_else(PoisonError::into_inner);
+                if let Some(entry) = bound.list.iter().find(|e| e.is(attrs, status, error_type)) {
+                    entry.histogram.record(seconds);
+                    return;
+                }
+                full = bound.list.len() >= DURATION_SERIES;
+            }
+            let (points, n) = duration_attributes(attrs, status, error_type);
+            if full
+                && !self
+                    .misses
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(DURATION_SERIES)
+            {
+                self.histogram.record(seconds, &points[..n]);
+                return;
+            }
+            let entry = BoundDuration {
+                attributes: attrs.clone(),
+                status,
+                error_type,
+                histogram: self.histogram.bind(&points[..n]),
+            };
+            entry.histogram.record(seconds);
+            let mut bound = self.bound.write().unwrap_or_else(PoisonError::into_inner);
+            if bound.list.iter().any(|e| e.is(attrs, status, error_type)) {
+                // Another clone bound it meanwhile.
+            } else if bound.list.len() < DURATION_SERIES {
+                bound.list.push(entry);
+            } else {
+                let next = bound.next;
+                bound.list[next] = entry;
+                bound.next = (next + 1) % DURATION_SERIES;
+            }
+        }
+        #[cfg(not(any(feature = "sdk", feature = "prometheus", feature = "otlp")))]
+        {
+            let (points, n) = duration_attributes(attrs, status, error_type);
+            self.histogram.record(seconds, &points[..n]);
         }
     }
 }

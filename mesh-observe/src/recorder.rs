@@ -6,25 +6,12 @@ use std::sync::Arc;
 use http::{Method, StatusCode, Version};
 use mesh_core::classify::{Completion, OnCompletion, Outcome};
 use opentelemetry::trace::{Status, TraceContextExt};
-use opentelemetry::{Context, KeyValue, StringValue};
+use opentelemetry::{Context, KeyValue};
 use tokio::time::Instant;
 
+pub(crate) use crate::metrics::MetricAttributes;
 use crate::metrics::RequestInstruments;
 use crate::tracer::MeshSpan;
-
-/// The low-cardinality attributes shared by a request's metrics (and, at its end, its span).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct MetricAttributes {
-    pub(crate) method: &'static str,
-    pub(crate) scheme: Option<&'static str>,
-    pub(crate) route: Option<StringValue>,
-    pub(crate) server_address: Option<StringValue>,
-    pub(crate) server_port: Option<i64>,
-    pub(crate) protocol: Option<&'static str>,
-}
-
-/// How many attributes a duration point can carry: the six above, status code and `error.type`.
-const MAX_ATTRIBUTES: usize = 8;
 
 /// Ends the span and records the duration of one request when its response body ends; the
 /// [`OnCompletion`] callback the trace layers hand to mesh-core's `observe_response`.
@@ -113,8 +100,9 @@ impl RequestRecorder {
         attributes: MetricAttributes,
     ) -> Self {
         let recording = span.is_recording();
-        let (active, n) = active_attributes(&attributes);
-        instruments.active.add(1, &active[..n]);
+        instruments
+            .active
+            .add(1, attributes.method, attributes.scheme);
         Self {
             state: Some(State {
                 span,
@@ -155,41 +143,14 @@ impl RequestRecorder {
             Ended::Outcome(outcome) => Some(outcome.kind()),
             Ended::Cancelled => Some("cancelled"),
         };
-        let attrs = &state.attributes;
-        let mut points: [KeyValue; MAX_ATTRIBUTES] = std::array::from_fn(|_| KeyValue::new("", ""));
-        let mut n = 0;
-        let mut push = |kv: KeyValue| {
-            points[n] = kv;
-            n += 1;
-        };
-        push(KeyValue::new("http.request.method", attrs.method));
-        if let Some(scheme) = attrs.scheme {
-            push(KeyValue::new("url.scheme", scheme));
-        }
-        if let Some(route) = &attrs.route {
-            push(KeyValue::new("http.route", route.clone()));
-        }
-        if let Some(address) = &attrs.server_address {
-            push(KeyValue::new("server.address", address.clone()));
-        }
-        if let Some(port) = attrs.server_port {
-            push(KeyValue::new("server.port", port));
-        }
-        if let Some(protocol) = attrs.protocol {
-            push(KeyValue::new("network.protocol.version", protocol));
-        }
-        if let Some(status) = state.status {
-            push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status.as_u16()),
-            ));
-        }
-        if let Some(error_type) = error_type {
-            push(KeyValue::new("error.type", error_type));
-        }
-        state.instruments.duration.record(elapsed, &points[..n]);
-        let (active, n) = active_attributes(&state.attributes);
-        state.instruments.active.add(-1, &active[..n]);
+        state
+            .instruments
+            .duration
+            .record(elapsed, &state.attributes, state.status, error_type);
+        state
+            .instruments
+            .active
+            .add(-1, state.attributes.method, state.attributes.scheme);
 
         let span = &mut state.span;
         if state.recording {
@@ -229,17 +190,6 @@ impl OnCompletion for RequestRecorder {
 impl Drop for RequestRecorder {
     fn drop(&mut self) {
         self.finish(Ended::Cancelled);
-    }
-}
-
-/// `http.*.active_requests` carries only attributes known when the request starts (method, and
-/// `url.scheme` when the URI names it, as the duration histogram does). Returns the array and how
-/// many of its entries are used.
-fn active_attributes(attrs: &MetricAttributes) -> ([KeyValue; 2], usize) {
-    let method = KeyValue::new("http.request.method", attrs.method);
-    match attrs.scheme {
-        Some(scheme) => ([method, KeyValue::new("url.scheme", scheme)], 2),
-        None => ([method, KeyValue::new("", "")], 1),
     }
 }
 

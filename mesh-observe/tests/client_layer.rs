@@ -362,3 +362,76 @@ async fn an_unsampled_parent_gets_an_unsampled_child_and_no_span() {
     assert!(!injected.is_sampled(), "the decision travels");
     assert!(telemetry.finished_spans().is_empty(), "nothing recorded");
 }
+
+/// The request metrics are recorded per series exactly, whether the layer records a series
+/// unbound or through the handles it binds (SDK builds keep up to 32 duration series and every
+/// active-requests series bound): more distinct status codes than that, each answered twice, on
+/// two methods, give one duration series per method and status with two points each, and the
+/// active-requests series count a request in flight until its body ends.
+#[tokio::test]
+async fn every_series_is_recorded_exactly_past_the_bound_series() {
+    let telemetry = Telemetry::new();
+    let transport = tower::service_fn(|req: Request<()>| {
+        let status: u16 = req.uri().path()[1..].parse().unwrap();
+        async move {
+            let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
+            *res.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            Ok::<_, Infallible>(res)
+        }
+    });
+    let mut client = ClientTraceLayer::new(telemetry.config()).layer(transport);
+    let statuses: Vec<u16> = (200..220).chain(500..520).collect();
+    for round in 0..2 {
+        for method in [http::Method::GET, http::Method::PUT] {
+            for status in &statuses {
+                let req = Request::builder()
+                    .method(method.clone())
+                    .uri(format!("http://inventory.shop/{status}"))
+                    .body(())
+                    .unwrap();
+                let res = client.ready().await.unwrap().call(req).await.unwrap();
+                assert_eq!(res.status().as_u16(), *status, "round {round}");
+                res.into_body().collect().await.unwrap();
+            }
+        }
+    }
+
+    let points = telemetry.histogram(HTTP_CLIENT_REQUEST_DURATION);
+    assert_eq!(
+        points.len(),
+        2 * statuses.len(),
+        "one series per method and status"
+    );
+    for point in &points {
+        let attrs: Vec<_> = point.attributes().cloned().collect();
+        assert_eq!(point.count(), 2, "{attrs:?}");
+        let method = attr_str(&attrs, "http.request.method").unwrap();
+        assert!(method == "GET" || method == "PUT", "{method}");
+        assert_eq!(attr_str(&attrs, "url.scheme").as_deref(), Some("http"));
+        assert_eq!(
+            attr_str(&attrs, "server.address").as_deref(),
+            Some("inventory.shop")
+        );
+        assert_eq!(attr(&attrs, "server.port"), Some(Value::I64(80)));
+        let Some(Value::I64(status)) = attr(&attrs, "http.response.status_code") else {
+            panic!("no status code in {attrs:?}");
+        };
+        assert!(statuses.contains(&(status as u16)));
+        let error = attr_str(&attrs, "error.type");
+        assert_eq!(error.is_some(), status >= 500, "{attrs:?}");
+    }
+
+    // In flight: counted in its own series until its body ends.
+    let req = Request::get("http://inventory.shop/204").body(()).unwrap();
+    let res = client.ready().await.unwrap().call(req).await.unwrap();
+    let active = telemetry.sums(HTTP_CLIENT_ACTIVE_REQUESTS);
+    assert_eq!(active.len(), 2, "GET and PUT over http: {active:?}");
+    for (attrs, n) in &active {
+        let method = attr_str(attrs, "http.request.method").unwrap();
+        assert_eq!(attr_str(attrs, "url.scheme").as_deref(), Some("http"));
+        assert_eq!(*n, i128::from(method == "GET"), "{attrs:?}");
+    }
+    res.into_body().collect().await.unwrap();
+    let active = telemetry.sums(HTTP_CLIENT_ACTIVE_REQUESTS);
+    assert!(active.iter().all(|(_, n)| *n == 0), "{active:?}");
+}

@@ -26,7 +26,9 @@
 //!
 //! # Allocation
 //!
-//! Per request: a recording span stores its attributes (one list, one copy of `url.full`); each
+//! Per request (after the first request of each metric series, which binds it when the SDK is
+//! in the build; see [`TraceConfig::meter`](crate::TraceConfig::meter)): a recording span stores
+//! its attributes (one list, one copy of `url.full`); each
 //! injected header owns its bytes (one allocation for `traceparent`, none for an absent
 //! `tracestate`). With the SDK's tracer given to [`TraceConfig::tracer`](crate::TraceConfig::tracer)
 //! (feature `sdk`), the span is held inline and gets its attributes when it is built, in one list

@@ -102,6 +102,11 @@ fn extract_parts(
     headers: &HeaderMap,
     mut on_reject: impl FnMut(Rejection),
 ) -> Option<(SpanContext, Option<CarriedTraceState>)> {
+    // Nothing to read (and nothing to reject) without a trace header; one pass comparing names
+    // is cheaper than looking each format's headers up by hash.
+    if !headers.keys().any(|name| is_trace_header(name.as_str())) {
+        return None;
+    }
     let mut reject = |header, reason| on_reject(Rejection::new(header, reason));
 
     match single(headers, &TRACEPARENT).map_parse(w3c::parse_traceparent) {
@@ -258,8 +263,11 @@ fn inject_parts(
     propagation: Propagation,
     headers: &mut HeaderMap,
 ) {
-    for name in &ALL {
-        headers.remove(name);
+    // Most requests carry none: one pass comparing names is cheaper than hashing all eight.
+    if headers.keys().any(|name| is_trace_header(name.as_str())) {
+        for name in &ALL {
+            headers.remove(name);
+        }
     }
     if !span.is_valid() {
         return;
@@ -289,7 +297,56 @@ fn inject_parts(
     }
 }
 
+/// Whether `name` is one of [`ALL`].
+fn is_trace_header(name: &str) -> bool {
+    matches!(
+        name,
+        "traceparent"
+            | "tracestate"
+            | "b3"
+            | "x-b3-traceid"
+            | "x-b3-spanid"
+            | "x-b3-parentspanid"
+            | "x-b3-sampled"
+            | "x-b3-flags"
+    )
+}
+
 /// A header value from bytes this module produced (hex digits and `-`), always valid.
 fn ascii_value(bytes: &[u8]) -> HeaderValue {
     HeaderValue::from_bytes(bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trace_header_names_are_exactly_those_injected() {
+        for name in &ALL {
+            assert!(is_trace_header(name.as_str()), "{name}");
+        }
+        for other in ["host", "b", "b3-", "traceparen", "tracestate2", "x-b3-"] {
+            assert!(!is_trace_header(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_stale_header_of_every_format_is_removed() {
+        let span = SpanContext::new(
+            opentelemetry::trace::TraceId::from(1),
+            opentelemetry::trace::SpanId::from(2),
+            opentelemetry::trace::TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        for name in &ALL {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::HOST, HeaderValue::from_static("a"));
+            headers.append(name, HeaderValue::from_static("stale"));
+            headers.append(name, HeaderValue::from_static("stale"));
+            inject_parts(&span, None, Propagation::default().w3c(false), &mut headers);
+            assert_eq!(headers.len(), 1, "{name}: {headers:?}");
+        }
+    }
 }
