@@ -169,6 +169,12 @@ impl BalanceConfig {
     /// Where the balancer's metrics go (names in the [crate docs](crate#metrics)). Default `None`:
     /// `opentelemetry::global::meter("mesh-balance")`, a no-op until the application installs a
     /// global provider. The instruments are created once, when the balancer is built.
+    ///
+    /// The two series a request touches (its endpoint's `mesh.balance.endpoint.in_flight`, its
+    /// tier's `mesh.balance.requests`) are bound once to their attribute sets (OpenTelemetry's
+    /// experimental binding, which this crate turns on in the SDK): the same series and values,
+    /// without the SDK looking the attribute set up per request. A meter provider other than the
+    /// SDK's must implement binding, or those recordings are dropped.
     #[must_use]
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
