@@ -88,6 +88,18 @@ pub fn build_runtime(workers: NonZeroUsize) -> io::Result<tokio::runtime::Runtim
             .build(),
     }
 }
+
+/// Runs `main` to completion on [`build_runtime`]`(workers)`; when the runtime cannot be built,
+/// prints `program: cannot start the runtime: <error>` and exits 1.
+pub fn block_on<F: Future>(program: &str, workers: NonZeroUsize, main: F) -> F::Output {
+    match build_runtime(workers) {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => {
+            eprintln!("{program}: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, Identity};

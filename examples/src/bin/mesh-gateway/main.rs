@@ -82,13 +82,7 @@ fn main() {
     let (path, seed, log_format, workers) =
         mesh_examples::args::or_exit(options(), "mesh-gateway", USAGE);
     mesh_examples::logging::init(log_format);
-    match mesh_examples::runtime::build_runtime(workers) {
-        Ok(runtime) => runtime.block_on(serve(path, seed)),
-        Err(e) => {
-            eprintln!("mesh-gateway: cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    }
+    mesh_examples::runtime::block_on("mesh-gateway", workers, serve(path, seed));
 }
 
 async fn serve(path: String, seed: u64) {

@@ -99,13 +99,7 @@ fn serve() {
     let (path, seed, log_format, workers) =
         mesh_examples::args::or_exit(options(), "mesh-sidecar", USAGE);
     mesh_examples::logging::init(log_format);
-    match mesh_examples::runtime::build_runtime(workers) {
-        Ok(runtime) => runtime.block_on(serve_on_runtime(path, seed)),
-        Err(e) => {
-            eprintln!("mesh-sidecar: cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    }
+    mesh_examples::runtime::block_on("mesh-sidecar", workers, serve_on_runtime(path, seed));
 }
 
 async fn serve_on_runtime(path: String, seed: u64) {
