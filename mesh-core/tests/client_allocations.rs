@@ -75,7 +75,7 @@ fn a_request_on_a_kept_alive_connection_allocates_only_what_hyper_needs() {
         .build()
         .unwrap();
     const REQUESTS: usize = 50;
-    let (client, allocations) = rt.block_on(async {
+    let (client, mut allocations) = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = Endpoint::from(listener.local_addr().unwrap());
         tokio::spawn(respond_forever(listener));
@@ -89,28 +89,34 @@ fn a_request_on_a_kept_alive_connection_allocates_only_what_hyper_needs() {
         for _ in 0..10 {
             one_request(&mut client).await;
         }
-        let region = Region::new(GLOBAL);
+        // Counted one request at a time (the list is made before, so recording allocates nothing).
+        let mut counts = Vec::with_capacity(REQUESTS);
         for _ in 0..REQUESTS {
+            let region = Region::new(GLOBAL);
             one_request(&mut client).await;
+            let change = region.change();
+            counts.push(change.allocations + change.reallocations);
         }
-        let change = region.change();
-        (client, change.allocations + change.reallocations)
+        (client, counts)
     });
     assert_eq!(
         client.open_connections(),
         1,
         "every request on one connection"
     );
-    let per_request = allocations as f64 / REQUESTS as f64;
-    eprintln!("allocations per pooled HTTP/1.1 request: {per_request}");
-    // Measured: 13 per request, plus one over the whole run (a one-off growth that is not per
-    // request). They are the request and response heads (the path, the `host` header the client
-    // adds, the parsed response headers) and hyper's own (its response channel, the response
-    // body's channel, the read buffer's bytes turned shared). Before the send future lived in the
-    // connection's slot and the connection's task did the returns, it was 16: a boxed send future,
-    // the return's shared state and a spawned task per request.
+    allocations.sort_unstable();
+    let median = allocations[REQUESTS / 2];
+    eprintln!("allocations per pooled HTTP/1.1 request, sorted: {allocations:?}");
+    // Measured: 13 per request. They are the request and response heads (the path, the `host`
+    // header the client adds, the parsed response headers) and hyper's own (its response channel,
+    // the response body's channel, the read buffer's bytes turned shared). Before the send future
+    // lived in the connection's slot and the connection's task did the returns, it was 16: a boxed
+    // send future, the return's shared state and a spawned task per request. The median is
+    // asserted, not the total: now and then a single request pays a few more (the total over 50
+    // requests has been seen from 651 to 655 between runs of the same build), where a change on
+    // the per-request path moves every request's count.
     assert!(
-        allocations <= 13 * REQUESTS + 1,
-        "{per_request} allocations per request"
+        median <= 13,
+        "median {median} allocations per request: {allocations:?}"
     );
 }
