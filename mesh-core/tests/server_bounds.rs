@@ -2,6 +2,8 @@
 //! real loopback sockets on a paused clock: the runtime is single-threaded and only moves time
 //! forward when every task waits, after loopback IO that is already readable has been handled.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,16 +27,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Sleep;
 
-/// A bound on every wait, far beyond any timeout under test, so a broken server fails the test
-/// instead of hanging it (on the paused clock it passes in no time).
-const GUARD: Duration = Duration::from_secs(3_600);
-
-async fn guarded<F: Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(GUARD, fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
+use common::{answer_to_an_oversized_head, guarded};
 
 type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 type Handler = tower::util::BoxCloneService<Request<Incoming>, Response<BoxBody>, Infallible>;
@@ -359,21 +352,9 @@ async fn an_oversized_http1_head_is_answered_431() {
     let res = send.send_request(big_head(server.addr, 40 * 1024)).await;
     assert_eq!(res.unwrap().status(), StatusCode::OK);
 
-    // 300 KB does not. Written raw: the server answers and closes before reading it all, so the
-    // writer may fail; the answer is read up to the close (or reset).
+    // 300 KB does not.
     let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let (mut read, mut write) = tcp.into_split();
-    let head = format!(
-        "GET / HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n",
-        "a".repeat(300_000)
-    );
-    tokio::spawn(async move { write.write_all(head.as_bytes()).await });
-    let mut answer = Vec::new();
-    let mut chunk = [0; 1024];
-    while let Ok(n @ 1..) = guarded("the answer", read.read(&mut chunk)).await {
-        answer.extend_from_slice(&chunk[..n]);
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = answer_to_an_oversized_head(tcp).await;
     assert!(answer.starts_with("HTTP/1.1 431 "), "answered: {answer:?}");
 }
 

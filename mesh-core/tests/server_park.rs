@@ -3,8 +3,9 @@
 //! forward when every task waits, after loopback IO that is already readable has been handled.
 //! `sleep` here moves the clock past a deadline; it never waits for a condition.
 
+mod common;
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,35 +19,14 @@ use mesh_core::server::{Server, ServerConfig, ServerStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+
+use common::{answer_to_an_oversized_head, guarded};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 
-/// How long, in real time, a guarded wait may take before the test run is aborted.
-const GUARD: Duration = Duration::from_secs(60);
 const PARK_AFTER: Duration = Duration::from_secs(1);
 /// Long enough for any connection to park.
 const PAST_PARK: Duration = Duration::from_secs(2);
-
-/// Awaits `fut`, bounded in real time. Not with `tokio::time::timeout`: on the paused clock a
-/// pending timer is where time jumps to whenever every task waits, even while loopback bytes are
-/// still on their way (a client's second small write waits, under Nagle's algorithm, for the
-/// server's delayed ACK of the first: tens of real milliseconds), so a guard timer would fire
-/// before the server had read them. A watchdog thread on the real clock names the wait and
-/// aborts the run if it takes longer than [`GUARD`].
-async fn guarded<F: Future>(what: &str, fut: F) -> F::Output {
-    let (done, wait) = std::sync::mpsc::channel::<()>();
-    let what = what.to_owned();
-    let watchdog = std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(GUARD) {
-            eprintln!("timed out waiting for {what}");
-            std::process::abort();
-        }
-    });
-    let out = fut.await;
-    drop(done);
-    watchdog.join().expect("the watchdog thread does not panic");
-    out
-}
 
 /// Answers `<method> <path> <body>`; upgrades requests carrying `upgrade: echo` to a byte echo.
 async fn echo(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -345,19 +325,7 @@ async fn a_full_server_evicts_a_parked_connection() {
 async fn an_oversized_head_after_a_park_is_answered_431() {
     let server = start(parking()).await;
     let tcp = parked_connection(&server).await;
-
-    let (mut read, mut write) = tcp.into_split();
-    let head = format!(
-        "GET / HTTP/1.1\r\nhost: a\r\nx-big: {}\r\n\r\n",
-        "a".repeat(300_000)
-    );
-    tokio::spawn(async move { write.write_all(head.as_bytes()).await });
-    let mut answer = Vec::new();
-    let mut chunk = [0; 1024];
-    while let Ok(n @ 1..) = guarded("the answer", read.read(&mut chunk)).await {
-        answer.extend_from_slice(&chunk[..n]);
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = answer_to_an_oversized_head(tcp).await;
     assert!(answer.starts_with("HTTP/1.1 431 "), "answered: {answer:?}");
 }
 
