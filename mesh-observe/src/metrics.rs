@@ -67,13 +67,13 @@
 //! Spans carry one attribute outside the semantic conventions, never a metric attribute:
 //! `mesh.peer.identity`, the peer's SPIFFE ID when mesh-tls verified one.
 
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 use std::sync::atomic::{AtomicUsize, Ordering};
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 use std::sync::{OnceLock, PoisonError, RwLock};
 
 use http::StatusCode;
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter};
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use opentelemetry::{KeyValue, StringValue};
@@ -276,12 +276,12 @@ fn active_attributes(method: &'static str, scheme: Option<&'static str>) -> ([Ke
 /// Bound series of `http.*.active_requests`: the 10 method names
 /// ([`method_name`](crate::recorder::method_name)'s values) × `url.scheme` `http`, `https` or
 /// absent.
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 const ACTIVE_SLOTS: usize = 30;
 
 /// The bound series of `method` and `scheme`; `None` for a method name
 /// [`method_name`](crate::recorder::method_name) does not give.
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 fn active_slot(method: &str, scheme: Option<&str>) -> Option<usize> {
     let method = match method {
         "GET" => 0,
@@ -320,7 +320,7 @@ fn active_slot(method: &str, scheme: Option<&str>) -> Option<usize> {
 /// some other provider that does not implement it would drop the bound recordings.
 pub(crate) struct ActiveRequests {
     counter: UpDownCounter<i64>,
-    #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+    #[cfg(feature = "sdk")]
     bound: [OnceLock<BoundUpDownCounter<i64>>; ACTIVE_SLOTS],
 }
 
@@ -334,7 +334,7 @@ impl ActiveRequests {
     fn new(counter: UpDownCounter<i64>) -> Self {
         Self {
             counter,
-            #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+            #[cfg(feature = "sdk")]
             bound: std::array::from_fn(|_| OnceLock::new()),
         }
     }
@@ -342,7 +342,7 @@ impl ActiveRequests {
     /// Adds `n` to the series of `method` (a [`method_name`](crate::recorder::method_name) value)
     /// and `scheme`.
     pub(crate) fn add(&self, n: i64, method: &'static str, scheme: Option<&'static str>) {
-        #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+        #[cfg(feature = "sdk")]
         if let Some(slot) = active_slot(method, scheme) {
             self.bound[slot]
                 .get_or_init(|| {
@@ -363,7 +363,7 @@ impl ActiveRequests {
 /// the oldest binding with its own series: a layer recording more series than that (a server
 /// with many routes) pays a bind, which costs more than an unbound recording, on a few of its
 /// requests only, and the bound set follows the series in use.
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 const DURATION_SERIES: usize = 32;
 
 /// `http.*.request.duration`. With the SDK in the build, the series recorded lately are bound
@@ -372,14 +372,14 @@ const DURATION_SERIES: usize = 32;
 /// list or the SDK hashing it. Same series, same values as unbound.
 pub(crate) struct RequestDuration {
     histogram: Histogram<f64>,
-    #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+    #[cfg(feature = "sdk")]
     bound: RwLock<BoundDurations>,
     /// Requests of an unbound series seen while every binding was taken.
-    #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+    #[cfg(feature = "sdk")]
     misses: AtomicUsize,
 }
 
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 #[derive(Default)]
 struct BoundDurations {
     list: Vec<BoundDuration>,
@@ -387,7 +387,7 @@ struct BoundDurations {
     next: usize,
 }
 
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 struct BoundDuration {
     attributes: MetricAttributes,
     status: Option<StatusCode>,
@@ -395,7 +395,7 @@ struct BoundDuration {
     histogram: BoundHistogram<f64>,
 }
 
-#[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+#[cfg(feature = "sdk")]
 impl BoundDuration {
     fn is(
         &self,
@@ -417,9 +417,9 @@ impl RequestDuration {
     fn new(histogram: Histogram<f64>) -> Self {
         Self {
             histogram,
-            #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+            #[cfg(feature = "sdk")]
             bound: RwLock::default(),
-            #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+            #[cfg(feature = "sdk")]
             misses: AtomicUsize::new(0),
         }
     }
@@ -432,7 +432,7 @@ impl RequestDuration {
         status: Option<StatusCode>,
         error_type: Option<&'static str>,
     ) {
-        #[cfg(any(feature = "sdk", feature = "prometheus", feature = "otlp"))]
+        #[cfg(feature = "sdk")]
         {
             let full;
             {
@@ -471,7 +471,7 @@ impl RequestDuration {
                 bound.next = (next + 1) % DURATION_SERIES;
             }
         }
-        #[cfg(not(any(feature = "sdk", feature = "prometheus", feature = "otlp")))]
+        #[cfg(not(feature = "sdk"))]
         {
             let (points, n) = duration_attributes(attrs, status, error_type);
             self.histogram.record(seconds, &points[..n]);
