@@ -49,7 +49,7 @@ use mesh_core::client::{ClientConfig, HttpClient, Protocol, TcpConnector};
 use mesh_core::error::ErrorResponseLayer;
 use mesh_core::server::Server;
 use mesh_core::{Body, Endpoint};
-use mesh_examples::runtime::{IdentityFiles, Telemetry, local_clients_server_config};
+use mesh_examples::runtime::{IdentityFiles, Telemetry, outbound_server_config};
 use mesh_examples::stack::build_clients;
 use mesh_tls::test_ca::TestCa;
 use tokio::net::TcpListener;
@@ -237,7 +237,7 @@ async fn start_sidecar(backend: SocketAddr, dir: &Path) -> SocketAddr {
         }
     }
     let server = Server::new(TcpListener::bind("127.0.0.1:0").await.unwrap())
-        .config(local_clients_server_config(config.server.clone()));
+        .config(outbound_server_config(config.server.clone()));
     let addr = server.local_addr().unwrap();
     let app = ErrorResponseLayer::new()
         .describe_with(mesh_tls::failure_detail)

@@ -1,7 +1,7 @@
 //! What the proxy binaries (`mesh-sidecar`, `mesh-gateway`) do around their services, in one place:
 //! telemetry providers ([`Telemetry`]), the identity files and their rotation ([`IdentityFiles`]),
 //! listeners bound with errors that name the configuration key ([`bind`]), the server settings of
-//! a listener that only the local application calls ([`local_clients_server_config`]), and the
+//! a listener that only the local application calls ([`outbound_server_config`]), and the
 //! graceful stop on SIGTERM or Ctrl-C ([`Drain`]).
 //!
 //! The listeners that serve traffic take their connection bounds from the `[server]` table
@@ -109,17 +109,18 @@ use crate::telemetry::TelemetryConfig;
 pub const IDENTITY_POLL: Duration = Duration::from_secs(5);
 
 /// The process's metrics and traces: a meter provider read by the Prometheus endpoint that the
-/// admin listener serves, and a global tracer provider (so that each hop's spans have ids of their
-/// own to propagate; see [`crate::stack::install_tracer_provider`]). With `[otlp]`
-/// ([`TelemetryConfig::otlp`]), spans and metrics are also exported over OTLP/HTTP; every signal
-/// carries the resource attribute `service.name` (the configured `service_name`, else the
-/// binary's name).
+/// admin listener serves, and a global tracer provider. With `[otlp]` ([`TelemetryConfig::otlp`]),
+/// spans and metrics are also exported over OTLP/HTTP, and every signal carries the resource
+/// attribute `service.name` (the configured `service_name`, else the binary's name). Without span
+/// export, the tracer records nothing and only gives each hop's spans ids of their own to
+/// propagate (see [`crate::stack::install_tracer_provider`]): a span nobody exports is not built.
 #[derive(Debug)]
 pub struct Telemetry {
     meter: Meter,
     metrics: MetricsService,
     meter_provider: SdkMeterProvider,
-    tracer_provider: SdkTracerProvider,
+    /// The SDK's tracer provider when spans are exported (`[otlp]` with `traces = true`).
+    tracer_provider: Option<SdkTracerProvider>,
     /// The OTLP providers, when `[otlp]` is set; shut down after the others.
     otlp: Option<OtlpPipeline>,
 }
@@ -164,9 +165,12 @@ impl Telemetry {
             Some(pipeline) if settings.otlp.as_ref().is_some_and(|o| o.traces) => {
                 let provider = pipeline.tracer_provider().clone();
                 opentelemetry::global::set_tracer_provider(provider.clone());
-                provider
+                Some(provider)
             }
-            _ => crate::stack::install_tracer_provider(),
+            _ => {
+                crate::stack::install_tracer_provider();
+                None
+            }
         };
         Ok(Self {
             meter,
@@ -182,13 +186,17 @@ impl Telemetry {
         &self.meter
     }
 
-    /// What the client stacks record with: [`meter`](Self::meter), and a tracer of the installed
-    /// tracer provider (scope `mesh-observe`, as the global default names it), kept as the SDK's
-    /// type so that spans are not boxed.
+    /// What the client stacks record with: [`meter`](Self::meter), and the installed tracer (the
+    /// exporting SDK provider's, scope `mesh-observe` as the global default names it, or
+    /// [`IdOnlyTracer`](mesh_observe::IdOnlyTracer)), kept as its own type so that spans are not
+    /// boxed.
     pub fn client_telemetry(&self) -> crate::stack::ClientTelemetry {
         use opentelemetry::trace::TracerProvider as _;
-        crate::stack::ClientTelemetry::new(self.meter.clone())
-            .tracer(self.tracer_provider.tracer("mesh-observe"))
+        let telemetry = crate::stack::ClientTelemetry::new(self.meter.clone());
+        match &self.tracer_provider {
+            Some(provider) => telemetry.tracer(provider.tracer("mesh-observe")),
+            None => telemetry.tracer(mesh_observe::IdOnlyTracer::new()),
+        }
     }
 
     /// The `/metrics` service (clones share the registry).
@@ -203,7 +211,9 @@ impl Telemetry {
     pub async fn shutdown(self) {
         let stop = move || {
             let _ = self.meter_provider.shutdown();
-            let _ = self.tracer_provider.shutdown();
+            if let Some(provider) = self.tracer_provider {
+                let _ = provider.shutdown();
+            }
             if let Some(otlp) = self.otlp {
                 let _ = otlp.shutdown();
             }
@@ -387,12 +397,19 @@ fn at_least_one(key: &str, value: usize) -> Result<usize, ConfigError> {
     Ok(value)
 }
 
-/// The server settings of a listener whose every client is the local application, such as the
-/// sidecar's outbound listener: `config` without the per-peer cap, which would otherwise limit
-/// the application to that many connections (they all come from 127.0.0.1); `max_connections`
-/// still bounds them.
-pub fn local_clients_server_config(config: ServerConfig) -> ServerConfig {
-    config.max_connections_per_peer(usize::MAX)
+/// The server settings of the sidecar's outbound listener, whose every client is the local
+/// application and whose router forwards each request:
+///
+/// - no per-peer cap, which would otherwise limit the application to that many connections
+///   (they all come from 127.0.0.1); `max_connections` still bounds them;
+/// - no connection values in the requests
+///   ([`connection_extensions(false)`](ServerConfig::connection_extensions)): the router would
+///   strip them unread before forwarding, so the server does not make them (four heap
+///   allocations per request).
+pub fn outbound_server_config(config: ServerConfig) -> ServerConfig {
+    config
+        .max_connections_per_peer(usize::MAX)
+        .connection_extensions(false)
 }
 
 /// The listeners' server tasks, the readiness flag the admin listener reports, and the graceful

@@ -47,7 +47,6 @@ use mesh_observe::TraceConfig;
 use mesh_tls::TlsConnector;
 use mesh_xds::{ClusterPolicy, XdsClient};
 use opentelemetry::metrics::Meter;
-use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::config::{Discovery, Service, Transport};
 
@@ -58,30 +57,34 @@ pub type Client = mesh::Client;
 /// What a client stack records with: the meter of every layer's metrics, and the tracer of its
 /// spans.
 ///
-/// Give it the process's SDK tracer ([`tracer`](Self::tracer); [`Telemetry`] does): the trace layer
-/// then keeps it as the SDK's own type, so a request's span is not boxed and gets its attributes
-/// in one list. Without one, spans come from the global tracer provider (the same spans, boxed).
+/// Give it the process's tracer ([`tracer`](Self::tracer); [`Telemetry`] does): the SDK's when
+/// spans are exported, else [`IdOnlyTracer`] (span ids to propagate, nothing recorded). The trace
+/// layer keeps either as its own type, so a request's span is not boxed (and the SDK's gets its
+/// attributes in one list). Without one, spans come from the global tracer provider, boxed.
 ///
 /// [`Telemetry`]: crate::runtime::Telemetry
+/// [`IdOnlyTracer`]: mesh_observe::IdOnlyTracer
 #[derive(Clone, Debug)]
 pub struct ClientTelemetry {
     meter: Meter,
-    tracer: Option<SdkTracer>,
+    trace: Option<TraceConfig>,
 }
 
 impl ClientTelemetry {
     /// Metrics on `meter`; spans from the global tracer provider.
     pub fn new(meter: Meter) -> Self {
-        Self {
-            meter,
-            tracer: None,
-        }
+        Self { meter, trace: None }
     }
 
-    /// Spans from `tracer` (one of the SDK provider the process installed).
+    /// Spans from `tracer` (the SDK's tracer of the provider the process installed, or
+    /// [`mesh_observe::IdOnlyTracer`]).
     #[must_use]
-    pub fn tracer(mut self, tracer: SdkTracer) -> Self {
-        self.tracer = Some(tracer);
+    pub fn tracer<T>(mut self, tracer: T) -> Self
+    where
+        T: opentelemetry::trace::Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        self.trace = Some(TraceConfig::new().tracer(tracer));
         self
     }
 
@@ -279,8 +282,8 @@ fn finish(
         .http(http)
         .meter(telemetry.meter.clone())
         .seed(seed);
-    if let Some(tracer) = &telemetry.tracer {
-        builder = builder.trace(TraceConfig::new().tracer(tracer.clone()));
+    if let Some(trace) = &telemetry.trace {
+        builder = builder.trace(trace.clone());
     }
     if matches!(service.transport, Transport::Mtls) {
         builder = builder.tls(connector);
@@ -318,12 +321,12 @@ pub fn adopt_trace_context<B>(req: &mut Request<B>) {
     }
 }
 
-/// Installs a tracer provider without an exporter as the global one, so that each proxy hop has
-/// span ids of its own to send in `traceparent` (with no provider, OpenTelemetry's spans are
-/// invalid and the client layer can only forward the caller's ids). Call it before building any
-/// trace layer; shut the returned provider down at exit.
-pub fn install_tracer_provider() -> opentelemetry_sdk::trace::SdkTracerProvider {
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// Installs [`IdOnlyTracerProvider`](mesh_observe::IdOnlyTracerProvider) as the global tracer
+/// provider, so that each proxy hop has span ids of its own to send in `traceparent` (with no
+/// provider, OpenTelemetry's spans are invalid and the trace layers can only forward the caller's
+/// ids) without recording spans that no exporter reads. Call it before building any trace layer.
+pub fn install_tracer_provider() -> mesh_observe::IdOnlyTracerProvider {
+    let provider = mesh_observe::IdOnlyTracerProvider::new();
     opentelemetry::global::set_tracer_provider(provider.clone());
     provider
 }

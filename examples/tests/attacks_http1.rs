@@ -171,7 +171,7 @@ mod slow_clients {
     use mesh_core::server::{Acceptor, PlainAcceptor, Server, ServerConfig, ServerStats};
     use mesh_core::{Body, Endpoint};
     use mesh_examples::config::Sidecar;
-    use mesh_examples::runtime::local_clients_server_config;
+    use mesh_examples::runtime::outbound_server_config;
     use mesh_tls::TlsConnector;
     use mesh_tls::test_ca::TestCa;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -203,10 +203,7 @@ mod slow_clients {
         let defaults = ServerConfig::default();
         for (listener, server) in [
             ("inbound", config.server.clone()),
-            (
-                "outbound",
-                local_clients_server_config(config.server.clone()),
-            ),
+            ("outbound", outbound_server_config(config.server.clone())),
         ] {
             assert_eq!(
                 server.get_header_read_timeout(),
@@ -255,11 +252,8 @@ mod slow_clients {
     #[tokio::test(start_paused = true)]
     async fn a_slowloris_head_is_closed_at_30_s() {
         let (config, dir) = sidecar_config();
-        let (addr, _stats) = serve(
-            local_clients_server_config(config.server),
-            PlainAcceptor::new(),
-        )
-        .await;
+        let (addr, _stats) =
+            serve(outbound_server_config(config.server), PlainAcceptor::new()).await;
         let tcp = TcpStream::connect(addr).await.unwrap();
         let start = Instant::now();
         let (mut read, mut write) = tcp.into_split();

@@ -199,6 +199,37 @@ async fn acceptor_values_reach_every_request_of_their_connection() {
     assert_eq!(body_text(res).await, "Some(Marker(1)) true");
 }
 
+#[tokio::test]
+async fn without_connection_extensions_requests_carry_none_of_the_connection_values() {
+    let handler =
+        tower::util::BoxCloneService::new(tower::service_fn(|req: Request<Incoming>| async move {
+            let ext = req.extensions();
+            let body = format!(
+                "{} {} {}",
+                ext.get::<ConnectionInfo>().is_some(),
+                ext.get::<mesh_core::server::CloseHandle>().is_some(),
+                ext.get::<Marker>().is_some(),
+            );
+            Ok::<_, Infallible>(Response::new(Full::from(body)))
+        }));
+    for (attach, expected) in [(true, "true true true"), (false, "false false false")] {
+        let config = ServerConfig::default().connection_extensions(attach);
+        assert_eq!(config.get_connection_extensions(), attach);
+        let server = start(config, MarkingAcceptor::default(), handler.clone()).await;
+        let (mut h1, _, _c1) = connect_h1(server.addr).await;
+        for _ in 0..2 {
+            let res = h1.send_request(get(server.addr)).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(body_text(res).await, expected, "HTTP/1.1, attach {attach}");
+        }
+        let (mut h2, _, _c2) = connect_h2(server.addr).await;
+        let res = h2.send_request(get(server.addr)).await.unwrap();
+        assert_eq!(body_text(res).await, expected, "HTTP/2, attach {attach}");
+        assert_eq!(server.stats.accepted_connections(), 2);
+    }
+    assert!(ServerConfig::default().get_connection_extensions());
+}
+
 /// Fails the first handshake, never finishes the second, accepts the rest.
 #[derive(Clone, Default)]
 struct FlakyAcceptor {

@@ -7,6 +7,7 @@ pub mod access_log;
 pub mod client;
 mod config;
 mod future;
+mod id_only;
 pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -21,6 +22,7 @@ mod tracer;
 pub use client::{ClientTrace, ClientTraceLayer};
 pub use config::TraceConfig;
 pub use future::{ResponseFuture, TracedBody};
+pub use id_only::{IdOnlySpan, IdOnlyTracer, IdOnlyTracerProvider};
 pub use recorder::RequestRecorder;
 pub use route::RouteTemplate;
 pub use server::{ServerTrace, ServerTraceLayer};

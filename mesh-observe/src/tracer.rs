@@ -3,13 +3,16 @@
 //! OpenTelemetry's type-erased [`BoxedTracer`] boxes every span it starts (one heap allocation per
 //! request). When the application hands [`TraceConfig::tracer`](crate::TraceConfig::tracer) the
 //! SDK's own tracer (feature `sdk`), the layer keeps it as that type and its spans
-//! stay inline; any other tracer, and the global default, go through `BoxedTracer` as before.
+//! stay inline; so do the spans of [`IdOnlyTracer`], which are only a span context. Any other
+//! tracer, and the global default, go through `BoxedTracer` as before.
 
 use std::sync::Arc;
 
 use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::trace::{Span, SpanBuilder, SpanContext, Status, Tracer};
 use opentelemetry::{Context, KeyValue};
+
+use crate::id_only::{IdOnlySpan, IdOnlyTracer};
 
 /// A layer's tracer; clones share it.
 #[derive(Clone, Debug)]
@@ -19,28 +22,32 @@ pub(crate) enum LayerTracer {
     /// The SDK's tracer, whose spans are not boxed.
     #[cfg(feature = "sdk")]
     Sdk(opentelemetry_sdk::trace::SdkTracer),
+    /// Span ids only, nothing recorded.
+    IdOnly(IdOnlyTracer),
 }
 
 impl LayerTracer {
-    /// Keeps `tracer` as the SDK's type when it is one, else boxes it (once, here).
+    /// Keeps `tracer` as the SDK's type or as [`IdOnlyTracer`] when it is one, else boxes it
+    /// (once, here).
     pub(crate) fn new<T>(tracer: T) -> Self
     where
         T: Tracer + Send + Sync + 'static,
         T::Span: Send + Sync + 'static,
     {
-        #[cfg(feature = "sdk")]
+        let mut slot = Some(tracer);
+        let any: &mut dyn std::any::Any = &mut slot;
+        if let Some(ids) = any.downcast_mut::<Option<IdOnlyTracer>>()
+            && let Some(ids) = ids.take()
         {
-            let mut slot = Some(tracer);
-            let any: &mut dyn std::any::Any = &mut slot;
-            if let Some(sdk) = any.downcast_mut::<Option<opentelemetry_sdk::trace::SdkTracer>>()
-                && let Some(sdk) = sdk.take()
-            {
-                return Self::Sdk(sdk);
-            }
-            let tracer = slot.take().expect("tracer present");
-            Self::Boxed(Arc::new(BoxedTracer::new(Box::new(tracer))))
+            return Self::IdOnly(ids);
         }
-        #[cfg(not(feature = "sdk"))]
+        #[cfg(feature = "sdk")]
+        if let Some(sdk) = any.downcast_mut::<Option<opentelemetry_sdk::trace::SdkTracer>>()
+            && let Some(sdk) = sdk.take()
+        {
+            return Self::Sdk(sdk);
+        }
+        let tracer = slot.take().expect("tracer present");
         Self::Boxed(Arc::new(BoxedTracer::new(Box::new(tracer))))
     }
 
@@ -65,6 +72,7 @@ impl LayerTracer {
         let _ = attributes;
         match self {
             Self::Boxed(tracer) => MeshSpan::Boxed(tracer.build_with_context(builder, parent)),
+            Self::IdOnly(tracer) => MeshSpan::IdOnly(tracer.child_context(parent)),
             #[cfg(feature = "sdk")]
             Self::Sdk(tracer) => {
                 use opentelemetry::trace::TraceContextExt;
@@ -97,13 +105,15 @@ pub(crate) enum MeshSpan {
     /// The SDK's span; `true` when its request attributes were given at build time.
     #[cfg(feature = "sdk")]
     Sdk(opentelemetry_sdk::trace::Span, bool),
+    /// An [`IdOnlyTracer`]'s span: its context, nothing recorded.
+    IdOnly(SpanContext),
 }
 
 impl MeshSpan {
     /// Whether the request attributes were given when the span was built.
     pub(crate) fn attributes_given(&self) -> bool {
         match self {
-            Self::Boxed(_) => false,
+            Self::Boxed(_) | Self::IdOnly(_) => false,
             #[cfg(feature = "sdk")]
             Self::Sdk(_, given) => *given,
         }
@@ -117,6 +127,7 @@ impl MeshSpan {
             Self::Boxed(span) => parent.with_span(span),
             #[cfg(feature = "sdk")]
             Self::Sdk(span, _) => parent.with_span(span),
+            Self::IdOnly(context) => parent.with_span(IdOnlySpan::from_context(context)),
         }
     }
 
@@ -125,6 +136,7 @@ impl MeshSpan {
             Self::Boxed(span) => span.span_context(),
             #[cfg(feature = "sdk")]
             Self::Sdk(span, _) => span.span_context(),
+            Self::IdOnly(context) => context,
         }
     }
 
@@ -133,6 +145,7 @@ impl MeshSpan {
             Self::Boxed(span) => span.is_recording(),
             #[cfg(feature = "sdk")]
             Self::Sdk(span, _) => span.is_recording(),
+            Self::IdOnly(_) => false,
         }
     }
 
@@ -141,6 +154,7 @@ impl MeshSpan {
             Self::Boxed(span) => span.set_attribute(attribute),
             #[cfg(feature = "sdk")]
             Self::Sdk(span, _) => span.set_attribute(attribute),
+            Self::IdOnly(_) => {}
         }
     }
 
@@ -149,6 +163,7 @@ impl MeshSpan {
             Self::Boxed(span) => span.set_status(status),
             #[cfg(feature = "sdk")]
             Self::Sdk(span, _) => span.set_status(status),
+            Self::IdOnly(_) => {}
         }
     }
 
@@ -157,6 +172,7 @@ impl MeshSpan {
             Self::Boxed(span) => span.end(),
             #[cfg(feature = "sdk")]
             Self::Sdk(span, _) => span.end(),
+            Self::IdOnly(_) => {}
         }
     }
 }

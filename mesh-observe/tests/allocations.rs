@@ -150,4 +150,10 @@ fn an_sdk_tracer_span_is_inline_and_its_attributes_one_list() {
     assert_eq!(per_request(&rt, sdk_config(), Some(parent(""))), sdk);
     let with_state = per_request(&rt, sdk_config(), Some(parent("vendor=x,other=y")));
     assert_eq!(with_state, sdk + 5 + 1, "with a tracestate: {with_state}");
+
+    // `IdOnlyTracer`: nothing recorded, so only the `traceparent` value is made (with a parent
+    // or without).
+    let id_only = || TraceConfig::new().tracer(mesh_observe::IdOnlyTracer::new());
+    assert_eq!(per_request(&rt, id_only(), None), 1, "id-only tracer");
+    assert_eq!(per_request(&rt, id_only(), Some(parent(""))), 1);
 }

@@ -363,6 +363,63 @@ async fn an_unsampled_parent_gets_an_unsampled_child_and_no_span() {
     assert!(telemetry.finished_spans().is_empty(), "nothing recorded");
 }
 
+/// `IdOnlyTracer`: the same `traceparent` as the SDK's tracer would send (the caller's trace,
+/// a span id of this hop's own, the caller's flags and `tracestate`; a sampled root without a
+/// caller), and the request metrics as before.
+#[tokio::test]
+async fn the_id_only_tracer_sends_a_child_of_its_own_and_records_the_metrics() {
+    let telemetry = Telemetry::new();
+    let config = TraceConfig::new()
+        .tracer(mesh_observe::IdOnlyTracer::new())
+        .meter(telemetry.metrics.meter());
+    let (transport, mut seen) = recording_transport();
+    let client = ClientTraceLayer::new(config).layer(transport);
+
+    let unsampled = SpanContext::new(
+        remote_parent().trace_id(),
+        remote_parent().span_id(),
+        TraceFlags::default(),
+        true,
+        remote_parent().trace_state().clone(),
+    );
+    let mut span_ids = Vec::new();
+    for parent in [Some(remote_parent()), Some(unsampled), None] {
+        let mut req = Request::get("http://inventory.shop/").body(()).unwrap();
+        if let Some(parent) = &parent {
+            req.extensions_mut()
+                .insert(Context::new().with_remote_span_context(parent.clone()));
+        }
+        let res = client.clone().oneshot(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+
+        let sent = seen.recv().await.unwrap();
+        let injected = extract(&sent, |r| panic!("{r}")).unwrap();
+        assert!(injected.is_valid());
+        span_ids.push(injected.span_id());
+        match parent {
+            Some(parent) => {
+                assert_eq!(injected.trace_id(), parent.trace_id());
+                assert_ne!(injected.span_id(), parent.span_id());
+                assert_eq!(injected.is_sampled(), parent.is_sampled());
+                assert_eq!(sent["tracestate"], "vendor=x");
+            }
+            None => {
+                assert_ne!(injected.trace_id(), remote_parent().trace_id());
+                assert!(injected.is_sampled(), "a root is sampled, as ParentBased(AlwaysOn)");
+                assert!(!sent.contains_key("tracestate"));
+            }
+        }
+    }
+    assert!(
+        span_ids[0] != span_ids[1] && span_ids[1] != span_ids[2] && span_ids[0] != span_ids[2],
+        "each request is a span of its own: {span_ids:?}"
+    );
+    assert!(telemetry.finished_spans().is_empty(), "nothing recorded");
+
+    let points = telemetry.histogram(HTTP_CLIENT_REQUEST_DURATION);
+    assert_eq!(points.iter().map(|p| p.count()).sum::<u64>(), 3);
+}
+
 /// The request metrics are recorded per series exactly, whether the layer records a series
 /// unbound or through the handles it binds (SDK builds keep up to 32 duration series and every
 /// active-requests series bound): more distinct status codes than that, each answered twice, on

@@ -135,6 +135,9 @@ pub struct ServerConfig {
     /// How long an HTTP/1.1 connection must be idle before it is parked. Default
     /// [`DEFAULT_HTTP1_PARK_AFTER`](Self::DEFAULT_HTTP1_PARK_AFTER) (1 s); `None` never parks.
     pub(crate) http1_park_after: Option<Duration>,
+
+    /// Whether each request carries the connection's values in its extensions. Default `true`.
+    pub(crate) connection_extensions: bool,
 }
 
 impl Default for ServerConfig {
@@ -152,6 +155,7 @@ impl Default for ServerConfig {
             http2_keep_alive_timeout: Duration::from_secs(20),
             tcp_nodelay: true,
             http1_park_after: Some(Self::DEFAULT_HTTP1_PARK_AFTER),
+            connection_extensions: true,
         }
     }
 }
@@ -206,6 +210,20 @@ impl ServerConfig {
     /// is still chosen first for eviction, and closes at once on shutdown.
     pub fn http1_park_after(mut self, after: Option<Duration>) -> Self {
         self.http1_park_after = after;
+        self
+    }
+
+    /// Whether the server puts the connection's values in each request's extensions: its
+    /// [`ConnectionInfo`](super::ConnectionInfo), its [`CloseHandle`](super::CloseHandle) and
+    /// whatever the [`Acceptor`](super::Acceptor) added (the TLS peer's identity, for one).
+    /// Default `true`: services read the caller from them, and close the connection through them.
+    ///
+    /// `false` is for a service that never reads them, such as a forward proxy that would strip
+    /// them unread ([`remove_connection_extensions`](crate::proxy::remove_connection_extensions)):
+    /// it saves their heap allocations, four per request. The server still closes, drains and
+    /// evicts the connection as before; only the requests stop carrying the values.
+    pub fn connection_extensions(mut self, attach: bool) -> Self {
+        self.connection_extensions = attach;
         self
     }
 
@@ -401,6 +419,11 @@ impl ServerConfig {
     /// The [`tcp_nodelay`](method@Self::tcp_nodelay) setting.
     pub fn get_tcp_nodelay(&self) -> bool {
         self.tcp_nodelay
+    }
+
+    /// The [`connection_extensions`](method@Self::connection_extensions) setting.
+    pub fn get_connection_extensions(&self) -> bool {
+        self.connection_extensions
     }
 
     /// The [`http1_park_after`](method@Self::http1_park_after) setting.

@@ -44,6 +44,8 @@ pub(super) struct Shared {
     pub(super) idle_timeout: Option<Duration>,
     pub(super) write_stall_timeout: Option<Duration>,
     pub(super) tcp_nodelay: bool,
+    /// `ServerConfig::connection_extensions`.
+    pub(super) connection_extensions: bool,
     pub(super) stats: ServerStats,
 }
 
@@ -151,6 +153,7 @@ pub(super) async fn serve_connection<A, S, B>(
         info,
         extensions,
         own_close,
+        attach: shared.connection_extensions,
         registry: registration.registry().clone(),
         activity: activity.clone(),
     };
@@ -310,6 +313,8 @@ pub(super) struct ConnectionContext<S> {
     extensions: Extensions,
     /// The connection's [`CloseHandle`] when the server made it (else it is in `extensions`).
     own_close: Option<CloseHandle>,
+    /// Whether requests get `info`, `own_close` and `extensions` (`ServerConfig::connection_extensions`).
+    attach: bool,
     registry: Arc<Registry>,
     activity: Arc<Activity>,
 }
@@ -327,14 +332,17 @@ where
     type Future = TrackedFuture<Oneshot<S, Request<Incoming>>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
-        let ext = req.extensions_mut();
-        ext.insert(self.info);
-        if let Some(close) = &self.own_close {
-            ext.insert(close.clone());
-        }
-        // After `ConnectionInfo`, so an acceptor's own value of that type wins (see `Acceptor`).
-        if !self.extensions.is_empty() {
-            ext.extend(self.extensions.clone());
+        if self.attach {
+            let ext = req.extensions_mut();
+            ext.insert(self.info);
+            if let Some(close) = &self.own_close {
+                ext.insert(close.clone());
+            }
+            // After `ConnectionInfo`, so an acceptor's own value of that type wins (see
+            // `Acceptor`).
+            if !self.extensions.is_empty() {
+                ext.extend(self.extensions.clone());
+            }
         }
         // hyper calls through `&self` and never waits for readiness; a clone driven by `Oneshot`
         // waits for `poll_ready` before `call`, as tower requires.

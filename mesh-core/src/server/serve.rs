@@ -152,6 +152,7 @@ impl<A: Acceptor> Server<A> {
             idle_timeout: config.idle_timeout,
             write_stall_timeout: config.write_stall_timeout,
             tcp_nodelay: config.tcp_nodelay,
+            connection_extensions: config.connection_extensions,
             stats,
         });
         let slots = Arc::new(Semaphore::new(

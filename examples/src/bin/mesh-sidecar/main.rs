@@ -64,7 +64,7 @@ use mesh_core::server::Server;
 use mesh_examples::args::{ArgError, Args};
 use mesh_examples::config::{self, ConfigError, Sidecar};
 use mesh_examples::logging::LogFormat;
-use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, local_clients_server_config};
+use mesh_examples::runtime::{Drain, IdentityFiles, Telemetry, bind, outbound_server_config};
 use mesh_examples::stack::build_clients_with_xds;
 use tower::Layer;
 
@@ -179,7 +179,7 @@ async fn run(config: Sidecar, seed: u64) -> Result<(), BoxError> {
         )
         .config(config.server.clone());
     let outbound = Server::new(bind(config.outbound, "listeners.outbound").await?)
-        .config(local_clients_server_config(config.server.clone()));
+        .config(outbound_server_config(config.server.clone()));
     let admin = Server::new(bind(config.admin, "listeners.admin").await?);
     let addrs = (
         inbound.local_addr()?,

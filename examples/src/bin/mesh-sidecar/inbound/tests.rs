@@ -14,7 +14,7 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 /// The sidecar's tracer provider (spans with real ids), installed once for every test here:
 /// the trace layer reads the global provider when it is built.
 fn tracer_provider() {
-    static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+    static PROVIDER: OnceLock<mesh_observe::IdOnlyTracerProvider> = OnceLock::new();
     PROVIDER.get_or_init(mesh_examples::stack::install_tracer_provider);
 }
 
