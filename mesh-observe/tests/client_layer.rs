@@ -405,7 +405,10 @@ async fn the_id_only_tracer_sends_a_child_of_its_own_and_records_the_metrics() {
             }
             None => {
                 assert_ne!(injected.trace_id(), remote_parent().trace_id());
-                assert!(injected.is_sampled(), "a root is sampled, as ParentBased(AlwaysOn)");
+                assert!(
+                    injected.is_sampled(),
+                    "a root is sampled, as ParentBased(AlwaysOn)"
+                );
                 assert!(!sent.contains_key("tracestate"));
             }
         }

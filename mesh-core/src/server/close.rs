@@ -12,6 +12,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use atomic_waker::AtomicWaker;
 use tokio::sync::Notify;
 
 /// Asks the [`Server`](super::Server) to close one connection gracefully: requests in progress
@@ -65,6 +66,9 @@ struct Inner {
     finished: AtomicBool,
     /// Wakes whoever waits in `requested()`.
     notify: Notify,
+    /// The serving connection's task, which checks `requested` on each poll instead of
+    /// waiting in `requested()` (no lock per poll).
+    task: AtomicWaker,
 }
 
 impl CloseHandle {
@@ -79,6 +83,7 @@ impl CloseHandle {
     pub fn close(&self) {
         if !self.inner.requested.swap(true, Ordering::AcqRel) {
             self.inner.notify.notify_waiters();
+            self.inner.task.wake();
         }
     }
 
@@ -104,6 +109,13 @@ impl CloseHandle {
     /// reached a server). Holders that keep handles in a list use it to drop stale entries.
     pub fn is_finished(&self) -> bool {
         self.inner.finished.load(Ordering::Acquire) || Arc::strong_count(&self.inner) == 1
+    }
+
+    /// Registers the serving connection task's waker, woken by [`close`](Self::close). Call it
+    /// before reading [`is_close_requested`](Self::is_close_requested), on each poll.
+    #[cfg(feature = "server")]
+    pub(crate) fn register_task(&self, waker: &std::task::Waker) {
+        self.inner.task.register(waker);
     }
 
     /// Marks the connection as no longer served.

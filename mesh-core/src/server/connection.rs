@@ -11,7 +11,6 @@ use http::{Extensions, Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 use tower::ServiceExt;
 use tower::util::Oneshot;
@@ -64,7 +63,8 @@ enum Closing {
     Idle(Instant),
 }
 
-/// Serves one accepted connection until it closes, or until it has drained after `drain` fires.
+/// Serves one accepted connection until it closes, or until it has drained once the registry
+/// drains (`Registry::drain_all`).
 ///
 /// `_permit` is this connection's slot under `max_connections`; dropping it at the end of the task
 /// lets the accept loop take the next connection. `registration` is its entry in the server's
@@ -76,7 +76,6 @@ pub(super) async fn serve_connection<A, S, B>(
     service: S,
     tcp: TcpStream,
     info: ConnectionInfo,
-    mut drain: watch::Receiver<()>,
     registration: Registration,
     _permit: OwnedSemaphorePermit,
 ) where
@@ -94,20 +93,18 @@ pub(super) async fn serve_connection<A, S, B>(
         debug!(peer = %info.peer_addr(), %error, "could not set TCP_NODELAY");
     }
     let activity = registration.activity().clone();
-    let mut changed = pin!(activity.changed());
+    let registry = registration.registry().clone();
 
     // The handshake, bounded in time and abandoned at shutdown or eviction: a connection that has
     // not reached HTTP yet has no request to finish.
     let handshake = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(tcp, &info));
     let (io, extensions) = {
         let mut handshake = pin!(handshake);
-        let mut shutdown = pin!(drain.changed());
         let outcome = poll_fn(|cx| {
-            if shutdown.as_mut().poll(cx).is_ready() {
+            // Registered before the flags are read, so a wake in between is not lost.
+            activity.register(cx.waker());
+            if registry.is_draining() {
                 return Poll::Ready(None);
-            }
-            while changed.as_mut().poll(cx).is_ready() {
-                changed.set(activity.changed());
             }
             if activity.is_evicted() {
                 shared.stats.record_evicted_idle();
@@ -142,7 +139,6 @@ pub(super) async fn serve_connection<A, S, B>(
         }
     };
     let _finish = FinishOnDrop(close.clone());
-    let mut close_requested = pin!(close.requested());
     let mut close_seen = false;
 
     let io = PrefaceDeadline::new(io, shared.header_read_timeout);
@@ -154,7 +150,7 @@ pub(super) async fn serve_connection<A, S, B>(
         extensions,
         own_close,
         attach: shared.connection_extensions,
-        registry: registration.registry().clone(),
+        registry: registry.clone(),
         activity: activity.clone(),
     };
     let mut conn = HttpConnection::new(io, service);
@@ -167,7 +163,6 @@ pub(super) async fn serve_connection<A, S, B>(
     // as it is idle and past its grace, without waiting for the peer), and its close handle (the
     // same, with the grace counted from when its requests have finished). Idle HTTP/1.1
     // connections are parked (see `protocol`).
-    let mut shutdown = pin!(drain.changed());
     let mut draining = false;
     let mut closing = Closing::No;
     let mut timer = pin!(sleep(Duration::ZERO));
@@ -176,16 +171,20 @@ pub(super) async fn serve_connection<A, S, B>(
     // the connection has already been parked (not parked twice in one period).
     let mut park_due: Option<Instant> = None;
     let mut parked_in: Option<Instant> = None;
+    // What `Activity` was last told of the shortest idle deadline (it changes once, when the
+    // HTTP version is known).
+    let mut published_delay = None;
     let result = poll_fn(|cx| {
-        if !draining && shutdown.as_mut().poll(cx).is_ready() {
+        // Registered before the state is read, so a wake in between is not lost: the registry
+        // (drain, eviction), a request ending, and the close handle wake this task.
+        activity.register(cx.waker());
+        close.register_task(cx.waker());
+        if !draining && registry.is_draining() {
             draining = true;
             activity.set_closing();
             if conn.graceful_shutdown() {
                 return Poll::Ready(Ok(()));
             }
-        }
-        while changed.as_mut().poll(cx).is_ready() {
-            changed.set(activity.changed());
         }
         if closing == Closing::No && activity.is_evicted() {
             shared.stats.record_evicted_idle();
@@ -196,7 +195,7 @@ pub(super) async fn serve_connection<A, S, B>(
                 return Poll::Ready(Ok(()));
             }
         }
-        if !close_seen && close_requested.as_mut().poll(cx).is_ready() {
+        if !close_seen && close.is_close_requested() {
             close_seen = true;
             if closing == Closing::No && !draining {
                 shared.stats.record_close_requested();
@@ -207,6 +206,13 @@ pub(super) async fn serve_connection<A, S, B>(
                     return Poll::Ready(Ok(()));
                 }
             }
+        }
+        // Until the version is known the connection may turn out HTTP/1.1, which parks: a
+        // request ending in the poll that chose the version must see that shorter delay.
+        let delay = idle_delay(&shared, !conn.is_http2());
+        if published_delay != Some(delay) {
+            activity.set_idle_delay(delay);
+            published_delay = Some(delay);
         }
         let idle = activity.is_idle();
         if closing == Closing::Requested && idle {
@@ -238,13 +244,29 @@ pub(super) async fn serve_connection<A, S, B>(
             Closing::Requested => None,
             Closing::Idle(at) => Some(at),
         };
-        if deadline != timer_at {
-            timer_at = deadline;
-            if let Some(at) = deadline {
-                timer.as_mut().reset(at);
+        // The timer is moved only to an earlier instant. One armed for a later deadline than
+        // needed now is moved; one armed earlier (for a past idle period, or a deadline since
+        // pushed back) is left to fire, and the task then arms the deadline of that moment. So a
+        // busy connection does not re-arm its timer per request, and a request ending need not
+        // wake the task (see `Registry`).
+        if let Some(at) = deadline
+            && timer_at.is_none_or(|armed| armed > at)
+        {
+            timer.as_mut().reset(at);
+            timer_at = Some(at);
+            activity.set_armed_at(Some(registry.nanos(at)));
+        }
+        let fired = timer_at.is_some() && timer.as_mut().poll(cx).is_ready();
+        if fired {
+            timer_at = None;
+            activity.set_armed_at(None);
+            if !idle {
+                // Busy, or busy again since: read the state afresh (a request may have ended
+                // after `idle` was read and seen the timer still armed).
+                cx.waker().wake_by_ref();
             }
         }
-        if timer_at.is_some() && timer.as_mut().poll(cx).is_ready() && idle {
+        if fired && idle {
             match closing {
                 Closing::No => {
                     let now = Instant::now();
@@ -267,6 +289,8 @@ pub(super) async fn serve_connection<A, S, B>(
                 }
                 // No deadline is armed while requests finish.
                 Closing::Requested => {}
+                // Fired for an earlier deadline than the grace's end: arm that.
+                Closing::Idle(at) if Instant::now() < at => cx.waker().wake_by_ref(),
                 Closing::Idle(_) => {
                     // Give the connection one last chance to write its GOAWAY, then drop it.
                     if let Poll::Ready(result) = conn.poll(cx, &shared.builders) {
@@ -302,6 +326,17 @@ pub(super) async fn serve_connection<A, S, B>(
     .await;
     if let Err(error) = result {
         debug!(peer = %info.peer_addr(), %error, "connection ended with an error");
+    }
+}
+
+/// The shortest deadline an idle period of a connection can have: the idle timeout, or for a
+/// connection that parks (HTTP/1.1) the park delay if sooner (`None`: neither applies). A
+/// request ending wakes the task only if its timer would fire after that (see `Registry`).
+fn idle_delay(shared: &Shared, parks: bool) -> Option<Duration> {
+    let park = shared.http1_park_after.filter(|_| parks);
+    match (shared.idle_timeout, park) {
+        (Some(idle), Some(park)) => Some(idle.min(park)),
+        (idle, park) => idle.or(park),
     }
 }
 

@@ -147,6 +147,11 @@ where
         matches!(self, Self::Http1(_))
     }
 
+    /// Whether an HTTP/2 hyper connection is serving.
+    pub(super) fn is_http2(&self) -> bool {
+        matches!(self, Self::Http2(_))
+    }
+
     /// Whether the connection is parked.
     pub(super) fn is_parked(&self) -> bool {
         matches!(self, Self::Waiting { sniff: None, .. })

@@ -9,14 +9,24 @@
 //! since".
 //!
 //! The hot path (a request starting or ending) touches only its own connection's atomics; the
-//! registry's lock is taken when a connection opens or closes and when choosing a connection to
-//! evict, which scans every connection (only at the limit, where closing one is worth it).
+//! registry's lock is taken when a connection opens or closes, when choosing a connection to
+//! evict, which scans every connection (only at the limit, where closing one is worth it), and
+//! once at shutdown to wake every connection to drain.
+//!
+//! A request ending wakes its connection's task only when the task has something to do about
+//! the new idle period: when it is closing, or when its timer would not fire by the period's
+//! earliest deadline (the task then arms it). Otherwise the timer, armed for an earlier period,
+//! fires first and the task moves it to the real deadline: a busy keep-alive connection is
+//! woken about once per park delay (1 s by default) for its deadlines, not once per request.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -32,8 +42,16 @@ pub(super) struct Activity {
     evict: AtomicBool,
     /// Set by the connection task once it is closing, so it is not chosen for eviction again.
     closing: AtomicBool,
-    /// Wakes the connection task when `open` drops to zero or `evict` is set.
-    wake: Notify,
+    /// The connection task's waker: woken when `evict` is set, when the server drains, and when
+    /// `open` drops to zero unless the task's timer already covers the new idle period (see
+    /// [`OpenRequest`]'s drop).
+    waker: AtomicWaker,
+    /// When the connection task's timer fires, in nanoseconds since the registry's epoch;
+    /// `u64::MAX` when no timer is armed.
+    armed_at: AtomicU64,
+    /// The shortest deadline an idle period can have (the idle timeout, or the park delay if
+    /// sooner), in nanoseconds; `u64::MAX` when none applies.
+    idle_delay: AtomicU64,
     /// Whether the last write (or flush, or shutdown) to the client returned `Pending`: hyper
     /// still holds bytes to send, so the connection must not be parked.
     write_blocked: AtomicBool,
@@ -81,9 +99,34 @@ impl Activity {
         self.write_blocked.load(Ordering::Relaxed)
     }
 
-    /// Completes when `open` drops to zero or the connection is evicted (and possibly spuriously).
-    pub(super) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
-        self.wake.notified()
+    /// Registers the connection task's waker (on each poll, before it reads the state).
+    pub(super) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Records when the task's timer fires; `None`: no timer armed.
+    pub(super) fn set_armed_at(&self, armed_at: Option<u64>) {
+        self.armed_at
+            .store(armed_at.unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// Records the shortest deadline an idle period of the connection can have; `None`: none
+    /// applies.
+    pub(super) fn set_idle_delay(&self, delay: Option<Duration>) {
+        let nanos = delay.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        });
+        self.idle_delay.store(nanos, Ordering::SeqCst);
+    }
+
+    /// Whether the task must be woken for the idle period that begins at `now`: it is closing
+    /// (its grace begins when idle), or its timer would not fire by the earliest deadline the
+    /// new period can have. Otherwise the timer fires first and the task arms the real deadline
+    /// then: one wake per idle delay at most, instead of one per request.
+    fn needs_wake_on_idle(&self, now: u64) -> bool {
+        self.closing.load(Ordering::SeqCst)
+            || self.armed_at.load(Ordering::SeqCst)
+                > now.saturating_add(self.idle_delay.load(Ordering::SeqCst))
     }
 }
 
@@ -104,6 +147,8 @@ pub(super) struct Registry {
     /// connection turning idle notifies `became_idle`.
     accept_waiting: AtomicBool,
     became_idle: Notify,
+    /// Set once when the server stops accepting: every connection drains.
+    draining: AtomicBool,
 }
 
 impl Registry {
@@ -113,6 +158,7 @@ impl Registry {
             epoch: Instant::now(),
             accept_waiting: AtomicBool::new(false),
             became_idle: Notify::new(),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -125,8 +171,27 @@ impl Registry {
     }
 
     fn now(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.epoch);
+        self.nanos(Instant::now())
+    }
+
+    /// `at` in nanoseconds since the epoch (0 before it).
+    pub(super) fn nanos(&self, at: Instant) -> u64 {
+        let elapsed = at.saturating_duration_since(self.epoch);
         u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Tells every connection to drain: sets the flag they read, then wakes each (a connection
+    /// registered later reads the flag on its first poll).
+    pub(super) fn drain_all(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        for activity in self.table().connections.values() {
+            activity.waker.wake();
+        }
+    }
+
+    /// Whether [`drain_all`](Self::drain_all) was called.
+    pub(super) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// How many connections `peer` holds.
@@ -146,7 +211,9 @@ impl Registry {
             idle_since: AtomicU64::new(self.now()),
             evict: AtomicBool::new(false),
             closing: AtomicBool::new(false),
-            wake: Notify::new(),
+            waker: AtomicWaker::new(),
+            armed_at: AtomicU64::new(u64::MAX),
+            idle_delay: AtomicU64::new(u64::MAX),
             write_blocked: AtomicBool::new(false),
             read_since_write: AtomicBool::new(false),
         });
@@ -176,7 +243,7 @@ impl Registry {
         match oldest {
             Some((_, activity)) => {
                 activity.evict.store(true, Ordering::Release);
-                activity.wake.notify_one();
+                activity.waker.wake();
                 Some(activity.clone())
             }
             None => None,
@@ -271,11 +338,14 @@ impl Drop for OpenRequest {
     fn drop(&mut self) {
         // A request starting between the decrement and the store is harmless: `idle_since` is
         // only read while `open` is zero, and is stored again when it next drops to zero.
-        if self.activity.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.activity
-                .idle_since
-                .store(self.registry.now(), Ordering::Release);
-            self.activity.wake.notify_one();
+        // `SeqCst` here and in `set_timer`: either this drop sees the task's timer cleared, or
+        // the task, polled after clearing it, sees the connection idle.
+        if self.activity.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let now = self.registry.now();
+            self.activity.idle_since.store(now, Ordering::Release);
+            if self.activity.needs_wake_on_idle(now) {
+                self.activity.waker.wake();
+            }
             if self.registry.accept_waiting.load(Ordering::SeqCst) {
                 self.registry.became_idle.notify_one();
             }
@@ -371,5 +441,67 @@ mod tests {
             table.connections.capacity()
         );
         assert!(table.per_peer.capacity() <= 2 * MIN_CAPACITY);
+    }
+
+    /// A waker that counts its wakes.
+    fn counting_waker() -> (Waker, Arc<std::sync::atomic::AtomicUsize>) {
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (Waker::from(Arc::new(Count(count.clone()))), count)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_ending_wakes_the_task_only_when_its_timer_does_not_cover_the_idle_period() {
+        let registry = Arc::new(Registry::new());
+        let conn = registry.register(PEER);
+        let activity = conn.activity();
+        let (waker, wakes) = counting_waker();
+        activity.register(&waker);
+        activity.set_idle_delay(Some(Duration::from_secs(1)));
+        let end_request = || drop(registry.open_request(activity));
+
+        // No timer armed: the task must arm one.
+        end_request();
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        activity.register(&waker);
+
+        // Armed within the new period's first second: that timer fires first, no wake now.
+        let soon = registry.nanos(Instant::now() + Duration::from_millis(500));
+        activity.set_armed_at(Some(soon));
+        end_request();
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+
+        // Armed later than the period's earliest deadline: the task must move it sooner.
+        let late = registry.nanos(Instant::now() + Duration::from_secs(30));
+        activity.set_armed_at(Some(late));
+        end_request();
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        activity.register(&waker);
+
+        // Closing: its grace starts when idle, whatever the timer.
+        activity.set_armed_at(Some(soon));
+        activity.set_closing();
+        end_request();
+        assert_eq!(wakes.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_and_eviction_wake_the_connection() {
+        let registry = Arc::new(Registry::new());
+        let conn = registry.register(PEER);
+        let (waker, wakes) = counting_waker();
+        conn.activity().register(&waker);
+        assert!(registry.evict_oldest_idle().is_some());
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        conn.activity().register(&waker);
+        assert!(!registry.is_draining());
+        registry.drain_all();
+        assert!(registry.is_draining());
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
     }
 }

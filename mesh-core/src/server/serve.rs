@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower_service::Service;
 use tracing::{debug, error, warn};
@@ -160,8 +160,6 @@ impl<A: Acceptor> Server<A> {
         ));
         let registry = Arc::new(Registry::new());
         let max_per_peer = config.max_connections_per_peer.max(1);
-        // Sending (or dropping the sender) tells every connection task to drain.
-        let (drain_tx, drain_rx) = watch::channel(());
         // Owning the tasks lets the drain deadline (or dropping this future) close what is left.
         let mut connections = JoinSet::new();
         let mut shutdown = pin!(shutdown);
@@ -216,7 +214,6 @@ impl<A: Acceptor> Server<A> {
                 service.clone(),
                 tcp,
                 info,
-                drain_rx.clone(),
                 registration,
                 permit,
             ));
@@ -227,8 +224,8 @@ impl<A: Acceptor> Server<A> {
             connections = connections.len(),
             "shutting down: draining connections"
         );
-        // No receiver left (every task already ended) is not an error.
-        let _ = drain_tx.send(());
+        // Every connection task reads the flag on its next poll; each is woken for it.
+        registry.drain_all();
         let drained = async {
             while let Some(result) = connections.join_next().await {
                 log_task_end(result);

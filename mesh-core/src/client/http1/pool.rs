@@ -137,10 +137,12 @@ impl<B> Http1Pool<B> {
         let now = Instant::now();
         let stale: Vec<_> = {
             let mut state = self.lock();
-            let (keep, stale) = std::mem::take(&mut state.idle)
-                .into_iter()
-                .partition(|conn| conn.is_usable(now, self.idle_timeout));
-            state.idle = keep;
+            // In place: nothing is moved or allocated unless a connection went stale (the list
+            // holds every idle connection of a busy client, checked in after each response).
+            let stale = state
+                .idle
+                .extract_if(.., |conn| !conn.is_usable(now, self.idle_timeout))
+                .collect();
             // A retired connection is not kept: the response just read was its last one.
             if !sender.is_retired() {
                 state.idle.push(IdleConnection { sender, since: now });
