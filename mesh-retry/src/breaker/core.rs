@@ -153,12 +153,18 @@ impl Core {
 
     /// Admits a call or says why not; with `waker`, a refused half-open caller is woken when a
     /// probe slot may be free.
+    ///
+    /// `now` is called only when the breaker is open (to see whether its open time is over): a
+    /// closed breaker admits without reading the clock.
     pub(super) fn admit(
         &mut self,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
         waker: Option<&Waker>,
     ) -> (Result<Ticket, Refusal>, Option<Transition>) {
-        let transition = self.tick(now);
+        let transition = match self.phase {
+            Phase::Open { .. } => self.tick(now()),
+            _ => None,
+        };
         let generation = self.generation;
         let admission = match &mut self.phase {
             Phase::Closed => Ok(Ticket {

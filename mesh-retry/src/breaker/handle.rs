@@ -110,18 +110,22 @@ impl BreakerHandle {
     /// slot is taken. The permit must be given the call's outcome; dropped without one, it is
     /// reclaimed (see [`BreakerPermit`]).
     pub fn try_acquire(&self) -> Result<BreakerPermit, CircuitOpen> {
-        self.acquire(None).map_err(|_| CircuitOpen::new())
+        let mut permit = self.acquire(None).map_err(|_| CircuitOpen::new())?;
+        permit.start_clock();
+        Ok(permit)
     }
 
     /// Admits one call; a refused caller passing `waker` is woken when a half-open slot frees.
+    /// The permit's slow-call clock is not started: call
+    /// [`start_clock`](BreakerPermit::start_clock) when the call is sent (a closed breaker admits
+    /// without reading the clock at all).
     pub(super) fn acquire(&self, waker: Option<&Waker>) -> Result<BreakerPermit, Refusal> {
-        let now = Instant::now();
-        let (admission, transition) = self.lock().admit(now, waker);
+        let (admission, transition) = self.lock().admit(Instant::now, waker);
         self.publish(transition);
         admission.map(|ticket| BreakerPermit {
             shared: Some(self.shared.clone()),
             ticket,
-            started: now,
+            started: None,
         })
     }
 
@@ -192,7 +196,8 @@ fn publish(shared: &Shared, transition: Option<Transition>) {
 pub struct BreakerPermit {
     shared: Option<Arc<Shared>>,
     ticket: Ticket,
-    started: Instant,
+    /// When the call was sent (`start_clock`), for the slow-call rule.
+    started: Option<Instant>,
 }
 
 impl fmt::Debug for BreakerPermit {
@@ -208,18 +213,18 @@ impl BreakerPermit {
     /// Starts the slow-call clock now (the service does it when the request is sent, not when
     /// readiness was reserved).
     pub(super) fn start_clock(&mut self) {
-        self.started = Instant::now();
+        self.started = Some(Instant::now());
     }
 
     /// Records the outcome of the call; its duration is measured up to now.
     pub fn record(mut self, outcome: &Outcome) {
         if let Some(shared) = self.shared.take() {
             let now = Instant::now();
-            let verdict = verdict(
-                &shared,
-                outcome,
-                now.saturating_duration_since(self.started),
-            );
+            // A permit whose clock was never started took no measurable time.
+            let elapsed = self
+                .started
+                .map_or(Duration::ZERO, |started| now.saturating_duration_since(started));
+            let verdict = verdict(&shared, outcome, elapsed);
             let transition = lock(&shared).record(now, self.ticket, verdict);
             publish(&shared, transition);
         }
