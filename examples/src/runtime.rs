@@ -188,8 +188,8 @@ impl Telemetry {
 
     /// What the client stacks record with: [`meter`](Self::meter), and the installed tracer (the
     /// exporting SDK provider's, scope `mesh-observe` as the global default names it, or
-    /// [`IdOnlyTracer`](mesh_observe::IdOnlyTracer)), kept as its own type so that spans are not
-    /// boxed.
+    /// [`IdOnlyTracer`](mesh_observe::IdOnlyTracer)), kept as its own type (see
+    /// [`ClientTelemetry`](crate::stack::ClientTelemetry)).
     pub fn client_telemetry(&self) -> crate::stack::ClientTelemetry {
         use opentelemetry::trace::TracerProvider as _;
         let telemetry = crate::stack::ClientTelemetry::new(self.meter.clone());

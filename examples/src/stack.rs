@@ -59,8 +59,9 @@ pub type Client = mesh::Client;
 ///
 /// Give it the process's tracer ([`tracer`](Self::tracer); [`Telemetry`] does): the SDK's when
 /// spans are exported, else [`IdOnlyTracer`] (span ids to propagate, nothing recorded). The trace
-/// layer keeps either as its own type, so a request's span is not boxed (and the SDK's gets its
-/// attributes in one list). Without one, spans come from the global tracer provider, boxed.
+/// layer keeps either as its own type: an `IdOnlyTracer` span is only its context, inline, and an
+/// SDK span gets its attributes in one list. Without one, spans come from the global tracer
+/// provider, boxed.
 ///
 /// [`Telemetry`]: crate::runtime::Telemetry
 /// [`IdOnlyTracer`]: mesh_observe::IdOnlyTracer

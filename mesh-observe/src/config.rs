@@ -34,10 +34,12 @@ impl TraceConfig {
     /// `opentelemetry::global::tracer("mesh-observe")`.
     ///
     /// The SDK's tracer (`opentelemetry_sdk::trace::SdkTracer`, with feature `sdk`; the
-    /// `towermesh` facade turns it on) is kept as it is: its spans are not boxed, and the client
-    /// layer hands a span its request attributes when it is built, in one list sized for all of
-    /// them (one allocation per recorded span; two or three through the box). Any other tracer is
-    /// boxed once, here, and each of its spans is boxed by OpenTelemetry's API.
+    /// `towermesh` facade turns it on) is kept as it is: the client layer hands a span its request
+    /// attributes when it is built, in one list sized for all of them (one allocation per recorded
+    /// span; three through the boxed path), and a span the SDK does not record costs no
+    /// allocation. [`IdOnlyTracer`](crate::IdOnlyTracer) is kept as it is too: its spans are a
+    /// span context, inline. Any other tracer is boxed once, here, and each of its spans is boxed
+    /// by OpenTelemetry's API.
     #[must_use]
     pub fn tracer<T>(mut self, tracer: T) -> Self
     where

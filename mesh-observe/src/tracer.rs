@@ -2,8 +2,9 @@
 //!
 //! OpenTelemetry's type-erased [`BoxedTracer`] boxes every span it starts (one heap allocation per
 //! request). When the application hands [`TraceConfig::tracer`](crate::TraceConfig::tracer) the
-//! SDK's own tracer (feature `sdk`), the layer keeps it as that type and its spans
-//! stay inline; so do the spans of [`IdOnlyTracer`], which are only a span context. Any other
+//! SDK's own tracer (feature `sdk`), the layer keeps it as that type: a span it records is boxed
+//! once, with its attributes given in one list, and one it does not record is only its span
+//! context, inline. The spans of [`IdOnlyTracer`] are only a span context too. Any other
 //! tracer, and the global default, go through `BoxedTracer` as before.
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::id_only::{IdOnlySpan, IdOnlyTracer};
 pub(crate) enum LayerTracer {
     /// Any tracer, behind OpenTelemetry's object-safe box (the global one by default).
     Boxed(Arc<BoxedTracer>),
-    /// The SDK's tracer, whose spans are not boxed.
+    /// The SDK's tracer, whose spans get their attributes in one list.
     #[cfg(feature = "sdk")]
     Sdk(opentelemetry_sdk::trace::SdkTracer),
     /// Span ids only, nothing recorded.
@@ -79,33 +80,42 @@ impl LayerTracer {
                 let parent_span = parent.span();
                 let known_unsampled = parent_span.span_context().is_valid()
                     && !parent_span.span_context().is_sampled();
-                if known_unsampled {
-                    MeshSpan::Sdk(tracer.build_with_context(builder, parent), false)
+                let (span, given) = if known_unsampled {
+                    (tracer.build_with_context(builder, parent), false)
                 } else {
                     // Set as is (not through `with_attributes`), so the list keeps its capacity.
                     let builder = SpanBuilder {
                         attributes: Some(attributes()),
                         ..builder
                     };
-                    MeshSpan::Sdk(tracer.build_with_context(builder, parent), true)
+                    (tracer.build_with_context(builder, parent), true)
+                };
+                // A span the SDK does not record is only its context (ending it does nothing).
+                if span.is_recording() {
+                    MeshSpan::Sdk(Box::new(span), given)
+                } else {
+                    MeshSpan::IdOnly(span.span_context().clone())
                 }
             }
         }
     }
 }
 
-/// A span started by a [`LayerTracer`]: boxed by the OpenTelemetry API, or the SDK's, inline.
-// The SDK's span is large (about 300 bytes) and held inline on purpose: boxing it is the
-// allocation this type exists to save; it lives in the response future and body, which the
-// caller's stack typically boxes once anyway.
-#[allow(clippy::large_enum_variant)]
+/// A span started by a [`LayerTracer`]: boxed by the OpenTelemetry API, the SDK's recording
+/// span in a box of its own, or only a span context (an [`IdOnlyTracer`]'s span, or one the SDK
+/// does not record).
+///
+/// The SDK's span is large (about 300 bytes). Inline, it made the response future of every
+/// request that large, recorded or not, and each layer above moved that future once more; boxed,
+/// only a recorded span pays, with one allocation, next to the several the SDK makes to record
+/// it.
 pub(crate) enum MeshSpan {
     /// From a [`BoxedTracer`].
     Boxed(BoxedSpan),
     /// The SDK's span; `true` when its request attributes were given at build time.
     #[cfg(feature = "sdk")]
-    Sdk(opentelemetry_sdk::trace::Span, bool),
-    /// An [`IdOnlyTracer`]'s span: its context, nothing recorded.
+    Sdk(Box<opentelemetry_sdk::trace::Span>, bool),
+    /// An [`IdOnlyTracer`]'s span, or an SDK span not recorded: its context, nothing recorded.
     IdOnly(SpanContext),
 }
 
@@ -126,7 +136,7 @@ impl MeshSpan {
         match self {
             Self::Boxed(span) => parent.with_span(span),
             #[cfg(feature = "sdk")]
-            Self::Sdk(span, _) => parent.with_span(span),
+            Self::Sdk(span, _) => parent.with_span(*span),
             Self::IdOnly(context) => parent.with_span(IdOnlySpan::from_context(context)),
         }
     }

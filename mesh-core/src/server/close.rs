@@ -12,7 +12,6 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use atomic_waker::AtomicWaker;
 use tokio::sync::Notify;
 
 /// Asks the [`Server`](super::Server) to close one connection gracefully: requests in progress
@@ -68,7 +67,7 @@ struct Inner {
     notify: Notify,
     /// The serving connection's task, which checks `requested` on each poll instead of
     /// waiting in `requested()` (no lock per poll).
-    task: AtomicWaker,
+    task: TaskWaker,
 }
 
 impl CloseHandle {
@@ -111,17 +110,59 @@ impl CloseHandle {
         self.inner.finished.load(Ordering::Acquire) || Arc::strong_count(&self.inner) == 1
     }
 
-    /// Registers the serving connection task's waker, woken by [`close`](Self::close). Call it
-    /// before reading [`is_close_requested`](Self::is_close_requested), on each poll.
+    /// The serving connection task's waker, woken by [`close`](Self::close). The task
+    /// registers on each poll, before reading [`is_close_requested`](Self::is_close_requested).
     #[cfg(feature = "server")]
-    pub(crate) fn register_task(&self, waker: &std::task::Waker) {
-        self.inner.task.register(waker);
+    pub(crate) fn task_waker(&self) -> &TaskWaker {
+        &self.inner.task
     }
 
     /// Marks the connection as no longer served.
     #[cfg(any(feature = "server", feature = "client"))]
     pub(crate) fn finish(&self) {
         self.inner.finished.store(true, Ordering::Release);
+    }
+}
+
+/// The waker of one task, stored by that task and woken by others (the connection task's, woken
+/// by its close handle, its requests and the server). Wakes do not take it: a task's waker stays
+/// valid across polls, so the task stores it again only when it changes ([`Registered`]), and a
+/// poll costs no atomic operation.
+#[derive(Debug, Default)]
+pub(crate) struct TaskWaker {
+    slot: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl TaskWaker {
+    /// Wakes the task, if it has stored a waker.
+    pub(crate) fn wake(&self) {
+        let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(waker) = slot.as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+
+    #[cfg(feature = "server")]
+    pub(crate) fn set(&self, waker: &std::task::Waker) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker.clone());
+    }
+}
+
+/// The task's side of a [`TaskWaker`]: what it stored last, so that it stores again only when
+/// its waker changes.
+#[derive(Debug, Default)]
+#[cfg(feature = "server")]
+pub(crate) struct Registered(Option<std::task::Waker>);
+
+#[cfg(feature = "server")]
+impl Registered {
+    /// Stores `waker` in `slot` unless it is the one stored last. Call it on each poll, before
+    /// reading what the wakers of `slot` report.
+    pub(crate) fn register(&mut self, slot: &TaskWaker, waker: &std::task::Waker) {
+        if !self.0.as_ref().is_some_and(|last| last.will_wake(waker)) {
+            slot.set(waker);
+            self.0 = Some(waker.clone());
+        }
     }
 }
 

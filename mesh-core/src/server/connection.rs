@@ -18,7 +18,7 @@ use tower_service::Service;
 use tracing::debug;
 
 use super::acceptor::{Acceptor, ConnectionInfo};
-use super::close::{CloseHandle, FinishOnDrop};
+use super::close::{CloseHandle, FinishOnDrop, Registered};
 use super::preface_deadline::PrefaceDeadline;
 use super::protocol::{Builders, HttpConnection, Parked};
 use super::registry::{Activity, Registration, Registry};
@@ -94,6 +94,7 @@ pub(super) async fn serve_connection<A, S, B>(
     }
     let activity = registration.activity().clone();
     let registry = registration.registry().clone();
+    let mut registered = Registered::default();
 
     // The handshake, bounded in time and abandoned at shutdown or eviction: a connection that has
     // not reached HTTP yet has no request to finish.
@@ -102,7 +103,7 @@ pub(super) async fn serve_connection<A, S, B>(
         let mut handshake = pin!(handshake);
         let outcome = poll_fn(|cx| {
             // Registered before the flags are read, so a wake in between is not lost.
-            activity.register(cx.waker());
+            registered.register(activity.waker(), cx.waker());
             if registry.is_draining() {
                 return Poll::Ready(None);
             }
@@ -140,6 +141,7 @@ pub(super) async fn serve_connection<A, S, B>(
     };
     let _finish = FinishOnDrop(close.clone());
     let mut close_seen = false;
+    let mut close_registered = Registered::default();
 
     let io = PrefaceDeadline::new(io, shared.header_read_timeout);
     let io = WriteStall::new(io, shared.write_stall_timeout, shared.stats.clone())
@@ -177,8 +179,8 @@ pub(super) async fn serve_connection<A, S, B>(
     let result = poll_fn(|cx| {
         // Registered before the state is read, so a wake in between is not lost: the registry
         // (drain, eviction), a request ending, and the close handle wake this task.
-        activity.register(cx.waker());
-        close.register_task(cx.waker());
+        registered.register(activity.waker(), cx.waker());
+        close_registered.register(close.task_waker(), cx.waker());
         if !draining && registry.is_draining() {
             draining = true;
             activity.set_closing();

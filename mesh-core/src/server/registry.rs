@@ -23,11 +23,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
 use std::time::Duration;
 
-use atomic_waker::AtomicWaker;
 use tokio::sync::Notify;
+
+use super::close::TaskWaker;
 use tokio::time::Instant;
 
 /// What one connection is doing, shared by its task, its requests and the registry.
@@ -45,7 +45,7 @@ pub(super) struct Activity {
     /// The connection task's waker: woken when `evict` is set, when the server drains, and when
     /// `open` drops to zero unless the task's timer already covers the new idle period (see
     /// [`OpenRequest`]'s drop).
-    waker: AtomicWaker,
+    waker: TaskWaker,
     /// When the connection task's timer fires, in nanoseconds since the registry's epoch;
     /// `u64::MAX` when no timer is armed.
     armed_at: AtomicU64,
@@ -99,9 +99,10 @@ impl Activity {
         self.write_blocked.load(Ordering::Relaxed)
     }
 
-    /// Registers the connection task's waker (on each poll, before it reads the state).
-    pub(super) fn register(&self, waker: &Waker) {
-        self.waker.register(waker);
+    /// The connection task's waker; the task registers on each poll, before it reads the
+    /// state.
+    pub(super) fn waker(&self) -> &TaskWaker {
+        &self.waker
     }
 
     /// Records when the task's timer fires; `None`: no timer armed.
@@ -211,7 +212,7 @@ impl Registry {
             idle_since: AtomicU64::new(self.now()),
             evict: AtomicBool::new(false),
             closing: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
+            waker: TaskWaker::default(),
             armed_at: AtomicU64::new(u64::MAX),
             idle_delay: AtomicU64::new(u64::MAX),
             write_blocked: AtomicBool::new(false),
@@ -444,7 +445,7 @@ mod tests {
     }
 
     /// A waker that counts its wakes.
-    fn counting_waker() -> (Waker, Arc<std::sync::atomic::AtomicUsize>) {
+    fn counting_waker() -> (std::task::Waker, Arc<std::sync::atomic::AtomicUsize>) {
         struct Count(Arc<std::sync::atomic::AtomicUsize>);
         impl std::task::Wake for Count {
             fn wake(self: Arc<Self>) {
@@ -452,7 +453,10 @@ mod tests {
             }
         }
         let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        (Waker::from(Arc::new(Count(count.clone()))), count)
+        (
+            std::task::Waker::from(Arc::new(Count(count.clone()))),
+            count,
+        )
     }
 
     #[tokio::test(start_paused = true)]
@@ -461,14 +465,13 @@ mod tests {
         let conn = registry.register(PEER);
         let activity = conn.activity();
         let (waker, wakes) = counting_waker();
-        activity.register(&waker);
+        activity.waker().set(&waker);
         activity.set_idle_delay(Some(Duration::from_secs(1)));
         let end_request = || drop(registry.open_request(activity));
 
         // No timer armed: the task must arm one.
         end_request();
         assert_eq!(wakes.load(Ordering::SeqCst), 1);
-        activity.register(&waker);
 
         // Armed within the new period's first second: that timer fires first, no wake now.
         let soon = registry.nanos(Instant::now() + Duration::from_millis(500));
@@ -481,7 +484,6 @@ mod tests {
         activity.set_armed_at(Some(late));
         end_request();
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
-        activity.register(&waker);
 
         // Closing: its grace starts when idle, whatever the timer.
         activity.set_armed_at(Some(soon));
@@ -495,10 +497,9 @@ mod tests {
         let registry = Arc::new(Registry::new());
         let conn = registry.register(PEER);
         let (waker, wakes) = counting_waker();
-        conn.activity().register(&waker);
+        conn.activity().waker().set(&waker);
         assert!(registry.evict_oldest_idle().is_some());
         assert_eq!(wakes.load(Ordering::SeqCst), 1);
-        conn.activity().register(&waker);
         assert!(!registry.is_draining());
         registry.drain_all();
         assert!(registry.is_draining());

@@ -221,9 +221,9 @@ impl BreakerPermit {
         if let Some(shared) = self.shared.take() {
             let now = Instant::now();
             // A permit whose clock was never started took no measurable time.
-            let elapsed = self
-                .started
-                .map_or(Duration::ZERO, |started| now.saturating_duration_since(started));
+            let elapsed = self.started.map_or(Duration::ZERO, |started| {
+                now.saturating_duration_since(started)
+            });
             let verdict = verdict(&shared, outcome, elapsed);
             let transition = lock(&shared).record(now, self.ticket, verdict);
             publish(&shared, transition);

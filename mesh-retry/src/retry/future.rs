@@ -43,9 +43,10 @@ where
 {
     #[pin]
     state: State<S::Future, NextAttempt<B>>,
-    /// The per-try timeout while calling, the backoff while waiting.
-    #[pin]
-    timer: Option<Sleep>,
+    /// The per-try timeout while calling, the backoff while waiting. Boxed: it exists only
+    /// with a per-try timeout or once a retry waits, and inline it would make every request's
+    /// future (and every layer's future above it) larger.
+    timer: Option<Pin<Box<Sleep>>>,
     service: S,
     /// `None` when the policy allows a single attempt.
     template: Option<Template<B>>,
@@ -149,7 +150,7 @@ where
         let timer = settings
             .policy
             .per_try_timeout
-            .map(|timeout| sleep_until(deadline_after(Instant::now(), timeout)));
+            .map(|timeout| Box::pin(sleep_until(deadline_after(Instant::now(), timeout))));
         Self {
             state: State::Calling(future),
             timer,
@@ -186,8 +187,7 @@ where
                             let timed_out = this
                                 .timer
                                 .as_mut()
-                                .as_pin_mut()
-                                .is_some_and(|timer| timer.poll(cx).is_ready());
+                                .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
                             if !timed_out {
                                 return Poll::Pending;
                             }
@@ -211,13 +211,13 @@ where
                     if delay.is_zero() {
                         this.state.set(State::Ready(Some(request)));
                     } else {
-                        set_timer(this.timer.as_mut(), delay);
+                        set_timer(this.timer, delay);
                         this.state.set(State::Backoff(Some(request)));
                     }
                 }
                 StateProj::Backoff(request) => {
-                    if let Some(timer) = this.timer.as_mut().as_pin_mut() {
-                        ready!(timer.poll(cx));
+                    if let Some(timer) = this.timer.as_mut() {
+                        ready!(timer.as_mut().poll(cx));
                     }
                     let request = request.take();
                     this.state.set(State::Ready(request));
@@ -232,8 +232,8 @@ where
                     *this.attempts += 1;
                     let future = this.service.call(request);
                     match this.settings.policy.per_try_timeout {
-                        Some(timeout) => set_timer(this.timer.as_mut(), timeout),
-                        None => this.timer.set(None),
+                        Some(timeout) => set_timer(this.timer, timeout),
+                        None => *this.timer = None,
                     }
                     this.state.set(State::Calling(future));
                 }
@@ -242,11 +242,11 @@ where
     }
 }
 
-fn set_timer(mut timer: Pin<&mut Option<Sleep>>, after: Duration) {
+fn set_timer(timer: &mut Option<Pin<Box<Sleep>>>, after: Duration) {
     let at = deadline_after(Instant::now(), after);
-    match timer.as_mut().as_pin_mut() {
-        Some(sleep) => sleep.reset(at),
-        None => timer.set(Some(sleep_until(at))),
+    match timer {
+        Some(sleep) => sleep.as_mut().reset(at),
+        None => *timer = Some(Box::pin(sleep_until(at))),
     }
 }
 

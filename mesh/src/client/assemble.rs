@@ -49,7 +49,7 @@ pub(super) struct Parts {
 
 /// The per-endpoint factory the balancer holds: boxed once per client (called once per endpoint,
 /// never per request), so the stack's type does not carry the connector's or a closure's type.
-type MakeFn<S> = Box<dyn Fn(&Endpoint) -> Result<S, InvalidEndpoint> + Send + Sync>;
+pub(super) type MakeFn<S> = Box<dyn Fn(&Endpoint) -> Result<S, InvalidEndpoint> + Send + Sync>;
 
 /// The endpoint service of a client without `wrap_endpoints`: the breaker over the HTTP client.
 pub(super) type DirectEndpoint = CircuitBreaker<HttpClient<ReplayBody<Body>>, MeshClassifier>;

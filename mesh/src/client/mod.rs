@@ -208,3 +208,33 @@ impl Future for ResponseFuture {
         }
     }
 }
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        use super::*;
+        use super::assemble::*;
+        use std::mem::size_of;
+        use mesh_balance::Balance;
+        use mesh_observe::ClientTrace;
+        use mesh_retry::timeout::RequestTimeout;
+        type Bal = Balance<super::discovery::BoxDiscover, mesh_balance::TryMake<MakeFn<DirectEndpoint>>>;
+        type Ret = mesh_retry::retry::Retry<Bal>;
+        type Tmo = RequestTimeout<Ret>;
+        type Tr = ClientTrace<Tmo>;
+        type S = Stack<DirectEndpoint>;
+        macro_rules! fut { ($t:ty, $r:ty) => { eprintln!("{} svc {} fut {}", stringify!($t), size_of::<$t>(), size_of::<<$t as Service<$r>>::Future>()); } }
+        type R = Request<mesh_retry::body::ReplayBody<Body>>;
+        fut!(DirectEndpoint, R);
+        fut!(Bal, R);
+        fut!(Ret, Request<Body>);
+        fut!(Tmo, Request<Body>);
+        fut!(Tr, Request<Body>);
+        fut!(S, Request<Body>);
+        eprintln!("ResponseFuture {}", size_of::<ResponseFuture>());
+        eprintln!("Request<Body> {}", size_of::<Request<Body>>());
+        eprintln!("Body {}", size_of::<Body>());
+        eprintln!("tokio Sleep {}", size_of::<tokio::time::Sleep>());
+    }
+}

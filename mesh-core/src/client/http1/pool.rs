@@ -131,18 +131,22 @@ impl<B> Http1Pool<B> {
         found
     }
 
-    /// Puts a connection that is ready for its next request into the idle list, and drops idle ones
-    /// that went stale.
+    /// Puts a connection that is ready for its next request into the idle list, and drops the idle
+    /// ones that timed out.
     pub(super) fn checkin(&self, sender: Conn<B>) {
         let now = Instant::now();
         let stale: Vec<_> = {
             let mut state = self.lock();
-            // In place: nothing is moved or allocated unless a connection went stale (the list
-            // holds every idle connection of a busy client, checked in after each response).
-            let stale = state
+            // The list is oldest first, so the timed-out ones are its front: only those are
+            // looked at (a busy client checks in after each response, with many connections
+            // idle). One the server closed is dropped when a checkout meets it, or when it
+            // times out.
+            let expired = state
                 .idle
-                .extract_if(.., |conn| !conn.is_usable(now, self.idle_timeout))
-                .collect();
+                .iter()
+                .take_while(|conn| now.saturating_duration_since(conn.since) > self.idle_timeout)
+                .count();
+            let stale = state.idle.drain(..expired).collect();
             // A retired connection is not kept: the response just read was its last one.
             if !sender.is_retired() {
                 state.idle.push(IdleConnection { sender, since: now });
