@@ -753,11 +753,18 @@ fn mesh_classifier_picks_by_content_type() {
     ];
     let mesh = MeshClassifier::new();
     for (content_type, expected) in cases {
-        let mut req = Request::new(());
+        // gRPC calls are POSTs; any other method is HTTP whatever its content type.
+        let mut req = Request::post("/").body(()).unwrap();
         if let Some(ct) = content_type {
             req.headers_mut()
                 .insert("content-type", HeaderValue::from_bytes(ct).unwrap());
         }
+        let mut get = Request::get("/").body(()).unwrap();
+        *get.headers_mut() = req.headers().clone();
+        assert!(
+            !mesh.make_classifier(&get).is_grpc(),
+            "GET {content_type:?}"
+        );
         let classifier = mesh.make_classifier(&req);
         assert_eq!(classifier.is_grpc(), expected.is_some(), "{content_type:?}");
 

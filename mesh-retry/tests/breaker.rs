@@ -365,7 +365,7 @@ async fn grpc_probe_whose_body_is_dropped_before_trailers_is_reclaimed() {
     advance(OPEN).await;
 
     assert_ready_ok!(svc.poll_ready());
-    let request = Request::builder()
+    let request = Request::post("/")
         .header("content-type", "application/grpc")
         .body(String::new())
         .unwrap();
@@ -481,7 +481,7 @@ async fn grpc_status_in_trailers_counts_at_body_end() {
     let breaker = svc.get_ref().handle().clone();
 
     assert_ready_ok!(svc.poll_ready());
-    let request = Request::builder()
+    let request = Request::post("/")
         .header("content-type", "application/grpc")
         .body(String::new())
         .unwrap();

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Method, Request, Response};
 use tower_http::classify::{ClassifiedResponse, ClassifyResponse, MakeClassifier};
 
 use super::{FailureClass, GrpcClassifier, GrpcEosClassifier, HttpClassifier};
@@ -52,7 +52,16 @@ impl MakeClassifier for MeshClassifier {
     type FailureClass = FailureClass;
     type ClassifyEos = GrpcEosClassifier;
 
+    /// gRPC by the request's `content-type` (see [`is_grpc`]), for `POST` requests only: every
+    /// gRPC call is a `POST` (native gRPC and gRPC-Web alike), so a request of another method is
+    /// classified as HTTP without a header lookup (each layer of a stack makes a classifier per
+    /// request).
     fn make_classifier<B>(&self, req: &Request<B>) -> MeshResponseClassifier {
+        if req.method() != Method::POST {
+            return MeshResponseClassifier {
+                inner: Inner::Http(self.http),
+            };
+        }
         let inner = match grpc_flavor(req.headers()) {
             Some(GrpcFlavor::Native) => Inner::Grpc(self.grpc),
             Some(GrpcFlavor::Web) => Inner::Grpc(self.grpc.for_grpc_web()),
