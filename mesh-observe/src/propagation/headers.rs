@@ -274,7 +274,7 @@ fn inject_parts(
     }
     if propagation.w3c_enabled() {
         let traceparent = w3c::encode_traceparent(span);
-        headers.insert(TRACEPARENT, ascii_value(&traceparent));
+        headers.insert(TRACEPARENT, ascii_value(traceparent));
         let state = tracestate::header_for(span, carried);
         if !state.is_empty()
             && let Ok(value) = HeaderValue::try_from(state)
@@ -285,12 +285,12 @@ fn inject_parts(
     match propagation.b3_encoding() {
         None => {}
         Some(super::B3Encoding::Single) => {
-            headers.insert(B3, ascii_value(&b3::encode_single(span)));
+            headers.insert(B3, ascii_value(b3::encode_single(span)));
         }
         Some(super::B3Encoding::Multi) => {
             let (trace, id) = b3::encode_ids(span);
-            headers.insert(X_B3_TRACE_ID, ascii_value(&trace));
-            headers.insert(X_B3_SPAN_ID, ascii_value(&id));
+            headers.insert(X_B3_TRACE_ID, ascii_value(trace));
+            headers.insert(X_B3_SPAN_ID, ascii_value(id));
             let sampled = if span.is_sampled() { "1" } else { "0" };
             headers.insert(X_B3_SAMPLED, HeaderValue::from_static(sampled));
         }
@@ -303,8 +303,13 @@ fn is_trace_header(name: &HeaderName) -> bool {
 }
 
 /// A header value from bytes this module produced (hex digits and `-`), always valid.
-fn ascii_value(bytes: &[u8]) -> HeaderValue {
-    HeaderValue::from_bytes(bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
+///
+/// The bytes are moved into one reference-counted allocation (`Bytes::from_owner`), so a clone
+/// of the header map (mesh-retry copies the head it may retry) shares them. A value made by
+/// copying into a `Vec` would allocate once more at its first clone, to become shareable.
+fn ascii_value<const N: usize>(bytes: [u8; N]) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(bytes))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]

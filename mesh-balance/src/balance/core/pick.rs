@@ -257,6 +257,14 @@ where
         let allowed = |slots: &[Slot<M::Service>], i: usize| {
             Some(i) != except && avoid.is_none_or(|tried| !tried.contains(&slots[i].key))
         };
+        if n == 1 {
+            // The only candidate: no draw (P2C's second draw of a one-endpoint tier, the usual
+            // case of a service with one endpoint, would otherwise spend every try on it).
+            let i = self.tiers[tier][0];
+            return allowed(&self.slots, i)
+                .then(|| self.eligible(i, now).map(|a| (i, a)))
+                .flatten();
+        }
         for _ in 0..SAMPLE_TRIES {
             let i = self.tiers[tier][self.rng.usize(..n)];
             if allowed(&self.slots, i)
