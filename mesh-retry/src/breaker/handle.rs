@@ -196,7 +196,7 @@ fn publish(shared: &Shared, transition: Option<Transition>) {
 pub struct BreakerPermit {
     shared: Option<Arc<Shared>>,
     ticket: Ticket,
-    /// When the call was sent (`start_clock`), for the slow-call rule.
+    /// When the call was sent (`start_clock`), for the slow-call rule; `None` without one.
     started: Option<Instant>,
 }
 
@@ -211,9 +211,16 @@ impl fmt::Debug for BreakerPermit {
 
 impl BreakerPermit {
     /// Starts the slow-call clock now (the service does it when the request is sent, not when
-    /// readiness was reserved).
+    /// readiness was reserved). Without a slow-call rule the duration is never read, so the
+    /// clock is not read either.
     pub(super) fn start_clock(&mut self) {
-        self.started = Some(Instant::now());
+        if self
+            .shared
+            .as_ref()
+            .is_some_and(|shared| shared.slow_call_duration.is_some())
+        {
+            self.started = Some(Instant::now());
+        }
     }
 
     /// Records the outcome of the call; its duration is measured up to now.
