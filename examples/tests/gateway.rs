@@ -11,7 +11,6 @@ use std::convert::Infallible;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 
 use http::header::{HOST, RETRY_AFTER};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -197,15 +196,7 @@ async fn routes_by_host_and_prefix_with_request_ids_and_header_edits_then_drains
     );
 
     // SIGTERM: drains and exits 0.
-    let mut gw = gw;
-    let killed = Command::new("kill")
-        .args(["-TERM", &gw.child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let exit = tokio::task::spawn_blocking(move || gw.child.0.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = gw.child.terminate().await;
     assert!(exit.success(), "{exit:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

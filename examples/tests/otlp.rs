@@ -7,7 +7,6 @@ mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -282,22 +281,10 @@ async fn on_one_worker_the_sidecar_flushes_its_spans_when_it_stops() {
     let app = support::start_app("app").await;
     let text = traces_config(&dir, &ca, app, otlp);
     let path = dir.join("one-worker.toml");
-    let mut sidecar = support::start_sidecar_with(&path, &text, &["--workers", "1"]).await;
+    let sidecar = support::start_sidecar_with(&path, &text, &["--workers", "1"]).await;
     traced_request(&sidecar, &ca).await;
 
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(sidecar.child.0.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::task::spawn_blocking(move || sidecar.child.0.wait().unwrap()),
-    )
-    .await
-    .expect("the sidecar did not stop within 30 s")
-    .unwrap();
+    let exit = sidecar.child.terminate().await;
     assert!(exit.success(), "{exit:?}");
 
     // The receiver queues an export before answering it, and the sidecar exits only after its

@@ -13,7 +13,6 @@ use std::convert::Infallible;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use http::header::HOST;
@@ -166,16 +165,7 @@ async fn a_request_crosses_two_sidecars_and_sigterm_drains() {
     );
 
     // SIGTERM: the process drains and exits 0.
-    let mut a = a;
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(a.child.0.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || a.child.0.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = a.child.terminate().await;
     assert!(exit.success(), "{exit:?}");
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);

@@ -66,6 +66,26 @@ impl KillOnDrop {
     }
 }
 
+impl KillOnDrop {
+    /// Sends SIGTERM (through `kill`, so the tests need no libc binding) and waits for the
+    /// process to exit, at most 30 s; returns how it exited.
+    pub(crate) async fn terminate(self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed: {status:?}");
+        let wait = tokio::task::spawn_blocking(move || {
+            let mut child = self;
+            child.0.wait().unwrap()
+        });
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("the process did not exit within 30 s of SIGTERM")
+            .unwrap()
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         self.kill();
