@@ -8,7 +8,9 @@
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -17,6 +19,7 @@ use mesh_core::classify::{ClassifiedResponse, ClassifyResponse, MakeClassifier, 
 use mesh_retry::budget::{RetryBudget, TokenBucketBudget, WindowBudget};
 use mesh_retry::retry::{RetryLayer, RetryPolicy};
 use tower::Layer;
+use tower::retry::budget::{Budget, TpsBudget};
 use tower_service::Service;
 
 mod breaker_cases;
@@ -62,10 +65,14 @@ where
 }
 
 /// tower's retry with the same decisions on the success path: clone the request for a possible
-/// retry, classify the response with the same classifier, stop on success.
+/// retry, classify the response with the same classifier, stop on success. With `budget`, the
+/// budget is used the way tower's `budget` module documents it (a deposit for each success, a
+/// withdrawal before each retry): tower's `TpsBudget` with the settings of mesh-retry's default
+/// `WindowBudget` (10 s, 10 retries per second, 20 %), which mesh-retry's layer always has.
 #[derive(Clone, Debug)]
 struct TowerPolicy {
     attempts_left: u32,
+    budget: Option<Arc<TpsBudget>>,
 }
 
 impl<B: Clone> tower::retry::Policy<Request<B>, Response<()>, Infallible> for TowerPolicy {
@@ -79,9 +86,18 @@ impl<B: Clone> tower::retry::Policy<Request<B>, Response<()>, Infallible> for To
         let Ok(response) = result else { return None };
         let classifier = MeshClassifier::new().make_classifier(req);
         match classifier.classify_response(response) {
-            ClassifiedResponse::Ready(Err(_)) if self.attempts_left > 1 => {
+            ClassifiedResponse::Ready(Err(_))
+                if self.attempts_left > 1
+                    && self.budget.as_ref().is_none_or(|budget| budget.withdraw()) =>
+            {
                 self.attempts_left -= 1;
                 Some(ready(()))
+            }
+            ClassifiedResponse::Ready(Ok(())) => {
+                if let Some(budget) = &self.budget {
+                    budget.deposit();
+                }
+                None
             }
             _ => None,
         }
@@ -123,7 +139,20 @@ fn ours() -> mesh_retry::retry::Retry<Ok200> {
 }
 
 fn theirs() -> tower::retry::Retry<TowerPolicy, Ok200> {
-    tower::retry::Retry::new(TowerPolicy { attempts_left: 3 }, Ok200)
+    let policy = TowerPolicy {
+        attempts_left: 3,
+        budget: None,
+    };
+    tower::retry::Retry::new(policy, Ok200)
+}
+
+fn theirs_with_budget() -> tower::retry::Retry<TowerPolicy, Ok200> {
+    let budget = TpsBudget::new(Duration::from_secs(10), 10, 0.2);
+    let policy = TowerPolicy {
+        attempts_left: 3,
+        budget: Some(Arc::new(budget)),
+    };
+    tower::retry::Retry::new(policy, Ok200)
 }
 
 mod success_path {
@@ -168,6 +197,16 @@ mod success_path {
             .bench_local_values(|req| call_once(&mut service, req));
     }
 
+    /// The same through `tower::retry::Retry` with tower's `TpsBudget` (mesh-retry's layer always
+    /// has a budget: this is the like-for-like row).
+    #[divan::bench]
+    fn get_tower_retry_tps_budget(bencher: divan::Bencher<'_, '_>) {
+        let mut service = theirs_with_budget();
+        bencher
+            .with_inputs(get)
+            .bench_local_values(|req| call_once(&mut service, req));
+    }
+
     /// A PUT with a 1 KiB body that the inner service does not read (ours sets up the replay
     /// buffer; tower's policy clones the `Full` body).
     #[divan::bench]
@@ -186,10 +225,18 @@ mod success_path {
             .with_inputs(put_1k)
             .bench_local_values(|req| call_once(&mut service, req));
     }
+
+    /// The same with tower's `TpsBudget`.
+    #[divan::bench]
+    fn put_1k_tower_retry_tps_budget(bencher: divan::Bencher<'_, '_>) {
+        let mut service = theirs_with_budget();
+        bencher
+            .with_inputs(put_1k)
+            .bench_local_values(|req| call_once(&mut service, req));
+    }
 }
 
 mod hedge {
-    use std::time::Duration;
 
     use mesh_retry::hedge::{HedgeConfig, HedgeDelay, HedgeLayer};
 

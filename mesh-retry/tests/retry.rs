@@ -480,6 +480,52 @@ async fn retry_refreshes_grpc_timeout_from_the_deadline() {
     assert_eq!(second.headers()["grpc-timeout"], "600000u");
 }
 
+/// A timeout layer that hands its deadline to the retry layer directly: no attempt carries a
+/// `Deadline` extension (the first attempt of a request without extensions has none at all), yet
+/// the retry layer uses it: a gRPC retry's `grpc-timeout` is what the deadline leaves, and a retry
+/// whose backoff would end past it is not started.
+#[tokio::test(start_paused = true)]
+async fn a_deadline_handed_directly_is_used_and_never_put_in_the_extensions() {
+    use mesh_retry::timeout::{RequestTimeoutLayer, TimeoutConfig};
+    let timeout =
+        RequestTimeoutLayer::new(TimeoutConfig::default().timeout(Some(Duration::from_secs(1))))
+            .hand_deadline_directly();
+    let (retry, mut handle) = setup(RetryLayer::new(policy().idempotent_only(false)).unwrap());
+    let service = timeout.layer(retry);
+
+    let req = Request::post("http://orders/orders.Orders/Get")
+        .header("content-type", "application/grpc")
+        .header("grpc-timeout", "5S")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let mut future = task::spawn(service.clone().oneshot(req));
+    assert_pending!(future.poll());
+    let (first, send) = take(&mut handle).unwrap();
+    assert_eq!(first.extensions().len(), 0);
+    // The layer's 1 s caps the caller's 5 s.
+    assert_eq!(first.headers()["grpc-timeout"], "1000000u");
+    tokio::time::advance(Duration::from_millis(400)).await;
+    send.send_error(ConnectError::new("refused"));
+    assert_pending!(future.poll());
+    let (second, send) = take(&mut handle).expect("a retry");
+    assert_eq!(second.headers()["grpc-timeout"], "600000u");
+    assert!(second.extensions().get::<Deadline>().is_none());
+    send.send_response(status(200));
+    assert_eq!(assert_ready!(future.poll()).unwrap().status(), 200);
+
+    // A retry whose 1 s backoff would end past the deadline is not started.
+    let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
+    assert_pending!(future.poll());
+    let busy = Response::builder()
+        .status(503)
+        .header("retry-after", "1")
+        .body(())
+        .unwrap();
+    take(&mut handle).unwrap().1.send_response(busy);
+    assert_eq!(assert_ready!(future.poll()).unwrap().status(), 503);
+    assert!(take(&mut handle).is_none());
+}
+
 // ----- a body that yields given chunks one poll at a time -----
 
 #[derive(Debug)]

@@ -182,3 +182,92 @@ async fn an_earlier_outer_deadline_is_kept() {
     tokio::time::advance(Duration::from_millis(50)).await;
     assert!(assert_ready!(future.poll()).unwrap_err().is::<Timeout>());
 }
+
+/// With `hand_deadline_directly` the service below is handed the same deadline the extension would
+/// carry (the earliest of the layer's, the caller's `grpc-timeout` and an outer `Deadline`), the
+/// extensions are left as they came, `grpc-timeout` is still written, and the deadline is still
+/// enforced.
+#[tokio::test(start_paused = true)]
+async fn a_deadline_handed_directly_is_the_one_the_extension_would_carry() {
+    use std::convert::Infallible;
+    use std::future::{Pending, pending};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use mesh_retry::timeout::TakesDeadline;
+
+    /// Records the deadline, the number of extensions and the `grpc-timeout` it is handed, and
+    /// never answers: the deadline decides.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        seen: Arc<Mutex<Vec<(Option<Deadline>, usize, Option<String>)>>>,
+    }
+    impl tower::Service<Request<()>> for Recorder {
+        type Response = ();
+        type Error = Infallible;
+        type Future = Pending<Result<(), Infallible>>;
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _req: Request<()>) -> Self::Future {
+            unreachable!("the timeout layer hands the deadline over")
+        }
+    }
+    impl TakesDeadline<Request<()>> for Recorder {
+        fn call_with_deadline(
+            &mut self,
+            req: Request<()>,
+            deadline: Option<Deadline>,
+        ) -> Self::Future {
+            let timeout = req
+                .headers()
+                .get("grpc-timeout")
+                .map(|v| v.to_str().unwrap().to_owned());
+            self.seen
+                .lock()
+                .unwrap()
+                .push((deadline, req.extensions().len(), timeout));
+            pending()
+        }
+    }
+    let recorder = Recorder::default();
+    let layer =
+        RequestTimeoutLayer::new(TimeoutConfig::default().timeout(Some(Duration::from_secs(2))))
+            .hand_deadline_directly();
+    let start = tokio::time::Instant::now();
+
+    // The layer's own 2 s, capping the caller's 5 s; nothing added to the extensions.
+    let mut future = task::spawn(
+        layer
+            .layer(recorder.clone())
+            .oneshot(grpc_request(Some("5S"))),
+    );
+    assert_pending!(future.poll());
+    // An outer deadline earlier than both: handed over, and left in the extensions.
+    let mut outer_request = grpc_request(Some("1S"));
+    let outer = Deadline::at(start + Duration::from_millis(300));
+    outer_request.extensions_mut().insert(outer);
+    let mut outer_future = task::spawn(layer.layer(recorder.clone()).oneshot(outer_request));
+    assert_pending!(outer_future.poll());
+    {
+        let seen = recorder.seen.lock().unwrap();
+        assert_eq!(
+            seen[0],
+            (
+                Some(Deadline::at(start + Duration::from_secs(2))),
+                0,
+                Some("2000000u".to_owned())
+            )
+        );
+        assert_eq!(seen[1], (Some(outer), 1, Some("300000u".to_owned())));
+    }
+    tokio::time::advance(Duration::from_millis(300)).await;
+    assert!(
+        assert_ready!(outer_future.poll())
+            .unwrap_err()
+            .is::<Timeout>()
+    );
+    assert_pending!(future.poll());
+    tokio::time::advance(Duration::from_millis(1700)).await;
+    assert!(assert_ready!(future.poll()).unwrap_err().is::<Timeout>());
+}

@@ -12,9 +12,7 @@ use http::{Request, Response};
 use http_body::Body;
 use mesh_core::BoxError;
 use mesh_core::attempts::AvoidTried;
-use mesh_core::classify::{
-    ClassifiedResponse, ClassifyResponse, FailureClass, MakeClassifier, is_grpc,
-};
+use mesh_core::classify::{ClassifiedResponse, ClassifyResponse, FailureClass, MakeClassifier};
 use mesh_core::error::Timeout;
 use pin_project::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -22,9 +20,8 @@ use tower_service::Service;
 
 use super::layer::Settings;
 use super::limit::RetryPermit;
+use super::template::Template;
 use crate::body::ReplayBody;
-use crate::timeout::Deadline;
-use crate::timeout::grpc_timeout::{self, GRPC_TIMEOUT};
 
 /// The future of a [`Retry`](super::Retry) call.
 ///
@@ -59,64 +56,6 @@ where
     permit: Option<RetryPermit>,
 }
 
-/// What a retry is rebuilt from: a copy of the caller's request head with the replayable body,
-/// the request's [`Deadline`] (kept here rather than in the copy's extensions), and whether retries
-/// carry the [`AvoidTried`] marker (put in each retry's extensions, never in the first attempt's: a
-/// request answered at once carries nothing extra).
-///
-/// The first attempt takes the caller's head itself; the copy is made before it is sent (the
-/// inner service consumes its request). The `Deadline` is left out of the copy and put back into
-/// each retry's extensions, so a request whose only extension is its deadline (what the timeout
-/// layer above leaves) costs no extension map here: only a retry makes one.
-pub(super) struct Template<B> {
-    request: Request<ReplayBody<B>>,
-    deadline: Option<Deadline>,
-    avoid_tried: bool,
-}
-
-impl<B> Template<B> {
-    /// Copies the head of `head` (all of it but the `Deadline`, which is read) for retries, with
-    /// `body`.
-    pub(super) fn new<T>(head: &Request<T>, body: ReplayBody<B>, avoid_tried: bool) -> Self {
-        let extensions = head.extensions();
-        let deadline = extensions.get::<Deadline>().copied();
-        let mut request = Request::new(body);
-        *request.method_mut() = head.method().clone();
-        *request.uri_mut() = head.uri().clone();
-        *request.version_mut() = head.version();
-        *request.headers_mut() = head.headers().clone();
-        if extensions.len() > usize::from(deadline.is_some()) {
-            let copy = request.extensions_mut();
-            *copy = extensions.clone();
-            copy.remove::<Deadline>();
-        }
-        Self {
-            request,
-            deadline,
-            avoid_tried,
-        }
-    }
-
-    /// A retry's request: the copied head, cloned, with the retry's body and `grpc-timeout`, the
-    /// `Deadline` put back and the [`AvoidTried`] marker when asked for. The extensions are the
-    /// caller's plus the marker.
-    fn retry_request(&self, next: NextAttempt<B>) -> Request<ReplayBody<B>> {
-        let mut request = attempt_request(&self.request, next.body, false);
-        if let Some(left) = next.grpc_timeout {
-            request
-                .headers_mut()
-                .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
-        }
-        if let Some(deadline) = self.deadline {
-            request.extensions_mut().insert(deadline);
-        }
-        if self.avoid_tried {
-            request.extensions_mut().insert(AvoidTried);
-        }
-        request
-    }
-}
-
 /// `R` is the next attempt, decided on (kept in the state so the future is no larger than it
 /// needs to be).
 #[pin_project(project = StateProj)]
@@ -126,12 +65,13 @@ enum State<F, R> {
     Ready(Option<R>),
 }
 
-/// A retry that was decided: its body (a replay taken when deciding) and the `grpc-timeout` it is
-/// to carry, if any. Its request is made from the template when it is sent, so that the future
-/// does not hold a second request head while the first attempt is in flight.
+/// A retry that was decided: its body (a replay taken when deciding) and the time its deadline
+/// leaves it when it starts, if it has one (its `grpc-timeout`, on a gRPC request that carried
+/// one). Its request is made from the template when it is sent, so that the future does not hold
+/// a second request head while the first attempt is in flight.
 struct NextAttempt<B> {
     body: ReplayBody<B>,
-    grpc_timeout: Option<Duration>,
+    time_left: Option<Duration>,
 }
 
 impl<S, B, C> ResponseFuture<S, B, C>
@@ -228,7 +168,7 @@ where
                     }
                     let next = request.take().expect("a retry was decided");
                     let template = this.template.as_ref().expect("a retry has a template");
-                    let request = template.retry_request(next);
+                    let request = template.retry_request(next.body, next.time_left);
                     *this.attempts += 1;
                     let future = this.service.call(request);
                     match this.settings.policy.per_try_timeout {
@@ -299,10 +239,10 @@ where
     if deadline.is_some_and(|deadline| deadline.remaining() <= delay) {
         return None;
     }
-    let Some(body) = template.request.body().replay() else {
+    let Some(body) = template.body.replay() else {
         settings
             .metrics
-            .not_replayable(template.request.body().status().as_str());
+            .not_replayable(template.body.status().as_str());
         return None;
     };
     let permit = match &settings.limit {
@@ -320,15 +260,8 @@ where
         return None;
     }
     settings.metrics.retry(reason);
-    let headers = template.request.headers();
-    let grpc_timeout = match deadline {
-        Some(deadline) if is_grpc(headers) && headers.contains_key(GRPC_TIMEOUT) => {
-            // The retry starts later than the first attempt: tell the server what is left then.
-            Some(deadline.remaining().saturating_sub(delay))
-        }
-        _ => None,
-    };
-    Some((NextAttempt { body, grpc_timeout }, delay, permit))
+    let time_left = deadline.map(|deadline| deadline.remaining().saturating_sub(delay));
+    Some((NextAttempt { body, time_left }, delay, permit))
 }
 
 /// One attempt's request: the template's head, cloned, with `body`, marked [`AvoidTried`] when

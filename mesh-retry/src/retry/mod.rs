@@ -60,6 +60,7 @@ mod marker;
 mod metrics;
 mod policy;
 mod service;
+mod template;
 
 pub use backoff::ExponentialBackoff;
 pub use future::ResponseFuture;

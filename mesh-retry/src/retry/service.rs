@@ -9,10 +9,12 @@ use mesh_core::BoxError;
 use mesh_core::classify::{FailureClass, MakeClassifier, MeshClassifier};
 use tower_service::Service;
 
-use super::future::{ResponseFuture, Template};
+use super::future::ResponseFuture;
 use super::layer::Settings;
+use super::template::{DeadlineFrom, Template};
 use super::{RetryLayer, RetryPolicy};
 use crate::body::ReplayBody;
+use crate::timeout::{Deadline, TakesDeadline};
 
 /// The service built by [`RetryLayer`]: sends a request, and again while the policy, the budget
 /// and the replay buffer allow.
@@ -22,10 +24,15 @@ use crate::body::ReplayBody;
 ///   before each retry, so a clone that was not polled ready is never called.
 /// - The request body is wrapped in a [`ReplayBody`] (the inner service sees
 ///   `Request<ReplayBody<B>>`). The first attempt takes the caller's head as it is; a copy of
-///   its method, URI, version, headers and extensions is kept for retries (the request's
-///   [`Deadline`](crate::timeout::Deadline) aside, put back into each retry's extensions: a
+///   its method, URI, version, headers and extensions is kept for retries (one allocation for
+///   the headers; the request's [`Deadline`] aside, put back into each retry's extensions: a
 ///   request whose only extension is its deadline costs no extension map until a retry), and
 ///   each retry's head is cloned from it.
+/// - The deadline comes from the request's extensions, or, through [`TakesDeadline`], from a
+///   [`RequestTimeout`](crate::timeout::RequestTimeout) right above that hands it over
+///   directly (then no attempt's extensions carry it, and the request needs no extension map
+///   for it). Retries never start when their backoff would end past it, and a gRPC retry's
+///   `grpc-timeout` is set to what it leaves.
 /// - A policy allowing a single attempt keeps no template: the request goes through as it is,
 ///   its body a [passthrough](ReplayBody::passthrough) one (never copied).
 /// - Every attempt of a request goes to the same inner service instance (the one polled ready
@@ -98,6 +105,39 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.call_with(req, DeadlineFrom::Extensions)
+    }
+}
+
+/// The deadline handed over by a [`RequestTimeout`](crate::timeout::RequestTimeout) right above
+/// (one built with [`hand_deadline_directly`](crate::timeout::RequestTimeoutLayer::hand_deadline_directly)):
+/// used as the [`Deadline`] the extensions would carry, and not put in any attempt's extensions.
+impl<S, C, B, RB> TakesDeadline<Request<B>> for Retry<S, C>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    C: MakeClassifier<FailureClass = FailureClass>,
+    C::Classifier: Clone,
+{
+    fn call_with_deadline(&mut self, req: Request<B>, deadline: Option<Deadline>) -> Self::Future {
+        self.call_with(req, DeadlineFrom::Handed(deadline))
+    }
+}
+
+impl<S, C> Retry<S, C> {
+    fn call_with<B, RB>(
+        &mut self,
+        req: Request<B>,
+        deadline: DeadlineFrom,
+    ) -> ResponseFuture<S, B, C>
+    where
+        S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+        B: Body,
+        B::Error: Into<BoxError>,
+        C: MakeClassifier<FailureClass = FailureClass>,
+    {
         let settings = &self.settings;
         settings.budget.deposit();
         let retryable = settings.policy.is_retryable(&req);
@@ -123,7 +163,7 @@ where
             .body()
             .replay()
             .expect("a body nobody has read is replayable");
-        let template = Template::new(&req, kept, settings.policy.avoid_tried);
+        let template = Template::new(&req, kept, deadline, settings.policy.avoid_tried);
         // The first attempt carries the caller's head as it is (not a copy): nothing is added
         // for the balancer below until a retry.
         let future = service.call(req);

@@ -43,4 +43,4 @@ mod service;
 pub use deadline::Deadline;
 pub use future::ResponseFuture;
 pub use layer::{RequestTimeoutLayer, TimeoutConfig};
-pub use service::RequestTimeout;
+pub use service::{Direct, InExtensions, RequestTimeout, TakesDeadline};

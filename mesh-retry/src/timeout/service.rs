@@ -1,6 +1,7 @@
 //! The request timeout service.
 
 use mesh_core::time::deadline_after;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -18,10 +19,45 @@ use super::{Deadline, RequestTimeoutLayer, ResponseFuture};
 ///
 /// Readiness is the inner service's, unchanged (the deadline starts at `call`). `Clone` clones the
 /// inner service and shares the settings.
+///
+/// `H` says how the service below learns each request's deadline: [`InExtensions`] (the default)
+/// puts it in the request's extensions as a [`Deadline`], for any layer below to read;
+/// [`Direct`] hands it to the service right below through [`TakesDeadline`] and leaves the
+/// extensions alone.
 #[derive(Clone, Debug)]
-pub struct RequestTimeout<S> {
+pub struct RequestTimeout<S, H = InExtensions> {
     inner: S,
     settings: Arc<TimeoutSettings>,
+    handoff: PhantomData<H>,
+}
+
+/// [`RequestTimeout`]'s default hand-off: each request's deadline goes into its extensions as a
+/// [`Deadline`] (unless an outer layer's deadline there is already the earlier one).
+///
+/// Any layer below can read it. A request without extensions pays for the map: three allocations
+/// (the map's box, its table, the value's box).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InExtensions;
+
+/// A [`RequestTimeout`] hand-off for a service right below that implements [`TakesDeadline`]
+/// (mesh-retry's [`Retry`](crate::retry::Retry) does): the deadline is handed over with the
+/// request, and the request's extensions are left as they came.
+///
+/// It saves the extension map a request without one would otherwise get, at the price of layers
+/// further down not seeing the deadline (an outer [`Deadline`] already in the extensions stays
+/// there).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Direct;
+
+/// A service that can be handed a request's deadline alongside the request, rather than in its
+/// extensions (see [`Direct`]).
+///
+/// `deadline` is the earliest of the timeout layer's own, the caller's `grpc-timeout` and any
+/// outer [`Deadline`] in the request's extensions: the implementation treats it as the request's
+/// deadline and need not look at the extensions.
+pub trait TakesDeadline<Request>: Service<Request> {
+    /// [`call`](Service::call), with the request's deadline.
+    fn call_with_deadline(&mut self, req: Request, deadline: Option<Deadline>) -> Self::Future;
 }
 
 impl<S> RequestTimeout<S> {
@@ -29,9 +65,15 @@ impl<S> RequestTimeout<S> {
     pub fn new(inner: S) -> Self {
         tower_layer::Layer::layer(&RequestTimeoutLayer::default(), inner)
     }
+}
 
+impl<S, H> RequestTimeout<S, H> {
     pub(super) fn from_settings(inner: S, settings: Arc<TimeoutSettings>) -> Self {
-        Self { inner, settings }
+        Self {
+            inner,
+            settings,
+            handoff: PhantomData,
+        }
     }
 
     /// The inner service.
@@ -50,7 +92,44 @@ impl<S> RequestTimeout<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for RequestTimeout<S>
+/// A request's deadline as [`prepare`] worked it out.
+struct Deadlines {
+    /// The earliest of all, the one enforced.
+    deadline: Option<Instant>,
+    /// The one an outer layer put in the extensions, if any.
+    outer: Option<Instant>,
+}
+
+/// Works out the deadline of `req` from the settings, its `grpc-timeout` (removed when malformed)
+/// and an outer [`Deadline`], and writes `grpc-timeout` on a gRPC request when asked to.
+fn prepare<B>(settings: &TimeoutSettings, req: &mut Request<B>) -> Deadlines {
+    let now = Instant::now();
+    let mut deadline = settings.timeout.map(|timeout| deadline_after(now, timeout));
+    if settings.read_grpc_timeout
+        && let Some(value) = req.headers().get(GRPC_TIMEOUT)
+    {
+        match grpc_timeout::parse(value.as_bytes()) {
+            Some(timeout) => deadline = earliest(deadline, Some(deadline_after(now, timeout))),
+            None => {
+                settings.malformed.add(1, &[]);
+                req.headers_mut().remove(GRPC_TIMEOUT);
+            }
+        }
+    }
+    let outer = req.extensions().get::<Deadline>().map(|d| d.instant());
+    deadline = earliest(deadline, outer);
+    if let Some(at) = deadline
+        && settings.write_grpc_timeout
+        && is_grpc(req.headers())
+    {
+        let left = at.saturating_duration_since(now);
+        req.headers_mut()
+            .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
+    }
+    Deadlines { deadline, outer }
+}
+
+impl<S, B> Service<Request<B>> for RequestTimeout<S, InExtensions>
 where
     S: Service<Request<B>>,
     S::Error: Into<BoxError>,
@@ -64,33 +143,35 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let settings = &*self.settings;
-        let now = Instant::now();
-        let mut deadline = settings.timeout.map(|timeout| deadline_after(now, timeout));
-        if settings.read_grpc_timeout
-            && let Some(value) = req.headers().get(GRPC_TIMEOUT)
+        let Deadlines { deadline, outer } = prepare(&self.settings, &mut req);
+        if let Some(at) = deadline
+            && outer != Some(at)
         {
-            match grpc_timeout::parse(value.as_bytes()) {
-                Some(timeout) => deadline = earliest(deadline, Some(deadline_after(now, timeout))),
-                None => {
-                    settings.malformed.add(1, &[]);
-                    req.headers_mut().remove(GRPC_TIMEOUT);
-                }
-            }
-        }
-        let outer = req.extensions().get::<Deadline>().map(|d| d.instant());
-        deadline = earliest(deadline, outer);
-        if let Some(at) = deadline {
-            if outer != Some(at) {
-                req.extensions_mut().insert(Deadline::at(at));
-            }
-            if settings.write_grpc_timeout && is_grpc(req.headers()) {
-                let left = at.saturating_duration_since(now);
-                req.headers_mut()
-                    .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
-            }
+            req.extensions_mut().insert(Deadline::at(at));
         }
         let future = self.inner.call(req);
+        ResponseFuture::new(future, deadline, self.settings.expired.clone())
+    }
+}
+
+impl<S, B> Service<Request<B>> for RequestTimeout<S, Direct>
+where
+    S: TakesDeadline<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let Deadlines { deadline, .. } = prepare(&self.settings, &mut req);
+        let future = self
+            .inner
+            .call_with_deadline(req, deadline.map(Deadline::at));
         ResponseFuture::new(future, deadline, self.settings.expired.clone())
     }
 }

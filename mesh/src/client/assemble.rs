@@ -15,7 +15,7 @@ use mesh_retry::body::ReplayBody;
 use mesh_retry::breaker::{BreakerRegistry, CircuitBreaker};
 use mesh_retry::budget::WindowBudget;
 use mesh_retry::retry::{Retry, RetryLayer, RetryLimit};
-use mesh_retry::timeout::{RequestTimeout, RequestTimeoutLayer, TimeoutConfig};
+use mesh_retry::timeout::{Direct, RequestTimeout, RequestTimeoutLayer, TimeoutConfig};
 use opentelemetry::metrics::Meter;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
@@ -57,7 +57,7 @@ pub(super) type DirectEndpoint = CircuitBreaker<HttpClient<ReplayBody<Body>>, Me
 /// The whole assembled stack over endpoint services `S`, as a named type: the [`Client`]'s
 /// response future holds its `Oneshot` inline instead of in a box.
 pub(super) type Stack<S> =
-    MapBody<ClientTrace<RequestTimeout<Retry<Balance<BoxDiscover, TryMake<MakeFn<S>>>>>>>;
+    MapBody<ClientTrace<RequestTimeout<Retry<Balance<BoxDiscover, TryMake<MakeFn<S>>>>, Direct>>>;
 
 impl Parts {
     pub(super) fn assemble<C: Connect + Sync>(self, connector: C) -> Result<Client, ConfigError> {
@@ -128,7 +128,7 @@ impl Parts {
         let stack = ServiceBuilder::new()
             .layer(MapBodyLayer::new())
             .layer(ClientTraceLayer::new(trace))
-            .layer(RequestTimeoutLayer::new(timeout))
+            .layer(RequestTimeoutLayer::new(timeout).hand_deadline_directly())
             .layer(retry)
             .service(balance);
         Ok((

@@ -33,7 +33,8 @@ pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// ```text
 /// ClientTraceLayer      span, traceparent out, http.client.request.duration   `trace`
 ///  → RequestTimeout     overall deadline, grpc-timeout in and out             `timeout`
-///  → Retry + budget     bodies wrapped in ReplayBody here                     `retry`, `budget`
+///  → Retry + budget     bodies wrapped in ReplayBody here; the deadline       `retry`, `budget`
+///                       handed to it directly, not in the extensions
 ///  → Balance            P2C over PeakEWMA, locality tiers, outlier ejection   `balance`
 ///  → per endpoint: CircuitBreaker (gate mode, one per endpoint)               `breaker`
 ///                  → mesh-core HttpClient                                     `http`
@@ -224,7 +225,9 @@ impl ClientBuilder {
     ///
     /// The wrapped service is boxed as an [`EndpointService`], whose request body is the retry
     /// layer's [`ReplayBody`](mesh_retry::body::ReplayBody) (the one place it shows); without
-    /// this setting nothing is boxed per endpoint.
+    /// this setting nothing is boxed per endpoint. The request's deadline is not in its
+    /// extensions here (the timeout layer hands it to the retry layer directly), unless the
+    /// caller put a [`Deadline`](mesh_retry::timeout::Deadline) there.
     pub fn wrap_endpoints<F>(mut self, wrap: F) -> Self
     where
         F: Fn(&Endpoint, EndpointService) -> EndpointService + Send + Sync + 'static,
