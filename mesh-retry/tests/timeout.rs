@@ -200,8 +200,9 @@ async fn a_deadline_handed_directly_is_the_one_the_extension_would_carry() {
     /// never answers: the deadline decides.
     #[derive(Clone, Default)]
     struct Recorder {
-        seen: Arc<Mutex<Vec<(Option<Deadline>, usize, Option<String>)>>>,
+        seen: Arc<Mutex<Vec<Seen>>>,
     }
+    type Seen = (Option<Deadline>, usize, Option<String>);
     impl tower::Service<Request<()>> for Recorder {
         type Response = ();
         type Error = Infallible;
