@@ -168,6 +168,8 @@ async fn answer(err: BoxError, content_type: Option<&str>) -> Response<Body> {
     });
     let mut req = Request::new(Body::empty());
     if let Some(ct) = content_type {
+        // gRPC calls are POSTs.
+        *req.method_mut() = http::Method::POST;
         req.headers_mut()
             .insert("content-type", ct.parse().unwrap());
     }
@@ -242,6 +244,21 @@ async fn grpc_requests_get_trailers_only_status() {
             assert!(body_text(res).await.is_empty());
         }
     }
+    // A GET is never a gRPC call, whatever its content type: a plain answer.
+    let failing = service_fn(|_req: Request<Body>| async {
+        Err::<Response<Body>, BoxError>(Box::new(ConnectError::new("refused")))
+    });
+    let req = Request::get("http://orders/")
+        .header("content-type", "application/grpc")
+        .body(Body::empty())
+        .unwrap();
+    let res = ErrorResponseLayer::new()
+        .layer(failing)
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert!(res.headers().get("grpc-status").is_none());
 }
 
 /// The short reason each failure of the table gives, in `mesh-error-detail` and on the body's
@@ -313,7 +330,7 @@ async fn a_describer_explains_errors_mesh_core_does_not_know() {
         }))
     };
     let request = || {
-        Request::get("http://orders/")
+        Request::post("http://orders/")
             .header("content-type", "application/grpc")
             .body(Body::empty())
             .unwrap()

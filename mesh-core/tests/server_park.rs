@@ -285,6 +285,45 @@ async fn the_header_read_timeout_still_bounds_a_parked_connection() {
     assert_eq!(server.stats.http1_parked(), 1);
 }
 
+/// Without parking, the server's connection task keeps the HTTP/1.1 header-read timeout (hyper
+/// is given none): counted from when the previous response was written out, it closes a
+/// keep-alive connection idle that long, and one that sent only part of its next head; a request
+/// in progress (its body still arriving) is not cut by it.
+#[tokio::test(start_paused = true)]
+async fn the_header_read_timeout_bounds_the_wait_for_each_head() {
+    const HEAD: Duration = Duration::from_secs(5);
+    let config = parking()
+        .http1_park_after(None)
+        .header_read_timeout(Some(HEAD));
+    let server = start(config).await;
+
+    // Idle after its response: closed when the timeout has passed since.
+    let mut idle = answered_connection(&server).await;
+    let idle_from = Instant::now();
+    wait_closed(&mut idle).await;
+    assert_eq!(idle_from.elapsed(), HEAD);
+
+    // Part of the next head two seconds in: still closed five seconds after the response.
+    let mut slow = answered_connection(&server).await;
+    let idle_from = Instant::now();
+    sleep(Duration::from_secs(2)).await;
+    slow.write_all(b"GET / HT").await.unwrap();
+    wait_closed(&mut slow).await;
+    assert_eq!(idle_from.elapsed(), HEAD);
+
+    // A request whose body takes longer than the timeout is answered.
+    let mut busy = TcpStream::connect(server.addr).await.unwrap();
+    busy.write_all(b"POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 6\r\n\r\nabc")
+        .await
+        .unwrap();
+    sleep(HEAD * 2).await;
+    busy.write_all(b"def").await.unwrap();
+    let response = read_response(&mut busy).await;
+    assert!(response.ends_with("POST /up abcdef"), "{response}");
+    assert_eq!(server.stats.http1_parked(), 0);
+    assert_eq!(server.stats.accepted_connections(), 3);
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_closes_parked_connections_at_once() {
     let mut server = start(parking()).await;

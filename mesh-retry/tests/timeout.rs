@@ -272,3 +272,23 @@ async fn a_deadline_handed_directly_is_the_one_the_extension_would_carry() {
     tokio::time::advance(Duration::from_millis(1700)).await;
     assert!(assert_ready!(future.poll()).unwrap_err().is::<Timeout>());
 }
+
+/// Every gRPC call is a `POST`: on a request of another method `grpc-timeout` is neither read
+/// nor rewritten, whatever the content type.
+#[tokio::test(start_paused = true)]
+async fn grpc_timeout_is_left_alone_on_a_get() {
+    let (service, mut handle) =
+        service(TimeoutConfig::default().timeout(Some(Duration::from_secs(2))));
+    let mut request = grpc_request(Some("100m"));
+    *request.method_mut() = http::Method::GET;
+    let mut future = task::spawn(service.oneshot(request));
+    assert_pending!(future.poll());
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request.headers()["grpc-timeout"], "100m");
+    let deadline = request.extensions().get::<Deadline>().copied().unwrap();
+    assert_eq!(deadline.remaining(), Duration::from_secs(2));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_pending!(future.poll());
+    send.send_response(Response::new(()));
+    assert_ready!(future.poll()).unwrap();
+}

@@ -132,6 +132,12 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
     grpc_flavor(headers).is_some()
 }
 
+/// Whether a request is a gRPC (or gRPC-Web) call: a `POST` (every gRPC call is one) whose
+/// `content-type` [is gRPC](is_grpc). A request of another method costs no header lookup.
+pub fn is_grpc_request<B>(req: &Request<B>) -> bool {
+    req.method() == Method::POST && is_grpc(req.headers())
+}
+
 /// Recognises gRPC content types: `application/grpc` or `application/grpc-web`, then the end, a
 /// `+subtype` suffix, parameters, or (web only) `-text`.
 fn grpc_flavor(headers: &HeaderMap) -> Option<GrpcFlavor> {

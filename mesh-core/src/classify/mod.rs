@@ -80,7 +80,7 @@ pub use grpc::{
     GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcClassifier, GrpcCode, GrpcCodeSet, GrpcEosClassifier,
     Pushback,
 };
-pub use mesh::{MeshClassifier, MeshResponseClassifier, is_grpc};
+pub use mesh::{MeshClassifier, MeshResponseClassifier, is_grpc, is_grpc_request};
 pub use outcome::{FailureClass, Outcome};
 pub use retry_after::RetryAfter;
 

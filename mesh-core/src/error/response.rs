@@ -19,7 +19,7 @@ use super::{
     BoxError, Describe, FailureDetail, Overloaded, RateLimited, describe_failure, find_cause,
 };
 use crate::body::Body;
-use crate::classify::{ErrorKind, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcCode, is_grpc};
+use crate::classify::{ErrorKind, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcCode, is_grpc_request};
 use crate::log::LogLimiter;
 
 /// The header that names the cause of a response the mesh produced itself.
@@ -197,7 +197,8 @@ fn classify_failure_with(
 /// When the failure carries a delay ([`RateLimited`], [`Overloaded`]), HTTP responses get
 /// `Retry-After` (whole seconds, rounded up) and gRPC responses `grpc-retry-pushback-ms`.
 ///
-/// Requests whose `content-type` starts with `application/grpc` get a gRPC trailers-only answer: HTTP
+/// `POST` requests (every gRPC call is one) whose `content-type` is gRPC's
+/// ([`is_grpc`](crate::classify::is_grpc)) get a gRPC trailers-only answer: HTTP
 /// 200 with `content-type: application/grpc`, `grpc-status` and `grpc-message` in the headers, as gRPC
 /// clients expect. Everyone else gets the status above with a `text/plain` body naming the cause on
 /// its first line.
@@ -379,7 +380,7 @@ impl<S> ErrorResponse<S> {
             None => req.headers().get(HOST).cloned().map(RequestAuthority::Host),
         };
         RequestInfo {
-            grpc: is_grpc(req.headers()),
+            grpc: is_grpc_request(req),
             method: req.method().clone(),
             authority,
             describe: self.describe,

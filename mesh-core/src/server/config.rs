@@ -32,12 +32,16 @@ pub struct ServerConfig {
     pub(crate) handshake_timeout: Duration,
 
     /// How long a client may take to send a complete HTTP/1.1 request head, counted from the moment
-    /// the server starts waiting for it. Default 30 s (hyper's own default); `None` disables it.
+    /// the server starts waiting for it: from when the connection opened, or from when the previous
+    /// response was written out. Default 30 s (hyper's own default); `None` disables it.
     ///
     /// This is the defence against slow-header ("slowloris") clients, and it also closes HTTP/1.1
-    /// keep-alive connections idle for that long between requests (hyper starts the timer as soon as
-    /// it waits for the next head); mesh-core's client therefore closes its idle HTTP/1.1
-    /// connections sooner, after 20 s, so a request never races the server's close. The same bound applies to the first bytes of every connection,
+    /// keep-alive connections idle for that long between requests (the server waits for the next
+    /// head as soon as a response is written out); mesh-core's client therefore closes its idle
+    /// HTTP/1.1 connections sooner, after 20 s, so a request never races the server's close. The
+    /// close is the idle timeout's (at once between requests, a partial head included). The
+    /// connection's own task keeps this deadline with its idle timer, not hyper (whose timer
+    /// would be armed and cancelled once per request). The same bound applies to the first bytes of every connection,
     /// which the server reads to tell HTTP/1.1 from HTTP/2 prior knowledge: a client that connects
     /// and sends nothing, or only part of the HTTP/2 preface, is closed after this long. After the
     /// HTTP/2 preface, HTTP/2 connections are bounded by [`idle_timeout`](Self::idle_timeout)
@@ -236,12 +240,16 @@ impl ServerConfig {
     }
 
     /// How long a client may take to send a complete HTTP/1.1 request head, counted from the moment
-    /// the server starts waiting for it. Default 30 s (hyper's own default); `None` disables it.
+    /// the server starts waiting for it: from when the connection opened, or from when the previous
+    /// response was written out. Default 30 s (hyper's own default); `None` disables it.
     ///
     /// This is the defence against slow-header ("slowloris") clients, and it also closes HTTP/1.1
-    /// keep-alive connections idle for that long between requests (hyper starts the timer as soon as
-    /// it waits for the next head); mesh-core's client therefore closes its idle HTTP/1.1
-    /// connections sooner, after 20 s, so a request never races the server's close. The same bound applies to the first bytes of every connection,
+    /// keep-alive connections idle for that long between requests (the server waits for the next
+    /// head as soon as a response is written out); mesh-core's client therefore closes its idle
+    /// HTTP/1.1 connections sooner, after 20 s, so a request never races the server's close. The
+    /// close is the idle timeout's (at once between requests, a partial head included). The
+    /// connection's own task keeps this deadline with its idle timer, not hyper (whose timer
+    /// would be armed and cancelled once per request). The same bound applies to the first bytes of every connection,
     /// which the server reads to tell HTTP/1.1 from HTTP/2 prior knowledge: a client that connects
     /// and sends nothing, or only part of the HTTP/2 preface, is closed after this long. After the
     /// HTTP/2 preface, HTTP/2 connections are bounded by [`idle_timeout`](Self::idle_timeout)

@@ -221,14 +221,14 @@ pub(super) async fn serve_connection<A, S, B>(
             closing = Closing::Idle(Instant::now() + GOAWAY_GRACE);
         }
 
-        // The deadlines of an idle connection not closing: the idle timeout; while parked, the
-        // header-read timeout hyper would have applied; while served by hyper's HTTP/1.1, the
-        // park deadline (once per idle period).
+        // The deadlines of an idle connection not closing: the idle timeout; over HTTP/1.1
+        // (served by hyper or parked), the header-read timeout; while served by hyper's
+        // HTTP/1.1, the park deadline (once per idle period).
         let idle_since = (idle && closing == Closing::No && !draining)
             .then(|| registration.idle_since());
         let idle_at = idle_since.zip(shared.idle_timeout).map(|(at, t)| at + t);
         let header_at = idle_since
-            .filter(|_| conn.is_parked())
+            .filter(|_| conn.is_http1() || conn.is_parked())
             .zip(shared.header_read_timeout)
             .map(|(at, t)| at + t);
         let park_at = idle_since
@@ -281,8 +281,14 @@ pub(super) async fn serve_connection<A, S, B>(
                             return Poll::Ready(Ok(()));
                         }
                     } else if header_at.is_some_and(|at| at <= now) {
-                        debug!(peer = %info.peer_addr(), "closing a parked connection: no request in time");
-                        return Poll::Ready(Ok(()));
+                        // hyper's HTTP/1.1 closes at once between requests, a partial head
+                        // included; a parked connection has nothing to finish.
+                        debug!(peer = %info.peer_addr(), "closing an HTTP/1.1 connection: no request head in time");
+                        closing = Closing::Idle(now + GOAWAY_GRACE);
+                        activity.set_closing();
+                        if conn.graceful_shutdown() {
+                            return Poll::Ready(Ok(()));
+                        }
                     } else if park_at.is_some_and(|at| at <= now) {
                         park_due = idle_since;
                     }
@@ -302,7 +308,13 @@ pub(super) async fn serve_connection<A, S, B>(
                 }
             }
         }
+        let was_http1 = conn.is_http1();
         let polled = conn.poll(cx, &shared.builders);
+        if polled.is_pending() && !was_http1 && conn.is_http1() {
+            // The version was just chosen: HTTP/1.1 has deadlines of its own (the header-read
+            // timeout, parking), so work them out again.
+            cx.waker().wake_by_ref();
+        }
         // Park once hyper is waiting for the client, in the idle period whose park deadline
         // passed, with nothing left to write and the client's next request not begun.
         if polled.is_pending()
@@ -331,15 +343,14 @@ pub(super) async fn serve_connection<A, S, B>(
     }
 }
 
-/// The shortest deadline an idle period of a connection can have: the idle timeout, or for a
-/// connection that parks (HTTP/1.1) the park delay if sooner (`None`: neither applies). A
-/// request ending wakes the task only if its timer would fire after that (see `Registry`).
-fn idle_delay(shared: &Shared, parks: bool) -> Option<Duration> {
-    let park = shared.http1_park_after.filter(|_| parks);
-    match (shared.idle_timeout, park) {
-        (Some(idle), Some(park)) => Some(idle.min(park)),
-        (idle, park) => idle.or(park),
-    }
+/// The shortest deadline an idle period of a connection can have: the idle timeout, or for an
+/// HTTP/1.1 connection the park delay or the header-read timeout if sooner (`None`: none
+/// applies). A request ending wakes the task only if its timer would fire after that (see
+/// `Registry`).
+fn idle_delay(shared: &Shared, http1: bool) -> Option<Duration> {
+    let http1_only = [shared.http1_park_after, shared.header_read_timeout];
+    let http1_only = http1_only.into_iter().filter(|_| http1).flatten();
+    shared.idle_timeout.into_iter().chain(http1_only).min()
 }
 
 /// Adapts the user's tower service to hyper, adding the connection's values to each request.

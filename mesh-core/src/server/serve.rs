@@ -251,13 +251,17 @@ impl<A: Acceptor> Server<A> {
 /// The smallest HTTP/1.1 read buffer hyper accepts (`max_buf_size` panics below it).
 const MIN_REQUEST_HEAD_SIZE: usize = 8 * 1024;
 
-/// The hyper connection builders for `config`: tokio timers, the head size, HTTP/2 keep-alive.
+/// The hyper connection builders for `config`: the head size, HTTP/2's timer and keep-alive.
+///
+/// HTTP/1.1 gets no timer and no header-read timeout from hyper: hyper would arm a timer (a boxed
+/// sleep, registered and cancelled) each time it waits for a request head, once per request on
+/// a keep-alive connection. The connection task applies the header-read timeout instead, from
+/// when the connection turned idle, with the timer it keeps for the idle timeout and parking.
 fn http_builders(config: &ServerConfig) -> Builders {
     let head_size = config.max_request_head_size.max(MIN_REQUEST_HEAD_SIZE);
     let mut http1 = http1::Builder::new();
     http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        .header_read_timeout(None)
         // hyper answers 431 when a request head does not fit its read buffer.
         .max_buf_size(head_size);
     let mut http2 = http2::Builder::new(TokioExecutor::new());

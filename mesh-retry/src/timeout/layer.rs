@@ -17,7 +17,9 @@ use super::{Direct, InExtensions, RequestTimeout};
 /// | `write_grpc_timeout` | on      | tell the next hop how much time is left (gRPC requests only)    |
 /// | `meter`              | `global::meter("mesh-retry")` | the application picks the provider  |
 ///
-/// The caller's `grpc-timeout` can only shorten the deadline: `timeout` is its cap. With
+/// `grpc-timeout` is read and written on `POST` requests only (every gRPC call is one), and
+/// written only on those whose `content-type` is gRPC's. The caller's `grpc-timeout` can only
+/// shorten the deadline: `timeout` is its cap. With
 /// `timeout` set to `None` the layer sets no deadline of its own and the caller's `grpc-timeout`
 /// is used uncapped.
 #[derive(Clone, Debug)]
@@ -48,7 +50,7 @@ impl TimeoutConfig {
         self
     }
 
-    /// Whether to honour an incoming `grpc-timeout` header.
+    /// Whether to honour an incoming `grpc-timeout` header (on a `POST` request).
     #[must_use]
     pub fn read_grpc_timeout(mut self, read: bool) -> Self {
         self.read_grpc_timeout = read;

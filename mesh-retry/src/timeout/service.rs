@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::Request;
+use http::{Method, Request};
 use mesh_core::BoxError;
 use mesh_core::classify::is_grpc;
 use tokio::time::Instant;
@@ -105,7 +105,10 @@ struct Deadlines {
 fn prepare<B>(settings: &TimeoutSettings, req: &mut Request<B>) -> Deadlines {
     let now = Instant::now();
     let mut deadline = settings.timeout.map(|timeout| deadline_after(now, timeout));
-    if settings.read_grpc_timeout
+    // Every gRPC call is a `POST`: a request of another method costs no header lookup here.
+    let post = req.method() == Method::POST;
+    if post
+        && settings.read_grpc_timeout
         && let Some(value) = req.headers().get(GRPC_TIMEOUT)
     {
         match grpc_timeout::parse(value.as_bytes()) {
@@ -119,6 +122,7 @@ fn prepare<B>(settings: &TimeoutSettings, req: &mut Request<B>) -> Deadlines {
     let outer = req.extensions().get::<Deadline>().map(|d| d.instant());
     deadline = earliest(deadline, outer);
     if let Some(at) = deadline
+        && post
         && settings.write_grpc_timeout
         && is_grpc(req.headers())
     {
