@@ -272,18 +272,24 @@ pub(super) async fn serve_connection<A, S, B>(
             match closing {
                 Closing::No => {
                     let now = Instant::now();
-                    if idle_at.is_some_and(|at| at <= now) {
-                        shared.stats.record_idle_closed();
-                        debug!(peer = %info.peer_addr(), "closing an idle connection");
-                        closing = Closing::Idle(now + GOAWAY_GRACE);
-                        activity.set_closing();
-                        if conn.graceful_shutdown() {
-                            return Poll::Ready(Ok(()));
+                    let idle_due = idle_at.is_some_and(|at| at <= now);
+                    let header_due = header_at.is_some_and(|at| at <= now);
+                    if header_due && !activity.is_write_blocked() {
+                        // No request head in time (a partial one included, which hyper's
+                        // graceful shutdown would wait for), and nothing left to write: close
+                        // at once, as hyper's own header-read timeout did.
+                        if idle_due {
+                            shared.stats.record_idle_closed();
                         }
-                    } else if header_at.is_some_and(|at| at <= now) {
-                        // hyper's HTTP/1.1 closes at once between requests, a partial head
-                        // included; a parked connection has nothing to finish.
                         debug!(peer = %info.peer_addr(), "closing an HTTP/1.1 connection: no request head in time");
+                        return Poll::Ready(Ok(()));
+                    } else if idle_due || header_due {
+                        // Idle too long, or the last response is still being written out:
+                        // closed once that is done, or at the end of the grace.
+                        if idle_due {
+                            shared.stats.record_idle_closed();
+                        }
+                        debug!(peer = %info.peer_addr(), "closing an idle connection");
                         closing = Closing::Idle(now + GOAWAY_GRACE);
                         activity.set_closing();
                         if conn.graceful_shutdown() {
