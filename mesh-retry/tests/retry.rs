@@ -39,6 +39,15 @@ fn request(method: Method, body: &'static str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// A `status` response asking the client to wait `seconds` before retrying.
+fn retry_after(status: u16, seconds: &str) -> Response<()> {
+    Response::builder()
+        .status(status)
+        .header("retry-after", seconds)
+        .body(())
+        .unwrap()
+}
+
 /// The next request the inner service received, if any, without waiting.
 fn take(handle: &mut Handle) -> Option<(Request<Body>, mock::SendResponse<Response<()>>)> {
     match handle.poll_request() {
@@ -109,11 +118,7 @@ async fn retry_after_is_waited_out() {
     let (service, mut handle) = setup(RetryLayer::new(policy()).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
-    let busy = Response::builder()
-        .status(429)
-        .header("retry-after", "1")
-        .body(())
-        .unwrap();
+    let busy = retry_after(429, "1");
     take(&mut handle).unwrap().1.send_response(busy);
     assert_pending!(future.poll());
     tokio::time::advance(Duration::from_millis(999)).await;
@@ -137,11 +142,7 @@ async fn retry_after_above_the_cap_is_returned_at_once() {
         setup(RetryLayer::new(policy().max_server_delay(Duration::from_secs(2))).unwrap());
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
-    let busy = Response::builder()
-        .status(503)
-        .header("retry-after", "3")
-        .body(())
-        .unwrap();
+    let busy = retry_after(503, "3");
     take(&mut handle).unwrap().1.send_response(busy);
     let response = assert_ready!(future.poll()).unwrap();
     assert_eq!(response.status(), 503);
@@ -449,11 +450,7 @@ async fn no_retry_that_would_end_past_the_deadline() {
     let mut future = task::spawn(service.oneshot(req));
     assert_pending!(future.poll());
     // Jitter may pick a short delay with the seed; the overloaded response forces 1 s.
-    let busy = Response::builder()
-        .status(503)
-        .header("retry-after", "1")
-        .body(())
-        .unwrap();
+    let busy = retry_after(503, "1");
     take(&mut handle).unwrap().1.send_response(busy);
     assert_eq!(assert_ready!(future.poll()).unwrap().status(), 503);
 }
@@ -516,11 +513,7 @@ async fn a_deadline_handed_directly_is_used_and_never_put_in_the_extensions() {
     // A retry whose 1 s backoff would end past the deadline is not started.
     let mut future = task::spawn(service.oneshot(request(Method::GET, "")));
     assert_pending!(future.poll());
-    let busy = Response::builder()
-        .status(503)
-        .header("retry-after", "1")
-        .body(())
-        .unwrap();
+    let busy = retry_after(503, "1");
     take(&mut handle).unwrap().1.send_response(busy);
     assert_eq!(assert_ready!(future.poll()).unwrap().status(), 503);
     assert!(take(&mut handle).is_none());
