@@ -276,8 +276,8 @@ async fn header_read_timeout_closes_slow_and_silent_clients() {
     let config = ServerConfig::default().header_read_timeout(Some(Duration::from_millis(200)));
     let server = start_plain(config, echo_peer()).await;
 
-    // A partial request line (HTTP/1.1 chosen, hyper's timer), nothing at all, and part of the
-    // HTTP/2 preface (both still waiting on version detection).
+    // A partial request line (HTTP/1.1 chosen: the connection task's header-read deadline),
+    // nothing at all, and part of the HTTP/2 preface (both still waiting on version detection).
     for prefix in [&b"GET / HT"[..], b"", b"PRI * HTTP/2.0\r\n"] {
         let mut slow = TcpStream::connect(server.addr).await.unwrap();
         slow.write_all(prefix).await.unwrap();

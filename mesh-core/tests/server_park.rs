@@ -424,7 +424,7 @@ async fn a_head_begun_before_the_park_deadline_is_answered() {
     let server = start(parking()).await;
     let mut tcp = answered_connection(&server).await;
     // Part of the next head reaches hyper before the deadline: the next request has begun, so
-    // the connection stays with hyper (its header-read timeout keeps running) and is not parked.
+    // the connection stays with hyper (the header-read deadline keeps running) and is not parked.
     sleep(PARK_AFTER / 2).await;
     tcp.write_all(b"POST /late HT").await.unwrap();
     sleep(PAST_PARK).await;

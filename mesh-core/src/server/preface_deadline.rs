@@ -2,7 +2,7 @@
 //!
 //! hyper-util's auto connection first reads up to the 24-byte HTTP/2 connection preface
 //! (RFC 9113 §3.4) to choose between HTTP/1.1 and HTTP/2, and that read has no timeout of its own:
-//! hyper's header-read timeout only starts once HTTP/1.1 is chosen. Without this wrapper a client that
+//! the server's HTTP/1.1 header-read timeout only applies once HTTP/1.1 is chosen. Without this wrapper a client that
 //! connects and sends nothing, or a few bytes of the preface, would hold a connection slot for ever.
 
 use std::io;

@@ -31,8 +31,8 @@
 //!   blocked, and a blocked one forbids parking (hyper's write buffer is private);
 //! - hyper's last poll returned `Pending`, i.e. it is waiting for the client;
 //! - the client has sent nothing since the last bytes written to it: once a response is out, the
-//!   first bytes read begin the next request, and taking hyper's connection apart then would
-//!   restart hyper's header-read timeout (a client trickling a head would get more time).
+//!   first bytes read begin the next request, which hyper is then parsing (the connection task's
+//!   header-read deadline, counted from the start of the idle period, keeps running either way).
 //!
 //! Bytes hyper holds that arrived before the last response was written (a pipelined request)
 //! come back with the socket; they are replayed to a new hyper connection at once (no waiting),
