@@ -92,8 +92,9 @@ impl<B> Template<B> {
         }
     }
 
-    /// A retry's request: the copied head, cloned, with the retry's `body`; on a gRPC request that
-    /// carried `grpc-timeout`, that header set to `time_left`; the deadline put back when it came in
+    /// A retry's request: the copied head, cloned, with the retry's `body`; on a gRPC request (a
+    /// `POST` with gRPC's content type, as the timeout layer tells them) that carried
+    /// `grpc-timeout`, that header set to `time_left`; the deadline put back when it came in
     /// the extensions, and the [`AvoidTried`] marker when asked for.
     pub(super) fn retry_request(
         &self,
@@ -110,6 +111,7 @@ impl<B> Template<B> {
             headers.append(name.clone(), value.clone());
         }
         if let Some(left) = time_left
+            && self.method == Method::POST
             && is_grpc(headers)
             && headers.contains_key(GRPC_TIMEOUT)
         {
@@ -173,12 +175,17 @@ mod tests {
             retry.headers()[GRPC_TIMEOUT],
             grpc_timeout::encode(Duration::from_millis(1500))
         );
-        // Not on a request that is not gRPC, nor on one without the header.
+        // Not on a request that is not gRPC (by its content type, or a GET whatever its content
+        // type), nor on one without the header.
         let mut plain = head();
         plain.headers_mut().remove(CONTENT_TYPE);
-        let template = Template::new(&plain, empty(), DeadlineFrom::Extensions, false);
-        let retry = template.retry_request(empty(), Some(Duration::from_millis(1500)));
-        assert_eq!(retry.headers()[GRPC_TIMEOUT], "5S");
+        let mut get = head();
+        *get.method_mut() = Method::GET;
+        for head in [plain, get] {
+            let template = Template::new(&head, empty(), DeadlineFrom::Extensions, false);
+            let retry = template.retry_request(empty(), Some(Duration::from_millis(1500)));
+            assert_eq!(retry.headers()[GRPC_TIMEOUT], "5S");
+        }
         let mut bare = head();
         bare.headers_mut().remove(GRPC_TIMEOUT);
         let template = Template::new(&bare, empty(), DeadlineFrom::Extensions, false);
