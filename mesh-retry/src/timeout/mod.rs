@@ -3,8 +3,11 @@
 //!
 //! [`RequestTimeoutLayer`] gives every request a deadline: the configured timeout, shortened by
 //! the caller's `grpc-timeout` header and by a [`Deadline`] an outer layer already set. It puts
-//! the deadline in the request extensions, rewrites `grpc-timeout` on gRPC requests with the time
-//! remaining, and fails the request with [`mesh_core::error::Timeout`] when the deadline passes.
+//! the deadline in the request extensions (or, built with
+//! [`hand_deadline_directly`](RequestTimeoutLayer::hand_deadline_directly), hands it to a
+//! [`Retry`](crate::retry::Retry) right below through [`TakesDeadline`]), rewrites `grpc-timeout`
+//! on gRPC requests with the time remaining, and fails the request with
+//! [`mesh_core::error::Timeout`] when the deadline passes.
 //!
 //! Placed *above* the [retry layer](crate::retry) it bounds the whole exchange, retries and
 //! backoff included (the retry layer also stops retrying when a backoff would end past the
