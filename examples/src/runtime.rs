@@ -332,6 +332,12 @@ pub struct ServerSettings {
     /// Closes a connection with no request in progress after this many milliseconds; 0 never
     /// does. Default 30 000.
     pub idle_timeout_ms: Option<u64>,
+    /// How long an HTTP/1.1 client may take to send a complete request head, in milliseconds:
+    /// from when the connection opened or its previous response was written out, so it also
+    /// closes HTTP/1.1 keep-alive connections idle that long (raise it with `idle_timeout_ms`
+    /// for longer-lived idle connections). It also bounds the first bytes of every connection.
+    /// 0 never closes. Default 30 000.
+    pub header_read_timeout_ms: Option<u64>,
     /// Cuts a client that has not taken any response bytes for this many milliseconds while the
     /// server had some to send; 0 never does. Default 30 000.
     pub write_stall_timeout_ms: Option<u64>,
@@ -373,6 +379,9 @@ impl ServerSettings {
         }
         if let Some(ms) = self.idle_timeout_ms {
             config = config.idle_timeout((ms > 0).then(|| Duration::from_millis(ms)));
+        }
+        if let Some(ms) = self.header_read_timeout_ms {
+            config = config.header_read_timeout((ms > 0).then(|| Duration::from_millis(ms)));
         }
         if let Some(ms) = self.write_stall_timeout_ms {
             config = config.write_stall_timeout((ms > 0).then(|| Duration::from_millis(ms)));
@@ -527,9 +536,16 @@ mod tests {
     fn keys_set_the_bounds_and_zero_turns_timeouts_off() {
         let config = settings(
             "max_connections = 50\nmax_connections_per_peer = 5\nidle_timeout_ms = 0\n\
-             write_stall_timeout_ms = 1500\nmax_request_head_bytes = 16384\n",
+             write_stall_timeout_ms = 1500\nmax_request_head_bytes = 16384\n\
+             header_read_timeout_ms = 2500\n",
         )
         .unwrap();
+        assert_eq!(
+            config.get_header_read_timeout(),
+            Some(Duration::from_millis(2500))
+        );
+        let off = settings("header_read_timeout_ms = 0").unwrap();
+        assert_eq!(off.get_header_read_timeout(), None);
         assert_eq!(config.get_max_connections(), 50);
         assert_eq!(config.get_max_connections_per_peer(), 5);
         assert_eq!(config.get_idle_timeout(), None);
