@@ -274,21 +274,18 @@ pub(super) async fn serve_connection<A, S, B>(
                     let now = Instant::now();
                     let idle_due = idle_at.is_some_and(|at| at <= now);
                     let header_due = header_at.is_some_and(|at| at <= now);
+                    if idle_due {
+                        shared.stats.record_idle_closed();
+                    }
                     if header_due && !activity.is_write_blocked() {
                         // No request head in time (a partial one included, which hyper's
                         // graceful shutdown would wait for), and nothing left to write: close
                         // at once, as hyper's own header-read timeout did.
-                        if idle_due {
-                            shared.stats.record_idle_closed();
-                        }
                         debug!(peer = %info.peer_addr(), "closing an HTTP/1.1 connection: no request head in time");
                         return Poll::Ready(Ok(()));
                     } else if idle_due || header_due {
                         // Idle too long, or the last response is still being written out:
                         // closed once that is done, or at the end of the grace.
-                        if idle_due {
-                            shared.stats.record_idle_closed();
-                        }
                         debug!(peer = %info.peer_addr(), "closing an idle connection");
                         closing = Closing::Idle(now + GOAWAY_GRACE);
                         activity.set_closing();
