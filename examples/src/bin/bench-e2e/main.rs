@@ -103,11 +103,14 @@ fn run(options: &Options) -> Result<(), String> {
     );
     let tools = setup::ensure_tools(options.install, &cargo)?;
     setup::build_binaries(&cargo, &workspace)?;
+    // This binary is `<target dir>/<its profile>/bench-e2e`; the measured ones are in the same
+    // target directory, under the profile they were built with.
     let bin_dir = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .parent()
-        .ok_or("no directory of the current executable")?
-        .to_owned();
+        .and_then(Path::parent)
+        .ok_or("no target directory above the current executable")?
+        .join(setup::PROFILE);
     let work = std::env::temp_dir().join(format!("bench-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     let trust_domain = targets::write_identities(&work)?;

@@ -222,6 +222,7 @@ impl Options {
     pub(crate) fn method(&self) -> Vec<String> {
         let secs = self.duration.as_secs();
         vec![
+            format!("Build: backend, mesh-sidecar and hyper-floor with the workspace's `{}` profile (release with fat LTO and one codegen unit), as a deployment builds them; HAProxy and nginx are the system's packages.", crate::setup::PROFILE),
             "Everything on 127.0.0.1. Load generators (oha, the handshake client) pinned to CPU 0 with `taskset -c 0`; the proxy under test and the backend pinned to CPU 1 with `taskset -c 1`.".into(),
             "One worker each: mesh-sidecar `--workers 1` (a current-thread runtime), hyper-floor a current-thread runtime, HAProxy `nbthread 1`, nginx `worker_processes 1`, the backend `--workers 1` (a current-thread runtime). Thread counts observed at run time are listed below.".into(),
             format!("Path: oha → proxy → backend over HTTP/1.1 keep-alive on both hops (mesh-sidecar: outbound listener, service with `transport = \"plaintext\"`, `protocol = \"http1\"`, through its full client stack: trace, timeout, retry + budget, balancer, breaker; hyper-floor: hyper 1.x's HTTP/1.1 server and hyper-util's pooled legacy client with no mesh layer, the floor a hyper-based proxy cannot go below; HAProxy `http-reuse always`; nginx upstream `keepalive` with `proxy_http_version 1.1` and an empty `Connection` header). Access logs off everywhere. `direct` is oha → backend. The backend answers `200` with a body of about 10 bytes."),

@@ -100,8 +100,12 @@ fn oha_path() -> Option<PathBuf> {
     })
 }
 
-/// Builds `backend`, `mesh-sidecar` and `hyper-floor` in release next to this binary (the `cargo run` that
-/// started us built only `bench-e2e`).
+/// The Cargo profile the measured binaries are built with: the workspace's `production` profile
+/// (release with fat LTO and one codegen unit), as a deployment builds mesh-sidecar.
+pub(crate) const PROFILE: &str = "production";
+
+/// Builds `backend`, `mesh-sidecar` and `hyper-floor` with [`PROFILE`], in the target directory
+/// this binary was built in (the `cargo run` that started us built only `bench-e2e`).
 pub(crate) fn build_binaries(cargo: &str, workspace: &Path) -> Result<(), String> {
     let manifest = workspace.join("Cargo.toml");
     let manifest = manifest.to_str().ok_or("workspace path is not UTF-8")?;
@@ -109,7 +113,8 @@ pub(crate) fn build_binaries(cargo: &str, workspace: &Path) -> Result<(), String
         cargo,
         &[
             "build",
-            "--release",
+            "--profile",
+            PROFILE,
             "--manifest-path",
             manifest,
             "-p",

@@ -19,9 +19,10 @@ WHAT IT DOES
     Installs what is missing: HAProxy and nginx with `apt-get update && apt-get install -y
     haproxy nginx` (needs root; otherwise it prints the command and stops), and oha with
     `cargo install oha --locked` (this compiles oha: several minutes). Builds `backend`,
-    `mesh-sidecar` and `hyper-floor` in release. Needs `taskset` and at least 2 CPUs; uses
-    `prlimit`, when installed, to raise its open-file limit (to 65536, or to the hard limit if
-    that cannot be raised); the children inherit it.
+    `mesh-sidecar` and `hyper-floor` with the workspace's `production` profile (release with
+    fat LTO and one codegen unit: a few minutes more the first time). Needs `taskset` and at
+    least 2 CPUs; uses `prlimit`, when installed, to raise its open-file limit (to 65536, or to
+    the hard limit if that cannot be raised); the children inherit it.
 
     Load generators run on CPU 0, each proxy and the backend on CPU 1 (`taskset`), every server
     with one worker (mesh-sidecar and the backend: --workers 1, a current-thread runtime;
