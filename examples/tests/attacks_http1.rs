@@ -240,6 +240,25 @@ mod slow_clients {
         (addr, stats)
     }
 
+    /// Connects to `addr`; returns the stream once the server has accepted it, with that
+    /// instant, from which the server's deadlines count. On the paused clock the runtime moves
+    /// time forward whenever no task is ready, even while loopback packets are still on their way
+    /// (under load the kernel delivers them late): yielding until the server counts the
+    /// connection keeps a task ready, so no time passes in between.
+    async fn connect_accepted(addr: SocketAddr, stats: &ServerStats) -> (TcpStream, Instant) {
+        let before = stats.accepted_connections();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let waiting = std::time::Instant::now();
+        while stats.accepted_connections() == before {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(30),
+                "the server never accepted the connection"
+            );
+            tokio::task::yield_now().await;
+        }
+        (tcp, Instant::now())
+    }
+
     /// Reads until the server closes `tcp`; returns what it sent.
     async fn until_closed(tcp: &mut TcpStream) -> Vec<u8> {
         let mut seen = Vec::new();
@@ -252,10 +271,9 @@ mod slow_clients {
     #[tokio::test(start_paused = true)]
     async fn a_slowloris_head_is_closed_at_30_s() {
         let (config, dir) = sidecar_config();
-        let (addr, _stats) =
+        let (addr, stats) =
             serve(outbound_server_config(config.server), PlainAcceptor::new()).await;
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        let start = Instant::now();
+        let (tcp, start) = connect_accepted(addr, &stats).await;
         let (mut read, mut write) = tcp.into_split();
         // A header line every 5 s: each one is progress, none completes the head.
         let trickle = tokio::spawn(async move {
@@ -306,8 +324,7 @@ mod slow_clients {
         // Silent after connecting, and stalled halfway through a ClientHello: both are cut at
         // the handshake bound.
         for prefix in [&b""[..], b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"] {
-            let mut tcp = TcpStream::connect(addr).await.unwrap();
-            let start = Instant::now();
+            let (mut tcp, start) = connect_accepted(addr, &stats).await;
             tcp.write_all(prefix).await.unwrap();
             until_closed(&mut tcp).await;
             let closed_after = start.elapsed();
