@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use http::{Extensions, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use mesh_core::attempts::AvoidTried;
-use mesh_core::classify::is_grpc;
+use mesh_core::classify::is_grpc_request;
 
 use crate::body::ReplayBody;
 use crate::timeout::Deadline;
@@ -111,12 +111,13 @@ impl<B> Template<B> {
             headers.append(name.clone(), value.clone());
         }
         if let Some(left) = time_left
-            && self.method == Method::POST
-            && is_grpc(headers)
-            && headers.contains_key(GRPC_TIMEOUT)
+            && is_grpc_request(&request)
+            && request.headers().contains_key(GRPC_TIMEOUT)
         {
             // The retry starts later than the first attempt: tell the server what is left then.
-            headers.insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
+            request
+                .headers_mut()
+                .insert(GRPC_TIMEOUT, grpc_timeout::encode(left));
         }
         *request.extensions_mut() = self.extensions.clone();
         if self.deadline_in_extensions
