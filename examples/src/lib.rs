@@ -15,7 +15,6 @@ pub mod gateway_config;
 pub mod identity;
 pub mod logging;
 pub mod runtime;
-pub mod scenario;
 pub mod stack;
 pub mod stats;
 pub mod telemetry;

@@ -1,20 +1,20 @@
 //! `scenario`: the S1–S4 fault scenarios of issue 8, run through three client stacks on a paused
 //! clock, with the same numbers on every run of a seed.
 //!
-//! The scenarios and stacks are defined in [`mesh_examples::scenario`]; the simulation is
+//! The scenarios and stacks are defined in [`mesh_scenario`]; the simulation is
 //! [`mesh_sim`]. Each (scenario, stack) pair runs 60 s of virtual time at 1000 requests per
 //! second, and each stack also runs once without faults per topology, for the `healthy p99`
 //! column.
 
 use mesh_examples::args::{ArgError, Args};
-use mesh_examples::scenario::{Outcome, ScenarioId, Stack, ms, run_all};
+use mesh_scenario::{Outcome, ScenarioId, Stack, ms, run_all};
 
 const USAGE: &str = "\
 scenario: fault scenarios S1-S4 through round robin, tower's P2C + PeakEwma and the mesh stack,
 on simulated endpoints and a paused clock (60 s of virtual time take a few seconds)
 
 USAGE:
-    cargo run --release -p mesh-examples --bin scenario -- [OPTIONS]
+    cargo run --release -p mesh-scenario --bin scenario -- [OPTIONS]
 
 OPTIONS:
     --scenario <S1|S2|S3|S4|all>   which scenario to run (default all)

@@ -10,7 +10,7 @@
 //! Each run simulates 60 s at 1000 requests/s (60 000 requests) on a paused clock; in a debug
 //! build one run takes a few seconds of CPU.
 
-use mesh_examples::scenario::{ScenarioId, Stack, ms};
+use mesh_scenario::{ScenarioId, Stack, ms};
 use mesh_sim::Report;
 
 const SEED: u64 = 1;
