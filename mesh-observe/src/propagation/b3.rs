@@ -120,9 +120,8 @@ pub(crate) fn encode_single(span: &SpanContext) -> [u8; 51] {
 /// The hex trace id (32 digits) and span id (16 digits) of `span`.
 pub(crate) fn encode_ids(span: &SpanContext) -> ([u8; 32], [u8; 16]) {
     let mut trace = [0u8; 32];
-    write_lower_hex(u128::from_be_bytes(span.trace_id().to_bytes()), &mut trace);
+    write_lower_hex(&span.trace_id().to_bytes(), &mut trace);
     let mut id = [0u8; 16];
-    let span_id = u64::from_be_bytes(span.span_id().to_bytes());
-    write_lower_hex(u128::from(span_id), &mut id);
+    write_lower_hex(&span.span_id().to_bytes(), &mut id);
     (trace, id)
 }

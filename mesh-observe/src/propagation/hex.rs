@@ -19,13 +19,25 @@ pub(crate) fn parse_lower_hex(bytes: &[u8]) -> Option<u128> {
     Some(value)
 }
 
-/// Writes `value`'s low `out.len()` hex digits into `out`, lowercase, most significant first.
-pub(crate) fn write_lower_hex(value: u128, out: &mut [u8]) {
+/// The two lowercase hex digits of every byte value, so that writing an id costs one table load
+/// and one two-byte store per byte (a trace id is written into every outgoing request).
+const PAIRS: [[u8; 2]; 256] = {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut rest = value;
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(rest & 0xf) as usize];
-        rest >>= 4;
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
+
+/// Writes `bytes` into `out` as lowercase hex, most significant first: two digits per byte, so
+/// `out` is twice as long as `bytes` (extra room in `out` is left as it is).
+pub(crate) fn write_lower_hex(bytes: &[u8], out: &mut [u8]) {
+    debug_assert!(out.len() >= 2 * bytes.len());
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&PAIRS[usize::from(*byte)]);
     }
 }
 
@@ -46,7 +58,13 @@ mod tests {
     #[test]
     fn writes_fixed_width() {
         let mut out = [0u8; 4];
-        write_lower_hex(0xab, &mut out);
-        assert_eq!(&out, b"00ab");
+        write_lower_hex(&[0x0a, 0xbf], &mut out);
+        assert_eq!(&out, b"0abf");
+        let mut all = [0u8; 512];
+        let bytes: Vec<u8> = (0..=255).collect();
+        write_lower_hex(&bytes, &mut all);
+        for (byte, pair) in bytes.iter().zip(all.chunks_exact(2)) {
+            assert_eq!(pair, format!("{byte:02x}").as_bytes());
+        }
     }
 }

@@ -55,12 +55,8 @@ pub(crate) fn parse_traceparent(value: &[u8]) -> Result<SpanContext, RejectReaso
 pub(crate) fn encode_traceparent(span: &SpanContext) -> [u8; TRACEPARENT_LEN] {
     let mut out = [b'-'; TRACEPARENT_LEN];
     out[0..2].copy_from_slice(b"00");
-    write_lower_hex(
-        u128::from_be_bytes(span.trace_id().to_bytes()),
-        &mut out[3..35],
-    );
-    let span_id = u64::from_be_bytes(span.span_id().to_bytes());
-    write_lower_hex(u128::from(span_id), &mut out[36..52]);
+    write_lower_hex(&span.trace_id().to_bytes(), &mut out[3..35]);
+    write_lower_hex(&span.span_id().to_bytes(), &mut out[36..52]);
     let flags = if span.is_sampled() { b"01" } else { b"00" };
     out[53..55].copy_from_slice(flags);
     out
