@@ -176,6 +176,8 @@ pub(super) async fn serve_connection<A, S, B>(
     // What `Activity` was last told of the shortest idle deadline (it changes once, when the
     // HTTP version is known).
     let mut published_delay = None;
+    // Both possible values, worked out once rather than on every poll.
+    let (http1_delay, http2_delay) = (idle_delay(&shared, true), idle_delay(&shared, false));
     let result = poll_fn(|cx| {
         // Registered before the state is read, so a wake in between is not lost: the registry
         // (drain, eviction), a request ending, and the close handle wake this task.
@@ -211,7 +213,11 @@ pub(super) async fn serve_connection<A, S, B>(
         }
         // Until the version is known the connection may turn out HTTP/1.1, which parks: a
         // request ending in the poll that chose the version must see that shorter delay.
-        let delay = idle_delay(&shared, !conn.is_http2());
+        let delay = if conn.is_http2() {
+            http2_delay
+        } else {
+            http1_delay
+        };
         if published_delay != Some(delay) {
             activity.set_idle_delay(delay);
             published_delay = Some(delay);

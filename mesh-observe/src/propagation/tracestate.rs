@@ -101,6 +101,10 @@ pub(crate) struct CarriedTraceState {
 pub(crate) fn header_for(span: &SpanContext, carried: Option<&CarriedTraceState>) -> String {
     let own = span.trace_state();
     let carried = carried.filter(|carried| carried.trace_id == span.trace_id());
+    // The usual case (no state of its own, none carried) without walking two empty lists.
+    if carried.is_none() && *own == TraceState::NONE {
+        return String::new();
+    }
     // The span's own state alone is sent whole, as OpenTelemetry would write it.
     let limit = if carried.is_some() {
         MAX_TRACESTATE_MEMBERS
