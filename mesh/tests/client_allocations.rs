@@ -84,16 +84,18 @@ fn a_call_allocates_a_bounded_number_of_times_and_a_clone_none() {
         rt.block_on(client.clone().oneshot(req)).unwrap();
     });
     eprintln!("allocations per call through oneshot: {oneshot}");
-    // 3 now (the target for the client stack is 4): the retry layer's copy of the
-    // request's headers (one boxed slice: the `traceparent` the trace layer added), that
-    // `traceparent` value, and this test's boxed endpoint future. 9 before the timeout layer
+    // 4 now (the target for the client stack is 4): the box holding the call's stack
+    // and its future (see `mesh::ResponseFuture`: it saves more in copies than it costs), the
+    // retry layer's copy of the request's headers (one boxed slice: the `traceparent` the trace
+    // layer added), that `traceparent` value, and this test's boxed endpoint future. 3 while the
+    // stack's future was held inline; 9 before the timeout layer
     // handed its deadline to the retry layer directly (it used to put it in the extensions,
     // creating the map: 3) and the retry layer copied the headers as one slice (a `HeaderMap`
     // clone: 2); 12 before the client's response future held the stack's `Oneshot` inline and
     // the retry layer stopped putting a shared tried-endpoints record in every request (16 when
     // a bound was first set). A change that adds one fails here.
     assert!(
-        oneshot <= 3,
+        oneshot <= 4,
         "a call through oneshot: {oneshot} allocations"
     );
 
