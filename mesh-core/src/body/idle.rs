@@ -1,15 +1,17 @@
 //! [`IdleTimeoutBody`]: a body that fails when its source stops sending.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body::{Frame, SizeHint};
 use pin_project::pin_project;
-use tokio::time::{Instant, Sleep, sleep};
+use tokio::time::Instant;
 
 use crate::error::BoxError;
+use crate::time::{PooledSleep, deadline_after};
 
 /// Wraps a body so that it fails with [`BodyStalled`] when its reader has been waiting for the
 /// next frame longer than `timeout`.
@@ -42,9 +44,9 @@ pub struct IdleTimeoutBody<B> {
     #[pin]
     inner: B,
     timeout: Duration,
-    /// The clock, made the first time the reader waits and reset at each later wait (so a body
-    /// whose frames are always ready allocates nothing, and one that waits allocates once).
-    clock: Option<Pin<Box<Sleep>>>,
+    /// The clock, taken (a [`PooledSleep`]) the first time the reader waits and reset at each
+    /// later wait: a body whose frames are always ready arms no timer.
+    clock: Option<PooledSleep>,
     /// Whether the clock runs: the reader is waiting for a frame.
     waiting: bool,
 }
@@ -86,13 +88,16 @@ where
         let clock = match this.clock {
             Some(clock) if *this.waiting => clock,
             Some(clock) => {
-                clock.as_mut().reset(Instant::now() + *this.timeout);
+                clock.reset(deadline_after(Instant::now(), *this.timeout));
                 clock
             }
-            None => this.clock.insert(Box::pin(sleep(*this.timeout))),
+            None => this.clock.insert(PooledSleep::until(deadline_after(
+                Instant::now(),
+                *this.timeout,
+            ))),
         };
         *this.waiting = true;
-        match clock.as_mut().poll(cx) {
+        match Pin::new(clock).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(BodyStalled {
                 timeout: *this.timeout,
             }

@@ -11,8 +11,9 @@ use mesh_core::BoxError;
 use mesh_core::classify::{
     ClassifiedResponse, ClassifyResponse, MakeClassifier, MeshResponseClassifier,
 };
+use mesh_core::time::PooledSleep;
 use pin_project::pin_project;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::layer::HedgeSettings;
@@ -36,8 +37,7 @@ where
     primary: Option<S::Future>,
     #[pin]
     hedge: Option<S::Future>,
-    #[pin]
-    timer: Option<Sleep>,
+    timer: Option<PooledSleep>,
     phase: Phase,
     service: Option<S>,
     template: Option<Request<ReplayBody<B>>>,
@@ -88,7 +88,7 @@ where
         Self {
             primary: Some(future),
             hedge: None,
-            timer: Some(sleep_until(hedge_at)),
+            timer: Some(PooledSleep::until(hedge_at)),
             phase: Phase::Waiting,
             service: Some(service),
             template: Some(template),
@@ -153,12 +153,11 @@ where
                     let fired = this
                         .timer
                         .as_mut()
-                        .as_pin_mut()
-                        .is_some_and(|timer| timer.poll(cx).is_ready());
+                        .is_some_and(|timer| Pin::new(timer).poll(cx).is_ready());
                     if !fired {
                         return Poll::Pending;
                     }
-                    this.timer.set(None);
+                    *this.timer = None;
                     let replayable = this
                         .template
                         .as_ref()

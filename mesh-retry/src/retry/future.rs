@@ -1,6 +1,6 @@
 //! The retry response future: attempt, decide, back off, attempt again.
 
-use mesh_core::time::deadline_after;
+use mesh_core::time::{PooledSleep, deadline_after};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use mesh_core::attempts::AvoidTried;
 use mesh_core::classify::{ClassifiedResponse, ClassifyResponse, FailureClass, MakeClassifier};
 use mesh_core::error::Timeout;
 use pin_project::pin_project;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::layer::Settings;
@@ -27,8 +27,8 @@ use crate::body::ReplayBody;
 ///
 /// It owns the inner service (polled ready before each retry; every attempt goes to this one
 /// instance), the request template and one timer, reused for the per-try timeout and the
-/// backoff. It allocates nothing itself (the timer is inline; a retry only allocates the next
-/// request's head).
+/// backoff. It allocates nothing itself (the timer is a [`PooledSleep`], usually one a finished
+/// request gave back; a retry only allocates the next request's head).
 ///
 /// Dropping it cancels the attempt in flight; no retry outlives it. If the inner service fails
 /// `poll_ready` before a retry, that error is returned (the service cannot take the retry).
@@ -40,10 +40,9 @@ where
 {
     #[pin]
     state: State<S::Future, NextAttempt<B>>,
-    /// The per-try timeout while calling, the backoff while waiting. Boxed: it exists only
-    /// with a per-try timeout or once a retry waits, and inline it would make every request's
-    /// future (and every layer's future above it) larger.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// The per-try timeout while calling, the backoff while waiting. It exists only with a
+    /// per-try timeout or once a retry waits (a [`PooledSleep`] is small: its `Sleep` is boxed).
+    timer: Option<PooledSleep>,
     service: S,
     /// `None` when the policy allows a single attempt.
     template: Option<Template<B>>,
@@ -90,7 +89,7 @@ where
         let timer = settings
             .policy
             .per_try_timeout
-            .map(|timeout| Box::pin(sleep_until(deadline_after(Instant::now(), timeout))));
+            .map(|timeout| PooledSleep::until(deadline_after(Instant::now(), timeout)));
         Self {
             state: State::Calling(future),
             timer,
@@ -127,7 +126,7 @@ where
                             let timed_out = this
                                 .timer
                                 .as_mut()
-                                .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+                                .is_some_and(|timer| Pin::new(timer).poll(cx).is_ready());
                             if !timed_out {
                                 return Poll::Pending;
                             }
@@ -157,7 +156,7 @@ where
                 }
                 StateProj::Backoff(request) => {
                     if let Some(timer) = this.timer.as_mut() {
-                        ready!(timer.as_mut().poll(cx));
+                        ready!(Pin::new(timer).poll(cx));
                     }
                     let request = request.take();
                     this.state.set(State::Ready(request));
@@ -182,11 +181,11 @@ where
     }
 }
 
-fn set_timer(timer: &mut Option<Pin<Box<Sleep>>>, after: Duration) {
+fn set_timer(timer: &mut Option<PooledSleep>, after: Duration) {
     let at = deadline_after(Instant::now(), after);
     match timer {
-        Some(sleep) => sleep.as_mut().reset(at),
-        None => *timer = Some(Box::pin(sleep_until(at))),
+        Some(sleep) => sleep.reset(at),
+        None => *timer = Some(PooledSleep::until(at)),
     }
 }
 
