@@ -106,4 +106,11 @@ fn a_call_allocates_a_bounded_number_of_times_and_a_clone_none() {
         rt.block_on(caller.call(req)).unwrap();
     });
     assert_eq!(direct, oneshot, "call without poll_ready");
+
+    // Through a shared reference (a router's table of clients): the same, with no clone.
+    let req = request();
+    let by_reference = count(|| {
+        rt.block_on(client.request(req)).unwrap();
+    });
+    assert_eq!(by_reference, oneshot, "Client::request");
 }

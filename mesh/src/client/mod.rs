@@ -40,7 +40,9 @@ pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
 ///   each call waits for an endpoint *inside its response future* (on its own clone of the stack),
 ///   bounded by the balancer's fail-fast time (`BalanceConfig::fail_fast_after`, 3 s by default)
 ///   and the request timeout. So callers that never poll readiness (an axum handler calling
-///   [`call`](Service::call) on its clone, tonic) and callers that do (`oneshot`) are both right.
+///   [`call`](Service::call) on its clone, tonic) and callers that do (`oneshot`) are both right;
+///   [`request`](Client::request) does the same through `&self`, for a caller that holds the
+///   client by reference (a table of clients).
 ///   The response future keeps the stack's clone and its future in one box (see
 ///   [`ResponseFuture`]). The backpressure a caller would get from `poll_ready` shows up as the
 ///   time the response takes instead.
@@ -160,6 +162,19 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        self.request(req)
+    }
+}
+
+impl Client {
+    /// Sends `req` through the stack: what [`call`](Service::call) does, through a shared
+    /// reference, so a caller holding `&Client` (a router's table of clients) need not clone the
+    /// client for each request (two reference counts up and down again).
+    pub fn request<B>(&self, req: Request<B>) -> ResponseFuture
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let request = req.map(Body::new);
         // A fresh clone of the stack carries no reservation; `Oneshot` polls it ready, then
         // calls it.

@@ -22,7 +22,7 @@ use mesh_core::proxy::{
 use mesh_core::{Body, BoxError};
 use mesh_examples::gateway_config::Route;
 use mesh_examples::stack::{Client, adopt_trace_context, forwarded_body};
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 /// The route table and one client per service. Clones share both.
 #[derive(Clone)]
@@ -91,7 +91,7 @@ impl Service<Request<Incoming>> for Router {
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        // Each request readies its own clone of its service's client in `oneshot`.
+        // A `mesh::Client` is always ready (each call waits for an endpoint in its own future).
         Poll::Ready(Ok(()))
     }
 
@@ -104,7 +104,6 @@ impl Service<Request<Incoming>> for Router {
         let Some(route) = self.route(host.as_deref(), req.uri().path()) else {
             return Box::pin(async { Ok(not_found()) });
         };
-        let client = self.clients[route.service].clone();
         let timeout = self.body_idle_timeout;
         let mut req = req.map(|body| forwarded_body(body, timeout));
         remove_connection_extensions(req.extensions_mut());
@@ -117,7 +116,7 @@ impl Service<Request<Incoming>> for Router {
         for (name, value) in &route.add_headers {
             headers.insert(name.clone(), value.clone());
         }
-        Box::pin(client.oneshot(req))
+        Box::pin(self.clients[route.service].request(req))
     }
 }
 

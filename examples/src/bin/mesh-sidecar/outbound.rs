@@ -8,8 +8,8 @@
 //! # Allocation
 //!
 //! Routing a request allocates nothing of its own: the authority is looked up without copying
-//! it (unless it is not in canonical form), cloning a `mesh::Client` to call it shares its
-//! stack (two reference counts, no allocation), and the response future is the client's own
+//! it (unless it is not in canonical form), the `mesh::Client` is called through a shared
+//! reference (`Client::request`: not even cloned), and the response future is the client's own
 //! (small: the client boxes its stack's future once per call), not boxed again.
 
 use std::borrow::Cow;
@@ -126,8 +126,9 @@ impl Service<Request<Incoming>> for Router {
         remove_hop_by_hop_headers(req.headers_mut());
         remove_connection_extensions(req.extensions_mut());
         adopt_trace_context(&mut req);
-        // A clone shares the client's stack; it is always ready.
-        RouteFuture::Forwarded(client.clone().call(req))
+        // Through the shared reference: the client is always ready, and its call clones what it
+        // needs itself.
+        RouteFuture::Forwarded(client.request(req))
     }
 }
 
