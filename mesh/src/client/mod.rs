@@ -20,11 +20,13 @@ use tower::{Service, ServiceExt};
 
 mod assemble;
 mod builder;
+mod call;
 mod discovery;
 
 pub use assemble::EndpointService;
 use assemble::{DirectEndpoint, Stack};
 pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
+use call::{Call, Stacks};
 
 /// A client of one service: trace → timeout → retry with budget → balancer → per-endpoint
 /// breaker → HTTP over TLS or TCP, built by [`ClientBuilder`].
@@ -47,7 +49,8 @@ pub use builder::{ClientBuilder, DEFAULT_CLIENT_TIMEOUT};
 ///   [`ResponseFuture`]). The backpressure a caller would get from `poll_ready` shows up as the
 ///   time the response takes instead.
 /// - **Cheap to clone.** A `Client` is a reference count on the assembled stack: cloning it
-///   allocates nothing (the stack itself is cloned per call, inside the response future).
+///   allocates nothing. Each call works on a clone of the stack of its own, taken from the
+///   client's idle clones (up to 64 are kept) or made afresh, and given back once called.
 /// - **Errors** are boxed mesh-core failure types: `NoEndpoints`, `Timeout`, `CircuitOpen`, a
 ///   connection error…; test them with `is::<T>()` or [`mesh_core::is_caused_by`].
 #[derive(Clone)]
@@ -57,14 +60,15 @@ pub struct Client {
 }
 
 /// The stack behind a [`Client`], by its concrete type, shared by reference count (cloning a
-/// `Client` copies nothing). Each call clones the stack into the response future, which polls that
-/// clone ready and then calls it (`tower::util::Oneshot`, in the one box of the call).
+/// `Client` copies nothing). Each call takes a clone of the stack (an idle one when there is
+/// one: see `call`) into the response future, which polls it ready, calls it and gives it back
+/// (in the one box of the call).
 #[derive(Clone)]
 enum Inner {
     /// Built without `wrap_endpoints`: breaker over HTTP client per endpoint.
-    Direct(Arc<Stack<DirectEndpoint>>),
+    Direct(Arc<Stacks<Stack<DirectEndpoint>>>),
     /// Built with `wrap_endpoints`: the boxed endpoint services the wrapper returns.
-    Wrapped(Arc<Stack<EndpointService>>),
+    Wrapped(Arc<Stacks<Stack<EndpointService>>>),
     /// Made with [`Client::from_service`].
     Service(BoxCloneHttpService),
 }
@@ -95,7 +99,7 @@ impl Client {
     /// The assembled stack without endpoint wrapping, with its handles.
     pub(crate) fn direct(stack: Stack<DirectEndpoint>, handles: Handles) -> Self {
         Self {
-            inner: Inner::Direct(Arc::new(stack)),
+            inner: Inner::Direct(Arc::new(Stacks::new(stack))),
             handles: Some(Arc::new(handles)),
         }
     }
@@ -103,7 +107,7 @@ impl Client {
     /// The assembled stack over wrapped endpoint services, with its handles.
     pub(crate) fn wrapped(stack: Stack<EndpointService>, handles: Handles) -> Self {
         Self {
-            inner: Inner::Wrapped(Arc::new(stack)),
+            inner: Inner::Wrapped(Arc::new(Stacks::new(stack))),
             handles: Some(Arc::new(handles)),
         }
     }
@@ -176,11 +180,11 @@ impl Client {
         B::Error: Into<BoxError>,
     {
         let request = req.map(Body::new);
-        // A fresh clone of the stack carries no reservation; `Oneshot` polls it ready, then
-        // calls it.
+        // An idle clone of the stack carries no reservation; the call polls it ready, then calls
+        // it.
         let kind = match &self.inner {
-            Inner::Direct(stack) => Kind::Direct(Box::pin(Stack::clone(stack).oneshot(request))),
-            Inner::Wrapped(stack) => Kind::Wrapped(Box::pin(Stack::clone(stack).oneshot(request))),
+            Inner::Direct(stacks) => Kind::Direct(Box::pin(Call::new(stacks, request))),
+            Inner::Wrapped(stacks) => Kind::Wrapped(Box::pin(Call::new(stacks, request))),
             Inner::Service(service) => Kind::Service(service.clone().oneshot(request)),
         };
         ResponseFuture { kind }
@@ -207,8 +211,8 @@ pub struct ResponseFuture {
 #[allow(clippy::large_enum_variant)]
 #[pin_project(project = KindProj)]
 enum Kind {
-    Direct(#[pin] Pin<Box<Oneshot<Stack<DirectEndpoint>, Request<Body>>>>),
-    Wrapped(#[pin] Pin<Box<Oneshot<Stack<EndpointService>, Request<Body>>>>),
+    Direct(#[pin] Pin<Box<Call<Stack<DirectEndpoint>, Request<Body>>>>),
+    Wrapped(#[pin] Pin<Box<Call<Stack<EndpointService>, Request<Body>>>>),
     Service(#[pin] Oneshot<BoxCloneHttpService, Request<Body>>),
 }
 
