@@ -217,6 +217,13 @@ mod tests {
         POOL.with(|pool| pool.borrow().idle.len())
     }
 
+    /// Awaits `timer` and checks it took `after` of the paused clock.
+    async fn assert_fires_after(timer: PooledSleep, after: Duration) {
+        let before = Instant::now();
+        timer.await;
+        assert_eq!(before.elapsed(), after);
+    }
+
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_timer_given_back_serves_the_next_request_and_fires_at_its_deadline() {
         let start = Instant::now();
@@ -238,9 +245,7 @@ mod tests {
         drop(third);
         let fourth = PooledSleep::until(Instant::now() + Duration::from_millis(5));
         assert_eq!(address(&fourth), third_at);
-        let before = Instant::now();
-        fourth.await;
-        assert_eq!(before.elapsed(), Duration::from_millis(5));
+        assert_fires_after(fourth, Duration::from_millis(5)).await;
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -251,9 +256,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let timer = PooledSleep::until(Instant::now() + Duration::from_secs(3));
         assert!(!timer.is_elapsed(), "re-armed, not left fired");
-        let before = Instant::now();
-        timer.await;
-        assert_eq!(before.elapsed(), Duration::from_secs(3));
+        assert_fires_after(timer, Duration::from_secs(3)).await;
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
