@@ -45,7 +45,7 @@ use call::{Call, Stacks};
 ///   [`call`](Service::call) on its clone, tonic) and callers that do (`oneshot`) are both right;
 ///   [`request`](Client::request) does the same through `&self`, for a caller that holds the
 ///   client by reference (a table of clients).
-///   The response future keeps the stack's clone and its future in one box (see
+///   The response future keeps the call's state and the stack's future in one box (see
 ///   [`ResponseFuture`]). The backpressure a caller would get from `poll_ready` shows up as the
 ///   time the response takes instead.
 /// - **Cheap to clone.** A `Client` is a reference count on the assembled stack: cloning it
@@ -194,9 +194,9 @@ impl Client {
 /// The response future of a [`Client`]: `Send`, small (a few hundred bytes at most), and not
 /// `Unpin` (pin it to poll it, as `.await` does).
 ///
-/// The call's clone of the stack and the stack's own future (about 1.5 KiB: every layer's future
-/// nests the one below it) live in one box, allocated once per call. Held inline instead, that
-/// kilobyte and a half was copied again by each layer a server puts above the client (its router,
+/// The call's state (its clone of the stack, itself boxed once and reused by later calls; then
+/// the stack's own future, about 1.5 KiB: every layer's future nests the one below it) lives in
+/// one box, allocated once per call. Held inline instead, that kilobyte and a half was copied again by each layer a server puts above the client (its router,
 /// its error mapping, hyper's slot for the request in flight): measured with callgrind on
 /// mesh-sidecar's proxied request, those copies cost more than the allocation (about 200
 /// instructions more per request).
