@@ -87,14 +87,7 @@ where
         }
         let clock = match this.clock {
             Some(clock) if *this.waiting => clock,
-            Some(clock) => {
-                clock.reset(deadline_after(Instant::now(), *this.timeout));
-                clock
-            }
-            None => this.clock.insert(PooledSleep::until(deadline_after(
-                Instant::now(),
-                *this.timeout,
-            ))),
+            _ => PooledSleep::arm(this.clock, deadline_after(Instant::now(), *this.timeout)),
         };
         *this.waiting = true;
         match Pin::new(clock).poll(cx) {

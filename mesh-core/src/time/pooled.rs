@@ -143,6 +143,18 @@ impl PooledSleep {
         Self { timer: Some(timer) }
     }
 
+    /// Arms the timer of `slot` for `deadline`: moves the one it holds, or takes one into it (for
+    /// a future whose timer exists only once needed, as a backoff or a body's idle clock).
+    pub fn arm(slot: &mut Option<Self>, deadline: Instant) -> &mut Self {
+        match slot {
+            Some(timer) => {
+                timer.reset(deadline);
+                timer
+            }
+            None => slot.insert(Self::until(deadline)),
+        }
+    }
+
     /// Moves the timer to `deadline` (later or earlier), as `Sleep::reset` does.
     pub fn reset(&mut self, deadline: Instant) {
         if let Some(timer) = &mut self.timer {

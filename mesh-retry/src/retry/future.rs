@@ -182,11 +182,7 @@ where
 }
 
 fn set_timer(timer: &mut Option<PooledSleep>, after: Duration) {
-    let at = deadline_after(Instant::now(), after);
-    match timer {
-        Some(sleep) => sleep.reset(at),
-        None => *timer = Some(PooledSleep::until(at)),
-    }
+    PooledSleep::arm(timer, deadline_after(Instant::now(), after));
 }
 
 /// Decides whether to retry after an attempt: `Some((next attempt, delay, slot under the retry
