@@ -487,3 +487,33 @@ async fn drain_deadline_closes_connections_still_busy() {
         "the busy connection was closed, not answered"
     );
 }
+
+/// Reads `mesh_core::time::now()` twice with at least a millisecond of real time between (spent
+/// without yielding, as a long poll would): `"same"` when both readings are one.
+fn two_readings() -> &'static str {
+    let first = mesh_core::time::now();
+    let spin_until = std::time::Instant::now() + Duration::from_millis(1);
+    while std::time::Instant::now() < spin_until {
+        std::hint::spin_loop();
+    }
+    if mesh_core::time::now() == first {
+        "same"
+    } else {
+        "differ"
+    }
+}
+
+#[tokio::test]
+async fn the_layers_of_a_request_share_one_clock_reading_per_poll() {
+    // Outside the server's connection task the clock is read at every call.
+    assert_eq!(two_readings(), "differ");
+    let handler = tower::util::BoxCloneService::new(tower::service_fn(
+        |_req: Request<Incoming>| async move { Ok(Response::new(Full::from(two_readings()))) },
+    ));
+    let running = start_plain(ServerConfig::default(), handler).await;
+    let (mut sender, _, _conn) = connect_h1(running.addr).await;
+    let res = guarded("the response", sender.send_request(get(running.addr))).await;
+    // The service's future runs in the connection task's poll, inside its clock scope.
+    assert_eq!(body_text(res.unwrap()).await, "same");
+    let _ = running.stop.send(());
+}

@@ -107,7 +107,7 @@ impl RequestRecorder {
             state: Some(State {
                 span,
                 recording,
-                start: Instant::now(),
+                start: mesh_core::time::now(),
                 instruments,
                 attributes,
                 status: None,
@@ -137,7 +137,9 @@ impl RequestRecorder {
         let Some(mut state) = self.state.take() else {
             return;
         };
-        let elapsed = state.start.elapsed().as_secs_f64();
+        let elapsed = mesh_core::time::now()
+            .saturating_duration_since(state.start)
+            .as_secs_f64();
         let error_type = match &ended {
             Ended::Outcome(Outcome::Success) => None,
             Ended::Outcome(outcome) => Some(outcome.kind()),

@@ -217,7 +217,7 @@ impl EndpointTicket {
         self.count_in_tier(true);
         self.state.metrics.in_flight(1);
         self.state.metrics.shared().request_sent(self.route);
-        self.started = Some(Instant::now());
+        self.started = Some(mesh_core::time::now());
     }
 
     /// The request ended with `outcome` (`None`: cancelled).
@@ -227,7 +227,7 @@ impl EndpointTicket {
         }
         match self.started {
             Some(started) => {
-                let now = Instant::now();
+                let now = mesh_core::time::now();
                 let sample = outcome.map(|_| (now.saturating_duration_since(started), now));
                 self.state.load.end(sample, self.state.tuning.decay());
                 self.count_in_tier(false);
@@ -236,7 +236,7 @@ impl EndpointTicket {
                     self.state.back_in_rotation(out, now);
                 }
             }
-            None if self.probe => self.state.health.release_probe(Instant::now()),
+            None if self.probe => self.state.health.release_probe(mesh_core::time::now()),
             None => {}
         }
     }

@@ -251,7 +251,7 @@ where
             self.stop_waiting();
             return Poll::Ready(Err(Overloaded::new().into()));
         }
-        let now = Instant::now();
+        let now = mesh_core::time::now();
         let shared = Arc::clone(&self.shared);
         let mut core = lock(&shared.core);
         let mut fanout = Context::from_waker(&shared.fanout);
@@ -320,7 +320,7 @@ where
                 core.install_ring(ring, job);
             }
             let mut fanout = Context::from_waker(&self.shared.fanout);
-            let now = Instant::now();
+            let now = mesh_core::time::now();
             if let Some(home) = core.pick_hashed::<Request<B>>(hash, &picked, &mut fanout, now) {
                 let unused = std::mem::replace(&mut picked, home);
                 drop(core);
@@ -338,7 +338,7 @@ where
         if avoid.contains(&picked.key) {
             let mut core = lock(&self.shared.core);
             let mut fanout = Context::from_waker(&self.shared.fanout);
-            let now = Instant::now();
+            let now = mesh_core::time::now();
             if let Some(other) = core.pick_untried::<Request<B>>(&avoid, &picked, &mut fanout, now)
             {
                 let unused = std::mem::replace(&mut picked, other);

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use http_body::{Frame, SizeHint};
 use pin_project::pin_project;
-use tokio::time::Instant;
 
 use crate::error::BoxError;
 use crate::time::{PooledSleep, deadline_after};
@@ -87,7 +86,10 @@ where
         }
         let clock = match this.clock {
             Some(clock) if *this.waiting => clock,
-            _ => PooledSleep::arm(this.clock, deadline_after(Instant::now(), *this.timeout)),
+            _ => PooledSleep::arm(
+                this.clock,
+                deadline_after(crate::time::now(), *this.timeout),
+            ),
         };
         *this.waiting = true;
         match Pin::new(clock).poll(cx) {

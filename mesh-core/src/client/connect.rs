@@ -337,7 +337,13 @@ where
     F: Future<Output = Result<(), hyper::Error>>,
 {
     let mut connection = std::pin::pin!(connection);
-    if let Err(error) = connection.as_mut().await {
+    // What this poll does for the requests on the connection (a response's arrival, the pool's
+    // check-in) shares one clock reading.
+    let polled = std::future::poll_fn(|cx| {
+        let _clock = crate::time::PollClock::enter();
+        connection.as_mut().poll(cx)
+    });
+    if let Err(error) = polled.await {
         tracing::debug!(%error, "HTTP connection closed with an error");
     }
     drop(guard);

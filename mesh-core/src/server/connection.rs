@@ -26,6 +26,7 @@ use super::stats::ServerStats;
 use super::tracked::{TrackedBody, TrackedFuture};
 use super::write_stall::WriteStall;
 use crate::error::BoxError;
+use crate::time::PollClock;
 
 /// How long a connection closed for idleness (or by its [`CloseHandle`], once its requests have
 /// finished) may take over the HTTP/2 `GOAWAY` exchange (one round trip: `GOAWAY`, `PING`, the
@@ -184,6 +185,8 @@ pub(super) async fn serve_connection<A, S, B>(
     // Both possible values, worked out once rather than on every poll.
     let (http1_delay, http2_delay) = (idle_delay(&shared, true), idle_delay(&shared, false));
     let result = poll_fn(|cx| {
+        // The layers of the requests served in this poll share one clock reading.
+        let _clock = PollClock::enter();
         // Registered before the state is read, so a wake in between is not lost: the registry
         // (drain, eviction), a request ending, and the close handle wake this task.
         registered.register(activity.waker(), cx.waker());

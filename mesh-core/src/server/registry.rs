@@ -172,7 +172,7 @@ impl Registry {
     }
 
     fn now(&self) -> u64 {
-        self.nanos(Instant::now())
+        self.nanos(crate::time::now())
     }
 
     /// `at` in nanoseconds since the epoch (0 before it).

@@ -9,13 +9,18 @@
 //!   [`PooledSleep`]: a tokio `Sleep` taken from a per-thread pool and given back when the request
 //!   ends, so that arming it is usually a single atomic update instead of an insertion into (and
 //!   later a removal from) tokio's timer wheel.
+//! - The layers read the time with [`now`], which inside a [`PollClock`] scope (each poll of a
+//!   connection's task, in mesh-core's server and client) reads tokio's clock once and shares
+//!   that reading, instead of a dozen reads per request.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+mod poll_clock;
 mod pooled;
 
+pub use poll_clock::{PollClock, now};
 pub use pooled::{POOL_CAPACITY, PooledSleep};
 
 /// How far away a deadline "beyond reach" is placed: 30 years, as tokio does for its own

@@ -118,7 +118,7 @@ impl fmt::Debug for LogOnEnd {
 impl LogOnEnd {
     pub(crate) fn new(record: AccessLogRecord, sink: Sink) -> Self {
         Self {
-            pending: Some((record, Instant::now(), sink)),
+            pending: Some((record, mesh_core::time::now(), sink)),
         }
     }
 
@@ -130,7 +130,7 @@ impl LogOnEnd {
 
     pub(crate) fn write(&mut self, outcome: &'static str) {
         if let Some((mut record, start, sink)) = self.pending.take() {
-            record.duration = start.elapsed();
+            record.duration = mesh_core::time::now().saturating_duration_since(start);
             record.outcome = outcome;
             sink(&record);
         }

@@ -219,14 +219,14 @@ impl BreakerPermit {
             .as_ref()
             .is_some_and(|shared| shared.slow_call_duration.is_some())
         {
-            self.started = Some(Instant::now());
+            self.started = Some(mesh_core::time::now());
         }
     }
 
     /// Records the outcome of the call; its duration is measured up to now.
     pub fn record(mut self, outcome: &Outcome) {
         if let Some(shared) = self.shared.take() {
-            let now = Instant::now();
+            let now = mesh_core::time::now();
             // A permit whose clock was never started took no measurable time.
             let elapsed = self.started.map_or(Duration::ZERO, |started| {
                 now.saturating_duration_since(started)
@@ -255,7 +255,8 @@ impl BreakerPermit {
 impl Drop for BreakerPermit {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            let transition = lock(&shared).record(Instant::now(), self.ticket, Verdict::Ignored);
+            let transition =
+                lock(&shared).record(mesh_core::time::now(), self.ticket, Verdict::Ignored);
             publish(&shared, transition);
         }
     }

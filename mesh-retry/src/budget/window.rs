@@ -218,7 +218,7 @@ impl Shared {
     /// The slot number of the present time, noted as the newest seen.
     fn slot_now(&self) -> u64 {
         // u64 arithmetic on purpose: a u128 division costs more than the rest of a deposit.
-        let elapsed = Instant::now().saturating_duration_since(self.start);
+        let elapsed = mesh_core::time::now().saturating_duration_since(self.start);
         let elapsed = elapsed
             .as_secs()
             .saturating_mul(1_000_000_000)

@@ -129,7 +129,9 @@ where
                 let result = result.map_err(Into::into);
                 let other_running = this.primary.is_some() || this.hedge.is_some();
                 if succeeded(*this.classifier, &result) {
-                    this.settings.histogram.record(this.start.elapsed());
+                    this.settings
+                        .histogram
+                        .record(mesh_core::time::now().saturating_duration_since(*this.start));
                     if is_hedge {
                         this.settings.won.add(1, &[]);
                     }

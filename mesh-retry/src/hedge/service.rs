@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use http_body::Body;
 use mesh_core::BoxError;
-use tokio::time::Instant;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -94,7 +93,7 @@ where
         };
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
-        let start = Instant::now();
+        let start = mesh_core::time::now();
         let Some(delay) = delay else {
             let req = req.map(ReplayBody::passthrough);
             return ResponseFuture::single(ready.call(req), Arc::clone(settings), start);

@@ -15,7 +15,6 @@ use mesh_core::attempts::AvoidTried;
 use mesh_core::classify::{ClassifiedResponse, ClassifyResponse, FailureClass, MakeClassifier};
 use mesh_core::error::Timeout;
 use pin_project::pin_project;
-use tokio::time::Instant;
 use tower_service::Service;
 
 use super::layer::Settings;
@@ -89,7 +88,7 @@ where
         let timer = settings
             .policy
             .per_try_timeout
-            .map(|timeout| PooledSleep::until(deadline_after(Instant::now(), timeout)));
+            .map(|timeout| PooledSleep::until(deadline_after(mesh_core::time::now(), timeout)));
         Self {
             state: State::Calling(future),
             timer,
@@ -182,7 +181,7 @@ where
 }
 
 fn set_timer(timer: &mut Option<PooledSleep>, after: Duration) {
-    PooledSleep::arm(timer, deadline_after(Instant::now(), after));
+    PooledSleep::arm(timer, deadline_after(mesh_core::time::now(), after));
 }
 
 /// Decides whether to retry after an attempt: `Some((next attempt, delay, slot under the retry

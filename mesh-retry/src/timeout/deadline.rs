@@ -23,7 +23,7 @@ impl Deadline {
     /// A deadline `timeout` from now; a timeout beyond about 30 years is capped there
     /// ([`deadline_after`]) instead of overflowing.
     pub fn after(timeout: Duration) -> Self {
-        Self(deadline_after(Instant::now(), timeout))
+        Self(deadline_after(mesh_core::time::now(), timeout))
     }
 
     /// The instant itself.
@@ -33,11 +33,11 @@ impl Deadline {
 
     /// The time left from now; zero once passed.
     pub fn remaining(self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
+        self.0.saturating_duration_since(mesh_core::time::now())
     }
 
     /// Whether the deadline has passed.
     pub fn is_expired(self) -> bool {
-        Instant::now() >= self.0
+        mesh_core::time::now() >= self.0
     }
 }

@@ -103,7 +103,7 @@ struct Deadlines {
 /// Works out the deadline of `req` from the settings, its `grpc-timeout` (removed when malformed)
 /// and an outer [`Deadline`], and writes `grpc-timeout` on a gRPC request when asked to.
 fn prepare<B>(settings: &TimeoutSettings, req: &mut Request<B>) -> Deadlines {
-    let now = Instant::now();
+    let now = mesh_core::time::now();
     let mut deadline = settings.timeout.map(|timeout| deadline_after(now, timeout));
     // Every gRPC call is a `POST`: a request of another method costs no header lookup here.
     let post = req.method() == Method::POST;

@@ -95,7 +95,7 @@ impl<B> Http1Pool<B> {
     /// connections age out), else a returning one that is already ready. Stale idle connections met
     /// on the way are closed.
     pub(super) fn checkout(&self) -> Option<Conn<B>> {
-        let now = Instant::now();
+        let now = crate::time::now();
         let mut stale = Vec::new();
         let mut found = None;
         let mut taken = None;
@@ -134,7 +134,7 @@ impl<B> Http1Pool<B> {
     /// Puts a connection that is ready for its next request into the idle list, and drops the idle
     /// ones that timed out.
     pub(super) fn checkin(&self, sender: Conn<B>) {
-        let now = Instant::now();
+        let now = crate::time::now();
         let stale: Vec<_> = {
             let mut state = self.lock();
             // The list is oldest first, so the timed-out ones are its front: only those are

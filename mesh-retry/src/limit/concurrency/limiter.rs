@@ -138,7 +138,7 @@ impl LimitPermit {
     /// Restarts the latency clock (when the request is sent rather than reserved).
     pub(super) fn start_clock(&mut self) {
         if self.shared.as_ref().is_some_and(|shared| shared.adaptive) {
-            self.started = Some(Instant::now());
+            self.started = Some(mesh_core::time::now());
         }
     }
 
@@ -146,7 +146,7 @@ impl LimitPermit {
     /// limit.
     pub(super) fn finish(mut self) {
         let sample = self.started.map(|started| {
-            let now = Instant::now();
+            let now = mesh_core::time::now();
             (now.saturating_duration_since(started), now)
         });
         self.release(sample);

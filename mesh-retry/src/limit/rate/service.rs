@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 use http::Request;
 use mesh_core::BoxError;
 use mesh_core::error::RateLimited;
-use tokio::time::Instant;
 use tower_service::Service;
 
 use super::bucket::Buckets;
@@ -123,7 +122,7 @@ where
         let key = self
             .extractor
             .extract(request.headers(), request.extensions());
-        let taken = self.lock().take(key, Instant::now());
+        let taken = self.lock().take(key, mesh_core::time::now());
         match taken {
             Ok(()) => ResponseFuture::called(self.inner.call(request)),
             Err(wait) => {
