@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use tokio::time::Instant;
 
 /// What [`now`] does on this thread.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum State {
     /// No scope: read the clock every time.
     Off,
@@ -84,6 +84,7 @@ pub fn now() -> Instant {
 /// The guard belongs to the thread that opened it (it is neither `Send` nor `Sync`), so it
 /// cannot be held across an `.await` in a future that must be `Send`.
 #[must_use = "the scope ends when the guard is dropped"]
+#[derive(Debug)]
 pub struct PollClock {
     previous: State,
     _thread: PhantomData<*const ()>,
@@ -102,12 +103,6 @@ impl PollClock {
 impl Drop for PollClock {
     fn drop(&mut self) {
         STATE.with(|state| state.set(self.previous));
-    }
-}
-
-impl std::fmt::Debug for PollClock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PollClock").finish_non_exhaustive()
     }
 }
 

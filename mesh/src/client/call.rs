@@ -13,8 +13,8 @@
 //! back to the client's idle clones when the call is made, and the next call takes it: a lock
 //! to take it and one to give it back, instead of the reference counts (and no allocation while
 //! no more than that many calls start at once: each clone is boxed once). At most
-//! [`IDLE_STACKS`] are kept; a clone whose call never got that far (its readiness failed, or the caller dropped
-//! the future first) is dropped, not kept.
+//! [`IDLE_STACKS`] are kept; a clone whose call never got that far (its readiness failed, or the
+//! caller dropped the future first) is dropped, not kept.
 
 use std::future::Future;
 use std::pin::Pin;

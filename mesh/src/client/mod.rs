@@ -196,10 +196,10 @@ impl Client {
 ///
 /// The call's state (its clone of the stack, itself boxed once and reused by later calls; then
 /// the stack's own future, about 1.5 KiB: every layer's future nests the one below it) lives in
-/// one box, allocated once per call. Held inline instead, that kilobyte and a half was copied again by each layer a server puts above the client (its router,
-/// its error mapping, hyper's slot for the request in flight): measured with callgrind on
-/// mesh-sidecar's proxied request, those copies cost more than the allocation (about 200
-/// instructions more per request).
+/// one box, allocated once per call. Held inline instead, that kilobyte and a half was copied
+/// again by each layer a server puts above the client (its router, its error mapping, hyper's
+/// slot for the request in flight): measured with callgrind on mesh-sidecar's proxied request,
+/// those copies cost more than the allocation (about 200 instructions more per request).
 #[pin_project]
 pub struct ResponseFuture {
     #[pin]
