@@ -78,9 +78,10 @@ impl Pool {
 /// instructions per proxied request in mesh-sidecar (callgrind), for a request timeout that almost
 /// never fires. Moving a timer that is still filed to a *later* deadline costs one atomic
 /// compare-and-swap instead (the pool's own bookkeeping is about half the saving): tokio records
-/// the new deadline and files the entry again only when the wheel reaches its old slot. The requests of a client share one timeout and start one after
-/// another, so the next request's deadline is later than the last one's: a timer kept when a
-/// request ends serves the next request for the price of that swap.
+/// the new deadline and files the entry again only when the wheel reaches its old slot. The
+/// requests of a client share one timeout and start one after another, so the next request's
+/// deadline is later than the last one's: a timer kept when a request ends serves the next
+/// request for the price of that swap.
 ///
 /// # How
 ///
