@@ -112,7 +112,7 @@ pub struct Balance<D, M: MakeEndpoint, C = MeshClassifier> {
     waiting: Option<Waker>,
     /// The endpoints this instance sent the attempts of its current request to: a request marked
     /// [`AvoidTried`] is another attempt of it, any other request starts a new list.
-    tried: TriedKeys,
+    tried: Tried,
 }
 
 impl<D, M> Balance<D, M>
@@ -163,7 +163,7 @@ where
             reserved: None,
             fail_fast: None,
             waiting: None,
-            tried: TriedKeys::new(),
+            tried: Tried::default(),
         })
     }
 
@@ -330,12 +330,17 @@ where
             }
         }
         let shared = request.extensions().get::<TriedEndpoints>();
-        if request.extensions().get::<AvoidTried>().is_none() {
+        let retry = request.extensions().get::<AvoidTried>().is_some();
+        if !retry {
             // Not a retry of the request this instance carried last: a new request.
             self.tried.clear();
         }
-        let avoid = shared.map_or(self.tried, TriedEndpoints::snapshot);
-        if avoid.contains(&picked.key) {
+        let avoid = match shared {
+            Some(shared) => Some(shared.snapshot()),
+            None if retry => Some(self.tried.keys()),
+            None => None,
+        };
+        if let Some(avoid) = avoid.filter(|avoid| avoid.contains(&picked.key)) {
             let mut core = lock(&self.shared.core);
             let mut fanout = Context::from_waker(&self.shared.fanout);
             let now = mesh_core::time::now();
@@ -362,6 +367,51 @@ where
     }
 }
 
+/// The endpoints one instance sent the attempts of its current request to. The first is kept
+/// inline; a retry (the second attempt) moves the list to a box. Every response future of the
+/// retry layer holds a balancer instance, so the list inline ([`TriedKeys`], 136 bytes) would be
+/// carried and copied with every request, where only a retried one needs more than a key.
+#[derive(Debug, Default)]
+struct Tried {
+    first: Option<EndpointKey>,
+    /// Once a second endpoint is recorded: all of them, `first` included.
+    all: Option<Box<TriedKeys>>,
+}
+
+impl Tried {
+    fn clear(&mut self) {
+        self.first = None;
+        self.all = None;
+    }
+
+    fn record(&mut self, key: EndpointKey) {
+        match (&mut self.all, self.first) {
+            (Some(all), _) => all.record(key),
+            (None, None) => self.first = Some(key),
+            (None, Some(first)) if first == key => {}
+            (None, Some(first)) => {
+                let mut all = TriedKeys::new();
+                all.record(first);
+                all.record(key);
+                self.all = Some(Box::new(all));
+            }
+        }
+    }
+
+    fn keys(&self) -> TriedKeys {
+        match (&self.all, self.first) {
+            (Some(all), _) => **all,
+            (None, first) => {
+                let mut keys = TriedKeys::new();
+                if let Some(first) = first {
+                    keys.record(first);
+                }
+                keys
+            }
+        }
+    }
+}
+
 impl<D, M: MakeEndpoint, C: Clone> Clone for Balance<D, M, C> {
     /// Shares the endpoint set; the clone starts without a reservation.
     fn clone(&self) -> Self {
@@ -371,7 +421,7 @@ impl<D, M: MakeEndpoint, C: Clone> Clone for Balance<D, M, C> {
             reserved: None,
             fail_fast: None,
             waiting: None,
-            tried: TriedKeys::new(),
+            tried: Tried::default(),
         }
     }
 }

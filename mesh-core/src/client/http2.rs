@@ -120,7 +120,7 @@ impl<B: Send + 'static> Http2Connection<B> {
                 Step::Connecting {
                     connect: self.connection(),
                 },
-                Some(request),
+                Some(Box::new(request)),
             ),
         };
         Http2Exchange {
@@ -138,8 +138,10 @@ impl<B: Send + 'static> Http2Connection<B> {
 pub(crate) struct Http2Exchange<B> {
     connection: Arc<Http2Connection<B>>,
     step: Step<B>,
-    /// The request while a connection is awaited (kept here, not in `Step`, so the step stays small).
-    waiting: Option<Request<B>>,
+    /// The request while a connection is awaited (kept here, not in `Step`, so the step stays
+    /// small), boxed so that the future does not carry a request head (about 300 bytes) inline
+    /// through every layer above it: only a request that waits for the connection pays for it.
+    waiting: Option<Box<Request<B>>>,
     /// A request handed back unsent by a closing connection is tried once more on a new one.
     retried: bool,
     /// Where the request body's own failure is kept: hyper only resets the stream.
@@ -182,7 +184,7 @@ where
                     let request = this.waiting.take();
                     this.step = Step::Done;
                     match (result, request) {
-                        (Ok(sender), Some(request)) => this.step = Step::send(sender, request),
+                        (Ok(sender), Some(request)) => this.step = Step::send(sender, *request),
                         (Err(error), _) => return Poll::Ready(Err(error.into())),
                         (Ok(_), None) => return Poll::Ready(Err(polled_after_completion())),
                     }
@@ -200,7 +202,7 @@ where
                                      retrying on a new connection"
                                 );
                                 this.retried = true;
-                                this.waiting = Some(request);
+                                this.waiting = Some(Box::new(request));
                                 this.step = Step::Connecting {
                                     connect: this.connection.connection(),
                                 };

@@ -20,6 +20,7 @@ use opentelemetry::metrics::Meter;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
+use super::boxed::BoxFuture;
 use super::discovery::BoxDiscover;
 use super::{Client, Handles};
 use crate::ConfigError;
@@ -55,9 +56,11 @@ pub(super) type MakeFn<S> = Box<dyn Fn(&Endpoint) -> Result<S, InvalidEndpoint> 
 pub(super) type DirectEndpoint = CircuitBreaker<HttpClient<ReplayBody<Body>>, MeshClassifier>;
 
 /// The whole assembled stack over endpoint services `S`, as a named type: the [`Client`]'s
-/// response future holds its `Oneshot` inline instead of in a box.
-pub(super) type Stack<S> =
-    MapBody<ClientTrace<RequestTimeout<Retry<Balance<BoxDiscover, TryMake<MakeFn<S>>>>, Direct>>>;
+/// response future holds the call inline; the retry layer's future, the large one, is boxed
+/// where it is made ([`BoxFuture`]).
+pub(super) type Stack<S> = MapBody<
+    ClientTrace<RequestTimeout<BoxFuture<Retry<Balance<BoxDiscover, TryMake<MakeFn<S>>>>>, Direct>>,
+>;
 
 impl Parts {
     pub(super) fn assemble<C: Connect + Sync>(self, connector: C) -> Result<Client, ConfigError> {
@@ -129,6 +132,7 @@ impl Parts {
             .layer(MapBodyLayer::new())
             .layer(ClientTraceLayer::new(trace))
             .layer(RequestTimeoutLayer::new(timeout).hand_deadline_directly())
+            .layer_fn(BoxFuture::new)
             .layer(retry)
             .service(balance);
         Ok((

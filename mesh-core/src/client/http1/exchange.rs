@@ -24,7 +24,7 @@ impl<B: http_body::Body + Send + 'static> Http1Pool<B> {
     ) -> Http1Exchange<B> {
         let (step, waiting) = match self.checkout() {
             Some(sender) => (Step::send(sender, request, true), None),
-            None => (Step::connect(self), Some(request)),
+            None => (Step::connect(self), Some(Box::new(request))),
         };
         Http1Exchange {
             pool: self.clone(),
@@ -45,8 +45,11 @@ pub(crate) struct Http1Exchange<B> {
     /// `Some` until the response is handed out; then it travels with the connection.
     permit: Option<OwnedSemaphorePermit>,
     step: Step<B>,
-    /// The request while a connection is being made (kept here, not in `Step`, so the step stays small).
-    waiting: Option<Request<B>>,
+    /// The request while a connection is being made (kept here, not in `Step`, so the step stays
+    /// small), boxed: a request head is about 300 bytes, and every layer above nests this future
+    /// by value, so inline it would be copied with each of them on every request, pooled or not.
+    /// Only a request that waits for a new connection pays for the box.
+    waiting: Option<Box<Request<B>>>,
 }
 
 // Nothing in an exchange is pinned in place (the connect future is boxed, the send future lives in
@@ -99,7 +102,7 @@ where
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     match result {
-                        Ok(sender) => this.step = Step::send(sender, request, false),
+                        Ok(sender) => this.step = Step::send(sender, *request, false),
                         Err(error) => {
                             this.step = Step::Done;
                             return Poll::Ready(Err(error.into()));
@@ -131,7 +134,7 @@ where
                                     "pooled HTTP/1.1 connection closed before the request was written; \
                                      retrying on a new connection"
                                 );
-                                this.waiting = Some(request);
+                                this.waiting = Some(Box::new(request));
                                 this.step = Step::connect(&this.pool);
                             }
                             Some(_) => {
