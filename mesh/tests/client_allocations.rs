@@ -84,8 +84,8 @@ fn a_call_allocates_a_bounded_number_of_times_and_a_clone_none() {
         rt.block_on(client.clone().oneshot(req)).unwrap();
     });
     eprintln!("allocations per call through oneshot: {oneshot}");
-    // 4 now (the target for the client stack is 4): the box holding the call's stack
-    // and its future (see `mesh::ResponseFuture`: it saves more in copies than it costs), the
+    // 4 now (the target for the client stack is 4): the box holding the retry layer's
+    // future (see `mesh::ResponseFuture`: it saves more in copies than it costs), the
     // retry layer's copy of the request's headers (one boxed slice: the `traceparent` the trace
     // layer added), that `traceparent` value, and this test's boxed endpoint future. 3 while the
     // stack's future was held inline; 9 before the timeout layer

@@ -62,8 +62,7 @@ pub struct Client {
 
 /// The stack behind a [`Client`], by its concrete type, shared by reference count (cloning a
 /// `Client` copies nothing). Each call takes a clone of the stack (an idle one when there is
-/// one: see `call`) into the response future, which polls it ready, calls it and gives it back
-/// (in the one box of the call).
+/// one: see `call`) into the response future, which polls it ready, calls it and gives it back.
 #[derive(Clone)]
 enum Inner {
     /// Built without `wrap_endpoints`: breaker over HTTP client per endpoint.

@@ -10,7 +10,7 @@
 //! Routing a request allocates nothing of its own: the authority is looked up without copying
 //! it (unless it is not in canonical form), the `mesh::Client` is called through a shared
 //! reference (`Client::request`: not even cloned), and the response future is the client's own
-//! (small: the client boxes its stack's future once per call), not boxed again.
+//! (small: the client boxes its stack's one large future once per call), not boxed again.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
