@@ -212,7 +212,6 @@ pub struct ResponseFuture {
 
 // The assembled stacks box their retry layer's future (see `ResponseFuture`); a `from_service`
 // stack boxes its own future, so its `Oneshot` holds only the service and the request.
-#[allow(clippy::large_enum_variant)]
 #[pin_project(project = KindProj)]
 enum Kind {
     Direct(#[pin] Call<Stack<DirectEndpoint>, Request<Body>>),
