@@ -65,7 +65,9 @@ pub fn now() -> Instant {
 /// and returns that reading for the rest of the scope; outside any scope it is
 /// `tokio::time::Instant::now()`. mesh-core's server opens a scope around each poll of a
 /// connection's task and its client around each poll of an upstream connection's task, so the
-/// layers of a request served there share one reading per poll. (Envoy's workers do the same
+/// layers of a request served there share one reading per poll. Code that may be polled from
+/// either kind of task [joins](PollClock::join) instead: the `towermesh` crate's `Client` does,
+/// so a service embedding it under another server still reads the clock once per poll. (Envoy's workers do the same
 /// with a time cached once per turn of their event loop.)
 ///
 /// # What a reading means
@@ -86,15 +88,37 @@ pub fn now() -> Instant {
 #[must_use = "the scope ends when the guard is dropped"]
 #[derive(Debug)]
 pub struct PollClock {
-    previous: State,
+    /// What to restore when the scope ends; `None` for a guard that joined an enclosing scope.
+    previous: Option<State>,
     _thread: PhantomData<*const ()>,
 }
 
 impl PollClock {
-    /// Opens a scope on this thread.
+    /// Opens a scope on this thread (inside another scope, a nested one with its own reading).
     pub fn enter() -> Self {
         Self {
-            previous: STATE.with(|state| state.replace(State::Unread)),
+            previous: Some(STATE.with(|state| state.replace(State::Unread))),
+            _thread: PhantomData,
+        }
+    }
+
+    /// Joins the scope open on this thread, or opens one if there is none.
+    ///
+    /// For code that may or may not run inside a task that opened a scope: a client's response
+    /// future polled by mesh-core's server (which opens one per poll of a connection) shares the
+    /// server's reading and reads the clock no more, while the same future polled by a task that
+    /// opened none (an axum or tonic handler) gets one reading for its poll instead of one per
+    /// layer that asks. Dropping a guard that joined leaves the enclosing scope as it is.
+    pub fn join() -> Self {
+        let previous = STATE.with(|state| match state.get() {
+            State::Off => {
+                state.set(State::Unread);
+                Some(State::Off)
+            }
+            State::Unread | State::Read(_) => None,
+        });
+        Self {
+            previous,
             _thread: PhantomData,
         }
     }
@@ -102,7 +126,9 @@ impl PollClock {
 
 impl Drop for PollClock {
     fn drop(&mut self) {
-        STATE.with(|state| state.set(self.previous));
+        if let Some(previous) = self.previous {
+            STATE.with(|state| state.set(previous));
+        }
     }
 }
 
@@ -143,6 +169,29 @@ mod tests {
         assert_eq!(now(), outer_reading);
         drop(outer);
         assert_eq!(now() - outer_reading, Duration::from_millis(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn joining_shares_the_enclosing_reading_and_opens_a_scope_only_outside_one() {
+        let outer = PollClock::enter();
+        let outer_reading = now();
+        tokio::time::advance(Duration::from_millis(3)).await;
+        {
+            let _joined = PollClock::join();
+            // The enclosing scope's reading, not a fresh one.
+            assert_eq!(now(), outer_reading);
+        }
+        // Still in the enclosing scope, with its reading.
+        assert_eq!(now(), outer_reading);
+        drop(outer);
+
+        // Outside any scope, joining opens one that reads once, and closing it restores "no scope".
+        let joined = PollClock::join();
+        let reading = now();
+        tokio::time::advance(Duration::from_millis(4)).await;
+        assert_eq!(now(), reading);
+        drop(joined);
+        assert_eq!(now() - reading, Duration::from_millis(4));
     }
 
     #[tokio::test(start_paused = true)]

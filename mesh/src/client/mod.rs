@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use mesh_balance::{BalanceHandle, BalanceStatus};
 use mesh_core::service::BoxCloneHttpService;
+use mesh_core::time::PollClock;
 use mesh_core::{Body, BoxError};
 use mesh_retry::breaker::BreakerRegistry;
 use mesh_retry::budget::WindowBudget;
@@ -229,6 +230,10 @@ impl Future for ResponseFuture {
     type Output = Result<Response<Body>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The layers' clock readings of this poll (the recorder's start, the deadline, the
+        // budget, the balancer, the breaker): one, shared with the polling task's scope if it
+        // opened one (mesh-core's server does), else read once here.
+        let _clock = PollClock::join();
         match self.project().kind.project() {
             KindProj::Direct(future) => future.poll(cx),
             KindProj::Wrapped(future) => future.poll(cx),
