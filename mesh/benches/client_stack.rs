@@ -40,6 +40,11 @@ static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
 /// the metric instruments exist.
 const WARM_UP: usize = 100;
 
+/// Calls per timed sample, the same for every row: divan would otherwise pick it per row, and a
+/// row timed one call at a time (after one slow first sample) pays the timer's own overhead on
+/// each call while another row spreads it over hundreds.
+const SAMPLE_SIZE: u32 = 64;
+
 fn main() {
     divan::main();
 }
@@ -114,7 +119,7 @@ where
         .bench_local_values(|req| rt.block_on(service.clone().oneshot(req)).unwrap());
 }
 
-#[divan::bench]
+#[divan::bench(sample_size = SAMPLE_SIZE)]
 fn bare_service_fn(bencher: Bencher<'_, '_>) {
     measure(bencher, || {
         tower::service_fn(|_req: Request<Body>| async {
@@ -123,12 +128,12 @@ fn bare_service_fn(bencher: Bencher<'_, '_>) {
     });
 }
 
-#[divan::bench]
+#[divan::bench(sample_size = SAMPLE_SIZE)]
 fn client_stack_default_telemetry(bencher: Bencher<'_, '_>) {
     measure(bencher, || client(None));
 }
 
-#[divan::bench]
+#[divan::bench(sample_size = SAMPLE_SIZE)]
 fn client_stack_sdk_telemetry(bencher: Bencher<'_, '_>) {
     let tracer = SdkTracerProvider::builder().build();
     let meter = SdkMeterProvider::builder()
