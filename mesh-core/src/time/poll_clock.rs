@@ -65,10 +65,11 @@ pub fn now() -> Instant {
 /// and returns that reading for the rest of the scope; outside any scope it is
 /// `tokio::time::Instant::now()`. mesh-core's server opens a scope around each poll of a
 /// connection's task and its client around each poll of an upstream connection's task, so the
-/// layers of a request served there share one reading per poll. Code that may be polled from
-/// either kind of task [joins](PollClock::join) instead: the `towermesh` crate's `Client` does,
-/// so a service embedding it under another server still reads the clock once per poll. (Envoy's workers do the same
-/// with a time cached once per turn of their event loop.)
+/// layers of a request served there share one reading per poll. (Envoy's workers do the same
+/// with a time cached once per turn of their event loop.) Code that may be polled from a task
+/// with a scope or from one without [joins](PollClock::join) instead: the `towermesh` crate's
+/// `Client` does, so a service embedding it under another server still reads the clock once per
+/// poll.
 ///
 /// # What a reading means
 ///
