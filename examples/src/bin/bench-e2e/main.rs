@@ -7,6 +7,7 @@
 //! peak memory belong to that run only; targets are interleaved within every repeat so slow drift
 //! of the machine spreads over all of them. See `USAGE` (`--help`) for the sections and options.
 
+mod callgrind;
 mod children;
 mod handshake;
 mod idle;
@@ -101,7 +102,11 @@ fn run(options: &Options) -> Result<(), String> {
         if options.quick { "quick" } else { "full" },
         options.estimate().as_secs().div_ceil(60)
     );
-    let tools = setup::ensure_tools(options.install, &cargo)?;
+    let tools = setup::ensure_tools(
+        options.install,
+        &cargo,
+        options.parts.contains(&Part::Callgrind),
+    )?;
     setup::build_binaries(&cargo, &workspace)?;
     // This binary is `<target dir>/<its profile>/bench-e2e`; the measured ones are in the same
     // target directory, under the profile they were built with.
@@ -151,6 +156,23 @@ fn run(options: &Options) -> Result<(), String> {
     }
     if options.parts.contains(&Part::Idle) {
         results.idle = bench.idle_part(nofile)?;
+    }
+    if options.parts.contains(&Part::Callgrind) {
+        let valgrind = tools.valgrind.as_deref().ok_or("valgrind missing")?;
+        for target in options.callgrind_targets() {
+            eprintln!(
+                "bench-e2e: {target} under callgrind: {} warm-up and {} measured requests",
+                callgrind::WARM_UP,
+                callgrind::MEASURED
+            );
+            let run = callgrind::measure(&bench.env, valgrind, target)?;
+            eprintln!(
+                "bench-e2e: {target}: {:.0} instructions, {:.0} cycle estimate per request",
+                run.event("Ir"),
+                run.cycle_estimate()
+            );
+            results.callgrind.push(run);
+        }
     }
     if options.parts.contains(&Part::Micro) {
         results.micro = micro::run(&cargo, &workspace, &work);

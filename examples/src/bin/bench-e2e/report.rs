@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::callgrind::CallgrindRun;
 use crate::micro::MicroResult;
 use crate::stats::{
     self, HandshakeRun, IdleRun, LoadRun, Pct, Spread, cpu_per_100k, ratio, spread,
@@ -46,6 +47,8 @@ pub(crate) struct Results {
     pub(crate) idle: Vec<IdleRun>,
     /// Microbenchmark tables.
     pub(crate) micro: Vec<MicroResult>,
+    /// Counts per request under callgrind.
+    pub(crate) callgrind: Vec<CallgrindRun>,
     /// Rates of the fixed-rate part, in order.
     pub(crate) rates: Vec<u32>,
 }
@@ -268,6 +271,69 @@ fn idle_section(out: &mut String, r: &Results) {
     out.push('\n');
 }
 
+/// `v` rounded, its thousands set apart by spaces (`38 461`).
+fn grouped(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".to_owned();
+    }
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    if v < -0.5 { format!("-{out}") } else { out }
+}
+
+/// A row of the callgrind table: its label, and how to read it from a run.
+type CallgrindRow = (&'static str, fn(&CallgrindRun) -> f64);
+
+fn callgrind_section(out: &mut String, r: &Results) {
+    let run = |t| r.callgrind.iter().find(|c| c.target == t);
+    let (floor, ours) = (run(Target::Floor), run(Target::Sidecar));
+    out.push_str(
+        "## Instructions and cache misses per proxied request (callgrind)
+
+",
+    );
+    out.push_str(
+        "| per proxied request | hyper-floor | mesh-sidecar | mesh-sidecar / hyper-floor |
+|---|---:|---:|---:|
+",
+    );
+    let rows: [CallgrindRow; 6] = [
+        ("instructions", |c| c.event("Ir")),
+        ("L1 instruction misses", |c| c.event("I1mr")),
+        ("L1 data read misses", |c| c.event("D1mr")),
+        ("L1 data write misses", |c| c.event("D1mw")),
+        ("last-level misses", |c| {
+            c.event("ILmr") + c.event("DLmr") + c.event("DLmw")
+        }),
+        (
+            "cycle estimate (instructions + 10 × L1 misses + 100 × last-level misses)",
+            CallgrindRun::cycle_estimate,
+        ),
+    ];
+    for (label, value) in rows {
+        let f = floor.map(value);
+        let o = ours.map(value);
+        // A ratio of counts below one per request (last-level misses, once warm) is noise.
+        let r = match (o, f) {
+            (Some(o), Some(f)) if f >= 1.0 => format!("{:.2}×", o / f),
+            _ => "–".to_owned(),
+        };
+        let cell = |v: Option<f64>| match v {
+            None => "–".to_owned(),
+            Some(v) if v < 10.0 => format!("{v:.2}"),
+            Some(v) => grouped(v),
+        };
+        let _ = writeln!(out, "| {label} | {} | {} | {r} |", cell(f), cell(o));
+    }
+    out.push('\n');
+}
+
 fn micro_section(out: &mut String, r: &Results) {
     out.push_str("## Microbenchmarks (divan, `cargo bench`)\n\nThe tables as divan printed them (time per iteration; `alloc`/`dealloc` rows from its allocation profiler).\n\n");
     for m in &r.micro {
@@ -327,6 +393,9 @@ pub(crate) fn render(meta: &Meta, r: &Results) -> String {
     }
     if !r.idle.is_empty() {
         idle_section(&mut out, r);
+    }
+    if !r.callgrind.is_empty() {
+        callgrind_section(&mut out, r);
     }
     if !r.micro.is_empty() {
         micro_section(&mut out, r);
@@ -433,6 +502,52 @@ mod tests {
             backend_cpu: 0.5,
             peak_rss_kib: 10 * 1024,
         }
+    }
+
+    #[test]
+    fn the_callgrind_table_gives_counts_per_request_and_ratios() {
+        let per = |ir, i1| [ir, 0.0, 0.0, i1, 100.0, 200.0, 0.0, 0.0, 1.0];
+        let results = Results {
+            callgrind: vec![
+                CallgrindRun {
+                    target: Target::Sidecar,
+                    per_request: per(38_461.0, 2_834.0),
+                },
+                CallgrindRun {
+                    target: Target::Floor,
+                    per_request: per(32_375.0, 1_975.0),
+                },
+            ],
+            ..Results::default()
+        };
+        let text = render(&Meta::default(), &results);
+        assert!(
+            text.contains("| instructions | 32 375 | 38 461 | 1.19× |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| L1 instruction misses | 1 975 | 2 834 | 1.43× |"),
+            "{text}"
+        );
+        // 32 375 + 10 × (1 975 + 300) + 100 × 1 = 55 225; 38 461 + 10 × 3 134 + 100 = 69 901.
+        assert!(
+            text.contains("last-level misses) | 55 225 | 69 901 | 1.27× |"),
+            "{text}"
+        );
+        // Without the floor's run, no ratio.
+        let alone = Results {
+            callgrind: vec![results.callgrind[0].clone()],
+            ..Results::default()
+        };
+        assert!(render(&Meta::default(), &alone).contains("| instructions | – | 38 461 | – |"));
+        // Fewer than one per request: two decimals, no ratio.
+        assert!(
+            text.contains("| last-level misses | 1.00 | 1.00 | 1.00× |"),
+            "{text}"
+        );
+        assert_eq!(grouped(999.4), "999");
+        assert_eq!(grouped(1_000.0), "1 000");
+        assert_eq!(grouped(1_234_567.0), "1 234 567");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub(crate) struct Tools {
     pub(crate) nginx: PathBuf,
     /// `oha`.
     pub(crate) oha: PathBuf,
+    /// `valgrind`, when the callgrind part runs.
+    pub(crate) valgrind: Option<PathBuf>,
 }
 
 fn is_root() -> bool {
@@ -44,11 +46,12 @@ fn run_visible(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Finds the tools; installs the missing ones (`apt-get` for HAProxy and nginx, as root only;
-/// `cargo install oha --locked`) unless `install` is false.
-pub(crate) fn ensure_tools(install: bool, cargo: &str) -> Result<Tools, String> {
+/// Finds the tools; installs the missing ones (`apt-get` for HAProxy, nginx and, when `valgrind`
+/// is asked for, valgrind, as root only; `cargo install oha --locked`) unless `install` is false.
+pub(crate) fn ensure_tools(install: bool, cargo: &str, valgrind: bool) -> Result<Tools, String> {
     let missing: Vec<&str> = ["haproxy", "nginx"]
         .into_iter()
+        .chain(valgrind.then_some("valgrind"))
         .filter(|p| find_in_path(p).is_none())
         .collect();
     if !missing.is_empty() {
@@ -88,6 +91,7 @@ pub(crate) fn ensure_tools(install: bool, cargo: &str) -> Result<Tools, String> 
         haproxy: find("haproxy")?,
         nginx: find("nginx")?,
         oha,
+        valgrind: valgrind.then(|| find("valgrind")).transpose()?,
     })
 }
 
@@ -204,6 +208,13 @@ pub(crate) fn environment(tools: &Tools) -> Vec<(String, String)> {
         (
             "oha".into(),
             first_line(&p(&tools.oha), &["--version"]).unwrap_or_else(unknown),
+        ),
+        (
+            "valgrind".into(),
+            tools.valgrind.as_deref().map_or_else(
+                || "not used".to_owned(),
+                |v| first_line(&p(v), &["--version"]).unwrap_or_else(unknown),
+            ),
         ),
         (
             "rustc".into(),

@@ -148,8 +148,7 @@ pub(crate) fn start(env: &Env, target: Target, backend: &Backend) -> Result<Runn
             plain: backend.addr,
             tls: None,
         }),
-        Target::Sidecar => start_sidecar(env, backend.addr),
-        Target::Floor => start_floor(env, backend.addr),
+        Target::Sidecar | Target::Floor => start_ours(env, target, backend.addr, None),
         Target::Haproxy | Target::Nginx => start_with_free_ports(env, target, backend.addr),
     }
 }
@@ -203,48 +202,77 @@ pub(crate) fn sidecar_config(backend: SocketAddr, trust_domain: &str) -> String 
     )
 }
 
-fn start_sidecar(env: &Env, backend: SocketAddr) -> Result<Running, String> {
-    let trust_domain = std::fs::read_to_string(env.work.join("trust-domain"))
-        .map_err(|e| format!("identities not written: {e}"))?;
-    let path = env.work.join("sidecar.toml");
-    std::fs::write(&path, sidecar_config(backend, trust_domain.trim()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let (proc, line) = children::spawn("mesh-sidecar", env.bin_dir.join("mesh-sidecar"), &env.work)
-        // One worker, as the other proxies: the sidecar then runs a current-thread runtime.
-        .args([
-            "--config".into(),
-            path.into_os_string(),
-            "--workers".into(),
-            "1".into(),
-        ])
-        .cpu(SERVER_CPU)
-        .ready_line("mesh-sidecar: ready", START_TIMEOUT)?;
+/// A program that runs one of our proxies inside it (`valgrind --tool=callgrind …`): its path,
+/// and its arguments before the proxy's own command line.
+#[derive(Debug)]
+pub(crate) struct Wrapper {
+    /// The wrapping program.
+    pub(crate) program: PathBuf,
+    /// Its arguments, before the proxy's path.
+    pub(crate) args: Vec<std::ffi::OsString>,
+    /// How long the wrapped proxy may take to print its ready line.
+    pub(crate) start_timeout: Duration,
+}
+
+/// Starts mesh-sidecar or hyper-floor (the binaries built here) in front of `backend`, inside
+/// `wrapper` if given. hyper-floor's runtime has one thread whatever the environment says.
+pub(crate) fn start_ours(
+    env: &Env,
+    target: Target,
+    backend: SocketAddr,
+    wrapper: Option<&Wrapper>,
+) -> Result<Running, String> {
+    let (name, args, ready, key): (&str, Vec<std::ffi::OsString>, _, _) = match target {
+        Target::Sidecar => {
+            let trust_domain = std::fs::read_to_string(env.work.join("trust-domain"))
+                .map_err(|e| format!("identities not written: {e}"))?;
+            let path = env.work.join("sidecar.toml");
+            std::fs::write(&path, sidecar_config(backend, trust_domain.trim()))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            // One worker, as the other proxies: the sidecar then runs a current-thread runtime.
+            let args = vec![
+                "--config".into(),
+                path.into_os_string(),
+                "--workers".into(),
+                "1".into(),
+            ];
+            ("mesh-sidecar", args, "mesh-sidecar: ready", "outbound")
+        }
+        Target::Floor => {
+            let args = vec![
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--upstream".into(),
+                backend.to_string().into(),
+            ];
+            ("hyper-floor", args, "hyper-floor: ready", "listen")
+        }
+        other => return Err(format!("{other} is not one of the proxies built here")),
+    };
+    let binary = env.bin_dir.join(name);
+    let (spawn, timeout) = match wrapper {
+        None => (
+            children::spawn(name, binary, &env.work).args(args),
+            START_TIMEOUT,
+        ),
+        Some(w) => (
+            children::spawn(name, w.program.clone(), &env.work)
+                .args(w.args.iter().cloned())
+                .args([binary.into_os_string()])
+                .args(args),
+            w.start_timeout,
+        ),
+    };
+    let (proc, line) = spawn.cpu(SERVER_CPU).ready_line(ready, timeout)?;
     let addr =
         |key| ready_addr(&line, key).ok_or_else(|| format!("unexpected ready line {line:?}"));
     Ok(Running {
-        plain: addr("outbound")?,
-        tls: Some(addr("inbound")?),
+        plain: addr(key)?,
+        tls: match target {
+            Target::Sidecar => Some(addr("inbound")?),
+            _ => None,
+        },
         proc: Some(proc),
-    })
-}
-
-/// `hyper-floor`: its runtime has one thread whatever the environment says.
-fn start_floor(env: &Env, backend: SocketAddr) -> Result<Running, String> {
-    let (proc, line) = children::spawn("hyper-floor", env.bin_dir.join("hyper-floor"), &env.work)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &backend.to_string(),
-        ])
-        .cpu(SERVER_CPU)
-        .ready_line("hyper-floor: ready", START_TIMEOUT)?;
-    let plain =
-        ready_addr(&line, "listen").ok_or_else(|| format!("unexpected ready line {line:?}"))?;
-    Ok(Running {
-        proc: Some(proc),
-        plain,
-        tls: None,
     })
 }
 

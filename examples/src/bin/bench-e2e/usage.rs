@@ -8,16 +8,17 @@ bench-e2e: end-to-end comparison of mesh-sidecar with a bare hyper proxy, HAProx
 USAGE:
     cargo run --release -p mesh-examples --bin bench-e2e -- [OPTIONS]
 
-    Full run (the published figures; about 38 min, of which ~14 min fixed-rate runs, ~5 min
+    Full run (the published figures; about 40 min, of which ~14 min fixed-rate runs, ~5 min
     ceiling, ~2 min handshakes, ~4 min idle connections, ~12 min microbenchmarks with their
-    compilation; plus the first-time installs):
+    compilation, ~2 min callgrind; plus the first-time installs):
         cargo run --release -p mesh-examples --bin bench-e2e
     Smoke test of the tooling (about 2 min; figures not to be quoted):
         cargo run --release -p mesh-examples --bin bench-e2e -- --quick
 
 WHAT IT DOES
-    Installs what is missing: HAProxy and nginx with `apt-get update && apt-get install -y
-    haproxy nginx` (needs root; otherwise it prints the command and stops), and oha with
+    Installs what is missing: HAProxy and nginx (and valgrind, for the callgrind part) with
+    `apt-get update && apt-get install -y haproxy nginx valgrind` (needs root; otherwise it
+    prints the command and stops), and oha with
     `cargo install oha --locked` (this compiles oha: several minutes). Builds `backend`,
     `mesh-sidecar` and `hyper-floor` with the workspace's `production` profile (release with
     fat LTO and one codegen unit: a few minutes more the first time). Needs `taskset` and at
@@ -52,6 +53,10 @@ WHAT IT DOES
       micro      cargo bench of towermesh-balance (balancer), towermesh-retry (retry),
                  towermesh-tls (handshake), towermesh (client_stack) and mesh-examples (allocs:
                  heap allocations per proxied request, mesh-sidecar's path against the floor)
+      callgrind  mesh-sidecar and hyper-floor under valgrind's callgrind with its cache
+                 simulation: 500 warm-up requests, then instructions, L1 instruction and data
+                 misses and callgrind's cycle estimate per request over 5 000 sequential
+                 keep-alive requests (counts, not times: stable on a noisy machine)
 
     The report replaces the generated section of BENCHMARKS.md at the workspace root (between
     its markers; text around it is kept): date, machine, tool versions, method, one table per
@@ -59,7 +64,8 @@ WHAT IT DOES
 
 OPTIONS:
     --quick                      smoke mode: --duration 2, --repeats 1, --idle-levels 1000, no
-                                 micro part (any option given explicitly still applies)
+                                 micro and callgrind parts (any option given explicitly still
+                                 applies)
     --duration <SECS>            length of every oha and handshake run (default 10)
     --repeats <N>                repeats of latency, ceiling and handshake (default 5)
     --rates <LIST>               fixed rates in req/s, comma-separated (default 1000,5000,10000)
@@ -70,7 +76,7 @@ OPTIONS:
     --idle-hold <SECS>           how long the idle connections are held; RSS is read at 2 s
                                  and at the end (default 15; --quick: 2)
     --parts <LIST>               parts to run, comma-separated, from latency, ceiling,
-                                 handshake, idle, micro (default: all)
+                                 handshake, idle, micro, callgrind (default: all)
     --targets <LIST>             targets to measure, comma-separated, from mesh-sidecar,
                                  hyper-floor, haproxy, nginx (default: all; direct always)
     --skip-micro                 leave out the micro part
