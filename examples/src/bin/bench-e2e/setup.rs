@@ -56,16 +56,13 @@ pub(crate) fn ensure_tools(install: bool, cargo: &str, valgrind: bool) -> Result
         .collect();
     if !missing.is_empty() {
         let command = format!("apt-get update && apt-get install -y {}", missing.join(" "));
+        let names = english_list(&missing);
         if !install {
-            return Err(format!(
-                "{} missing; install with: {command}",
-                missing.join(" and ")
-            ));
+            return Err(format!("{names} missing; install with: {command}"));
         }
         if !is_root() || find_in_path("apt-get").is_none() {
             return Err(format!(
-                "{} missing and this is not a root shell on a Debian-like system; run as root: {command}",
-                missing.join(" and ")
+                "{names} missing and this is not a root shell on a Debian-like system; run as root: {command}"
             ));
         }
         run_visible("apt-get", &["update"])?;
@@ -93,6 +90,15 @@ pub(crate) fn ensure_tools(install: bool, cargo: &str, valgrind: bool) -> Result
         oha,
         valgrind: valgrind.then(|| find("valgrind")).transpose()?,
     })
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn english_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 fn oha_path() -> Option<PathBuf> {
@@ -221,4 +227,19 @@ pub(crate) fn environment(tools: &Tools) -> Vec<(String, String)> {
             first_line("rustc", &["-V"]).unwrap_or_else(unknown),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tools_are_listed_in_english() {
+        assert_eq!(english_list(&["nginx"]), "nginx");
+        assert_eq!(english_list(&["haproxy", "nginx"]), "haproxy and nginx");
+        assert_eq!(
+            english_list(&["haproxy", "nginx", "valgrind"]),
+            "haproxy, nginx and valgrind"
+        );
+    }
 }
