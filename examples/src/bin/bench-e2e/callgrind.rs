@@ -19,12 +19,9 @@
 //! execution, so the estimate ranks code, it does not predict times.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-use tokio::net::TcpStream;
 
 use crate::netio;
 use crate::targets::{self, Env, Target, Wrapper};
@@ -94,9 +91,9 @@ pub(crate) fn measure(env: &Env, valgrind: &Path, target: Target) -> Result<Call
         .as_ref()
         .map(|p| p.pid())
         .ok_or("the proxy has no process")?;
-    crate::block_on(requests(running.plain, WARM_UP))?;
+    crate::block_on(netio::sequential_gets(running.plain, WARM_UP, CONNECTIONS))?;
     callgrind_control(valgrind, "-z", pid)?;
-    crate::block_on(requests(running.plain, MEASURED))?;
+    crate::block_on(netio::sequential_gets(running.plain, MEASURED, CONNECTIONS))?;
     callgrind_control(valgrind, "-d", pid)?;
     let text = wait_for_dump(&dump)?;
     drop(running);
@@ -187,32 +184,6 @@ pub(crate) fn parse_totals(text: &str) -> Option<[u64; 9]> {
         *slot = values[i];
     }
     Some(out)
-}
-
-/// `count` sequential keep-alive requests over [`CONNECTIONS`] connections taken in turn; each
-/// must answer `200`.
-async fn requests(addr: SocketAddr, count: usize) -> Result<(), String> {
-    let mut streams = Vec::with_capacity(CONNECTIONS);
-    for _ in 0..CONNECTIONS {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect to {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        streams.push(stream);
-    }
-    let request = netio::get_keep_alive();
-    for i in 0..count {
-        let stream = &mut streams[i % CONNECTIONS];
-        netio::write_all(stream, request.as_bytes())
-            .await
-            .map_err(|e| format!("write to {addr}: {e}"))?;
-        match netio::read_response(stream, false).await {
-            Ok(200) => {}
-            Ok(status) => return Err(format!("request to {addr}: status {status}")),
-            Err(e) => return Err(format!("request to {addr}: {e}")),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -75,18 +75,7 @@ async fn one(addr: SocketAddr) -> Result<TcpStream, String> {
 
 /// `count` keep-alive requests, one after the other on one connection (a warm-up).
 pub(crate) async fn warm_up(addr: SocketAddr, count: usize) -> Result<(), String> {
-    let mut stream = TcpStream::connect(addr)
+    netio::sequential_gets(addr, count, 1)
         .await
-        .map_err(|e| format!("warm-up connect to {addr}: {e}"))?;
-    for _ in 0..count {
-        netio::write_all(&mut stream, netio::get_keep_alive().as_bytes())
-            .await
-            .map_err(|e| format!("warm-up write: {e}"))?;
-        match netio::read_response(&mut stream, false).await {
-            Ok(200) => {}
-            Ok(status) => return Err(format!("warm-up request to {addr}: status {status}")),
-            Err(e) => return Err(format!("warm-up request to {addr}: {e}")),
-        }
-    }
-    Ok(())
+        .map_err(|e| format!("warm-up: {e}"))
 }

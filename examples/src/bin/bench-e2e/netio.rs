@@ -4,9 +4,11 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::targets::HOST;
 
@@ -18,6 +20,37 @@ pub(crate) fn get_keep_alive() -> String {
 /// A `GET /` that asks the server to close the connection after answering.
 pub(crate) fn get_close() -> String {
     format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n")
+}
+
+/// `count` keep-alive `GET /`s, one after the other, over `connections` connections to `addr`
+/// taken in turn; each must answer `200`.
+pub(crate) async fn sequential_gets(
+    addr: SocketAddr,
+    count: usize,
+    connections: usize,
+) -> Result<(), String> {
+    let mut streams = Vec::with_capacity(connections);
+    for _ in 0..connections.max(1) {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        streams.push(stream);
+    }
+    let request = get_keep_alive();
+    for i in 0..count {
+        let n = streams.len();
+        let stream = &mut streams[i % n];
+        write_all(stream, request.as_bytes())
+            .await
+            .map_err(|e| format!("write to {addr}: {e}"))?;
+        match read_response(stream, false).await {
+            Ok(200) => {}
+            Ok(status) => return Err(format!("request to {addr}: status {status}")),
+            Err(e) => return Err(format!("request to {addr}: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// Writes all of `buf` and flushes.
